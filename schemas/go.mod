@@ -1,0 +1,3 @@
+module github.com/consentgate/consentgate/schemas
+
+go 1.26.8

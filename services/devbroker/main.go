@@ -1,0 +1,79 @@
+// Command devbroker runs an embedded Kafka-protocol broker (franz-go's kfake)
+// for the dev stack and the end-to-end tests. It is not a production broker:
+// one process, no replication. It speaks the Kafka protocol over TCP, keeps
+// consumer groups and offsets, persists its log in a data directory when one
+// is given, and creates the pipeline's default topics at start.
+//
+// It prints one line "devbroker ready <host:port>" on standard output once it
+// accepts connections, and shuts down cleanly (flushing the data directory) on
+// SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+func main() {
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", "devbroker")
+	if err := run(log, os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		log.Error("devbroker stopped", "error", err.Error())
+		os.Exit(1)
+	}
+}
+
+func run(log *slog.Logger, args []string) error {
+	cfg, err := loadConfig(args, os.Getenv)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	opts := []kfake.Opt{
+		kfake.Ports(cfg.Port),
+		kfake.DefaultNumPartitions(cfg.Partitions),
+		kfake.SeedTopics(int32(cfg.Partitions), cfg.Topics...),
+		kfake.ClusterID("consentgate-dev"),
+		// Sessions below the default minimum let tests notice a killed
+		// consumer quickly.
+		kfake.GroupMinSessionTimeout(cfg.MinSessionTimeout),
+	}
+	if cfg.AutoCreate {
+		opts = append(opts, kfake.AllowAutoTopicCreation())
+	}
+	if cfg.DataDir != "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+			return fmt.Errorf("create data dir: %w", err)
+		}
+		opts = append(opts, kfake.DataDir(cfg.DataDir))
+	}
+	if cfg.SyncWrites {
+		opts = append(opts, kfake.SyncWrites())
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		return fmt.Errorf("start broker: %w", err)
+	}
+	addrs := c.ListenAddrs()
+	log.Info("devbroker started", "addr", addrs[0], "partitions", cfg.Partitions,
+		"topics", cfg.Topics, "data_dir", cfg.DataDir, "auto_create", cfg.AutoCreate)
+	fmt.Printf("devbroker ready %s\n", addrs[0])
+
+	<-ctx.Done()
+	log.Info("devbroker shutting down")
+	c.Close()
+	log.Info("devbroker stopped")
+	return nil
+}

@@ -1,0 +1,267 @@
+// Package e2e runs the services as real processes against the embedded
+// broker process (over TCP) and a real redis-server, and checks what comes
+// out of the topics.
+package e2e
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/consentgate/consentgate/pkg/avrocodec"
+	"github.com/consentgate/consentgate/pkg/brokertest"
+	"github.com/consentgate/consentgate/pkg/consent"
+	"github.com/consentgate/consentgate/pkg/proctest"
+	"github.com/consentgate/consentgate/pkg/redistest"
+	"github.com/consentgate/consentgate/pkg/stream"
+	"github.com/consentgate/consentgate/schemas"
+)
+
+type pipeline struct {
+	broker  *brokertest.Broker
+	redis   *redistest.Server
+	prefix  string
+	env     []string
+	codec   *avrocodec.Codec
+	writer  *kafka.Writer
+	sync    *proctest.Proc
+	enforce *proctest.Proc
+}
+
+func startPipeline(t *testing.T) *pipeline {
+	t.Helper()
+	p := &pipeline{
+		broker: brokertest.Start(t, brokertest.Options{Partitions: 2, Topics: []string{"compliant.marketing"}}),
+		redis:  redistest.Start(t),
+		prefix: redistest.PrefixFor(t),
+	}
+	t.Logf("redis: local redis-server process at %s (no Docker engine here)", p.redis.Addr())
+	policyFile, err := filepath.Abs("testdata/policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.env = []string{
+		"KAFKA_BROKERS=" + p.broker.Addr,
+		"REDIS_ADDR=" + p.redis.Addr(),
+		"POLICY_FILE=" + policyFile,
+		"CONSENT_KEY_PREFIX=" + p.prefix,
+		"ENFORCER_SESSION_TIMEOUT=6s",
+		"CONSENT_SYNC_SESSION_TIMEOUT=6s",
+	}
+	cat, err := avrocodec.LoadCatalog(schemas.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.codec = avrocodec.New(cat, nil)
+	cfg := stream.DefaultConfig()
+	cfg.Brokers = []string{p.broker.Addr}
+	p.writer = stream.NewWriter(cfg)
+	t.Cleanup(func() { p.writer.Close() })
+
+	p.sync = proctest.Start(t, "consent-sync", proctest.Build(t, "services/consent-sync"), p.env)
+	p.enforce = proctest.Start(t, "enforcer", proctest.Build(t, "services/enforcer"), p.env)
+	for _, proc := range []*proctest.Proc{p.sync, p.enforce} {
+		if err := proc.WaitFor(`"msg":"`+map[bool]string{true: "syncing consent", false: "enforcing"}[proc == p.sync]+`"`, 60*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p
+}
+
+func (p *pipeline) produce(t *testing.T, msgs ...kafka.Message) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := stream.WriteAll(ctx, p.writer, msgs, nil); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+}
+
+func (p *pipeline) change(t *testing.T, c consent.Change) kafka.Message {
+	t.Helper()
+	b, err := p.codec.EncodeSingle("consentgate.consent.ConsentChange", c.Native())
+	if err != nil {
+		t.Fatalf("encode change: %v", err)
+	}
+	return kafka.Message{Topic: "consent.changes", Key: []byte(c.SubjectID), Value: b}
+}
+
+func (p *pipeline) email(t *testing.T, eventID, subject string) kafka.Message {
+	t.Helper()
+	v := map[string]any{
+		"event_id": eventID, "subject_id": subject, "occurred_at": time.Now(),
+		"email": subject + "@mail.example", "campaign_id": "cmp-1", "message_id": "msg-1",
+		"action": "OPEN", "link_url": nil, "user_agent": nil, "ip_address": map[string]any{"string": "198.51.100.7"},
+	}
+	b, err := p.codec.EncodeSingle("consentgate.events.EmailEngagement", v)
+	if err != nil {
+		t.Fatalf("encode event: %v", err)
+	}
+	return kafka.Message{Topic: "customer.events", Key: []byte(subject), Value: b}
+}
+
+// waitConsent polls Redis until the subject's purpose has the wanted status.
+func (p *pipeline) waitConsent(t *testing.T, subject, purpose string, want consent.Status) {
+	t.Helper()
+	store := consent.NewStore(p.redis.Client(t), p.prefix)
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		states, err := store.Lookup(context.Background(), []string{subject})
+		if err == nil && states[subject] != nil && states[subject].Purposes[purpose].Status == want {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("consent-sync did not store %s for the purpose %s within 30s", want, purpose)
+}
+
+type auditRow struct{ eventID, subject, stream, purpose, decision, reason, changeID string }
+
+func (p *pipeline) audit(t *testing.T, want int) []auditRow {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var rows []auditRow
+	for time.Now().Before(deadline) {
+		rows = rows[:0]
+		for _, m := range p.broker.ReadAll(t, "consent.audit", 300*time.Millisecond, 10*time.Second) {
+			rec, err := p.codec.Decode(context.Background(), m.Value)
+			if err != nil {
+				t.Fatalf("audit record does not decode: %v", err)
+			}
+			if rec.Schema.FullName != "consentgate.audit.AuditRecord" {
+				t.Fatalf("audit topic holds a %s", rec.Schema.FullName)
+			}
+			get := func(f string) string { s, _ := avrocodec.StringField(rec.Value, f); return s }
+			rows = append(rows, auditRow{get("event_id"), get("subject_id"), get("stream"), get("purpose"), get("decision"), get("reason"), get("consent_change_id")})
+			if string(m.Key) != get("subject_id") {
+				t.Errorf("audit record keyed %q, want its subject", m.Key)
+			}
+		}
+		if len(rows) >= want {
+			return rows
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("got %d audit records within 60s, want %d: %+v", len(rows), want, rows)
+	return nil
+}
+
+// TestOnlyGrantedEventReachesPurposeStream is the walking skeleton's promise:
+// a granted and an ungranted event for the same purpose; only the granted
+// one arrives on compliant.marketing, both are audited, a poison record goes
+// to the dead-letter topic with its reason, and both services stop cleanly.
+func TestOnlyGrantedEventReachesPurposeStream(t *testing.T) {
+	p := startPipeline(t)
+	now := time.Now()
+	p.produce(t, p.change(t, consent.Change{
+		ChangeID: "chg-1", SubjectID: "cust-granted", Purpose: "marketing", Action: consent.ActionGrant,
+		LegalBasis: consent.BasisConsent, Source: "preference-centre", NoticeVersion: "2026-09", CapturedAt: now,
+	}), p.change(t, consent.Change{
+		ChangeID: "chg-2", SubjectID: "cust-denied", Purpose: "marketing", Action: consent.ActionDeny,
+		LegalBasis: consent.BasisConsent, Source: "cookie-banner", NoticeVersion: "2026-09", CapturedAt: now,
+	}))
+	p.waitConsent(t, "cust-granted", "marketing", consent.StatusGranted)
+	p.waitConsent(t, "cust-denied", "marketing", consent.StatusDenied)
+
+	p.produce(t,
+		p.email(t, "evt-granted", "cust-granted"),
+		p.email(t, "evt-denied", "cust-denied"),
+		p.email(t, "evt-unknown", "cust-never-asked"),
+		kafka.Message{Topic: "customer.events", Key: []byte("poison"), Value: []byte("\xc3\x01garbage")},
+	)
+
+	rows := p.audit(t, 3)
+	byEvent := map[string]auditRow{}
+	for _, r := range rows {
+		if _, dup := byEvent[r.eventID]; dup {
+			t.Errorf("event %s audited twice for one stream", r.eventID)
+		}
+		byEvent[r.eventID] = r
+	}
+	for _, w := range []auditRow{
+		{eventID: "evt-granted", subject: "cust-granted", stream: "compliant.marketing", purpose: "marketing", decision: "PASSED", reason: "granted", changeID: "chg-1"},
+		{eventID: "evt-denied", subject: "cust-denied", stream: "compliant.marketing", purpose: "marketing", decision: "DROPPED", reason: "denied", changeID: "chg-2"},
+		{eventID: "evt-unknown", subject: "cust-never-asked", stream: "compliant.marketing", purpose: "marketing", decision: "DROPPED", reason: "unknown_subject"},
+	} {
+		if got := byEvent[w.eventID]; got != w {
+			t.Errorf("audit of %s = %+v, want %+v", w.eventID, got, w)
+		}
+	}
+
+	out := p.broker.ReadAll(t, "compliant.marketing", 500*time.Millisecond, 10*time.Second)
+	if len(out) != 1 {
+		t.Fatalf("compliant.marketing holds %d records, want exactly the granted one", len(out))
+	}
+	if id, _ := stream.Header(out[0], "consentgate.event_id"); id != "evt-granted" {
+		t.Errorf("compliant.marketing holds event %q, want evt-granted", id)
+	}
+	if string(out[0].Key) != "cust-granted" {
+		t.Errorf("output key %q, want the input key", out[0].Key)
+	}
+
+	dlq := p.broker.ReadAll(t, "customer.events.dlq", 500*time.Millisecond, 10*time.Second)
+	if len(dlq) != 1 {
+		t.Fatalf("dead-letter topic holds %d records, want the poison one", len(dlq))
+	}
+	if string(dlq[0].Value) != "\xc3\x01garbage" {
+		t.Errorf("dead letter value changed: %q", dlq[0].Value)
+	}
+	if r, _ := stream.Header(dlq[0], "consentgate.dlq.reason"); r != "undecodable" {
+		t.Errorf("dead letter reason %q, want undecodable", r)
+	}
+
+	for _, proc := range []*proctest.Proc{p.enforce, p.sync} {
+		if err := proc.Stop(30 * time.Second); err != nil {
+			t.Errorf("%s did not stop cleanly on SIGTERM: %v", proc.Name, err)
+		}
+	}
+	for _, proc := range []*proctest.Proc{p.enforce, p.sync} {
+		for _, secret := range []string{"cust-granted", "cust-denied", "mail.example", "198.51.100.7"} {
+			if strings.Contains(proc.Output(), secret) {
+				t.Errorf("%s logged personal data (%q)", proc.Name, secret)
+			}
+		}
+	}
+}
+
+// TestBadSettingStopsStartup checks that a missing or bad setting stops a
+// service at once with a message naming what to set, and that --help lists
+// every setting with its environment variable.
+func TestBadSettingStopsStartup(t *testing.T) {
+	t.Parallel()
+	for _, svc := range []string{"enforcer", "consent-sync"} {
+		bin := proctest.Build(t, "services/"+svc)
+		bad := proctest.Start(t, svc, bin, []string{"KAFKA_BROKERS=nohostport", "REDIS_ADDR=", "REDIS_TIMEOUT=soon", "POLICY_FILE="})
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		err := bad.Wait(ctx)
+		cancel()
+		if err == nil || bad.ExitCode() != 1 {
+			t.Fatalf("%s with bad settings: exit %d (%v), want 1", svc, bad.ExitCode(), err)
+		}
+		wants := []string{"KAFKA_BROKERS", "REDIS_TIMEOUT", "REDIS_ADDR"}
+		if svc == "enforcer" {
+			wants = append(wants, "POLICY_FILE")
+		}
+		for _, w := range wants {
+			if !strings.Contains(bad.Output(), w) {
+				t.Errorf("%s start-up error does not name %s:\n%s", svc, w, bad.Output())
+			}
+		}
+
+		help := proctest.Start(t, svc+"-help", bin, nil, "--help")
+		ctx, cancel = context.WithTimeout(context.Background(), 20*time.Second)
+		if err := help.Wait(ctx); err != nil {
+			t.Errorf("%s --help exit: %v", svc, err)
+		}
+		cancel()
+		for _, w := range []string{"KAFKA_BROKERS", "REDIS_ADDR", "REDIS_URL", "POLICY_FILE", "SCHEMA_REGISTRY_URL", "127.0.0.1:9092"} {
+			if !strings.Contains(help.Output(), w) {
+				t.Errorf("%s --help does not list %s", svc, w)
+			}
+		}
+	}
+}

@@ -1,0 +1,104 @@
+package decision
+
+import (
+	"testing"
+	"time"
+
+	"github.com/consentgate/consentgate/pkg/consent"
+	"github.com/consentgate/consentgate/pkg/policy"
+)
+
+const testPolicy = `
+purposes:
+  - id: marketing
+    legal_bases: [CONSENT]
+  - id: analytics
+    legal_bases: [CONSENT, LEGITIMATE_INTEREST]
+  - id: sale
+    opt_out: true
+streams:
+  - topic: compliant.marketing
+    purposes: [marketing]
+    schemas: [consentgate.events.EmailEngagement]
+  - topic: compliant.analytics
+    purposes: [analytics]
+    on_missing_consent: redact
+  - topic: compliant.partners
+    purposes: [sale, marketing]
+  - topic: compliant.sale
+    purposes: [sale]
+`
+
+func TestDecide(t *testing.T) {
+	t.Parallel()
+	pol, err := policy.Parse([]byte(testPolicy), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.UnixMilli(1_800_000_000_000)
+	at := now.Add(-time.Hour)
+	grant := func(basis consent.LegalBasis, excluded ...string) consent.PurposeState {
+		return consent.PurposeState{Status: consent.StatusGranted, ChangeID: "g1", CapturedAt: at, LegalBasis: basis, ExcludedCategories: excluded}
+	}
+	state := func(p map[string]consent.PurposeState) *consent.State {
+		return &consent.State{SubjectID: "s", Purposes: p}
+	}
+	emailCats := map[string]string{"subject_id": "user.id", "email": "user.contact.email"}
+	purchaseCats := map[string]string{"subject_id": "user.id", "items[].health_category": "user.health"}
+	tests := []struct {
+		name       string
+		stream     string
+		schema     string
+		cats       map[string]string
+		state      *consent.State
+		want       Outcome
+		reason     string
+		changeID   string
+		wantPurpos string
+	}{
+		{"granted", "compliant.marketing", "consentgate.events.EmailEngagement", emailCats,
+			state(map[string]consent.PurposeState{"marketing": grant(consent.BasisConsent)}), Passed, "granted", "g1", "marketing"},
+		{"unknown subject", "compliant.marketing", "consentgate.events.EmailEngagement", emailCats, nil, Dropped, "unknown_subject", "", "marketing"},
+		{"never asked", "compliant.marketing", "consentgate.events.EmailEngagement", emailCats,
+			state(map[string]consent.PurposeState{"analytics": grant(consent.BasisConsent)}), Dropped, "never_asked", "", "marketing"},
+		{"denied", "compliant.marketing", "consentgate.events.EmailEngagement", emailCats,
+			state(map[string]consent.PurposeState{"marketing": {Status: consent.StatusDenied, ChangeID: "d1", CapturedAt: at}}), Dropped, "denied", "d1", "marketing"},
+		{"withdrawn", "compliant.marketing", "consentgate.events.EmailEngagement", emailCats,
+			state(map[string]consent.PurposeState{"marketing": {Status: consent.StatusWithdrawn, ChangeID: "w1", CapturedAt: at}}), Dropped, "withdrawn", "w1", "marketing"},
+		{"expired", "compliant.marketing", "consentgate.events.EmailEngagement", emailCats,
+			state(map[string]consent.PurposeState{"marketing": {Status: consent.StatusGranted, ChangeID: "g2", CapturedAt: at, ExpiresAt: now, LegalBasis: consent.BasisConsent}}), Dropped, "expired", "g2", "marketing"},
+		{"schema not accepted", "compliant.marketing", "consentgate.events.Purchase", purchaseCats,
+			state(map[string]consent.PurposeState{"marketing": grant(consent.BasisConsent)}), Dropped, ReasonSchemaNotAccepted, "", "marketing"},
+		{"legitimate interest not enough for marketing", "compliant.marketing", "consentgate.events.EmailEngagement", emailCats,
+			state(map[string]consent.PurposeState{"marketing": grant(consent.BasisLegitimateInterest)}), Dropped, ReasonLegalBasisNotAccepted, "g1", "marketing"},
+		{"legitimate interest enough for analytics", "compliant.analytics", "consentgate.events.Purchase", purchaseCats,
+			state(map[string]consent.PurposeState{"analytics": grant(consent.BasisLegitimateInterest)}), Passed, "granted", "g1", "analytics"},
+		{"redact stream fails closed until redaction lands", "compliant.analytics", "consentgate.events.Purchase", purchaseCats,
+			nil, Dropped, ReasonRedactNotAvailable + ":unknown_subject", "", "analytics"},
+		{"excluded category present", "compliant.analytics", "consentgate.events.Purchase", purchaseCats,
+			state(map[string]consent.PurposeState{"analytics": grant(consent.BasisConsent, "user.health")}), Dropped, ReasonExcludedCategory, "g1", "analytics"},
+		{"excluded category absent", "compliant.analytics", "consentgate.events.EmailEngagement", emailCats,
+			state(map[string]consent.PurposeState{"analytics": grant(consent.BasisConsent, "user.health")}), Passed, "granted", "g1", "analytics"},
+		{"opt-out purpose never asked", "compliant.sale", "consentgate.events.Purchase", purchaseCats,
+			nil, Passed, ReasonOptOutNotExercised, "", "sale"},
+		{"opt-out purpose denied", "compliant.sale", "consentgate.events.Purchase", purchaseCats,
+			state(map[string]consent.PurposeState{"sale": {Status: consent.StatusDenied, ChangeID: "d9", CapturedAt: at}}), Dropped, "denied", "d9", "sale"},
+		{"two purposes: second missing", "compliant.partners", "consentgate.events.Purchase", purchaseCats,
+			state(map[string]consent.PurposeState{"sale": grant(consent.BasisConsent)}), Dropped, "never_asked", "", "marketing"},
+		{"two purposes: both granted", "compliant.partners", "consentgate.events.Purchase", purchaseCats,
+			state(map[string]consent.PurposeState{"sale": grant(consent.BasisConsent), "marketing": grant(consent.BasisConsent)}), Passed, "granted", "g1", "sale"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, ok := pol.Stream(tt.stream)
+			if !ok {
+				t.Fatalf("no stream %s", tt.stream)
+			}
+			d := Decide(pol, s, Input{Schema: tt.schema, Categories: tt.cats, State: tt.state, Now: now})
+			if d.Outcome != tt.want || d.Reason != tt.reason || d.ChangeID != tt.changeID || d.Purpose != tt.wantPurpos || d.Stream != tt.stream {
+				t.Errorf("got %+v, want outcome %s reason %s change %q purpose %s", d, tt.want, tt.reason, tt.changeID, tt.wantPurpos)
+			}
+		})
+	}
+}

@@ -1,0 +1,165 @@
+// Package sync applies consent changes to the consent store. Each change is
+// decoded, validated and applied with the store's atomic compare-and-set
+// (newest captured_at wins), so replays and duplicates are harmless; a change
+// that cannot be decoded or is invalid goes to the dead-letter topic with the
+// reason. A withdrawal, a denial after a grant, or an erasure that takes
+// effect yields a revocation notice for downstream systems.
+package sync
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/consentgate/consentgate/pkg/avrocodec"
+	"github.com/consentgate/consentgate/pkg/consent"
+)
+
+// ChangeSchema and NoticeSchema are the full names of the schemas read and
+// written here.
+const (
+	ChangeSchema = "consentgate.consent.ConsentChange"
+	NoticeSchema = "consentgate.consent.RevocationNotice"
+)
+
+// Dead-letter headers.
+const (
+	HeaderDLQReason    = "consentgate.dlq.reason"
+	HeaderDLQError     = "consentgate.dlq.error"
+	HeaderSourceTopic  = "consentgate.source.topic"
+	HeaderSourcePart   = "consentgate.source.partition"
+	HeaderSourceOffset = "consentgate.source.offset"
+)
+
+// Codec decodes changes and encodes notices.
+type Codec interface {
+	Decode(ctx context.Context, data []byte) (*avrocodec.Record, error)
+	EncodeSingle(fullName string, value map[string]any) ([]byte, error)
+}
+
+// Applier applies one change atomically.
+type Applier interface {
+	Apply(ctx context.Context, c consent.Change) (consent.Outcome, error)
+}
+
+// Options configure a Syncer.
+type Options struct {
+	RevocationsTopic string
+	DLQSuffix        string
+	// KnownPurposes, when not nil, lists the policy's purposes; changes
+	// for other purposes are still applied (the topic is the record) but
+	// counted as UnknownPurpose so operators see them.
+	KnownPurposes map[string]bool
+}
+
+// Syncer processes batches of consent changes; a stream.Runner drives it.
+type Syncer struct {
+	opts  Options
+	codec Codec
+	store Applier
+	now   func() time.Time
+
+	Applied, Ignored, Invalid, UnknownPurpose, Notices atomic.Int64
+}
+
+// New returns a Syncer.
+func New(opts Options, codec Codec, store Applier) *Syncer {
+	return &Syncer{opts: opts, codec: codec, store: store, now: time.Now}
+}
+
+// Process applies a batch in order and returns the notices and dead letters
+// to write. A store error aborts the batch (it is retried whole, which the
+// compare-and-set makes harmless).
+func (s *Syncer) Process(ctx context.Context, batch []kafka.Message) ([]kafka.Message, error) {
+	var out []kafka.Message
+	for _, m := range batch {
+		rec, err := s.codec.Decode(ctx, m.Value)
+		if err != nil {
+			if !avrocodec.IsPermanent(err) {
+				return nil, fmt.Errorf("decode: %w", err)
+			}
+			out = append(out, s.deadLetter(m, "undecodable", err))
+			continue
+		}
+		if rec.Schema.FullName != ChangeSchema {
+			out = append(out, s.deadLetter(m, "wrong_schema", fmt.Errorf("record has schema %s, want %s", rec.Schema.FullName, ChangeSchema)))
+			continue
+		}
+		c, err := consent.ChangeFromNative(rec.Value)
+		if err == nil {
+			err = c.Validate()
+		}
+		if err != nil {
+			out = append(out, s.deadLetter(m, "invalid_change", err))
+			continue
+		}
+		if s.opts.KnownPurposes != nil && c.Purpose != "" && !s.opts.KnownPurposes[c.Purpose] {
+			s.UnknownPurpose.Add(1)
+		}
+		o, err := s.store.Apply(ctx, c)
+		if err != nil {
+			return nil, fmt.Errorf("apply change: %w", err)
+		}
+		if !o.Applied {
+			s.Ignored.Add(1)
+			continue
+		}
+		s.Applied.Add(1)
+		if n, ok, err := s.notice(c, o); err != nil {
+			return nil, err
+		} else if ok {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+func (s *Syncer) notice(c consent.Change, o consent.Outcome) (kafka.Message, bool, error) {
+	var purposes []any
+	var reason string
+	switch {
+	case c.Action == consent.ActionErase:
+		purposes = []any{}
+		reason = "erasure requested: delete all data held about the subject"
+	case (c.Action == consent.ActionWithdraw || c.Action == consent.ActionDeny) && o.Previous.Status == consent.StatusGranted:
+		purposes = []any{c.Purpose}
+		reason = "consent " + map[consent.Action]string{consent.ActionWithdraw: "withdrawn", consent.ActionDeny: "denied"}[c.Action] +
+			": delete data received for this purpose"
+	default:
+		return kafka.Message{}, false, nil
+	}
+	v := map[string]any{
+		"notice_id":  "rev-" + c.ChangeID,
+		"subject_id": c.SubjectID,
+		"purposes":   purposes,
+		"action":     string(c.Action),
+		"since":      c.CapturedAt,
+		"change_id":  c.ChangeID,
+		"reason":     reason,
+		"issued_at":  s.now(),
+	}
+	b, err := s.codec.EncodeSingle(NoticeSchema, v)
+	if err != nil {
+		return kafka.Message{}, false, fmt.Errorf("encode revocation notice: %w", err)
+	}
+	s.Notices.Add(1)
+	return kafka.Message{Topic: s.opts.RevocationsTopic, Key: []byte(c.SubjectID), Value: b}, true, nil
+}
+
+func (s *Syncer) deadLetter(m kafka.Message, reason string, err error) kafka.Message {
+	s.Invalid.Add(1)
+	h := make([]kafka.Header, 0, len(m.Headers)+5)
+	h = append(h, m.Headers...)
+	h = append(h,
+		kafka.Header{Key: HeaderDLQReason, Value: []byte(reason)},
+		kafka.Header{Key: HeaderDLQError, Value: []byte(err.Error())},
+		kafka.Header{Key: HeaderSourceTopic, Value: []byte(m.Topic)},
+		kafka.Header{Key: HeaderSourcePart, Value: []byte(strconv.Itoa(m.Partition))},
+		kafka.Header{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(m.Offset, 10))},
+	)
+	return kafka.Message{Topic: m.Topic + s.opts.DLQSuffix, Key: m.Key, Value: m.Value, Headers: h}
+}

@@ -133,3 +133,14 @@ func (c *Catalog) Versions(fullName string) []*Schema {
 func (c *Catalog) Schemas() []*Schema {
 	return append([]*Schema(nil), c.all...)
 }
+
+// Version returns one version of a full name, e.g. to produce events with an
+// older schema in tests and demos.
+func (c *Catalog) Version(fullName string, version int) (*Schema, bool) {
+	for _, s := range c.byName[fullName] {
+		if s.Version == version {
+			return s, true
+		}
+	}
+	return nil, false
+}

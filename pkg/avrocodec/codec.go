@@ -286,6 +286,13 @@ func (c *Codec) EncodeSingle(fullName string, value map[string]any) ([]byte, err
 	return encodeSingle(s, value)
 }
 
+// EncodeSingle encodes value with this exact schema (not the latest version
+// of its name) in the single-object encoding, as a producer that knows only
+// this version would. Failures are *EncodeError.
+func (s *Schema) EncodeSingle(value map[string]any) ([]byte, error) {
+	return encodeSingle(s, value)
+}
+
 func encodeSingle(s *Schema, value map[string]any) ([]byte, error) {
 	buf := make([]byte, soeHeaderLen, soeHeaderLen+256)
 	buf[0], buf[1] = soeMagic0, soeMagic1

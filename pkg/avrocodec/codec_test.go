@@ -423,6 +423,18 @@ func TestEncodeLike(t *testing.T) {
 		if _, err := codec.Decode(context.Background(), b); err != nil {
 			t.Fatal(err)
 		}
+		old, ok := cat.Version(pageView, 1)
+		if !ok {
+			t.Fatal("Version(PageView, 1) not found")
+		}
+		b, err = old.EncodeSingle(pageViewV1())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, err := codec.Decode(context.Background(), b)
+		if err != nil || rec.WriterFingerprint != v1.Fingerprint || rec.Schema != v2 {
+			t.Fatalf("Decode(v1 single) = %+v, %v; want writer v1, reader v2", rec, err)
+		}
 		_, err = codec.EncodeSingle("nope.Nope", pageViewV2())
 		if !errors.Is(err, avrocodec.ErrUnknownSchema) || !avrocodec.IsPermanent(err) {
 			t.Fatalf("EncodeSingle(unknown) error = %v", err)

@@ -21,10 +21,17 @@ var Categories = []string{
 	"user.contact.email",
 	"user.contact.phone",
 	"user.contact.address",
-	"user.contact.name",
+	"user.contact.address.street",
+	"user.contact.address.postal_code",
+	"user.contact.address.city",
+	"user.contact.address.country",
+	"user.name",
+	"user.device",
 	"user.device.ip_address",
 	"user.device.user_agent",
+	"user.device.cookie_id",
 	"user.device.id",
+	"user.financial",
 	"user.financial.card",
 	"user.behavior.browsing",
 	"user.behavior.purchase",
@@ -46,13 +53,18 @@ func KnownCategories() []string {
 var patternSyntax = regexp.MustCompile(`^(\*|[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*(\.\*)?)$`)
 
 // MatchCategory reports whether the data category pattern matches category.
+// The taxonomy is hierarchical: a category covers the categories below it.
 //
 // A pattern is one of
 //
 //	"*"               every (non-empty) category
 //	"user.contact.*"  every category below user.contact (user.contact.email,
-//	                  user.contact.phone, ...), but not user.contact itself
-//	"user.health"     exactly that category
+//	                  user.contact.address.street, ...), but not user.contact itself
+//	"user.contact"    that category and every category below it
+//
+// The hierarchy matters most where a customer excludes a category from a
+// grant: excluding user.contact.address must also exclude
+// user.contact.address.street.
 //
 // An empty pattern or an empty category never matches: an unannotated field
 // has no category, and its treatment is decided by the stream's
@@ -67,7 +79,7 @@ func MatchCategory(pattern, category string) bool {
 	if prefix, ok := strings.CutSuffix(pattern, "*"); ok && strings.HasSuffix(prefix, ".") {
 		return len(category) > len(prefix) && strings.HasPrefix(category, prefix)
 	}
-	return pattern == category
+	return pattern == category || strings.HasPrefix(category, pattern+".")
 }
 
 // patternCovers reports whether every category that b can match is also
@@ -80,10 +92,16 @@ func patternCovers(a, b string) bool {
 	if b == "*" {
 		return false
 	}
-	if strings.HasSuffix(b, ".*") {
-		// b matches only categories under its prefix; a must match all of them.
-		return strings.HasSuffix(a, ".*") && strings.HasPrefix(b, strings.TrimSuffix(a, "*"))
+	if base, ok := strings.CutSuffix(b, ".*"); ok {
+		// b matches only categories strictly under base; a covers them
+		// all if it matches base itself or everything under base.
+		if MatchCategory(a, base) {
+			return true
+		}
+		return strings.HasSuffix(a, ".*") && base == strings.TrimSuffix(a, ".*")
 	}
+	// b is a plain category: it matches b and what lies below b, all of
+	// which a matches as soon as it matches b.
 	return MatchCategory(a, b)
 }
 

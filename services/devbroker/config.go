@@ -125,4 +125,3 @@ func loadConfig(args []string, getenv func(string) string) (Config, error) {
 	}
 	return cfg, cfg.Validate()
 }
-

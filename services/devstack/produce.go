@@ -19,6 +19,7 @@ type producer struct {
 	codec *avrocodec.Codec
 	demo  *demo
 
+	built                   int64 // events built, poison included
 	events, changes, poison int64
 }
 
@@ -100,8 +101,8 @@ func (p *producer) run(ctx context.Context, eventsPerSec, changesPerSec int) err
 }
 
 func (p *producer) event() (kafka.Message, error) {
-	p.demo.seq++
-	if p.demo.seq%997 == 0 {
+	p.built++
+	if p.built%500 == 0 {
 		// Now and then a record no schema can read, as a buggy upstream
 		// would send: it must end on the dead-letter topic.
 		p.poison++

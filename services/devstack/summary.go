@@ -40,13 +40,14 @@ func newSummary(broker string, pol *policy.Policy) (*summary, error) {
 		s.streams = append(s.streams, st.Topic)
 		s.counts[st.Topic] = map[string]int64{}
 	}
-	// A consumer group that starts at the end: the summary counts what
-	// this run decides.
+	// A new consumer group that reads from the start and counts only
+	// records written since this run started: nothing is missed while the
+	// group is still joining.
 	s.r = kafka.NewReader(kafka.ReaderConfig{
 		Brokers:        []string{broker},
 		GroupID:        fmt.Sprintf("consentgate-devstack-summary-%d", time.Now().UnixNano()),
 		GroupTopics:    []string{"consent.audit", "customer.events.dlq", "consent.revocations"},
-		StartOffset:    kafka.LastOffset,
+		StartOffset:    kafka.FirstOffset,
 		MaxWait:        200 * time.Millisecond,
 		CommitInterval: time.Second,
 	})
@@ -71,6 +72,9 @@ func (s *summary) run(ctx context.Context, every time.Duration) error {
 		m, err := s.r.ReadMessage(ctx)
 		if err != nil {
 			return nil
+		}
+		if m.Time.Before(s.started) {
+			continue
 		}
 		switch m.Topic {
 		case "customer.events.dlq":

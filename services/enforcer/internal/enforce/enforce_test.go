@@ -1,0 +1,182 @@
+package enforce
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/consentgate/consentgate/pkg/avrocodec"
+	"github.com/consentgate/consentgate/pkg/consent"
+	"github.com/consentgate/consentgate/pkg/policy"
+	"github.com/consentgate/consentgate/pkg/redistest"
+	"github.com/consentgate/consentgate/pkg/stream"
+	"github.com/consentgate/consentgate/schemas"
+)
+
+const testPolicy = `
+purposes:
+  - id: marketing
+  - id: analytics
+streams:
+  - topic: compliant.marketing
+    purposes: [marketing]
+    schemas: [consentgate.events.EmailEngagement]
+  - topic: compliant.analytics
+    purposes: [analytics]
+`
+
+type fixture struct {
+	e     *Enforcer
+	codec *avrocodec.Codec
+	store *consent.Store
+	redis *redistest.Server
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	pol, err := policy.Parse([]byte(testPolicy), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := avrocodec.LoadCatalog(schemas.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec := avrocodec.New(cat, nil)
+	srv := redistest.Start(t)
+	store := consent.NewStore(srv.Client(t), redistest.PrefixFor(t))
+	return &fixture{e: New(Options{AuditTopic: "consent.audit", DLQSuffix: ".dlq"}, codec, store, pol), codec: codec, store: store, redis: srv}
+}
+
+func (f *fixture) grant(t *testing.T, subject, purpose string) {
+	t.Helper()
+	_, err := f.store.Apply(context.Background(), consent.Change{
+		ChangeID: "c-" + subject + "-" + purpose, SubjectID: subject, Purpose: purpose, Action: consent.ActionGrant,
+		LegalBasis: consent.BasisConsent, Source: "test", NoticeVersion: "1", CapturedAt: time.Now().Add(-time.Minute),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *fixture) email(t *testing.T, offset int64, eventID, subject string) kafka.Message {
+	t.Helper()
+	b, err := f.codec.EncodeSingle("consentgate.events.EmailEngagement", map[string]any{
+		"event_id": eventID, "subject_id": subject, "occurred_at": time.Now(), "email": "x@example.test",
+		"campaign_id": "c", "message_id": "m", "action": "OPEN", "link_url": nil, "user_agent": nil, "ip_address": nil,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kafka.Message{Topic: "customer.events", Partition: 1, Offset: offset, Key: []byte(subject), Value: b,
+		Headers: []kafka.Header{{Key: "trace", Value: []byte("abc")}}}
+}
+
+func byTopic(msgs []kafka.Message) map[string][]kafka.Message {
+	m := map[string][]kafka.Message{}
+	for _, x := range msgs {
+		m[x.Topic] = append(m[x.Topic], x)
+	}
+	return m
+}
+
+func TestProcessDecidesEveryStreamAndAuditsEachDecision(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.grant(t, "s-granted", "marketing")
+	batch := []kafka.Message{
+		f.email(t, 10, "e1", "s-granted"),
+		f.email(t, 11, "e2", "s-unknown"),
+		{Topic: "customer.events", Partition: 1, Offset: 12, Key: []byte("k"), Value: []byte{0xC3, 0x01, 1, 2}, Headers: []kafka.Header{{Key: "h", Value: []byte("v")}}},
+	}
+	out, err := f.e.Process(context.Background(), batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := byTopic(out)
+	if n := len(got["compliant.marketing"]); n != 1 {
+		t.Fatalf("compliant.marketing gets %d records, want 1", n)
+	}
+	o := got["compliant.marketing"][0]
+	if string(o.Value) != string(batch[0].Value) || string(o.Key) != "s-granted" {
+		t.Errorf("passed event changed on the way out")
+	}
+	for k, want := range map[string]string{"trace": "abc", HeaderEventID: "e1", HeaderSourceTopic: "customer.events", HeaderSourcePart: "1", HeaderSourceOffset: "10", HeaderDecision: "PASSED"} {
+		if v, _ := stream.Header(o, k); v != want {
+			t.Errorf("output header %s = %q, want %q", k, v, want)
+		}
+	}
+	if n := len(got["compliant.analytics"]); n != 0 {
+		t.Errorf("compliant.analytics gets %d records without consent", n)
+	}
+	if n := len(got["consent.audit"]); n != 4 {
+		t.Fatalf("%d audit records, want 4 (2 decodable events x 2 streams)", n)
+	}
+	decisions := map[string]string{}
+	for _, a := range got["consent.audit"] {
+		rec, err := f.codec.Decode(context.Background(), a.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := func(p string) string { v, _ := avrocodec.StringField(rec.Value, p); return v }
+		decisions[s("event_id")+"/"+s("stream")] = s("decision") + ":" + s("reason")
+		if string(a.Key) != s("subject_id") {
+			t.Errorf("audit key %q is not the subject", a.Key)
+		}
+		if s("policy_version") == "" || s("event_schema") != "consentgate.events.EmailEngagement" {
+			t.Errorf("audit record lacks policy version or schema: %v", rec.Value)
+		}
+	}
+	want := map[string]string{
+		"e1/compliant.marketing": "PASSED:granted",
+		"e1/compliant.analytics": "DROPPED:never_asked",
+		"e2/compliant.marketing": "DROPPED:unknown_subject",
+		"e2/compliant.analytics": "DROPPED:unknown_subject",
+	}
+	for k, v := range want {
+		if decisions[k] != v {
+			t.Errorf("decision %s = %q, want %q", k, decisions[k], v)
+		}
+	}
+	dlq := got["customer.events.dlq"]
+	if len(dlq) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(dlq))
+	}
+	if string(dlq[0].Value) != string(batch[2].Value) || string(dlq[0].Key) != "k" {
+		t.Error("dead letter does not keep the original key and value")
+	}
+	if v, _ := stream.Header(dlq[0], "h"); v != "v" {
+		t.Error("dead letter lost the original headers")
+	}
+	if v, _ := stream.Header(dlq[0], HeaderDLQReason); v != "undecodable" {
+		t.Errorf("dead letter reason %q", v)
+	}
+	if v, _ := stream.Header(dlq[0], HeaderDLQError); !strings.Contains(v, "fingerprint") && !strings.Contains(v, "truncated") {
+		t.Errorf("dead letter error %q does not say why", v)
+	}
+}
+
+// TestProcessFailsClosedWhenRedisIsDown: no output, no audit and an error
+// (so the runner retries and commits nothing) while consent cannot be read.
+func TestProcessFailsClosedWhenRedisIsDown(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.grant(t, "s1", "marketing")
+	batch := []kafka.Message{f.email(t, 1, "e1", "s1")}
+	f.redis.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := f.e.Process(ctx, batch)
+	if err == nil {
+		t.Fatal("Process succeeded with Redis down")
+	}
+	if len(out) != 0 {
+		t.Fatalf("Process returned %d records with Redis down", len(out))
+	}
+	if strings.Contains(err.Error(), "s1") {
+		t.Errorf("error names the subject: %v", err)
+	}
+}

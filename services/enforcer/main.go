@@ -6,51 +6,23 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
-	"time"
 
-	"github.com/consentgate/consentgate/pkg/avrocodec"
+	"github.com/consentgate/consentgate/pkg/bootstrap"
 	"github.com/consentgate/consentgate/pkg/consent"
 	"github.com/consentgate/consentgate/pkg/policy"
 	"github.com/consentgate/consentgate/pkg/redisconn"
-	"github.com/consentgate/consentgate/pkg/schemaregistry"
 	"github.com/consentgate/consentgate/pkg/stream"
-	"github.com/consentgate/consentgate/schemas"
 	"github.com/consentgate/consentgate/services/enforcer/internal/enforce"
 )
 
-func main() {
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", "enforcer")
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	err := run(ctx, log, os.Args[1:])
-	stop()
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		log.Error("enforcer stopped", "error", err.Error())
-		os.Exit(1)
-	}
-}
+func main() { bootstrap.Main("enforcer", run) }
 
 func run(ctx context.Context, log *slog.Logger, args []string) error {
 	cfg := DefaultConfig()
-	set := cfg.flags()
-	perr := set.Parse(args, os.Getenv)
-	if errors.Is(perr, flag.ErrHelp) {
-		set.PrintUsage(os.Stdout)
-		return perr
-	}
-	if err := errors.Join(perr, cfg.Validate()); err != nil {
-		return fmt.Errorf("bad configuration (see --help):\n%w", err)
+	if err := bootstrap.Parse(cfg.flags(), args, func() error { return cfg.Validate() }); err != nil {
+		return err
 	}
 	log.Info("starting", "config", cfg)
 
@@ -58,20 +30,10 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return fmt.Errorf("load policy:\n%w", err)
 	}
-	var schemaFS fs.FS = schemas.FS
-	if cfg.SchemasDir != "" {
-		schemaFS = os.DirFS(cfg.SchemasDir)
-	}
-	cat, err := avrocodec.LoadCatalog(schemaFS)
+	codec, err := cfg.Codec()
 	if err != nil {
-		return fmt.Errorf("load schemas: %w", err)
+		return err
 	}
-	var reg avrocodec.Registry
-	if cfg.RegistryURL != "" {
-		reg = schemaregistry.New(cfg.RegistryURL, &http.Client{Timeout: 5 * time.Second})
-	}
-	codec := avrocodec.New(cat, reg)
-
 	rdb, err := redisconn.Open(ctx, cfg.Redis)
 	if err != nil {
 		return fmt.Errorf("connect to redis (REDIS_ADDR/REDIS_URL): %w", err)
@@ -79,18 +41,16 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	defer rdb.Close()
 	store := consent.NewStore(rdb, cfg.ConsentPrefix)
 
-	cfg.Kafka.ClientID = "consentgate-enforcer"
+	if cfg.Kafka.ClientID == "" {
+		cfg.Kafka.ClientID = "consentgate-enforcer"
+	}
 	w := stream.NewWriter(cfg.Kafka)
 	defer w.Close()
 	r := stream.NewReader(cfg.Kafka, cfg.Input)
 	defer r.Close() // closes before the writer: leaves the group first
 
 	e := enforce.New(enforce.Options{AuditTopic: cfg.AuditTopic, DLQSuffix: cfg.DLQSuffix}, codec, store, pol)
-	runner := &stream.Runner{
-		Source: r, Sink: w, Process: e.Process,
-		BatchSize: cfg.BatchSize, Linger: cfg.Linger,
-		DrainTimeout: cfg.DrainTimeout, MaxBackoff: cfg.RetryBackoffMx, Log: log,
-	}
+	runner := cfg.Runner(r, w, e.Process, log)
 	log.Info("enforcing", "streams", len(pol.Streams), "policy_version", pol.Version)
 	err = runner.Run(ctx)
 	log.Info("stopped", "records", runner.Records.Load(), "passed", e.Passed.Load(),

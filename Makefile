@@ -19,7 +19,7 @@ help:
 
 build:
 	@mkdir -p bin
-	@for s in $(SERVICES); do $(GO) build -o bin/$$s ./services/$$s || exit 1; done
+	@for s in $(SERVICES); do echo "building bin/$$s"; $(GO) build -o bin/$$s ./services/$$s || exit 1; done
 
 run: build
 	./bin/devstack

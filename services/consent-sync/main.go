@@ -1,10 +1,22 @@
 // Command consent-sync applies consent changes from the consent topic (the
 // system of record) to the consent state cache in Redis, and publishes
 // revocation notices. See README.md at the repository root.
+//
+// With --rebuild it instead replays the consent topic from the beginning into
+// Redis and exits (internal/rebuild). With --intake-addr it also serves an
+// HTTP intake that produces consent changes to the consent topic
+// (internal/intake).
+//
+// Shutdown order on SIGTERM: the intake stops accepting requests and answers
+// those in flight (each produced or answered 503) first; then the consumer
+// stops fetching, finishes and commits its batch; then the writers, the
+// reader and Redis are closed. Records the intake produced just before are
+// in the topic: this or the next instance applies them.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -13,6 +25,8 @@ import (
 	"github.com/consentgate/consentgate/pkg/policy"
 	"github.com/consentgate/consentgate/pkg/redisconn"
 	"github.com/consentgate/consentgate/pkg/stream"
+	"github.com/consentgate/consentgate/services/consent-sync/internal/intake"
+	"github.com/consentgate/consentgate/services/consent-sync/internal/rebuild"
 	csync "github.com/consentgate/consentgate/services/consent-sync/internal/sync"
 )
 
@@ -50,16 +64,83 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	if cfg.Kafka.ClientID == "" {
 		cfg.Kafka.ClientID = "consentgate-consent-sync"
 	}
+	opts := csync.Options{RevocationsTopic: cfg.RevocationsTopic, DLQSuffix: cfg.DLQSuffix, KnownPurposes: known}
+
+	if cfg.Rebuild {
+		if !cfg.RebuildForce {
+			exist, err := rebuild.ExistingKeys(ctx, rdb, cfg.ConsentPrefix)
+			if err != nil {
+				return err
+			}
+			if exist {
+				return errors.New("redis already holds consent keys with the prefix CONSENT_KEY_PREFIX: rebuild into an empty Redis or a fresh prefix " +
+					"(then point the enforcers at it), or set CONSENT_SYNC_REBUILD_FORCE=true to apply the topic over them")
+			}
+		}
+		opts.Replay = true
+		s := csync.New(opts, codec, store)
+		_, err := rebuild.Run(ctx, log, rebuild.Options{Kafka: cfg.Kafka, Topics: cfg.Input.Topics, BatchSize: cfg.BatchSize}, s.Process,
+			rebuild.Counters{Applied: &s.Applied, Ignored: &s.Ignored, Invalid: &s.Invalid, UnknownPurpose: &s.UnknownPurpose})
+		return err
+	}
+
 	w := stream.NewWriter(cfg.Kafka)
 	defer w.Close()
 	r := stream.NewReader(cfg.Kafka, cfg.Input)
 	defer r.Close()
 
-	s := csync.New(csync.Options{RevocationsTopic: cfg.RevocationsTopic, DLQSuffix: cfg.DLQSuffix, KnownPurposes: known}, codec, store)
+	// The consumer runs on its own context, cancelled only once the intake
+	// (if any) has shut down, so that requests in flight are answered first.
+	consumeCtx, stopConsuming := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopConsuming()
+	var srv *intake.Server
+	var h *intake.Handler
+	if cfg.Intake.Addr != "" {
+		h = intake.New(intake.Options{
+			Topic: cfg.IntakeTopic(), MaxBodyBytes: int64(cfg.Intake.MaxBodyBytes), ProduceTimeout: cfg.Kafka.WriteTimeout, Log: log,
+		}, codec, cfg.Kafka)
+		defer h.Close()
+		srv, err = intake.Start(cfg.Intake.Addr, h, cfg.Kafka.WriteTimeout, log)
+		if err != nil {
+			return err
+		}
+		log.Info("intake listening", "addr", srv.Addr().String(), "path", intake.Path, "topic", cfg.IntakeTopic())
+	}
+	intakeDone := make(chan error, 1)
+	go func() {
+		var serveErr error
+		if srv != nil {
+			select {
+			case <-ctx.Done():
+			case <-consumeCtx.Done():
+			case serveErr = <-srv.Err():
+			}
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.DrainTimeout)
+			if err := srv.Shutdown(sctx); err != nil {
+				serveErr = errors.Join(serveErr, fmt.Errorf("intake shutdown: %w", err))
+			}
+			cancel()
+		} else {
+			select {
+			case <-ctx.Done():
+			case <-consumeCtx.Done():
+			}
+		}
+		stopConsuming()
+		intakeDone <- serveErr
+	}()
+
+	s := csync.New(opts, codec, store)
 	runner := cfg.Runner(r, w, s.Process, log)
 	log.Info("syncing consent")
-	err = runner.Run(ctx)
-	log.Info("stopped", "records", runner.Records.Load(), "applied", s.Applied.Load(), "ignored", s.Ignored.Load(),
-		"invalid", s.Invalid.Load(), "unknown_purpose", s.UnknownPurpose.Load(), "notices", s.Notices.Load())
+	err = runner.Run(consumeCtx)
+	stopConsuming()
+	err = errors.Join(err, <-intakeDone)
+	attrs := []any{"records", runner.Records.Load(), "applied", s.Applied.Load(), "ignored", s.Ignored.Load(),
+		"invalid", s.Invalid.Load(), "unknown_purpose", s.UnknownPurpose.Load(), "notices", s.Notices.Load()}
+	if h != nil {
+		attrs = append(attrs, "intake_accepted", h.Accepted.Load(), "intake_rejected", h.Rejected.Load(), "intake_unavailable", h.Unavailable.Load())
+	}
+	log.Info("stopped", attrs...)
 	return err
 }

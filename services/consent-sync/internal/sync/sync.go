@@ -4,6 +4,12 @@
 // that cannot be decoded or is invalid goes to the dead-letter topic with the
 // reason. A withdrawal, a denial after a grant, or an erasure that takes
 // effect yields a revocation notice for downstream systems.
+//
+// In replay mode (Options.Replay, used by consent-sync --rebuild) the same
+// decoding, validation and compare-and-set run, but Process returns no
+// records: invalid changes are only counted (they were dead-lettered when
+// they were first consumed) and no revocation notices are built (they were
+// published when the changes were first applied).
 package sync
 
 import (
@@ -54,6 +60,11 @@ type Options struct {
 	// for other purposes are still applied (the topic is the record) but
 	// counted as UnknownPurpose so operators see them.
 	KnownPurposes map[string]bool
+	// Replay makes Process apply and count only: no dead letters and no
+	// revocation notices are returned. A rebuild of the cache from the
+	// topic uses it, since both were written when the changes were first
+	// consumed.
+	Replay bool
 }
 
 // Syncer processes batches of consent changes; a stream.Runner drives it.
@@ -76,17 +87,23 @@ func New(opts Options, codec Codec, store Applier) *Syncer {
 // compare-and-set makes harmless).
 func (s *Syncer) Process(ctx context.Context, batch []kafka.Message) ([]kafka.Message, error) {
 	var out []kafka.Message
+	deadLetter := func(m kafka.Message, reason string, err error) {
+		s.Invalid.Add(1)
+		if !s.opts.Replay {
+			out = append(out, s.deadLetter(m, reason, err))
+		}
+	}
 	for _, m := range batch {
 		rec, err := s.codec.Decode(ctx, m.Value)
 		if err != nil {
 			if !avrocodec.IsPermanent(err) {
 				return nil, fmt.Errorf("decode: %w", err)
 			}
-			out = append(out, s.deadLetter(m, "undecodable", err))
+			deadLetter(m, "undecodable", err)
 			continue
 		}
 		if rec.Schema.FullName != ChangeSchema {
-			out = append(out, s.deadLetter(m, "wrong_schema", fmt.Errorf("record has schema %s, want %s", rec.Schema.FullName, ChangeSchema)))
+			deadLetter(m, "wrong_schema", fmt.Errorf("record has schema %s, want %s", rec.Schema.FullName, ChangeSchema))
 			continue
 		}
 		c, err := consent.ChangeFromNative(rec.Value)
@@ -94,7 +111,7 @@ func (s *Syncer) Process(ctx context.Context, batch []kafka.Message) ([]kafka.Me
 			err = c.Validate()
 		}
 		if err != nil {
-			out = append(out, s.deadLetter(m, "invalid_change", err))
+			deadLetter(m, "invalid_change", err)
 			continue
 		}
 		if s.opts.KnownPurposes != nil && c.Purpose != "" && !s.opts.KnownPurposes[c.Purpose] {
@@ -109,6 +126,9 @@ func (s *Syncer) Process(ctx context.Context, batch []kafka.Message) ([]kafka.Me
 			continue
 		}
 		s.Applied.Add(1)
+		if s.opts.Replay {
+			continue
+		}
 		if n, ok, err := s.notice(c, o); err != nil {
 			return nil, err
 		} else if ok {
@@ -151,7 +171,6 @@ func (s *Syncer) notice(c consent.Change, o consent.Outcome) (kafka.Message, boo
 }
 
 func (s *Syncer) deadLetter(m kafka.Message, reason string, err error) kafka.Message {
-	s.Invalid.Add(1)
 	h := make([]kafka.Header, 0, len(m.Headers)+5)
 	h = append(h, m.Headers...)
 	h = append(h,

@@ -108,3 +108,42 @@ func TestProcessAppliesInOrderAndPublishesNotices(t *testing.T) {
 		t.Errorf("after erasure, marketing verdict %+v", v)
 	}
 }
+
+// TestProcessReplay checks replay mode (consent-sync --rebuild): the same
+// state and counts, but no dead letters and no notices.
+func TestProcessReplay(t *testing.T) {
+	t.Parallel()
+	cat, err := avrocodec.LoadCatalog(schemas.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec := avrocodec.New(cat, nil)
+	srv := redistest.Start(t)
+	store := consent.NewStore(srv.Client(t), redistest.PrefixFor(t))
+	s := New(Options{RevocationsTopic: "consent.revocations", DLQSuffix: ".dlq", Replay: true}, codec, store)
+	t0 := time.UnixMilli(1_790_000_000_000)
+	msg := func(c consent.Change) kafka.Message {
+		b, err := codec.EncodeSingle(ChangeSchema, c.Native())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kafka.Message{Topic: "consent.changes", Value: b}
+	}
+	grant := consent.Change{ChangeID: "c1", SubjectID: "s1", Purpose: "marketing", Action: consent.ActionGrant,
+		LegalBasis: consent.BasisConsent, Source: "banner", NoticeVersion: "1", CapturedAt: t0}
+	withdraw := grant
+	withdraw.ChangeID, withdraw.Action, withdraw.CapturedAt = "c2", consent.ActionWithdraw, t0.Add(time.Second)
+	erase := consent.Change{ChangeID: "c3", SubjectID: "s1", Action: consent.ActionErase, CapturedAt: t0.Add(2 * time.Second)}
+	out, err := s.Process(context.Background(), []kafka.Message{
+		msg(grant), msg(withdraw), msg(grant), msg(erase), {Topic: "consent.changes", Value: []byte("junk")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 0 {
+		t.Errorf("replay returned %d records, want none", len(out))
+	}
+	if a, i, inv, n := s.Applied.Load(), s.Ignored.Load(), s.Invalid.Load(), s.Notices.Load(); a != 3 || i != 1 || inv != 1 || n != 0 {
+		t.Errorf("applied %d ignored %d invalid %d notices %d, want 3 1 1 0", a, i, inv, n)
+	}
+}

@@ -69,6 +69,14 @@ func (s *Store) Key(subject string) string {
 	return s.prefix + "consent:{" + subject + "}"
 }
 
+// InvalidationChannel is the Redis pub/sub channel on which Apply publishes
+// the subject id of every change that took effect, in the same atomic script
+// that writes it: a [Cache] subscribed to it drops the subject's entry before
+// any reader can see the old state for long.
+func (s *Store) InvalidationChannel() string {
+	return s.prefix + "consent:invalidations"
+}
+
 // Outcome is the result of [Store.Apply].
 type Outcome struct {
 	// Applied is false when an equal or newer change for the purpose was
@@ -91,6 +99,8 @@ type Outcome struct {
 //	ARGV[3]  captured_at in Unix milliseconds (integer)
 //	ARGV[4]  change_id
 //	ARGV[5]  the encoded value to store in ARGV[2]
+//	ARGV[6]  the invalidation channel
+//	ARGV[7]  the subject id, published on ARGV[6] when the state changed
 //
 // It returns {applied (0/1), previous value of the purpose field or false}, or
 // the error "CORRUPT <field>" when a stored value cannot be read.
@@ -99,6 +109,7 @@ type Outcome struct {
 // collation locale, which need not be bytewise like Go's.
 var applyScript = redis.NewScript(`
 local key, kind, field, t, c, value = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local channel, subject = ARGV[6], ARGV[7]
 local TOMB = '` + TombstoneField + `'
 
 local function gt(a, b)
@@ -144,6 +155,7 @@ if kind == 'E' then
   end
   if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
   redis.call('HSET', key, TOMB, value)
+  redis.call('PUBLISH', channel, subject)
   return {1, false}
 end
 
@@ -154,6 +166,7 @@ if cur then
   if not newer(t, c, v.t, v.c) then return {0, cur} end
 end
 redis.call('HSET', key, field, value)
+redis.call('PUBLISH', channel, subject)
 return {1, cur}
 `)
 
@@ -213,7 +226,8 @@ func (s *Store) Apply(ctx context.Context, c Change) (Outcome, error) {
 		return Outcome{}, fmt.Errorf("apply consent change: encode: %w", err)
 	}
 	res, err := applyScript.Run(ctx, s.rdb, []string{s.Key(c.SubjectID)},
-		kind, field, strconv.FormatInt(c.CapturedAt.UnixMilli(), 10), c.ChangeID, value).Slice()
+		kind, field, strconv.FormatInt(c.CapturedAt.UnixMilli(), 10), c.ChangeID, value,
+		s.InvalidationChannel(), c.SubjectID).Slice()
 	if err != nil {
 		if f, ok := strings.CutPrefix(err.Error(), "CORRUPT "); ok && isRedisError(err) {
 			return Outcome{}, &CorruptError{Field: f}

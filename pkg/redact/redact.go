@@ -1,0 +1,458 @@
+package redact
+
+import (
+	"errors"
+	"fmt"
+	"math/big"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/consentgate/consentgate/pkg/avrocodec"
+	"github.com/consentgate/consentgate/pkg/policy"
+)
+
+// MinKeyLen is the shortest pseudonymisation key New accepts, in bytes.
+const MinKeyLen = 16
+
+// Mode says which fields Apply treats.
+type Mode int
+
+const (
+	// ModeRedact treats every field as the stream's rules say
+	// (Stream.TreatmentFor): the stream publishes an event whose subject
+	// has not granted its purposes, and its on_missing_consent is redact.
+	// Fields of an excluded category are removed whatever the rules say.
+	// It is the zero Mode, the stricter of the two.
+	ModeRedact Mode = iota
+	// ModeRemoveExcluded removes only the fields whose category the grant
+	// excludes (Request.Excluded) and keeps everything else verbatim: the
+	// subject granted the purposes but left some data categories out, and
+	// the stream's excluded_categories is remove.
+	ModeRemoveExcluded
+)
+
+// String returns "redact" or "remove_excluded".
+func (m Mode) String() string {
+	switch m {
+	case ModeRedact:
+		return "redact"
+	case ModeRemoveExcluded:
+		return "remove_excluded"
+	}
+	return fmt.Sprintf("Mode(%d)", int(m))
+}
+
+// Request is one event to treat for one purpose stream.
+type Request struct {
+	// Schema is the reader schema the event was decoded into; its JSON
+	// (Text) gives the field types, defaults and data_category
+	// annotations. Apply caches what it derives from a Schema, keyed by
+	// the pointer: schemas are immutable.
+	Schema *avrocodec.Schema
+	// Value is the decoded event in goavro's native form, resolved to
+	// Schema (as avrocodec.Codec.Decode returns it). Apply never modifies
+	// it, nor anything it references.
+	Value map[string]any
+	// Stream gives the treatments (Treatments, DefaultTreatment,
+	// Unannotated) used in ModeRedact. ModeRemoveExcluded ignores it.
+	Stream policy.Stream
+	// Excluded are the category patterns (see policy.MatchCategory) that
+	// the subject's grant excludes. In both modes a field whose category
+	// one of them matches is removed, whatever its treatment.
+	Excluded []string
+	// Mode selects which fields are treated.
+	Mode Mode
+}
+
+// Result is the treated event.
+type Result struct {
+	// Value is a deep copy of Request.Value with the treatments applied. It
+	// shares nothing with the input and encodes with Request.Schema. Map
+	// keys of a record that are not fields of its schema are left out.
+	Value map[string]any
+	// Treated lists, sorted and without duplicates, the paths (as in
+	// avrocodec.Schema.Annotations) of the fields whose value the
+	// treatments changed or removed. A field removed whole is listed by its
+	// own path only, not by the paths of its sub-fields; a field whose
+	// value the treatment left as it was (a null, an address already at
+	// its /24, a removed field that already held its removal value) is not
+	// listed. It never holds values, so it may go into audit records.
+	Treated []string
+}
+
+// ErrShortKey is returned by New for a key shorter than MinKeyLen bytes.
+var ErrShortKey = errors.New("redact: pseudonymisation key shorter than 16 bytes")
+
+// ErrNoSchema is returned by Apply for a Request without a Schema.
+var ErrNoSchema = errors.New("redact: request has no schema")
+
+// ErrBadMode is returned by Apply for a Mode other than ModeRedact and
+// ModeRemoveExcluded.
+var ErrBadMode = errors.New("redact: unknown mode")
+
+// ErrNotReady is returned by Apply on a Redactor not made by New.
+var ErrNotReady = errors.New("redact: redactor not made by New")
+
+// MismatchError reports a value that does not fit the schema: a bug
+// upstream, since Apply expects a value decoded into Request.Schema. It names
+// the field path and the Go type found, never a value.
+type MismatchError struct {
+	// Path is the field path of the value ("" for the event itself).
+	Path string
+	// Want is the Avro type the schema expects there.
+	Want string
+	// Got is the Go type of the value found ("<nil>" for nil).
+	Got string
+}
+
+func (e *MismatchError) Error() string {
+	path := e.Path
+	if path == "" {
+		path = "(event)"
+	}
+	return "redact: value at " + path + " does not fit the schema: got " + e.Got + ", want " + e.Want
+}
+
+func mismatch(n *node, v any) error {
+	return &MismatchError{Path: n.path, Want: n.t.kind, Got: fmt.Sprintf("%T", v)}
+}
+
+// Redactor applies field treatments. It holds the pseudonymisation key and a
+// cache of the schemas it has seen; it is safe for concurrent use. Make it
+// with New: the zero value refuses to work.
+//
+// The key never leaves the Redactor: String and GoString print a
+// placeholder, so that a Redactor in a logged config struct does not leak
+// it.
+type Redactor struct {
+	macs  sync.Pool // of *mac, keyed with the pseudonymisation key
+	ready bool
+	plans sync.Map // *avrocodec.Schema -> *node
+}
+
+// New returns a Redactor whose pseudonymise treatment is HMAC-SHA-256 under
+// key. The key must be at least MinKeyLen (16) bytes, and should be 32
+// random bytes kept as a secret: anyone who has it can test guesses against
+// pseudonyms. Pseudonyms are stable for one key (so that joins work across
+// events, schemas and streams) and unrelated across keys; rotating the key
+// breaks joins with earlier output. New copies key.
+func New(key []byte) (*Redactor, error) {
+	if len(key) < MinKeyLen {
+		return nil, ErrShortKey
+	}
+	k := slices.Clone(key)
+	r := &Redactor{ready: true}
+	r.macs.New = func() any { return newMAC(k) }
+	return r, nil
+}
+
+// String returns a placeholder that hides the key.
+func (r *Redactor) String() string { return "redact.Redactor{key: redacted}" }
+
+// GoString returns a placeholder that hides the key.
+func (r *Redactor) GoString() string { return r.String() }
+
+// Apply returns a deep copy of req.Value with the treatments of req.Mode
+// applied (see the package documentation) and the paths of the fields it
+// changed. req.Value is never modified.
+//
+// The error is ErrNoSchema, ErrBadMode, ErrNotReady, or a *MismatchError
+// when the value does not fit the schema (a bug upstream: the value was not
+// decoded into req.Schema). Errors never contain field values.
+func (r *Redactor) Apply(req Request) (Result, error) {
+	if r == nil || !r.ready {
+		return Result{}, ErrNotReady
+	}
+	if req.Schema == nil {
+		return Result{}, ErrNoSchema
+	}
+	if req.Mode != ModeRedact && req.Mode != ModeRemoveExcluded {
+		return Result{}, ErrBadMode
+	}
+	root, err := r.plan(req.Schema)
+	if err != nil {
+		return Result{}, err
+	}
+	if req.Value == nil {
+		return Result{}, mismatch(root, nil)
+	}
+	w := walker{r: r, req: &req}
+	out, err := w.record(root, req.Value, "")
+	if err != nil {
+		return Result{}, err
+	}
+	slices.Sort(w.treated)
+	return Result{Value: out, Treated: slices.Compact(w.treated)}, nil
+}
+
+// plan returns the unrolled type tree of s, parsing the schema JSON once.
+func (r *Redactor) plan(s *avrocodec.Schema) (*node, error) {
+	if n, ok := r.plans.Load(s); ok {
+		return n.(*node), nil
+	}
+	t, err := parseSchema(s.Text)
+	if err != nil {
+		return nil, fmt.Errorf("redact: schema %s: %w", s.FullName, err)
+	}
+	n, _ := r.plans.LoadOrStore(s, &node{t: t})
+	return n.(*node), nil
+}
+
+// walker is the state of one Apply call.
+type walker struct {
+	r       *Redactor
+	req     *Request
+	treated []string
+}
+
+func (w *walker) mark(path string) { w.treated = append(w.treated, path) }
+
+// transforming reports whether a is a treatment that rewrites a value (and
+// is therefore inherited by unannotated sub-fields).
+func transforming(a policy.Action) bool {
+	switch a {
+	case policy.ActionPseudonymise, policy.ActionMask, policy.ActionTruncateIP,
+		policy.ActionGeneraliseHour, policy.ActionGeneraliseDay:
+		return true
+	}
+	return false
+}
+
+// excluded reports whether category matches one of the excluded patterns.
+func (w *walker) excluded(category string) bool {
+	for _, p := range w.req.Excluded {
+		if policy.MatchCategory(p, category) {
+			return true
+		}
+	}
+	return false
+}
+
+// action decides the treatment of field f; inherit is the transforming
+// treatment of the closest enclosing field, if any.
+func (w *walker) action(f *fieldNode, inherit policy.Action) policy.Action {
+	cat := f.def.category
+	if cat != "" && w.excluded(cat) {
+		return policy.ActionRemove
+	}
+	if w.req.Mode == ModeRemoveExcluded {
+		return policy.ActionKeep
+	}
+	var a policy.Action
+	if cat == "" && inherit != "" {
+		a = inherit
+		for _, t := range w.req.Stream.Treatments {
+			if t.Field != "" && t.Field == f.path {
+				a = t.Action
+				break
+			}
+		}
+	} else {
+		a = w.req.Stream.TreatmentFor(f.path, cat)
+	}
+	if a != policy.ActionKeep && !transforming(a) {
+		return policy.ActionRemove // remove, or an action this package does not know
+	}
+	return a
+}
+
+// record treats every field of the record value v; inherit is passed to the
+// fields (see action).
+func (w *walker) record(n *node, v any, inherit policy.Action) (map[string]any, error) {
+	m, ok := v.(map[string]any)
+	if !ok || m == nil {
+		return nil, mismatch(n, v)
+	}
+	n.children()
+	out := make(map[string]any, len(n.fields))
+	for _, f := range n.fields {
+		fv, present := m[f.def.name]
+		if !present {
+			continue // the encoder uses the schema default, a constant
+		}
+		nv, err := w.field(f, fv, inherit)
+		if err != nil {
+			return nil, err
+		}
+		out[f.def.name] = nv
+	}
+	return out, nil
+}
+
+// field treats one field value.
+func (w *walker) field(f *fieldNode, v any, inherit policy.Action) (any, error) {
+	a := w.action(f, inherit)
+	if a == policy.ActionRemove {
+		return w.remove(f, v)
+	}
+	mark := len(w.treated)
+	out, changed, ok, err := w.value(f.node, v, a)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		// The treatment does not apply to this value (a non-string to
+		// pseudonymise, a non-IP to truncate, ...): remove the field.
+		w.treated = w.treated[:mark]
+		return w.remove(f, v)
+	}
+	if changed {
+		w.mark(f.path)
+	}
+	return out, nil
+}
+
+// remove returns the removal value of field f (see removed).
+func (w *walker) remove(f *fieldNode, v any) (any, error) {
+	out, err := removed(f.def)
+	if err != nil {
+		return nil, err
+	}
+	if !same(v, out) {
+		w.mark(f.path)
+	}
+	return out, nil
+}
+
+// value applies a (keep or a transforming treatment) to v of type n. Records
+// below recurse with their own fields (a is inherited by those without a
+// category); arrays, maps and unions apply a to their items, values and
+// branch. changed reports whether a value not inside a nested record was
+// rewritten (nested records mark their own fields); ok is false when a does
+// not apply to v or to one of its items, and the enclosing field must be
+// removed instead.
+func (w *walker) value(n *node, v any, a policy.Action) (out any, changed, ok bool, err error) {
+	switch n.t.kind {
+	case "record":
+		inherit := policy.Action("")
+		if transforming(a) {
+			inherit = a
+		}
+		rec, err := w.record(n, v, inherit)
+		if err != nil {
+			return nil, false, false, err
+		}
+		return rec, false, true, nil
+	case "union":
+		if v == nil {
+			if !n.t.nullable() {
+				return nil, false, false, mismatch(n, v)
+			}
+			return nil, false, true, nil
+		}
+		m, isMap := v.(map[string]any)
+		if !isMap || len(m) != 1 {
+			return nil, false, false, mismatch(n, v)
+		}
+		n.children()
+		for key, inner := range m {
+			i, found := n.t.branch(key)
+			if !found {
+				return nil, false, false, &MismatchError{Path: n.path, Want: "union", Got: "a union value of another type"}
+			}
+			o, ch, ok, err := w.value(n.branches[i], inner, a)
+			if err != nil || !ok {
+				return nil, false, ok, err
+			}
+			return map[string]any{key: o}, ch, true, nil
+		}
+	case "array":
+		arr, isArr := v.([]any)
+		if !isArr {
+			return nil, false, false, mismatch(n, v)
+		}
+		n.children()
+		res := make([]any, len(arr))
+		for i, item := range arr {
+			o, ch, ok, err := w.value(n.items, item, a)
+			if err != nil || !ok {
+				return nil, false, ok, err
+			}
+			res[i] = o
+			changed = changed || ch
+		}
+		return res, changed, true, nil
+	case "map":
+		mv, isMap := v.(map[string]any)
+		if !isMap {
+			return nil, false, false, mismatch(n, v)
+		}
+		n.children()
+		res := make(map[string]any, len(mv))
+		hashKeys := transforming(a)
+		for k, item := range mv {
+			o, ch, ok, err := w.value(n.values, item, a)
+			if err != nil || !ok {
+				return nil, false, ok, err
+			}
+			if hashKeys {
+				k = w.r.pseudonym(k)
+				ch = true
+			}
+			res[k] = o
+			changed = changed || ch
+		}
+		return res, changed, true, nil
+	}
+	return w.leaf(n, v, a)
+}
+
+// leaf applies a to a value of a primitive, enum or fixed type.
+func (w *walker) leaf(n *node, v any, a policy.Action) (out any, changed, ok bool, err error) {
+	if a == policy.ActionKeep {
+		return copyLeaf(v), false, true, nil
+	}
+	if n.t.kind == "null" {
+		return nil, false, true, nil
+	}
+	switch a {
+	case policy.ActionPseudonymise, policy.ActionMask, policy.ActionTruncateIP:
+		if n.t.kind != "string" {
+			return nil, false, false, nil
+		}
+		s, isStr := v.(string)
+		if !isStr {
+			return nil, false, false, mismatch(n, v)
+		}
+		var res string
+		switch a {
+		case policy.ActionPseudonymise:
+			res = w.r.pseudonym(s)
+		case policy.ActionMask:
+			res = mask(s)
+		default:
+			if res, ok = truncateIP(s); !ok {
+				return nil, false, false, nil
+			}
+		}
+		return res, res != s, true, nil
+	case policy.ActionGeneraliseHour, policy.ActionGeneraliseDay:
+		if n.t.kind != "long" && n.t.kind != "int" {
+			return nil, false, false, nil
+		}
+		unit := time.Hour
+		if a == policy.ActionGeneraliseDay {
+			unit = 24 * time.Hour
+		}
+		res, ok := generalise(v, n.t.logical, unit)
+		if !ok {
+			return nil, false, false, nil
+		}
+		return res, !same(v, res), true, nil
+	}
+	return nil, false, false, nil
+}
+
+// copyLeaf returns v, copying the native types that are references.
+func copyLeaf(v any) any {
+	switch x := v.(type) {
+	case []byte:
+		return slices.Clone(x)
+	case *big.Rat:
+		if x != nil {
+			return new(big.Rat).Set(x)
+		}
+	}
+	return v
+}

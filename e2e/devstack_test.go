@@ -44,11 +44,12 @@ func TestDevstackShowsEventsFlowing(t *testing.T) {
 	}
 	// The last summary block: one line per stream of deploy/policy.yaml.
 	line := regexp.MustCompile(`(?m)^\s+(compliant\.\S+)\s+passed\s+(\d+)\s+redacted\s+(\d+)\s+dropped\s+(\d+)$`)
-	last := map[string][2]int{}
+	last := map[string][3]int{}
 	for _, m := range line.FindAllStringSubmatch(out, -1) {
 		passed, _ := strconv.Atoi(m[2])
+		redacted, _ := strconv.Atoi(m[3])
 		dropped, _ := strconv.Atoi(m[4])
-		last[m[1]] = [2]int{passed, dropped}
+		last[m[1]] = [3]int{passed, redacted, dropped}
 	}
 	for _, s := range []string{"compliant.marketing", "compliant.analytics", "compliant.personalisation", "compliant.partners"} {
 		c, ok := last[s]
@@ -56,9 +57,14 @@ func TestDevstackShowsEventsFlowing(t *testing.T) {
 			t.Errorf("summary has no line for %s", s)
 			continue
 		}
-		if c[0] == 0 || c[1] == 0 {
-			t.Errorf("%s: passed %d, dropped %d; want both moving", s, c[0], c[1])
+		if c[0] == 0 || c[1]+c[2] == 0 {
+			t.Errorf("%s: passed %d, redacted %d, dropped %d; want events passed and others held back", s, c[0], c[1], c[2])
 		}
+	}
+	// deploy/policy.yaml redacts analytics without consent, and removes
+	// excluded health data from marketing.
+	if last["compliant.analytics"][1] == 0 || last["compliant.marketing"][1] == 0 {
+		t.Errorf("no redacted events on compliant.analytics or compliant.marketing: %v", last)
 	}
 	if !regexp.MustCompile(`dead letters [1-9]`).MatchString(out) {
 		t.Errorf("the demo's poison records did not reach the dead-letter topic")

@@ -6,9 +6,18 @@
 // purpose the stream requires ends in Dropped. The package does no I/O and
 // returns no errors.
 //
-// Still minimal (walking skeleton): a stream in "redact" mode and a grant
-// that excludes a data category present in the event both fail closed to
-// Dropped, with their own reason codes, until field-level redaction lands.
+// Two decisions publish a treated copy instead of the event as it came
+// (Outcome Redacted; package redact does the treating):
+//
+//   - consent is missing for a stream whose on_missing_consent is redact:
+//     Treatment TreatRedact, every field treated as the stream says;
+//   - consent is granted but excludes data categories that the event
+//     carries, on a stream whose excluded_categories is remove: Treatment
+//     TreatRemoveExcluded, only those fields removed. With
+//     excluded_categories: drop the event is dropped instead.
+//
+// In both cases Decision.Excluded lists the excluded category patterns of
+// every granted purpose, which the redaction always removes.
 package decision
 
 import (
@@ -36,7 +45,18 @@ const (
 	ReasonUnknownPurpose        = "unknown_purpose"
 	ReasonOptOutNotExercised    = "opt_out_not_exercised"
 	ReasonExcludedCategory      = "excluded_category"
-	ReasonRedactNotAvailable    = "redaction_not_available"
+	// ReasonGrantedWithExclusions: passed with excluded fields removed.
+	ReasonGrantedWithExclusions = "granted_with_exclusions"
+)
+
+// Treatment says how a Redacted event is to be treated.
+type Treatment int
+
+// Treatments.
+const (
+	TreatNone           Treatment = iota // Passed or Dropped: nothing to treat
+	TreatRedact                          // every field per the stream's rules
+	TreatRemoveExcluded                  // only the excluded categories removed
 )
 
 // Decision is the verdict for one event on one stream.
@@ -48,6 +68,9 @@ type Decision struct {
 	// The consent change that decided, if any.
 	ChangeID   string
 	CapturedAt time.Time
+	// Treatment and Excluded say what a Redacted event needs.
+	Treatment Treatment
+	Excluded  []string
 }
 
 // Input is what a decision needs to know about the event.
@@ -72,7 +95,11 @@ func Decide(p *policy.Policy, s policy.Stream, in Input) Decision {
 		d.Reason = ReasonUnknownPurpose
 		return d
 	}
-	var excluded []string
+	var (
+		excluded   []string
+		missing    bool
+		missReason string
+	)
 	for i, purposeID := range s.Purposes {
 		pur, ok := p.Purpose(purposeID)
 		if !ok {
@@ -80,9 +107,6 @@ func Decide(p *policy.Policy, s policy.Stream, in Input) Decision {
 			return d
 		}
 		v := in.State.Check(purposeID, in.Now)
-		if i == 0 || !v.Allowed {
-			d.Purpose, d.ChangeID, d.CapturedAt = purposeID, v.ChangeID, v.CapturedAt
-		}
 		allowed, reason := v.Allowed, string(v.Reason)
 		switch {
 		case allowed && !slices.Contains(pur.LegalBases, string(v.LegalBasis)):
@@ -90,26 +114,49 @@ func Decide(p *policy.Policy, s policy.Stream, in Input) Decision {
 		case !allowed && pur.OptOut && (v.Reason == consent.ReasonNeverAsked || v.Reason == consent.ReasonUnknownSubject):
 			allowed, reason = true, ReasonOptOutNotExercised
 		}
-		if !allowed {
-			d.Reason = reason
-			if s.OnMissing == policy.OnMissingRedact {
-				d.Reason = ReasonRedactNotAvailable + ":" + reason
-			}
-			return d
+		if i == 0 || (!allowed && !missing) {
+			d.Purpose, d.ChangeID, d.CapturedAt = purposeID, v.ChangeID, v.CapturedAt
 		}
-		if d.Reason == "" {
+		if !allowed {
+			if !missing {
+				missing, missReason = true, reason
+			}
+			continue
+		}
+		if i == 0 {
 			d.Reason = reason
 		}
 		excluded = append(excluded, v.ExcludedCategories...)
 	}
-	for _, pattern := range excluded {
-		for _, cat := range in.Categories {
-			if policy.MatchCategory(pattern, cat) {
-				d.Reason = ReasonExcludedCategory
-				return d
-			}
+	d.Excluded = excluded
+	if missing {
+		d.Reason = missReason
+		if s.OnMissing == policy.OnMissingRedact {
+			d.Outcome, d.Treatment = Redacted, TreatRedact
 		}
+		return d
+	}
+	if carriesExcluded(in.Categories, excluded) {
+		if s.Excluded == policy.ExcludedDrop {
+			d.Reason = ReasonExcludedCategory
+			return d
+		}
+		d.Outcome, d.Treatment, d.Reason = Redacted, TreatRemoveExcluded, ReasonGrantedWithExclusions
+		return d
 	}
 	d.Outcome = Passed
 	return d
+}
+
+// carriesExcluded reports whether any field category matches an excluded
+// pattern.
+func carriesExcluded(categories map[string]string, excluded []string) bool {
+	for _, pattern := range excluded {
+		for _, cat := range categories {
+			if policy.MatchCategory(pattern, cat) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -27,6 +27,9 @@ streams:
     purposes: [sale, marketing]
   - topic: compliant.sale
     purposes: [sale]
+  - topic: compliant.excl
+    purposes: [analytics]
+    excluded_categories: drop
 `
 
 func TestDecide(t *testing.T) {
@@ -73,10 +76,12 @@ func TestDecide(t *testing.T) {
 			state(map[string]consent.PurposeState{"marketing": grant(consent.BasisLegitimateInterest)}), Dropped, ReasonLegalBasisNotAccepted, "g1", "marketing"},
 		{"legitimate interest enough for analytics", "compliant.analytics", "consentgate.events.Purchase", purchaseCats,
 			state(map[string]consent.PurposeState{"analytics": grant(consent.BasisLegitimateInterest)}), Passed, "granted", "g1", "analytics"},
-		{"redact stream fails closed until redaction lands", "compliant.analytics", "consentgate.events.Purchase", purchaseCats,
-			nil, Dropped, ReasonRedactNotAvailable + ":unknown_subject", "", "analytics"},
-		{"excluded category present", "compliant.analytics", "consentgate.events.Purchase", purchaseCats,
-			state(map[string]consent.PurposeState{"analytics": grant(consent.BasisConsent, "user.health")}), Dropped, ReasonExcludedCategory, "g1", "analytics"},
+		{"redact stream without consent redacts", "compliant.analytics", "consentgate.events.Purchase", purchaseCats,
+			nil, Redacted, "unknown_subject", "", "analytics"},
+		{"excluded category present: remove", "compliant.analytics", "consentgate.events.Purchase", purchaseCats,
+			state(map[string]consent.PurposeState{"analytics": grant(consent.BasisConsent, "user.health")}), Redacted, ReasonGrantedWithExclusions, "g1", "analytics"},
+		{"excluded category present: drop", "compliant.excl", "consentgate.events.Purchase", purchaseCats,
+			state(map[string]consent.PurposeState{"analytics": grant(consent.BasisConsent, "user")}), Dropped, ReasonExcludedCategory, "g1", "analytics"},
 		{"excluded category absent", "compliant.analytics", "consentgate.events.EmailEngagement", emailCats,
 			state(map[string]consent.PurposeState{"analytics": grant(consent.BasisConsent, "user.health")}), Passed, "granted", "g1", "analytics"},
 		{"opt-out purpose never asked", "compliant.sale", "consentgate.events.Purchase", purchaseCats,
@@ -98,6 +103,16 @@ func TestDecide(t *testing.T) {
 			d := Decide(pol, s, Input{Schema: tt.schema, Categories: tt.cats, State: tt.state, Now: now})
 			if d.Outcome != tt.want || d.Reason != tt.reason || d.ChangeID != tt.changeID || d.Purpose != tt.wantPurpos || d.Stream != tt.stream {
 				t.Errorf("got %+v, want outcome %s reason %s change %q purpose %s", d, tt.want, tt.reason, tt.changeID, tt.wantPurpos)
+			}
+			wantTreat := TreatNone
+			if tt.want == Redacted {
+				wantTreat = TreatRemoveExcluded
+				if tt.reason != ReasonGrantedWithExclusions {
+					wantTreat = TreatRedact
+				}
+			}
+			if d.Treatment != wantTreat {
+				t.Errorf("treatment %d, want %d", d.Treatment, wantTreat)
 			}
 		})
 	}

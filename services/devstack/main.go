@@ -13,6 +13,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -151,7 +153,12 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
-	env := []string{"KAFKA_BROKERS=" + brokerAddr, "REDIS_ADDR=" + redisAddr, "POLICY_FILE=" + policyAbs}
+	keyFile, err := devKey(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	env := []string{"KAFKA_BROKERS=" + brokerAddr, "REDIS_ADDR=" + redisAddr, "POLICY_FILE=" + policyAbs,
+		"PSEUDONYMISATION_KEY_FILE=" + keyFile}
 	if err := st.startService("consent-sync", env); err != nil {
 		return err
 	}
@@ -195,4 +202,25 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		return perr
 	}
 	return st.err()
+}
+
+// devKey returns the dev stack's pseudonymisation key file, creating it with
+// a random key on first use and keeping it across runs so that pseudonyms
+// stay stable, as they must in production.
+func devKey(dataDir string) (string, error) {
+	path, err := filepath.Abs(filepath.Join(dataDir, "pseudonymisation.key"))
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	return path, nil
 }

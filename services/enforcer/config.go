@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
+	"os"
+	"time"
 
 	"github.com/consentgate/consentgate/pkg/bootstrap"
 	"github.com/consentgate/consentgate/pkg/envflag"
@@ -16,13 +20,23 @@ type Config struct {
 	bootstrap.Common
 	Policy     string
 	AuditTopic string
+	// The pseudonymisation key (HMAC-SHA-256), inline or in a file. Never
+	// logged.
+	PseudonymKey     string
+	PseudonymKeyFile string
+	// The local consent cache: subjects kept, and the longest an entry
+	// is used. Size 0 reads Redis for every batch.
+	CacheSize   int
+	CacheMaxAge time.Duration
 }
 
 // DefaultConfig returns the settings used when nothing is set.
 func DefaultConfig() Config {
 	return Config{
-		Common:     bootstrap.DefaultCommon([]string{"customer.events"}, "consentgate-enforcer"),
-		AuditTopic: "consent.audit",
+		Common:      bootstrap.DefaultCommon([]string{"customer.events"}, "consentgate-enforcer"),
+		AuditTopic:  "consent.audit",
+		CacheSize:   100000,
+		CacheMaxAge: 30 * time.Second,
 	}
 }
 
@@ -31,6 +45,10 @@ func (c *Config) flags() *envflag.Set {
 	c.Common.Flags(s, envPrefix)
 	s.String(&c.Policy, "policy", "POLICY_FILE", "policy file (YAML): purposes and streams (required)")
 	s.String(&c.AuditTopic, "audit-topic", "AUDIT_TOPIC", "topic of the decision records")
+	s.Secret(&c.PseudonymKey, "pseudonymisation-key", "PSEUDONYMISATION_KEY", "key of keyed pseudonymisation (HMAC-SHA-256), at least 16 bytes; required when the policy pseudonymises")
+	s.Int(&c.CacheSize, "consent-cache-size", "ENFORCER_CONSENT_CACHE_SIZE", "subjects kept in the local consent cache (invalidated through Redis pub/sub); 0 turns it off")
+	s.Duration(&c.CacheMaxAge, "consent-cache-max-age", "ENFORCER_CONSENT_CACHE_MAX_AGE", "longest a cached consent state is used")
+	s.String(&c.PseudonymKeyFile, "pseudonymisation-key-file", "PSEUDONYMISATION_KEY_FILE", "file holding that key instead (surrounding whitespace ignored)")
 	return s
 }
 
@@ -43,12 +61,38 @@ func (c Config) Validate() error {
 	if c.AuditTopic == "" {
 		errs = append(errs, errors.New("empty audit topic: set AUDIT_TOPIC"))
 	}
+	if c.CacheSize < 0 || c.CacheSize > 10_000_000 {
+		errs = append(errs, errors.New("consent cache size out of range: set ENFORCER_CONSENT_CACHE_SIZE to 0..10000000"))
+	}
+	if c.CacheMaxAge <= 0 {
+		errs = append(errs, errors.New("consent cache max age must be positive: set ENFORCER_CONSENT_CACHE_MAX_AGE, e.g. 30s"))
+	}
+	if c.PseudonymKey != "" && c.PseudonymKeyFile != "" {
+		errs = append(errs, errors.New("both PSEUDONYMISATION_KEY and PSEUDONYMISATION_KEY_FILE are set: set only one"))
+	}
 	return errors.Join(errs...)
+}
+
+// pseudonymKey returns the configured key, or nil when none is set.
+func (c Config) pseudonymKey() ([]byte, error) {
+	switch {
+	case c.PseudonymKey != "":
+		return []byte(c.PseudonymKey), nil
+	case c.PseudonymKeyFile != "":
+		b, err := os.ReadFile(c.PseudonymKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("read PSEUDONYMISATION_KEY_FILE: %w", err)
+		}
+		return bytes.TrimSpace(b), nil
+	}
+	return nil, nil
 }
 
 // LogValue lists the settings with secrets masked.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(append(c.LogAttrs(),
 		slog.String("policy_file", c.Policy),
-		slog.String("audit_topic", c.AuditTopic))...)
+		slog.String("audit_topic", c.AuditTopic),
+		slog.Int("consent_cache_size", c.CacheSize),
+		slog.Bool("pseudonymisation_key_set", c.PseudonymKey != "" || c.PseudonymKeyFile != ""))...)
 }

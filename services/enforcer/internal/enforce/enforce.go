@@ -24,6 +24,7 @@ import (
 	"github.com/consentgate/consentgate/pkg/consent"
 	"github.com/consentgate/consentgate/pkg/decision"
 	"github.com/consentgate/consentgate/pkg/policy"
+	"github.com/consentgate/consentgate/pkg/redact"
 )
 
 // Header names set on every output and dead-letter record.
@@ -45,6 +46,7 @@ const AuditSchema = "consentgate.audit.AuditRecord"
 type Decoder interface {
 	Decode(ctx context.Context, data []byte) (*avrocodec.Record, error)
 	EncodeSingle(fullName string, value map[string]any) ([]byte, error)
+	EncodeLike(ctx context.Context, rec *avrocodec.Record, value map[string]any) ([]byte, error)
 }
 
 // ConsentReader reads consent state for a batch of subjects.
@@ -56,7 +58,18 @@ type ConsentReader interface {
 type Options struct {
 	AuditTopic string
 	DLQSuffix  string
+	// Redactor treats the fields of events published redacted.
+	Redactor *redact.Redactor
 }
+
+// ReasonRedactionFailed is the audit reason of an event that had to be
+// redacted but could not be (a value that does not fit its schema): it is
+// dropped, never published untreated.
+const ReasonRedactionFailed = "redaction_failed"
+
+// keptHeaders are the input headers a redacted copy keeps: other headers
+// may carry personal data the policy knows nothing about.
+var keptHeaders = map[string]bool{"traceparent": true, "tracestate": true}
 
 // Enforcer decides batches of customer events; a stream.Runner drives it.
 type Enforcer struct {
@@ -67,7 +80,7 @@ type Enforcer struct {
 	now     func() time.Time
 
 	// Per-record outcomes are counted, never logged.
-	Passed, Dropped, DeadLettered atomic.Int64
+	Passed, Redacted, Dropped, DeadLettered atomic.Int64
 }
 
 // New returns an Enforcer.
@@ -129,13 +142,29 @@ func (e *Enforcer) Process(ctx context.Context, batch []kafka.Message) ([]kafka.
 		in := decision.Input{Schema: ev.rec.Schema.FullName, Categories: ev.rec.Schema.Annotations, State: states[ev.subject], Now: now}
 		for _, s := range e.policy.Streams {
 			d := decision.Decide(e.policy, s, in)
-			if d.Outcome == decision.Passed {
+			var treated []string
+			switch d.Outcome {
+			case decision.Passed:
 				out = append(out, e.output(ev, s.Topic))
 				e.Passed.Add(1)
-			} else {
+			case decision.Redacted:
+				m, t, err := e.redacted(ctx, ev, s, d)
+				switch {
+				case err == nil:
+					out = append(out, m)
+					treated = t
+					e.Redacted.Add(1)
+				case avrocodec.IsRetryable(err):
+					return nil, fmt.Errorf("encode redacted event: %w", err)
+				default:
+					// Fail closed: what cannot be treated is not published.
+					d.Outcome, d.Reason = decision.Dropped, ReasonRedactionFailed
+					e.Dropped.Add(1)
+				}
+			default:
 				e.Dropped.Add(1)
 			}
-			a, err := e.audit(ev, d, now)
+			a, err := e.audit(ev, d, treated, now)
 			if err != nil {
 				return nil, err
 			}
@@ -163,6 +192,40 @@ func (e *Enforcer) output(ev event, topic string) kafka.Message {
 	return kafka.Message{Topic: topic, Key: ev.msg.Key, Value: ev.msg.Value, Headers: h}
 }
 
+// redacted returns the treated copy of ev for stream s, and the treated
+// field paths.
+func (e *Enforcer) redacted(ctx context.Context, ev event, s policy.Stream, d decision.Decision) (kafka.Message, []string, error) {
+	mode := redact.ModeRedact
+	if d.Treatment == decision.TreatRemoveExcluded {
+		mode = redact.ModeRemoveExcluded
+	}
+	res, err := e.opts.Redactor.Apply(redact.Request{Schema: ev.rec.Schema, Value: ev.rec.Value, Stream: s, Excluded: d.Excluded, Mode: mode})
+	if err != nil {
+		return kafka.Message{}, nil, err
+	}
+	b, err := e.codec.EncodeLike(ctx, ev.rec, res.Value)
+	if err != nil {
+		return kafka.Message{}, nil, err
+	}
+	// The key is the subject id as treated: a pseudonym keeps a subject's
+	// records on one partition; a removed subject id leaves no key.
+	var key []byte
+	if subject, _ := avrocodec.StringField(res.Value, "subject_id"); subject != "" {
+		key = []byte(subject)
+	}
+	h := make([]kafka.Header, 0, 8)
+	for _, x := range ev.msg.Headers {
+		if keptHeaders[x.Key] {
+			h = append(h, x)
+		}
+	}
+	h = append(h, kafka.Header{Key: HeaderEventID, Value: []byte(ev.id)})
+	h = append(h, e.sourceHeaders(ev.msg)...)
+	h = append(h, kafka.Header{Key: HeaderPolicyVersion, Value: []byte(e.policy.Version)},
+		kafka.Header{Key: HeaderDecision, Value: []byte(decision.Redacted)})
+	return kafka.Message{Topic: s.Topic, Key: key, Value: b, Headers: h}, res.Treated, nil
+}
+
 func (e *Enforcer) deadLetter(m kafka.Message, reason string, err error) kafka.Message {
 	e.DeadLettered.Add(1)
 	h := make([]kafka.Header, 0, len(m.Headers)+5)
@@ -173,7 +236,11 @@ func (e *Enforcer) deadLetter(m kafka.Message, reason string, err error) kafka.M
 	return kafka.Message{Topic: m.Topic + e.opts.DLQSuffix, Key: m.Key, Value: m.Value, Headers: h}
 }
 
-func (e *Enforcer) audit(ev event, d decision.Decision, now time.Time) (kafka.Message, error) {
+func (e *Enforcer) audit(ev event, d decision.Decision, treated []string, now time.Time) (kafka.Message, error) {
+	treatedAny := make([]any, len(treated))
+	for i, t := range treated {
+		treatedAny[i] = t
+	}
 	v := map[string]any{
 		"event_id":            ev.id,
 		"subject_id":          ev.subject,
@@ -181,7 +248,7 @@ func (e *Enforcer) audit(ev event, d decision.Decision, now time.Time) (kafka.Me
 		"purpose":             d.Purpose,
 		"decision":            string(d.Outcome),
 		"reason":              d.Reason,
-		"treated_fields":      []any{},
+		"treated_fields":      treatedAny,
 		"consent_change_id":   nil,
 		"consent_captured_at": nil,
 		"policy_version":      e.policy.Version,

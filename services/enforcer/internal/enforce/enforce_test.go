@@ -11,6 +11,7 @@ import (
 	"github.com/consentgate/consentgate/pkg/avrocodec"
 	"github.com/consentgate/consentgate/pkg/consent"
 	"github.com/consentgate/consentgate/pkg/policy"
+	"github.com/consentgate/consentgate/pkg/redact"
 	"github.com/consentgate/consentgate/pkg/redistest"
 	"github.com/consentgate/consentgate/pkg/stream"
 	"github.com/consentgate/consentgate/schemas"
@@ -35,9 +36,11 @@ type fixture struct {
 	redis *redistest.Server
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureWith(t, testPolicy) }
+
+func newFixtureWith(t *testing.T, policyText string) *fixture {
 	t.Helper()
-	pol, err := policy.Parse([]byte(testPolicy), "test.yaml")
+	pol, err := policy.Parse([]byte(policyText), "test.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,14 +51,19 @@ func newFixture(t *testing.T) *fixture {
 	codec := avrocodec.New(cat, nil)
 	srv := redistest.Start(t)
 	store := consent.NewStore(srv.Client(t), redistest.PrefixFor(t))
-	return &fixture{e: New(Options{AuditTopic: "consent.audit", DLQSuffix: ".dlq"}, codec, store, pol), codec: codec, store: store, redis: srv}
+	red, err := redact.New([]byte("0123456789abcdef-test-key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{e: New(Options{AuditTopic: "consent.audit", DLQSuffix: ".dlq", Redactor: red}, codec, store, pol), codec: codec, store: store, redis: srv}
 }
 
-func (f *fixture) grant(t *testing.T, subject, purpose string) {
+func (f *fixture) grant(t *testing.T, subject, purpose string, excluded ...string) {
 	t.Helper()
 	_, err := f.store.Apply(context.Background(), consent.Change{
 		ChangeID: "c-" + subject + "-" + purpose, SubjectID: subject, Purpose: purpose, Action: consent.ActionGrant,
 		LegalBasis: consent.BasisConsent, Source: "test", NoticeVersion: "1", CapturedAt: time.Now().Add(-time.Minute),
+		ExcludedCategories: excluded,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -178,5 +186,128 @@ func TestProcessFailsClosedWhenRedisIsDown(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "s1") {
 		t.Errorf("error names the subject: %v", err)
+	}
+}
+
+const redactPolicy = `
+purposes:
+  - id: analytics
+  - id: personalisation
+streams:
+  - topic: compliant.analytics
+    purposes: [analytics]
+    on_missing_consent: redact
+    treatments:
+      - category: user.id
+        action: pseudonymise
+      - category: user.device.ip_address
+        action: truncate_ip
+      - category: user.behavior.*
+        action: keep
+    default_treatment: remove
+  - topic: compliant.personalisation
+    purposes: [personalisation]
+    excluded_categories: remove
+`
+
+func (f *fixture) purchase(t *testing.T, offset int64, eventID, subject string) kafka.Message {
+	t.Helper()
+	b, err := f.codec.EncodeSingle("consentgate.events.Purchase", map[string]any{
+		"event_id": eventID, "subject_id": subject, "occurred_at": time.Now(), "order_id": "ORD-1", "currency": "EUR", "total_minor": int64(1299),
+		"items": []any{map[string]any{"sku": "SKU-1", "name": "Vitamin D", "category": "pharmacy", "quantity": int32(1), "price_minor": int64(1299),
+			"health_category": map[string]any{"string": "supplements"}}},
+		"shipping_address": map[string]any{"consentgate.events.Address": map[string]any{"recipient": "Jane Roe", "street": "1 Main St", "postal_code": "12345", "city": "Lyon", "country": "FR"}},
+		"payment":          map[string]any{"method": "CARD", "card_brand": map[string]any{"string": "visa"}, "card_last4": map[string]any{"string": "4242"}},
+		"email":            map[string]any{"string": "jane.roe@mail.example"}, "phone": nil, "ip_address": map[string]any{"string": "203.0.113.77"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kafka.Message{Topic: "customer.events", Partition: 0, Offset: offset, Key: []byte(subject), Value: b,
+		Headers: []kafka.Header{{Key: "traceparent", Value: []byte("00-abc-def-01")}, {Key: "x-customer-email", Value: []byte("jane.roe@mail.example")}}}
+}
+
+// TestProcessRedactsAndRemovesExcluded: without consent the redact stream
+// gets a treated copy; with a grant that excludes health data the
+// personalisation stream gets the event without its health fields. Audit
+// records list the treated fields.
+func TestProcessRedactsAndRemovesExcluded(t *testing.T) {
+	t.Parallel()
+	f := newFixtureWith(t, redactPolicy)
+	f.grant(t, "s-excl", "personalisation", "user.health")
+	batch := []kafka.Message{f.purchase(t, 1, "e-anon", "s-none"), f.purchase(t, 2, "e-excl", "s-excl")}
+	out, err := f.e.Process(context.Background(), batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := byTopic(out)
+	decode := func(m kafka.Message) map[string]any {
+		rec, err := f.codec.Decode(context.Background(), m.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec.Value
+	}
+	str := func(v map[string]any, path string) string { s, _ := avrocodec.StringField(v, path); return s }
+
+	an := got["compliant.analytics"]
+	if len(an) != 2 {
+		t.Fatalf("compliant.analytics gets %d records, want 2 redacted copies", len(an))
+	}
+	for _, m := range an {
+		v := decode(m)
+		if str(v, "subject_id") == "s-none" || str(v, "subject_id") == "s-excl" || len(str(v, "subject_id")) != 64 {
+			t.Errorf("subject_id not pseudonymised: %q", str(v, "subject_id"))
+		}
+		if string(m.Key) != str(v, "subject_id") {
+			t.Errorf("redacted record keyed by %q, want the pseudonym", m.Key)
+		}
+		if ip := str(v, "ip_address"); ip != "203.0.113.0" {
+			t.Errorf("ip_address %q, want truncated to /24", ip)
+		}
+		if e, ok := avrocodec.Field(v, "email"); ok && avrocodec.Unwrap(e) != nil {
+			t.Errorf("email kept on a redacted copy: %v", e)
+		}
+		if str(v, "order_id") != "ORD-1" {
+			t.Errorf("order_id (user.behavior.purchase, keep) changed to %q", str(v, "order_id"))
+		}
+		for _, h := range m.Headers {
+			if h.Key == "x-customer-email" {
+				t.Error("a redacted copy kept an input header that may carry personal data")
+			}
+		}
+		if d, _ := stream.Header(m, HeaderDecision); d != "REDACTED" {
+			t.Errorf("decision header %q", d)
+		}
+	}
+	pe := got["compliant.personalisation"]
+	if len(pe) != 1 {
+		t.Fatalf("compliant.personalisation gets %d records, want the granted one", len(pe))
+	}
+	v := decode(pe[0])
+	if str(v, "subject_id") != "s-excl" || str(v, "email") != "jane.roe@mail.example" {
+		t.Errorf("granted fields changed: %v", v)
+	}
+	items, _ := avrocodec.Field(v, "items")
+	for _, it := range items.([]any) {
+		if h := avrocodec.Unwrap(it.(map[string]any)["health_category"]); h != nil {
+			t.Errorf("excluded health category published: %v", h)
+		}
+	}
+
+	treated := map[string][]any{}
+	for _, a := range got["consent.audit"] {
+		rv := decode(a)
+		tf, _ := avrocodec.Field(rv, "treated_fields")
+		treated[str(rv, "event_id")+"/"+str(rv, "stream")+"/"+str(rv, "decision")] = tf.([]any)
+	}
+	if tf := treated["e-excl/compliant.personalisation/REDACTED"]; len(tf) != 1 || tf[0] != "items[].health_category" {
+		t.Errorf("audit of the exclusion lists %v, want [items[].health_category]", tf)
+	}
+	if tf := treated["e-anon/compliant.analytics/REDACTED"]; len(tf) < 3 {
+		t.Errorf("audit of the redacted copy lists %v", tf)
+	}
+	if _, ok := treated["e-anon/compliant.personalisation/DROPPED"]; !ok {
+		t.Errorf("missing drop decision for the ungranted personalisation stream: %v", treated)
 	}
 }

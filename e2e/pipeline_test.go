@@ -33,14 +33,20 @@ type pipeline struct {
 }
 
 func startPipeline(t *testing.T) *pipeline {
+	return startPipelineWith(t, "testdata/policy.yaml", []string{"compliant.marketing"})
+}
+
+// startPipelineWith starts the broker process (with the output topics),
+// a redis-server, consent-sync and the enforcer on the given policy file.
+func startPipelineWith(t *testing.T, policy string, outputs []string, extraEnv ...string) *pipeline {
 	t.Helper()
 	p := &pipeline{
-		broker: brokertest.Start(t, brokertest.Options{Partitions: 2, Topics: []string{"compliant.marketing"}}),
+		broker: brokertest.Start(t, brokertest.Options{Partitions: 2, Topics: outputs}),
 		redis:  redistest.Start(t),
 		prefix: redistest.PrefixFor(t),
 	}
 	t.Logf("redis: local redis-server process at %s (no Docker engine here)", p.redis.Addr())
-	policyFile, err := filepath.Abs("testdata/policy.yaml")
+	policyFile, err := filepath.Abs(policy)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,6 +58,7 @@ func startPipeline(t *testing.T) *pipeline {
 		"ENFORCER_SESSION_TIMEOUT=6s",
 		"CONSENT_SYNC_SESSION_TIMEOUT=6s",
 	}
+	p.env = append(p.env, extraEnv...)
 	cat, err := avrocodec.LoadCatalog(schemas.FS)
 	if err != nil {
 		t.Fatal(err)

@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -107,6 +108,25 @@ func (s *Server) Client(tb testing.TB) *redis.Client {
 	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
 	tb.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+// Pause freezes the server process (SIGSTOP): connections stay open but
+// nothing answers, as with a hung or overloaded Redis. The data is kept;
+// Resume continues it.
+func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		s.tb.Fatalf("redistest: no running server to send %v to", sig)
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.tb.Fatalf("redistest: signal %v: %v", sig, err)
+	}
 }
 
 // Stop kills the server process and waits for it to exit. The data is lost.

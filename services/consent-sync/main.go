@@ -25,9 +25,9 @@ import (
 	"github.com/consentgate/consentgate/pkg/policy"
 	"github.com/consentgate/consentgate/pkg/redisconn"
 	"github.com/consentgate/consentgate/pkg/stream"
+	"github.com/consentgate/consentgate/services/consent-sync/internal/apply"
 	"github.com/consentgate/consentgate/services/consent-sync/internal/intake"
 	"github.com/consentgate/consentgate/services/consent-sync/internal/rebuild"
-	csync "github.com/consentgate/consentgate/services/consent-sync/internal/sync"
 )
 
 func main() { bootstrap.Main("consent-sync", run) }
@@ -64,7 +64,13 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	if cfg.Kafka.ClientID == "" {
 		cfg.Kafka.ClientID = "consentgate-consent-sync"
 	}
-	opts := csync.Options{RevocationsTopic: cfg.RevocationsTopic, DLQSuffix: cfg.DLQSuffix, KnownPurposes: known}
+	opts := apply.Options{RevocationsTopic: cfg.RevocationsTopic, DLQSuffix: cfg.DLQSuffix, KnownPurposes: known,
+		OnUnknownPurpose: func(purpose string) {
+			// Applied all the same: the topic is the record, and the
+			// policy may gain the purpose later. Enforcers never read it
+			// for another purpose.
+			log.Warn("consent change for a purpose the policy does not declare; applied and counted", "purpose", purpose)
+		}}
 
 	if cfg.Rebuild {
 		if !cfg.RebuildForce {
@@ -78,7 +84,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 			}
 		}
 		opts.Replay = true
-		s := csync.New(opts, codec, store)
+		s := apply.New(opts, codec, store)
 		_, err := rebuild.Run(ctx, log, rebuild.Options{Kafka: cfg.Kafka, Topics: cfg.Input.Topics, BatchSize: cfg.BatchSize}, s.Process,
 			rebuild.Counters{Applied: &s.Applied, Ignored: &s.Ignored, Invalid: &s.Invalid, UnknownPurpose: &s.UnknownPurpose})
 		return err
@@ -130,7 +136,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		intakeDone <- serveErr
 	}()
 
-	s := csync.New(opts, codec, store)
+	s := apply.New(opts, codec, store)
 	runner := cfg.Runner(r, w, s.Process, log)
 	log.Info("syncing consent")
 	err = runner.Run(consumeCtx)

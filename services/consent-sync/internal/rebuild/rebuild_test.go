@@ -16,7 +16,7 @@ import (
 	"github.com/consentgate/consentgate/pkg/redistest"
 	"github.com/consentgate/consentgate/pkg/stream"
 	"github.com/consentgate/consentgate/schemas"
-	csync "github.com/consentgate/consentgate/services/consent-sync/internal/sync"
+	"github.com/consentgate/consentgate/services/consent-sync/internal/apply"
 )
 
 func TestPartitionDone(t *testing.T) {
@@ -86,7 +86,7 @@ func TestRunStopsAtStartWatermarks(t *testing.T) {
 	change := func(i int, subject string) kafka.Message {
 		c := consent.Change{ChangeID: fmt.Sprintf("c%04d", i), SubjectID: subject, Purpose: "marketing", Action: consent.ActionGrant,
 			LegalBasis: consent.BasisConsent, Source: "test", NoticeVersion: "1", CapturedAt: t0.Add(time.Duration(i) * time.Millisecond)}
-		b, err := codec.EncodeSingle(csync.ChangeSchema, c.Native())
+		b, err := codec.EncodeSingle(apply.ChangeSchema, c.Native())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,7 +108,7 @@ func TestRunStopsAtStartWatermarks(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s := csync.New(csync.Options{RevocationsTopic: "consent.revocations", DLQSuffix: ".dlq", Replay: true}, codec, consent.NewStore(rdb, prefix))
+	s := apply.New(apply.Options{RevocationsTopic: "consent.revocations", DLQSuffix: ".dlq", Replay: true}, codec, consent.NewStore(rdb, prefix))
 	opts := Options{Kafka: kc, Topics: []string{topic}, BatchSize: 16, Progress: 50 * time.Millisecond}
 	opts.afterTargets = func() {
 		// Produced after the watermarks were read: not part of this rebuild.

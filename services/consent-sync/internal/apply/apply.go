@@ -1,4 +1,4 @@
-// Package sync applies consent changes to the consent store. Each change is
+// Package apply applies consent changes to the consent store. Each change is
 // decoded, validated and applied with the store's atomic compare-and-set
 // (newest captured_at wins), so replays and duplicates are harmless; a change
 // that cannot be decoded or is invalid goes to the dead-letter topic with the
@@ -10,12 +10,13 @@
 // records: invalid changes are only counted (they were dead-lettered when
 // they were first consumed) and no revocation notices are built (they were
 // published when the changes were first applied).
-package sync
+package apply
 
 import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -60,6 +61,10 @@ type Options struct {
 	// for other purposes are still applied (the topic is the record) but
 	// counted as UnknownPurpose so operators see them.
 	KnownPurposes map[string]bool
+	// OnUnknownPurpose, when set, is called once per process for each
+	// purpose id outside KnownPurposes (to log it; purpose ids are policy
+	// names, not personal data).
+	OnUnknownPurpose func(purpose string)
 	// Replay makes Process apply and count only: no dead letters and no
 	// revocation notices are returned. A rebuild of the cache from the
 	// topic uses it, since both were written when the changes were first
@@ -75,6 +80,25 @@ type Syncer struct {
 	now   func() time.Time
 
 	Applied, Ignored, Invalid, UnknownPurpose, Notices atomic.Int64
+
+	unknownMu   sync.Mutex
+	unknownSeen map[string]bool
+}
+
+func (s *Syncer) reportUnknown(purpose string) {
+	if s.opts.OnUnknownPurpose == nil {
+		return
+	}
+	s.unknownMu.Lock()
+	defer s.unknownMu.Unlock()
+	if s.unknownSeen[purpose] {
+		return
+	}
+	if s.unknownSeen == nil {
+		s.unknownSeen = map[string]bool{}
+	}
+	s.unknownSeen[purpose] = true
+	s.opts.OnUnknownPurpose(purpose)
 }
 
 // New returns a Syncer.
@@ -116,6 +140,7 @@ func (s *Syncer) Process(ctx context.Context, batch []kafka.Message) ([]kafka.Me
 		}
 		if s.opts.KnownPurposes != nil && c.Purpose != "" && !s.opts.KnownPurposes[c.Purpose] {
 			s.UnknownPurpose.Add(1)
+			s.reportUnknown(c.Purpose)
 		}
 		o, err := s.store.Apply(ctx, c)
 		if err != nil {

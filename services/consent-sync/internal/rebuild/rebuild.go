@@ -18,7 +18,7 @@
 //
 // # Same path as the live service
 //
-// Each batch goes through the live service's Syncer (internal/sync) in replay mode:
+// Each batch goes through the live service's Syncer (internal/apply) in replay mode:
 // the same decoding, validation and atomic compare-and-set (newest
 // captured_at wins, ties broken by change id), so the rebuilt state equals
 // the live state whatever the order partitions are read in. Invalid records

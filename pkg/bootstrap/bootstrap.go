@@ -25,6 +25,7 @@ import (
 	"github.com/consentgate/consentgate/pkg/redisconn"
 	"github.com/consentgate/consentgate/pkg/schemaregistry"
 	"github.com/consentgate/consentgate/pkg/stream"
+	"github.com/consentgate/consentgate/pkg/telemetry"
 	"github.com/consentgate/consentgate/schemas"
 )
 
@@ -36,7 +37,7 @@ type RunFunc func(ctx context.Context, log *slog.Logger, args []string) error
 // SIGTERM, and exits: 0 on success or --help, 1 on error. It is the only
 // place a service exits.
 func Main(service string, run RunFunc) {
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", service)
+	log := slog.New(telemetry.LogHandler(slog.NewJSONHandler(os.Stderr, nil))).With("service", service)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	err := run(ctx, log, os.Args[1:])
 	stop()
@@ -67,9 +68,10 @@ func Parse(set *envflag.Set, args []string, validate func() error) error {
 
 // Common is the configuration every pipeline service shares.
 type Common struct {
-	Kafka stream.Config
-	Input stream.ReaderConfig
-	Redis redisconn.Config
+	Kafka     stream.Config
+	Input     stream.ReaderConfig
+	Redis     redisconn.Config
+	Telemetry telemetry.Config
 
 	SchemasDir    string
 	RegistryURL   string
@@ -84,7 +86,8 @@ type Common struct {
 // in consumer group group.
 func DefaultCommon(topics []string, group string) Common {
 	return Common{
-		Kafka: stream.DefaultConfig(),
+		Telemetry: telemetry.Config{SampleRatio: 0.01},
+		Kafka:     stream.DefaultConfig(),
 		Input: stream.ReaderConfig{
 			Topics:         topics,
 			GroupID:        group,
@@ -106,6 +109,7 @@ func (c *Common) Flags(s *envflag.Set, prefix string) {
 	c.Kafka.Flags(s)
 	c.Input.Flags(s, prefix)
 	c.Redis.Flags(s)
+	c.Telemetry.Flags(s, prefix)
 	s.String(&c.ConsentPrefix, "consent-prefix", "CONSENT_KEY_PREFIX", "prefix of the consent keys in Redis")
 	s.String(&c.SchemasDir, "schemas-dir", "SCHEMAS_DIR", "folder of .avsc schemas; empty uses the schemas built in")
 	s.String(&c.RegistryURL, "schema-registry-url", "SCHEMA_REGISTRY_URL", "Confluent Schema Registry for id-framed input; empty: such input is dead-lettered")
@@ -117,7 +121,7 @@ func (c *Common) Flags(s *envflag.Set, prefix string) {
 
 // Validate reports every problem at once, each with what to set.
 func (c Common) Validate(prefix string) error {
-	errs := []error{c.Kafka.Validate(), c.Input.Validate(prefix), c.Redis.Validate()}
+	errs := []error{c.Kafka.Validate(), c.Input.Validate(prefix), c.Redis.Validate(), c.Telemetry.Validate(prefix)}
 	if c.RegistryURL != "" {
 		if err := schemaregistry.ValidateURL(c.RegistryURL); err != nil {
 			errs = append(errs, fmt.Errorf("SCHEMA_REGISTRY_URL: %w", err))
@@ -156,6 +160,8 @@ func (c Common) LogAttrs() []slog.Attr {
 		slog.String("dlq_suffix", c.DLQSuffix),
 		slog.Int("batch_size", c.BatchSize),
 		slog.Duration("linger", c.Linger),
+		slog.String("telemetry_addr", c.Telemetry.Addr),
+		slog.Float64("trace_sample_ratio", c.Telemetry.SampleRatio),
 	}
 }
 
@@ -178,10 +184,37 @@ func (c Common) Codec() (*avrocodec.Codec, error) {
 }
 
 // Runner returns a stream.Runner over src and sink with the shared batching
-// settings.
-func (c Common) Runner(src stream.Source, sink stream.Writer, process stream.Processor, log *slog.Logger) *stream.Runner {
-	return &stream.Runner{
+// settings, traced and measured through tel (which may be nil).
+func (c Common) Runner(src stream.Source, sink stream.Writer, process stream.Processor, log *slog.Logger, tel *telemetry.Telemetry) (*stream.Runner, error) {
+	r := &stream.Runner{
 		Source: src, Sink: sink, Process: process,
 		BatchSize: c.BatchSize, Linger: c.Linger, DrainTimeout: c.DrainTimeout, Log: log,
 	}
+	if tel != nil {
+		m, err := telemetry.NewRunnerMetrics(tel.Meter())
+		if err != nil {
+			return nil, fmt.Errorf("runner metrics: %w", err)
+		}
+		r.Observer, r.Tracer = m, tel.Tracer()
+		tel.AddReadiness("processing", func(context.Context) error {
+			if r.Paused() {
+				return errors.New("paused, failing closed: a batch cannot be processed (see the logs)")
+			}
+			return nil
+		})
+	}
+	return r, nil
+}
+
+// StartTelemetry sets up traces, metrics and the /metrics, /healthz and
+// /readyz endpoint of service, and logs where it listens.
+func (c Common) StartTelemetry(ctx context.Context, service string, log *slog.Logger) (*telemetry.Telemetry, error) {
+	tel, err := telemetry.Setup(ctx, service, c.Telemetry, log)
+	if err != nil {
+		return nil, err
+	}
+	if a := tel.Addr(); a != "" {
+		log.Info("telemetry endpoint", "addr", a, "paths", "/metrics /healthz /readyz")
+	}
+	return tel, nil
 }

@@ -187,3 +187,15 @@ func SplitList(v string) []string {
 	}
 	return out
 }
+
+// Float declares a floating-point setting.
+func (s *Set) Float(p *float64, flagName, env, usage string) {
+	s.add(flagName, env, usage, false, func() string { return strconv.FormatFloat(*p, 'g', -1, 64) }, func(v string) error {
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil {
+			return errors.New("not a number")
+		}
+		*p = f
+		return nil
+	})
+}

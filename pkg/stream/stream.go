@@ -242,3 +242,21 @@ func (r *ReaderConfig) Flags(s *envflag.Set, prefix string) {
 	s.Duration(&r.SessionTimeout, "session-timeout", prefix+"SESSION_TIMEOUT", "consumer-group session timeout")
 	s.Bool(&r.FromBeginning, "from-beginning", prefix+"FROM_BEGINNING", "a new group starts at the oldest record (else the newest)")
 }
+
+// Ping checks that a broker of c answers, within ctx: a readiness probe.
+func Ping(ctx context.Context, c Config) error {
+	var d kafka.Dialer
+	var errs []error
+	for _, b := range c.Brokers {
+		conn, err := d.DialContext(ctx, "tcp", b)
+		if err == nil {
+			_, err = conn.ApiVersions()
+			conn.Close()
+			if err == nil {
+				return nil
+			}
+		}
+		errs = append(errs, err)
+	}
+	return fmt.Errorf("no broker answers: %w", errors.Join(errs...))
+}

@@ -38,6 +38,7 @@ func DefaultConfig() Config {
 	// Withdrawals must reach Redis fast: wait less for more changes.
 	c.Input.MaxWait = 100 * time.Millisecond
 	c.Linger = 2 * time.Millisecond
+	c.Telemetry.Addr = "127.0.0.1:9465"
 	return c
 }
 

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/consentgate/consentgate/pkg/bootstrap"
 	"github.com/consentgate/consentgate/pkg/consent"
@@ -97,6 +98,17 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 
 	// The consumer runs on its own context, cancelled only once the intake
 	// (if any) has shut down, so that requests in flight are answered first.
+	tel, err := cfg.StartTelemetry(ctx, "consent-sync", log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = tel.Shutdown(sctx)
+	}()
+	tel.AddReadiness("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
+
 	consumeCtx, stopConsuming := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopConsuming()
 	var srv *intake.Server
@@ -137,7 +149,13 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	}()
 
 	s := apply.New(opts, codec, store)
-	runner := cfg.Runner(r, w, s.Process, log)
+	if err := s.Observe(tel.Meter()); err != nil {
+		return err
+	}
+	runner, err := cfg.Runner(r, w, s.Process, log, tel)
+	if err != nil {
+		return err
+	}
 	log.Info("syncing consent")
 	err = runner.Run(consumeCtx)
 	stopConsuming()

@@ -32,12 +32,14 @@ type Config struct {
 
 // DefaultConfig returns the settings used when nothing is set.
 func DefaultConfig() Config {
-	return Config{
+	c := Config{
 		Common:      bootstrap.DefaultCommon([]string{"customer.events"}, "consentgate-enforcer"),
 		AuditTopic:  "consent.audit",
 		CacheSize:   100000,
 		CacheMaxAge: 30 * time.Second,
 	}
+	c.Telemetry.Addr = "127.0.0.1:9464"
+	return c
 }
 
 func (c *Config) flags() *envflag.Set {

@@ -2,6 +2,11 @@
 // Redis against the policy, and publishes what is allowed to per-purpose
 // compliant streams, one audit record per event and stream, and what cannot
 // be decoded to the dead-letter topic. See README.md at the repository root.
+//
+// Two offline subcommands help write and debug the policy: "enforcer check
+// POLICY_FILE" validates it, and "enforcer explain --policy FILE --event
+// EVENT.json --consent CONSENT.json" says what the enforcer does with one
+// event (see package internal/explain, and --help of each).
 package main
 
 import (
@@ -10,7 +15,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/consentgate/consentgate/pkg/bootstrap"
 	"github.com/consentgate/consentgate/pkg/consent"
@@ -18,10 +27,24 @@ import (
 	"github.com/consentgate/consentgate/pkg/redact"
 	"github.com/consentgate/consentgate/pkg/redisconn"
 	"github.com/consentgate/consentgate/pkg/stream"
+	"github.com/consentgate/consentgate/pkg/telemetry"
 	"github.com/consentgate/consentgate/services/enforcer/internal/enforce"
+	"github.com/consentgate/consentgate/services/enforcer/internal/explain"
 )
 
-func main() { bootstrap.Main("enforcer", run) }
+func main() {
+	// Offline subcommands: no Kafka, no Redis, their own flags and exit codes.
+	if len(os.Args) > 1 {
+		stdio := explain.IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
+		switch os.Args[1] {
+		case "check":
+			os.Exit(explain.RunCheck(os.Args[2:], os.Getenv, stdio))
+		case "explain":
+			os.Exit(explain.RunExplain(os.Args[2:], os.Getenv, stdio))
+		}
+	}
+	bootstrap.Main("enforcer", run)
+}
 
 func run(ctx context.Context, log *slog.Logger, args []string) error {
 	cfg := DefaultConfig()
@@ -42,11 +65,21 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
+	tel, err := cfg.StartTelemetry(ctx, "enforcer", log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = tel.Shutdown(sctx)
+	}()
 	rdb, err := redisconn.Open(ctx, cfg.Redis)
 	if err != nil {
 		return fmt.Errorf("connect to redis (REDIS_ADDR/REDIS_URL): %w", err)
 	}
 	defer rdb.Close()
+	tel.AddReadiness("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
 	store := consent.NewStore(rdb, cfg.ConsentPrefix)
 	var lookup enforce.ConsentReader = store
 	if cfg.CacheSize > 0 {
@@ -59,6 +92,15 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		}
 		defer cache.Close()
 		lookup = cache
+		if err := observeCache(tel.Meter(), cache); err != nil {
+			return err
+		}
+		tel.AddReadiness("consent-cache", func(context.Context) error {
+			if !cache.Live() {
+				return errors.New("invalidation subscription down: consent is read from Redis for every batch")
+			}
+			return nil
+		})
 	}
 
 	if cfg.Kafka.ClientID == "" {
@@ -69,8 +111,16 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	r := stream.NewReader(cfg.Kafka, cfg.Input)
 	defer r.Close() // closes before the writer: leaves the group first
 
-	e := enforce.New(enforce.Options{AuditTopic: cfg.AuditTopic, DLQSuffix: cfg.DLQSuffix, Redactor: red}, codec, lookup, pol)
-	runner := cfg.Runner(r, w, e.Process, log)
+	tel.AddReadiness("kafka", func(ctx context.Context) error { return stream.Ping(ctx, cfg.Kafka) })
+
+	e := enforce.New(enforce.Options{AuditTopic: cfg.AuditTopic, DLQSuffix: cfg.DLQSuffix, Redactor: red, Tracer: tel.Tracer()}, codec, lookup, pol)
+	if err := e.Observe(tel.Meter()); err != nil {
+		return err
+	}
+	runner, err := cfg.Runner(r, w, e.Process, log, tel)
+	if err != nil {
+		return err
+	}
 	log.Info("enforcing", "streams", len(pol.Streams), "policy_version", pol.Version)
 	err = runner.Run(ctx)
 	log.Info("stopped", "records", runner.Records.Load(), "passed", e.Passed.Load(), "redacted", e.Redacted.Load(),
@@ -115,4 +165,29 @@ func usesPseudonymisation(pol *policy.Policy) bool {
 		}
 	}
 	return false
+}
+
+// observeCache exports the consent cache's counters: lookups served from
+// memory (local_hit) and read from Redis (miss), and invalidations.
+func observeCache(m metric.Meter, c *consent.Cache) error {
+	lookups, err := m.Int64ObservableCounter(telemetry.MetricLookups+".subjects", metric.WithDescription("subjects looked up, by result (local_hit, miss)"))
+	if err != nil {
+		return err
+	}
+	inval, err := m.Int64ObservableCounter("consentgate.consent.cache.invalidations", metric.WithDescription("cached subjects dropped by an invalidation"))
+	if err != nil {
+		return err
+	}
+	size, err := m.Int64ObservableGauge("consentgate.consent.cache.size", metric.WithDescription("subjects held in the local consent cache"))
+	if err != nil {
+		return err
+	}
+	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		o.ObserveInt64(lookups, c.Hits.Load(), metric.WithAttributes(attribute.String("result", "local_hit")))
+		o.ObserveInt64(lookups, c.Misses.Load(), metric.WithAttributes(attribute.String("result", "miss")))
+		o.ObserveInt64(inval, c.Invalidations.Load())
+		o.ObserveInt64(size, int64(c.Len()))
+		return nil
+	}, lookups, inval, size)
+	return err
 }

@@ -21,9 +21,12 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/consentgate/consentgate/pkg/avrocodec"
 	"github.com/consentgate/consentgate/pkg/consent"
+	"github.com/consentgate/consentgate/pkg/telemetry"
 )
 
 // ChangeSchema and NoticeSchema are the full names of the schemas read and
@@ -99,6 +102,28 @@ func (s *Syncer) reportUnknown(purpose string) {
 	}
 	s.unknownSeen[purpose] = true
 	s.opts.OnUnknownPurpose(purpose)
+}
+
+// Observe exports the Syncer's counters as metrics on m: consent changes by
+// result (applied, ignored, invalid, unknown_purpose) and revocation
+// notices published.
+func (s *Syncer) Observe(m metric.Meter) error {
+	changes, err := m.Int64ObservableCounter(telemetry.MetricChanges, metric.WithDescription("consent changes consumed, by result"))
+	if err != nil {
+		return err
+	}
+	notices, err := m.Int64ObservableCounter(telemetry.MetricRevocations, metric.WithDescription("revocation notices published"))
+	if err != nil {
+		return err
+	}
+	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		for result, c := range map[string]*atomic.Int64{"applied": &s.Applied, "ignored": &s.Ignored, "invalid": &s.Invalid, "unknown_purpose": &s.UnknownPurpose} {
+			o.ObserveInt64(changes, c.Load(), metric.WithAttributes(attribute.String("result", result)))
+		}
+		o.ObserveInt64(notices, s.Notices.Load())
+		return nil
+	}, changes, notices)
+	return err
 }
 
 // New returns a Syncer.

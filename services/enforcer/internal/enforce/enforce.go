@@ -19,12 +19,16 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/consentgate/consentgate/pkg/avrocodec"
 	"github.com/consentgate/consentgate/pkg/consent"
 	"github.com/consentgate/consentgate/pkg/decision"
 	"github.com/consentgate/consentgate/pkg/policy"
 	"github.com/consentgate/consentgate/pkg/redact"
+	"github.com/consentgate/consentgate/pkg/telemetry"
 )
 
 // Header names set on every output and dead-letter record.
@@ -60,6 +64,9 @@ type Options struct {
 	DLQSuffix  string
 	// Redactor treats the fields of events published redacted.
 	Redactor *redact.Redactor
+	// Tracer (optional) traces each record whose producer's trace context
+	// is sampled, and carries it on to every record written for it.
+	Tracer trace.Tracer
 }
 
 // ReasonRedactionFailed is the audit reason of an event that had to be
@@ -81,6 +88,86 @@ type Enforcer struct {
 
 	// Per-record outcomes are counted, never logged.
 	Passed, Redacted, Dropped, DeadLettered atomic.Int64
+
+	metrics *metrics
+}
+
+// metrics are the enforcer's instruments (see Observe).
+type metrics struct {
+	decisions, deadLetters, lookups metric.Int64Counter
+	lookupTook                      metric.Float64Histogram
+}
+
+// Observe records the enforcer's outcomes as metrics on m: decisions by
+// stream, purpose, decision and reason; dead letters by reason; consent
+// lookups by result and their latency. Call it before the first Process.
+func (e *Enforcer) Observe(m metric.Meter) error {
+	var x metrics
+	var err error
+	if x.decisions, err = m.Int64Counter(telemetry.MetricDecisions, metric.WithDescription("decisions, by stream, purpose, decision and reason")); err != nil {
+		return err
+	}
+	if x.deadLetters, err = m.Int64Counter(telemetry.MetricDeadLetters, metric.WithDescription("records sent to a dead-letter topic, by reason")); err != nil {
+		return err
+	}
+	if x.lookups, err = m.Int64Counter(telemetry.MetricLookups, metric.WithDescription("consent lookups of a batch, by result (ok, error)")); err != nil {
+		return err
+	}
+	if x.lookupTook, err = m.Float64Histogram(telemetry.MetricLookupDuration, metric.WithUnit("s"), metric.WithDescription("time to read the consent of a batch"),
+		metric.WithExplicitBucketBoundaries(.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1)); err != nil {
+		return err
+	}
+	e.metrics = &x
+	return nil
+}
+
+type decisionKey struct{ stream, purpose, outcome, reason string }
+
+// tally counts a batch's outcomes; they are recorded only when the batch
+// is decided as a whole, so that a retried batch is not counted twice.
+type tally struct {
+	decisions map[decisionKey]int64
+	dlq       map[string]int64
+}
+
+func (t *tally) decision(d decision.Decision) {
+	if t.decisions == nil {
+		t.decisions = map[decisionKey]int64{}
+	}
+	t.decisions[decisionKey{d.Stream, d.Purpose, string(d.Outcome), d.Reason}]++
+}
+
+func (t *tally) deadLetter(reason string) {
+	if t.dlq == nil {
+		t.dlq = map[string]int64{}
+	}
+	t.dlq[reason]++
+}
+
+func (e *Enforcer) record(ctx context.Context, t *tally) {
+	for k, n := range t.decisions {
+		switch decision.Outcome(k.outcome) {
+		case decision.Passed:
+			e.Passed.Add(n)
+		case decision.Redacted:
+			e.Redacted.Add(n)
+		default:
+			e.Dropped.Add(n)
+		}
+	}
+	for _, n := range t.dlq {
+		e.DeadLettered.Add(n)
+	}
+	if e.metrics == nil {
+		return
+	}
+	for k, n := range t.decisions {
+		e.metrics.decisions.Add(ctx, n, metric.WithAttributes(attribute.String("stream", k.stream), attribute.String("purpose", k.purpose),
+			attribute.String("decision", k.outcome), attribute.String("reason", k.reason)))
+	}
+	for r, n := range t.dlq {
+		e.metrics.deadLetters.Add(ctx, n, metric.WithAttributes(attribute.String("reason", r)))
+	}
 }
 
 // New returns an Enforcer.
@@ -93,6 +180,9 @@ type event struct {
 	rec     *avrocodec.Record
 	subject string
 	id      string
+	// ctx carries the record's span when it is traced (span not nil).
+	ctx  context.Context
+	span trace.Span
 }
 
 // Process decides a batch and returns every record to write: outputs, audit
@@ -100,39 +190,61 @@ type event struct {
 // a transient failure (consent store, schema registry) leaves any event of
 // the batch undecided.
 func (e *Enforcer) Process(ctx context.Context, batch []kafka.Message) ([]kafka.Message, error) {
-	var out []kafka.Message
+	var (
+		out      []kafka.Message
+		t        tally
+		subjects []string
+	)
 	events := make([]event, 0, len(batch))
 	seen := make(map[string]bool, len(batch))
-	var subjects []string
+	defer func() {
+		for _, ev := range events {
+			if ev.span != nil {
+				ev.span.End()
+			}
+		}
+	}()
 	for _, m := range batch {
+		ev := event{msg: m, ctx: ctx}
+		if e.opts.Tracer != nil {
+			if pctx := telemetry.Extract(ctx, m.Headers); trace.SpanContextFromContext(pctx).IsSampled() {
+				ev.ctx, ev.span = e.opts.Tracer.Start(pctx, "enforce record", trace.WithSpanKind(trace.SpanKindConsumer),
+					trace.WithAttributes(attribute.String("messaging.source.name", m.Topic),
+						attribute.Int("messaging.kafka.partition", m.Partition), attribute.Int64("messaging.kafka.offset", m.Offset)))
+			}
+		}
 		rec, err := e.codec.Decode(ctx, m.Value)
 		if err != nil {
 			if !avrocodec.IsPermanent(err) {
 				return nil, fmt.Errorf("decode: %w", err)
 			}
-			out = append(out, e.deadLetter(m, "undecodable", err))
+			out = append(out, e.deadLetter(ev, "undecodable", err, &t))
 			continue
 		}
-		subject, _ := avrocodec.StringField(rec.Value, "subject_id")
-		id, _ := avrocodec.StringField(rec.Value, "event_id")
+		ev.rec = rec
+		ev.subject, _ = avrocodec.StringField(rec.Value, "subject_id")
+		ev.id, _ = avrocodec.StringField(rec.Value, "event_id")
 		switch {
-		case subject == "":
-			out = append(out, e.deadLetter(m, "missing_subject_id", errors.New("event has no subject_id")))
+		case ev.subject == "":
+			out = append(out, e.deadLetter(ev, "missing_subject_id", errors.New("event has no subject_id"), &t))
 			continue
-		case id == "":
-			out = append(out, e.deadLetter(m, "missing_event_id", errors.New("event has no event_id")))
+		case ev.id == "":
+			out = append(out, e.deadLetter(ev, "missing_event_id", errors.New("event has no event_id"), &t))
 			continue
 		}
-		events = append(events, event{msg: m, rec: rec, subject: subject, id: id})
-		if !seen[subject] {
-			seen[subject] = true
-			subjects = append(subjects, subject)
+		if ev.span != nil {
+			ev.span.SetAttributes(attribute.String("consentgate.event_schema", rec.Schema.FullName))
+		}
+		events = append(events, ev)
+		if !seen[ev.subject] {
+			seen[ev.subject] = true
+			subjects = append(subjects, ev.subject)
 		}
 	}
 	var states map[string]*consent.State
 	if len(subjects) > 0 {
 		var err error
-		states, err = e.consent.Lookup(ctx, subjects)
+		states, err = e.lookup(ctx, subjects)
 		if err != nil {
 			return nil, fmt.Errorf("lookup consent: %w", err)
 		}
@@ -146,23 +258,23 @@ func (e *Enforcer) Process(ctx context.Context, batch []kafka.Message) ([]kafka.
 			switch d.Outcome {
 			case decision.Passed:
 				out = append(out, e.output(ev, s.Topic))
-				e.Passed.Add(1)
 			case decision.Redacted:
-				m, t, err := e.redacted(ctx, ev, s, d)
+				m, tr, err := e.redacted(ctx, ev, s, d)
 				switch {
 				case err == nil:
 					out = append(out, m)
-					treated = t
-					e.Redacted.Add(1)
+					treated = tr
 				case avrocodec.IsRetryable(err):
 					return nil, fmt.Errorf("encode redacted event: %w", err)
 				default:
 					// Fail closed: what cannot be treated is not published.
 					d.Outcome, d.Reason = decision.Dropped, ReasonRedactionFailed
-					e.Dropped.Add(1)
 				}
-			default:
-				e.Dropped.Add(1)
+			}
+			t.decision(d)
+			if ev.span != nil {
+				ev.span.AddEvent("decided", trace.WithAttributes(attribute.String("stream", d.Stream),
+					attribute.String("decision", string(d.Outcome)), attribute.String("reason", d.Reason)))
 			}
 			a, err := e.audit(ev, d, treated, now)
 			if err != nil {
@@ -171,7 +283,23 @@ func (e *Enforcer) Process(ctx context.Context, batch []kafka.Message) ([]kafka.
 			out = append(out, a)
 		}
 	}
+	e.record(ctx, &t)
 	return out, nil
+}
+
+// lookup reads the consent of subjects, measured.
+func (e *Enforcer) lookup(ctx context.Context, subjects []string) (map[string]*consent.State, error) {
+	start := time.Now()
+	states, err := e.consent.Lookup(ctx, subjects)
+	if e.metrics != nil {
+		result := "ok"
+		if err != nil {
+			result = "error"
+		}
+		e.metrics.lookups.Add(ctx, 1, metric.WithAttributes(attribute.String("result", result)))
+		e.metrics.lookupTook.Record(ctx, time.Since(start).Seconds())
+	}
+	return states, err
 }
 
 func (e *Enforcer) sourceHeaders(m kafka.Message) []kafka.Header {
@@ -189,6 +317,7 @@ func (e *Enforcer) output(ev event, topic string) kafka.Message {
 	h = append(h, e.sourceHeaders(ev.msg)...)
 	h = append(h, kafka.Header{Key: HeaderPolicyVersion, Value: []byte(e.policy.Version)},
 		kafka.Header{Key: HeaderDecision, Value: []byte(decision.Passed)})
+	ev.inject(&h)
 	return kafka.Message{Topic: topic, Key: ev.msg.Key, Value: ev.msg.Value, Headers: h}
 }
 
@@ -223,11 +352,19 @@ func (e *Enforcer) redacted(ctx context.Context, ev event, s policy.Stream, d de
 	h = append(h, e.sourceHeaders(ev.msg)...)
 	h = append(h, kafka.Header{Key: HeaderPolicyVersion, Value: []byte(e.policy.Version)},
 		kafka.Header{Key: HeaderDecision, Value: []byte(decision.Redacted)})
+	ev.inject(&h)
 	return kafka.Message{Topic: s.Topic, Key: key, Value: b, Headers: h}, res.Treated, nil
 }
 
-func (e *Enforcer) deadLetter(m kafka.Message, reason string, err error) kafka.Message {
-	e.DeadLettered.Add(1)
+// deadLetter keeps the input's key, value and headers untouched (its
+// traceparent, if any, still points at the producer's span) and adds the
+// reason, the error and the source coordinates.
+func (e *Enforcer) deadLetter(ev event, reason string, err error, t *tally) kafka.Message {
+	t.deadLetter(reason)
+	if ev.span != nil {
+		ev.span.AddEvent("dead-lettered", trace.WithAttributes(attribute.String("reason", reason)))
+	}
+	m := ev.msg
 	h := make([]kafka.Header, 0, len(m.Headers)+5)
 	h = append(h, m.Headers...)
 	h = append(h, kafka.Header{Key: HeaderDLQReason, Value: []byte(reason)},
@@ -266,6 +403,14 @@ func (e *Enforcer) audit(ev event, d decision.Decision, treated []string, now ti
 	if err != nil {
 		return kafka.Message{}, fmt.Errorf("encode audit record: %w", err)
 	}
-	return kafka.Message{Topic: e.opts.AuditTopic, Key: []byte(ev.subject), Value: b,
-		Headers: []kafka.Header{{Key: HeaderEventID, Value: []byte(ev.id)}}}, nil
+	h := []kafka.Header{{Key: HeaderEventID, Value: []byte(ev.id)}}
+	ev.inject(&h)
+	return kafka.Message{Topic: e.opts.AuditTopic, Key: []byte(ev.subject), Value: b, Headers: h}, nil
+}
+
+// inject writes the record's span context into headers, when it is traced.
+func (ev event) inject(h *[]kafka.Header) {
+	if ev.span != nil {
+		telemetry.Inject(ev.ctx, h)
+	}
 }

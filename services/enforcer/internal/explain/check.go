@@ -1,0 +1,237 @@
+package explain
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/consentgate/consentgate/pkg/avrocodec"
+	"github.com/consentgate/consentgate/pkg/policy"
+)
+
+// CheckResult is what Check found in one policy file.
+type CheckResult struct {
+	// Policy is the parsed policy; nil when the file does not parse.
+	Policy *policy.Policy
+	// Source names the file, as given to Check.
+	Source string
+	// Errors are the problems that stop the enforcer at start-up (policy
+	// syntax and semantics from policy.Parse) or that make a rule
+	// meaningless for the schema catalog: an unknown schema name, a field
+	// path that no accepted schema has. Sorted by position.
+	Errors []*policy.Error
+	// Warnings do not stop the policy from being valid but need attention
+	// before deployment, such as pseudonymisation without a configured key.
+	Warnings []*policy.Error
+}
+
+// OK reports whether the policy has no errors.
+func (r CheckResult) OK() bool { return len(r.Errors) == 0 }
+
+// Check validates the policy file data (named source in messages) as the
+// enforcer would load it, and also what only the enforcer knows:
+//
+//   - every name under a stream's schemas: is the full name of a schema in
+//     cat (a name that is not can never match, so the stream would silently
+//     receive nothing of that kind);
+//   - every field: path of a treatment exists in at least one schema the
+//     stream accepts (avrocodec.Schema.Fields, any version; every schema of
+//     cat when the stream lists none);
+//   - with haveKey false, a stream that pseudonymises is a warning: the
+//     enforcer refuses to start without PSEUDONYMISATION_KEY_FILE or
+//     PSEUDONYMISATION_KEY.
+//
+// Findings of the last two kinds carry the line of the stream or rule and
+// the column of the offending name when it can be found on the lines of
+// that stream, else column 1.
+func Check(data []byte, source string, cat *avrocodec.Catalog, haveKey bool) CheckResult {
+	res := CheckResult{Source: source}
+	pol, err := policy.Parse(data, source)
+	if err != nil {
+		res.Errors = policy.Problems(err)
+		if len(res.Errors) == 0 {
+			res.Errors = []*policy.Error{{Source: source, Line: 1, Column: 1, Problem: err.Error()}}
+		}
+		return res
+	}
+	res.Policy = pol
+	lines := strings.Split(string(data), "\n")
+	for i, s := range pol.Streams {
+		end := len(lines) + 1
+		if i+1 < len(pol.Streams) {
+			end = pol.Streams[i+1].Line
+		}
+		at := func(token string, from int, format string, args ...any) *policy.Error {
+			line, col := locate(lines, token, from, end)
+			return &policy.Error{Source: source, Line: line, Column: col, Problem: fmt.Sprintf(format, args...)}
+		}
+		var accepted []*avrocodec.Schema
+		if len(s.Schemas) == 0 {
+			accepted = cat.Schemas()
+		}
+		for _, name := range s.Schemas {
+			versions := cat.Versions(name)
+			if len(versions) == 0 {
+				res.Errors = append(res.Errors, at(name, s.Line, "stream %s: unknown schema %s: the schema catalog has %s%s",
+					s.Topic, name, strings.Join(names(cat), ", "), suggest(name, names(cat))))
+				continue
+			}
+			accepted = append(accepted, versions...)
+		}
+		for _, t := range s.Treatments {
+			if t.Field == "" || len(accepted) == 0 {
+				continue
+			}
+			if slices.ContainsFunc(accepted, func(sc *avrocodec.Schema) bool { return hasField(sc, t.Field) }) {
+				continue
+			}
+			var all []string
+			for _, sc := range accepted {
+				for _, f := range sc.Fields {
+					if !slices.Contains(all, f.Path) {
+						all = append(all, f.Path)
+					}
+				}
+			}
+			res.Errors = append(res.Errors, at(t.Field, t.Line, "stream %s: no schema the stream accepts has the field %s, so the rule never applies%s",
+				s.Topic, t.Field, suggest(t.Field, all)))
+		}
+		if !haveKey {
+			if line, ok := pseudonymises(s); ok {
+				res.Warnings = append(res.Warnings, at("pseudonymise", line,
+					"warning: stream %s pseudonymises fields but no key is set: the enforcer will not start without PSEUDONYMISATION_KEY_FILE (or PSEUDONYMISATION_KEY)", s.Topic))
+			}
+		}
+	}
+	sortFindings(res.Errors)
+	sortFindings(res.Warnings)
+	return res
+}
+
+func hasField(s *avrocodec.Schema, path string) bool {
+	return slices.ContainsFunc(s.Fields, func(f avrocodec.FieldInfo) bool { return f.Path == path })
+}
+
+// pseudonymises returns the line of the first rule of s that pseudonymises,
+// or of the stream when its default treatment does.
+func pseudonymises(s policy.Stream) (int, bool) {
+	for _, t := range s.Treatments {
+		if t.Action == policy.ActionPseudonymise {
+			return t.Line, true
+		}
+	}
+	if s.DefaultTreatment == policy.ActionPseudonymise {
+		return s.Line, true
+	}
+	return 0, false
+}
+
+func sortFindings(f []*policy.Error) {
+	slices.SortStableFunc(f, func(a, b *policy.Error) int {
+		if a.Line != b.Line {
+			return a.Line - b.Line
+		}
+		return a.Column - b.Column
+	})
+}
+
+// locate finds token on lines from (1-based) up to before end, as a whole
+// word (not part of a longer name or path), and returns its line and column
+// (1-based, in bytes). Not found: (from, 1).
+func locate(lines []string, token string, from, end int) (int, int) {
+	for ln := max(from, 1); ln < end && ln <= len(lines); ln++ {
+		text := lines[ln-1]
+		if i := strings.IndexByte(text, '#'); i >= 0 {
+			text = text[:i]
+		}
+		for off := 0; ; {
+			i := strings.Index(text[off:], token)
+			if i < 0 {
+				break
+			}
+			i += off
+			j := i + len(token)
+			if (i == 0 || !wordByte(text[i-1])) && (j == len(text) || !wordByte(text[j])) {
+				return ln, i + 1
+			}
+			off = i + 1
+		}
+	}
+	return max(from, 1), 1
+}
+
+func wordByte(b byte) bool {
+	return b == '_' || b == '.' || b == '[' || b == ']' || b == '*' ||
+		(b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || (b >= '0' && b <= '9')
+}
+
+// suggest returns "; did you mean X?" for the closest candidate within a
+// small edit distance, or "".
+func suggest(s string, candidates []string) string {
+	best, bestD := "", len(s)/3+2
+	for _, c := range candidates {
+		if d := editDistance(s, c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return "; did you mean " + best + "?"
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// WriteSummary prints a valid policy: its version, purposes and streams.
+func (r CheckResult) WriteSummary(w io.Writer) error {
+	pol := r.Policy
+	if pol == nil {
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "%s: ok, version %s\n", r.Source, pol.Version)
+	fmt.Fprintf(tw, "purposes (%d):\n", len(pol.Purposes))
+	for _, p := range pol.Purposes {
+		kind := "opt-in"
+		if p.OptOut {
+			kind = "opt-out"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\tlegal bases %s\n", p.ID, kind, strings.Join(p.LegalBases, ", "))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "streams (%d):\n", len(pol.Streams))
+	for _, s := range pol.Streams {
+		schemas := "all"
+		if len(s.Schemas) > 0 {
+			schemas = strings.Join(s.Schemas, ", ")
+		}
+		mode := "on_missing_consent " + string(s.OnMissing) + ", excluded_categories " + s.Excluded + ", unannotated_fields " + s.Unannotated
+		if s.OnMissing == policy.OnMissingRedact {
+			mode += fmt.Sprintf(", %d treatment rules, default_treatment %s", len(s.Treatments), s.DefaultTreatment)
+		}
+		fmt.Fprintf(w, "  %s\n    purposes: %s\n    schemas:  %s\n    mode:     %s\n", s.Topic, strings.Join(s.Purposes, ", "), schemas, mode)
+	}
+	return nil
+}

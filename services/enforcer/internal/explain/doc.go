@@ -1,0 +1,21 @@
+// Package explain implements the enforcer's two offline commands, for the
+// data engineers who write the policy and the people who must answer "why
+// did this event (not) reach that stream?":
+//
+//   - enforcer check: Check validates a policy file as the enforcer loads it
+//     and against the schema catalog (unknown schema names, field rules
+//     that match no field), reporting problems as file:line:col.
+//   - enforcer explain: Explain takes one event (plain JSON, converted to
+//     goavro's native form by ToNative), one subject's consent state
+//     (ParseConsent) and the policy, and says for every stream what the
+//     enforcer does and why.
+//
+// Explain does not re-implement the enforcer: it encodes the event, decodes
+// it with avrocodec into the reader schema, and runs decision.Decide and a
+// redact.Redactor with the inputs package enforce gives them, so an
+// explanation is what the enforcer would have audited. A test runs
+// enforce.Enforcer.Process on the same inputs and compares.
+//
+// Nothing here touches Kafka or Redis, and errors never quote field values;
+// only --show-values prints event data, on purpose.
+package explain

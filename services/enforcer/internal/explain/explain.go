@@ -1,0 +1,492 @@
+package explain
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/consentgate/consentgate/pkg/avrocodec"
+	"github.com/consentgate/consentgate/pkg/consent"
+	"github.com/consentgate/consentgate/pkg/decision"
+	"github.com/consentgate/consentgate/pkg/policy"
+	"github.com/consentgate/consentgate/pkg/redact"
+	"github.com/consentgate/consentgate/services/enforcer/internal/enforce"
+)
+
+// DemoKey is the pseudonymisation key explain uses when no key file is
+// given. It is public, so pseudonyms computed with it show the shape of the
+// output only: they differ from the production enforcer's.
+var DemoKey = []byte("consentgate-explain-demo-key-not-a-secret")
+
+// Input is one explain request.
+type Input struct {
+	// Policy is the parsed policy; Source names its file in the output.
+	Policy *policy.Policy
+	Source string
+	// Catalog is the schema catalog the enforcer would load.
+	Catalog *avrocodec.Catalog
+	// Event is the event as a plain JSON object (DecodeObject); SchemaName,
+	// when set, is its schema's full name, else it is guessed (see
+	// ResolveSchema).
+	Event      map[string]any
+	SchemaName string
+	// State is the subject's consent (ParseConsent); nil for a subject
+	// about whom nothing is stored.
+	State *consent.State
+	// Now is the time of the decision (expiry is checked against it).
+	Now time.Time
+	// Key is the pseudonymisation key; nil uses DemoKey.
+	Key []byte
+	// ShowValues adds the redacted events, as published, to the output.
+	ShowValues bool
+}
+
+// Explanation says what the enforcer does with one event under one policy
+// and one consent state, stream by stream.
+type Explanation struct {
+	Policy        string    `json:"policy"`
+	PolicyVersion string    `json:"policy_version"`
+	Schema        string    `json:"schema"`
+	WriterVersion int       `json:"written_with_version"`
+	ReaderVersion int       `json:"read_as_version"`
+	Now           time.Time `json:"now"`
+	// Key is "demo" (DemoKey) or "given".
+	Key string `json:"pseudonymisation_key"`
+	// DeadLetter is the dead-letter reason when the enforcer would not
+	// decide the event at all (missing_subject_id, missing_event_id); the
+	// streams are empty then.
+	DeadLetter string `json:"dead_letter,omitempty"`
+	// Notes point out things in the input worth knowing.
+	Notes   []string `json:"notes,omitempty"`
+	Streams []Stream `json:"streams"`
+}
+
+// Stream is the decision for one purpose stream.
+type Stream struct {
+	Topic     string           `json:"topic"`
+	Purposes  []string         `json:"purposes"`
+	OnMissing policy.OnMissing `json:"on_missing_consent"`
+	Decision  decision.Outcome `json:"decision"`
+	// Purpose is the purpose that decided (the first that failed, else the
+	// first of the stream).
+	Purpose string `json:"purpose"`
+	// Reason is the reason code of the audit record; Why says it in words.
+	Reason string `json:"reason"`
+	Why    string `json:"why"`
+	// ChangeID and CapturedAt name the consent change that decided; empty
+	// when none did (never asked, unknown subject).
+	ChangeID   string     `json:"consent_change_id,omitempty"`
+	CapturedAt *time.Time `json:"consent_captured_at,omitempty"`
+	// Treatment is "redact" or "remove_excluded" for a REDACTED event.
+	Treatment string `json:"treatment,omitempty"`
+	// Excluded are the category patterns the grants exclude.
+	Excluded []string `json:"excluded_categories,omitempty"`
+	// Treated lists the fields the redaction changed, with the action.
+	Treated []Treated `json:"treated_fields,omitempty"`
+	// Event is the event as published on the stream (REDACTED with
+	// ShowValues only).
+	Event json.Marshaler `json:"event,omitempty"`
+}
+
+// Treated is one field a redaction changed or removed.
+type Treated struct {
+	Path   string        `json:"path"`
+	Action policy.Action `json:"action"`
+	// Rule says which part of the policy chose the action.
+	Rule string `json:"rule"`
+}
+
+// Explain decides in.Event for every stream of in.Policy with the code the
+// enforcer runs: the event is encoded with its schema (single-object
+// framing, as a producer would), decoded by avrocodec into the catalog's
+// latest version, decided by decision.Decide with the same input, and
+// redacted by a redact.Redactor and re-encoded exactly as package enforce
+// does (a redaction that fails drops the event, reason redaction_failed).
+func Explain(ctx context.Context, in Input) (*Explanation, error) {
+	if in.Policy == nil || in.Catalog == nil {
+		return nil, errors.New("explain: policy and catalog are required")
+	}
+	writer, native, err := ResolveSchema(in.Catalog, in.Event, in.SchemaName)
+	if err != nil {
+		return nil, err
+	}
+	data, err := writer.EncodeSingle(native)
+	if err != nil {
+		return nil, fmt.Errorf("encode event with %s version %d: %w", writer.FullName, writer.Version, err)
+	}
+	codec := avrocodec.New(in.Catalog, nil)
+	rec, err := codec.Decode(ctx, data)
+	if err != nil {
+		return nil, fmt.Errorf("decode event: %w", err)
+	}
+	key, keyName := in.Key, "given"
+	if key == nil {
+		key, keyName = DemoKey, "demo"
+	}
+	red, err := redact.New(key)
+	if err != nil {
+		return nil, fmt.Errorf("pseudonymisation key: %w", err)
+	}
+	ex := &Explanation{
+		Policy: in.Source, PolicyVersion: in.Policy.Version,
+		Schema: rec.Schema.FullName, WriterVersion: writer.Version, ReaderVersion: rec.Schema.Version,
+		Now: in.Now.UTC(), Key: keyName, Streams: []Stream{},
+	}
+	subject, _ := avrocodec.StringField(rec.Value, "subject_id")
+	id, _ := avrocodec.StringField(rec.Value, "event_id")
+	switch {
+	case subject == "":
+		ex.DeadLetter = "missing_subject_id"
+		return ex, nil
+	case id == "":
+		ex.DeadLetter = "missing_event_id"
+		return ex, nil
+	}
+	if in.State != nil && in.State.SubjectID != "" && in.State.SubjectID != subject {
+		ex.Notes = append(ex.Notes, "the consent's subject_id is not the event's: the enforcer would look up the event's subject instead")
+	}
+	fields := make(map[string]avrocodec.FieldInfo, len(rec.Schema.Fields))
+	for _, f := range rec.Schema.Fields {
+		fields[f.Path] = f
+	}
+
+	// The same input and loop as enforce.Enforcer.Process.
+	dIn := decision.Input{Schema: rec.Schema.FullName, Categories: rec.Schema.Annotations, State: in.State, Now: in.Now}
+	for _, s := range in.Policy.Streams {
+		d := decision.Decide(in.Policy, s, dIn)
+		out := Stream{Topic: s.Topic, Purposes: s.Purposes, OnMissing: s.OnMissing, Excluded: d.Excluded}
+		if d.Outcome == decision.Redacted {
+			mode := redact.ModeRedact
+			if d.Treatment == decision.TreatRemoveExcluded {
+				mode = redact.ModeRemoveExcluded
+			}
+			res, err := red.Apply(redact.Request{Schema: rec.Schema, Value: rec.Value, Stream: s, Excluded: d.Excluded, Mode: mode})
+			var published []byte
+			if err == nil {
+				published, err = codec.EncodeLike(ctx, rec, res.Value)
+			}
+			if err != nil {
+				// Fail closed, as the enforcer does.
+				d.Outcome, d.Reason = decision.Dropped, enforce.ReasonRedactionFailed
+			} else {
+				out.Treatment = mode.String()
+				for _, p := range res.Treated {
+					a, rule := treatedBy(s, fields, d.Excluded, mode, p)
+					if transforming(a) && looksRemoved(fieldValue(res.Value, p)) {
+						rule += "; " + string(a) + " does not apply to this value, so it is removed"
+						a = policy.ActionRemove
+					}
+					out.Treated = append(out.Treated, Treated{Path: p, Action: a, Rule: rule})
+				}
+				if in.ShowValues {
+					back, err := codec.Decode(ctx, published)
+					if err != nil {
+						return nil, fmt.Errorf("decode redacted event: %w", err)
+					}
+					if out.Event, err = FromNative(back.Schema, back.Value); err != nil {
+						return nil, err
+					}
+				}
+			}
+		}
+		out.Decision, out.Purpose, out.Reason = d.Outcome, d.Purpose, d.Reason
+		out.ChangeID = d.ChangeID
+		if !d.CapturedAt.IsZero() {
+			t := d.CapturedAt.UTC()
+			out.CapturedAt = &t
+		}
+		out.Why = why(in.Policy, s, d, in.State, rec.Schema.FullName)
+		if d.Outcome != decision.Redacted {
+			out.Excluded = nil
+			if d.Reason == decision.ReasonExcludedCategory {
+				out.Excluded = d.Excluded
+			}
+		}
+		ex.Streams = append(ex.Streams, out)
+	}
+	return ex, nil
+}
+
+// transforming mirrors the treatments package redact inherits to unannotated
+// sub-fields (those that rewrite a value).
+func transforming(a policy.Action) bool {
+	switch a {
+	case policy.ActionPseudonymise, policy.ActionMask, policy.ActionTruncateIP,
+		policy.ActionGeneraliseHour, policy.ActionGeneraliseDay:
+		return true
+	}
+	return false
+}
+
+// treatedBy says which action package redact applied to the field at path
+// and which part of the policy chose it, following its selection rules
+// (see the redact package documentation): top-down from the outermost
+// enclosing field, excluded categories first, unannotated fields inheriting
+// an enclosing rewriting treatment, Stream.TreatmentFor otherwise.
+func treatedBy(s policy.Stream, fields map[string]avrocodec.FieldInfo, excluded []string, mode redact.Mode, path string) (policy.Action, string) {
+	var (
+		inherit     policy.Action
+		inheritFrom string
+	)
+	segs := strings.Split(path, ".")
+	for i := range segs {
+		q := strings.Join(segs[:i+1], ".")
+		fq := strings.TrimSuffix(strings.TrimSuffix(q, "[]"), "{}")
+		cat := fields[fq].Category
+		var (
+			a    policy.Action
+			rule string
+		)
+		switch {
+		case cat != "" && excludedBy(excluded, cat) != "":
+			a, rule = policy.ActionRemove, "category "+cat+" is excluded by the grant"
+			if p := excludedBy(excluded, cat); p != cat {
+				rule += " (" + p + ")"
+			}
+		case mode == redact.ModeRemoveExcluded:
+			a, rule = policy.ActionKeep, "kept: only excluded categories are removed"
+		case cat == "" && inherit != "":
+			a, rule = inherit, "unannotated, inherits "+string(inherit)+" from "+inheritFrom
+			for _, t := range s.Treatments {
+				if t.Field != "" && t.Field == fq {
+					a, rule = t.Action, fmt.Sprintf("field rule, policy line %d", t.Line)
+					break
+				}
+			}
+		default:
+			a = s.TreatmentFor(fq, cat)
+			rule = ruleFor(s, fq, cat)
+		}
+		if a != policy.ActionKeep && !transforming(a) {
+			a = policy.ActionRemove
+		}
+		if fq == path || i == len(segs)-1 {
+			return a, rule
+		}
+		if a == policy.ActionRemove {
+			return a, rule + " (on " + fq + ")"
+		}
+		inherit, inheritFrom = "", ""
+		if transforming(a) {
+			inherit, inheritFrom = a, fq
+		}
+	}
+	return policy.ActionRemove, "unknown"
+}
+
+func excludedBy(excluded []string, cat string) string {
+	for _, p := range excluded {
+		if policy.MatchCategory(p, cat) {
+			return p
+		}
+	}
+	return ""
+}
+
+// ruleFor names the rule Stream.TreatmentFor picks for the field.
+func ruleFor(s policy.Stream, path, cat string) string {
+	for _, t := range s.Treatments {
+		if t.Field != "" && t.Field == path {
+			return fmt.Sprintf("field rule, policy line %d", t.Line)
+		}
+		if t.Category != "" && policy.MatchCategory(t.Category, cat) {
+			if t.Category == cat {
+				return fmt.Sprintf("category rule %s, policy line %d", cat, t.Line)
+			}
+			return fmt.Sprintf("category rule %s for %s, policy line %d", t.Category, cat, t.Line)
+		}
+	}
+	if cat == "" {
+		return "unannotated_fields: " + s.Unannotated
+	}
+	return "default_treatment for " + cat
+}
+
+// fieldValue reads the value at a schema path (as in Result.Treated) of a
+// native value; a path through an array or map gives the items' values.
+func fieldValue(v map[string]any, path string) any {
+	got, ok := avrocodec.Field(v, path)
+	if !ok {
+		return nil
+	}
+	return got
+}
+
+// looksRemoved reports whether v is what a removal leaves: null, a zero
+// value, an empty collection, or the epoch. Rewriting treatments never
+// produce these from a value they apply to.
+func looksRemoved(v any) bool {
+	switch x := avrocodec.Unwrap(v).(type) {
+	case nil:
+		return true
+	case string:
+		return x == ""
+	case bool:
+		return !x
+	case int32:
+		return x == 0
+	case int64:
+		return x == 0
+	case float32:
+		return x == 0
+	case float64:
+		return x == 0
+	case []byte:
+		return len(x) == 0
+	case time.Time:
+		return x.UnixMilli() == 0
+	case time.Duration:
+		return x == 0
+	case *big.Rat:
+		return x == nil || x.Sign() == 0
+	case []any:
+		for _, item := range x {
+			if !looksRemoved(item) {
+				return false
+			}
+		}
+		return true
+	case map[string]any:
+		return len(x) == 0
+	}
+	return false
+}
+
+// why explains a decision in one sentence.
+func why(p *policy.Policy, s policy.Stream, d decision.Decision, st *consent.State, schema string) string {
+	pur, _ := p.Purpose(d.Purpose)
+	kind := "opt-in"
+	if pur.OptOut {
+		kind = "opt-out"
+	}
+	var text string
+	switch d.Reason {
+	case decision.ReasonSchemaNotAccepted:
+		return "the stream does not take " + schema + " events (schemas: " + strings.Join(s.Schemas, ", ") + ")"
+	case decision.ReasonUnknownPurpose:
+		return "the stream needs purpose " + d.Purpose + ", which the policy does not declare"
+	case string(consent.ReasonGranted):
+		if len(s.Purposes) > 1 {
+			return "the customer granted every purpose of the stream (" + strings.Join(s.Purposes, ", ") + ")"
+		}
+		return "the customer granted " + d.Purpose
+	case decision.ReasonOptOutNotExercised:
+		return d.Purpose + " is opt-out and the customer has not objected"
+	case decision.ReasonGrantedWithExclusions:
+		return "the stream's purposes are allowed, but the customer's grant excludes data categories the event carries (" +
+			strings.Join(d.Excluded, ", ") + "); excluded_categories is remove, so those fields are removed"
+	case decision.ReasonExcludedCategory:
+		return "the customer's grant excludes data categories the event carries (" + strings.Join(d.Excluded, ", ") +
+			"); excluded_categories is drop, so the event is left off the stream"
+	case enforce.ReasonRedactionFailed:
+		return "the event had to be redacted but could not be, so it is dropped (fail closed)"
+	case string(consent.ReasonNeverAsked):
+		text = "the customer was never asked for " + d.Purpose + "; " + d.Purpose + " is " + kind
+	case string(consent.ReasonUnknownSubject):
+		text = "nothing is stored about the customer (unknown subject), so " + d.Purpose + " is not granted; " + d.Purpose + " is " + kind
+	case string(consent.ReasonDenied):
+		text = "the customer denied " + d.Purpose
+	case string(consent.ReasonWithdrawn):
+		text = "the customer withdrew consent for " + d.Purpose
+	case string(consent.ReasonExpired):
+		text = "the customer's grant for " + d.Purpose + " expired"
+		if st != nil {
+			if ps, ok := st.Purposes[d.Purpose]; ok && !ps.ExpiresAt.IsZero() {
+				text += " at " + ps.ExpiresAt.UTC().Format(time.RFC3339)
+			}
+		}
+	case string(consent.ReasonErased):
+		text = "the customer was erased and has not granted " + d.Purpose + " since"
+	case decision.ReasonLegalBasisNotAccepted:
+		basis := "its legal basis"
+		if st != nil {
+			if ps, ok := st.Purposes[d.Purpose]; ok {
+				basis = string(ps.LegalBasis)
+			}
+		}
+		text = "the grant for " + d.Purpose + " is under " + basis + ", which the policy does not accept for it (accepted: " +
+			strings.Join(pur.LegalBases, ", ") + ")"
+	default:
+		text = "consent for " + d.Purpose + " is missing (" + d.Reason + ")"
+	}
+	if d.Outcome == decision.Redacted {
+		return text + "; on_missing_consent is redact, so a redacted copy is published"
+	}
+	return text + "; on_missing_consent is drop, so the event is left off the stream"
+}
+
+// WriteJSON prints the explanation as indented JSON.
+func (e *Explanation) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(e)
+}
+
+// WriteText prints the explanation for people: a header, then one block per
+// stream. Field values appear only in the events of Stream.Event.
+func (e *Explanation) WriteText(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "event:   %s (written with version %d, read as version %d)\n", e.Schema, e.WriterVersion, e.ReaderVersion)
+	fmt.Fprintf(&b, "policy:  %s (%s)\n", e.Policy, e.PolicyVersion)
+	fmt.Fprintf(&b, "time:    %s\n", e.Now.Format("2006-01-02T15:04:05.000Z07:00"))
+	if e.Key == "demo" {
+		b.WriteString("pseudonyms: computed with a fixed demo key, not your production key (--pseudonymisation-key-file to use it)\n")
+	} else {
+		b.WriteString("pseudonyms: computed with the key of --pseudonymisation-key-file\n")
+	}
+	for _, n := range e.Notes {
+		fmt.Fprintf(&b, "note: %s\n", n)
+	}
+	if e.DeadLetter != "" {
+		fmt.Fprintf(&b, "\nDEAD-LETTERED (%s): the enforcer decides nothing for an event without %s; it goes to the dead-letter topic\n",
+			e.DeadLetter, strings.TrimPrefix(e.DeadLetter, "missing_"))
+	}
+	for _, s := range e.Streams {
+		fmt.Fprintf(&b, "\n%s (purposes: %s; on_missing_consent: %s)\n", s.Topic, strings.Join(s.Purposes, ", "), s.OnMissing)
+		fmt.Fprintf(&b, "  decision:       %s\n", s.Decision)
+		fmt.Fprintf(&b, "  reason:         %s: %s\n", s.Reason, s.Why)
+		if s.ChangeID != "" {
+			at := ""
+			if s.CapturedAt != nil {
+				at = ", captured " + s.CapturedAt.Format("2006-01-02T15:04:05.000Z07:00")
+			}
+			fmt.Fprintf(&b, "  consent change: %s (purpose %s%s)\n", s.ChangeID, s.Purpose, at)
+		} else {
+			fmt.Fprintf(&b, "  consent change: none (purpose %s)\n", s.Purpose)
+		}
+		if s.Decision != decision.Redacted {
+			continue
+		}
+		fmt.Fprintf(&b, "  treatment:      %s\n", s.Treatment)
+		if len(s.Treated) == 0 {
+			b.WriteString("  treated fields: none changed\n")
+		} else {
+			b.WriteString("  treated fields:\n")
+			tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+			for _, t := range s.Treated {
+				fmt.Fprintf(tw, "    %s\t-> %s\t(%s)\n", t.Path, t.Action, t.Rule)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+		}
+		if s.Event != nil {
+			b.WriteString("  published event:\n    ")
+			enc := json.NewEncoder(&b)
+			enc.SetEscapeHTML(false)
+			enc.SetIndent("    ", "  ")
+			if err := enc.Encode(s.Event); err != nil {
+				return err
+			}
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

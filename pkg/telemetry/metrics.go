@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -36,6 +37,14 @@ type RunnerMetrics struct {
 	size             metric.Int64Histogram
 	took, e2e        metric.Float64Histogram
 	paused           metric.Int64UpDownCounter
+
+	mu  sync.Mutex
+	lag map[topicPartition]int64
+}
+
+type topicPartition struct {
+	topic     string
+	partition int
 }
 
 // NewRunnerMetrics creates the runner's instruments on m.
@@ -66,6 +75,21 @@ func NewRunnerMetrics(m metric.Meter) (*RunnerMetrics, error) {
 	if r.paused, err = m.Int64UpDownCounter(MetricPaused, metric.WithDescription("1 while processing is paused, failing closed")); err != nil {
 		return nil, err
 	}
+	lag, err := m.Int64ObservableGauge(MetricLag, metric.WithDescription("records behind the end of the partition after the last committed batch, by topic and partition"))
+	if err != nil {
+		return nil, err
+	}
+	r.lag = map[topicPartition]int64{}
+	if _, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for tp, n := range r.lag {
+			o.ObserveInt64(lag, n, metric.WithAttributes(attribute.String("topic", tp.topic), attribute.Int("partition", tp.partition)))
+		}
+		return nil
+	}, lag); err != nil {
+		return nil, err
+	}
 	return &r, nil
 }
 
@@ -85,11 +109,16 @@ func (r *RunnerMetrics) Committed(ctx context.Context, batch, out []kafka.Messag
 	for topic, n := range countByTopic(out) {
 		r.out.Add(ctx, n, metric.WithAttributes(attribute.String("topic", topic)))
 	}
+	r.mu.Lock()
 	for _, m := range batch {
 		if !m.Time.IsZero() {
 			r.e2e.Record(ctx, now.Sub(m.Time).Seconds())
 		}
+		if m.HighWaterMark > 0 {
+			r.lag[topicPartition{m.Topic, m.Partition}] = max(0, m.HighWaterMark-m.Offset-1)
+		}
 	}
+	r.mu.Unlock()
 }
 
 // Retried counts a failed attempt at stage ("process" or "write").

@@ -153,7 +153,7 @@ func locate(lines []string, token string, from, end int) (int, int) {
 			}
 			i += off
 			j := i + len(token)
-			if (i == 0 || !wordByte(text[i-1])) && (j == len(text) || !wordByte(text[j])) {
+			if (i == 0 || !wordByte(text[i-1])) && (j == len(text) || (!wordByte(text[j]) && text[j] != '[')) {
 				return ln, i + 1
 			}
 			off = i + 1
@@ -162,8 +162,10 @@ func locate(lines []string, token string, from, end int) (int, int) {
 	return max(from, 1), 1
 }
 
+// wordByte reports whether b may be part of a name, pattern or field path
+// (a "[" after a token continues it as a path: items[].sku).
 func wordByte(b byte) bool {
-	return b == '_' || b == '.' || b == '[' || b == ']' || b == '*' ||
+	return b == '_' || b == '.' || b == '*' ||
 		(b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || (b >= '0' && b <= '9')
 }
 

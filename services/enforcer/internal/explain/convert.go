@@ -327,10 +327,11 @@ func recordToNative(t *avroType, v any, path string) (any, error) {
 }
 
 // defaultToNative converts a schema default: a union's default is a value of
-// its first branch.
+// its first branch, and bytes and fixed defaults are strings of code points
+// 0-255 (a decimal's the big-endian two's-complement unscaled value).
 func defaultToNative(t *avroType, def any, path string) (any, error) {
 	if t.kind != "union" {
-		return toNative(t, def, path)
+		return defaultLeaf(t, def, path)
 	}
 	if len(t.types) == 0 {
 		return nil, &FieldError{Path: path, Problem: "empty union"}
@@ -339,11 +340,33 @@ func defaultToNative(t *avroType, def any, path string) (any, error) {
 	if first.kind == "null" {
 		return nil, nil
 	}
-	n, err := toNative(first, def, path)
+	n, err := defaultLeaf(first, def, path)
 	if err != nil {
 		return nil, err
 	}
 	return map[string]any{first.unionKey(): n}, nil
+}
+
+func defaultLeaf(t *avroType, def any, path string) (any, error) {
+	s, isString := def.(string)
+	if !isString || (t.kind != "bytes" && t.kind != "fixed") {
+		return toNative(t, def, path)
+	}
+	b := make([]byte, 0, len(s))
+	for _, r := range s {
+		if r > 255 {
+			return nil, &FieldError{Path: path, Problem: "bytes default with a code point above 255"}
+		}
+		b = append(b, byte(r))
+	}
+	if t.logical != "decimal" {
+		return b, nil
+	}
+	unscaled := new(big.Int).SetBytes(b)
+	if len(b) > 0 && b[0]&0x80 != 0 {
+		unscaled.Sub(unscaled, new(big.Int).Lsh(big.NewInt(1), uint(8*len(b))))
+	}
+	return new(big.Rat).SetFrac(unscaled, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(t.scale)), nil)), nil
 }
 
 func unionToNative(t *avroType, v any, path string) (any, error) {

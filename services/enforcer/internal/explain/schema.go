@@ -20,6 +20,7 @@ type avroType struct {
 	values  *avroType // map
 	types   []*avroType
 	size    int // fixed
+	scale   int // decimal
 }
 
 type avroField struct {
@@ -196,7 +197,7 @@ func (p *schemaParser) parseObject(m map[string]any, ns string) (*avroType, erro
 			t.size = int(v)
 		}
 		if nativeLogical["fixed."+logical] {
-			t.logical = logical
+			t.logical, t.scale = logical, scaleOf(m)
 		}
 		p.named[full] = t
 		return t, nil
@@ -216,9 +217,17 @@ func (p *schemaParser) parseObject(m map[string]any, ns string) (*avroType, erro
 	if primitive[ts] {
 		t := &avroType{kind: ts}
 		if nativeLogical[ts+"."+logical] {
-			t.logical = logical
+			t.logical, t.scale = logical, scaleOf(m)
 		}
 		return t, nil
 	}
 	return p.parse(ts, ns)
+}
+
+func scaleOf(m map[string]any) int {
+	if v, ok := m["scale"].(json.Number); ok {
+		x, _ := v.Int64()
+		return int(x)
+	}
+	return 0
 }

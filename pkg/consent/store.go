@@ -50,8 +50,9 @@ func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
 // A Store is safe for concurrent use, also by many processes on the same
 // Redis: every Apply is one atomic Lua script.
 type Store struct {
-	rdb    redis.UniversalClient
-	prefix string
+	rdb         redis.UniversalClient
+	prefix      string
+	requireWarm bool
 }
 
 // NewStore returns a Store on rdb (a *redis.Client, *redis.ClusterClient or
@@ -276,6 +277,10 @@ func (s *Store) Lookup(ctx context.Context, subjects []string) (map[string]*Stat
 	cmds := make([]pending, 0, len(subjects))
 	seen := make(map[string]struct{}, len(subjects))
 	pipe := s.rdb.Pipeline()
+	var warm *redis.IntCmd
+	if s.requireWarm {
+		warm = pipe.Exists(ctx, s.WarmKey())
+	}
 	for _, subj := range subjects {
 		if _, dup := seen[subj]; dup {
 			continue
@@ -285,6 +290,9 @@ func (s *Store) Lookup(ctx context.Context, subjects []string) (map[string]*Stat
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("lookup consent: %w", err)
+	}
+	if warm != nil && warm.Val() != 1 {
+		return nil, ErrCold
 	}
 	for _, p := range cmds {
 		fields := p.cmd.Val()

@@ -84,10 +84,13 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 					"(then point the enforcers at it), or set CONSENT_SYNC_REBUILD_FORCE=true to apply the topic over them")
 			}
 		}
-		opts.Replay = true
-		s := apply.New(opts, codec, store)
-		_, err := rebuild.Run(ctx, log, rebuild.Options{Kafka: cfg.Kafka, Topics: cfg.Input.Topics, BatchSize: cfg.BatchSize}, s.Process,
-			rebuild.Counters{Applied: &s.Applied, Ignored: &s.Ignored, Invalid: &s.Invalid, UnknownPurpose: &s.UnknownPurpose})
+		replay := opts
+		replay.Replay = true
+		w := &warmer{log: log, cfg: cfg, store: store, newReplay: func() *apply.Syncer { return apply.New(replay, codec, store) }}
+		_, ok, err := w.rebuildAndMark(ctx)
+		if err == nil && !ok {
+			err = errors.New("Redis restarted during the rebuild: run it again")
+		}
 		return err
 	}
 
@@ -108,6 +111,13 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		_ = tel.Shutdown(sctx)
 	}()
 	tel.AddReadiness("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
+	tel.AddReadiness("consent-state", func(ctx context.Context) error {
+		warm, err := store.IsWarm(ctx)
+		if err == nil && !warm {
+			err = consent.ErrCold
+		}
+		return err
+	})
 
 	consumeCtx, stopConsuming := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopConsuming()
@@ -147,6 +157,12 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		stopConsuming()
 		intakeDone <- serveErr
 	}()
+
+	replay := opts
+	replay.Replay = true
+	warm := &warmer{log: log, cfg: cfg, store: store, every: time.Second,
+		newReplay: func() *apply.Syncer { return apply.New(replay, codec, store) }}
+	go warm.run(consumeCtx)
 
 	s := apply.New(opts, codec, store)
 	if err := s.Observe(tel.Meter()); err != nil {

@@ -28,6 +28,9 @@ type Config struct {
 	// is used. Size 0 reads Redis for every batch.
 	CacheSize   int
 	CacheMaxAge time.Duration
+	// RequireWarm pauses enforcement while Redis lacks the warm marker
+	// that consent-sync sets once it holds the whole consent topic.
+	RequireWarm bool
 }
 
 // DefaultConfig returns the settings used when nothing is set.
@@ -37,6 +40,7 @@ func DefaultConfig() Config {
 		AuditTopic:  "consent.audit",
 		CacheSize:   100000,
 		CacheMaxAge: 30 * time.Second,
+		RequireWarm: true,
 	}
 	c.Telemetry.Addr = "127.0.0.1:9464"
 	return c
@@ -49,6 +53,7 @@ func (c *Config) flags() *envflag.Set {
 	s.String(&c.AuditTopic, "audit-topic", "AUDIT_TOPIC", "topic of the decision records")
 	s.Secret(&c.PseudonymKey, "pseudonymisation-key", "PSEUDONYMISATION_KEY", "key of keyed pseudonymisation (HMAC-SHA-256), at least 16 bytes; required when the policy pseudonymises")
 	s.Int(&c.CacheSize, "consent-cache-size", "ENFORCER_CONSENT_CACHE_SIZE", "subjects kept in the local consent cache (invalidated through Redis pub/sub); 0 turns it off")
+	s.Bool(&c.RequireWarm, "require-warm", "ENFORCER_REQUIRE_WARM", "pause (fail closed) while Redis does not hold the whole consent state: after an empty restart, until consent-sync has rebuilt it")
 	s.Duration(&c.CacheMaxAge, "consent-cache-max-age", "ENFORCER_CONSENT_CACHE_MAX_AGE", "longest a cached consent state is used")
 	s.String(&c.PseudonymKeyFile, "pseudonymisation-key-file", "PSEUDONYMISATION_KEY_FILE", "file holding that key instead (surrounding whitespace ignored)")
 	return s

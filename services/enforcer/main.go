@@ -81,6 +81,9 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	defer rdb.Close()
 	tel.AddReadiness("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
 	store := consent.NewStore(rdb, cfg.ConsentPrefix)
+	if cfg.RequireWarm {
+		store.RequireWarm()
+	}
 	var lookup enforce.ConsentReader = store
 	if cfg.CacheSize > 0 {
 		cache := consent.NewCache(store, rdb, cfg.CacheSize, cfg.CacheMaxAge)

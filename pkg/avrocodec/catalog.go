@@ -65,7 +65,7 @@ func LoadCatalog(fsys fs.FS) (*Catalog, error) {
 		for _, s := range list {
 			c.byFingerprint[s.Fingerprint] = s
 		}
-		for _, a := range list[len(list)-1].root.aliases {
+		for _, a := range list[len(list)-1].root.Aliases {
 			if _, taken := c.byName[a]; !taken {
 				c.byAlias[a] = name
 			}

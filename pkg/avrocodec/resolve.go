@@ -42,65 +42,54 @@ func incompatible(format string, args ...any) error {
 	return &incompatibleError{msg: fmt.Sprintf(format, args...)}
 }
 
-func describe(n *node) string {
-	switch n.kind {
-	case kindRecord, kindEnum, kindFixed:
-		return string(n.kind) + " " + n.name
-	}
-	if n.logical != "" {
-		return string(n.kind) + " (" + n.logical + ")"
-	}
-	return string(n.kind)
-}
-
 // resolve converts v, a native value of writer type w, to a native value of
 // reader type r.
-func (rs resolver) resolve(w, r *node, v any) (any, error) {
-	if w.kind == kindUnion {
+func (rs resolver) resolve(w, r *Type, v any) (any, error) {
+	if w.Kind == KindUnion {
 		wb, inner, err := unwrapUnion(w, v)
 		if err != nil {
 			return nil, err
 		}
 		return rs.resolve(wb, r, inner)
 	}
-	if r.kind == kindUnion {
+	if r.Kind == KindUnion {
 		rb := rs.pickBranch(w, r)
 		if rb == nil {
-			return nil, incompatible("no branch of the reader union matches %s", describe(w))
+			return nil, incompatible("no branch of the reader union matches %s", w.String())
 		}
 		out, err := rs.resolve(w, rb, v)
 		if err != nil {
 			return nil, err
 		}
-		if rb.kind == kindNull {
+		if rb.Kind == KindNull {
 			return nil, nil
 		}
-		return map[string]any{rb.unionKey(): out}, nil
+		return map[string]any{rb.UnionKey(): out}, nil
 	}
-	switch r.kind {
-	case kindRecord:
-		if w.kind != kindRecord || !namesMatch(w, r) {
-			return nil, incompatible("cannot read %s as %s", describe(w), describe(r))
+	switch r.Kind {
+	case KindRecord:
+		if w.Kind != KindRecord || !namesMatch(w, r) {
+			return nil, incompatible("cannot read %s as %s", w.String(), r.String())
 		}
 		return rs.record(w, r, v)
-	case kindEnum:
-		if w.kind != kindEnum || !namesMatch(w, r) {
-			return nil, incompatible("cannot read %s as %s", describe(w), describe(r))
+	case KindEnum:
+		if w.Kind != KindEnum || !namesMatch(w, r) {
+			return nil, incompatible("cannot read %s as %s", w.String(), r.String())
 		}
 		s, ok := v.(string)
 		if !ok {
-			return nil, incompatible("%s value is %T, want string", describe(w), v)
+			return nil, incompatible("%s value is %T, want string", w.String(), v)
 		}
 		if r.symIdx[s] {
 			return s, nil
 		}
-		if r.hasEnDef {
-			return r.enumDef, nil
+		if r.HasEnumDefault {
+			return r.EnumDefault, nil
 		}
-		return nil, incompatible("symbol of %s is unknown to the reader enum, which has no default", describe(w))
-	case kindArray:
-		if w.kind != kindArray {
-			return nil, incompatible("cannot read %s as array", describe(w))
+		return nil, incompatible("symbol of %s is unknown to the reader enum, which has no default", w.String())
+	case KindArray:
+		if w.Kind != KindArray {
+			return nil, incompatible("cannot read %s as array", w.String())
 		}
 		arr, ok := v.([]any)
 		if !ok {
@@ -108,16 +97,16 @@ func (rs resolver) resolve(w, r *node, v any) (any, error) {
 		}
 		out := make([]any, len(arr))
 		for i, item := range arr {
-			x, err := rs.resolve(w.items, r.items, item)
+			x, err := rs.resolve(w.Items, r.Items, item)
 			if err != nil {
 				return nil, err
 			}
 			out[i] = x
 		}
 		return out, nil
-	case kindMap:
-		if w.kind != kindMap {
-			return nil, incompatible("cannot read %s as map", describe(w))
+	case KindMap:
+		if w.Kind != KindMap {
+			return nil, incompatible("cannot read %s as map", w.String())
 		}
 		m, ok := v.(map[string]any)
 		if !ok {
@@ -125,24 +114,24 @@ func (rs resolver) resolve(w, r *node, v any) (any, error) {
 		}
 		out := make(map[string]any, len(m))
 		for k, item := range m {
-			x, err := rs.resolve(w.values, r.values, item)
+			x, err := rs.resolve(w.Values, r.Values, item)
 			if err != nil {
 				return nil, err
 			}
 			out[k] = x
 		}
 		return out, nil
-	case kindFixed:
-		if w.kind != kindFixed || w.size != r.size || !namesMatch(w, r) {
-			return nil, incompatible("cannot read %s as %s", describe(w), describe(r))
+	case KindFixed:
+		if w.Kind != KindFixed || w.Size != r.Size || !namesMatch(w, r) {
+			return nil, incompatible("cannot read %s as %s", w.String(), r.String())
 		}
-		if w.logical != r.logical || w.decimal != r.decimal {
-			return nil, incompatible("cannot read %s as %s: logical types differ", describe(w), describe(r))
+		if w.Logical != r.Logical || !sameDecimal(w, r) {
+			return nil, incompatible("cannot read %s as %s: logical types differ", w.String(), r.String())
 		}
 		return v, nil
-	case kindNull:
-		if w.kind != kindNull {
-			return nil, incompatible("cannot read %s as null", describe(w))
+	case KindNull:
+		if w.Kind != KindNull {
+			return nil, incompatible("cannot read %s as null", w.String())
 		}
 		return nil, nil
 	default:
@@ -152,10 +141,10 @@ func (rs resolver) resolve(w, r *node, v any) (any, error) {
 
 // unwrapUnion returns the branch of union w that holds v, and the value
 // inside goavro's union wrapper.
-func unwrapUnion(w *node, v any) (*node, any, error) {
+func unwrapUnion(w *Type, v any) (*Type, any, error) {
 	if v == nil {
-		for _, b := range w.branches {
-			if b.kind == kindNull {
+		for _, b := range w.Branches {
+			if b.Kind == KindNull {
 				return b, nil, nil
 			}
 		}
@@ -166,8 +155,8 @@ func unwrapUnion(w *node, v any) (*node, any, error) {
 		return nil, nil, incompatible("union value is not a single-key map")
 	}
 	for key, inner := range m {
-		for _, b := range w.branches {
-			if b.unionKey() == key {
+		for _, b := range w.Branches {
+			if b.UnionKey() == key {
 				return b, inner, nil
 			}
 		}
@@ -178,35 +167,35 @@ func unwrapUnion(w *node, v any) (*node, any, error) {
 
 // pickBranch returns the first reader branch that matches the writer type,
 // preferring the same type over a promotion.
-func (rs resolver) pickBranch(w, r *node) *node {
-	sameType := func(b *node) bool {
-		if b.kind != w.kind {
+func (rs resolver) pickBranch(w, r *Type) *Type {
+	sameType := func(b *Type) bool {
+		if b.Kind != w.Kind {
 			return false
 		}
-		switch b.kind {
-		case kindRecord, kindEnum, kindFixed:
+		switch b.Kind {
+		case KindRecord, KindEnum, KindFixed:
 			return namesMatch(w, b)
 		}
 		return true
 	}
-	for _, b := range r.branches {
-		if sameType(b) && b.logical == w.logical {
+	for _, b := range r.Branches {
+		if sameType(b) && b.Logical == w.Logical {
 			return b
 		}
 	}
-	for _, b := range r.branches {
+	for _, b := range r.Branches {
 		if sameType(b) {
 			return b
 		}
 	}
-	for _, b := range r.branches {
-		if promotable(w.kind, b.kind) {
+	for _, b := range r.Branches {
+		if promotable(w.Kind, b.Kind) {
 			return b
 		}
 	}
 	if rs.narrow {
-		for _, b := range r.branches {
-			if narrowable(w.kind, b.kind) {
+		for _, b := range r.Branches {
+			if narrowable(w.Kind, b.Kind) {
 				return b
 			}
 		}
@@ -214,69 +203,69 @@ func (rs resolver) pickBranch(w, r *node) *node {
 	return nil
 }
 
-func promotable(w, r kind) bool {
+func promotable(w, r Kind) bool {
 	switch w {
-	case kindInt:
-		return r == kindLong || r == kindFloat || r == kindDouble
-	case kindLong:
-		return r == kindFloat || r == kindDouble
-	case kindFloat:
-		return r == kindDouble
-	case kindString:
-		return r == kindBytes
-	case kindBytes:
-		return r == kindString
+	case KindInt:
+		return r == KindLong || r == KindFloat || r == KindDouble
+	case KindLong:
+		return r == KindFloat || r == KindDouble
+	case KindFloat:
+		return r == KindDouble
+	case KindString:
+		return r == KindBytes
+	case KindBytes:
+		return r == KindString
 	}
 	return false
 }
 
-func narrowable(w, r kind) bool {
-	return (w == kindLong && r == kindInt) || (w == kindDouble && r == kindFloat)
+func narrowable(w, r Kind) bool {
+	return (w == KindLong && r == KindInt) || (w == KindDouble && r == KindFloat)
 }
 
-func (rs resolver) record(w, r *node, v any) (any, error) {
+func (rs resolver) record(w, r *Type, v any) (any, error) {
 	vm, ok := v.(map[string]any)
 	if !ok {
-		return nil, incompatible("%s value is %T, want map", describe(w), v)
+		return nil, incompatible("%s value is %T, want map", w.String(), v)
 	}
-	out := make(map[string]any, len(r.fields))
-	for _, rf := range r.fields {
+	out := make(map[string]any, len(r.Fields))
+	for _, rf := range r.Fields {
 		if wf := findField(w, rf); wf != nil {
-			if wv, present := vm[wf.name]; present {
-				x, err := rs.resolve(wf.typ, rf.typ, wv)
+			if wv, present := vm[wf.Name]; present {
+				x, err := rs.resolve(wf.Type, rf.Type, wv)
 				if err != nil {
-					return nil, fmt.Errorf("field %s: %w", rf.name, err)
+					return nil, fmt.Errorf("field %s: %w", rf.Name, err)
 				}
-				out[rf.name] = x
+				out[rf.Name] = x
 				continue
 			}
 		}
-		if !rf.hasDefault {
-			return nil, incompatible("field %s of %s is missing from the data and has no default", rf.name, r.name)
+		if !rf.HasDefault {
+			return nil, incompatible("field %s of %s is missing from the data and has no default", rf.Name, r.Name)
 		}
-		d, err := defaultValue(rf.typ, rf.def)
+		d, err := defaultValue(rf.Type, rf.Default)
 		if err != nil {
-			return nil, fmt.Errorf("field %s default: %w", rf.name, err)
+			return nil, fmt.Errorf("field %s default: %w", rf.Name, err)
 		}
-		out[rf.name] = d
+		out[rf.Name] = d
 	}
 	return out, nil
 }
 
 // findField finds the writer field that feeds reader field rf: by name, by
 // one of the reader field's aliases, or by a writer field alias naming it.
-func findField(w *node, rf *field) *field {
-	if i, ok := w.fieldIdx[rf.name]; ok {
-		return w.fields[i]
+func findField(w *Type, rf *RecordField) *RecordField {
+	if i, ok := w.fieldIdx[rf.Name]; ok {
+		return w.Fields[i]
 	}
-	for _, a := range rf.aliases {
+	for _, a := range rf.Aliases {
 		if i, ok := w.fieldIdx[a]; ok {
-			return w.fields[i]
+			return w.Fields[i]
 		}
 	}
-	for _, wf := range w.fields {
-		for _, a := range wf.aliases {
-			if a == rf.name {
+	for _, wf := range w.Fields {
+		for _, a := range wf.Aliases {
+			if a == rf.Name {
 				return wf
 			}
 		}
@@ -284,24 +273,24 @@ func findField(w *node, rf *field) *field {
 	return nil
 }
 
-func (rs resolver) primitive(w, r *node, v any) (any, error) {
-	if w.kind == r.kind && w.logical == r.logical {
-		if w.logical == "decimal" && w.decimal != r.decimal {
-			return nil, incompatible("cannot read %s as %s: decimal precision or scale differ", describe(w), describe(r))
+func (rs resolver) primitive(w, r *Type, v any) (any, error) {
+	if w.Kind == r.Kind && w.Logical == r.Logical {
+		if w.Logical == "decimal" && !sameDecimal(w, r) {
+			return nil, incompatible("cannot read %s as %s: decimal precision or scale differ", w.String(), r.String())
 		}
 		return v, nil
 	}
-	if w.logical == "decimal" || r.logical == "decimal" {
-		return nil, incompatible("cannot read %s as %s", describe(w), describe(r))
+	if w.Logical == "decimal" || r.Logical == "decimal" {
+		return nil, incompatible("cannot read %s as %s", w.String(), r.String())
 	}
-	if w.kind != r.kind && !promotable(w.kind, r.kind) && !(rs.narrow && narrowable(w.kind, r.kind)) {
-		return nil, incompatible("cannot read %s as %s", describe(w), describe(r))
+	if w.Kind != r.Kind && !promotable(w.Kind, r.Kind) && !(rs.narrow && narrowable(w.Kind, r.Kind)) {
+		return nil, incompatible("cannot read %s as %s", w.String(), r.String())
 	}
 	b, err := toBase(w, v)
 	if err != nil {
 		return nil, err
 	}
-	p, err := convertBase(b, r.kind)
+	p, err := convertBase(b, r.Kind)
 	if err != nil {
 		return nil, err
 	}
@@ -310,8 +299,8 @@ func (rs resolver) primitive(w, r *node, v any) (any, error) {
 
 // toBase turns goavro's native value of a logical type into the value of its
 // underlying primitive type.
-func toBase(n *node, v any) (any, error) {
-	switch n.logical {
+func toBase(n *Type, v any) (any, error) {
+	switch n.Logical {
 	case "":
 		return v, nil
 	case "timestamp-millis":
@@ -341,8 +330,8 @@ func toBase(n *node, v any) (any, error) {
 
 // fromBase turns a primitive value into goavro's native value for the
 // logical type of n.
-func fromBase(n *node, v any) (any, error) {
-	switch n.logical {
+func fromBase(n *Type, v any) (any, error) {
+	switch n.Logical {
 	case "timestamp-millis":
 		if x, ok := v.(int64); ok {
 			return time.UnixMilli(x).UTC(), nil
@@ -369,14 +358,14 @@ func fromBase(n *node, v any) (any, error) {
 
 // convertBase applies a promotion (or, for the reverse direction, a checked
 // narrowing) to a primitive native value.
-func convertBase(v any, to kind) (any, error) {
+func convertBase(v any, to Kind) (any, error) {
 	bad := func() (any, error) { return nil, incompatible("%T value cannot be read as %s", v, to) }
 	switch to {
-	case kindBoolean:
+	case KindBoolean:
 		if b, ok := v.(bool); ok {
 			return b, nil
 		}
-	case kindInt:
+	case KindInt:
 		switch x := v.(type) {
 		case int32:
 			return x, nil
@@ -386,14 +375,14 @@ func convertBase(v any, to kind) (any, error) {
 			}
 			return int32(x), nil
 		}
-	case kindLong:
+	case KindLong:
 		switch x := v.(type) {
 		case int32:
 			return int64(x), nil
 		case int64:
 			return x, nil
 		}
-	case kindFloat:
+	case KindFloat:
 		switch x := v.(type) {
 		case int32:
 			return float32(x), nil
@@ -404,7 +393,7 @@ func convertBase(v any, to kind) (any, error) {
 		case float64:
 			return float32(x), nil
 		}
-	case kindDouble:
+	case KindDouble:
 		switch x := v.(type) {
 		case int32:
 			return float64(x), nil
@@ -415,14 +404,14 @@ func convertBase(v any, to kind) (any, error) {
 		case float64:
 			return x, nil
 		}
-	case kindString:
+	case KindString:
 		switch x := v.(type) {
 		case string:
 			return x, nil
 		case []byte:
 			return string(x), nil
 		}
-	case kindBytes:
+	case KindBytes:
 		switch x := v.(type) {
 		case []byte:
 			return x, nil
@@ -436,47 +425,47 @@ func convertBase(v any, to kind) (any, error) {
 // defaultValue converts a field default (JSON, numbers as json.Number) into
 // goavro's native value for type t. It builds a fresh value on every call so
 // that callers may modify what they get.
-func defaultValue(t *node, def any) (any, error) {
-	switch t.kind {
-	case kindNull:
+func defaultValue(t *Type, def any) (any, error) {
+	switch t.Kind {
+	case KindNull:
 		if def == nil {
 			return nil, nil
 		}
-	case kindBoolean:
+	case KindBoolean:
 		if b, ok := def.(bool); ok {
 			return b, nil
 		}
-	case kindInt:
+	case KindInt:
 		if n, ok := def.(json.Number); ok {
 			x, err := n.Int64()
 			if err == nil && x >= math.MinInt32 && x <= math.MaxInt32 {
 				return fromBase(t, int32(x))
 			}
 		}
-	case kindLong:
+	case KindLong:
 		if n, ok := def.(json.Number); ok {
 			if x, err := n.Int64(); err == nil {
 				return fromBase(t, x)
 			}
 		}
-	case kindFloat:
+	case KindFloat:
 		if n, ok := def.(json.Number); ok {
 			if x, err := n.Float64(); err == nil {
 				return float32(x), nil
 			}
 		}
-	case kindDouble:
+	case KindDouble:
 		if n, ok := def.(json.Number); ok {
 			if x, err := n.Float64(); err == nil {
 				return x, nil
 			}
 		}
-	case kindString:
+	case KindString:
 		if s, ok := def.(string); ok {
 			return s, nil
 		}
-	case kindBytes, kindFixed:
-		if t.logical == "decimal" {
+	case KindBytes, KindFixed:
+		if t.Logical == "decimal" {
 			return nil, errors.New("decimal defaults are not supported")
 		}
 		if s, ok := def.(string); ok {
@@ -488,20 +477,20 @@ func defaultValue(t *node, def any) (any, error) {
 				}
 				b = append(b, byte(r))
 			}
-			if t.kind == kindFixed && len(b) != t.size {
+			if t.Kind == KindFixed && len(b) != t.Size {
 				return nil, incompatible("fixed default has the wrong size")
 			}
 			return b, nil
 		}
-	case kindEnum:
+	case KindEnum:
 		if s, ok := def.(string); ok && t.symIdx[s] {
 			return s, nil
 		}
-	case kindArray:
+	case KindArray:
 		if arr, ok := def.([]any); ok {
 			out := make([]any, len(arr))
 			for i, item := range arr {
-				x, err := defaultValue(t.items, item)
+				x, err := defaultValue(t.Items, item)
 				if err != nil {
 					return nil, err
 				}
@@ -509,11 +498,11 @@ func defaultValue(t *node, def any) (any, error) {
 			}
 			return out, nil
 		}
-	case kindMap:
+	case KindMap:
 		if m, ok := def.(map[string]any); ok {
 			out := make(map[string]any, len(m))
 			for k, item := range m {
-				x, err := defaultValue(t.values, item)
+				x, err := defaultValue(t.Values, item)
 				if err != nil {
 					return nil, err
 				}
@@ -521,39 +510,39 @@ func defaultValue(t *node, def any) (any, error) {
 			}
 			return out, nil
 		}
-	case kindRecord:
+	case KindRecord:
 		if m, ok := def.(map[string]any); ok {
-			out := make(map[string]any, len(t.fields))
-			for _, f := range t.fields {
-				raw, present := m[f.name]
+			out := make(map[string]any, len(t.Fields))
+			for _, f := range t.Fields {
+				raw, present := m[f.Name]
 				if !present {
-					if !f.hasDefault {
-						return nil, incompatible("record default lacks field %s", f.name)
+					if !f.HasDefault {
+						return nil, incompatible("record default lacks field %s", f.Name)
 					}
-					raw = f.def
+					raw = f.Default
 				}
-				x, err := defaultValue(f.typ, raw)
+				x, err := defaultValue(f.Type, raw)
 				if err != nil {
 					return nil, err
 				}
-				out[f.name] = x
+				out[f.Name] = x
 			}
 			return out, nil
 		}
-	case kindUnion:
+	case KindUnion:
 		// The Avro specification requires the default to match the first
 		// branch; later versions accept any branch, so try them in order.
-		for _, b := range t.branches {
+		for _, b := range t.Branches {
 			x, err := defaultValue(b, def)
 			if err != nil {
 				continue
 			}
-			if b.kind == kindNull {
+			if b.Kind == KindNull {
 				return nil, nil
 			}
-			return map[string]any{b.unionKey(): x}, nil
+			return map[string]any{b.UnionKey(): x}, nil
 		}
 		return nil, incompatible("union default matches none of its branches")
 	}
-	return nil, incompatible("default does not match %s", describe(t))
+	return nil, incompatible("default does not match %s", t.String())
 }

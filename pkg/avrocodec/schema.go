@@ -44,7 +44,7 @@ type Schema struct {
 	Text string
 
 	codec *goavro.Codec
-	root  *node
+	root  *Type
 }
 
 // FieldInfo describes one field path of a schema, so that callers (e.g. a
@@ -72,33 +72,42 @@ type FieldInfo struct {
 	HasDefault bool
 }
 
+// Root returns the schema model: the Type of the schema's top-level record,
+// built once with the Schema. It is never nil for a Schema made by this
+// package (a Catalog's schemas, the writer schemas a Codec fetches from a
+// registry). The model is a read-only graph shared by every caller; see
+// Type for how to walk it.
+func (s *Schema) Root() *Type { return s.root }
+
 // Codec returns the goavro codec of the schema. It is exposed for tests and
 // tools; services use Codec.Decode and Codec.EncodeLike.
 func (s *Schema) Codec() *goavro.Codec { return s.codec }
 
-// kind names an Avro type.
-type kind string
+// Kind names an Avro type.
+type Kind string
 
+// The Avro types. A Type of kind KindRecord, KindEnum or KindFixed is a
+// named type.
 const (
-	kindNull    kind = "null"
-	kindBoolean kind = "boolean"
-	kindInt     kind = "int"
-	kindLong    kind = "long"
-	kindFloat   kind = "float"
-	kindDouble  kind = "double"
-	kindBytes   kind = "bytes"
-	kindString  kind = "string"
-	kindRecord  kind = "record"
-	kindEnum    kind = "enum"
-	kindArray   kind = "array"
-	kindMap     kind = "map"
-	kindFixed   kind = "fixed"
-	kindUnion   kind = "union"
+	KindNull    Kind = "null"
+	KindBoolean Kind = "boolean"
+	KindInt     Kind = "int"
+	KindLong    Kind = "long"
+	KindFloat   Kind = "float"
+	KindDouble  Kind = "double"
+	KindBytes   Kind = "bytes"
+	KindString  Kind = "string"
+	KindRecord  Kind = "record"
+	KindEnum    Kind = "enum"
+	KindArray   Kind = "array"
+	KindMap     Kind = "map"
+	KindFixed   Kind = "fixed"
+	KindUnion   Kind = "union"
 )
 
-var primitiveKinds = map[string]kind{
-	"null": kindNull, "boolean": kindBoolean, "int": kindInt, "long": kindLong,
-	"float": kindFloat, "double": kindDouble, "bytes": kindBytes, "string": kindString,
+var primitiveKinds = map[string]Kind{
+	"null": KindNull, "boolean": KindBoolean, "int": KindInt, "long": KindLong,
+	"float": KindFloat, "double": KindDouble, "bytes": KindBytes, "string": KindString,
 }
 
 // goavroLogical lists the logical types goavro turns into other native Go
@@ -113,45 +122,166 @@ var goavroLogical = map[string]bool{
 	"fixed.decimal":         true,
 }
 
-// node is the schema tree the resolver walks. It mirrors the schema JSON,
-// with named references resolved to the same *node.
-type node struct {
-	kind     kind
-	name     string // full name of record, enum, fixed
-	aliases  []string
-	logical  string // logical type goavro honours, "" otherwise
-	decimal  [2]int // precision, scale for decimal
-	fields   []*field
-	fieldIdx map[string]int
-	symbols  []string
-	symIdx   map[string]bool
-	enumDef  string
-	hasEnDef bool
-	items    *node // array
-	values   *node // map
-	branches []*node
-	size     int // fixed
+// Type is one Avro type of a Schema, as the schema JSON declares it: the
+// schema model. avrocodec builds it once per Schema, when the Schema is
+// built, and uses it itself for schema resolution, compatibility checks,
+// Schema.Annotations and Schema.Fields; other packages read it (from
+// Schema.Root) to learn field types, defaults, enum symbols and nullability
+// without parsing the schema JSON again.
+//
+// # A graph, not a tree
+//
+// A named type (record, enum, fixed) is one *Type wherever the schema
+// refers to it by name, so two fields of the same record type share their
+// Type, and a recursive schema (a record that refers to itself, through a
+// union, an array or a map) is a cycle: following Fields, Items, Values and
+// Branches from the root may come back to a Type already visited. A walker
+// over the types alone must therefore track the named types it has entered
+// (e.g. a map[*Type]bool, removed again on the way out when it wants every
+// route) or it never ends; a walker that follows a value instead stops where
+// the value does. For the same reason a Type has no field path: one record
+// type may stand at several paths (Schema.Fields lists them).
+//
+// # Read-only
+//
+// A Type and everything it points to is shared by every user of its Schema,
+// concurrently: never modify its fields, its slices or the types and fields
+// they hold.
+type Type struct {
+	// Kind is the Avro type. A reference to a named type is resolved: its
+	// Kind is that of the named type, never a name.
+	Kind Kind
+	// Name is the full name (namespace.name) of a record, enum or fixed;
+	// empty for other kinds.
+	Name string
+	// Aliases are the full names of the aliases of a record, enum or fixed.
+	Aliases []string
+	// Logical is the logical type when goavro represents it by another Go
+	// type than the base type's (timestamp-millis, timestamp-micros,
+	// time-millis, time-micros, date, decimal); empty otherwise, also for
+	// logical types goavro ignores (e.g. uuid on a string).
+	Logical string
+	// Precision and Scale are those of a decimal (Logical "decimal"); zero
+	// otherwise.
+	Precision, Scale int
+	// Fields are the fields of a record, in schema order.
+	Fields []*RecordField
+	// Symbols are the symbols of an enum, in schema order.
+	Symbols []string
+	// EnumDefault is the default symbol of an enum that declares one
+	// (HasEnumDefault): a reader reads a writer's unknown symbols as it.
+	EnumDefault string
+	// HasEnumDefault reports whether an enum declares a default symbol.
+	HasEnumDefault bool
+	// Items is the item type of an array.
+	Items *Type
+	// Values is the value type of a map.
+	Values *Type
+	// Branches are the branch types of a union, in schema order.
+	Branches []*Type
+	// Size is the size in bytes of a fixed.
+	Size int
+
+	fieldIdx map[string]int  // record: field name -> index in Fields
+	symIdx   map[string]bool // enum: the symbols
 }
 
-type field struct {
-	name       string
-	aliases    []string
-	typ        *node
-	def        any // JSON default, numbers as json.Number
-	hasDefault bool
-	category   string
+// RecordField is one field of a record Type. Like Type, it is read-only.
+type RecordField struct {
+	// Name is the field name.
+	Name string
+	// Aliases are the field's aliases (plain names, as declared).
+	Aliases []string
+	// Type is the field's type.
+	Type *Type
+	// Default is the field's default value as the schema JSON spells it
+	// (decoded with json.Decoder.UseNumber: numbers are json.Number,
+	// objects map[string]any, arrays []any); nil when the default is null
+	// or absent, which HasDefault tells apart.
+	Default any
+	// HasDefault reports whether the field declares a default value.
+	HasDefault bool
+	// Category is the field's data_category annotation (AnnotationKey);
+	// empty when the field has none.
+	Category string
 }
 
-// unionKey is the key goavro uses for a value of this type inside a union.
-func (n *node) unionKey() string {
-	switch n.kind {
-	case kindRecord, kindEnum, kindFixed:
-		return n.name
+// UnionKey is the key goavro uses for a value of type t inside a union: the
+// full name of a named type, "base.logical" for a logical type goavro
+// represents natively ("long.timestamp-millis"), the kind otherwise
+// ("string", "array").
+func (t *Type) UnionKey() string {
+	switch t.Kind {
+	case KindRecord, KindEnum, KindFixed:
+		return t.Name
 	}
-	if n.logical != "" {
-		return string(n.kind) + "." + n.logical
+	if t.Logical != "" {
+		return string(t.Kind) + "." + t.Logical
 	}
-	return string(n.kind)
+	return string(t.Kind)
+}
+
+// Nullable reports whether t is a union with a null branch, i.e. whether
+// nil is a valid native value of type t.
+func (t *Type) Nullable() bool {
+	if t.Kind != KindUnion {
+		return false
+	}
+	for _, b := range t.Branches {
+		if b.Kind == KindNull {
+			return true
+		}
+	}
+	return false
+}
+
+// BranchIndex returns the index in Branches of the union branch whose
+// UnionKey is key, or -1 when t has none (or is not a union).
+func (t *Type) BranchIndex(key string) int {
+	for i, b := range t.Branches {
+		if b.UnionKey() == key {
+			return i
+		}
+	}
+	return -1
+}
+
+// Field returns the field of record t named name (not by alias), or nil
+// when t has none (or is not a record).
+func (t *Type) Field(name string) *RecordField {
+	if i, ok := t.fieldIdx[name]; ok {
+		return t.Fields[i]
+	}
+	return nil
+}
+
+// HasSymbol reports whether s is a symbol of enum t.
+func (t *Type) HasSymbol(s string) bool { return t.symIdx[s] }
+
+// String describes t for messages, without values: "record a.b.Address",
+// "enum a.b.Country", "long (timestamp-millis)", "string", or for a union
+// "one of null, string".
+func (t *Type) String() string {
+	switch t.Kind {
+	case KindRecord, KindEnum, KindFixed:
+		return string(t.Kind) + " " + t.Name
+	case KindUnion:
+		keys := make([]string, len(t.Branches))
+		for i, b := range t.Branches {
+			keys[i] = b.UnionKey()
+		}
+		return "one of " + strings.Join(keys, ", ")
+	}
+	if t.Logical != "" {
+		return string(t.Kind) + " (" + t.Logical + ")"
+	}
+	return string(t.Kind)
+}
+
+// sameDecimal reports whether two decimals have the same precision and
+// scale.
+func sameDecimal(a, b *Type) bool {
+	return a.Precision == b.Precision && a.Scale == b.Scale
 }
 
 func shortName(full string) string {
@@ -164,38 +294,38 @@ func shortName(full string) string {
 // namesMatch reports whether a named writer type may be read as the named
 // reader type: same unqualified name, or the writer's name is one of the
 // reader's aliases.
-func namesMatch(w, r *node) bool {
-	if shortName(w.name) == shortName(r.name) {
+func namesMatch(w, r *Type) bool {
+	if shortName(w.Name) == shortName(r.Name) {
 		return true
 	}
-	for _, a := range r.aliases {
-		if a == w.name || shortName(a) == shortName(w.name) {
+	for _, a := range r.Aliases {
+		if a == w.Name || shortName(a) == shortName(w.Name) {
 			return true
 		}
 	}
-	for _, a := range w.aliases {
-		if a == r.name || shortName(a) == shortName(r.name) {
+	for _, a := range w.Aliases {
+		if a == r.Name || shortName(a) == shortName(r.Name) {
 			return true
 		}
 	}
 	return false
 }
 
-// parser turns schema JSON into a node tree.
+// parser turns schema JSON into a Type graph.
 type parser struct {
-	named map[string]*node
+	named map[string]*Type
 }
 
-// parseSchemaText parses schema JSON into a node tree. The text must already
-// be accepted by goavro; parseSchemaText is defensive nonetheless.
-func parseSchemaText(text string) (*node, error) {
+// parseSchemaText parses schema JSON into a Type graph. The text must
+// already be accepted by goavro; parseSchemaText is defensive nonetheless.
+func parseSchemaText(text string) (*Type, error) {
 	dec := json.NewDecoder(strings.NewReader(text))
 	dec.UseNumber()
 	var raw any
 	if err := dec.Decode(&raw); err != nil {
 		return nil, fmt.Errorf("parse schema json: %w", err)
 	}
-	p := &parser{named: map[string]*node{}}
+	p := &parser{named: map[string]*Type{}}
 	return p.parse(raw, "")
 }
 
@@ -231,11 +361,11 @@ func stringsOf(v any) []string {
 	return out
 }
 
-func (p *parser) parse(raw any, ns string) (*node, error) {
+func (p *parser) parse(raw any, ns string) (*Type, error) {
 	switch t := raw.(type) {
 	case string:
 		if k, ok := primitiveKinds[t]; ok {
-			return &node{kind: k}, nil
+			return &Type{Kind: k}, nil
 		}
 		if n, ok := p.named[fullNameOf(t, "", ns)]; ok {
 			return n, nil
@@ -245,13 +375,13 @@ func (p *parser) parse(raw any, ns string) (*node, error) {
 		}
 		return nil, fmt.Errorf("unknown type %q", t)
 	case []any:
-		n := &node{kind: kindUnion}
+		n := &Type{Kind: KindUnion}
 		for _, b := range t {
 			bn, err := p.parse(b, ns)
 			if err != nil {
 				return nil, err
 			}
-			n.branches = append(n.branches, bn)
+			n.Branches = append(n.Branches, bn)
 		}
 		return n, nil
 	case map[string]any:
@@ -261,7 +391,7 @@ func (p *parser) parse(raw any, ns string) (*node, error) {
 	}
 }
 
-func (p *parser) parseMap(m map[string]any, ns string) (*node, error) {
+func (p *parser) parseMap(m map[string]any, ns string) (*Type, error) {
 	typ, ok := m["type"]
 	if !ok {
 		return nil, errors.New("schema object without type")
@@ -277,8 +407,8 @@ func (p *parser) parseMap(m map[string]any, ns string) (*node, error) {
 		name, _ := m["name"].(string)
 		nsp, _ := m["namespace"].(string)
 		full := fullNameOf(name, nsp, ns)
-		n := &node{kind: kindRecord, name: full, fieldIdx: map[string]int{}}
-		n.aliases = qualify(stringsOf(m["aliases"]), namespaceOf(full))
+		n := &Type{Kind: KindRecord, Name: full, fieldIdx: map[string]int{}}
+		n.Aliases = qualify(stringsOf(m["aliases"]), namespaceOf(full))
 		p.named[full] = n
 		rawFields, _ := m["fields"].([]any)
 		for i, rf := range rawFields {
@@ -291,38 +421,38 @@ func (p *parser) parseMap(m map[string]any, ns string) (*node, error) {
 			if err != nil {
 				return nil, fmt.Errorf("record %s field %s: %w", full, fname, err)
 			}
-			f := &field{name: fname, aliases: stringsOf(fm["aliases"]), typ: ft}
-			f.def, f.hasDefault = fm["default"]
-			f.category, _ = fm[AnnotationKey].(string)
-			n.fieldIdx[fname] = len(n.fields)
-			n.fields = append(n.fields, f)
+			f := &RecordField{Name: fname, Aliases: stringsOf(fm["aliases"]), Type: ft}
+			f.Default, f.HasDefault = fm["default"]
+			f.Category, _ = fm[AnnotationKey].(string)
+			n.fieldIdx[fname] = len(n.Fields)
+			n.Fields = append(n.Fields, f)
 		}
 		return n, nil
 	case "enum":
 		name, _ := m["name"].(string)
 		nsp, _ := m["namespace"].(string)
 		full := fullNameOf(name, nsp, ns)
-		n := &node{kind: kindEnum, name: full, symbols: stringsOf(m["symbols"]), symIdx: map[string]bool{}}
-		n.aliases = qualify(stringsOf(m["aliases"]), namespaceOf(full))
-		for _, s := range n.symbols {
+		n := &Type{Kind: KindEnum, Name: full, Symbols: stringsOf(m["symbols"]), symIdx: map[string]bool{}}
+		n.Aliases = qualify(stringsOf(m["aliases"]), namespaceOf(full))
+		for _, s := range n.Symbols {
 			n.symIdx[s] = true
 		}
-		n.enumDef, n.hasEnDef = m["default"].(string)
+		n.EnumDefault, n.HasEnumDefault = m["default"].(string)
 		p.named[full] = n
 		return n, nil
 	case "fixed":
 		name, _ := m["name"].(string)
 		nsp, _ := m["namespace"].(string)
 		full := fullNameOf(name, nsp, ns)
-		n := &node{kind: kindFixed, name: full}
-		n.aliases = qualify(stringsOf(m["aliases"]), namespaceOf(full))
+		n := &Type{Kind: KindFixed, Name: full}
+		n.Aliases = qualify(stringsOf(m["aliases"]), namespaceOf(full))
 		if sz, ok := m["size"].(json.Number); ok {
 			v, _ := sz.Int64()
-			n.size = int(v)
+			n.Size = int(v)
 		}
 		if goavroLogical["fixed."+logical] {
-			n.logical = logical
-			n.decimal = decimalOf(m)
+			n.Logical = logical
+			n.Precision, n.Scale = decimalOf(m)
 		}
 		p.named[full] = n
 		return n, nil
@@ -331,19 +461,19 @@ func (p *parser) parseMap(m map[string]any, ns string) (*node, error) {
 		if err != nil {
 			return nil, fmt.Errorf("array items: %w", err)
 		}
-		return &node{kind: kindArray, items: items}, nil
+		return &Type{Kind: KindArray, Items: items}, nil
 	case "map":
 		values, err := p.parse(m["values"], ns)
 		if err != nil {
 			return nil, fmt.Errorf("map values: %w", err)
 		}
-		return &node{kind: kindMap, values: values}, nil
+		return &Type{Kind: KindMap, Values: values}, nil
 	default:
 		if k, ok := primitiveKinds[ts]; ok {
-			n := &node{kind: k}
+			n := &Type{Kind: k}
 			if logical != "" && goavroLogical[ts+"."+logical] {
-				n.logical = logical
-				n.decimal = decimalOf(m)
+				n.Logical = logical
+				n.Precision, n.Scale = decimalOf(m)
 			}
 			return n, nil
 		}
@@ -352,17 +482,17 @@ func (p *parser) parseMap(m map[string]any, ns string) (*node, error) {
 	}
 }
 
-func decimalOf(m map[string]any) [2]int {
-	var d [2]int
+// decimalOf returns the precision and scale of a decimal type object.
+func decimalOf(m map[string]any) (precision, scale int) {
 	if v, ok := m["precision"].(json.Number); ok {
 		x, _ := v.Int64()
-		d[0] = int(x)
+		precision = int(x)
 	}
 	if v, ok := m["scale"].(json.Number); ok {
 		x, _ := v.Int64()
-		d[1] = int(x)
+		scale = int(x)
 	}
-	return d
+	return precision, scale
 }
 
 func qualify(aliases []string, ns string) []string {
@@ -383,18 +513,18 @@ func buildSchema(text string) (*Schema, error) {
 	if err != nil {
 		return nil, err
 	}
-	if root.kind != kindRecord {
-		return nil, fmt.Errorf("top-level type is %s, want record", root.kind)
+	if root.Kind != KindRecord {
+		return nil, fmt.Errorf("top-level type is %s, want record", root.Kind)
 	}
 	s := &Schema{
-		FullName:    root.name,
+		FullName:    root.Name,
 		Fingerprint: codec.Rabin,
 		Annotations: map[string]string{},
 		Text:        text,
 		codec:       codec,
 		root:        root,
 	}
-	walkFields(root, "", map[*node]bool{}, func(fi FieldInfo) {
+	walkFields(root, "", map[*Type]bool{}, func(fi FieldInfo) {
 		s.Fields = append(s.Fields, fi)
 		if fi.Category != "" {
 			s.Annotations[fi.Path] = fi.Category
@@ -403,45 +533,44 @@ func buildSchema(text string) (*Schema, error) {
 	return s, nil
 }
 
-// walkFields visits every field path below the record n.
-func walkFields(n *node, prefix string, seen map[*node]bool, visit func(FieldInfo)) {
-	if seen[n] {
+// walkFields visits every field path below the record t. seen holds the
+// records on the current route, so that a recursive type is walked once.
+func walkFields(t *Type, prefix string, seen map[*Type]bool, visit func(FieldInfo)) {
+	if seen[t] {
 		return
 	}
-	seen[n] = true
-	defer delete(seen, n)
-	for _, f := range n.fields {
-		path := f.name
+	seen[t] = true
+	defer delete(seen, t)
+	for _, f := range t.Fields {
+		path := f.Name
 		if prefix != "" {
-			path = prefix + "." + f.name
+			path = prefix + "." + f.Name
 		}
-		fi := FieldInfo{Path: path, Category: f.category, Kind: string(f.typ.kind), Logical: f.typ.logical, HasDefault: f.hasDefault}
-		if f.typ.kind == kindUnion {
-			for _, b := range f.typ.branches {
-				fi.Branches = append(fi.Branches, b.unionKey())
-				if b.kind == kindNull {
-					fi.Nullable = true
-				}
+		fi := FieldInfo{Path: path, Category: f.Category, Kind: string(f.Type.Kind), Logical: f.Type.Logical, HasDefault: f.HasDefault}
+		if f.Type.Kind == KindUnion {
+			fi.Nullable = f.Type.Nullable()
+			for _, b := range f.Type.Branches {
+				fi.Branches = append(fi.Branches, b.UnionKey())
 			}
 		}
 		visit(fi)
-		descend(f.typ, path, seen, visit)
+		descend(f.Type, path, seen, visit)
 	}
 }
 
 // descend walks into the records reachable from t (through unions, arrays and
 // maps) with the path syntax of Schema.Annotations.
-func descend(t *node, path string, seen map[*node]bool, visit func(FieldInfo)) {
-	switch t.kind {
-	case kindRecord:
+func descend(t *Type, path string, seen map[*Type]bool, visit func(FieldInfo)) {
+	switch t.Kind {
+	case KindRecord:
 		walkFields(t, path, seen, visit)
-	case kindUnion:
-		for _, b := range t.branches {
+	case KindUnion:
+		for _, b := range t.Branches {
 			descend(b, path, seen, visit)
 		}
-	case kindArray:
-		descend(t.items, path+"[]", seen, visit)
-	case kindMap:
-		descend(t.values, path+"{}", seen, visit)
+	case KindArray:
+		descend(t.Items, path+"[]", seen, visit)
+	case KindMap:
+		descend(t.Values, path+"{}", seen, visit)
 	}
 }

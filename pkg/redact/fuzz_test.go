@@ -65,22 +65,22 @@ func (g *gen) shape() string {
 	}
 }
 
-func (g *gen) value(t *typ) any {
-	switch t.kind {
-	case "null":
+func (g *gen) value(t *avrocodec.Type) any {
+	switch t.Kind {
+	case avrocodec.KindNull:
 		return nil
-	case "boolean":
+	case avrocodec.KindBoolean:
 		return g.rnd.IntN(2) == 1
-	case "int":
-		switch t.logical {
+	case avrocodec.KindInt:
+		switch t.Logical {
 		case "date":
 			return time.Date(1950+g.rnd.IntN(80), time.Month(1+g.rnd.IntN(12)), 1+g.rnd.IntN(28), 0, 0, 0, 0, time.UTC)
 		case "time-millis":
 			return time.Duration(g.rnd.IntN(86_400_000)) * time.Millisecond
 		}
 		return int32(1 + g.rnd.IntN(1<<30))
-	case "long":
-		switch t.logical {
+	case avrocodec.KindLong:
+		switch t.Logical {
 		case "timestamp-millis":
 			return time.UnixMilli(g.rnd.Int64N(4_000_000_000_000)).UTC()
 		case "timestamp-micros":
@@ -89,54 +89,54 @@ func (g *gen) value(t *typ) any {
 			return time.Duration(g.rnd.Int64N(86_400_000_000)) * time.Microsecond
 		}
 		return 1 + g.rnd.Int64N(1<<60)
-	case "float":
+	case avrocodec.KindFloat:
 		return float32(1 + g.rnd.Float32())
-	case "double":
+	case avrocodec.KindDouble:
 		return 1 + g.rnd.Float64()
-	case "string":
+	case avrocodec.KindString:
 		return g.str()
-	case "bytes":
+	case avrocodec.KindBytes:
 		b := make([]byte, 1+g.rnd.IntN(8))
 		for i := range b {
 			b[i] = byte(1 + g.rnd.IntN(255))
 		}
 		return b
-	case "fixed":
-		b := make([]byte, t.size)
+	case avrocodec.KindFixed:
+		b := make([]byte, t.Size)
 		for i := range b {
 			b[i] = byte(1 + g.rnd.IntN(255))
 		}
 		return b
-	case "enum":
-		return t.symbols[g.rnd.IntN(len(t.symbols))]
-	case "array":
+	case avrocodec.KindEnum:
+		return t.Symbols[g.rnd.IntN(len(t.Symbols))]
+	case avrocodec.KindArray:
 		out := make([]any, g.rnd.IntN(4))
 		for i := range out {
-			out[i] = g.value(t.items)
+			out[i] = g.value(t.Items)
 		}
 		return out
-	case "map":
+	case avrocodec.KindMap:
 		out := map[string]any{}
 		for range g.rnd.IntN(4) {
 			k := g.word(12)
 			g.made[k] = true
-			out[k] = g.value(t.values)
+			out[k] = g.value(t.Values)
 		}
 		return out
-	case "union":
-		b := t.branches[g.rnd.IntN(len(t.branches))]
-		if b.kind == "null" {
+	case avrocodec.KindUnion:
+		b := t.Branches[g.rnd.IntN(len(t.Branches))]
+		if b.Kind == avrocodec.KindNull {
 			return nil
 		}
-		return map[string]any{b.unionKey(): g.value(b)}
-	case "record":
-		out := make(map[string]any, len(t.fields))
-		for _, f := range t.fields {
-			out[f.name] = g.value(f.typ)
+		return map[string]any{b.UnionKey(): g.value(b)}
+	case avrocodec.KindRecord:
+		out := make(map[string]any, len(t.Fields))
+		for _, f := range t.Fields {
+			out[f.Name] = g.value(f.Type)
 		}
 		return out
 	}
-	panic("unknown kind " + t.kind)
+	panic("unknown kind " + string(t.Kind))
 }
 
 // patterns are the category patterns random streams and grants use.
@@ -164,7 +164,7 @@ func (g *gen) pick(list []string) string { return list[g.rnd.IntN(len(list))] }
 
 func (g *gen) action() policy.Action { return policy.Actions[g.rnd.IntN(len(policy.Actions))] }
 
-func (g *gen) request(s *avrocodec.Schema, root *typ, pats []string) Request {
+func (g *gen) request(s *avrocodec.Schema, root *avrocodec.Type, pats []string) Request {
 	var paths []string
 	for _, fi := range s.Fields {
 		paths = append(paths, fi.Path)
@@ -203,7 +203,7 @@ type oracle struct {
 }
 
 func (o *oracle) expected(f *fieldNode, inherit policy.Action) policy.Action {
-	cat := f.def.category
+	cat := f.def.Category
 	for _, p := range o.req.Excluded {
 		if policy.MatchCategory(p, cat) {
 			return policy.ActionRemove
@@ -226,7 +226,7 @@ func (o *oracle) expected(f *fieldNode, inherit policy.Action) policy.Action {
 func (o *oracle) record(n *node, in, out map[string]any, inherit policy.Action) {
 	n.children()
 	for _, f := range n.fields {
-		iv, ov := in[f.def.name], out[f.def.name]
+		iv, ov := in[f.def.Name], out[f.def.Name]
 		a := o.expected(f, inherit)
 		switch a {
 		case policy.ActionRemove:
@@ -236,7 +236,7 @@ func (o *oracle) record(n *node, in, out map[string]any, inherit policy.Action) 
 			o.hidden = append(o.hidden, stringsIn(iv)...)
 			continue
 		case policy.ActionPseudonymise, policy.ActionMask:
-			if f.node.t.kind != "record" && !isRecordUnion(f.node.t) {
+			if f.node.t.Kind != avrocodec.KindRecord && !isRecordUnion(f.node.t) {
 				o.hidden = append(o.hidden, directStrings(iv)...)
 			}
 		}
@@ -248,12 +248,12 @@ func (o *oracle) record(n *node, in, out map[string]any, inherit policy.Action) 
 	}
 }
 
-func isRecordUnion(t *typ) bool {
-	if t.kind != "union" {
+func isRecordUnion(t *avrocodec.Type) bool {
+	if t.Kind != avrocodec.KindUnion {
 		return false
 	}
-	for _, b := range t.branches {
-		if b.kind == "record" {
+	for _, b := range t.Branches {
+		if b.Kind == avrocodec.KindRecord {
 			return true
 		}
 	}
@@ -264,27 +264,27 @@ func isRecordUnion(t *typ) bool {
 // inside them.
 func (o *oracle) descend(n *node, in, out any, inherit policy.Action) {
 	n.children()
-	switch n.t.kind {
-	case "record":
+	switch n.t.Kind {
+	case avrocodec.KindRecord:
 		im, _ := in.(map[string]any)
 		om, ok := out.(map[string]any)
 		if ok {
 			o.record(n, im, om, inherit)
 		}
-	case "union":
+	case avrocodec.KindUnion:
 		im, ok1 := in.(map[string]any)
 		om, ok2 := out.(map[string]any)
 		if !ok1 || !ok2 {
 			return
 		}
 		for k, iv := range im {
-			if i, found := n.t.branch(k); found {
+			if i := n.t.BranchIndex(k); i >= 0 {
 				if ov, ok := om[k]; ok {
 					o.descend(n.branches[i], iv, ov, inherit)
 				}
 			}
 		}
-	case "array":
+	case avrocodec.KindArray:
 		ia, _ := in.([]any)
 		oa, _ := out.([]any)
 		if len(ia) == len(oa) {
@@ -292,7 +292,7 @@ func (o *oracle) descend(n *node, in, out any, inherit policy.Action) {
 				o.descend(n.items, ia[i], oa[i], inherit)
 			}
 		}
-	case "map":
+	case avrocodec.KindMap:
 		im, _ := in.(map[string]any)
 		om, _ := out.(map[string]any)
 		for k, iv := range im {
@@ -379,6 +379,12 @@ func isUnionWrapper(v any) bool {
 	return false
 }
 
+// primitives are the names of the primitive Avro types.
+var primitives = map[string]bool{
+	"null": true, "boolean": true, "int": true, "long": true,
+	"float": true, "double": true, "bytes": true, "string": true,
+}
+
 func isUnionKeyForTest(k string) bool {
 	return strings.Contains(k, ".") || primitives[k] || k == "array" || k == "map"
 }
@@ -390,48 +396,48 @@ func distinctive(list []string) []string {
 
 // removedLike reports whether v is what a removed field f may hold: null,
 // its default or a zero value.
-func removedLike(f *fieldDef, v any) bool {
-	if f.typ.nullable() {
+func removedLike(f *avrocodec.RecordField, v any) bool {
+	if f.Type.Nullable() {
 		return v == nil
 	}
-	if f.hasDef {
-		if d, err := defaultOf(f.typ, f.def); err == nil && same(d, v) {
+	if f.HasDefault {
+		if d, err := defaultOf(f.Type, f.Default); err == nil && same(d, v) {
 			return true
 		}
 	}
-	return zeroLike(f.typ, v)
+	return zeroLike(f.Type, v)
 }
 
-func zeroLike(t *typ, v any) bool {
-	switch t.kind {
-	case "null":
+func zeroLike(t *avrocodec.Type, v any) bool {
+	switch t.Kind {
+	case avrocodec.KindNull:
 		return v == nil
-	case "union":
+	case avrocodec.KindUnion:
 		m, ok := v.(map[string]any)
 		if !ok || len(m) != 1 {
-			return v == nil && t.nullable()
+			return v == nil && t.Nullable()
 		}
 		for k, e := range m {
-			i, found := t.branch(k)
-			return found && zeroLike(t.branches[i], e)
+			i := t.BranchIndex(k)
+			return i >= 0 && zeroLike(t.Branches[i], e)
 		}
-	case "record":
+	case avrocodec.KindRecord:
 		m, ok := v.(map[string]any)
 		if !ok {
 			return false
 		}
-		for _, f := range t.fields {
-			if !removedLike(f, m[f.name]) {
+		for _, f := range t.Fields {
+			if !removedLike(f, m[f.Name]) {
 				return false
 			}
 		}
 		return true
-	case "enum":
-		return v == t.symbols[0]
-	case "array":
+	case avrocodec.KindEnum:
+		return v == t.Symbols[0]
+	case avrocodec.KindArray:
 		a, ok := v.([]any)
 		return ok && len(a) == 0
-	case "map":
+	case avrocodec.KindMap:
 		m, ok := v.(map[string]any)
 		return ok && len(m) == 0
 	}

@@ -45,10 +45,10 @@ func (m Mode) String() string {
 
 // Request is one event to treat for one purpose stream.
 type Request struct {
-	// Schema is the reader schema the event was decoded into; its JSON
-	// (Text) gives the field types, defaults and data_category
-	// annotations. Apply caches what it derives from a Schema, keyed by
-	// the pointer: schemas are immutable.
+	// Schema is the reader schema the event was decoded into; its model
+	// (Root) gives the field types, defaults and data_category
+	// annotations. Apply caches the field paths it derives from a Schema,
+	// keyed by the pointer: schemas are immutable.
 	Schema *avrocodec.Schema
 	// Value is the decoded event in goavro's native form, resolved to
 	// Schema (as avrocodec.Codec.Decode returns it). Apply never modifies
@@ -84,7 +84,8 @@ type Result struct {
 // ErrShortKey is returned by New for a key shorter than MinKeyLen bytes.
 var ErrShortKey = errors.New("redact: pseudonymisation key shorter than 16 bytes")
 
-// ErrNoSchema is returned by Apply for a Request without a Schema.
+// ErrNoSchema is returned by Apply for a Request without a Schema, or with
+// a Schema that has no model (one not made by avrocodec).
 var ErrNoSchema = errors.New("redact: request has no schema")
 
 // ErrBadMode is returned by Apply for a Mode other than ModeRedact and
@@ -115,7 +116,7 @@ func (e *MismatchError) Error() string {
 }
 
 func mismatch(n *node, v any) error {
-	return &MismatchError{Path: n.path, Want: n.t.kind, Got: fmt.Sprintf("%T", v)}
+	return &MismatchError{Path: n.path, Want: string(n.t.Kind), Got: fmt.Sprintf("%T", v)}
 }
 
 // Redactor applies field treatments. It holds the pseudonymisation key and a
@@ -186,16 +187,17 @@ func (r *Redactor) Apply(req Request) (Result, error) {
 	return Result{Value: out, Treated: slices.Compact(w.treated)}, nil
 }
 
-// plan returns the unrolled type tree of s, parsing the schema JSON once.
+// plan returns the model of s unrolled along field paths (see node). The
+// error is ErrNoSchema when s has no model.
 func (r *Redactor) plan(s *avrocodec.Schema) (*node, error) {
 	if n, ok := r.plans.Load(s); ok {
 		return n.(*node), nil
 	}
-	t, err := parseSchema(s.Text)
-	if err != nil {
-		return nil, fmt.Errorf("redact: schema %s: %w", s.FullName, err)
+	root := s.Root()
+	if root == nil {
+		return nil, ErrNoSchema
 	}
-	n, _ := r.plans.LoadOrStore(s, &node{t: t})
+	n, _ := r.plans.LoadOrStore(s, &node{t: root})
 	return n.(*node), nil
 }
 
@@ -232,7 +234,7 @@ func (w *walker) excluded(category string) bool {
 // action decides the treatment of field f; inherit is the transforming
 // treatment of the closest enclosing field, if any.
 func (w *walker) action(f *fieldNode, inherit policy.Action) policy.Action {
-	cat := f.def.category
+	cat := f.def.Category
 	if cat != "" && w.excluded(cat) {
 		return policy.ActionRemove
 	}
@@ -267,7 +269,7 @@ func (w *walker) record(n *node, v any, inherit policy.Action) (map[string]any, 
 	n.children()
 	out := make(map[string]any, len(n.fields))
 	for _, f := range n.fields {
-		fv, present := m[f.def.name]
+		fv, present := m[f.def.Name]
 		if !present {
 			continue // the encoder uses the schema default, a constant
 		}
@@ -275,7 +277,7 @@ func (w *walker) record(n *node, v any, inherit policy.Action) (map[string]any, 
 		if err != nil {
 			return nil, err
 		}
-		out[f.def.name] = nv
+		out[f.def.Name] = nv
 	}
 	return out, nil
 }
@@ -323,8 +325,8 @@ func (w *walker) remove(f *fieldNode, v any) (any, error) {
 // not apply to v or to one of its items, and the enclosing field must be
 // removed instead.
 func (w *walker) value(n *node, v any, a policy.Action) (out any, changed, ok bool, err error) {
-	switch n.t.kind {
-	case "record":
+	switch n.t.Kind {
+	case avrocodec.KindRecord:
 		inherit := policy.Action("")
 		if transforming(a) {
 			inherit = a
@@ -334,9 +336,9 @@ func (w *walker) value(n *node, v any, a policy.Action) (out any, changed, ok bo
 			return nil, false, false, err
 		}
 		return rec, false, true, nil
-	case "union":
+	case avrocodec.KindUnion:
 		if v == nil {
-			if !n.t.nullable() {
+			if !n.t.Nullable() {
 				return nil, false, false, mismatch(n, v)
 			}
 			return nil, false, true, nil
@@ -347,8 +349,8 @@ func (w *walker) value(n *node, v any, a policy.Action) (out any, changed, ok bo
 		}
 		n.children()
 		for key, inner := range m {
-			i, found := n.t.branch(key)
-			if !found {
+			i := n.t.BranchIndex(key)
+			if i < 0 {
 				return nil, false, false, &MismatchError{Path: n.path, Want: "union", Got: "a union value of another type"}
 			}
 			o, ch, ok, err := w.value(n.branches[i], inner, a)
@@ -357,7 +359,7 @@ func (w *walker) value(n *node, v any, a policy.Action) (out any, changed, ok bo
 			}
 			return map[string]any{key: o}, ch, true, nil
 		}
-	case "array":
+	case avrocodec.KindArray:
 		arr, isArr := v.([]any)
 		if !isArr {
 			return nil, false, false, mismatch(n, v)
@@ -373,7 +375,7 @@ func (w *walker) value(n *node, v any, a policy.Action) (out any, changed, ok bo
 			changed = changed || ch
 		}
 		return res, changed, true, nil
-	case "map":
+	case avrocodec.KindMap:
 		mv, isMap := v.(map[string]any)
 		if !isMap {
 			return nil, false, false, mismatch(n, v)
@@ -403,12 +405,12 @@ func (w *walker) leaf(n *node, v any, a policy.Action) (out any, changed, ok boo
 	if a == policy.ActionKeep {
 		return copyLeaf(v), false, true, nil
 	}
-	if n.t.kind == "null" {
+	if n.t.Kind == avrocodec.KindNull {
 		return nil, false, true, nil
 	}
 	switch a {
 	case policy.ActionPseudonymise, policy.ActionMask, policy.ActionTruncateIP:
-		if n.t.kind != "string" {
+		if n.t.Kind != avrocodec.KindString {
 			return nil, false, false, nil
 		}
 		s, isStr := v.(string)
@@ -428,14 +430,14 @@ func (w *walker) leaf(n *node, v any, a policy.Action) (out any, changed, ok boo
 		}
 		return res, res != s, true, nil
 	case policy.ActionGeneraliseHour, policy.ActionGeneraliseDay:
-		if n.t.kind != "long" && n.t.kind != "int" {
+		if n.t.Kind != avrocodec.KindLong && n.t.Kind != avrocodec.KindInt {
 			return nil, false, false, nil
 		}
 		unit := time.Hour
 		if a == policy.ActionGeneraliseDay {
 			unit = 24 * time.Hour
 		}
-		res, ok := generalise(v, n.t.logical, unit)
+		res, ok := generalise(v, n.t.Logical, unit)
 		if !ok {
 			return nil, false, false, nil
 		}

@@ -701,8 +701,8 @@ func TestTreeMatchesAnnotations(t *testing.T) {
 				n.children()
 				for _, f := range n.fields {
 					paths = append(paths, f.path)
-					if f.def.category != "" {
-						got[f.path] = f.def.category
+					if f.def.Category != "" {
+						got[f.path] = f.def.Category
 					}
 					walk(f.node)
 				}

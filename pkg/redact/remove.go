@@ -7,6 +7,8 @@ import (
 	"math"
 	"math/big"
 	"time"
+
+	"github.com/consentgate/consentgate/pkg/avrocodec"
 )
 
 // maxZeroDepth bounds the zero value of nested records; a valid Avro schema
@@ -17,103 +19,103 @@ const maxZeroDepth = 64
 // removed returns the value a removed field f takes: null when its type is a
 // union with null, else its schema default, else the zero value of its type
 // that still encodes. The value is built fresh on every call.
-func removed(f *fieldDef) (any, error) {
-	if f.typ.nullable() {
+func removed(f *avrocodec.RecordField) (any, error) {
+	if f.Type.Nullable() {
 		return nil, nil
 	}
-	if f.hasDef {
-		v, err := defaultOf(f.typ, f.def)
+	if f.HasDefault {
+		v, err := defaultOf(f.Type, f.Default)
 		if err == nil {
 			return v, nil
 		}
 		// A default goavro accepted but this package cannot convert:
 		// the zero value encodes too.
 	}
-	return zeroOf(f.typ, 0)
+	return zeroOf(f.Type, 0)
 }
 
 // zeroOf returns the zero value of t that encodes: false, 0, "", empty
 // bytes, a fixed of zero bytes, the first enum symbol, an empty array or
 // map, a record whose every field is removed, and for a union the zero of
 // its null branch or else of its first branch.
-func zeroOf(t *typ, depth int) (any, error) {
+func zeroOf(t *avrocodec.Type, depth int) (any, error) {
 	if depth > maxZeroDepth {
 		return nil, fmt.Errorf("redact: schema nests records deeper than %d levels without a null, array or map", maxZeroDepth)
 	}
-	switch t.kind {
-	case "null":
+	switch t.Kind {
+	case avrocodec.KindNull:
 		return nil, nil
-	case "boolean":
+	case avrocodec.KindBoolean:
 		return false, nil
-	case "int":
+	case avrocodec.KindInt:
 		return fromBase(t, int32(0)), nil
-	case "long":
+	case avrocodec.KindLong:
 		return fromBase(t, int64(0)), nil
-	case "float":
+	case avrocodec.KindFloat:
 		return float32(0), nil
-	case "double":
+	case avrocodec.KindDouble:
 		return float64(0), nil
-	case "string":
+	case avrocodec.KindString:
 		return "", nil
-	case "bytes":
-		if t.logical == "decimal" {
+	case avrocodec.KindBytes:
+		if t.Logical == "decimal" {
 			return new(big.Rat), nil
 		}
 		return []byte{}, nil
-	case "fixed":
-		if t.logical == "decimal" {
+	case avrocodec.KindFixed:
+		if t.Logical == "decimal" {
 			return new(big.Rat), nil
 		}
-		return make([]byte, t.size), nil
-	case "enum":
-		if len(t.symbols) == 0 {
-			return nil, fmt.Errorf("redact: enum %s has no symbols", t.name)
+		return make([]byte, t.Size), nil
+	case avrocodec.KindEnum:
+		if len(t.Symbols) == 0 {
+			return nil, fmt.Errorf("redact: enum %s has no symbols", t.Name)
 		}
-		return t.symbols[0], nil
-	case "array":
+		return t.Symbols[0], nil
+	case avrocodec.KindArray:
 		return []any{}, nil
-	case "map":
+	case avrocodec.KindMap:
 		return map[string]any{}, nil
-	case "record":
-		out := make(map[string]any, len(t.fields))
-		for _, f := range t.fields {
+	case avrocodec.KindRecord:
+		out := make(map[string]any, len(t.Fields))
+		for _, f := range t.Fields {
 			var v any
 			var err error
-			if f.typ.nullable() {
+			if f.Type.Nullable() {
 				v = nil
-			} else if f.hasDef {
-				if v, err = defaultOf(f.typ, f.def); err != nil {
-					v, err = zeroOf(f.typ, depth+1)
+			} else if f.HasDefault {
+				if v, err = defaultOf(f.Type, f.Default); err != nil {
+					v, err = zeroOf(f.Type, depth+1)
 				}
 			} else {
-				v, err = zeroOf(f.typ, depth+1)
+				v, err = zeroOf(f.Type, depth+1)
 			}
 			if err != nil {
 				return nil, err
 			}
-			out[f.name] = v
+			out[f.Name] = v
 		}
 		return out, nil
-	case "union":
-		if t.nullable() {
+	case avrocodec.KindUnion:
+		if t.Nullable() {
 			return nil, nil
 		}
-		if len(t.branches) == 0 {
+		if len(t.Branches) == 0 {
 			return nil, fmt.Errorf("redact: union without branches")
 		}
-		v, err := zeroOf(t.branches[0], depth+1)
+		v, err := zeroOf(t.Branches[0], depth+1)
 		if err != nil {
 			return nil, err
 		}
-		return map[string]any{t.branches[0].unionKey(): v}, nil
+		return map[string]any{t.Branches[0].UnionKey(): v}, nil
 	}
-	return nil, fmt.Errorf("redact: unknown avro type %s", t.kind)
+	return nil, fmt.Errorf("redact: unknown avro type %s", t.Kind)
 }
 
 // fromBase turns a primitive value into goavro's native form for the logical
 // type of t (timestamps and dates are time.Time, times time.Duration).
-func fromBase(t *typ, v any) any {
-	switch t.logical {
+func fromBase(t *avrocodec.Type, v any) any {
+	switch t.Logical {
 	case "timestamp-millis":
 		if x, ok := v.(int64); ok {
 			return time.UnixMilli(x).UTC()
@@ -140,48 +142,48 @@ func fromBase(t *typ, v any) any {
 
 // defaultOf converts a field default (JSON, numbers as json.Number) into
 // goavro's native form for t. A union default belongs to the first branch.
-func defaultOf(t *typ, def any) (any, error) {
-	bad := fmt.Errorf("redact: default does not fit avro type %s", t.kind)
-	switch t.kind {
-	case "null":
+func defaultOf(t *avrocodec.Type, def any) (any, error) {
+	bad := fmt.Errorf("redact: default does not fit avro type %s", t.Kind)
+	switch t.Kind {
+	case avrocodec.KindNull:
 		if def == nil {
 			return nil, nil
 		}
-	case "boolean":
+	case avrocodec.KindBoolean:
 		if b, ok := def.(bool); ok {
 			return b, nil
 		}
-	case "int":
+	case avrocodec.KindInt:
 		if n, ok := def.(json.Number); ok {
 			if x, err := n.Int64(); err == nil && x >= math.MinInt32 && x <= math.MaxInt32 {
 				return fromBase(t, int32(x)), nil
 			}
 		}
-	case "long":
+	case avrocodec.KindLong:
 		if n, ok := def.(json.Number); ok {
 			if x, err := n.Int64(); err == nil {
 				return fromBase(t, x), nil
 			}
 		}
-	case "float":
+	case avrocodec.KindFloat:
 		if n, ok := def.(json.Number); ok {
 			if x, err := n.Float64(); err == nil {
 				return float32(x), nil
 			}
 		}
-	case "double":
+	case avrocodec.KindDouble:
 		if n, ok := def.(json.Number); ok {
 			if x, err := n.Float64(); err == nil {
 				return x, nil
 			}
 		}
-	case "string":
+	case avrocodec.KindString:
 		if s, ok := def.(string); ok {
 			return s, nil
 		}
-	case "bytes", "fixed":
+	case avrocodec.KindBytes, avrocodec.KindFixed:
 		s, ok := def.(string)
-		if !ok || t.logical == "decimal" {
+		if !ok || t.Logical == "decimal" {
 			break
 		}
 		// Avro writes bytes defaults as strings of code points 0-255.
@@ -192,80 +194,80 @@ func defaultOf(t *typ, def any) (any, error) {
 			}
 			b = append(b, byte(r))
 		}
-		if t.kind == "fixed" && len(b) != t.size {
+		if t.Kind == avrocodec.KindFixed && len(b) != t.Size {
 			break
 		}
 		return b, nil
-	case "enum":
+	case avrocodec.KindEnum:
 		if s, ok := def.(string); ok {
-			for _, sym := range t.symbols {
+			for _, sym := range t.Symbols {
 				if sym == s {
 					return s, nil
 				}
 			}
 		}
-	case "array":
+	case avrocodec.KindArray:
 		arr, ok := def.([]any)
 		if !ok {
 			break
 		}
 		out := make([]any, len(arr))
 		for i, item := range arr {
-			x, err := defaultOf(t.items, item)
+			x, err := defaultOf(t.Items, item)
 			if err != nil {
 				return nil, err
 			}
 			out[i] = x
 		}
 		return out, nil
-	case "map":
+	case avrocodec.KindMap:
 		m, ok := def.(map[string]any)
 		if !ok {
 			break
 		}
 		out := make(map[string]any, len(m))
 		for k, item := range m {
-			x, err := defaultOf(t.values, item)
+			x, err := defaultOf(t.Values, item)
 			if err != nil {
 				return nil, err
 			}
 			out[k] = x
 		}
 		return out, nil
-	case "record":
+	case avrocodec.KindRecord:
 		m, ok := def.(map[string]any)
 		if !ok {
 			break
 		}
-		out := make(map[string]any, len(t.fields))
-		for _, f := range t.fields {
-			d, ok := m[f.name]
+		out := make(map[string]any, len(t.Fields))
+		for _, f := range t.Fields {
+			d, ok := m[f.Name]
 			if !ok {
-				d, ok = f.def, f.hasDef
+				d, ok = f.Default, f.HasDefault
 			}
 			if !ok {
 				return nil, bad
 			}
-			x, err := defaultOf(f.typ, d)
+			x, err := defaultOf(f.Type, d)
 			if err != nil {
 				return nil, err
 			}
-			out[f.name] = x
+			out[f.Name] = x
 		}
 		return out, nil
-	case "union":
-		if len(t.branches) == 0 {
+	case avrocodec.KindUnion:
+		if len(t.Branches) == 0 {
 			break
 		}
-		first := t.branches[0]
+		first := t.Branches[0]
 		x, err := defaultOf(first, def)
 		if err != nil {
 			return nil, err
 		}
-		if first.kind == "null" {
+		if first.Kind == avrocodec.KindNull {
 			return nil, nil
 		}
-		return map[string]any{first.unionKey(): x}, nil
+		return map[string]any{first.UnionKey(): x}, nil
 	}
 	return nil, bad
 }

@@ -81,15 +81,23 @@ func DecodeObject(data []byte) (map[string]any, error) {
 // is missing takes its schema default; without one it is an error, and so
 // is a key that is no field of the record. Errors are *FieldError.
 func ToNative(s *avrocodec.Schema, obj map[string]any) (map[string]any, error) {
-	t, err := parseAvro(s.Text)
+	root, err := rootOf(s)
 	if err != nil {
-		return nil, fmt.Errorf("schema %s: %w", s.FullName, err)
+		return nil, err
 	}
-	v, err := toNative(t, obj, "")
+	v, err := toNative(root, obj, "")
 	if err != nil {
 		return nil, err
 	}
 	return v.(map[string]any), nil
+}
+
+// rootOf returns the model of s, which every Schema made by avrocodec has.
+func rootOf(s *avrocodec.Schema) (*avrocodec.Type, error) {
+	if s.Root() == nil {
+		return nil, fmt.Errorf("schema %s: no type model (not made by avrocodec)", s.FullName)
+	}
+	return s.Root(), nil
 }
 
 func jsonKind(v any) string {
@@ -117,108 +125,108 @@ func join(path, name string) string {
 	return path + "." + name
 }
 
-func mismatch(t *avroType, v any, path string) error {
-	return &FieldError{Path: path, Problem: "want " + t.describe() + ", got " + jsonKind(v)}
+func mismatch(t *avrocodec.Type, v any, path string) error {
+	return &FieldError{Path: path, Problem: "want " + t.String() + ", got " + jsonKind(v)}
 }
 
-func toNative(t *avroType, v any, path string) (any, error) {
-	switch t.kind {
-	case "null":
+func toNative(t *avrocodec.Type, v any, path string) (any, error) {
+	switch t.Kind {
+	case avrocodec.KindNull:
 		if v != nil {
 			return nil, mismatch(t, v, path)
 		}
 		return nil, nil
-	case "union":
+	case avrocodec.KindUnion:
 		return unionToNative(t, v, path)
-	case "record":
+	case avrocodec.KindRecord:
 		return recordToNative(t, v, path)
-	case "array":
+	case avrocodec.KindArray:
 		arr, ok := v.([]any)
 		if !ok {
 			return nil, mismatch(t, v, path)
 		}
 		out := make([]any, len(arr))
 		for i, item := range arr {
-			n, err := toNative(t.items, item, path+"["+strconv.Itoa(i)+"]")
+			n, err := toNative(t.Items, item, path+"["+strconv.Itoa(i)+"]")
 			if err != nil {
 				return nil, err
 			}
 			out[i] = n
 		}
 		return out, nil
-	case "map":
+	case avrocodec.KindMap:
 		m, ok := v.(map[string]any)
 		if !ok {
 			return nil, mismatch(t, v, path)
 		}
 		out := make(map[string]any, len(m))
 		for k, item := range m {
-			n, err := toNative(t.values, item, path+"{}")
+			n, err := toNative(t.Values, item, path+"{}")
 			if err != nil {
 				return nil, err
 			}
 			out[k] = n
 		}
 		return out, nil
-	case "enum":
+	case avrocodec.KindEnum:
 		s, ok := v.(string)
 		if !ok {
 			return nil, mismatch(t, v, path)
 		}
-		if !slices.Contains(t.symbols, s) {
-			return nil, &FieldError{Path: path, Problem: "not a symbol of enum " + t.name + " (" + strings.Join(t.symbols, ", ") + ")"}
+		if !t.HasSymbol(s) {
+			return nil, &FieldError{Path: path, Problem: "not a symbol of enum " + t.Name + " (" + strings.Join(t.Symbols, ", ") + ")"}
 		}
 		return s, nil
-	case "boolean":
+	case avrocodec.KindBoolean:
 		b, ok := v.(bool)
 		if !ok {
 			return nil, mismatch(t, v, path)
 		}
 		return b, nil
-	case "string":
+	case avrocodec.KindString:
 		s, ok := v.(string)
 		if !ok {
 			return nil, mismatch(t, v, path)
 		}
 		return s, nil
-	case "bytes", "fixed":
-		if t.logical == "decimal" {
+	case avrocodec.KindBytes, avrocodec.KindFixed:
+		if t.Logical == "decimal" {
 			return decimalToNative(t, v, path)
 		}
 		s, ok := v.(string)
 		if !ok {
 			return nil, mismatch(t, v, path)
 		}
-		if t.kind == "fixed" && len(s) != t.size {
-			return nil, &FieldError{Path: path, Problem: fmt.Sprintf("want %d bytes for fixed %s", t.size, t.name)}
+		if t.Kind == avrocodec.KindFixed && len(s) != t.Size {
+			return nil, &FieldError{Path: path, Problem: fmt.Sprintf("want %d bytes for fixed %s", t.Size, t.Name)}
 		}
 		return []byte(s), nil
-	case "float", "double":
+	case avrocodec.KindFloat, avrocodec.KindDouble:
 		n, ok := v.(json.Number)
 		if !ok {
 			return nil, mismatch(t, v, path)
 		}
 		f, err := n.Float64()
 		if err != nil {
-			return nil, &FieldError{Path: path, Problem: "want a " + t.kind + ", the number is out of range"}
+			return nil, &FieldError{Path: path, Problem: "want a " + string(t.Kind) + ", the number is out of range"}
 		}
-		if t.kind == "float" {
+		if t.Kind == avrocodec.KindFloat {
 			return float32(f), nil
 		}
 		return f, nil
-	case "int", "long":
+	case avrocodec.KindInt, avrocodec.KindLong:
 		return integerToNative(t, v, path)
 	}
-	return nil, &FieldError{Path: path, Problem: "unsupported avro type " + t.kind}
+	return nil, &FieldError{Path: path, Problem: "unsupported avro type " + string(t.Kind)}
 }
 
-func integerToNative(t *avroType, v any, path string) (any, error) {
-	switch t.logical {
+func integerToNative(t *avrocodec.Type, v any, path string) (any, error) {
+	switch t.Logical {
 	case "timestamp-millis", "timestamp-micros":
 		if s, ok := v.(string); ok {
 			ts, err := time.Parse(time.RFC3339Nano, s)
 			if err != nil {
-				return nil, &FieldError{Path: path, Problem: "want an RFC 3339 time such as 2026-11-22T08:00:00.123Z, or epoch " + unitOf(t.logical)}
+				return nil, &FieldError{Path: path, Problem: "want an RFC 3339 time such as 2026-11-22T08:00:00.123Z, or epoch " + unitOf(t.Logical)}
 			}
 			return ts.UTC(), nil
 		}
@@ -233,19 +241,19 @@ func integerToNative(t *avroType, v any, path string) (any, error) {
 	}
 	n, ok := v.(json.Number)
 	if !ok {
-		if t.logical != "" {
-			return nil, &FieldError{Path: path, Problem: "want " + t.describe() + " as a string or a number, got " + jsonKind(v)}
+		if t.Logical != "" {
+			return nil, &FieldError{Path: path, Problem: "want " + t.String() + " as a string or a number, got " + jsonKind(v)}
 		}
 		return nil, mismatch(t, v, path)
 	}
 	i, err := strconv.ParseInt(n.String(), 10, 64)
 	if err != nil {
-		return nil, &FieldError{Path: path, Problem: "want an integer in the range of " + t.kind}
+		return nil, &FieldError{Path: path, Problem: "want an integer in the range of " + string(t.Kind)}
 	}
-	if t.kind == "int" && (i < math.MinInt32 || i > math.MaxInt32) {
+	if t.Kind == avrocodec.KindInt && (i < math.MinInt32 || i > math.MaxInt32) {
 		return nil, &FieldError{Path: path, Problem: "want an integer in the range of int (32 bits)"}
 	}
-	switch t.logical {
+	switch t.Logical {
 	case "timestamp-millis":
 		return time.UnixMilli(i).UTC(), nil
 	case "timestamp-micros":
@@ -257,7 +265,7 @@ func integerToNative(t *avroType, v any, path string) (any, error) {
 	case "time-micros":
 		return time.Duration(i) * time.Microsecond, nil
 	}
-	if t.kind == "int" {
+	if t.Kind == avrocodec.KindInt {
 		return int32(i), nil
 	}
 	return i, nil
@@ -270,7 +278,7 @@ func unitOf(logical string) string {
 	return "milliseconds"
 }
 
-func decimalToNative(t *avroType, v any, path string) (any, error) {
+func decimalToNative(t *avrocodec.Type, v any, path string) (any, error) {
 	var s string
 	switch x := v.(type) {
 	case json.Number:
@@ -287,7 +295,7 @@ func decimalToNative(t *avroType, v any, path string) (any, error) {
 	return r, nil
 }
 
-func recordToNative(t *avroType, v any, path string) (any, error) {
+func recordToNative(t *avrocodec.Type, v any, path string) (any, error) {
 	m, ok := v.(map[string]any)
 	if !ok {
 		return nil, mismatch(t, v, path)
@@ -298,30 +306,30 @@ func recordToNative(t *avroType, v any, path string) (any, error) {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		if !slices.ContainsFunc(t.fields, func(f *avroField) bool { return f.name == k }) {
-			return nil, &FieldError{Path: join(path, k), Problem: "no such field in " + t.name}
+		if t.Field(k) == nil {
+			return nil, &FieldError{Path: join(path, k), Problem: "no such field in " + t.Name}
 		}
 	}
-	out := make(map[string]any, len(t.fields))
-	for _, f := range t.fields {
-		fp := join(path, f.name)
-		fv, present := m[f.name]
+	out := make(map[string]any, len(t.Fields))
+	for _, f := range t.Fields {
+		fp := join(path, f.Name)
+		fv, present := m[f.Name]
 		if !present {
-			if !f.hasDefault {
+			if !f.HasDefault {
 				return nil, &FieldError{Path: fp, Problem: "missing, and the field has no default"}
 			}
-			d, err := defaultToNative(f.typ, f.def, fp)
+			d, err := defaultToNative(f.Type, f.Default, fp)
 			if err != nil {
 				return nil, err
 			}
-			out[f.name] = d
+			out[f.Name] = d
 			continue
 		}
-		n, err := toNative(f.typ, fv, fp)
+		n, err := toNative(f.Type, fv, fp)
 		if err != nil {
 			return nil, err
 		}
-		out[f.name] = n
+		out[f.Name] = n
 	}
 	return out, nil
 }
@@ -329,27 +337,27 @@ func recordToNative(t *avroType, v any, path string) (any, error) {
 // defaultToNative converts a schema default: a union's default is a value of
 // its first branch, and bytes and fixed defaults are strings of code points
 // 0-255 (a decimal's the big-endian two's-complement unscaled value).
-func defaultToNative(t *avroType, def any, path string) (any, error) {
-	if t.kind != "union" {
+func defaultToNative(t *avrocodec.Type, def any, path string) (any, error) {
+	if t.Kind != avrocodec.KindUnion {
 		return defaultLeaf(t, def, path)
 	}
-	if len(t.types) == 0 {
+	if len(t.Branches) == 0 {
 		return nil, &FieldError{Path: path, Problem: "empty union"}
 	}
-	first := t.types[0]
-	if first.kind == "null" {
+	first := t.Branches[0]
+	if first.Kind == avrocodec.KindNull {
 		return nil, nil
 	}
 	n, err := defaultLeaf(first, def, path)
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{first.unionKey(): n}, nil
+	return map[string]any{first.UnionKey(): n}, nil
 }
 
-func defaultLeaf(t *avroType, def any, path string) (any, error) {
+func defaultLeaf(t *avrocodec.Type, def any, path string) (any, error) {
 	s, isString := def.(string)
-	if !isString || (t.kind != "bytes" && t.kind != "fixed") {
+	if !isString || (t.Kind != avrocodec.KindBytes && t.Kind != avrocodec.KindFixed) {
 		return toNative(t, def, path)
 	}
 	b := make([]byte, 0, len(s))
@@ -359,20 +367,20 @@ func defaultLeaf(t *avroType, def any, path string) (any, error) {
 		}
 		b = append(b, byte(r))
 	}
-	if t.logical != "decimal" {
+	if t.Logical != "decimal" {
 		return b, nil
 	}
 	unscaled := new(big.Int).SetBytes(b)
 	if len(b) > 0 && b[0]&0x80 != 0 {
 		unscaled.Sub(unscaled, new(big.Int).Lsh(big.NewInt(1), uint(8*len(b))))
 	}
-	return new(big.Rat).SetFrac(unscaled, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(t.scale)), nil)), nil
+	return new(big.Rat).SetFrac(unscaled, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(t.Scale)), nil)), nil
 }
 
-func unionToNative(t *avroType, v any, path string) (any, error) {
+func unionToNative(t *avrocodec.Type, v any, path string) (any, error) {
 	if v == nil {
-		for _, b := range t.types {
-			if b.kind == "null" {
+		for _, b := range t.Branches {
+			if b.Kind == avrocodec.KindNull {
 				return nil, nil
 			}
 		}
@@ -382,14 +390,14 @@ func unionToNative(t *avroType, v any, path string) (any, error) {
 		nonNull  int
 		firstErr error
 	)
-	for _, b := range t.types {
-		if b.kind == "null" {
+	for _, b := range t.Branches {
+		if b.Kind == avrocodec.KindNull {
 			continue
 		}
 		nonNull++
 		n, err := toNative(b, v, path)
 		if err == nil {
-			return map[string]any{b.unionKey(): n}, nil
+			return map[string]any{b.UnionKey(): n}, nil
 		}
 		if firstErr == nil {
 			firstErr = err
@@ -398,8 +406,8 @@ func unionToNative(t *avroType, v any, path string) (any, error) {
 	// Accept the Avro JSON wrapping too: {"string": "..."}.
 	if m, ok := v.(map[string]any); ok && len(m) == 1 {
 		for k, inner := range m {
-			for _, b := range t.types {
-				if b.kind != "null" && b.unionKey() == k {
+			for _, b := range t.Branches {
+				if b.Kind != avrocodec.KindNull && b.UnionKey() == k {
 					n, err := toNative(b, inner, path)
 					if err != nil {
 						return nil, err
@@ -499,11 +507,11 @@ func names(cat *avrocodec.Catalog) []string {
 // in schema order, timestamps as RFC 3339 strings in UTC. It is used to
 // show a redacted event.
 func FromNative(s *avrocodec.Schema, native map[string]any) (json.Marshaler, error) {
-	t, err := parseAvro(s.Text)
+	root, err := rootOf(s)
 	if err != nil {
-		return nil, fmt.Errorf("schema %s: %w", s.FullName, err)
+		return nil, err
 	}
-	v, err := fromNative(t, native, "")
+	v, err := fromNative(root, native, "")
 	if err != nil {
 		return nil, err
 	}
@@ -553,15 +561,15 @@ func marshal(v any) ([]byte, error) {
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
-func nativeMismatch(t *avroType, v any, path string) error {
-	return &FieldError{Path: path, Problem: fmt.Sprintf("native value of Go type %T does not fit %s", v, t.describe())}
+func nativeMismatch(t *avrocodec.Type, v any, path string) error {
+	return &FieldError{Path: path, Problem: fmt.Sprintf("native value of Go type %T does not fit %s", v, t.String())}
 }
 
-func fromNative(t *avroType, v any, path string) (any, error) {
-	switch t.kind {
-	case "null":
+func fromNative(t *avrocodec.Type, v any, path string) (any, error) {
+	switch t.Kind {
+	case avrocodec.KindNull:
 		return nil, nil
-	case "union":
+	case avrocodec.KindUnion:
 		if v == nil {
 			return nil, nil
 		}
@@ -570,53 +578,53 @@ func fromNative(t *avroType, v any, path string) (any, error) {
 			return nil, nativeMismatch(t, v, path)
 		}
 		for k, inner := range m {
-			for _, b := range t.types {
-				if b.unionKey() == k {
+			for _, b := range t.Branches {
+				if b.UnionKey() == k {
 					return fromNative(b, inner, path)
 				}
 			}
 		}
 		return nil, nativeMismatch(t, v, path)
-	case "record":
+	case avrocodec.KindRecord:
 		m, ok := v.(map[string]any)
 		if !ok {
 			return nil, nativeMismatch(t, v, path)
 		}
-		out := make(object, 0, len(t.fields))
-		for _, f := range t.fields {
-			fv, present := m[f.name]
+		out := make(object, 0, len(t.Fields))
+		for _, f := range t.Fields {
+			fv, present := m[f.Name]
 			if !present {
 				continue
 			}
-			j, err := fromNative(f.typ, fv, join(path, f.name))
+			j, err := fromNative(f.Type, fv, join(path, f.Name))
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, member{f.name, j})
+			out = append(out, member{f.Name, j})
 		}
 		return out, nil
-	case "array":
+	case avrocodec.KindArray:
 		arr, ok := v.([]any)
 		if !ok {
 			return nil, nativeMismatch(t, v, path)
 		}
 		out := make([]any, len(arr))
 		for i, item := range arr {
-			j, err := fromNative(t.items, item, path+"["+strconv.Itoa(i)+"]")
+			j, err := fromNative(t.Items, item, path+"["+strconv.Itoa(i)+"]")
 			if err != nil {
 				return nil, err
 			}
 			out[i] = j
 		}
 		return out, nil
-	case "map":
+	case avrocodec.KindMap:
 		m, ok := v.(map[string]any)
 		if !ok {
 			return nil, nativeMismatch(t, v, path)
 		}
 		out := make(map[string]any, len(m))
 		for k, item := range m {
-			j, err := fromNative(t.values, item, path+"{}")
+			j, err := fromNative(t.Values, item, path+"{}")
 			if err != nil {
 				return nil, err
 			}
@@ -626,7 +634,7 @@ func fromNative(t *avroType, v any, path string) (any, error) {
 	}
 	switch x := v.(type) {
 	case time.Time:
-		switch t.logical {
+		switch t.Logical {
 		case "date":
 			return x.UTC().Format(time.DateOnly), nil
 		case "timestamp-micros":
@@ -634,7 +642,7 @@ func fromNative(t *avroType, v any, path string) (any, error) {
 		}
 		return x.UTC().Format("2006-01-02T15:04:05.000Z07:00"), nil
 	case time.Duration:
-		if t.logical == "time-micros" {
+		if t.Logical == "time-micros" {
 			return x.Microseconds(), nil
 		}
 		return x.Milliseconds(), nil

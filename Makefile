@@ -39,10 +39,31 @@ test: fmt-check vet
 		(cd $$m && $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...) || exit 1; \
 	done
 
+# make bench: the hot path's micro-benchmarks (go test -bench, -benchmem, a
+# short BENCHTIME), then the end-to-end benchmark (e2e/bench: baseline vs
+# enforcer throughput, latency, peak RSS, consent-sync, withdrawal latency).
+# BENCH_EVENTS=20000 makes a quick run; method and figures in BENCHMARKS.md.
+BENCHTIME ?= 300ms
+bench:
+	cd pkg && $(GO) test -run='^$$' -bench='FramingDecode|EncodeLike|EncodeAudit|Decide|Redact$$|LookupBatch500' -benchmem -benchtime=$(BENCHTIME) ./avrocodec ./decision ./redact ./consent
+	cd services/enforcer && $(GO) test -run='^$$' -bench=Process -benchmem -benchtime=$(BENCHTIME) ./internal/enforce
+	$(GO) run ./e2e/bench
+
 FUZZTIME ?= 30s
 fuzz:
 	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./avrocodec
 	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./policy
+	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzRedactNeverLeaks -fuzztime=$(FUZZTIME) ./redact
+	cd services/consent-sync && $(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/intake
+
+# The fault suite (e2e/fault_*_test.go) at soak size: more events, kills and
+# restarts than in make test. Override any FAULT_* knob from the environment.
+# The full log (with every process's output) goes to $SOAK_LOG.
+soak:
+	cd e2e && log=$${SOAK_LOG:-/tmp/consentgate-soak.log}; FAULT_EVENTS=$${FAULT_EVENTS:-50000} FAULT_KILLS=$${FAULT_KILLS:-10} FAULT_RATE=$${FAULT_RATE:-1000} \
+		FAULT_CHANGES=$${FAULT_CHANGES:-20000} FAULT_BROKER_RESTARTS=$${FAULT_BROKER_RESTARTS:-3} FAULT_SUBJECTS=$${FAULT_SUBJECTS:-200} \
+		$(GO) test -race -count=1 -timeout 60m -run 'TestFault' -v . > $$log 2>&1; rc=$$?; \
+		grep -E '^(=== RUN|--- |    fault_|FAIL|ok|PASS)' $$log; echo "full log: $$log"; exit $$rc
 
 clean:
 	rm -rf bin .data

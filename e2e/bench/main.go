@@ -68,6 +68,7 @@ type config struct {
 	Seed       int
 	BinDir     string
 	Rate       int
+	Traced     float64
 }
 
 func defaultConfig() config {
@@ -82,6 +83,7 @@ func defaultConfig() config {
 		OutDir:     ".data/bench",
 		Policy:     "e2e/bench/policy.yaml",
 		Seed:       1,
+		Traced:     0.01,
 	}
 }
 
@@ -97,6 +99,7 @@ func (c *config) flags() *envflag.Set {
 	s.String(&c.OutDir, "out", "BENCH_OUT", "folder of the results (relative to the repository root)")
 	s.String(&c.Policy, "policy", "BENCH_POLICY", "policy file (relative to the repository root)")
 	s.Int(&c.Seed, "seed", "BENCH_SEED", "seed of the event generator")
+	s.Float(&c.Traced, "traced", "BENCH_TRACED", "share of input events carrying a sampled W3C traceparent, as from producers that sample (the enforcer then traces them)")
 	s.Int(&c.Rate, "rate", "BENCH_RATE", "events/s of the paced run; 0 is half the enforcer's measured rate")
 	s.String(&c.BinDir, "bin-dir", "BENCH_BIN_DIR", "folder of prebuilt devbroker, enforcer and consent-sync binaries; empty builds them from this checkout")
 	return s
@@ -127,6 +130,9 @@ func (c config) validate() error {
 	}
 	if c.Probes < 1 {
 		errs = append(errs, errors.New("BENCH_PROBES below 1: set it to e.g. 2000"))
+	}
+	if c.Traced < 0 || c.Traced > 1 {
+		errs = append(errs, errors.New("BENCH_TRACED out of range: set it to 0..1"))
 	}
 	return errors.Join(errs...)
 }
@@ -348,6 +354,11 @@ func (b *bench) seed(ctx context.Context) error {
 }
 
 // produceInput pre-produces the throughput runs' input.
+// traceparent returns a sampled W3C trace context with random ids.
+func traceparent(g *generator) string {
+	return fmt.Sprintf("00-%016x%016x-%016x-01", g.rng.Uint64(), g.rng.Uint64(), g.rng.Uint64()|1)
+}
+
 func (b *bench) produceInput(ctx context.Context) error {
 	step(b.log, "producing input events", "events", b.cfg.Events)
 	start := time.Now()
@@ -360,6 +371,9 @@ func (b *bench) produceInput(ctx context.Context) error {
 			m, err := gen.message(inputTopic)
 			if err != nil {
 				return err
+			}
+			if gen.rng.Float64() < b.cfg.Traced {
+				m.Headers = append(m.Headers, kafka.Header{Key: "traceparent", Value: []byte(traceparent(gen))})
 			}
 			msgs[i] = m
 			bytes += int64(len(m.Value))
@@ -733,6 +747,6 @@ func (b *bench) peakRSS(context.Context) error {
 }
 
 func (c config) settings() settings {
-	return settings{Events: c.Events, Subjects: c.Subjects, Changes: c.Changes, Partitions: c.Partitions,
+	return settings{Traced: c.Traced, TraceSampleRatio: os.Getenv("TRACE_SAMPLE_RATIO"), Events: c.Events, Subjects: c.Subjects, Changes: c.Changes, Partitions: c.Partitions,
 		PacedSeconds: c.Paced.Seconds(), WarmupSeconds: c.Warmup.Seconds(), Policy: strings.TrimPrefix(c.Policy, "./")}
 }

@@ -53,6 +53,11 @@ type settings struct {
 	PacedSeconds  float64 `json:"paced_seconds"`
 	WarmupSeconds float64 `json:"warmup_seconds"`
 	Policy        string  `json:"policy"`
+	// Traced is the share of input events carrying a sampled
+	// traceparent; TraceSampleRatio the enforcer's TRACE_SAMPLE_RATIO
+	// (empty: its default).
+	Traced           float64 `json:"traced"`
+	TraceSampleRatio string  `json:"trace_sample_ratio"`
 }
 
 type seedStats struct {

@@ -346,3 +346,21 @@ func stringList(v any) ([]string, error) {
 		return nil, fmt.Errorf("has type %T, want array of string", v)
 	}
 }
+
+// DefaultMaxClockSkew is how far a change's captured_at may lie after the
+// moment it reached the pipeline (see [Change.CheckCapturedBefore]).
+const DefaultMaxClockSkew = 15 * time.Minute
+
+// CheckCapturedBefore rejects a change captured more than skew after
+// received, the time it reached the pipeline (the Kafka record's timestamp,
+// or the intake's clock). Newest captured_at wins for ever, so a change
+// dated in the future, from a wrong clock or a forged request, would
+// otherwise override every real change made until then. Comparing with the
+// record's own timestamp, not the wall clock, keeps a rebuild's verdict
+// equal to the live one. A zero received time checks nothing.
+func (c Change) CheckCapturedBefore(received time.Time, skew time.Duration) error {
+	if received.IsZero() || !c.CapturedAt.After(received.Add(skew)) {
+		return nil
+	}
+	return fieldErr("captured_at", fmt.Sprintf("lies more than %s after the change reached the pipeline: check the clock of whatever captured it", skew))
+}

@@ -224,3 +224,31 @@ func TestChangeFromNativeDefaultsAndPlainValues(t *testing.T) {
 		t.Errorf("got %+v\nwant %+v", got, want)
 	}
 }
+
+func TestCheckCapturedBefore(t *testing.T) {
+	t.Parallel()
+	recv := time.UnixMilli(1_800_000_000_000)
+	for _, tt := range []struct {
+		name     string
+		captured time.Time
+		received time.Time
+		ok       bool
+	}{
+		{"past", recv.Add(-time.Hour), recv, true},
+		{"within skew", recv.Add(DefaultMaxClockSkew), recv, true},
+		{"beyond skew", recv.Add(DefaultMaxClockSkew + time.Millisecond), recv, false},
+		{"year 2999", time.Date(2999, 1, 1, 0, 0, 0, 0, time.UTC), recv, false},
+		{"no receive time", time.Date(2999, 1, 1, 0, 0, 0, 0, time.UTC), time.Time{}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := Change{CapturedAt: tt.captured}.CheckCapturedBefore(tt.received, DefaultMaxClockSkew)
+			if (err == nil) != tt.ok {
+				t.Fatalf("err = %v, want ok=%v", err, tt.ok)
+			}
+			if err != nil && (!errors.Is(err, ErrInvalidChange) || !strings.HasPrefix(err.Error(), "captured_at:")) {
+				t.Errorf("error %q is not a captured_at field error", err)
+			}
+		})
+	}
+}

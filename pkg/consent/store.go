@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -90,6 +92,14 @@ type Outcome struct {
 	Previous PurposeState
 	// Erased is true when the change was an ERASE that took effect.
 	Erased bool
+	// Redelivered is true when the change was not applied because this
+	// very change (same change id) is what is stored: a replay after a
+	// crash, or a duplicate. Whatever the change was due to publish may
+	// not have been published the first time.
+	Redelivered bool
+	// NoticeDue is true for a redelivered WITHDRAW or DENY that replaced a
+	// grant when it was first applied (within NoticeMemory).
+	NoticeDue bool
 }
 
 // applyScript is the compare-and-set of Apply. It runs atomically in Redis.
@@ -102,15 +112,19 @@ type Outcome struct {
 //	ARGV[5]  the encoded value to store in ARGV[2]
 //	ARGV[6]  the invalidation channel
 //	ARGV[7]  the subject id, published on ARGV[6] when the state changed
+//	ARGV[8]  "1" for a WITHDRAW or DENY
+//	ARGV[9]  milliseconds to remember that such a change replaced a grant
+//	KEYS[2]  the subject's notices-due hash (change id -> 1)
 //
-// It returns {applied (0/1), previous value of the purpose field or false}, or
+// It returns {applied (0/1), previous value of the purpose field or false}
+// (plus the tombstone's change id when the tombstone stopped the change), or
 // the error "CORRUPT <field>" when a stored value cannot be read.
 //
 // Change ids are compared byte by byte: Lua's string "<" follows the server's
 // collation locale, which need not be bytewise like Go's.
 var applyScript = redis.NewScript(`
 local key, kind, field, t, c, value = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
-local channel, subject = ARGV[6], ARGV[7]
+local channel, subject, revokes, noticeTTL = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local TOMB = '` + TombstoneField + `'
 
 local function gt(a, b)
@@ -140,7 +154,7 @@ local tomb = redis.call('HGET', key, TOMB)
 if tomb then
   local v = decode(tomb)
   if not v then return redis.error_reply('CORRUPT ' .. TOMB) end
-  if not newer(t, c, v.t, v.c) then return {0, false} end
+  if not newer(t, c, v.t, v.c) then return {0, false, v.c} end
 end
 
 if kind == 'E' then
@@ -164,7 +178,20 @@ local cur = redis.call('HGET', key, field)
 if cur then
   local v = decode(cur)
   if not v then return redis.error_reply('CORRUPT ' .. field) end
-  if not newer(t, c, v.t, v.c) then return {0, cur} end
+  if not newer(t, c, v.t, v.c) then
+    if v.c == c then
+      return {0, cur, redis.call('HEXISTS', KEYS[2], c)}
+    end
+    return {0, cur}
+  end
+  -- A withdrawal or denial that replaces a grant owes a revocation
+  -- notice. Remember that outside the state (which must not depend on
+  -- the order changes arrive in), so that a re-delivery of the change
+  -- after a crash knows the notice was due.
+  if revokes == '1' and v.s == 'granted' then
+    redis.call('HSET', KEYS[2], c, '1')
+    redis.call('PEXPIRE', KEYS[2], noticeTTL)
+  end
 end
 redis.call('HSET', key, field, value)
 redis.call('PUBLISH', channel, subject)
@@ -182,6 +209,24 @@ type storedPurpose struct {
 	Excluded      []string `json:"x,omitempty"`
 	Source        string   `json:"src,omitempty"`
 	NoticeVersion string   `json:"n,omitempty"`
+}
+
+// NoticeMemory is how long the store remembers that a withdrawal or
+// denial replaced a grant, so that its re-delivery after a crash publishes
+// the revocation notice again (Outcome.NoticeDue).
+const NoticeMemory = 7 * 24 * time.Hour
+
+// noticeKey is the subject's notices-due hash; the same hash tag as its
+// state key keeps both in one Redis Cluster slot, as the script needs.
+func (s *Store) noticeKey(subject string) string {
+	return s.prefix + "consent-notices:{" + subject + "}"
+}
+
+func revokesFlag(a Action) string {
+	if a == ActionWithdraw || a == ActionDeny {
+		return "1"
+	}
+	return "0"
 }
 
 // storedTombstone is the JSON value of TombstoneField.
@@ -226,27 +271,36 @@ func (s *Store) Apply(ctx context.Context, c Change) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, fmt.Errorf("apply consent change: encode: %w", err)
 	}
-	res, err := applyScript.Run(ctx, s.rdb, []string{s.Key(c.SubjectID)},
+	res, err := applyScript.Run(ctx, s.rdb, []string{s.Key(c.SubjectID), s.noticeKey(c.SubjectID)},
 		kind, field, strconv.FormatInt(c.CapturedAt.UnixMilli(), 10), c.ChangeID, value,
-		s.InvalidationChannel(), c.SubjectID).Slice()
+		s.InvalidationChannel(), c.SubjectID, revokesFlag(c.Action), strconv.FormatInt(NoticeMemory.Milliseconds(), 10)).Slice()
 	if err != nil {
 		if f, ok := strings.CutPrefix(err.Error(), "CORRUPT "); ok && isRedisError(err) {
 			return Outcome{}, &CorruptError{Field: f}
 		}
 		return Outcome{}, fmt.Errorf("apply consent change: %w", err)
 	}
-	if len(res) != 2 {
-		return Outcome{}, fmt.Errorf("apply consent change: script returned %d values, want 2", len(res))
+	if len(res) != 2 && len(res) != 3 {
+		return Outcome{}, fmt.Errorf("apply consent change: script returned %d values, want 2 or 3", len(res))
 	}
 	applied, _ := res[0].(int64)
 	out := Outcome{Applied: applied == 1}
 	out.Erased = out.Applied && c.Action == ActionErase
+	if len(res) == 3 {
+		switch x := res[2].(type) {
+		case string: // not applied because of the tombstone, whose change id this is
+			out.Redelivered = c.Action == ActionErase && x == c.ChangeID
+		case int64: // this very change is stored: was a notice due?
+			out.NoticeDue = x == 1
+		}
+	}
 	if prev, ok := res[1].(string); ok {
 		ps, err := decodePurpose(field, prev)
 		if err != nil {
 			return out, err
 		}
 		out.Previous = ps
+		out.Redelivered = !out.Applied && c.Action != ActionErase && ps.ChangeID == c.ChangeID
 	}
 	return out, nil
 }
@@ -313,7 +367,9 @@ func decodeState(subject string, fields map[string]string) (*State, error) {
 	for f, raw := range fields {
 		if f == TombstoneField {
 			var tb storedTombstone
-			if err := json.Unmarshal([]byte(raw), &tb); err != nil {
+			if sp, ok := parseStored(raw); ok && sp.Status == "" && sp.ExpiresAt == 0 && sp.LegalBasis == "" && sp.Excluded == nil && sp.Source == "" && sp.NoticeVersion == "" {
+				tb = storedTombstone{ChangeID: sp.ChangeID, CapturedAt: sp.CapturedAt}
+			} else if err := json.Unmarshal([]byte(raw), &tb); err != nil {
 				return nil, &CorruptError{Field: f, Err: errors.New("not a JSON tombstone")}
 			}
 			if tb.ChangeID == "" || tb.CapturedAt <= 0 {
@@ -352,9 +408,12 @@ func encodePurpose(ps PurposeState) storedPurpose {
 
 // decodePurpose decodes a purpose field. The error never carries the value.
 func decodePurpose(field, raw string) (PurposeState, error) {
-	var sp storedPurpose
-	if err := json.Unmarshal([]byte(raw), &sp); err != nil {
-		return PurposeState{}, &CorruptError{Field: field, Err: errors.New("not a JSON purpose state")}
+	sp, ok := parseStored(raw)
+	if !ok {
+		sp = storedPurpose{}
+		if err := json.Unmarshal([]byte(raw), &sp); err != nil {
+			return PurposeState{}, &CorruptError{Field: field, Err: errors.New("not a JSON purpose state")}
+		}
 	}
 	switch {
 	case sp.Status != StatusGranted && sp.Status != StatusDenied && sp.Status != StatusWithdrawn:
@@ -375,4 +434,145 @@ func decodePurpose(field, raw string) (PurposeState, error) {
 		ps.ExpiresAt = msTime(sp.ExpiresAt)
 	}
 	return ps, nil
+}
+
+// parseStored is the fast path of decoding a stored purpose state or
+// tombstone: the JSON object that encoding/json writes for storedPurpose
+// (keys in any order, strings without escapes, integer times, an array of
+// strings). It returns ok false, and the caller decodes with encoding/json,
+// on anything else: escapes, non-ASCII that is not valid UTF-8, unknown keys,
+// nulls, fractions or exponents, whitespace it does not expect. The strings
+// it returns share raw's memory.
+func parseStored(raw string) (sp storedPurpose, ok bool) {
+	p := jsonScan{s: raw}
+	if !p.byte('{') {
+		return sp, false
+	}
+	if p.peek() == '}' {
+		p.i++
+		return sp, p.i == len(p.s)
+	}
+	for {
+		key, ok := p.str()
+		if !ok || !p.byte(':') {
+			return sp, false
+		}
+		switch key {
+		case "s":
+			var v string
+			v, ok = p.str()
+			sp.Status = Status(v)
+		case "c":
+			sp.ChangeID, ok = p.str()
+		case "t":
+			sp.CapturedAt, ok = p.int()
+		case "e":
+			sp.ExpiresAt, ok = p.int()
+		case "b":
+			sp.LegalBasis, ok = p.str()
+		case "src":
+			sp.Source, ok = p.str()
+		case "n":
+			sp.NoticeVersion, ok = p.str()
+		case "x":
+			sp.Excluded, ok = p.strs()
+		default:
+			return sp, false
+		}
+		if !ok {
+			return sp, false
+		}
+		switch {
+		case p.byte(','):
+		case p.byte('}'):
+			return sp, p.i == len(p.s)
+		default:
+			return sp, false
+		}
+	}
+}
+
+// jsonScan reads the JSON subset of parseStored.
+type jsonScan struct {
+	s string
+	i int
+}
+
+func (p *jsonScan) peek() byte {
+	if p.i < len(p.s) {
+		return p.s[p.i]
+	}
+	return 0
+}
+
+func (p *jsonScan) byte(c byte) bool {
+	if p.peek() == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+func (p *jsonScan) str() (string, bool) {
+	if !p.byte('"') {
+		return "", false
+	}
+	start, ascii := p.i, true
+	for ; p.i < len(p.s); p.i++ {
+		switch c := p.s[p.i]; {
+		case c == '"':
+			v := p.s[start:p.i]
+			p.i++
+			if !ascii && !utf8.ValidString(v) {
+				return "", false
+			}
+			return v, true
+		case c == '\\' || c < 0x20:
+			return "", false
+		case c >= 0x80:
+			ascii = false
+		}
+	}
+	return "", false
+}
+
+func (p *jsonScan) int() (int64, bool) {
+	start := p.i
+	if p.peek() == '-' {
+		p.i++
+	}
+	digits := p.i
+	for p.i < len(p.s) && p.s[p.i] >= '0' && p.s[p.i] <= '9' {
+		p.i++
+	}
+	n := p.i - digits
+	if n == 0 || n > 18 || (n > 1 && p.s[digits] == '0') {
+		return 0, false // not an integer JSON number, or too long to be sure it fits
+	}
+	v, err := strconv.ParseInt(p.s[start:p.i], 10, 64)
+	return v, err == nil
+}
+
+func (p *jsonScan) strs() ([]string, bool) {
+	if !p.byte('[') {
+		return nil, false
+	}
+	out := []string{}
+	if p.byte(']') {
+		return out, true
+	}
+	for {
+		v, ok := p.str()
+		if !ok {
+			return nil, false
+		}
+		out = append(out, v)
+		switch {
+		case p.byte(','):
+		case p.byte(']'):
+			return out, true
+		default:
+			return nil, false
+		}
+	}
 }

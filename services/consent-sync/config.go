@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/consentgate/consentgate/pkg/bootstrap"
+	"github.com/consentgate/consentgate/pkg/consent"
 	"github.com/consentgate/consentgate/pkg/envflag"
 	"github.com/consentgate/consentgate/services/consent-sync/internal/intake"
 )
@@ -26,6 +27,9 @@ type Config struct {
 
 	// Intake is the HTTP intake for consent changes (off by default).
 	Intake intake.Config
+	// MaxClockSkew bounds how far captured_at may lie after a change
+	// reached the pipeline.
+	MaxClockSkew time.Duration
 }
 
 // DefaultConfig returns the settings used when nothing is set.
@@ -39,6 +43,7 @@ func DefaultConfig() Config {
 	c.Input.MaxWait = 100 * time.Millisecond
 	c.Linger = 2 * time.Millisecond
 	c.Telemetry.Addr = "127.0.0.1:9465"
+	c.MaxClockSkew = consent.DefaultMaxClockSkew
 	return c
 }
 
@@ -47,6 +52,7 @@ func (c *Config) flags() *envflag.Set {
 		"with --rebuild, replays the consent topic into Redis and exits; with --intake-addr, also accepts changes over HTTP (POST "+intake.Path+").")
 	c.Common.Flags(s, envPrefix)
 	s.String(&c.Policy, "policy", "POLICY_FILE", "policy file (YAML); when set, changes for purposes it does not declare are counted and reported")
+	s.Duration(&c.MaxClockSkew, "max-clock-skew", "CONSENT_MAX_CLOCK_SKEW", "a change whose captured_at lies further after its record's timestamp is rejected (dead-lettered): newest wins for ever, so a future date would override every later real change")
 	s.String(&c.RevocationsTopic, "revocations-topic", "REVOCATIONS_TOPIC", "topic of the revocation notices")
 	s.Bool(&c.Rebuild, "rebuild", envPrefix+"REBUILD", "replay the input topics from the beginning into Redis (CONSENT_KEY_PREFIX), up to the high watermarks at start, then exit; no consumer group, no commits, no notices, no dead letters")
 	s.Bool(&c.RebuildForce, "rebuild-force", envPrefix+"REBUILD_FORCE", "let --rebuild write into a prefix that already holds consent keys (meant for an empty Redis or a fresh prefix)")
@@ -59,6 +65,9 @@ func (c Config) Validate() error {
 	errs := []error{c.Common.Validate(envPrefix), c.Intake.Validate()}
 	if c.RevocationsTopic == "" {
 		errs = append(errs, errors.New("empty revocations topic: set REVOCATIONS_TOPIC"))
+	}
+	if c.MaxClockSkew <= 0 {
+		errs = append(errs, errors.New("CONSENT_MAX_CLOCK_SKEW must be positive, e.g. 15m"))
 	}
 	if c.RebuildForce && !c.Rebuild {
 		errs = append(errs, errors.New("CONSENT_SYNC_REBUILD_FORCE without CONSENT_SYNC_REBUILD: set --rebuild too, or unset the force"))

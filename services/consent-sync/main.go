@@ -65,7 +65,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	if cfg.Kafka.ClientID == "" {
 		cfg.Kafka.ClientID = "consentgate-consent-sync"
 	}
-	opts := apply.Options{RevocationsTopic: cfg.RevocationsTopic, DLQSuffix: cfg.DLQSuffix, KnownPurposes: known,
+	opts := apply.Options{RevocationsTopic: cfg.RevocationsTopic, DLQSuffix: cfg.DLQSuffix, KnownPurposes: known, MaxClockSkew: cfg.MaxClockSkew,
 		OnUnknownPurpose: func(purpose string) {
 			// Applied all the same: the topic is the record, and the
 			// policy may gain the purpose later. Enforcers never read it

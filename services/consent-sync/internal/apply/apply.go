@@ -64,6 +64,10 @@ type Options struct {
 	// for other purposes are still applied (the topic is the record) but
 	// counted as UnknownPurpose so operators see them.
 	KnownPurposes map[string]bool
+	// MaxClockSkew is how far captured_at may lie after the record's
+	// timestamp (consent.DefaultMaxClockSkew when zero); a change dated
+	// further ahead is dead-lettered as invalid.
+	MaxClockSkew time.Duration
 	// OnUnknownPurpose, when set, is called once per process for each
 	// purpose id outside KnownPurposes (to log it; purpose ids are policy
 	// names, not personal data).
@@ -86,6 +90,13 @@ type Syncer struct {
 
 	unknownMu   sync.Mutex
 	unknownSeen map[string]bool
+}
+
+func (s *Syncer) maxSkew() time.Duration {
+	if s.opts.MaxClockSkew > 0 {
+		return s.opts.MaxClockSkew
+	}
+	return consent.DefaultMaxClockSkew
 }
 
 func (s *Syncer) reportUnknown(purpose string) {
@@ -159,6 +170,9 @@ func (s *Syncer) Process(ctx context.Context, batch []kafka.Message) ([]kafka.Me
 		if err == nil {
 			err = c.Validate()
 		}
+		if err == nil {
+			err = c.CheckCapturedBefore(m.Time, s.maxSkew())
+		}
 		if err != nil {
 			deadLetter(m, "invalid_change", err)
 			continue
@@ -173,9 +187,16 @@ func (s *Syncer) Process(ctx context.Context, batch []kafka.Message) ([]kafka.Me
 		}
 		if !o.Applied {
 			s.Ignored.Add(1)
-			continue
+			// A re-delivery of the stored change (after a crash between
+			// the Redis write and the notice's acknowledgement) publishes
+			// its notice again: the first may never have been written.
+			// The notice id is stable, so consumers drop the repeat.
+			if !(o.Redelivered || o.NoticeDue) || s.opts.Replay {
+				continue
+			}
+		} else {
+			s.Applied.Add(1)
 		}
-		s.Applied.Add(1)
 		if s.opts.Replay {
 			continue
 		}
@@ -195,7 +216,7 @@ func (s *Syncer) notice(c consent.Change, o consent.Outcome) (kafka.Message, boo
 	case c.Action == consent.ActionErase:
 		purposes = []any{}
 		reason = "erasure requested: delete all data held about the subject"
-	case (c.Action == consent.ActionWithdraw || c.Action == consent.ActionDeny) && o.Previous.Status == consent.StatusGranted:
+	case (c.Action == consent.ActionWithdraw || c.Action == consent.ActionDeny) && ((o.Applied && o.Previous.Status == consent.StatusGranted) || o.NoticeDue):
 		purposes = []any{c.Purpose}
 		reason = "consent " + map[consent.Action]string{consent.ActionWithdraw: "withdrawn", consent.ActionDeny: "denied"}[c.Action] +
 			": delete data received for this purpose"

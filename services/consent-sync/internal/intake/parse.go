@@ -79,7 +79,7 @@ func Parse(body []byte) (consent.Change, []Problem) {
 		ps.add("purpose", "must be null or absent for ERASE, which covers every purpose")
 	}
 
-	for _, fe := range fieldErrors(c.Validate()) {
+	for _, fe := range fieldErrors(errors.Join(c.Validate(), c.CheckCapturedBefore(time.Now(), consent.DefaultMaxClockSkew))) {
 		reason := fe.Problem
 		if _, present := raw[fe.Field]; !present {
 			if rest, ok := strings.CutPrefix(reason, "is empty"); ok {

@@ -1,0 +1,569 @@
+package e2e
+
+// The checker of the fault suite: after a scenario it reads the input topic,
+// every output topic, consent.audit, consent.revocations and both dead-letter
+// topics, and accounts for every record (Jepsen style): nothing lost, nothing
+// leaked, duplicates only as re-deliveries of the same event id, order kept
+// per subject, dead letters byte for byte.
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/consentgate/consentgate/pkg/avrocodec"
+	"github.com/consentgate/consentgate/pkg/brokertest"
+	"github.com/consentgate/consentgate/pkg/consent"
+	"github.com/consentgate/consentgate/pkg/policy"
+	"github.com/consentgate/consentgate/pkg/stream"
+)
+
+// Decisions as written in audit records and the consentgate.decision header.
+const (
+	fsPassed   = "PASSED"
+	fsRedacted = "REDACTED"
+	fsDropped  = "DROPPED"
+)
+
+// fsAudit is one decoded audit record.
+type fsAudit struct {
+	EventID, Subject, Stream, Decision, Reason string
+	SrcPart                                    int
+	SrcOffset                                  int64
+	ProcessedAt                                time.Time
+}
+
+// fsChecker accounts for a run. Broker, Codec, Policy and Produced are
+// required; the rest is optional.
+type fsChecker struct {
+	Broker *brokertest.Broker
+	Codec  *avrocodec.Codec
+	Policy *policy.Policy
+	// Produced holds every record the test produced to the events topic and
+	// saw acknowledged (events and hostile input alike).
+	Produced []kafka.Message
+	// Changes are the valid consent changes produced, in any order; folding
+	// them gives each subject's consent (the system of record).
+	Changes []consent.Change
+	// ChangeMsgs are the records produced to the consent topic, to check the
+	// consent dead letters against.
+	ChangeMsgs []kafka.Message
+	// Expect, when set, returns the decisions allowed for an audit record
+	// (overriding the ones the folded Changes give), e.g. to express what
+	// an empty Redis decides. It must never allow more than Changes do:
+	// leaks are always judged against Changes.
+	Expect func(a fsAudit) []string
+	// DLQReasons maps the fs-poison header of hostile inputs to the reason
+	// their dead letter must carry.
+	DLQReasons map[string]string
+}
+
+// fsCounts is what a run comes to.
+type fsCounts struct {
+	Sent, Decodable, Decided, Lost, Leaked, Wrong, Duplicated, OutputDuplicates, Reordered, DeadLettered, Notices int
+}
+
+func (c fsCounts) String() string {
+	return fmt.Sprintf("sent %d (decodable %d), decided %d, lost %d, leaked %d, wrong decisions %d, duplicated %d (audit) / %d (outputs), reordered %d, dead-lettered %d, revocation notices %d",
+		c.Sent, c.Decodable, c.Decided, c.Lost, c.Leaked, c.Wrong, c.Duplicated, c.OutputDuplicates, c.Reordered, c.DeadLettered, c.Notices)
+}
+
+// fsCoord is a record's place in the input topic.
+type fsCoord struct {
+	Part int
+	Off  int64
+}
+
+// fsInput is one record of the input topic, classified the way the
+// enforcer must classify it.
+type fsInput struct {
+	Msg         kafka.Message
+	ID, Subject string
+	Value       map[string]any
+	DLQReason   string // "" for a decodable event with subject and id
+	dead        bool   // a dead letter of it was found
+}
+
+type fsReport struct {
+	t        *testing.T
+	problems map[string][]string
+}
+
+func (r *fsReport) add(kind, format string, args ...any) {
+	if len(r.problems[kind]) < 8 {
+		r.problems[kind] = append(r.problems[kind], fmt.Sprintf(format, args...))
+	} else if len(r.problems[kind]) == 8 {
+		r.problems[kind] = append(r.problems[kind], "…")
+	}
+}
+
+// Check reads every topic and returns the counts; every problem found is
+// reported with t.Errorf (lost, leaked, wrong, reordered, bad dead letters).
+func (c *fsChecker) Check(t *testing.T) fsCounts {
+	t.Helper()
+	rep := &fsReport{t: t, problems: map[string][]string{}}
+	var n fsCounts
+	ctx := context.Background()
+	read := func(topic string) []kafka.Message {
+		return fsRead(t, c.Broker.Addr, topic)
+	}
+
+	// The input topic, as the ground truth of what the enforcer had to decide.
+	in := map[fsCoord]*fsInput{}
+	inputHashes := map[[32]byte]int{}
+	var ordered []*fsInput
+	for _, m := range read(fsEventsTopic) {
+		x := &fsInput{Msg: m}
+		rec, err := c.Codec.Decode(ctx, m.Value)
+		switch {
+		case err != nil:
+			x.DLQReason = "undecodable"
+		default:
+			x.Value = rec.Value
+			x.Subject, _ = avrocodec.StringField(rec.Value, "subject_id")
+			x.ID, _ = avrocodec.StringField(rec.Value, "event_id")
+			if x.Subject == "" {
+				x.DLQReason = "missing_subject_id"
+			} else if x.ID == "" {
+				x.DLQReason = "missing_event_id"
+			}
+		}
+		in[fsCoord{m.Partition, m.Offset}] = x
+		ordered = append(ordered, x)
+		inputHashes[fsHash(m.Key, m.Value)]++
+	}
+	n.Sent = len(c.Produced)
+	for _, m := range c.Produced {
+		h := fsHash(m.Key, m.Value)
+		if inputHashes[h] == 0 {
+			n.Lost++
+			rep.add("lost", "an acknowledged input record (key %q, %d bytes) is not in %s", m.Key, len(m.Value), fsEventsTopic)
+			continue
+		}
+		inputHashes[h]--
+	}
+
+	// The audit: one decision per decodable event and stream.
+	granted := fsFold(c.Changes)
+	streams := map[string]policy.Stream{}
+	for _, s := range c.Policy.Streams {
+		streams[s.Topic] = s
+	}
+	audits := map[string][]fsAudit{} // event id + stream
+	auditMsgs := read(fsAuditTopic)
+	auditAt := make([]*fsAudit, len(auditMsgs)) // parallel to auditMsgs
+	for i, m := range auditMsgs {
+		rec, err := c.Codec.Decode(ctx, m.Value)
+		if err != nil {
+			rep.add("audit", "undecodable audit record at %d/%d: %v", m.Partition, m.Offset, err)
+			continue
+		}
+		g := func(f string) string { v, _ := avrocodec.StringField(rec.Value, f); return v }
+		a := fsAudit{EventID: g("event_id"), Subject: g("subject_id"), Stream: g("stream"), Decision: g("decision"), Reason: g("reason")}
+		if v, ok := avrocodec.Field(rec.Value, "source_partition"); ok {
+			a.SrcPart = int(v.(int32))
+		}
+		if v, ok := avrocodec.Field(rec.Value, "source_offset"); ok {
+			a.SrcOffset = v.(int64)
+		}
+		if v, ok := avrocodec.Field(rec.Value, "processed_at"); ok {
+			a.ProcessedAt = v.(time.Time)
+		}
+		if string(m.Key) != a.Subject {
+			rep.add("audit", "audit record of %s keyed %q, not by its subject", a.EventID, m.Key)
+		}
+		src := in[fsCoord{a.SrcPart, a.SrcOffset}]
+		if src == nil || src.ID != a.EventID || src.Subject != a.Subject {
+			rep.add("audit", "audit record of %s names source %d/%d, which holds another record", a.EventID, a.SrcPart, a.SrcOffset)
+		}
+		k := a.EventID + " " + a.Stream
+		if prev := audits[k]; len(prev) > 0 {
+			n.Duplicated++
+		}
+		audits[k] = append(audits[k], a)
+		auditAt[i] = &a
+		if _, ok := streams[a.Stream]; !ok {
+			rep.add("audit", "audit record for an unknown stream %q", a.Stream)
+			continue
+		}
+		allowed := c.allowed(granted, a, streams[a.Stream])
+		if a.Decision == fsPassed && !granted.all(a.Subject, streams[a.Stream].Purposes, a.ProcessedAt) {
+			n.Leaked++
+			rep.add("leaked", "event %s was PASSED on %s but its subject had no valid grant for %v at %s (reason %s)",
+				a.EventID, a.Stream, streams[a.Stream].Purposes, a.ProcessedAt.Format(time.RFC3339Nano), a.Reason)
+		} else if !slices.Contains(allowed, a.Decision) {
+			n.Wrong++
+			rep.add("wrong", "event %s on %s decided %s (%s) at %s, want one of %v", a.EventID, a.Stream, a.Decision, a.Reason,
+				a.ProcessedAt.Format(time.RFC3339Nano), allowed)
+		}
+	}
+	decided := map[string]bool{}
+	for _, x := range ordered {
+		if x.DLQReason != "" {
+			continue
+		}
+		if decided[x.ID] {
+			continue // a second input record of the same event (producer retry)
+		}
+		n.Decodable++
+		ok := true
+		for _, s := range c.Policy.Streams {
+			if len(audits[x.ID+" "+s.Topic]) == 0 {
+				ok = false
+				n.Lost++
+				rep.add("lost", "event %s (input %d/%d) has no decision for %s", x.ID, x.Msg.Partition, x.Msg.Offset, s.Topic)
+			}
+		}
+		decided[x.ID] = true
+		if ok {
+			n.Decided++
+		}
+	}
+
+	// Outputs: what the audit says was published is there, nothing else is,
+	// passed copies are the input bytes, redacted copies lost their fields,
+	// and per subject the order of the input is kept.
+	for _, s := range c.Policy.Streams {
+		kept := fsKeptFields(s)
+		outs := read(s.Topic)
+		published := map[string]int{}
+		for _, m := range outs {
+			id, _ := stream.Header(m, "consentgate.event_id")
+			dec, _ := stream.Header(m, "consentgate.decision")
+			sp, _ := stream.Header(m, "consentgate.source.partition")
+			so, _ := stream.Header(m, "consentgate.source.offset")
+			part, _ := strconv.Atoi(sp)
+			off, _ := strconv.ParseInt(so, 10, 64)
+			src := in[fsCoord{part, off}]
+			if published[id] > 0 {
+				n.OutputDuplicates++
+			}
+			published[id]++
+			if src == nil || src.ID != id {
+				n.Leaked++
+				rep.add("leaked", "%s holds event %q whose source %s/%s is not that event", s.Topic, id, sp, so)
+				continue
+			}
+			justified := false
+			for _, a := range audits[id+" "+s.Topic] {
+				justified = justified || a.Decision == dec
+			}
+			if !justified {
+				n.Leaked++
+				rep.add("leaked", "%s holds event %s as %s without an audit record deciding so", s.Topic, id, dec)
+				continue
+			}
+			switch dec {
+			case fsPassed:
+				if !bytes.Equal(m.Value, src.Msg.Value) || !bytes.Equal(m.Key, src.Msg.Key) {
+					rep.add("output", "passed copy of %s on %s differs from the input", id, s.Topic)
+				}
+			case fsRedacted:
+				rec, err := c.Codec.Decode(ctx, m.Value)
+				if err != nil {
+					rep.add("output", "redacted copy of %s on %s does not decode: %v", id, s.Topic, err)
+					continue
+				}
+				for f, v := range rec.Value {
+					if kept[f] {
+						if !reflect.DeepEqual(v, src.Value[f]) {
+							rep.add("output", "redacted copy of %s on %s changed the kept field %s", id, s.Topic, f)
+						}
+						continue
+					}
+					if !fsZero(v) && reflect.DeepEqual(v, src.Value[f]) {
+						n.Leaked++
+						rep.add("leaked", "redacted copy of %s on %s keeps the value of the removed field %s", id, s.Topic, f)
+					}
+				}
+			default:
+				rep.add("output", "%s holds event %s with decision header %q", s.Topic, id, dec)
+			}
+		}
+		for k, as := range audits {
+			id, topic, _ := strings.Cut(k, " ")
+			if topic != s.Topic || published[id] > 0 {
+				continue
+			}
+			for _, a := range as {
+				if a.Decision == fsPassed || a.Decision == fsRedacted {
+					n.Lost++
+					rep.add("lost", "event %s was audited %s on %s but is not on the topic", id, a.Decision, topic)
+					break
+				}
+			}
+		}
+		n.Reordered += c.checkOrder(rep, s.Topic, outs, func(m kafka.Message) (string, fsCoord, bool) {
+			id, _ := stream.Header(m, "consentgate.event_id")
+			sp, _ := stream.Header(m, "consentgate.source.partition")
+			so, _ := stream.Header(m, "consentgate.source.offset")
+			part, _ := strconv.Atoi(sp)
+			off, _ := strconv.ParseInt(so, 10, 64)
+			return id, fsCoord{part, off}, true
+		}, in)
+	}
+	// The audit topic keeps the order per subject too, on each stream.
+	for _, s := range c.Policy.Streams {
+		i := 0
+		n.Reordered += c.checkOrder(rep, fsAuditTopic+"["+s.Topic+"]", auditMsgs, func(m kafka.Message) (string, fsCoord, bool) {
+			a := auditAt[i]
+			i++
+			if a == nil {
+				return "", fsCoord{}, false
+			}
+			return a.EventID, fsCoord{a.SrcPart, a.SrcOffset}, a.Stream == s.Topic
+		}, in)
+	}
+
+	// Dead letters hold the original record, with the reason.
+	n.DeadLettered = c.checkDLQ(rep, read(fsEventsDLQ), in, func(x *fsInput) string {
+		if p, ok := stream.Header(x.Msg, fsPoisonHeader); ok && c.DLQReasons[p] != "" {
+			return c.DLQReasons[p]
+		}
+		return x.DLQReason
+	})
+	for _, x := range ordered {
+		if x.DLQReason != "" && !x.dead {
+			n.Lost++
+			rep.add("lost", "undecodable input %d/%d (%s) is not on %s", x.Msg.Partition, x.Msg.Offset, x.DLQReason, fsEventsDLQ)
+		}
+	}
+	if len(c.ChangeMsgs) > 0 {
+		cin := map[fsCoord]*fsInput{}
+		for _, m := range read(fsChangesTopic) {
+			cin[fsCoord{m.Partition, m.Offset}] = &fsInput{Msg: m}
+		}
+		n.DeadLettered += c.checkDLQ(rep, read(fsChangesDLQ), cin, func(x *fsInput) string {
+			p, _ := stream.Header(x.Msg, fsPoisonHeader)
+			return c.DLQReasons[p]
+		})
+		for _, x := range cin {
+			if p, ok := stream.Header(x.Msg, fsPoisonHeader); ok && c.DLQReasons[p] != "" && !x.dead {
+				rep.add("dlq", "consent change %q (%d/%d) was not dead-lettered as %s", p, x.Msg.Partition, x.Msg.Offset, c.DLQReasons[p])
+			}
+		}
+	}
+
+	// Revocation notices name a produced change that revokes something.
+	byID := map[string]consent.Change{}
+	for _, ch := range c.Changes {
+		byID[ch.ChangeID] = ch
+	}
+	for _, m := range read(fsRevocationsTopic) {
+		n.Notices++
+		rec, err := c.Codec.Decode(ctx, m.Value)
+		if err != nil {
+			rep.add("notice", "undecodable revocation notice: %v", err)
+			continue
+		}
+		id, _ := avrocodec.StringField(rec.Value, "change_id")
+		ch, ok := byID[id]
+		if !ok || ch.Action == consent.ActionGrant || string(m.Key) != ch.SubjectID {
+			rep.add("notice", "revocation notice for change %q, which is no produced withdrawal, denial or erasure of its key", id)
+		}
+	}
+
+	for _, kind := range []string{"lost", "leaked", "wrong", "order", "output", "audit", "dlq", "notice"} {
+		for _, p := range rep.problems[kind] {
+			t.Errorf("%s: %s", kind, p)
+		}
+	}
+	return n
+}
+
+// allowed returns the decisions an audit record may carry.
+func (c *fsChecker) allowed(g fsGrants, a fsAudit, s policy.Stream) []string {
+	if c.Expect != nil {
+		return c.Expect(a)
+	}
+	if g.all(a.Subject, s.Purposes, a.ProcessedAt) {
+		return []string{fsPassed}
+	}
+	if s.OnMissing == policy.OnMissingRedact {
+		return []string{fsRedacted}
+	}
+	return []string{fsDropped}
+}
+
+// checkOrder checks, per output partition, subject (key) and source
+// partition, that the first occurrences of events come in increasing source
+// offsets: re-deliveries after a crash may repeat a run of events, never
+// reorder them. Records without a key (inputs produced without one) are not
+// ordered by subject and are skipped.
+func (c *fsChecker) checkOrder(rep *fsReport, name string, msgs []kafka.Message, get func(kafka.Message) (string, fsCoord, bool), in map[fsCoord]*fsInput) int {
+	type seqKey struct {
+		key     string
+		srcPart int
+	}
+	last := map[seqKey]int64{}
+	seen := map[string]bool{}
+	parts := map[string]int{}
+	bad := 0
+	for _, m := range msgs {
+		id, src, ok := get(m)
+		if !ok {
+			continue
+		}
+		x := in[src]
+		if x == nil || len(x.Msg.Key) == 0 || len(m.Key) == 0 || seen[id] {
+			continue
+		}
+		seen[id] = true
+		if p, ok := parts[string(m.Key)]; ok && p != m.Partition {
+			bad++
+			rep.add("order", "%s: records of one subject on partitions %d and %d", name, p, m.Partition)
+		}
+		parts[string(m.Key)] = m.Partition
+		k := seqKey{string(m.Key), src.Part}
+		if prev, ok := last[k]; ok && src.Off <= prev {
+			bad++
+			rep.add("order", "%s: event %s (input offset %d) after input offset %d of the same subject", name, id, src.Off, prev)
+		}
+		last[k] = max(last[k], src.Off)
+	}
+	return bad
+}
+
+// checkDLQ checks that every dead letter holds the original key, value and
+// headers of the input record it names, and the expected reason; it marks
+// those inputs dead-lettered and returns how many distinct ones there are.
+func (c *fsChecker) checkDLQ(rep *fsReport, dlq []kafka.Message, in map[fsCoord]*fsInput, reason func(*fsInput) string) int {
+	distinct := 0
+	for _, d := range dlq {
+		sp, _ := stream.Header(d, "consentgate.source.partition")
+		so, _ := stream.Header(d, "consentgate.source.offset")
+		part, _ := strconv.Atoi(sp)
+		off, _ := strconv.ParseInt(so, 10, 64)
+		x := in[fsCoord{part, off}]
+		if x == nil {
+			rep.add("dlq", "dead letter names source %s/%s, which holds nothing", sp, so)
+			continue
+		}
+		if !bytes.Equal(d.Value, x.Msg.Value) || !bytes.Equal(d.Key, x.Msg.Key) {
+			rep.add("dlq", "dead letter of %s/%s does not hold the original key and bytes", sp, so)
+		}
+		if len(d.Headers) < len(x.Msg.Headers) || !reflect.DeepEqual(d.Headers[:len(x.Msg.Headers)], x.Msg.Headers) {
+			rep.add("dlq", "dead letter of %s/%s lost the original headers", sp, so)
+		}
+		got, _ := stream.Header(d, "consentgate.dlq.reason")
+		if want := reason(x); got != want {
+			rep.add("dlq", "dead letter of %s/%s has reason %q, want %q", sp, so, got, want)
+		}
+		if errText, _ := stream.Header(d, "consentgate.dlq.error"); errText == "" {
+			rep.add("dlq", "dead letter of %s/%s has no error text", sp, so)
+		}
+		if !x.dead {
+			distinct++
+		}
+		x.dead = true
+	}
+	return distinct
+}
+
+// fsKeptFields returns the top-level fields a redacting stream keeps
+// (field rules with action keep); every other field must be removed.
+func fsKeptFields(s policy.Stream) map[string]bool {
+	kept := map[string]bool{}
+	for _, tr := range s.Treatments {
+		if tr.Field != "" && tr.Action == policy.ActionKeep {
+			kept[tr.Field] = true
+		}
+	}
+	return kept
+}
+
+// fsZero reports whether v is what a removed field holds: null, the zero
+// value of its type, or an empty collection.
+func fsZero(v any) bool {
+	switch x := avrocodec.Unwrap(v).(type) {
+	case nil:
+		return true
+	case string:
+		return x == ""
+	case []byte:
+		return len(x) == 0
+	case bool:
+		return !x
+	case int32:
+		return x == 0
+	case int64:
+		return x == 0
+	case float32:
+		return x == 0
+	case float64:
+		return x == 0
+	case []any:
+		return len(x) == 0
+	case map[string]any:
+		return len(x) == 0
+	case time.Time:
+		return x.UnixMilli() == 0
+	}
+	return false
+}
+
+func fsHash(key, value []byte) [32]byte {
+	h := sha256.New()
+	h.Write([]byte(strconv.Itoa(len(key))))
+	h.Write(key)
+	h.Write(value)
+	var out [32]byte
+	copy(out[:], h.Sum(nil))
+	return out
+}
+
+// fsGrants is the folded consent of the system of record: per subject and
+// purpose, the winning change (newest captured_at, ties to the greater
+// change id). The static scenarios have no erasures.
+type fsGrants map[string]map[string]consent.Change
+
+func fsFold(changes []consent.Change) fsGrants {
+	g := fsGrants{}
+	for _, c := range changes {
+		if c.Action == consent.ActionErase {
+			panic("fsFold: the fault suite's static consent has no erasures")
+		}
+		if g[c.SubjectID] == nil {
+			g[c.SubjectID] = map[string]consent.Change{}
+		}
+		cur, ok := g[c.SubjectID][c.Purpose]
+		if !ok || c.CapturedAt.UnixMilli() > cur.CapturedAt.UnixMilli() ||
+			(c.CapturedAt.UnixMilli() == cur.CapturedAt.UnixMilli() && c.ChangeID > cur.ChangeID) {
+			g[c.SubjectID][c.Purpose] = c
+		}
+	}
+	return g
+}
+
+// all reports whether subject had a valid CONSENT grant for every purpose at
+// time at.
+func (g fsGrants) all(subject string, purposes []string, at time.Time) bool {
+	for _, p := range purposes {
+		c, ok := g[subject][p]
+		if !ok || c.Action != consent.ActionGrant || c.LegalBasis != consent.BasisConsent ||
+			(!c.ExpiresAt.IsZero() && !at.Before(c.ExpiresAt)) {
+			return false
+		}
+	}
+	return true
+}
+
+// fsSummary logs the one-line summary of a scenario and fails it when an
+// event was lost or leaked.
+func fsSummary(t *testing.T, scenario, faults string, n fsCounts) {
+	t.Helper()
+	t.Logf("FAULT SUMMARY %s: events sent %d, faults injected: %s, lost %d, leaked %d, duplicated %d, dead-lettered %d (%s)",
+		scenario, n.Sent, faults, n.Lost, n.Leaked, n.Duplicated, n.DeadLettered, n)
+	if n.Lost != 0 || n.Leaked != 0 || n.Wrong != 0 || n.Reordered != 0 {
+		t.Errorf("%s: lost %d, leaked %d, wrong %d, reordered %d: want 0 each", scenario, n.Lost, n.Leaked, n.Wrong, n.Reordered)
+	}
+}

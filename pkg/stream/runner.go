@@ -39,10 +39,35 @@ type Source interface {
 // errors, or the batch is retried forever.
 type Processor func(ctx context.Context, batch []kafka.Message) ([]kafka.Message, error)
 
+// DefaultDepth is the number of batches a Runner writes and commits while
+// it fetches and processes the next one, when Runner.Depth is 0.
+const DefaultDepth = 1
+
 // Runner is the one place that orders work and commits offsets: it fetches a
 // batch, has it processed, writes every resulting record with acks=all
 // (retrying only what failed), and only then commits the batch's offsets.
 // A batch whose records are not all acknowledged is never committed.
+//
+// Fetching and processing overlap with writing and committing: while batch
+// n is written and committed (by one goroutine, in fetch order), batch n+1
+// is fetched and processed. At most Depth processed batches wait for or are
+// in writing; the next waits until there is room. The guarantees are those
+// of strictly sequential work:
+//
+//   - a batch's offsets are committed only after every record processed for
+//     it is acknowledged, and batches are committed in the order they were
+//     fetched;
+//   - the records of batch n are all acknowledged before any record of
+//     batch n+1 is written, so outputs keep their input order per key;
+//   - a batch whose processing fails is retried (paused, failing closed) and
+//     nothing fetched after it is processed or committed meanwhile; batches
+//     before it are still written and committed;
+//   - a batch that cannot be written stops the runner: no later batch is
+//     written or committed, and Run returns the error;
+//   - a failed fetch (brokers unreachable, e.g. restarting) is retried with
+//     backoff, logged and counted, until ctx ends;
+//   - when ctx ends, the batches in hand are finished and committed (within
+//     DrainTimeout) before Run returns.
 type Runner struct {
 	Source       Source
 	Sink         Writer
@@ -51,14 +76,18 @@ type Runner struct {
 	Linger       time.Duration
 	DrainTimeout time.Duration // how long in-flight work may take after ctx ends
 	MaxBackoff   time.Duration
-	Log          *slog.Logger
+	// Depth is how many processed batches may be waiting for or in writing
+	// while the next is processed: 0 means DefaultDepth; a negative value
+	// runs fetch, process, write and commit strictly one after the other.
+	Depth int
+	Log   *slog.Logger
 	// Observer (optional) records metrics; Tracer (optional) traces each
 	// batch, linked to the trace context its records carry.
 	Observer Observer
 	Tracer   trace.Tracer
 
 	// Batches and Records count committed work; Retries counts failed
-	// attempts (processing or writing).
+	// attempts (fetching, processing or writing).
 	Batches, Records, Retries atomic.Int64
 
 	paused atomic.Bool
@@ -68,38 +97,131 @@ type Runner struct {
 // process (failing closed): a readiness check turns false on it.
 func (r *Runner) Paused() bool { return r.paused.Load() }
 
-// Run processes batches until ctx ends. The batch in hand when ctx ends is
-// finished and committed (within DrainTimeout) before Run returns nil.
+// processed is a batch with the records to write for it.
+type processed struct {
+	batch     []kafka.Message
+	out       []kafka.Message
+	fetchedAt time.Time
+	ctx       context.Context // carries the batch's span
+	span      trace.Span
+}
+
+// Run processes batches until ctx ends. The batches in hand when ctx ends
+// are finished and committed (within DrainTimeout) before Run returns nil.
 func (r *Runner) Run(ctx context.Context) error {
 	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(r.DrainTimeout, cancel) })
 	defer stop()
-	for {
-		batch, err := FetchBatch(ctx, r.Source, r.BatchSize, r.Linger)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
+	if r.Depth < 0 {
+		for {
+			batch, err := r.fetch(ctx)
+			if err != nil {
+				return nil // ctx ended
 			}
-			return fmt.Errorf("fetch: %w", err)
+			p, err := r.prepare(pctx, batch)
+			if err != nil {
+				return err
+			}
+			if err := r.complete(p); err != nil {
+				return err
+			}
 		}
-		if err := r.handle(pctx, batch); err != nil {
-			return err
+	}
+	depth := r.Depth
+	if depth == 0 {
+		depth = DefaultDepth
+	}
+
+	// A failed write or commit stops fetching and processing at once.
+	fctx, fcancel := context.WithCancel(ctx)
+	defer fcancel()
+	prctx, prcancel := context.WithCancel(pctx)
+	defer prcancel()
+	work := make(chan *processed, depth-1)
+	failed := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		for p := range work {
+			if err = r.complete(p); err != nil {
+				close(failed)
+				fcancel()
+				prcancel()
+				for p := range work { // not written, not committed
+					p.span.End()
+				}
+				break
+			}
+		}
+		done <- err
+	}()
+	finish := func(err error) error {
+		close(work)
+		if werr := <-done; werr != nil {
+			return werr
+		}
+		return err
+	}
+	for {
+		batch, err := r.fetch(fctx)
+		if err != nil {
+			return finish(nil) // ctx ended, or the writer failed
+		}
+		p, err := r.prepare(prctx, batch)
+		if err != nil {
+			return finish(err)
+		}
+		select {
+		case work <- p:
+		case <-failed:
+			p.span.End()
+			return finish(nil)
 		}
 	}
 }
 
-func (r *Runner) handle(ctx context.Context, batch []kafka.Message) error {
-	fetchedAt := time.Now()
-	obs := r.Observer
-	if obs == nil {
-		obs = noObserver{}
+// fetch returns the next batch. A failed fetch (the brokers cannot be
+// reached, the group cannot be joined) is retried with backoff until ctx
+// ends: the reader heals by itself once the brokers are back, and nothing
+// was taken from the input meanwhile. It returns an error only when ctx
+// ended.
+func (r *Runner) fetch(ctx context.Context) ([]kafka.Message, error) {
+	backoff := 100 * time.Millisecond
+	maxBackoff := r.MaxBackoff
+	if maxBackoff <= 0 {
+		maxBackoff = 5 * time.Second
 	}
+	for {
+		batch, err := FetchBatch(ctx, r.Source, r.BatchSize, r.Linger)
+		if err == nil {
+			return batch, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		r.Retries.Add(1)
+		r.observer().Retried(ctx, "fetch")
+		r.Log.WarnContext(ctx, "fetch failed, retrying", "backoff", backoff.String(), "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, maxBackoff)
+	}
+}
+
+// prepare processes a batch, retrying with backoff while processing fails
+// (paused, failing closed), until it succeeds or ctx ends.
+func (r *Runner) prepare(ctx context.Context, batch []kafka.Message) (*processed, error) {
+	fetchedAt := time.Now()
+	obs := r.observer()
 	tracer := r.Tracer
 	if tracer == nil {
 		tracer = noop.NewTracerProvider().Tracer("")
 	}
-	links := make([]trace.Link, 0, len(batch))
+	var links []trace.Link
 	for _, m := range batch {
 		if sc := trace.SpanContextFromContext(telemetry.Extract(ctx, m.Headers)); sc.IsValid() {
 			links = append(links, trace.Link{SpanContext: sc})
@@ -107,7 +229,6 @@ func (r *Runner) handle(ctx context.Context, batch []kafka.Message) error {
 	}
 	ctx, span := tracer.Start(ctx, "process batch", trace.WithLinks(links...),
 		trace.WithAttributes(attribute.Int("messaging.batch.message_count", len(batch))))
-	defer span.End()
 	obs.Fetched(ctx, batch)
 
 	backoff := 100 * time.Millisecond
@@ -123,23 +244,7 @@ func (r *Runner) handle(ctx context.Context, batch []kafka.Message) error {
 	for {
 		out, err := r.Process(ctx, batch)
 		if err == nil {
-			err = WriteAll(ctx, r.Sink, out, func(n int, err error) {
-				r.Retries.Add(1)
-				obs.Retried(ctx, "write")
-				r.Log.WarnContext(ctx, "produce failed, retrying the unacknowledged records", "records", n, "error", err.Error())
-			})
-			if err != nil {
-				span.SetStatus(codes.Error, "write failed")
-				return fmt.Errorf("write batch: %w; its offsets stay uncommitted", err)
-			}
-			if err := r.Source.CommitMessages(ctx, batch...); err != nil {
-				span.SetStatus(codes.Error, "commit failed")
-				return fmt.Errorf("commit offsets: %w", err)
-			}
-			r.Batches.Add(1)
-			r.Records.Add(int64(len(batch)))
-			obs.Committed(ctx, batch, out, fetchedAt)
-			return nil
+			return &processed{batch: batch, out: out, fetchedAt: fetchedAt, ctx: ctx, span: span}, nil
 		}
 		r.Retries.Add(1)
 		obs.Retried(ctx, "process")
@@ -151,11 +256,73 @@ func (r *Runner) handle(ctx context.Context, batch []kafka.Message) error {
 		select {
 		case <-ctx.Done():
 			span.SetStatus(codes.Error, "stopped while paused")
-			return fmt.Errorf("stopped with an unprocessed batch, left uncommitted: %w", err)
+			span.End()
+			return nil, fmt.Errorf("stopped with an unprocessed batch, left uncommitted: %w", err)
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, maxBackoff)
 	}
+}
+
+// complete writes a processed batch's records and then commits its offsets.
+func (r *Runner) complete(p *processed) error {
+	defer p.span.End()
+	ctx, obs := p.ctx, r.observer()
+	err := WriteAll(ctx, r.Sink, p.out, func(n int, err error) {
+		r.Retries.Add(1)
+		obs.Retried(ctx, "write")
+		r.Log.WarnContext(ctx, "produce failed, retrying the unacknowledged records", "records", n, "error", err.Error())
+	})
+	if err != nil {
+		p.span.SetStatus(codes.Error, "write failed")
+		return fmt.Errorf("write batch: %w; its offsets stay uncommitted", err)
+	}
+	if err := r.commit(ctx, p.batch); err != nil {
+		p.span.SetStatus(codes.Error, "commit failed")
+		return fmt.Errorf("commit offsets: %w", err)
+	}
+	r.Batches.Add(1)
+	r.Records.Add(int64(len(p.batch)))
+	obs.Committed(ctx, p.batch, p.out, p.fetchedAt)
+	return nil
+}
+
+// commit commits the batch's offsets, retrying a few times. A commit that
+// keeps failing while the runner runs (typically a consumer-group rebalance:
+// the partitions may already belong to another member) is given up with a
+// warning: the batch's records were all acknowledged, so the only cost is
+// that they are delivered again (at least once). Only a commit cut short by
+// shutdown is an error.
+func (r *Runner) commit(ctx context.Context, batch []kafka.Message) error {
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := r.Source.CommitMessages(ctx, batch...)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		r.Retries.Add(1)
+		r.observer().Retried(ctx, "commit")
+		if attempt == 3 {
+			r.Log.WarnContext(ctx, "commit failed; the batch's records will be delivered again", "records", len(batch), "error", err.Error())
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff *= 2
+	}
+}
+
+func (r *Runner) observer() Observer {
+	if r.Observer == nil {
+		return noObserver{}
+	}
+	return r.Observer
 }
 
 type noObserver struct{}

@@ -57,7 +57,7 @@ func NewRunnerMetrics(m metric.Meter) (*RunnerMetrics, error) {
 	if r.out, err = m.Int64Counter(MetricRecordsOut, metric.WithDescription("records produced and acknowledged, by topic")); err != nil {
 		return nil, err
 	}
-	if r.retries, err = m.Int64Counter(MetricRetries, metric.WithDescription("failed attempts retried, by stage (process, write)")); err != nil {
+	if r.retries, err = m.Int64Counter(MetricRetries, metric.WithDescription("failed attempts retried, by stage (fetch, process, write)")); err != nil {
 		return nil, err
 	}
 	if r.size, err = m.Int64Histogram(MetricBatchSize, metric.WithDescription("records per batch"),
@@ -121,7 +121,7 @@ func (r *RunnerMetrics) Committed(ctx context.Context, batch, out []kafka.Messag
 	r.mu.Unlock()
 }
 
-// Retried counts a failed attempt at stage ("process" or "write").
+// Retried counts a failed attempt at stage ("fetch", "process" or "write").
 func (r *RunnerMetrics) Retried(ctx context.Context, stage string) {
 	r.retries.Add(ctx, 1, metric.WithAttributes(attribute.String("stage", stage)))
 }

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -67,6 +68,9 @@ type Options struct {
 	// Tracer (optional) traces each record whose producer's trace context
 	// is sampled, and carries it on to every record written for it.
 	Tracer trace.Tracer
+	// Log (optional, else slog.Default) is told once at start when audit
+	// records cannot take the fast encoder (see AuditFingerprint).
+	Log *slog.Logger
 }
 
 // ReasonRedactionFailed is the audit reason of an event that had to be
@@ -90,6 +94,10 @@ type Enforcer struct {
 	Passed, Redacted, Dropped, DeadLettered atomic.Int64
 
 	metrics *metrics
+
+	// fastAudit: the catalog's AuditRecord is the schema appendAudit
+	// encodes (see AuditFingerprint); else audit records go through goavro.
+	fastAudit bool
 }
 
 // metrics are the enforcer's instruments (see Observe).
@@ -171,8 +179,22 @@ func (e *Enforcer) record(ctx context.Context, t *tally) {
 }
 
 // New returns an Enforcer.
+//
+// Audit records are encoded by a hand-written encoder when the codec's
+// catalog holds the AuditRecord schema it was written for (AuditFingerprint);
+// otherwise through goavro, which New logs once.
 func New(opts Options, codec Decoder, cr ConsentReader, pol *policy.Policy) *Enforcer {
-	return &Enforcer{opts: opts, codec: codec, consent: cr, policy: pol, now: time.Now}
+	e := &Enforcer{opts: opts, codec: codec, consent: cr, policy: pol, now: time.Now}
+	var why string
+	e.fastAudit, why = auditFastPath(codec)
+	if !e.fastAudit {
+		log := opts.Log
+		if log == nil {
+			log = slog.Default()
+		}
+		log.Warn("audit records are encoded through the generic Avro encoder (slower)", "reason", why)
+	}
+	return e
 }
 
 type event struct {
@@ -180,6 +202,11 @@ type event struct {
 	rec     *avrocodec.Record
 	subject string
 	id      string
+	// Shared, read-only bytes of the records written for the event: the
+	// subject as a key, the event id, and the source coordinates headers.
+	key, idBytes []byte
+	src          []kafka.Header
+	auditH       []kafka.Header
 	// ctx carries the record's span when it is traced (span not nil).
 	ctx  context.Context
 	span trace.Span
@@ -191,10 +218,11 @@ type event struct {
 // the batch undecided.
 func (e *Enforcer) Process(ctx context.Context, batch []kafka.Message) ([]kafka.Message, error) {
 	var (
-		out      []kafka.Message
 		t        tally
-		subjects []string
+		subjects = make([]string, 0, len(batch))
+		ar       arena
 	)
+	out := make([]kafka.Message, 0, len(batch)*(2*len(e.policy.Streams)+1))
 	events := make([]event, 0, len(batch))
 	seen := make(map[string]bool, len(batch))
 	defer func() {
@@ -235,6 +263,13 @@ func (e *Enforcer) Process(ctx context.Context, batch []kafka.Message) ([]kafka.
 		if ev.span != nil {
 			ev.span.SetAttributes(attribute.String("consentgate.event_schema", rec.Schema.FullName))
 		}
+		if string(m.Key) == ev.subject {
+			ev.key = m.Key
+		} else {
+			ev.key = []byte(ev.subject)
+		}
+		ev.idBytes = []byte(ev.id)
+		ev.src = e.sourceHeaders(m)
 		events = append(events, ev)
 		if !seen[ev.subject] {
 			seen[ev.subject] = true
@@ -250,7 +285,8 @@ func (e *Enforcer) Process(ctx context.Context, batch []kafka.Message) ([]kafka.
 		}
 	}
 	now := e.now()
-	for _, ev := range events {
+	for i := range events {
+		ev := &events[i]
 		in := decision.Input{Schema: ev.rec.Schema.FullName, Categories: ev.rec.Schema.Annotations, State: states[ev.subject], Now: now}
 		for _, s := range e.policy.Streams {
 			d := decision.Decide(e.policy, s, in)
@@ -276,7 +312,7 @@ func (e *Enforcer) Process(ctx context.Context, batch []kafka.Message) ([]kafka.
 				ev.span.AddEvent("decided", trace.WithAttributes(attribute.String("stream", d.Stream),
 					attribute.String("decision", string(d.Outcome)), attribute.String("reason", d.Reason)))
 			}
-			a, err := e.audit(ev, d, treated, now)
+			a, err := e.audit(ev, d, treated, now, &ar)
 			if err != nil {
 				return nil, err
 			}
@@ -310,11 +346,11 @@ func (e *Enforcer) sourceHeaders(m kafka.Message) []kafka.Header {
 	}
 }
 
-func (e *Enforcer) output(ev event, topic string) kafka.Message {
+func (e *Enforcer) output(ev *event, topic string) kafka.Message {
 	h := make([]kafka.Header, 0, len(ev.msg.Headers)+6)
 	h = append(h, ev.msg.Headers...)
-	h = append(h, kafka.Header{Key: HeaderEventID, Value: []byte(ev.id)})
-	h = append(h, e.sourceHeaders(ev.msg)...)
+	h = append(h, kafka.Header{Key: HeaderEventID, Value: ev.idBytes})
+	h = append(h, ev.src...)
 	h = append(h, kafka.Header{Key: HeaderPolicyVersion, Value: []byte(e.policy.Version)},
 		kafka.Header{Key: HeaderDecision, Value: []byte(decision.Passed)})
 	ev.inject(&h)
@@ -323,7 +359,7 @@ func (e *Enforcer) output(ev event, topic string) kafka.Message {
 
 // redacted returns the treated copy of ev for stream s, and the treated
 // field paths.
-func (e *Enforcer) redacted(ctx context.Context, ev event, s policy.Stream, d decision.Decision) (kafka.Message, []string, error) {
+func (e *Enforcer) redacted(ctx context.Context, ev *event, s policy.Stream, d decision.Decision) (kafka.Message, []string, error) {
 	mode := redact.ModeRedact
 	if d.Treatment == decision.TreatRemoveExcluded {
 		mode = redact.ModeRemoveExcluded
@@ -348,8 +384,8 @@ func (e *Enforcer) redacted(ctx context.Context, ev event, s policy.Stream, d de
 			h = append(h, x)
 		}
 	}
-	h = append(h, kafka.Header{Key: HeaderEventID, Value: []byte(ev.id)})
-	h = append(h, e.sourceHeaders(ev.msg)...)
+	h = append(h, kafka.Header{Key: HeaderEventID, Value: ev.idBytes})
+	h = append(h, ev.src...)
 	h = append(h, kafka.Header{Key: HeaderPolicyVersion, Value: []byte(e.policy.Version)},
 		kafka.Header{Key: HeaderDecision, Value: []byte(decision.Redacted)})
 	ev.inject(&h)
@@ -373,7 +409,51 @@ func (e *Enforcer) deadLetter(ev event, reason string, err error, t *tally) kafk
 	return kafka.Message{Topic: m.Topic + e.opts.DLQSuffix, Key: m.Key, Value: m.Value, Headers: h}
 }
 
-func (e *Enforcer) audit(ev event, d decision.Decision, treated []string, now time.Time) (kafka.Message, error) {
+func (e *Enforcer) audit(ev *event, d decision.Decision, treated []string, now time.Time, ar *arena) (kafka.Message, error) {
+	var (
+		b   []byte
+		err error
+	)
+	if e.fastAudit {
+		a := auditFields{
+			EventID: ev.id, SubjectID: ev.subject, Stream: d.Stream, Purpose: d.Purpose,
+			Decision: d.Outcome, Reason: d.Reason, TreatedFields: treated,
+			ChangeID: d.ChangeID, CapturedAt: d.CapturedAt, PolicyVersion: e.policy.Version,
+			SourceTopic: ev.msg.Topic, SourcePartition: int32(ev.msg.Partition), SourceOffset: ev.msg.Offset,
+			EventSchema: ev.rec.Schema.FullName, ProcessedAt: now,
+		}
+		b, err = appendAudit(ar.start(256), AuditFingerprint, &a)
+		if err == nil {
+			b = ar.commit(b)
+		}
+	} else {
+		b, err = e.codec.EncodeSingle(AuditSchema, auditNative(ev, d, treated, now, e.policy.Version))
+	}
+	if err != nil {
+		return kafka.Message{}, fmt.Errorf("encode audit record: %w", err)
+	}
+	var h []kafka.Header
+	if ev.span != nil {
+		h = []kafka.Header{{Key: HeaderEventID, Value: ev.idBytes}}
+		ev.inject(&h)
+	} else {
+		h = ev.idHeader()
+	}
+	return kafka.Message{Topic: e.opts.AuditTopic, Key: ev.key, Value: b, Headers: h}, nil
+}
+
+// idHeader returns the event-id header alone, one slice shared by the
+// event's untraced audit records (kafka-go only reads headers).
+func (ev *event) idHeader() []kafka.Header {
+	if ev.auditH == nil {
+		ev.auditH = []kafka.Header{{Key: HeaderEventID, Value: ev.idBytes}}
+	}
+	return ev.auditH[:1:1]
+}
+
+// auditNative is an audit record in goavro's native form, for the generic
+// encoder.
+func auditNative(ev *event, d decision.Decision, treated []string, now time.Time, policyVersion string) map[string]any {
 	treatedAny := make([]any, len(treated))
 	for i, t := range treated {
 		treatedAny[i] = t
@@ -388,7 +468,7 @@ func (e *Enforcer) audit(ev event, d decision.Decision, treated []string, now ti
 		"treated_fields":      treatedAny,
 		"consent_change_id":   nil,
 		"consent_captured_at": nil,
-		"policy_version":      e.policy.Version,
+		"policy_version":      policyVersion,
 		"source_topic":        ev.msg.Topic,
 		"source_partition":    int32(ev.msg.Partition),
 		"source_offset":       ev.msg.Offset,
@@ -399,17 +479,11 @@ func (e *Enforcer) audit(ev event, d decision.Decision, treated []string, now ti
 		v["consent_change_id"] = map[string]any{"string": d.ChangeID}
 		v["consent_captured_at"] = map[string]any{"long.timestamp-millis": d.CapturedAt}
 	}
-	b, err := e.codec.EncodeSingle(AuditSchema, v)
-	if err != nil {
-		return kafka.Message{}, fmt.Errorf("encode audit record: %w", err)
-	}
-	h := []kafka.Header{{Key: HeaderEventID, Value: []byte(ev.id)}}
-	ev.inject(&h)
-	return kafka.Message{Topic: e.opts.AuditTopic, Key: []byte(ev.subject), Value: b, Headers: h}, nil
+	return v
 }
 
 // inject writes the record's span context into headers, when it is traced.
-func (ev event) inject(h *[]kafka.Header) {
+func (ev *event) inject(h *[]kafka.Header) {
 	if ev.span != nil {
 		telemetry.Inject(ev.ctx, h)
 	}

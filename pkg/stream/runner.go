@@ -223,6 +223,9 @@ func (r *Runner) prepare(ctx context.Context, batch []kafka.Message) (*processed
 	}
 	var links []trace.Link
 	for _, m := range batch {
+		if !telemetry.HasTraceContext(m.Headers) {
+			continue
+		}
 		if sc := trace.SpanContextFromContext(telemetry.Extract(ctx, m.Headers)); sc.IsValid() {
 			links = append(links, trace.Link{SpanContext: sc})
 		}

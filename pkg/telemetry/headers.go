@@ -44,6 +44,18 @@ func (c HeaderCarrier) Keys() []string {
 	return keys
 }
 
+// HasTraceContext reports whether headers carry a W3C traceparent: a cheap
+// check that spares the propagator's work (and allocations) for the many
+// records that carry none.
+func HasTraceContext(headers []kafka.Header) bool {
+	for _, h := range headers {
+		if len(h.Key) == len("traceparent") && strings.EqualFold(h.Key, "traceparent") {
+			return true
+		}
+	}
+	return false
+}
+
 // Extract returns ctx with the trace context carried by headers.
 func Extract(ctx context.Context, headers []kafka.Header) context.Context {
 	return otel.GetTextMapPropagator().Extract(ctx, HeaderCarrier{Headers: &headers})

@@ -83,6 +83,9 @@ func TestHeadersCarryTraceContext(t *testing.T) {
 	if got.TraceID() != span.SpanContext().TraceID() || got.SpanID() != span.SpanContext().SpanID() {
 		t.Errorf("extracted %v, want %v", got, span.SpanContext())
 	}
+	if !HasTraceContext(headers) || HasTraceContext([]kafka.Header{{Key: "other"}}) || !HasTraceContext([]kafka.Header{{Key: "TraceParent"}}) {
+		t.Error("HasTraceContext does not see exactly the traceparent header")
+	}
 	// Inject replaces, never duplicates.
 	Inject(ctx, &headers)
 	if len(headers) != 2 {

@@ -234,7 +234,7 @@ func (e *Enforcer) Process(ctx context.Context, batch []kafka.Message) ([]kafka.
 	}()
 	for _, m := range batch {
 		ev := event{msg: m, ctx: ctx}
-		if e.opts.Tracer != nil {
+		if e.opts.Tracer != nil && telemetry.HasTraceContext(m.Headers) {
 			if pctx := telemetry.Extract(ctx, m.Headers); trace.SpanContextFromContext(pctx).IsSampled() {
 				ev.ctx, ev.span = e.opts.Tracer.Start(pctx, "enforce record", trace.WithSpanKind(trace.SpanKindConsumer),
 					trace.WithAttributes(attribute.String("messaging.source.name", m.Topic),

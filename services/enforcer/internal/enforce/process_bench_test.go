@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/consentgate/consentgate/pkg/avrocodec"
 	"github.com/consentgate/consentgate/pkg/consent"
@@ -66,7 +68,9 @@ streams:
 // redacted copies, and an audit record per event and stream.
 //
 //   - store: every batch reads Redis (ENFORCER_CONSENT_CACHE_SIZE=0);
-//   - cache: the local consent cache is warm (the enforcer's default).
+//   - cache: the local consent cache is warm (the enforcer's default);
+//   - cache+tracing: as cache, with an OTel tracer (ParentBased, 1 %) and 1 %
+//     of the events carrying a sampled traceparent: the tracing overhead.
 //
 // It reports ns/event, allocs/event and B/event. Profile it with
 //
@@ -107,11 +111,33 @@ func BenchmarkProcess(b *testing.B) {
 		}
 	}
 
+	// 1 % of the events carry a sampled traceparent, as from producers
+	// that sample 1 %: the "cache+tracing" case traces those records.
+	traced := make([][]kafka.Message, batches)
+	for i := range input {
+		traced[i] = append([]kafka.Message(nil), input[i]...)
+		for j := range traced[i] {
+			if g.rng.Float64() < 0.01 {
+				traced[i][j].Headers = []kafka.Header{{Key: "traceparent",
+					Value: []byte(fmt.Sprintf("00-%016x%016x-%016x-01", g.rng.Uint64(), g.rng.Uint64(), g.rng.Uint64()|1))}}
+			}
+		}
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.01))),
+		sdktrace.WithBatcher(discardExporter{}))
+	defer tp.Shutdown(ctx)
+
 	for _, bc := range []struct {
-		name  string
-		cache bool
-	}{{"store", false}, {"cache", true}} {
+		name    string
+		cache   bool
+		tracing bool
+	}{{"store", false, false}, {"cache", true, false}, {"cache+tracing", true, true}} {
 		b.Run(bc.name, func(b *testing.B) {
+			input := input
+			var tracer trace.Tracer
+			if bc.tracing {
+				input, tracer = traced, tp.Tracer("bench")
+			}
 			var lookup enforce.ConsentReader = store
 			if bc.cache {
 				cache := consent.NewCache(store, rdb, 100000, time.Hour)
@@ -124,7 +150,7 @@ func BenchmarkProcess(b *testing.B) {
 				defer cache.Close()
 				lookup = cache
 			}
-			e := enforce.New(enforce.Options{AuditTopic: "consent.audit", DLQSuffix: ".dlq", Redactor: red}, codec, lookup, pol)
+			e := enforce.New(enforce.Options{AuditTopic: "consent.audit", DLQSuffix: ".dlq", Redactor: red, Tracer: tracer}, codec, lookup, pol)
 			for _, batch := range input { // warm the cache and the redactor's plans
 				if _, err := e.Process(ctx, batch); err != nil {
 					b.Fatal(err)
@@ -148,6 +174,13 @@ func BenchmarkProcess(b *testing.B) {
 		})
 	}
 }
+
+// discardExporter drops finished spans: the cost measured is recording
+// and batching them, not shipping them.
+type discardExporter struct{}
+
+func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardExporter) Shutdown(context.Context) error                             { return nil }
 
 // seedSubjects gives each of n subjects, per purpose, a grant (some
 // excluding user.health), a denial, or nothing, through Store.Apply.

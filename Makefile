@@ -15,6 +15,8 @@ help:
 	@echo "make test    vet, format check and every module's tests with -race (needs redis-server on PATH)"
 	@echo "make build   build the binaries into bin/"
 	@echo "make fuzz    run each fuzz target for FUZZTIME (default 30s)"
+	@echo "make bench   micro-benchmarks and the end-to-end benchmark (BENCH_EVENTS=20000 for a quick run)"
+	@echo "make soak    the fault suite at soak size (FAULT_* knobs)"
 	@echo "make clean   remove bin/ and the dev stack's data (.data/)"
 
 build:

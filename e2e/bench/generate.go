@@ -3,15 +3,15 @@ package main
 import (
 	"fmt"
 	"math/rand/v2"
-	"time"
 
 	"github.com/segmentio/kafka-go"
 
 	"github.com/consentgate/consentgate/pkg/avrocodec"
+	"github.com/consentgate/consentgate/pkg/eventgen"
 )
 
-// generator builds the realistic event mix of the dev stack's demo producer
-// (services/devstack/generate.go): page views in two schema versions (30 %
+// generator builds the realistic event mix of pkg/eventgen (as the dev
+// stack's demo producer does): page views in two schema versions (30 %
 // each), purchases with health-related items now and then (25 %) and e-mail
 // engagements (15 %), spread uniformly over a population of subjects. It is
 // deterministic for a seed apart from timestamps.
@@ -37,7 +37,8 @@ func (g *generator) message(topic string) (kafka.Message, error) {
 
 // messageFor returns one encoded input event about subject.
 func (g *generator) messageFor(topic, subject string) (kafka.Message, error) {
-	name, version, v := g.event(subject)
+	g.seq++
+	name, version, v := eventgen.Event(g.rng, fmt.Sprintf("evt-bench-%09d", g.seq), subject)
 	s, ok := g.cat.Version(name, version)
 	if !ok {
 		return kafka.Message{}, fmt.Errorf("no schema %s v%d in the catalog", name, version)
@@ -47,87 +48,4 @@ func (g *generator) messageFor(topic, subject string) (kafka.Message, error) {
 		return kafka.Message{}, fmt.Errorf("encode %s v%d: %w", name, version, err)
 	}
 	return kafka.Message{Topic: topic, Key: []byte(subject), Value: b}, nil
-}
-
-func str(s string) map[string]any { return map[string]any{"string": s} }
-
-var (
-	pages    = []string{"/", "/shoes", "/shoes/trail-runner-3", "/garden/tools", "/pharmacy/vitamins", "/checkout", "/account"}
-	agents   = []string{"Mozilla/5.0 (X11; Linux x86_64) Firefox/131.0", "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1) Safari/604.1", "Mozilla/5.0 (Windows NT 10.0) Chrome/130.0"}
-	cities   = []string{"Lyon", "Berlin", "Porto", "Utrecht", "Gdansk"}
-	products = []struct{ sku, name, cat, health string }{
-		{"SKU-1001", "Trail runner 3", "shoes/running", ""},
-		{"SKU-2040", "Pruning shears", "garden/tools", ""},
-		{"SKU-3307", "Vitamin D3 1000 IU", "pharmacy/vitamins", "supplements"},
-		{"SKU-3390", "Pregnancy test (2 pack)", "pharmacy/tests", "fertility"},
-		{"SKU-4100", "Walking stick, adjustable", "health/mobility", "mobility aids"},
-		{"SKU-5120", "Espresso beans 1kg", "grocery/coffee", ""},
-	}
-)
-
-// event returns an event about subject: its schema full name, version and
-// value in goavro's native form.
-func (g *generator) event(subject string) (string, int, map[string]any) {
-	g.seq++
-	now := time.Now()
-	ip := fmt.Sprintf("203.0.113.%d", g.rng.IntN(254)+1)
-	base := map[string]any{"event_id": fmt.Sprintf("evt-bench-%09d", g.seq), "subject_id": subject, "occurred_at": now}
-	switch r := g.rng.Float64(); {
-	case r < 0.60:
-		base["session_id"] = fmt.Sprintf("sess-%06d", g.rng.IntN(1000000))
-		base["page_url"] = "https://shop.example" + pages[g.rng.IntN(len(pages))]
-		base["duration_ms"] = int32(g.rng.IntN(60000))
-		base["user_agent"] = str(agents[g.rng.IntN(len(agents))])
-		base["ip_address"] = str(ip)
-		base["geo"] = map[string]any{"consentgate.events.Geo": map[string]any{"country": "FR", "region": nil, "city": str(cities[g.rng.IntN(len(cities))])}}
-		if r < 0.30 {
-			base["page_title"] = str("Shop")
-			return "consentgate.events.PageView", 1, base
-		}
-		base["title"] = str("Shop")
-		base["referrer"] = str("https://search.example/?q=shoes")
-		base["consent_banner_shown"] = g.rng.IntN(2) == 0
-		base["device_type"] = []string{"DESKTOP", "MOBILE", "TABLET"}[g.rng.IntN(3)]
-		return "consentgate.events.PageView", 2, base
-	case r < 0.85:
-		n := 1 + g.rng.IntN(3)
-		items := make([]any, n)
-		var total int64
-		for i := range items {
-			p := products[g.rng.IntN(len(products))]
-			q := int32(1 + g.rng.IntN(3))
-			price := int64(499 + g.rng.IntN(9000))
-			total += int64(q) * price
-			var health any
-			if p.health != "" {
-				health = str(p.health)
-			}
-			items[i] = map[string]any{"sku": p.sku, "name": p.name, "category": p.cat, "quantity": q, "price_minor": price, "health_category": health}
-		}
-		base["order_id"] = fmt.Sprintf("ORD-%08d", g.rng.IntN(100000000))
-		base["currency"] = "EUR"
-		base["total_minor"] = total
-		base["items"] = items
-		base["shipping_address"] = map[string]any{"consentgate.events.Address": map[string]any{
-			"recipient": "Camille Martin", "street": "12 rue des Lilas", "postal_code": "69003",
-			"city": cities[g.rng.IntN(len(cities))], "country": "FR"}}
-		base["payment"] = map[string]any{"method": "CARD", "card_brand": str("visa"), "card_last4": str(fmt.Sprintf("%04d", g.rng.IntN(10000)))}
-		base["email"] = str(subject + "@mail.example")
-		base["phone"] = str(fmt.Sprintf("+33 6 %02d %02d %02d %02d", g.rng.IntN(100), g.rng.IntN(100), g.rng.IntN(100), g.rng.IntN(100)))
-		base["ip_address"] = str(ip)
-		return "consentgate.events.Purchase", 1, base
-	default:
-		action := []string{"OPEN", "OPEN", "CLICK", "UNSUBSCRIBE"}[g.rng.IntN(4)]
-		base["email"] = subject + "@mail.example"
-		base["campaign_id"] = fmt.Sprintf("cmp-2026-%02d", 1+g.rng.IntN(12))
-		base["message_id"] = fmt.Sprintf("msg-%08d", g.rng.IntN(100000000))
-		base["action"] = action
-		base["link_url"] = nil
-		if action == "CLICK" {
-			base["link_url"] = str("https://shop.example/sale")
-		}
-		base["user_agent"] = str(agents[g.rng.IntN(len(agents))])
-		base["ip_address"] = str(ip)
-		return "consentgate.events.EmailEngagement", 1, base
-	}
 }

@@ -207,14 +207,20 @@ func (c Common) Runner(src stream.Source, sink stream.Writer, process stream.Pro
 }
 
 // StartTelemetry sets up traces, metrics and the /metrics, /healthz and
-// /readyz endpoint of service, and logs where it listens.
-func (c Common) StartTelemetry(ctx context.Context, service string, log *slog.Logger) (*telemetry.Telemetry, error) {
+// /readyz endpoint of service, and logs where it listens. The returned stop
+// flushes and closes them within 5 s, even after ctx has ended: defer it.
+func (c Common) StartTelemetry(ctx context.Context, service string, log *slog.Logger) (*telemetry.Telemetry, func(), error) {
 	tel, err := telemetry.Setup(ctx, service, c.Telemetry, log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if a := tel.Addr(); a != "" {
 		log.Info("telemetry endpoint", "addr", a, "paths", "/metrics /healthz /readyz")
 	}
-	return tel, nil
+	stop := func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = tel.Shutdown(sctx)
+	}
+	return tel, stop, nil
 }

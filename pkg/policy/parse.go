@@ -634,15 +634,16 @@ func suggest(s string, allowed []string) string {
 		return ""
 	}
 	for _, a := range allowed {
-		if d := editDistance(s, a); d < bestDist {
+		if d := EditDistance(s, a); d < bestDist {
 			best, bestDist = a, d
 		}
 	}
 	return best
 }
 
-// editDistance is the Levenshtein distance between a and b (bytes).
-func editDistance(a, b string) int {
+// EditDistance is the Levenshtein distance between a and b (bytes), for
+// "did you mean" suggestions.
+func EditDistance(a, b string) int {
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
 	for j := range prev {

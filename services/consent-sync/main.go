@@ -99,17 +99,11 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	r := stream.NewReader(cfg.Kafka, cfg.Input)
 	defer r.Close()
 
-	// The consumer runs on its own context, cancelled only once the intake
-	// (if any) has shut down, so that requests in flight are answered first.
-	tel, err := cfg.StartTelemetry(ctx, "consent-sync", log)
+	tel, stopTelemetry, err := cfg.StartTelemetry(ctx, "consent-sync", log)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = tel.Shutdown(sctx)
-	}()
+	defer stopTelemetry()
 	tel.AddReadiness("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
 	tel.AddReadiness("consent-state", func(ctx context.Context) error {
 		warm, err := store.IsWarm(ctx)
@@ -119,6 +113,8 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		return err
 	})
 
+	// The consumer runs on its own context, cancelled only once the intake
+	// (if any) has shut down, so that requests in flight are answered first.
 	consumeCtx, stopConsuming := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopConsuming()
 	var srv *intake.Server

@@ -65,15 +65,11 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
-	tel, err := cfg.StartTelemetry(ctx, "enforcer", log)
+	tel, stopTelemetry, err := cfg.StartTelemetry(ctx, "enforcer", log)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = tel.Shutdown(sctx)
-	}()
+	defer stopTelemetry()
 	rdb, err := redisconn.Open(ctx, cfg.Redis)
 	if err != nil {
 		return fmt.Errorf("connect to redis (REDIS_ADDR/REDIS_URL): %w", err)

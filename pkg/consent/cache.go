@@ -46,6 +46,10 @@ type Cache struct {
 	invalidated map[string]uint64
 	inflight    map[uint64]int // reads in flight by starting epoch
 
+	// onInvalidate, when set before Start, is called with c.mu held after
+	// each invalidation is applied (tests observe deliveries with it).
+	onInvalidate func(subject string)
+
 	sub    *redis.PubSub
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -138,6 +142,9 @@ func (c *Cache) invalidate(subject string) {
 		c.lru.Remove(el)
 		delete(c.entries, subject)
 		c.Invalidations.Add(1)
+	}
+	if c.onInvalidate != nil {
+		c.onInvalidate(subject)
 	}
 }
 

@@ -22,9 +22,45 @@ import (
 //     nothing is cached, and when it is (re)established the cache is emptied,
 //     since invalidations may have been missed meanwhile;
 //   - a state read from Redis is cached only if no invalidation of that
-//     subject (and no reset) arrived while it was being read: a race would
-//     otherwise cache the state from just before a withdrawal;
-//   - an entry is used at most MaxAge after it was read, whatever happened.
+//     subject, no reset and no failed read happened while it was being read:
+//     a race would otherwise cache the state from just before a withdrawal;
+//   - an entry is used for less than MaxAge after its read began, whatever
+//     happened.
+//
+// # Why no lookup sees a state older than a received invalidation
+//
+// The guarantee: a lookup that starts after the cache received the
+// invalidation of a change returns a state that includes that change (or a
+// newer one). Every read from Redis whose result may be cached is a fill,
+// registered (under the cache's mutex) before its request is sent and
+// deregistered after the decision to keep its result, in the same critical
+// section as that decision. The invariant:
+//
+//	every invalidation received while a fill is registered is recorded in
+//	that fill, and a fill keeps no subject it recorded.
+//
+// A state served from memory was kept by a fill F. If F began after the
+// invalidation was received, F read Redis after the change was written, since
+// the store writes and publishes in one atomic script. If F began before, the
+// invalidation arrived either while F was registered (F recorded it and kept
+// nothing for the subject) or after F had ended (the invalidation removed
+// F's entry). Nothing else puts entries in the cache.
+//
+// Pub/sub delivery is asynchronous, and the argument does not depend on it:
+// a change that a fill's read did not see was written, and so published,
+// after the read executed in Redis, hence after the fill was registered; its
+// invalidation, however late, is therefore received either while the fill is
+// registered or after it ended. An invalidation published before the read
+// executed but received only after the reply is for a change the read
+// already saw: at worst the fresh state is not kept. Between the change and
+// the invalidation's arrival a cached entry may still be served: that is the
+// propagation delay of pub/sub, normally well under a millisecond.
+//
+// The argument needs reads from the primary that the store writes to (Start
+// refuses a cluster client that reads replicas), and invalidations that are
+// received at all: while a subscription is broken without go-redis noticing
+// (a half-open connection), changes are missed until it does, and MaxAge
+// bounds how long a state is kept.
 //
 // Subjects with nothing stored are cached too (as unknown), so that a flood
 // of events for unknown subjects does not read Redis for each batch.
@@ -38,13 +74,9 @@ type Cache struct {
 	mu      sync.Mutex
 	entries map[string]*list.Element
 	lru     *list.List // front: most recently used
-	epoch   uint64     // invalidations seen
 	resets  uint64     // times the cache was emptied
 	live    bool       // subscription confirmed and not broken since
-	// invalidated holds, per subject, the epoch of its last invalidation,
-	// as long as a read that started before it may still be in flight.
-	invalidated map[string]uint64
-	inflight    map[uint64]int // reads in flight by starting epoch
+	fills   map[*fill]struct{}
 
 	// onInvalidate, when set before Start, is called with c.mu held after
 	// each invalidation is applied (tests observe deliveries with it).
@@ -57,6 +89,13 @@ type Cache struct {
 	// Hits, Misses and Invalidations count lookups served from memory,
 	// subjects read from Redis, and entries dropped by invalidation.
 	Hits, Misses, Invalidations atomic.Int64
+}
+
+// A fill is a read from Redis in flight whose result the cache may keep (see
+// the invariant on [Cache]).
+type fill struct {
+	resets  uint64              // c.resets when the read began
+	changed map[string]struct{} // subjects invalidated since it began
 }
 
 type cacheEntry struct {
@@ -72,13 +111,22 @@ func NewCache(store *Store, rdb redis.UniversalClient, size int, maxAge time.Dur
 	return &Cache{
 		store: store, rdb: rdb, size: size, maxAge: maxAge, now: time.Now,
 		entries: make(map[string]*list.Element), lru: list.New(),
-		invalidated: make(map[string]uint64), inflight: make(map[uint64]int),
+		fills: make(map[*fill]struct{}),
 	}
 }
 
 // Start subscribes to the invalidation channel and waits (within ctx) until
 // the subscription is confirmed. The subscription runs until Close.
+//
+// A cluster client that reads replicas (ReadOnly, RouteByLatency or
+// RouteRandomly) is refused: a replica may answer with a state older than an
+// invalidation already received, which the cache would then keep.
 func (c *Cache) Start(ctx context.Context) error {
+	if cc, ok := c.rdb.(*redis.ClusterClient); ok {
+		if o := cc.Options(); o.ReadOnly || o.RouteByLatency || o.RouteRandomly {
+			return errors.New("consent cache: the Redis client reads replicas (ReadOnly, RouteByLatency or RouteRandomly); the cache needs reads from primaries")
+		}
+	}
 	sub := c.rdb.Subscribe(context.Background(), c.store.InvalidationChannel())
 	if _, err := sub.Receive(ctx); err != nil {
 		sub.Close()
@@ -126,6 +174,12 @@ func (c *Cache) setLive(live bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.live = live
+	c.resetLocked()
+}
+
+// resetLocked empties the cache; no fill in flight keeps anything. c.mu is
+// held.
+func (c *Cache) resetLocked() {
 	c.resets++
 	c.entries = make(map[string]*list.Element)
 	c.lru.Init()
@@ -134,9 +188,11 @@ func (c *Cache) setLive(live bool) {
 func (c *Cache) invalidate(subject string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.epoch++
-	if len(c.inflight) > 0 {
-		c.invalidated[subject] = c.epoch
+	for f := range c.fills {
+		if f.changed == nil {
+			f.changed = make(map[string]struct{})
+		}
+		f.changed[subject] = struct{}{}
 	}
 	if el, ok := c.entries[subject]; ok {
 		c.lru.Remove(el)
@@ -163,9 +219,8 @@ func (c *Cache) Lookup(ctx context.Context, subjects []string) (map[string]*Stat
 	now := c.now()
 	var misses []string
 	c.mu.Lock()
-	live, epoch, resets := c.live, c.epoch, c.resets
 	for _, s := range subjects {
-		if el, ok := c.entries[s]; ok && live {
+		if el, ok := c.entries[s]; ok && c.live {
 			e := el.Value.(*cacheEntry)
 			if now.Sub(e.readAt) < c.maxAge {
 				c.lru.MoveToFront(el)
@@ -178,8 +233,12 @@ func (c *Cache) Lookup(ctx context.Context, subjects []string) (map[string]*Stat
 		}
 		misses = append(misses, s)
 	}
-	if len(misses) > 0 {
-		c.inflight[epoch]++
+	var f *fill
+	if len(misses) > 0 && c.live && c.size > 0 {
+		// Register before the request is sent: from now on every
+		// invalidation is recorded in f.
+		f = &fill{resets: c.resets}
+		c.fills[f] = struct{}{}
 	}
 	c.mu.Unlock()
 	if len(misses) == 0 {
@@ -189,59 +248,47 @@ func (c *Cache) Lookup(ctx context.Context, subjects []string) (map[string]*Stat
 	read, err := c.store.Lookup(ctx, misses)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.doneReading(epoch)
+	// Deregister only once the decision below is made (the deferred call
+	// runs before the deferred unlock).
+	defer delete(c.fills, f)
 	if err != nil {
 		// Redis is failing: forget everything, so that nothing is served
 		// from memory until reads succeed again.
-		c.resets++
-		c.entries = make(map[string]*list.Element)
-		c.lru.Init()
+		c.resetLocked()
 		return nil, err
 	}
 	for s, st := range read {
 		out[s] = st
 	}
-	if !c.live || c.resets != resets || c.size <= 0 {
+	if f == nil || f.resets != c.resets || !c.live {
 		return out, nil
 	}
 	for _, s := range misses {
-		if c.invalidated[s] > epoch {
+		if _, changed := f.changed[s]; changed {
 			continue // changed while we read it
 		}
-		if el, ok := c.entries[s]; ok {
-			e := el.Value.(*cacheEntry)
-			e.state, e.readAt = read[s], now
-			c.lru.MoveToFront(el)
-			continue
-		}
-		c.entries[s] = c.lru.PushFront(&cacheEntry{subject: s, state: read[s], readAt: now})
-		for c.lru.Len() > c.size {
-			old := c.lru.Back()
-			c.lru.Remove(old)
-			delete(c.entries, old.Value.(*cacheEntry).subject)
-		}
+		c.put(s, read[s], now)
 	}
 	return out, nil
 }
 
-// doneReading ends a read that started at epoch, and forgets invalidations
-// that no read in flight can still race with. c.mu is held.
-func (c *Cache) doneReading(epoch uint64) {
-	if c.inflight[epoch]--; c.inflight[epoch] <= 0 {
-		delete(c.inflight, epoch)
-	}
-	if len(c.inflight) == 0 {
-		clear(c.invalidated)
+// put caches the state of subject read by a fill that began at readAt,
+// evicting the least recently used entries beyond the size. An entry from
+// a read that began later is kept. c.mu is held.
+func (c *Cache) put(subject string, st *State, readAt time.Time) {
+	if el, ok := c.entries[subject]; ok {
+		e := el.Value.(*cacheEntry)
+		if !readAt.Before(e.readAt) {
+			e.state, e.readAt = st, readAt
+		}
+		c.lru.MoveToFront(el)
 		return
 	}
-	oldest := uint64(1<<64 - 1)
-	for e := range c.inflight {
-		oldest = min(oldest, e)
-	}
-	for s, e := range c.invalidated {
-		if e <= oldest {
-			delete(c.invalidated, s)
-		}
+	c.entries[subject] = c.lru.PushFront(&cacheEntry{subject: subject, state: st, readAt: readAt})
+	for c.lru.Len() > c.size {
+		old := c.lru.Back()
+		c.lru.Remove(old)
+		delete(c.entries, old.Value.(*cacheEntry).subject)
 	}
 }
 

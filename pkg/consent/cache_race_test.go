@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -494,4 +495,31 @@ func TestCacheLookupsSeeEveryReceivedInvalidation(t *testing.T) {
 		t.Errorf("%d hits, %d misses: the test needs both to prove anything", r.c.Hits.Load(), r.c.Misses.Load())
 	}
 	t.Logf("%d lookups, %d hits, %d misses, %d invalidations", lookups.Load(), r.c.Hits.Load(), r.c.Misses.Load(), r.c.Invalidations.Load())
+}
+
+// TestCacheRefusesReplicaReads: a replica may answer with a state older than
+// an invalidation the cache has already received, so a cluster client that
+// reads replicas is refused at Start (before anything is sent).
+func TestCacheRefusesReplicaReads(t *testing.T) {
+	t.Parallel()
+	for name, o := range map[string]*redis.ClusterOptions{
+		"ReadOnly":       {ReadOnly: true},
+		"RouteByLatency": {RouteByLatency: true},
+		"RouteRandomly":  {RouteRandomly: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			o.Addrs = []string{"127.0.0.1:1"}
+			rdb := redis.NewClusterClient(o)
+			defer rdb.Close()
+			c := NewCache(NewStore(rdb, "x:"), rdb, 10, time.Minute)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			err := c.Start(ctx)
+			if err == nil || !strings.Contains(err.Error(), "replicas") {
+				t.Errorf("Start with %s: %v, want a refusal naming replica reads", name, err)
+			}
+			c.Close()
+		})
+	}
 }

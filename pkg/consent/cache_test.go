@@ -44,18 +44,18 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func TestCacheServesHitsAndDropsInvalidatedSubjects(t *testing.T) {
 	t.Parallel()
-	c, st, _ := startCache(t, 100)
+	r := newCacheRig(t, 100, true)
+	c := r.c
 	ctx := context.Background()
-	t0 := time.Now().Add(-time.Hour)
-	if _, err := st.Apply(ctx, cacheChange("c1", "s1", "marketing", ActionGrant, t0)); err != nil {
-		t.Fatal(err)
-	}
+	// Wait for the grant's invalidation: a lookup in flight when it
+	// arrives would (rightly) not keep what it read.
+	r.apply(t, "c1", "s1", ActionGrant, 0, true)
 	for i := range 3 {
 		got, err := c.Lookup(ctx, []string{"s1", "s-unknown"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v := got["s1"].Check("marketing", time.Now()); !v.Allowed {
+		if v := got["s1"].Check("p", time.Now()); !v.Allowed {
 			t.Fatalf("lookup %d: %+v, want granted", i, v)
 		}
 		if got["s-unknown"] != nil {
@@ -65,24 +65,26 @@ func TestCacheServesHitsAndDropsInvalidatedSubjects(t *testing.T) {
 	if h, m := c.Hits.Load(), c.Misses.Load(); h != 4 || m != 2 {
 		t.Errorf("hits %d misses %d, want 4 and 2 (unknown subjects are cached too)", h, m)
 	}
-	if _, err := st.Apply(ctx, cacheChange("c2", "s1", "marketing", ActionWithdraw, t0.Add(time.Second))); err != nil {
-		t.Fatal(err)
+	r.apply(t, "c2", "s1", ActionWithdraw, time.Second, true)
+	if n := c.Invalidations.Load(); n != 1 {
+		t.Fatalf("%d entries dropped by the invalidation, want 1", n)
 	}
-	waitFor(t, "the invalidation", func() bool { return c.Invalidations.Load() == 1 })
 	got, err := c.Lookup(ctx, []string{"s1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v := got["s1"].Check("marketing", time.Now()); v.Allowed || v.Reason != ReasonWithdrawn {
+	if v := got["s1"].Check("p", time.Now()); v.Allowed || v.Reason != ReasonWithdrawn {
 		t.Errorf("after withdrawal the cache says %+v", v)
 	}
-	// A late change that does not apply publishes nothing.
-	if _, err := st.Apply(ctx, cacheChange("c0", "s1", "marketing", ActionGrant, t0.Add(-time.Second))); err != nil {
-		t.Fatal(err)
+	// A late change that does not apply publishes nothing. Pub/sub keeps
+	// the order, so once a later change's invalidation has arrived, the
+	// late one's would have too.
+	if out, err := r.writer.Apply(ctx, cacheChange("c0", "s1", "p", ActionGrant, r.t0.Add(-time.Second))); err != nil || out.Applied {
+		t.Fatalf("late change: %+v %v, want not applied", out, err)
 	}
-	time.Sleep(100 * time.Millisecond)
-	if n := c.Invalidations.Load(); n != 1 {
-		t.Errorf("a change that did not apply invalidated the cache (%d invalidations)", n)
+	r.apply(t, "c3", "s-other", ActionGrant, 0, true)
+	if n := r.deliveredTo("s1"); n != 2 {
+		t.Errorf("a change that did not apply was published (%d invalidations of the subject, want 2)", n)
 	}
 }
 
@@ -130,7 +132,8 @@ func TestCacheForgetsEverythingWhenRedisGoesAway(t *testing.T) {
 // changes stop, every cached state equals what Redis holds.
 func TestCacheNeverEndsStale(t *testing.T) {
 	t.Parallel()
-	c, st, _ := startCache(t, 1000)
+	r := newCacheRig(t, 1000, true)
+	c, st := r.c, r.writer
 	ctx := context.Background()
 	subjects := []string{"a", "b", "c", "d", "e"}
 	t0 := time.Now().Add(-time.Hour)
@@ -163,7 +166,9 @@ func TestCacheNeverEndsStale(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
-	time.Sleep(200 * time.Millisecond) // let the last invalidations arrive
+	// Pub/sub keeps the order: once a later change's invalidation has
+	// arrived, all of the above have.
+	r.apply(t, "sentinel", "z", ActionGrant, 0, true)
 	want, err := st.Lookup(ctx, subjects)
 	if err != nil {
 		t.Fatal(err)

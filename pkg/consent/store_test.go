@@ -458,3 +458,30 @@ func BenchmarkLookup100(b *testing.B) {
 		}
 	}
 }
+
+// TestOutboxOutlivesOvertaking: a withdrawal that replaced a grant owes a
+// notice until the notice is acknowledged, whatever is stored later (finding
+// 6 of issue 10).
+func TestOutboxOutlivesOvertaking(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	ctx := testCtx(t)
+	st := NewStore(srv.Client(t), redistest.PrefixFor(t))
+	const subj = "subject-secret-9"
+	for _, c := range []Change{
+		change("g1", subj, "ads", ActionGrant, 0),
+		change("w1", subj, "ads", ActionWithdraw, 10),
+		change("g2", subj, "ads", ActionGrant, 20),
+	} {
+		if _, err := st.Apply(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := st.Apply(ctx, change("w1", subj, "ads", ActionWithdraw, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !out.NoticeDue {
+		t.Fatalf("redelivered w1 after g2 overtook it: %+v, want NoticeDue (its notice was never acknowledged)", out)
+	}
+}

@@ -304,9 +304,12 @@ type storedNotice struct {
 // redelivery of its change after a crash to find it.
 const NoticeMemory = 7 * 24 * time.Hour
 
-// outboxKey is the subject's notice outbox; the same hash tag as its state
-// key keeps both in one Redis Cluster slot, as the script needs.
-func (s *Store) outboxKey(subject string) string {
+// OutboxKey returns the Redis key of a subject's notice outbox: prefix +
+// "consent-outbox:{" + subject + "}", a hash of change id -> JSON entry
+// {"r":reason,"a":action,"p":purpose,"t":captured_at_ms}. The same hash tag
+// as its state key keeps both in one Redis Cluster slot, as the script
+// needs.
+func (s *Store) OutboxKey(subject string) string {
 	return s.prefix + "consent-outbox:{" + subject + "}"
 }
 
@@ -382,7 +385,7 @@ func (s *Store) ApplyWith(ctx context.Context, c Change, opts ApplyOptions) (Out
 	if err != nil {
 		return Outcome{}, fmt.Errorf("apply consent change: encode notice: %w", err)
 	}
-	res, err := applyScript.Run(ctx, s.rdb, []string{s.Key(c.SubjectID), s.outboxKey(c.SubjectID)},
+	res, err := applyScript.Run(ctx, s.rdb, []string{s.Key(c.SubjectID), s.OutboxKey(c.SubjectID)},
 		kind, field, strconv.FormatInt(c.CapturedAt.UnixMilli(), 10), c.ChangeID, value,
 		s.InvalidationChannel(), c.SubjectID, flag(takesConsentAway(c.Action)),
 		strconv.FormatInt(NoticeMemory.Milliseconds(), 10), flag(opts.StateIncomplete), entry).Slice()
@@ -431,7 +434,7 @@ func decodeNotice(changeID, raw string) (Notice, error) {
 // once the notice the entry owes is acknowledged by the brokers (acks=all),
 // never before. Removing an entry that is not there is not an error.
 func (s *Store) AckNotice(ctx context.Context, subject, changeID string) error {
-	if err := s.rdb.HDel(ctx, s.outboxKey(subject), changeID).Err(); err != nil {
+	if err := s.rdb.HDel(ctx, s.OutboxKey(subject), changeID).Err(); err != nil {
 		return fmt.Errorf("acknowledge revocation notice: %w", err)
 	}
 	return nil

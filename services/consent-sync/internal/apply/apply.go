@@ -2,14 +2,21 @@
 // decoded, validated and applied with the store's atomic compare-and-set
 // (newest captured_at wins), so replays and duplicates are harmless; a change
 // that cannot be decoded or is invalid goes to the dead-letter topic with the
-// reason. A withdrawal, a denial after a grant, or an erasure that takes
-// effect yields a revocation notice for downstream systems.
+// reason.
+//
+// A WITHDRAW, DENY or ERASE that owes a revocation notice (it replaced a
+// grant, erased, arrived late, or was applied while the state was not known
+// to be complete: see consent.NoticeReason) gets one, built from the store's
+// notice outbox; the entry is cleared once the brokers acknowledged the
+// notice ([Syncer.Sink]), and offsets are committed only after that, so a
+// crash never loses a notice: the redelivered change finds its entry.
 //
 // In replay mode (Options.Replay, used by consent-sync --rebuild) the same
-// decoding, validation and compare-and-set run, but Process returns no
-// records: invalid changes are only counted (they were dead-lettered when
-// they were first consumed) and no revocation notices are built (they were
-// published when the changes were first applied).
+// decoding, validation and compare-and-set run (outbox entries included),
+// but Process returns no records: invalid changes are only counted (they
+// were dead-lettered when they were first consumed) and no revocation
+// notices are built (they were published when the changes were first
+// applied, or will be when the live service delivers them again).
 package apply
 
 import (

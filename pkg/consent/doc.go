@@ -24,13 +24,22 @@
 //	                               "src":source,"n":notice_version}
 //	field  !erased       ->  JSON {"c":change_id,"t":captured_at_ms}   (erasure tombstone)
 //
+// and one notice outbox per subject that has revocation notices due:
+//
+//	key    <prefix>consent-outbox:{<subject_id>}      (same slot as the state)
+//	field  <change_id>  ->  JSON {"r":reason,"a":action,"p":purpose,"t":captured_at_ms}
+//
+// [Store.Apply] records an entry when a WITHDRAW, DENY or ERASE owes a notice
+// ([NoticeReason]); [Store.AckNotice] removes it once the notice is
+// acknowledged; the outbox key expires [NoticeMemory] after its last entry.
+//
 // "e", "b", "x", "src" and "n" are omitted when empty. Times are integer Unix
 // milliseconds. The braces make the subject id the Redis Cluster hash tag, so
 // one subject is one slot and the store works on a single server and on a
 // cluster through redis.UniversalClient. Purpose ids may not start with "!"
 // ([ReservedPrefix]); fields starting with it belong to the store.
 //
-// Nothing has a TTL. Purpose entries stay until a newer change or an erasure
+// Nothing but the outbox has a TTL. Purpose entries stay until a newer change or an erasure
 // replaces them (an expired grant is still stored, so its verdict can say
 // "expired" and name the grant). The erasure tombstone is kept on purpose, for
 // ever: it is what makes a change captured before the erasure, arriving late

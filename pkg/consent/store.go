@@ -94,17 +94,62 @@ type Outcome struct {
 	Erased bool
 	// Redelivered is true when the change was not applied because this
 	// very change (same change id) is what is stored: a replay after a
-	// crash, or a duplicate. Whatever the change was due to publish may
-	// not have been published the first time.
+	// crash, or a duplicate.
 	Redelivered bool
-	// NoticeDue is true for a redelivered WITHDRAW or DENY that replaced a
-	// grant when it was first applied (within NoticeMemory).
+	// NoticeDue is true when the change owes a revocation notice that no
+	// one has acknowledged yet ([Store.AckNotice]); Notice says what it is.
 	NoticeDue bool
+	// Notice is the outbox entry of the change when NoticeDue.
+	Notice Notice
+}
+
+// NoticeReason says why a change owes a revocation notice. The values are
+// stable: they go into the reason of the notice.
+type NoticeReason string
+
+// The reasons a WITHDRAW, DENY or ERASE owes a notice.
+const (
+	// NoticeGrantReplaced: a WITHDRAW or DENY replaced a stored grant.
+	NoticeGrantReplaced NoticeReason = "grant_replaced"
+	// NoticeErased: an ERASE took effect.
+	NoticeErased NoticeReason = "erased"
+	// NoticeLate: the change arrived after a newer change for its purpose
+	// (or a newer erasure) was stored. In captured_at order it may have
+	// ended a grant that was in effect, which the store no longer knows.
+	NoticeLate NoticeReason = "late_change"
+	// NoticeStateIncomplete: the change was applied while the store was
+	// not known to hold the whole consent topic (ApplyOptions
+	// .StateIncomplete: the warm marker was missing, a rebuild was
+	// running), so a grant it ended may not have been replayed yet.
+	NoticeStateIncomplete NoticeReason = "state_incomplete"
+)
+
+// Notice is an outbox entry: a revocation notice that a change owes. It is
+// written by the same atomic script that applies the change and is kept,
+// whatever is stored later, until [Store.AckNotice] removes it (or
+// NoticeMemory passes). A notice is built from it, never from the current
+// state, so a redelivery publishes the same notice.
+type Notice struct {
+	ChangeID   string
+	Action     Action
+	Purpose    string // empty for ERASE
+	CapturedAt time.Time
+	Reason     NoticeReason
+}
+
+// ApplyOptions tune [Store.ApplyWith].
+type ApplyOptions struct {
+	// StateIncomplete says that the store is not known to hold the whole
+	// consent topic (the warm marker is missing: Redis restarted empty, a
+	// rebuild is running). A WITHDRAW, DENY or ERASE then owes a notice
+	// whatever it finds stored: the grant it ends may not be there yet.
+	StateIncomplete bool
 }
 
 // applyScript is the compare-and-set of Apply. It runs atomically in Redis.
 //
 //	KEYS[1]  the subject's hash
+//	KEYS[2]  the subject's notice outbox (change id -> JSON entry)
 //	ARGV[1]  "E" for ERASE, "P" for a purpose change
 //	ARGV[2]  the hash field: the purpose id, or the tombstone field
 //	ARGV[3]  captured_at in Unix milliseconds (integer)
@@ -112,19 +157,29 @@ type Outcome struct {
 //	ARGV[5]  the encoded value to store in ARGV[2]
 //	ARGV[6]  the invalidation channel
 //	ARGV[7]  the subject id, published on ARGV[6] when the state changed
-//	ARGV[8]  "1" for a WITHDRAW or DENY
-//	ARGV[9]  milliseconds to remember that such a change replaced a grant
-//	KEYS[2]  the subject's notices-due hash (change id -> 1)
+//	ARGV[8]  "1" for a WITHDRAW, DENY or ERASE (a change that takes consent away)
+//	ARGV[9]  milliseconds to keep an outbox entry that nobody acknowledges
+//	ARGV[10] "1" when the state is not known to be complete
+//	ARGV[11] the outbox entry without its reason: JSON {"a":..,"p":..,"t":..}
 //
-// It returns {applied (0/1), previous value of the purpose field or false}
-// (plus the tombstone's change id when the tombstone stopped the change), or
-// the error "CORRUPT <field>" when a stored value cannot be read.
+// It returns {applied (0/1), previous value of the purpose field or false,
+// the tombstone's change id when the tombstone stopped the change or false,
+// the change's outbox entry or false}, or the error "CORRUPT <field>" when a
+// stored value cannot be read.
+//
+// A change that takes consent away records its outbox entry (HSETNX: the
+// first reason stays) when it replaces a grant, when an ERASE takes effect,
+// when it arrives after a newer change (late), or when the state is not known
+// to be complete. The entry does not depend on what is stored later; the
+// caller removes it once the notice is acknowledged.
 //
 // Change ids are compared byte by byte: Lua's string "<" follows the server's
 // collation locale, which need not be bytewise like Go's.
 var applyScript = redis.NewScript(`
-local key, kind, field, t, c, value = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
-local channel, subject, revokes, noticeTTL = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+local key, box = KEYS[1], KEYS[2]
+local kind, field, t, c, value = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local channel, subject, revokes, ttl = ARGV[6], ARGV[7], ARGV[8] == '1', ARGV[9]
+local incomplete, entry = ARGV[10] == '1', ARGV[11]
 local TOMB = '` + TombstoneField + `'
 
 local function gt(a, b)
@@ -150,11 +205,35 @@ local function decode(raw)
   return v
 end
 
+-- owe records the notice the change owes in the outbox.
+local function owe(why)
+  redis.call('HSETNX', box, c, '{"r":"' .. why .. '",' .. string.sub(entry, 2))
+  redis.call('PEXPIRE', box, ttl)
+end
+
+-- notApplied handles a change that an equal or newer stored change (with
+-- change id storedID) stops.
+local function notApplied(storedID)
+  if not revokes then return end
+  if storedID ~= c then
+    owe(incomplete and 'state_incomplete' or 'late_change')
+  elseif incomplete then
+    owe('state_incomplete')
+  end
+end
+
+local function result(applied, prev, tombID)
+  return {applied, prev, tombID, redis.call('HGET', box, c)}
+end
+
 local tomb = redis.call('HGET', key, TOMB)
 if tomb then
   local v = decode(tomb)
   if not v then return redis.error_reply('CORRUPT ' .. TOMB) end
-  if not newer(t, c, v.t, v.c) then return {0, false, v.c} end
+  if not newer(t, c, v.t, v.c) then
+    notApplied(v.c)
+    return result(0, false, v.c)
+  end
 end
 
 if kind == 'E' then
@@ -171,31 +250,31 @@ if kind == 'E' then
   if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
   redis.call('HSET', key, TOMB, value)
   redis.call('PUBLISH', channel, subject)
-  return {1, false}
+  owe('erased')
+  return result(1, false, false)
 end
 
 local cur = redis.call('HGET', key, field)
+local granted = false
 if cur then
   local v = decode(cur)
   if not v then return redis.error_reply('CORRUPT ' .. field) end
   if not newer(t, c, v.t, v.c) then
-    if v.c == c then
-      return {0, cur, redis.call('HEXISTS', KEYS[2], c)}
-    end
-    return {0, cur}
+    notApplied(v.c)
+    return result(0, cur, false)
   end
-  -- A withdrawal or denial that replaces a grant owes a revocation
-  -- notice. Remember that outside the state (which must not depend on
-  -- the order changes arrive in), so that a re-delivery of the change
-  -- after a crash knows the notice was due.
-  if revokes == '1' and v.s == 'granted' then
-    redis.call('HSET', KEYS[2], c, '1')
-    redis.call('PEXPIRE', KEYS[2], noticeTTL)
+  granted = v.s == 'granted'
+end
+if revokes then
+  if granted then
+    owe('grant_replaced')
+  elseif incomplete then
+    owe('state_incomplete')
   end
 end
 redis.call('HSET', key, field, value)
 redis.call('PUBLISH', channel, subject)
-return {1, cur}
+return result(1, cur or false, false)
 `)
 
 // storedPurpose is the JSON value of a purpose field. The Lua script reads
@@ -211,19 +290,36 @@ type storedPurpose struct {
 	NoticeVersion string   `json:"n,omitempty"`
 }
 
-// NoticeMemory is how long the store remembers that a withdrawal or
-// denial replaced a grant, so that its re-delivery after a crash publishes
-// the revocation notice again (Outcome.NoticeDue).
-const NoticeMemory = 7 * 24 * time.Hour
-
-// noticeKey is the subject's notices-due hash; the same hash tag as its
-// state key keeps both in one Redis Cluster slot, as the script needs.
-func (s *Store) noticeKey(subject string) string {
-	return s.prefix + "consent-notices:{" + subject + "}"
+// storedNotice is the JSON value of an outbox entry. The script writes "r"
+// in front of what Apply encodes.
+type storedNotice struct {
+	Reason     NoticeReason `json:"r,omitempty"`
+	Action     Action       `json:"a"`
+	Purpose    string       `json:"p,omitempty"`
+	CapturedAt int64        `json:"t"`
 }
 
-func revokesFlag(a Action) string {
-	if a == ActionWithdraw || a == ActionDeny {
+// NoticeMemory is how long an outbox entry that nobody acknowledges is kept
+// (counted from the subject's last recorded notice): long enough for any
+// redelivery of its change after a crash to find it.
+const NoticeMemory = 7 * 24 * time.Hour
+
+// OutboxKey returns the Redis key of a subject's notice outbox: prefix +
+// "consent-outbox:{" + subject + "}", a hash of change id -> JSON entry
+// {"r":reason,"a":action,"p":purpose,"t":captured_at_ms}. The same hash tag
+// as its state key keeps both in one Redis Cluster slot, as the script
+// needs.
+func (s *Store) OutboxKey(subject string) string {
+	return s.prefix + "consent-outbox:{" + subject + "}"
+}
+
+// takesConsentAway reports whether a change of action a can owe a notice.
+func takesConsentAway(a Action) bool {
+	return a == ActionWithdraw || a == ActionDeny || a == ActionErase
+}
+
+func flag(b bool) string {
+	if b {
 		return "1"
 	}
 	return "0"
@@ -235,7 +331,12 @@ type storedTombstone struct {
 	CapturedAt int64  `json:"t"`
 }
 
-// Apply stores change c if it is newer than what is stored, atomically:
+// Apply is ApplyWith with zero options: the state is taken to be complete.
+func (s *Store) Apply(ctx context.Context, c Change) (Outcome, error) {
+	return s.ApplyWith(ctx, c, ApplyOptions{})
+}
+
+// ApplyWith stores change c if it is newer than what is stored, atomically:
 //
 //   - GRANT, DENY, WITHDRAW replace the state of c.Purpose when c is newer
 //     (later captured_at in milliseconds, ties broken by the greater change
@@ -246,12 +347,21 @@ type storedTombstone struct {
 //     {captured_at, change_id}. Purposes changed after the erasure (captured
 //     later, applied earlier) survive: the newest change wins either way.
 //
-// The result depends only on the set of changes applied, not on their order
-// or on concurrent appliers. c is validated first; an invalid change returns
-// an error matching ErrInvalidChange and touches nothing. Redis failures are
-// returned wrapped (retry them); a stored value that cannot be read returns a
+// The state depends only on the set of changes applied, not on their order
+// or on concurrent appliers.
+//
+// In the same atomic step, a WITHDRAW, DENY or ERASE that owes a revocation
+// notice records it in the subject's outbox (see [NoticeReason] for when),
+// and every call returns the change's outbox entry, if any, as
+// Outcome.Notice: a redelivered change finds the notice that was due the
+// first time even when a newer change was stored since. Remove the entry
+// with [Store.AckNotice] once the notice is acknowledged.
+//
+// c is validated first; an invalid change returns an error matching
+// ErrInvalidChange and touches nothing. Redis failures are returned wrapped
+// (retry them); a stored value that cannot be read returns a
 // *[CorruptError].
-func (s *Store) Apply(ctx context.Context, c Change) (Outcome, error) {
+func (s *Store) ApplyWith(ctx context.Context, c Change, opts ApplyOptions) (Outcome, error) {
 	if err := c.Validate(); err != nil {
 		return Outcome{}, err
 	}
@@ -271,28 +381,28 @@ func (s *Store) Apply(ctx context.Context, c Change) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, fmt.Errorf("apply consent change: encode: %w", err)
 	}
-	res, err := applyScript.Run(ctx, s.rdb, []string{s.Key(c.SubjectID), s.noticeKey(c.SubjectID)},
+	entry, err := json.Marshal(storedNotice{Action: c.Action, Purpose: c.Purpose, CapturedAt: c.CapturedAt.UnixMilli()})
+	if err != nil {
+		return Outcome{}, fmt.Errorf("apply consent change: encode notice: %w", err)
+	}
+	res, err := applyScript.Run(ctx, s.rdb, []string{s.Key(c.SubjectID), s.OutboxKey(c.SubjectID)},
 		kind, field, strconv.FormatInt(c.CapturedAt.UnixMilli(), 10), c.ChangeID, value,
-		s.InvalidationChannel(), c.SubjectID, revokesFlag(c.Action), strconv.FormatInt(NoticeMemory.Milliseconds(), 10)).Slice()
+		s.InvalidationChannel(), c.SubjectID, flag(takesConsentAway(c.Action)),
+		strconv.FormatInt(NoticeMemory.Milliseconds(), 10), flag(opts.StateIncomplete), entry).Slice()
 	if err != nil {
 		if f, ok := strings.CutPrefix(err.Error(), "CORRUPT "); ok && isRedisError(err) {
 			return Outcome{}, &CorruptError{Field: f}
 		}
 		return Outcome{}, fmt.Errorf("apply consent change: %w", err)
 	}
-	if len(res) != 2 && len(res) != 3 {
-		return Outcome{}, fmt.Errorf("apply consent change: script returned %d values, want 2 or 3", len(res))
+	if len(res) != 4 {
+		return Outcome{}, fmt.Errorf("apply consent change: script returned %d values, want 4", len(res))
 	}
 	applied, _ := res[0].(int64)
 	out := Outcome{Applied: applied == 1}
 	out.Erased = out.Applied && c.Action == ActionErase
-	if len(res) == 3 {
-		switch x := res[2].(type) {
-		case string: // not applied because of the tombstone, whose change id this is
-			out.Redelivered = c.Action == ActionErase && x == c.ChangeID
-		case int64: // this very change is stored: was a notice due?
-			out.NoticeDue = x == 1
-		}
+	if tombID, ok := res[2].(string); ok { // not applied because of the tombstone
+		out.Redelivered = c.Action == ActionErase && tombID == c.ChangeID
 	}
 	if prev, ok := res[1].(string); ok {
 		ps, err := decodePurpose(field, prev)
@@ -302,7 +412,47 @@ func (s *Store) Apply(ctx context.Context, c Change) (Outcome, error) {
 		out.Previous = ps
 		out.Redelivered = !out.Applied && c.Action != ActionErase && ps.ChangeID == c.ChangeID
 	}
+	if raw, ok := res[3].(string); ok {
+		n, err := decodeNotice(c.ChangeID, raw)
+		if err != nil {
+			return out, err
+		}
+		out.NoticeDue, out.Notice = true, n
+	}
 	return out, nil
+}
+
+func decodeNotice(changeID, raw string) (Notice, error) {
+	var sn storedNotice
+	if err := json.Unmarshal([]byte(raw), &sn); err != nil || sn.CapturedAt <= 0 || !takesConsentAway(sn.Action) {
+		return Notice{}, &CorruptError{Field: ReservedPrefix + "outbox", Err: errors.New("not a notice outbox entry")}
+	}
+	return Notice{ChangeID: changeID, Action: sn.Action, Purpose: sn.Purpose, CapturedAt: msTime(sn.CapturedAt), Reason: sn.Reason}, nil
+}
+
+// AckNotice removes the outbox entry of change changeID of subject: call it
+// once the notice the entry owes is acknowledged by the brokers (acks=all),
+// never before. Removing an entry that is not there is not an error.
+func (s *Store) AckNotice(ctx context.Context, subject, changeID string) error {
+	if err := s.rdb.HDel(ctx, s.OutboxKey(subject), changeID).Err(); err != nil {
+		return fmt.Errorf("acknowledge revocation notice: %w", err)
+	}
+	return nil
+}
+
+// WarmGeneration returns the value of the warm marker ("" when it is
+// missing): a rebuild that completes sets a new one. Two equal, non-empty
+// values read before and after some applies mean that the store held the
+// whole consent topic all along.
+func (s *Store) WarmGeneration(ctx context.Context) (string, error) {
+	v, err := s.rdb.Get(ctx, s.WarmKey()).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read warm marker: %w", err)
+	}
+	return v, nil
 }
 
 // isRedisError reports whether err is an error reply of the server (as

@@ -458,3 +458,98 @@ func BenchmarkLookup100(b *testing.B) {
 		}
 	}
 }
+
+// TestOutboxOutlivesOvertaking: a withdrawal that replaced a grant owes a
+// notice until the notice is acknowledged, whatever is stored later (finding
+// 6 of issue 10).
+func TestOutboxOutlivesOvertaking(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	ctx := testCtx(t)
+	st := NewStore(srv.Client(t), redistest.PrefixFor(t))
+	const subj = "subject-secret-9"
+	for _, c := range []Change{
+		change("g1", subj, "ads", ActionGrant, 0),
+		change("w1", subj, "ads", ActionWithdraw, 10),
+		change("g2", subj, "ads", ActionGrant, 20),
+	} {
+		if _, err := st.Apply(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := st.Apply(ctx, change("w1", subj, "ads", ActionWithdraw, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !out.NoticeDue {
+		t.Fatalf("redelivered w1 after g2 overtook it: %+v, want NoticeDue (its notice was never acknowledged)", out)
+	}
+}
+
+// TestOutboxReasons checks which changes record a notice in the outbox, with
+// which reason, that the first reason stays, and that AckNotice clears it.
+func TestOutboxReasons(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	type step struct {
+		c          Change
+		incomplete bool
+		due        NoticeReason // "" : no notice due
+	}
+	const subj = "subject-secret-11"
+	g := func(id string, ms int64) Change { return change(id, subj, "ads", ActionGrant, ms) }
+	w := func(id string, ms int64) Change { return change(id, subj, "ads", ActionWithdraw, ms) }
+	d := func(id string, ms int64) Change { return change(id, subj, "ads", ActionDeny, ms) }
+	e := func(id string, ms int64) Change { return change(id, subj, "", ActionErase, ms) }
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"withdrawal of a grant", []step{{g("a", 0), false, ""}, {w("b", 1), false, NoticeGrantReplaced}, {w("b", 1), false, NoticeGrantReplaced}}},
+		{"denial of a grant", []step{{g("a", 0), false, ""}, {d("b", 1), false, NoticeGrantReplaced}}},
+		{"denial never asked, state complete", []step{{d("b", 1), false, ""}, {d("b", 1), false, ""}}},
+		{"withdrawal of a denial", []step{{d("a", 0), false, ""}, {w("b", 1), false, ""}}},
+		{"state incomplete", []step{{d("a", 0), false, ""}, {w("b", 1), true, NoticeStateIncomplete}}},
+		{"redelivered while incomplete", []step{{w("b", 1), false, ""}, {w("b", 1), true, NoticeStateIncomplete}}},
+		{"grants never owe", []step{{g("a", 0), true, ""}, {g("a", 0), true, ""}}},
+		{"late withdrawal", []step{{g("a", 0), false, ""}, {g("c", 5), false, ""}, {w("b", 1), false, NoticeLate}}},
+		{"overtaken keeps its first reason", []step{{g("a", 0), false, ""}, {w("b", 1), false, NoticeGrantReplaced}, {g("c", 5), false, ""},
+			{w("b", 1), true, NoticeGrantReplaced}}},
+		{"withdrawal older than the erasure", []step{{e("z", 5), false, NoticeErased}, {w("b", 1), false, NoticeLate}}},
+		{"erasure", []step{{e("z", 5), false, NoticeErased}, {e("z", 5), false, NoticeErased}, {e("y", 1), false, NoticeLate}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := testCtx(t)
+			st := NewStore(rdb, redistest.PrefixFor(t))
+			for i, s := range tt.steps {
+				out, err := st.ApplyWith(ctx, s.c, ApplyOptions{StateIncomplete: s.incomplete})
+				if err != nil {
+					t.Fatalf("step %d: %v", i, err)
+				}
+				if out.NoticeDue != (s.due != "") || out.Notice.Reason != s.due {
+					t.Fatalf("step %d (%s): NoticeDue %v reason %q, want %q", i, s.c.ChangeID, out.NoticeDue, out.Notice.Reason, s.due)
+				}
+				if !out.NoticeDue {
+					continue
+				}
+				want := Notice{ChangeID: s.c.ChangeID, Action: s.c.Action, Purpose: s.c.Purpose, CapturedAt: s.c.CapturedAt.UTC(), Reason: s.due}
+				if !reflect.DeepEqual(out.Notice, want) {
+					t.Fatalf("step %d: notice %+v, want %+v", i, out.Notice, want)
+				}
+				if ttl := rdb.PTTL(ctx, st.OutboxKey(subj)).Val(); ttl <= 0 || ttl > NoticeMemory {
+					t.Fatalf("step %d: outbox TTL %v, want (0, %v]", i, ttl, NoticeMemory)
+				}
+			}
+			last := tt.steps[len(tt.steps)-1].c
+			if err := st.AckNotice(ctx, subj, last.ChangeID); err != nil {
+				t.Fatal(err)
+			}
+			if n := rdb.HExists(ctx, st.OutboxKey(subj), last.ChangeID).Val(); n {
+				t.Fatal("AckNotice left the entry")
+			}
+		})
+	}
+}

@@ -164,7 +164,9 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	if err := s.Observe(tel.Meter()); err != nil {
 		return err
 	}
-	runner, err := cfg.Runner(r, w, s.Process, log, tel)
+	// Through s.Sink, an acknowledged revocation notice clears its outbox
+	// entry; the runner commits the batch's offsets only after that.
+	runner, err := cfg.Runner(r, s.Sink(w), s.Process, log, tel)
 	if err != nil {
 		return err
 	}
@@ -173,7 +175,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	stopConsuming()
 	err = errors.Join(err, <-intakeDone)
 	attrs := []any{"records", runner.Records.Load(), "applied", s.Applied.Load(), "ignored", s.Ignored.Load(),
-		"invalid", s.Invalid.Load(), "unknown_purpose", s.UnknownPurpose.Load(), "notices", s.Notices.Load()}
+		"invalid", s.Invalid.Load(), "unknown_purpose", s.UnknownPurpose.Load(), "notices", s.Notices.Load(), "notice_ack_errors", s.NoticeAckErrors.Load()}
 	if h != nil {
 		attrs = append(attrs, "intake_accepted", h.Accepted.Load(), "intake_rejected", h.Rejected.Load(), "intake_unavailable", h.Unavailable.Load())
 	}

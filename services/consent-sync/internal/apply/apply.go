@@ -2,18 +2,26 @@
 // decoded, validated and applied with the store's atomic compare-and-set
 // (newest captured_at wins), so replays and duplicates are harmless; a change
 // that cannot be decoded or is invalid goes to the dead-letter topic with the
-// reason. A withdrawal, a denial after a grant, or an erasure that takes
-// effect yields a revocation notice for downstream systems.
+// reason.
+//
+// A WITHDRAW, DENY or ERASE that owes a revocation notice (it replaced a
+// grant, erased, arrived late, or was applied while the state was not known
+// to be complete: see consent.NoticeReason) gets one, built from the store's
+// notice outbox; the entry is cleared once the brokers acknowledged the
+// notice ([Syncer.Sink]), and offsets are committed only after that, so a
+// crash never loses a notice: the redelivered change finds its entry.
 //
 // In replay mode (Options.Replay, used by consent-sync --rebuild) the same
-// decoding, validation and compare-and-set run, but Process returns no
-// records: invalid changes are only counted (they were dead-lettered when
-// they were first consumed) and no revocation notices are built (they were
-// published when the changes were first applied).
+// decoding, validation and compare-and-set run (outbox entries included),
+// but Process returns no records: invalid changes are only counted (they
+// were dead-lettered when they were first consumed) and no revocation
+// notices are built (they were published when the changes were first
+// applied, or will be when the live service delivers them again).
 package apply
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -51,9 +59,16 @@ type Codec interface {
 	EncodeSingle(fullName string, value map[string]any) ([]byte, error)
 }
 
-// Applier applies one change atomically.
-type Applier interface {
-	Apply(ctx context.Context, c consent.Change) (consent.Outcome, error)
+// Store is the consent store as the Syncer uses it; *consent.Store fits.
+type Store interface {
+	// ApplyWith applies one change atomically and returns, with the
+	// outcome, the notice the change owes (its outbox entry), if any.
+	ApplyWith(ctx context.Context, c consent.Change, opts consent.ApplyOptions) (consent.Outcome, error)
+	// AckNotice removes a change's outbox entry once its notice is
+	// acknowledged by the brokers.
+	AckNotice(ctx context.Context, subject, changeID string) error
+	// WarmGeneration returns the warm marker ("" when missing).
+	WarmGeneration(ctx context.Context) (string, error)
 }
 
 // Options configure a Syncer.
@@ -83,10 +98,15 @@ type Options struct {
 type Syncer struct {
 	opts  Options
 	codec Codec
-	store Applier
+	store Store
 	now   func() time.Time
 
 	Applied, Ignored, Invalid, UnknownPurpose, Notices atomic.Int64
+	// NoticeAckErrors counts outbox entries that could not be removed
+	// after their notice was acknowledged (Redis unavailable). Such an
+	// entry only makes a redelivery of its change publish the notice again
+	// (same notice id); it expires after consent.NoticeMemory.
+	NoticeAckErrors atomic.Int64
 
 	unknownMu   sync.Mutex
 	unknownSeen map[string]bool
@@ -138,17 +158,76 @@ func (s *Syncer) Observe(m metric.Meter) error {
 }
 
 // New returns a Syncer.
-func New(opts Options, codec Codec, store Applier) *Syncer {
+func New(opts Options, codec Codec, store Store) *Syncer {
 	return &Syncer{opts: opts, codec: codec, store: store, now: time.Now}
 }
+
+// counts are one pass's additions to the Syncer's counters; they are added
+// once the batch is done, since a pass may be redone.
+type counts struct{ applied, ignored, invalid, unknown, notices int64 }
 
 // Process applies a batch in order and returns the notices and dead letters
 // to write. A store error aborts the batch (it is retried whole, which the
 // compare-and-set makes harmless).
+//
+// Revocation notices come from the store's outbox: the script that applies a
+// WITHDRAW, DENY or ERASE records there the notice it owes (see
+// consent.NoticeReason), and every apply of a change, first or redelivered,
+// returns the change's entry while it is there. Process builds the notice
+// from that entry, never from the current state, with the stable notice id
+// "rev-" + change id. The entry is removed only when the brokers have
+// acknowledged the notice (see [Syncer.Sink]); the runner commits a batch's
+// offsets only after that, so a crash before the acknowledgement means the
+// change is delivered again and finds its entry.
+//
+// Whether the state is complete: outside replay mode, Process reads the warm
+// marker before and after the batch. When it is missing before (Redis lost
+// its data and the rebuild has not finished), every WITHDRAW, DENY and ERASE
+// owes a notice (state_incomplete): the grant it ends may not be replayed
+// yet, and will then be ignored as older. When it differs after (lost or
+// rebuilt during the batch), the batch is applied again with that rule.
 func (s *Syncer) Process(ctx context.Context, batch []kafka.Message) ([]kafka.Message, error) {
+	if s.opts.Replay {
+		return s.finish(s.pass(ctx, batch, false))
+	}
+	gen, err := s.store.WarmGeneration(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("check that the consent state is complete: %w", err)
+	}
+	incomplete := gen == ""
+	out, n, err := s.pass(ctx, batch, incomplete)
+	if err != nil || incomplete {
+		return s.finish(out, n, err)
+	}
+	after, err := s.store.WarmGeneration(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("check that the consent state is complete: %w", err)
+	}
+	if after != gen {
+		return s.finish(s.pass(ctx, batch, true))
+	}
+	return s.finish(out, n, nil)
+}
+
+func (s *Syncer) finish(out []kafka.Message, n counts, err error) ([]kafka.Message, error) {
+	if err != nil {
+		return nil, err
+	}
+	s.Applied.Add(n.applied)
+	s.Ignored.Add(n.ignored)
+	s.Invalid.Add(n.invalid)
+	s.UnknownPurpose.Add(n.unknown)
+	s.Notices.Add(n.notices)
+	return out, nil
+}
+
+// pass applies batch once; incomplete says the state is not known to be
+// complete.
+func (s *Syncer) pass(ctx context.Context, batch []kafka.Message, incomplete bool) ([]kafka.Message, counts, error) {
 	var out []kafka.Message
+	var n counts
 	deadLetter := func(m kafka.Message, reason string, err error) {
-		s.Invalid.Add(1)
+		n.invalid++
 		if !s.opts.Replay {
 			out = append(out, s.deadLetter(m, reason, err))
 		}
@@ -157,7 +236,7 @@ func (s *Syncer) Process(ctx context.Context, batch []kafka.Message) ([]kafka.Me
 		rec, err := s.codec.Decode(ctx, m.Value)
 		if err != nil {
 			if !avrocodec.IsPermanent(err) {
-				return nil, fmt.Errorf("decode: %w", err)
+				return nil, n, fmt.Errorf("decode: %w", err)
 			}
 			deadLetter(m, "undecodable", err)
 			continue
@@ -178,67 +257,130 @@ func (s *Syncer) Process(ctx context.Context, batch []kafka.Message) ([]kafka.Me
 			continue
 		}
 		if s.opts.KnownPurposes != nil && c.Purpose != "" && !s.opts.KnownPurposes[c.Purpose] {
-			s.UnknownPurpose.Add(1)
+			n.unknown++
 			s.reportUnknown(c.Purpose)
 		}
-		o, err := s.store.Apply(ctx, c)
+		o, err := s.store.ApplyWith(ctx, c, consent.ApplyOptions{StateIncomplete: incomplete})
 		if err != nil {
-			return nil, fmt.Errorf("apply change: %w", err)
+			return nil, n, fmt.Errorf("apply change: %w", err)
 		}
-		if !o.Applied {
-			s.Ignored.Add(1)
-			// A re-delivery of the stored change (after a crash between
-			// the Redis write and the notice's acknowledgement) publishes
-			// its notice again: the first may never have been written.
-			// The notice id is stable, so consumers drop the repeat.
-			if !(o.Redelivered || o.NoticeDue) || s.opts.Replay {
-				continue
-			}
+		if o.Applied {
+			n.applied++
 		} else {
-			s.Applied.Add(1)
+			n.ignored++
 		}
-		if s.opts.Replay {
+		// In replay mode the store records the outbox entries all the
+		// same (a change above the live service's committed offset may
+		// owe a notice that was never acknowledged, and its redelivery
+		// finds the entry), but nothing is published here.
+		if s.opts.Replay || !o.NoticeDue {
 			continue
 		}
-		if n, ok, err := s.notice(c, o); err != nil {
-			return nil, err
-		} else if ok {
-			out = append(out, n)
+		msg, err := s.notice(c.SubjectID, o.Notice)
+		if err != nil {
+			return nil, n, err
 		}
+		out = append(out, msg)
+		n.notices++
 	}
-	return out, nil
+	return out, n, nil
 }
 
-func (s *Syncer) notice(c consent.Change, o consent.Outcome) (kafka.Message, bool, error) {
-	var purposes []any
-	var reason string
-	switch {
-	case c.Action == consent.ActionErase:
-		purposes = []any{}
-		reason = "erasure requested: delete all data held about the subject"
-	case (c.Action == consent.ActionWithdraw || c.Action == consent.ActionDeny) && ((o.Applied && o.Previous.Status == consent.StatusGranted) || o.NoticeDue):
-		purposes = []any{c.Purpose}
-		reason = "consent " + map[consent.Action]string{consent.ActionWithdraw: "withdrawn", consent.ActionDeny: "denied"}[c.Action] +
-			": delete data received for this purpose"
-	default:
-		return kafka.Message{}, false, nil
+// NoticeID is the notice id of the revocation notice owed by change
+// changeID: the same on every redelivery.
+func NoticeID(changeID string) string { return "rev-" + changeID }
+
+// noticeReason is the reason field of a notice: what happened, the reason
+// code in parentheses when the notice is a precaution, and what downstream
+// must do.
+func noticeReason(n consent.Notice) string {
+	what := map[consent.Action]string{consent.ActionWithdraw: "consent withdrawn", consent.ActionDeny: "consent denied",
+		consent.ActionErase: "erasure requested"}[n.Action]
+	todo := "delete data received for this purpose"
+	if n.Action == consent.ActionErase {
+		todo = "delete all data held about the subject"
+	}
+	switch n.Reason {
+	case consent.NoticeLate:
+		what += " (" + string(n.Reason) + ": a newer change was applied first; a grant may have been in effect before this change)"
+	case consent.NoticeStateIncomplete:
+		what += " (" + string(n.Reason) + ": applied while the consent state was being rebuilt; the grant it ends may not be known)"
+	}
+	return what + ": " + todo
+}
+
+func (s *Syncer) notice(subject string, n consent.Notice) (kafka.Message, error) {
+	purposes := []any{}
+	if n.Action != consent.ActionErase {
+		purposes = []any{n.Purpose}
 	}
 	v := map[string]any{
-		"notice_id":  "rev-" + c.ChangeID,
-		"subject_id": c.SubjectID,
+		"notice_id":  NoticeID(n.ChangeID),
+		"subject_id": subject,
 		"purposes":   purposes,
-		"action":     string(c.Action),
-		"since":      c.CapturedAt,
-		"change_id":  c.ChangeID,
-		"reason":     reason,
+		"action":     string(n.Action),
+		"since":      n.CapturedAt,
+		"change_id":  n.ChangeID,
+		"reason":     noticeReason(n),
 		"issued_at":  s.now(),
 	}
 	b, err := s.codec.EncodeSingle(NoticeSchema, v)
 	if err != nil {
-		return kafka.Message{}, false, fmt.Errorf("encode revocation notice: %w", err)
+		return kafka.Message{}, fmt.Errorf("encode revocation notice: %w", err)
 	}
-	s.Notices.Add(1)
-	return kafka.Message{Topic: s.opts.RevocationsTopic, Key: []byte(c.SubjectID), Value: b}, true, nil
+	return kafka.Message{Topic: s.opts.RevocationsTopic, Key: []byte(subject), Value: b}, nil
+}
+
+// Writer is the producer side the runner writes with; stream.Writer and
+// *kafka.Writer fit it.
+type Writer interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// Sink wraps w, the runner's writer: once the brokers have acknowledged a
+// revocation notice (acks=all), the notice's outbox entry is removed. It is
+// never removed before, so a crash in between leaves it for the change's
+// redelivery (the runner commits offsets only after the write). A removal
+// that fails (Redis unavailable) is counted in NoticeAckErrors, not
+// retried: the entry then only makes a redelivery publish the notice again,
+// with the same notice id.
+func (s *Syncer) Sink(w Writer) Writer { return &ackingWriter{s: s, w: w} }
+
+type ackingWriter struct {
+	s *Syncer
+	w Writer
+}
+
+func (a *ackingWriter) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
+	err := a.w.WriteMessages(ctx, msgs...)
+	var werrs kafka.WriteErrors
+	partial := errors.As(err, &werrs) && len(werrs) == len(msgs)
+	if err != nil && !partial {
+		return err
+	}
+	for i, m := range msgs {
+		if m.Topic != a.s.opts.RevocationsTopic || (partial && werrs[i] != nil) {
+			continue
+		}
+		a.s.ack(ctx, m)
+	}
+	return err
+}
+
+// ack removes the outbox entry of an acknowledged notice.
+func (s *Syncer) ack(ctx context.Context, m kafka.Message) {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	rec, err := s.codec.Decode(actx, m.Value)
+	if err != nil {
+		s.NoticeAckErrors.Add(1)
+		return
+	}
+	subject, _ := avrocodec.StringField(rec.Value, "subject_id")
+	changeID, _ := avrocodec.StringField(rec.Value, "change_id")
+	if subject == "" || changeID == "" || s.store.AckNotice(actx, subject, changeID) != nil {
+		s.NoticeAckErrors.Add(1)
+	}
 }
 
 func (s *Syncer) deadLetter(m kafka.Message, reason string, err error) kafka.Message {

@@ -23,6 +23,7 @@ func TestProcessAppliesInOrderAndPublishesNotices(t *testing.T) {
 	codec := avrocodec.New(cat, nil)
 	srv := redistest.Start(t)
 	store := consent.NewStore(srv.Client(t), redistest.PrefixFor(t))
+	markWarm(t, store)
 	s := New(Options{RevocationsTopic: "consent.revocations", DLQSuffix: ".dlq", KnownPurposes: map[string]bool{"marketing": true}}, codec, store)
 
 	t0 := time.UnixMilli(1_790_000_000_000)

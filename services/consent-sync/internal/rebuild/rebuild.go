@@ -23,7 +23,10 @@
 // captured_at wins, ties broken by change id), so the rebuilt state equals
 // the live state whatever the order partitions are read in. Invalid records
 // are counted, not dead-lettered again, and no revocation notice is
-// published: both happened when the records were first consumed.
+// published: both happened when the records were first consumed. The store
+// records notice outbox entries as it does live, so that a change the live
+// service has not committed yet, delivered to it again after the rebuild,
+// still publishes the notice it owes.
 //
 // Progress is logged every few seconds and a summary at the end, with
 // counts only: never a subject id.

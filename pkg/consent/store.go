@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -52,9 +53,14 @@ func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
 // A Store is safe for concurrent use, also by many processes on the same
 // Redis: every Apply is one atomic Lua script.
 type Store struct {
-	rdb         redis.UniversalClient
-	prefix      string
-	requireWarm bool
+	rdb    redis.UniversalClient
+	prefix string
+	// fresh, when set, gates Lookup on the state watermark (watermark.go).
+	fresh *Freshness
+
+	wmMu     sync.Mutex
+	wmKeys   []string
+	wmKeysAt time.Time
 }
 
 // NewStore returns a Store on rdb (a *redis.Client, *redis.ClusterClient or
@@ -331,9 +337,9 @@ func (s *Store) Lookup(ctx context.Context, subjects []string) (map[string]*Stat
 	cmds := make([]pending, 0, len(subjects))
 	seen := make(map[string]struct{}, len(subjects))
 	pipe := s.rdb.Pipeline()
-	var warm *redis.IntCmd
-	if s.requireWarm {
-		warm = pipe.Exists(ctx, s.WarmKey())
+	fresh, err := s.queueFresh(ctx, pipe)
+	if err != nil {
+		return nil, err
 	}
 	for _, subj := range subjects {
 		if _, dup := seen[subj]; dup {
@@ -345,8 +351,8 @@ func (s *Store) Lookup(ctx context.Context, subjects []string) (map[string]*Stat
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("lookup consent: %w", err)
 	}
-	if warm != nil && warm.Val() != 1 {
-		return nil, ErrCold
+	if err := fresh.check(); err != nil {
+		return nil, err
 	}
 	for _, p := range cmds {
 		fields := p.cmd.Val()

@@ -90,7 +90,9 @@ func (w *warmer) replay(ctx context.Context, from map[consent.TopicPartition]int
 	s := w.newReplay()
 	opts := rebuild.Options{Kafka: w.cfg.Kafka, Topics: w.cfg.Input.Topics, BatchSize: w.cfg.BatchSize}
 	if from != nil {
-		opts.From = func(topic string, partition int) int64 { return from[consent.TopicPartition{Topic: topic, Partition: partition}] }
+		opts.From = func(topic string, partition int) int64 {
+			return from[consent.TopicPartition{Topic: topic, Partition: partition}]
+		}
 	}
 	sum, err := rebuild.Run(ctx, w.log, opts, s.Process,
 		rebuild.Counters{Applied: &s.Applied, Ignored: &s.Ignored, Invalid: &s.Invalid, UnknownPurpose: &s.UnknownPurpose})

@@ -336,11 +336,11 @@ func (b *bench) seed(ctx context.Context) error {
 	// The seeded state is the whole consent state: mark it warm, as a
 	// rebuild from the topic would, so that the enforcer does not pause
 	// (consent.ErrCold) and consent-sync does not replay the topic.
-	token, err := b.store.BeginWarm(ctx)
+	token, err := b.store.BeginReplay(ctx)
 	if err != nil {
 		return err
 	}
-	if ok, err := b.store.MarkWarm(ctx, token, start); err != nil || !ok {
+	if ok, err := b.store.SetWatermark(ctx, token, consent.Offsets{}); err != nil || !ok {
 		return fmt.Errorf("mark the seeded consent state warm: %v (set: %v)", err, ok)
 	}
 	b.res.Seed.Seconds = time.Since(start).Seconds()

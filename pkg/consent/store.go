@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -52,9 +53,14 @@ func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
 // A Store is safe for concurrent use, also by many processes on the same
 // Redis: every Apply is one atomic Lua script.
 type Store struct {
-	rdb         redis.UniversalClient
-	prefix      string
-	requireWarm bool
+	rdb    redis.UniversalClient
+	prefix string
+	// fresh, when set, gates Lookup on the state watermark (watermark.go).
+	fresh *Freshness
+
+	wmMu     sync.Mutex
+	wmKeys   []string
+	wmKeysAt time.Time
 }
 
 // NewStore returns a Store on rdb (a *redis.Client, *redis.ClusterClient or
@@ -440,21 +446,6 @@ func (s *Store) AckNotice(ctx context.Context, subject, changeID string) error {
 	return nil
 }
 
-// WarmGeneration returns the value of the warm marker ("" when it is
-// missing): a rebuild that completes sets a new one. Two equal, non-empty
-// values read before and after some applies mean that the store held the
-// whole consent topic all along.
-func (s *Store) WarmGeneration(ctx context.Context) (string, error) {
-	v, err := s.rdb.Get(ctx, s.WarmKey()).Result()
-	if errors.Is(err, redis.Nil) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("read warm marker: %w", err)
-	}
-	return v, nil
-}
-
 // isRedisError reports whether err is an error reply of the server (as
 // opposed to a network or context error).
 func isRedisError(err error) bool {
@@ -481,9 +472,9 @@ func (s *Store) Lookup(ctx context.Context, subjects []string) (map[string]*Stat
 	cmds := make([]pending, 0, len(subjects))
 	seen := make(map[string]struct{}, len(subjects))
 	pipe := s.rdb.Pipeline()
-	var warm *redis.IntCmd
-	if s.requireWarm {
-		warm = pipe.Exists(ctx, s.WarmKey())
+	fresh, err := s.queueFresh(ctx, pipe)
+	if err != nil {
+		return nil, err
 	}
 	for _, subj := range subjects {
 		if _, dup := seen[subj]; dup {
@@ -495,8 +486,8 @@ func (s *Store) Lookup(ctx context.Context, subjects []string) (map[string]*Stat
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("lookup consent: %w", err)
 	}
-	if warm != nil && warm.Val() != 1 {
-		return nil, ErrCold
+	if err := fresh.check(); err != nil {
+		return nil, err
 	}
 	for _, p := range cmds {
 		fields := p.cmd.Val()

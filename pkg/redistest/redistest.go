@@ -49,13 +49,16 @@ const installHint = "redis-server is not on PATH: install it (Debian/Ubuntu: apt
 //
 // The address stays the same across [Server.Stop] and [Server.Restart], so that
 // clients created before an outage reconnect to the restarted server by
-// themselves; that is what outage tests need. A restarted server is empty:
-// persistence is off. All methods are safe for concurrent use.
+// themselves; that is what outage tests need. A restarted server is empty,
+// unless the test took a snapshot ([Server.Snapshot]): then it comes back
+// with the snapshot's data, as a server restored from an old RDB file does.
+// All methods are safe for concurrent use.
 type Server struct {
 	tb   testing.TB
 	bin  string
 	dir  string
 	port int
+	args []string // extra redis-server arguments (cluster mode)
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -176,6 +179,7 @@ func (s *Server) launch() error {
 		"--daemonize", "no",
 		"--loglevel", "warning",
 	)
+	cmd.Args = append(cmd.Args, s.args...)
 	cmd.Stdout = out
 	cmd.Stderr = out
 	setParentDeathSignal(cmd)

@@ -24,6 +24,9 @@ type Config struct {
 	// exits (see internal/rebuild); RebuildForce allows it when consent keys
 	// with the configured prefix already exist.
 	Rebuild, RebuildForce bool
+	// AllowTopicRetention skips the start-up check that the consent
+	// topics keep every record (no compaction, no time or size retention).
+	AllowTopicRetention bool
 
 	// Intake is the HTTP intake for consent changes (off by default).
 	Intake intake.Config
@@ -56,6 +59,7 @@ func (c *Config) flags() *envflag.Set {
 	s.String(&c.RevocationsTopic, "revocations-topic", "REVOCATIONS_TOPIC", "topic of the revocation notices")
 	s.Bool(&c.Rebuild, "rebuild", envPrefix+"REBUILD", "replay the input topics from the beginning into Redis (CONSENT_KEY_PREFIX), up to the high watermarks at start, then exit; no consumer group, no commits, no notices, no dead letters")
 	s.Bool(&c.RebuildForce, "rebuild-force", envPrefix+"REBUILD_FORCE", "let --rebuild write into a prefix that already holds consent keys (meant for an empty Redis or a fresh prefix)")
+	s.Bool(&c.AllowTopicRetention, "allow-topic-retention", envPrefix+"ALLOW_TOPIC_RETENTION", "start even when a consent topic is compacted or has time or size retention (the topic is the system of record: a replay from it must find every change)")
 	c.Intake.Flags(s)
 	return s
 }
@@ -97,6 +101,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("revocations_topic", c.RevocationsTopic),
 		slog.Bool("rebuild", c.Rebuild),
 		slog.Bool("rebuild_force", c.RebuildForce),
+		slog.Bool("allow_topic_retention", c.AllowTopicRetention),
 		slog.String("intake_addr", c.Intake.Addr),
 		slog.String("intake_topic", c.IntakeTopic()),
 		slog.Int("intake_max_body", c.Intake.MaxBodyBytes))...)

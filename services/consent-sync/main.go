@@ -73,6 +73,9 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 			log.Warn("consent change for a purpose the policy does not declare; applied and counted", "purpose", purpose)
 		}}
 
+	if err := checkTopics(ctx, cfg); err != nil {
+		return err
+	}
 	if cfg.Rebuild {
 		if !cfg.RebuildForce {
 			exist, err := rebuild.ExistingKeys(ctx, rdb, cfg.ConsentPrefix)
@@ -87,7 +90,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		replay := opts
 		replay.Replay = true
 		w := &warmer{log: log, cfg: cfg, store: store, newReplay: func() *apply.Syncer { return apply.New(replay, codec, store) }}
-		_, ok, err := w.rebuildAndMark(ctx)
+		_, ok, err := w.replay(ctx, nil)
 		if err == nil && !ok {
 			err = errors.New("Redis restarted during the rebuild: run it again")
 		}
@@ -106,11 +109,18 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	defer stopTelemetry()
 	tel.AddReadiness("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
 	tel.AddReadiness("consent-state", func(ctx context.Context) error {
-		warm, err := store.IsWarm(ctx)
-		if err == nil && !warm {
-			err = consent.ErrCold
+		committed, err := committedOffsets(ctx, cfg)
+		if err != nil {
+			return err
 		}
-		return err
+		nodes, err := store.Watermarks(ctx)
+		if err != nil {
+			return err
+		}
+		if need, _ := behind(nodes, committed); need {
+			return consent.ErrCold
+		}
+		return nil
 	})
 
 	// The consumer runs on its own context, cancelled only once the intake
@@ -166,7 +176,8 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	// Through s.Sink, an acknowledged revocation notice clears its outbox
 	// entry; the runner commits the batch's offsets only after that.
-	runner, err := cfg.Runner(r, s.Sink(w), s.Process, log, tel)
+	// advancing raises the state watermark once the batch is in Redis.
+	runner, err := cfg.Runner(r, s.Sink(w), advancing(store, s.Process), log, tel)
 	if err != nil {
 		return err
 	}

@@ -2,18 +2,28 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/consentgate/consentgate/pkg/consent"
+	"github.com/consentgate/consentgate/pkg/stream"
 	"github.com/consentgate/consentgate/services/consent-sync/internal/apply"
 	"github.com/consentgate/consentgate/services/consent-sync/internal/rebuild"
 )
 
 // warmer keeps Redis holding the state of the whole consent topic. Redis is
-// a cache: when it restarts empty (or was never filled), the warm marker is
-// missing, enforcers pause (consent.ErrCold), and the warmer rebuilds the
-// state from the topic, then sets the marker so that they resume. The live
+// a cache that can go back in time (an empty restart, a restore from an old
+// snapshot, a failover to a lagging replica, one cluster shard losing its
+// data): every second it compares each Redis node's state watermark
+// (consent.Store.Watermarks) with the offsets this service's consumer group
+// has committed. When a node is behind, enforcers pause (consent.ErrCold)
+// and the warmer replays the topic from the lowest watermark (from the
+// beginning for a node that has none) up to the end it sees at the start of
+// the replay, then sets the watermark so that they resume. The live
 // consumer keeps applying new changes meanwhile; the compare-and-set makes
 // the two orders agree.
 type warmer struct {
@@ -26,43 +36,111 @@ type warmer struct {
 	every     time.Duration
 }
 
-// rebuildAndMark replays the topic into Redis and sets the warm marker,
-// unless Redis lost the rebuild's token meanwhile (restarted again).
-func (w *warmer) rebuildAndMark(ctx context.Context) (rebuild.Summary, bool, error) {
-	token, err := w.store.BeginWarm(ctx)
+// committed returns the consumer group's committed offsets on the consent
+// topics (-1 where nothing is committed).
+func committedOffsets(ctx context.Context, cfg Config) (consent.Offsets, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c, err := stream.Committed(ctx, cfg.Kafka, cfg.Input.GroupID, cfg.Input.Topics)
+	if err != nil {
+		return nil, err
+	}
+	out := consent.Offsets{}
+	for t, ps := range c {
+		for p, off := range ps {
+			out[consent.TopicPartition{Topic: t, Partition: p}] = off
+		}
+	}
+	return out, nil
+}
+
+// behind reports whether some node must be replayed, and from where: per
+// partition the lowest watermark of the nodes (0 for a node without one).
+func behind(nodes []consent.NodeWatermark, committed consent.Offsets) (bool, map[consent.TopicPartition]int64) {
+	need := false
+	from := map[consent.TopicPartition]int64{}
+	for tp := range committed {
+		from[tp] = -1
+	}
+	for _, n := range nodes {
+		if !n.Valid || len(n.Behind(committed)) > 0 {
+			need = true
+		}
+		for tp := range committed {
+			w := int64(0)
+			if n.Valid {
+				w = n.W[tp]
+			}
+			if from[tp] < 0 || w < from[tp] {
+				from[tp] = w
+			}
+		}
+	}
+	return need, from
+}
+
+// replay replays the topic from the given offsets (nil: from the beginning)
+// and sets the watermark, unless a node lost the replay's token meanwhile
+// (restarted again).
+func (w *warmer) replay(ctx context.Context, from map[consent.TopicPartition]int64) (rebuild.Summary, bool, error) {
+	token, err := w.store.BeginReplay(ctx)
 	if err != nil {
 		return rebuild.Summary{}, false, err
 	}
-	start := time.Now()
 	s := w.newReplay()
-	sum, err := rebuild.Run(ctx, w.log, rebuild.Options{Kafka: w.cfg.Kafka, Topics: w.cfg.Input.Topics, BatchSize: w.cfg.BatchSize}, s.Process,
+	opts := rebuild.Options{Kafka: w.cfg.Kafka, Topics: w.cfg.Input.Topics, BatchSize: w.cfg.BatchSize}
+	if from != nil {
+		opts.From = func(topic string, partition int) int64 {
+			return from[consent.TopicPartition{Topic: topic, Partition: partition}]
+		}
+	}
+	sum, err := rebuild.Run(ctx, w.log, opts, s.Process,
 		rebuild.Counters{Applied: &s.Applied, Ignored: &s.Ignored, Invalid: &s.Invalid, UnknownPurpose: &s.UnknownPurpose})
 	if err != nil {
 		return sum, false, err
 	}
-	ok, err := w.store.MarkWarm(ctx, token, start)
+	ok, err := w.store.SetWatermark(ctx, token, sum.Ends)
 	return sum, ok, err
 }
 
-// run checks the marker every w.every until ctx ends, rebuilding when it is
-// missing.
+// check compares the watermarks with the committed offsets once, replaying
+// when a node is behind.
+func (w *warmer) check(ctx context.Context) error {
+	committed, err := committedOffsets(ctx, w.cfg)
+	if err != nil {
+		return fmt.Errorf("read the committed offsets of the consent topics: %w", err)
+	}
+	nodes, err := w.store.Watermarks(ctx)
+	if err != nil {
+		return err
+	}
+	need, from := behind(nodes, committed)
+	if !need {
+		return nil
+	}
+	w.log.Warn("a Redis node's consent state is behind the consent topic (restarted empty or from an old snapshot, failed over, or never filled): replaying the topic; enforcers pause until it is done")
+	for {
+		sum, ok, err := w.replay(ctx, from)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			return fmt.Errorf("replay of the consent topic: %w", err)
+		case !ok:
+			w.log.Warn("a Redis node lost its data during the replay; replaying again from the beginning")
+			from = nil
+			continue
+		}
+		w.log.Info("consent state replayed from the topic and the watermark set; enforcers resume", "summary", sum)
+		return nil
+	}
+}
+
+// run checks every w.every until ctx ends.
 func (w *warmer) run(ctx context.Context) {
 	for {
-		warm, err := w.store.IsWarm(ctx)
-		if err == nil && !warm {
-			w.log.Warn("consent state is not in Redis (empty, restarted or never filled): rebuilding it from the topic; enforcers pause until it is done")
-			sum, ok, err := w.rebuildAndMark(ctx)
-			switch {
-			case ctx.Err() != nil:
-				return
-			case err != nil:
-				w.log.Error("rebuild of the consent state failed; retrying", "error", err.Error())
-			case !ok:
-				w.log.Warn("Redis lost the state during the rebuild; rebuilding again")
-				continue
-			default:
-				w.log.Info("consent state rebuilt from the topic and marked warm; enforcers resume", "summary", sum)
-			}
+		if err := w.check(ctx); err != nil && ctx.Err() == nil {
+			w.log.Error("checking the consent state against the consent topic failed; retrying", "error", err.Error())
 		}
 		select {
 		case <-ctx.Done():
@@ -70,4 +148,44 @@ func (w *warmer) run(ctx context.Context) {
 		case <-time.After(w.every):
 		}
 	}
+}
+
+// advancing wraps the live Syncer's Process: once a batch's changes are in
+// Redis, and before the runner commits its offsets, it raises the state
+// watermark over the batch's offsets.
+func advancing(store *consent.Store, process func(context.Context, []kafka.Message) ([]kafka.Message, error)) func(context.Context, []kafka.Message) ([]kafka.Message, error) {
+	return func(ctx context.Context, batch []kafka.Message) ([]kafka.Message, error) {
+		out, err := process(ctx, batch)
+		if err != nil {
+			return nil, err
+		}
+		ranges := consent.BatchRanges(func(i int) (string, int, int64) { return batch[i].Topic, batch[i].Partition, batch[i].Offset }, len(batch))
+		if err := store.Advance(ctx, ranges); err != nil {
+			return nil, err
+		}
+		return out, nil
+	}
+}
+
+// checkTopics refuses consent topics the brokers may delete records from:
+// the topic is the system of record, and a replay from it must find every
+// change ever made.
+func checkTopics(ctx context.Context, cfg Config) error {
+	if cfg.AllowTopicRetention {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var errs []error
+	for _, t := range cfg.Input.Topics {
+		if err := stream.CheckKeptForever(ctx, cfg.Kafka, t); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w\nthe consent topic is the system of record and must keep every change: set cleanup.policy=delete, retention.ms=-1 and retention.bytes=-1 on it "+
+			"(kafka-configs --alter --entity-type topics --entity-name <topic> --add-config retention.ms=-1,retention.bytes=-1,cleanup.policy=delete), "+
+			"or set CONSENT_SYNC_ALLOW_TOPIC_RETENTION=true if you keep the changes elsewhere and accept that a replay may miss them", err)
+	}
+	return nil
 }

@@ -49,6 +49,10 @@ func run(log *slog.Logger, args []string) error {
 		// Sessions below the default minimum let tests notice a killed
 		// consumer quickly.
 		kfake.GroupMinSessionTimeout(cfg.MinSessionTimeout),
+		// A development broker keeps every record: the consent topic is
+		// the system of record, and consent-sync refuses a consent topic
+		// with time or size retention.
+		kfake.BrokerConfigs(map[string]string{"log.retention.ms": "-1", "log.retention.bytes": "-1"}),
 	}
 	if cfg.AutoCreate {
 		opts = append(opts, kfake.AllowAutoTopicCreation())

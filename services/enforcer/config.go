@@ -33,9 +33,15 @@ type Config struct {
 	// towards fewer subjects, and bound the heap with GOMEMLIMIT.
 	CacheSize   int
 	CacheMaxAge time.Duration
-	// RequireWarm pauses enforcement while Redis lacks the warm marker
-	// that consent-sync sets once it holds the whole consent topic.
+	// RequireWarm pauses enforcement while a Redis node's consent state
+	// is older than what consent-sync has committed from the consent
+	// topics (the state watermark, see pkg/consent).
 	RequireWarm bool
+	// ConsentGroupID and ConsentTopics name consent-sync's consumer
+	// group and input topics, whose committed offsets the watermark is
+	// compared with.
+	ConsentGroupID string
+	ConsentTopics  []string
 }
 
 // DefaultConfig returns the settings used when nothing is set.
@@ -46,6 +52,9 @@ func DefaultConfig() Config {
 		CacheSize:   20000,
 		CacheMaxAge: 30 * time.Second,
 		RequireWarm: true,
+
+		ConsentGroupID: "consentgate-consent-sync",
+		ConsentTopics:  []string{"consent.changes"},
 	}
 	c.Telemetry.Addr = "127.0.0.1:9464"
 	return c
@@ -59,6 +68,8 @@ func (c *Config) flags() *envflag.Set {
 	s.Secret(&c.PseudonymKey, "pseudonymisation-key", "PSEUDONYMISATION_KEY", "key of keyed pseudonymisation (HMAC-SHA-256), at least 16 bytes; required when the policy pseudonymises")
 	s.Int(&c.CacheSize, "consent-cache-size", "ENFORCER_CONSENT_CACHE_SIZE", "subjects kept in the local consent cache (invalidated through Redis pub/sub); 0 turns it off")
 	s.Bool(&c.RequireWarm, "require-warm", "ENFORCER_REQUIRE_WARM", "pause (fail closed) while Redis does not hold the whole consent state: after an empty restart, until consent-sync has rebuilt it")
+	s.String(&c.ConsentGroupID, "consent-sync-group-id", "CONSENT_SYNC_GROUP_ID", "consumer group of consent-sync, whose committed offsets the consent state in Redis must have reached (needs Describe on the group)")
+	s.List(&c.ConsentTopics, "consent-topics", "CONSENT_SYNC_TOPICS", "consent topics that consent-sync reads (comma-separated)")
 	s.Duration(&c.CacheMaxAge, "consent-cache-max-age", "ENFORCER_CONSENT_CACHE_MAX_AGE", "longest a cached consent state is used")
 	s.String(&c.PseudonymKeyFile, "pseudonymisation-key-file", "PSEUDONYMISATION_KEY_FILE", "file holding that key instead (surrounding whitespace ignored)")
 	return s
@@ -78,6 +89,9 @@ func (c Config) Validate() error {
 	}
 	if c.CacheMaxAge <= 0 {
 		errs = append(errs, errors.New("consent cache max age must be positive: set ENFORCER_CONSENT_CACHE_MAX_AGE, e.g. 30s"))
+	}
+	if c.RequireWarm && (c.ConsentGroupID == "" || len(c.ConsentTopics) == 0) {
+		errs = append(errs, errors.New("ENFORCER_REQUIRE_WARM needs consent-sync's group and topics: set CONSENT_SYNC_GROUP_ID and CONSENT_SYNC_TOPICS, or ENFORCER_REQUIRE_WARM=false"))
 	}
 	if c.PseudonymKey != "" && c.PseudonymKeyFile != "" {
 		errs = append(errs, errors.New("both PSEUDONYMISATION_KEY and PSEUDONYMISATION_KEY_FILE are set: set only one"))
@@ -106,5 +120,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("policy_file", c.Policy),
 		slog.String("audit_topic", c.AuditTopic),
 		slog.Int("consent_cache_size", c.CacheSize),
+		slog.Bool("require_warm", c.RequireWarm),
+		slog.String("consent_sync_group_id", c.ConsentGroupID),
+		slog.Any("consent_topics", c.ConsentTopics),
 		slog.Bool("pseudonymisation_key_set", c.PseudonymKey != "" || c.PseudonymKeyFile != ""))...)
 }

@@ -78,7 +78,11 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	tel.AddReadiness("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
 	store := consent.NewStore(rdb, cfg.ConsentPrefix)
 	if cfg.RequireWarm {
-		store.RequireWarm()
+		fresh := consent.NewFreshness(freshnessMaxAge)
+		store.RequireFresh(fresh)
+		fctx, stopFresh := context.WithCancel(context.WithoutCancel(ctx))
+		defer stopFresh()
+		go refreshCommitted(fctx, log, cfg, fresh)
 	}
 	var lookup enforce.ConsentReader = store
 	if cfg.CacheSize > 0 {

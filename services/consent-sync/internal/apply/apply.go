@@ -67,8 +67,10 @@ type Store interface {
 	// AckNotice removes a change's outbox entry once its notice is
 	// acknowledged by the brokers.
 	AckNotice(ctx context.Context, subject, changeID string) error
-	// WarmGeneration returns the warm marker ("" when missing).
-	WarmGeneration(ctx context.Context) (string, error)
+	// StateGeneration returns "" when the state is not known to be
+	// complete for the batch's offsets (the state watermark), else a value
+	// that changes when a replay completes.
+	StateGeneration(ctx context.Context, ranges []consent.Range) (string, error)
 }
 
 // Options configure a Syncer.
@@ -180,9 +182,10 @@ type counts struct{ applied, ignored, invalid, unknown, notices int64 }
 // offsets only after that, so a crash before the acknowledgement means the
 // change is delivered again and finds its entry.
 //
-// Whether the state is complete: outside replay mode, Process reads the warm
-// marker before and after the batch. When it is missing before (Redis lost
-// its data and the rebuild has not finished), every WITHDRAW, DENY and ERASE
+// Whether the state is complete: outside replay mode, Process reads the state
+// watermark (pkg/consent) before and after the batch. When some Redis node has
+// none, or one below the batch's first offsets (Redis lost data, or came back
+// from an older snapshot, and the replay has not finished), every WITHDRAW, DENY and ERASE
 // owes a notice (state_incomplete): the grant it ends may not be replayed
 // yet, and will then be ignored as older. When it differs after (lost or
 // rebuilt during the batch), the batch is applied again with that rule.
@@ -190,7 +193,8 @@ func (s *Syncer) Process(ctx context.Context, batch []kafka.Message) ([]kafka.Me
 	if s.opts.Replay {
 		return s.finish(s.pass(ctx, batch, false))
 	}
-	gen, err := s.store.WarmGeneration(ctx)
+	ranges := consent.BatchRanges(func(i int) (string, int, int64) { return batch[i].Topic, batch[i].Partition, batch[i].Offset }, len(batch))
+	gen, err := s.store.StateGeneration(ctx, ranges)
 	if err != nil {
 		return nil, fmt.Errorf("check that the consent state is complete: %w", err)
 	}
@@ -199,7 +203,7 @@ func (s *Syncer) Process(ctx context.Context, batch []kafka.Message) ([]kafka.Me
 	if err != nil || incomplete {
 		return s.finish(out, n, err)
 	}
-	after, err := s.store.WarmGeneration(ctx)
+	after, err := s.store.StateGeneration(ctx, ranges)
 	if err != nil {
 		return nil, fmt.Errorf("check that the consent state is complete: %w", err)
 	}

@@ -35,17 +35,17 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-// markWarm sets the warm marker as a finished rebuild does: the store holds
+// markWarm sets the state watermark as a finished replay does: the store holds
 // the whole (here: empty) consent topic.
 func markWarm(t *testing.T, store *consent.Store) {
 	t.Helper()
 	ctx := context.Background()
-	token, err := store.BeginWarm(ctx)
+	token, err := store.BeginReplay(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := store.MarkWarm(ctx, token, time.Now()); err != nil || !ok {
-		t.Fatalf("MarkWarm = %v, %v", ok, err)
+	if ok, err := store.SetWatermark(ctx, token, consent.Offsets{}); err != nil || !ok {
+		t.Fatalf("SetWatermark = %v, %v", ok, err)
 	}
 }
 

@@ -78,7 +78,7 @@ func TestWithdrawalDuringRebuildGetsANotice(t *testing.T) {
 			}
 
 			store := consent.NewStore(rdb, redistest.PrefixFor(t))
-			token, err := store.BeginWarm(ctx) // what the warmer does when the marker is missing
+			token, err := store.BeginReplay(ctx) // what the warmer does when a node is behind
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -111,8 +111,8 @@ func TestWithdrawalDuringRebuildGetsANotice(t *testing.T) {
 			if _, err := Run(ctx, log, opts, process, Counters{Applied: &replay.Applied, Ignored: &replay.Ignored, Invalid: &replay.Invalid, UnknownPurpose: &replay.UnknownPurpose}); err != nil {
 				t.Fatal(err)
 			}
-			if ok, err := store.MarkWarm(ctx, token, time.Now()); err != nil || !ok {
-				t.Fatalf("MarkWarm = %v, %v", ok, err)
+			if ok, err := store.SetWatermark(ctx, token, consent.Offsets{}); err != nil || !ok {
+				t.Fatalf("SetWatermark = %v, %v", ok, err)
 			}
 
 			states, err := store.Lookup(ctx, []string{"s1"})

@@ -46,6 +46,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/consentgate/consentgate/pkg/consent"
 	"github.com/consentgate/consentgate/pkg/stream"
 )
 
@@ -79,6 +80,11 @@ type Options struct {
 	// (default 5s).
 	MaxBackoff time.Duration
 
+	// From (optional) returns, per partition, the offset to replay from
+	// when it is above the partition's first offset: a node whose state is
+	// complete below its watermark needs only what follows.
+	From func(topic string, partition int) int64
+
 	// afterTargets, when set (tests only), runs once the targets are known.
 	afterTargets func()
 }
@@ -108,6 +114,9 @@ type Summary struct {
 	Target                                             int64
 	Records, Applied, Ignored, Invalid, UnknownPurpose int64
 	Duration                                           time.Duration
+	// Ends are the high watermarks at start: every record below them
+	// has been applied when Run returns nil.
+	Ends consent.Offsets
 }
 
 // Rate is the number of records applied per second.
@@ -153,7 +162,17 @@ func Run(ctx context.Context, log *slog.Logger, opts Options, process Processor,
 	if opts.afterTargets != nil {
 		opts.afterTargets()
 	}
-	sum := Summary{Partitions: len(parts)}
+	if opts.From != nil {
+		for i, p := range parts {
+			if f := opts.From(p.Topic, p.Partition); f > p.First {
+				parts[i].First = min(f, p.End)
+			}
+		}
+	}
+	sum := Summary{Partitions: len(parts), Ends: consent.Offsets{}}
+	for _, p := range parts {
+		sum.Ends[consent.TopicPartition{Topic: p.Topic, Partition: p.Partition}] = p.End
+	}
 	for _, p := range parts {
 		sum.Target += p.Records()
 	}

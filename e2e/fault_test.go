@@ -388,7 +388,7 @@ func TestFaultConsentSyncCrashAfterApply(t *testing.T) {
 // rebuild that reached the end of the consent topic sets the warm marker
 // <prefix>consent:!warm. An empty Redis has no marker; the enforcer reads it
 // in the same round trip as its lookups and, while it is missing, pauses
-// failing closed ("consent state is not warm"), exactly as while Redis is
+// failing closed ("consent state is behind the consent topic"), exactly as while Redis is
 // down. The live consent-sync notices the missing marker within a second,
 // rebuilds the state from the topic and sets the marker; the enforcer then
 // resumes. (Before that change an empty Redis made every subject
@@ -448,11 +448,11 @@ func TestFaultRedisOutage(t *testing.T) {
 	restarted := time.Now()
 	t.Logf("redis down for %v, restarted empty", restarted.Sub(outageStart).Round(time.Millisecond))
 	s.waitCommitted(fsEnforcerGroup, fsEventsTopic, 2*time.Minute)
-	warmAt := fsLastLogTime(t, s.sync, "consent state rebuilt from the topic and marked warm")
+	warmAt := fsLastLogTime(t, s.sync, "consent state replayed from the topic and the watermark set")
 	if !warmAt.After(restarted.Add(-time.Second)) {
 		t.Errorf("consent-sync did not rebuild and mark the state warm after the empty restart (last at %v)", warmAt)
 	}
-	if !strings.Contains(s.enforcers[0].Output(), "consent state is not warm") {
+	if !strings.Contains(s.enforcers[0].Output(), "consent state is behind the consent topic") {
 		t.Error("the enforcer did not report pausing on the cold (empty) Redis")
 	}
 	produce(phase("C"))

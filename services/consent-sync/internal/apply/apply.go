@@ -64,9 +64,11 @@ type Options struct {
 	// for other purposes are still applied (the topic is the record) but
 	// counted as UnknownPurpose so operators see them.
 	KnownPurposes map[string]bool
-	// MaxClockSkew is how far captured_at may lie after the record's
-	// timestamp (consent.DefaultMaxClockSkew when zero); a change dated
-	// further ahead is dead-lettered as invalid.
+	// MaxClockSkew is the bound of the clock rule,
+	// consent.Change.BoundCapturedAt, against the record's timestamp
+	// (consent.DefaultMaxClockSkew when zero): a GRANT dated further ahead
+	// is dead-lettered as invalid, a restrictive change is applied at the
+	// bound.
 	MaxClockSkew time.Duration
 	// OnUnknownPurpose, when set, is called once per process for each
 	// purpose id outside KnownPurposes (to log it; purpose ids are policy
@@ -171,7 +173,7 @@ func (s *Syncer) Process(ctx context.Context, batch []kafka.Message) ([]kafka.Me
 			err = c.Validate()
 		}
 		if err == nil {
-			err = c.CheckCapturedBefore(m.Time, s.maxSkew())
+			c, err = c.BoundCapturedAt(m.Time, s.maxSkew())
 		}
 		if err != nil {
 			deadLetter(m, "invalid_change", err)

@@ -70,9 +70,9 @@ type Options struct {
 	// is dead-lettered as invalid, a restrictive change is applied at the
 	// bound.
 	MaxClockSkew time.Duration
-	// OnUnknownPurpose, when set, is called once per process for each
-	// purpose id outside KnownPurposes (to log it; purpose ids are policy
-	// names, not personal data).
+	// OnUnknownPurpose, when set, is called once per process for each of
+	// the first MaxUnknownPurposes purpose ids outside KnownPurposes (to
+	// log it; the id comes from the topic's producers: untrusted).
 	OnUnknownPurpose func(purpose string)
 	// Replay makes Process apply and count only: no dead letters and no
 	// revocation notices are returned. A rebuild of the cache from the
@@ -80,6 +80,10 @@ type Options struct {
 	// consumed.
 	Replay bool
 }
+
+// MaxUnknownPurposes bounds the unknown purpose ids a Syncer remembers
+// (and reports); beyond, they are only counted.
+const MaxUnknownPurposes = 100
 
 // Syncer processes batches of consent changes; a stream.Runner drives it.
 type Syncer struct {
@@ -107,8 +111,8 @@ func (s *Syncer) reportUnknown(purpose string) {
 	}
 	s.unknownMu.Lock()
 	defer s.unknownMu.Unlock()
-	if s.unknownSeen[purpose] {
-		return
+	if s.unknownSeen[purpose] || len(s.unknownSeen) >= MaxUnknownPurposes {
+		return // the purposes remembered are bounded; the counter goes on
 	}
 	if s.unknownSeen == nil {
 		s.unknownSeen = map[string]bool{}

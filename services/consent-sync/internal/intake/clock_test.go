@@ -3,9 +3,9 @@ package intake
 import (
 	"context"
 	"fmt"
-	"strings"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 

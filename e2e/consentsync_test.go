@@ -349,7 +349,15 @@ func TestRebuildEqualsLiveState(t *testing.T) {
 // decoded answer.
 func csPost(t *testing.T, url, contentType, body string) (int, map[string]any) {
 	t.Helper()
-	resp, err := http.Post(url, contentType, strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	if csIntakeToken != "" {
+		req.Header.Set("Authorization", "Bearer "+csIntakeToken)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("post: %v", err)
 	}
@@ -361,6 +369,9 @@ func csPost(t *testing.T, url, contentType, body string) (int, map[string]any) {
 	}
 	return resp.StatusCode, m
 }
+
+// csIntakeToken is the bearer token csPost sends ("" for none).
+var csIntakeToken = "e2e-intake-token-0123456789abcdef"
 
 // csErrorFields returns the fields named by a 400 answer.
 func csErrorFields(m map[string]any) []string {
@@ -383,13 +394,22 @@ func TestIntakeGrantReachesRedis(t *testing.T) {
 	s := csStart(t, 2)
 	prefix := redistest.PrefixFor(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", brokertest.FreePort(t))
-	proc := proctest.Start(t, "consent-sync", s.bin, s.env(prefix, "cs-intake", "CONSENT_INTAKE_ADDR="+addr))
+	tokens := filepath.Join(t.TempDir(), "intake-tokens")
+	if err := os.WriteFile(tokens, []byte("# e2e\n"+csIntakeToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	proc := proctest.Start(t, "consent-sync", s.bin, s.env(prefix, "cs-intake", "CONSENT_INTAKE_ADDR="+addr, "CONSENT_INTAKE_TOKENS_FILE="+tokens))
 	for _, line := range []string{`"msg":"intake listening"`, `"msg":"syncing consent"`} {
 		if err := proc.WaitFor(line, 60*time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}
 	url := "http://" + addr + "/v1/consent-changes"
+	if resp, err := http.Post(url, "application/json", strings.NewReader(`{}`)); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("post without a token: %v, want 401", err)
+	} else {
+		resp.Body.Close()
+	}
 
 	code, ans := csPost(t, url, "application/json", `{
 		"change_id": "intake-1", "subject_id": "intake-subject-7", "purpose": "marketing", "action": "GRANT",

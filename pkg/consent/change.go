@@ -3,8 +3,11 @@ package consent
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/consentgate/consentgate/pkg/policy"
 )
 
 // Action is what a consent change does. The values are the symbols of the
@@ -82,8 +85,9 @@ type Change struct {
 	Action Action
 	// LegalBasis is required on GRANT; optional (may be empty) otherwise.
 	LegalBasis LegalBasis
-	// ExcludedCategories lists data categories, or patterns such as
-	// "user.health.*", that a grant leaves out.
+	// ExcludedCategories lists the data categories that a grant leaves
+	// out: each a node x of the taxonomy (policy.Categories), written "x"
+	// or "x.*", both meaning x and everything below it.
 	ExcludedCategories []string
 	// Source says who captured the change, e.g. "preference-centre".
 	Source string
@@ -128,11 +132,19 @@ func fieldErr(field, problem string) error { return &FieldError{Field: field, Pr
 //
 //   - every change needs change_id, subject_id, a known action and a
 //     captured_at after the Unix epoch; legal_basis, when set, must be known;
-//     excluded_categories must not hold empty strings;
 //   - GRANT, DENY and WITHDRAW need a purpose, which must not start with
 //     [ReservedPrefix];
-//   - GRANT also needs a legal_basis, a source and a notice_version, and an
-//     expires_at, when set, later than captured_at.
+//   - GRANT also needs a legal_basis, a source and a notice_version, an
+//     expires_at, when set, later than captured_at, and excluded_categories
+//     that each name a node x of the data category taxonomy
+//     ([policy.Categories]), written "x" or "x.*" (both mean x and every
+//     category below it; see [policy.CheckExclusion]). An exclusion naming
+//     no known category ("health", "User.Health") is rejected, never
+//     ignored: ignoring it would let the data it meant to keep out through.
+//     The patterns are kept as sent. On DENY, WITHDRAW and ERASE the
+//     exclusions mean nothing and are not checked.
+//
+// Validate does not look at the clock; see [Change.BoundCapturedAt].
 func (c Change) Validate() error {
 	var errs []error
 	if c.ChangeID == "" {
@@ -155,10 +167,9 @@ func (c Change) Validate() error {
 	if c.LegalBasis != "" && !c.LegalBasis.Valid() {
 		errs = append(errs, fieldErr("legal_basis", "is not one of CONSENT, LEGITIMATE_INTEREST, CONTRACT"))
 	}
-	for _, cat := range c.ExcludedCategories {
-		if cat == "" {
-			errs = append(errs, fieldErr("excluded_categories", "holds an empty category"))
-			break
+	if c.Action == ActionGrant {
+		if err := checkExclusions(c.ExcludedCategories); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if c.CapturedAt.UnixMilli() <= 0 {
@@ -347,20 +358,96 @@ func stringList(v any) ([]string, error) {
 	}
 }
 
-// DefaultMaxClockSkew is how far a change's captured_at may lie after the
-// moment it reached the pipeline (see [Change.CheckCapturedBefore]).
+// checkExclusions checks the excluded categories of a grant against the
+// taxonomy. The problem names the first bad item by its index, never by its
+// value (the value is untrusted input and ends up in dead-letter headers).
+func checkExclusions(cats []string) error {
+	bad, first := 0, ""
+	for i, cat := range cats {
+		if err := policy.CheckExclusion(cat); err != nil {
+			if bad == 0 {
+				first = "item " + strconv.Itoa(i) + " " + err.Error()
+			}
+			bad++
+		}
+	}
+	switch bad {
+	case 0:
+		return nil
+	case 1:
+		return fieldErr("excluded_categories", first)
+	default:
+		return fieldErr("excluded_categories", first+" (and "+strconv.Itoa(bad-1)+" more item(s) with problems)")
+	}
+}
+
+// DefaultMaxClockSkew is the default of the clock rule's bound (see
+// [Change.BoundCapturedAt]): how far a change's captured_at may lie after
+// the moment it reached the pipeline.
 const DefaultMaxClockSkew = 15 * time.Minute
 
-// CheckCapturedBefore rejects a change captured more than skew after
-// received, the time it reached the pipeline (the Kafka record's timestamp,
-// or the intake's clock). Newest captured_at wins for ever, so a change
-// dated in the future, from a wrong clock or a forged request, would
-// otherwise override every real change made until then. Comparing with the
-// record's own timestamp, not the wall clock, keeps a rebuild's verdict
-// equal to the live one. A zero received time checks nothing.
-func (c Change) CheckCapturedBefore(received time.Time, skew time.Duration) error {
-	if received.IsZero() || !c.CapturedAt.After(received.Add(skew)) {
-		return nil
+// Restrictive reports whether a takes consent away (DENY, WITHDRAW, ERASE).
+func (a Action) Restrictive() bool {
+	return a == ActionDeny || a == ActionWithdraw || a == ActionErase
+}
+
+// BoundCapturedAt applies the clock rule: the one rule, shared by the HTTP
+// intake and consent-sync's consumer (live and rebuild), for a captured_at
+// that lies after received, the time the change reached the pipeline (the
+// intake's clock when it received the request; at the consumer the Kafka
+// record's timestamp, which the intake sets to that same receive time).
+// With bound = received + skew:
+//
+//   - a GRANT dated after bound is rejected (a *[FieldError] on
+//     captured_at, matching [ErrInvalidChange]): 400 at the intake, dead
+//     letter at the consumer. A GRANT dated in (received, bound] is moved
+//     back to received: a grant never counts as made after it reached the
+//     pipeline;
+//   - a DENY, WITHDRAW or ERASE is never rejected for its date: one dated
+//     after bound is moved back to bound. One dated up to bound keeps its
+//     date;
+//   - anything dated up to received is returned unchanged.
+//
+// Why: newest captured_at wins for ever, so an unbounded future date would
+// override every real change made until then; now every accepted date lies
+// at most skew after the change reached the pipeline, and any later real
+// change wins once that time has passed. A change that takes consent away
+// is never lost to a wrong clock: it is applied with the latest date the
+// rule allows. And because grants are capped at their receive time while
+// restrictive changes may stand up to skew after theirs, a restrictive
+// change wins over every grant that reached the pipeline before it,
+// whatever that grant's clock said (if the restrictive change's own clock
+// is not slow; a slow clock is indistinguishable from a late delivery).
+//
+// The rule is idempotent and monotone in received: applying it again with
+// the same or a later receive time changes nothing. So a change the intake
+// has produced (bounded with its receive time, which becomes the record's
+// timestamp) passes the consumer unchanged, including with a broker that
+// stamps LogAppendTime, and a rebuild, which sees the same record
+// timestamps, decides exactly as the live consumer did.
+//
+// A zero received time applies no rule. Times are compared in milliseconds;
+// a moved captured_at is in UTC. The returned change is c with at most its
+// CapturedAt changed; compare it with c's to know whether it moved.
+func (c Change) BoundCapturedAt(received time.Time, skew time.Duration) (Change, error) {
+	if received.IsZero() {
+		return c, nil
 	}
-	return fieldErr("captured_at", fmt.Sprintf("lies more than %s after the change reached the pipeline: check the clock of whatever captured it", skew))
+	recv := received.UnixMilli()
+	captured := c.CapturedAt.UnixMilli()
+	if captured <= recv {
+		return c, nil
+	}
+	bound := recv + skew.Milliseconds()
+	switch {
+	case c.Action.Restrictive():
+		if captured > bound {
+			c.CapturedAt = time.UnixMilli(bound).UTC()
+		}
+	case captured > bound:
+		return c, fieldErr("captured_at", fmt.Sprintf("lies more than %s after the change reached the pipeline: a GRANT dated that far ahead is refused; check the clock of whatever captured it", skew))
+	default:
+		c.CapturedAt = time.UnixMilli(recv).UTC()
+	}
+	return c, nil
 }

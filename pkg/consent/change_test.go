@@ -2,6 +2,7 @@ package consent
 
 import (
 	"errors"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
@@ -55,6 +56,22 @@ func TestChangeValidate(t *testing.T) {
 			[]string{"source", "notice_version"}},
 		{"empty excluded category", func(c *Change) { c.ExcludedCategories = []string{"a", ""} },
 			[]string{"excluded_categories"}},
+		{"exclusion outside the taxonomy", func(c *Change) { c.ExcludedCategories = []string{"health"} },
+			[]string{"excluded_categories"}},
+		{"exclusion not lower case", func(c *Change) { c.ExcludedCategories = []string{"User.Health"} },
+			[]string{"excluded_categories"}},
+		{"exclusion of a near miss", func(c *Change) { c.ExcludedCategories = []string{"user.healthy.*"} },
+			[]string{"excluded_categories"}},
+		{"exclusion pattern in the middle", func(c *Change) { c.ExcludedCategories = []string{"user.*.email"} },
+			[]string{"excluded_categories"}},
+		{"exclusion of everything", func(c *Change) { c.ExcludedCategories = []string{"*"} },
+			[]string{"excluded_categories"}},
+		{"valid exclusions, both forms and inner nodes", func(c *Change) {
+			c.ExcludedCategories = []string{"user.health", "user.health.*", "user.contact", "user.contact.address.*", "user.device.ip_address"}
+		}, nil},
+		{"withdrawal with a sloppy exclusion is still honoured", func(c *Change) {
+			c.Action, c.ExcludedCategories = ActionWithdraw, []string{"Health", ""}
+		}, nil},
 		{"zero captured_at", func(c *Change) { c.CapturedAt = time.Time{}; c.ExpiresAt = time.Time{} },
 			[]string{"captured_at"}},
 		{"expiry before capture", func(c *Change) { c.ExpiresAt = c.CapturedAt }, []string{"expires_at"}},
@@ -225,30 +242,112 @@ func TestChangeFromNativeDefaultsAndPlainValues(t *testing.T) {
 	}
 }
 
-func TestCheckCapturedBefore(t *testing.T) {
+// TestBoundCapturedAt is the table of the clock rule shared by the intake
+// and consent-sync.
+func TestBoundCapturedAt(t *testing.T) {
 	t.Parallel()
-	recv := time.UnixMilli(1_800_000_000_000)
+	const skew = time.Minute
+	recv := time.UnixMilli(1_800_000_000_000).UTC()
+	y2999 := time.Date(2999, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, tt := range []struct {
 		name     string
+		action   Action
 		captured time.Time
 		received time.Time
-		ok       bool
+		want     time.Time // zero: rejected
 	}{
-		{"past", recv.Add(-time.Hour), recv, true},
-		{"within skew", recv.Add(DefaultMaxClockSkew), recv, true},
-		{"beyond skew", recv.Add(DefaultMaxClockSkew + time.Millisecond), recv, false},
-		{"year 2999", time.Date(2999, 1, 1, 0, 0, 0, 0, time.UTC), recv, false},
-		{"no receive time", time.Date(2999, 1, 1, 0, 0, 0, 0, time.UTC), time.Time{}, true},
+		{"grant in the past", ActionGrant, recv.Add(-time.Hour), recv, recv.Add(-time.Hour)},
+		{"grant at receipt", ActionGrant, recv, recv, recv},
+		{"grant a little ahead: moved back to receipt", ActionGrant, recv.Add(30 * time.Second), recv, recv},
+		{"grant at the bound: moved back to receipt", ActionGrant, recv.Add(skew), recv, recv},
+		{"grant beyond the bound: rejected", ActionGrant, recv.Add(skew + time.Millisecond), recv, time.Time{}},
+		{"grant in 2999: rejected", ActionGrant, y2999, recv, time.Time{}},
+		{"grant, no receive time", ActionGrant, y2999, time.Time{}, y2999},
+		{"withdraw in the past", ActionWithdraw, recv.Add(-time.Hour), recv, recv.Add(-time.Hour)},
+		{"withdraw a little ahead keeps its date", ActionWithdraw, recv.Add(30 * time.Second), recv, recv.Add(30 * time.Second)},
+		{"withdraw at the bound keeps its date", ActionWithdraw, recv.Add(skew), recv, recv.Add(skew)},
+		{"withdraw beyond the bound: moved to the bound", ActionWithdraw, recv.Add(5 * time.Minute), recv, recv.Add(skew)},
+		{"deny in 2999: moved to the bound", ActionDeny, y2999, recv, recv.Add(skew)},
+		{"erase in 2999: moved to the bound", ActionErase, y2999, recv, recv.Add(skew)},
+		{"erase, no receive time", ActionErase, y2999, time.Time{}, y2999},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			err := Change{CapturedAt: tt.captured}.CheckCapturedBefore(tt.received, DefaultMaxClockSkew)
-			if (err == nil) != tt.ok {
-				t.Fatalf("err = %v, want ok=%v", err, tt.ok)
+			in := Change{ChangeID: "c", SubjectID: "subject-secret-42", Purpose: "p", Action: tt.action, CapturedAt: tt.captured}
+			got, err := in.BoundCapturedAt(tt.received, skew)
+			if tt.want.IsZero() {
+				if err == nil {
+					t.Fatalf("accepted with captured_at %v, want rejected", got.CapturedAt)
+				}
+				if !errors.Is(err, ErrInvalidChange) || !strings.HasPrefix(err.Error(), "captured_at:") {
+					t.Errorf("error %q is not a captured_at field error", err)
+				}
+				return
 			}
-			if err != nil && (!errors.Is(err, ErrInvalidChange) || !strings.HasPrefix(err.Error(), "captured_at:")) {
-				t.Errorf("error %q is not a captured_at field error", err)
+			if err != nil {
+				t.Fatalf("rejected: %v", err)
+			}
+			if !got.CapturedAt.Equal(tt.want) {
+				t.Errorf("captured_at %v, want %v", got.CapturedAt, tt.want)
+			}
+			got.CapturedAt = in.CapturedAt
+			if !reflect.DeepEqual(got, in) {
+				t.Errorf("changed more than captured_at: %+v", got)
 			}
 		})
+	}
+}
+
+// TestBoundCapturedAtProperties checks, over random changes and receive
+// times, what makes the intake and the consumer decide alike and keeps
+// withdrawals safe:
+//   - restrictive changes are never rejected;
+//   - every accepted captured_at is at most received+skew, and a grant's at
+//     most received;
+//   - idempotent and monotone: a bounded change passes again, unchanged,
+//     with the same or any later receive time (the consumer's record time);
+//   - a restrictive change received after a grant beats it, when its own
+//     clock is not slow.
+func TestBoundCapturedAtProperties(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(1, 2))
+	base := int64(1_800_000_000_000)
+	actions := []Action{ActionGrant, ActionDeny, ActionWithdraw, ActionErase}
+	for i := 0; i < 20000; i++ {
+		skew := time.Duration(1+r.IntN(20*60_000)) * time.Millisecond
+		recv := time.UnixMilli(base + r.Int64N(3_600_000))
+		offset := r.Int64N(4*3_600_000) - 3_600_000 // the client clock: -1h .. +3h
+		c := Change{ChangeID: "c", SubjectID: "s", Purpose: "p", Action: actions[r.IntN(4)], CapturedAt: recv.Add(time.Duration(offset) * time.Millisecond)}
+		got, err := c.BoundCapturedAt(recv, skew)
+		if err != nil {
+			if c.Action.Restrictive() {
+				t.Fatalf("%s rejected: %v", c.Action, err)
+			}
+			continue
+		}
+		limit := recv.Add(skew)
+		if c.Action == ActionGrant {
+			limit = recv
+		}
+		if got.CapturedAt.After(limit) {
+			t.Fatalf("%s accepted at %v, after %v", c.Action, got.CapturedAt, limit)
+		}
+		later := recv.Add(time.Duration(r.Int64N(10_000)) * time.Millisecond)
+		again, err := got.BoundCapturedAt(later, skew)
+		if err != nil || !again.CapturedAt.Equal(got.CapturedAt) {
+			t.Fatalf("not stable: %v then %v (%v)", got.CapturedAt, again.CapturedAt, err)
+		}
+		if c.Action == ActionGrant {
+			// A withdrawal made later than this grant reached the
+			// pipeline, by a clock that is right or fast, received later.
+			wRecv := recv.Add(time.Duration(1+r.Int64N(60_000)) * time.Millisecond)
+			made := recv.Add(time.Duration(1+r.Int64N(wRecv.Sub(recv).Milliseconds())) * time.Millisecond)
+			w := Change{ChangeID: "a", SubjectID: "s", Purpose: "p", Action: ActionWithdraw,
+				CapturedAt: made.Add(time.Duration(r.Int64N(3*3_600_000)) * time.Millisecond)}
+			bw, err := w.BoundCapturedAt(wRecv, skew)
+			if err != nil || !bw.CapturedAt.After(got.CapturedAt) {
+				t.Fatalf("withdrawal %v does not beat the grant %v (%v)", bw.CapturedAt, got.CapturedAt, err)
+			}
+		}
 	}
 }

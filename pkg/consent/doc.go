@@ -14,6 +14,28 @@
 // [Verdict] for one purpose, denying by default and keeping "never asked"
 // apart from "denied".
 //
+// # Clock rule
+//
+// captured_at is the customer's claim of when they made the change, and the
+// newest wins for ever, so a wrong or forged clock must be bounded without
+// losing what takes consent away. [Change.BoundCapturedAt] is the one rule,
+// used by the HTTP intake (against its receive time, which it also writes as
+// the Kafka record's timestamp) and by consent-sync's consumer and rebuild
+// (against the record's timestamp), with one setting, CONSENT_MAX_CLOCK_SKEW:
+// a GRANT dated after receipt counts as made at receipt, and one dated more
+// than the skew ahead is rejected; a DENY, WITHDRAW or ERASE is never
+// rejected for its date, and one dated more than the skew ahead counts as
+// made at receipt + skew. So no future date stands more than the skew after
+// its receipt, a restrictive change beats every grant received before it,
+// and what the intake produced passes the consumer unchanged.
+//
+// # Exclusions
+//
+// A grant's excluded_categories name nodes of the data category taxonomy
+// (pkg/policy Categories): "x" or "x.*", both meaning x and everything below
+// it. [Change.Validate] rejects any other (an unknown name, another case, a
+// bare "*"): an exclusion that matched nothing would fail open.
+//
 // # Redis layout
 //
 // [Store] keeps one hash per subject:

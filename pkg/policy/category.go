@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"regexp"
 	"slices"
 	"strings"
@@ -113,4 +114,63 @@ func knownPattern(pattern string) bool {
 		}
 	}
 	return false
+}
+
+// IsCategoryNode reports whether name is a node of the taxonomy: one of
+// [Categories], or a dot-separated prefix of one ("user", "user.contact",
+// "user.contact.address"). Names are case-sensitive and lower case.
+func IsCategoryNode(name string) bool {
+	if name == "" {
+		return false
+	}
+	for _, c := range Categories {
+		if c == name || strings.HasPrefix(c, name+".") {
+			return true
+		}
+	}
+	return false
+}
+
+// ExclusionCategory returns the taxonomy node that a consent exclusion
+// pattern names: x for both "x" and "x.*". It does not check that x is
+// known; see [CheckExclusion].
+func ExclusionCategory(pattern string) string {
+	if base, ok := strings.CutSuffix(pattern, ".*"); ok {
+		return base
+	}
+	return pattern
+}
+
+// CheckExclusion reports whether pattern is a valid data category exclusion
+// of a consent grant (the excluded_categories of a consent change): a node x
+// of the taxonomy ([IsCategoryNode]), written "x" or "x.*". Both forms mean
+// the same: x and every category below it. Nothing else is accepted, so that
+// an exclusion can never silently exclude nothing: not "*" (a grant that
+// excludes every category is a denial), not a name outside the taxonomy
+// ("health"), not another case ("User.Health"), not a wildcard elsewhere
+// ("user.*.email"). Patterns are not rewritten: callers store what was sent.
+//
+// The error says what is wrong without repeating the pattern, which is
+// untrusted input.
+func CheckExclusion(pattern string) error {
+	switch {
+	case pattern == "":
+		return errors.New("is empty")
+	case pattern == "*":
+		return errors.New(`is "*", which would exclude every category: send a DENY or a WITHDRAW instead`)
+	}
+	base := ExclusionCategory(pattern)
+	if IsCategoryNode(base) {
+		return nil
+	}
+	switch {
+	case strings.Contains(base, "*"):
+		return errors.New(`has a wildcard other than a final ".*": write a category x, or x.* (both mean x and everything below it)`)
+	case IsCategoryNode(strings.ToLower(base)):
+		return errors.New("is not lower case: data categories are lower case, e.g. user.health")
+	case IsCategoryNode("user." + strings.ToLower(base)):
+		return errors.New(`is not a full category path: data categories start at the root of the taxonomy ("user.")`)
+	default:
+		return errors.New("names no data category of the taxonomy: use a category such as user.contact.email (or user.contact.*); the list is pkg/policy Categories")
+	}
 }

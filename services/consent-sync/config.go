@@ -1,13 +1,19 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
+	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/consentgate/consentgate/pkg/bootstrap"
 	"github.com/consentgate/consentgate/pkg/consent"
 	"github.com/consentgate/consentgate/pkg/envflag"
+	"github.com/consentgate/consentgate/pkg/policy"
 	"github.com/consentgate/consentgate/services/consent-sync/internal/intake"
 )
 
@@ -19,6 +25,9 @@ type Config struct {
 	bootstrap.Common
 	Policy           string
 	RevocationsTopic string
+	// Purposes is the purpose catalogue when there is no policy file
+	// (CONSENT_PURPOSES); one of the two is required with the intake.
+	Purposes []string
 
 	// Rebuild replays the consent topics from the beginning into Redis and
 	// exits (see internal/rebuild); RebuildForce allows it when consent keys
@@ -30,8 +39,9 @@ type Config struct {
 
 	// Intake is the HTTP intake for consent changes (off by default).
 	Intake intake.Config
-	// MaxClockSkew bounds how far captured_at may lie after a change
-	// reached the pipeline.
+	// MaxClockSkew is the bound of the clock rule
+	// (consent.Change.BoundCapturedAt), the same for the intake and the
+	// consumer.
 	MaxClockSkew time.Duration
 }
 
@@ -54,8 +64,9 @@ func (c *Config) flags() *envflag.Set {
 	s := envflag.New("consent-sync", "applies consent changes from Kafka to the consent state in Redis (newest captured_at wins) and publishes revocation notices; "+
 		"with --rebuild, replays the consent topic into Redis and exits; with --intake-addr, also accepts changes over HTTP (POST "+intake.Path+").")
 	c.Common.Flags(s, envPrefix)
-	s.String(&c.Policy, "policy", "POLICY_FILE", "policy file (YAML); when set, changes for purposes it does not declare are counted and reported")
-	s.Duration(&c.MaxClockSkew, "max-clock-skew", "CONSENT_MAX_CLOCK_SKEW", "a change whose captured_at lies further after its record's timestamp is rejected (dead-lettered): newest wins for ever, so a future date would override every later real change")
+	s.String(&c.Policy, "policy", "POLICY_FILE", "policy file (YAML), the purpose catalogue: the intake accepts only its purposes, and consumed changes for other purposes are counted and reported")
+	s.List(&c.Purposes, "purposes", "CONSENT_PURPOSES", "comma-separated purpose ids, the catalogue when POLICY_FILE is not set (one of the two is required with the intake)")
+	s.Duration(&c.MaxClockSkew, "max-clock-skew", "CONSENT_MAX_CLOCK_SKEW", "clock rule, for the intake and the consumer alike: a GRANT dated after its receipt counts as made at receipt, and is refused beyond this; a DENY, WITHDRAW or ERASE dated beyond this after its receipt counts as made at receipt + this (never refused)")
 	s.String(&c.RevocationsTopic, "revocations-topic", "REVOCATIONS_TOPIC", "topic of the revocation notices")
 	s.Bool(&c.Rebuild, "rebuild", envPrefix+"REBUILD", "replay the input topics from the beginning into Redis (CONSENT_KEY_PREFIX), up to the high watermarks at start, then exit; no consumer group, no commits, no notices, no dead letters")
 	s.Bool(&c.RebuildForce, "rebuild-force", envPrefix+"REBUILD_FORCE", "let --rebuild write into a prefix that already holds consent keys (meant for an empty Redis or a fresh prefix)")
@@ -73,6 +84,18 @@ func (c Config) Validate() error {
 	if c.MaxClockSkew <= 0 {
 		errs = append(errs, errors.New("CONSENT_MAX_CLOCK_SKEW must be positive, e.g. 15m"))
 	}
+	if c.Policy != "" && len(c.Purposes) > 0 {
+		errs = append(errs, errors.New("POLICY_FILE and CONSENT_PURPOSES are both set: the catalogue comes from one of them; unset CONSENT_PURPOSES"))
+	}
+	for i, p := range c.Purposes {
+		if !purposeIDSyntax.MatchString(p) {
+			errs = append(errs, fmt.Errorf("CONSENT_PURPOSES item %d is not a purpose id (lower case letters, digits and _, starting with a letter, at most 64)", i+1))
+		}
+	}
+	if c.Intake.Addr != "" && c.Policy == "" && len(c.Purposes) == 0 {
+		errs = append(errs, errors.New("the intake (CONSENT_INTAKE_ADDR) accepts only the purposes of the policy's catalogue: "+
+			"set POLICY_FILE to the enforcer's policy file, or CONSENT_PURPOSES to a comma-separated list of purpose ids"))
+	}
 	if c.RebuildForce && !c.Rebuild {
 		errs = append(errs, errors.New("CONSENT_SYNC_REBUILD_FORCE without CONSENT_SYNC_REBUILD: set --rebuild too, or unset the force"))
 	}
@@ -80,6 +103,46 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("CONSENT_INTAKE_ADDR is set with CONSENT_SYNC_REBUILD: a rebuild serves no intake; unset one of them"))
 	}
 	return errors.Join(errs...)
+}
+
+// purposeIDSyntax is the shape of a purpose id, as pkg/policy checks it
+// (bounded here to 64 characters).
+var purposeIDSyntax = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
+
+// catalogue returns the known purposes: those of the policy file, or
+// CONSENT_PURPOSES; nil when neither is set.
+func (c Config) catalogue() (map[string]bool, error) {
+	ids := c.Purposes
+	if c.Policy != "" {
+		pol, err := policy.Load(c.Policy)
+		if err != nil {
+			return nil, fmt.Errorf("load policy:\n%w", err)
+		}
+		ids = nil
+		for _, p := range pol.Purposes {
+			ids = append(ids, p.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	known := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		known[id] = true
+	}
+	return known, nil
+}
+
+// logSafe renders an untrusted string (a purpose id read from the consent
+// topic) for a log line: as itself when it has the shape of a purpose id,
+// otherwise only as its length and a SHA-256 prefix, so that no pasted
+// subject id, control character or megabyte of junk reaches the logs.
+func logSafe(s string) string {
+	if purposeIDSyntax.MatchString(s) {
+		return s
+	}
+	sum := sha256.Sum256([]byte(s))
+	return "(not a purpose id: " + strconv.Itoa(len(s)) + " bytes, sha256 " + hex.EncodeToString(sum[:6]) + ")"
 }
 
 // IntakeTopic is the topic the intake produces to.
@@ -98,11 +161,17 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(append(c.LogAttrs(),
 		slog.String("consent_prefix", c.ConsentPrefix),
 		slog.String("policy_file", c.Policy),
+		slog.Any("purposes", c.Purposes),
 		slog.String("revocations_topic", c.RevocationsTopic),
 		slog.Bool("rebuild", c.Rebuild),
 		slog.Bool("rebuild_force", c.RebuildForce),
 		slog.Bool("allow_topic_retention", c.AllowTopicRetention),
 		slog.String("intake_addr", c.Intake.Addr),
 		slog.String("intake_topic", c.IntakeTopic()),
-		slog.Int("intake_max_body", c.Intake.MaxBodyBytes))...)
+		slog.Int("intake_max_body", c.Intake.MaxBodyBytes),
+		slog.String("intake_tokens_file", c.Intake.TokensFile),
+		slog.String("intake_tls_cert_file", c.Intake.TLSCertFile),
+		slog.String("intake_tls_client_ca_file", c.Intake.TLSClientCAFile),
+		slog.Bool("intake_insecure", c.Intake.Insecure),
+		slog.Duration("max_clock_skew", c.MaxClockSkew))...)
 }

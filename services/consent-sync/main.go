@@ -23,7 +23,6 @@ import (
 
 	"github.com/consentgate/consentgate/pkg/bootstrap"
 	"github.com/consentgate/consentgate/pkg/consent"
-	"github.com/consentgate/consentgate/pkg/policy"
 	"github.com/consentgate/consentgate/pkg/redisconn"
 	"github.com/consentgate/consentgate/pkg/stream"
 	"github.com/consentgate/consentgate/services/consent-sync/internal/apply"
@@ -40,16 +39,9 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	log.Info("starting", "config", cfg)
 
-	var known map[string]bool
-	if cfg.Policy != "" {
-		pol, err := policy.Load(cfg.Policy)
-		if err != nil {
-			return fmt.Errorf("load policy:\n%w", err)
-		}
-		known = make(map[string]bool, len(pol.Purposes))
-		for _, p := range pol.Purposes {
-			known[p.ID] = true
-		}
+	known, err := cfg.catalogue()
+	if err != nil {
+		return err
 	}
 	codec, err := cfg.Codec()
 	if err != nil {
@@ -70,7 +62,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 			// Applied all the same: the topic is the record, and the
 			// policy may gain the purpose later. Enforcers never read it
 			// for another purpose.
-			log.Warn("consent change for a purpose the policy does not declare; applied and counted", "purpose", purpose)
+			log.Warn("consent change for a purpose the policy does not declare; applied and counted", "purpose", logSafe(purpose))
 		}}
 
 	if err := checkTopics(ctx, cfg); err != nil {
@@ -130,15 +122,28 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	var srv *intake.Server
 	var h *intake.Handler
 	if cfg.Intake.Addr != "" {
-		h = intake.New(intake.Options{
+		auth, err := intake.NewAuth(cfg.Intake)
+		if err != nil {
+			return fmt.Errorf("intake credentials:\n%w", err)
+		}
+		auth.ReloadOnSIGHUP(consumeCtx, log)
+		iopts := intake.Options{
 			Topic: cfg.IntakeTopic(), MaxBodyBytes: int64(cfg.Intake.MaxBodyBytes), ProduceTimeout: cfg.Kafka.WriteTimeout, Log: log,
-		}, codec, cfg.Kafka)
+			Auth: auth, Purposes: known, MaxClockSkew: cfg.MaxClockSkew,
+		}
+		if !cfg.Intake.Authenticated() {
+			log.Warn("intake without authentication (CONSENT_INTAKE_INSECURE=true): anyone who reaches it can grant consent; set CONSENT_INTAKE_TOKENS_FILE or mutual TLS outside development")
+		} else if auth.TLSConfig() == nil {
+			log.Warn("intake bearer tokens over plain HTTP: terminate TLS in front of it, or set CONSENT_INTAKE_TLS_CERT_FILE and _KEY_FILE")
+		}
+		h = intake.New(iopts, codec, cfg.Kafka)
 		defer h.Close()
-		srv, err = intake.Start(cfg.Intake.Addr, h, cfg.Kafka.WriteTimeout, log)
+		srv, err = intake.Start(cfg.Intake.Addr, h, auth.TLSConfig(), cfg.Kafka.WriteTimeout, log)
 		if err != nil {
 			return err
 		}
-		log.Info("intake listening", "addr", srv.Addr().String(), "path", intake.Path, "topic", cfg.IntakeTopic())
+		log.Info("intake listening", "addr", srv.Addr().String(), "path", intake.Path, "topic", cfg.IntakeTopic(),
+			"tls", auth.TLSConfig() != nil, "mutual_tls", auth.MutualTLS(), "tokens", auth.Tokens(), "purposes", len(known))
 	}
 	intakeDone := make(chan error, 1)
 	go func() {
@@ -188,7 +193,8 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	attrs := []any{"records", runner.Records.Load(), "applied", s.Applied.Load(), "ignored", s.Ignored.Load(),
 		"invalid", s.Invalid.Load(), "unknown_purpose", s.UnknownPurpose.Load(), "notices", s.Notices.Load(), "notice_ack_errors", s.NoticeAckErrors.Load()}
 	if h != nil {
-		attrs = append(attrs, "intake_accepted", h.Accepted.Load(), "intake_rejected", h.Rejected.Load(), "intake_unavailable", h.Unavailable.Load())
+		attrs = append(attrs, "intake_accepted", h.Accepted.Load(), "intake_rejected", h.Rejected.Load(),
+			"intake_unauthorized", h.Unauthorized.Load(), "intake_unavailable", h.Unavailable.Load(), "intake_clock_adjusted", h.ClockAdjusted.Load())
 	}
 	log.Info("stopped", attrs...)
 	return err

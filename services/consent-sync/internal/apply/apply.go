@@ -81,13 +81,15 @@ type Options struct {
 	// for other purposes are still applied (the topic is the record) but
 	// counted as UnknownPurpose so operators see them.
 	KnownPurposes map[string]bool
-	// MaxClockSkew is how far captured_at may lie after the record's
-	// timestamp (consent.DefaultMaxClockSkew when zero); a change dated
-	// further ahead is dead-lettered as invalid.
+	// MaxClockSkew is the bound of the clock rule,
+	// consent.Change.BoundCapturedAt, against the record's timestamp
+	// (consent.DefaultMaxClockSkew when zero): a GRANT dated further ahead
+	// is dead-lettered as invalid, a restrictive change is applied at the
+	// bound.
 	MaxClockSkew time.Duration
-	// OnUnknownPurpose, when set, is called once per process for each
-	// purpose id outside KnownPurposes (to log it; purpose ids are policy
-	// names, not personal data).
+	// OnUnknownPurpose, when set, is called once per process for each of
+	// the first MaxUnknownPurposes purpose ids outside KnownPurposes (to
+	// log it; the id comes from the topic's producers: untrusted).
 	OnUnknownPurpose func(purpose string)
 	// Replay makes Process apply and count only: no dead letters and no
 	// revocation notices are returned. A rebuild of the cache from the
@@ -95,6 +97,10 @@ type Options struct {
 	// consumed.
 	Replay bool
 }
+
+// MaxUnknownPurposes bounds the unknown purpose ids a Syncer remembers
+// (and reports); beyond, they are only counted.
+const MaxUnknownPurposes = 100
 
 // Syncer processes batches of consent changes; a stream.Runner drives it.
 type Syncer struct {
@@ -127,8 +133,8 @@ func (s *Syncer) reportUnknown(purpose string) {
 	}
 	s.unknownMu.Lock()
 	defer s.unknownMu.Unlock()
-	if s.unknownSeen[purpose] {
-		return
+	if s.unknownSeen[purpose] || len(s.unknownSeen) >= MaxUnknownPurposes {
+		return // the purposes remembered are bounded; the counter goes on
 	}
 	if s.unknownSeen == nil {
 		s.unknownSeen = map[string]bool{}
@@ -254,7 +260,7 @@ func (s *Syncer) pass(ctx context.Context, batch []kafka.Message, incomplete boo
 			err = c.Validate()
 		}
 		if err == nil {
-			err = c.CheckCapturedBefore(m.Time, s.maxSkew())
+			c, err = c.BoundCapturedAt(m.Time, s.maxSkew())
 		}
 		if err != nil {
 			deadLetter(m, "invalid_change", err)

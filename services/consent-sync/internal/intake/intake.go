@@ -3,16 +3,25 @@
 //
 // POST /v1/consent-changes takes one change as a JSON object whose fields are
 // named as in schemas/consent_change.avsc (see [Parse] for the rules; times
-// are RFC 3339 strings). The handler validates it, encodes it with the Avro
-// single-object encoding, produces it to the consent topic with acks=all and
-// key = subject_id (exactly what any other producer of that topic does), and
-// answers:
+// are RFC 3339 strings). The handler authenticates the caller (see [Auth]:
+// bearer tokens and/or mutual TLS), validates the change (its purpose must be
+// one of the policy's catalogue), applies the clock rule
+// ([consent.Change.BoundCapturedAt]) against the time it received the request,
+// encodes the change with the Avro single-object encoding, produces it to the
+// consent topic with acks=all, key = subject_id and the receive time as the
+// record's timestamp (so that consent-sync's consumer, which applies the same
+// rule against that timestamp, decides the same), and answers:
 //
-//	202  {"change_id":…, "topic":…, "partition":…, "offset":…}, only after the
-//	     brokers acknowledged the record;
+//	202  {"change_id":…, "topic":…, "partition":…, "offset":…,
+//	     "captured_at":…}, only after the brokers acknowledged the record;
+//	     captured_at is the date recorded, and "captured_at_adjusted":true
+//	     says the clock rule moved it (the date sent is kept in the record's
+//	     header consentgate.intake.claimed_captured_at);
 //	400  {"errors":[{"field":"captured_at","reason":"…"}, …]}, every problem
 //	     found; nothing was produced. A problem with the body as a whole has
 //	     no "field";
+//	401  no or a wrong bearer token (or no verified client certificate);
+//	     nothing else about the request is looked at;
 //	405  not POST; 413 body over the size limit; 415 not application/json;
 //	503  the brokers did not acknowledge within the produce timeout: nothing
 //	     is claimed. The record may still have been written (a timeout is
@@ -21,11 +30,12 @@
 //
 // The intake does not apply the change itself: the consumer applies it from
 // the topic like every other change, so the topic stays the system of record.
-// Request bodies, subject ids and field values are never logged.
+// Request bodies, subject ids, field values and tokens are never logged.
 package intake
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,6 +52,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/consentgate/consentgate/pkg/consent"
 	"github.com/consentgate/consentgate/pkg/envflag"
 	"github.com/consentgate/consentgate/pkg/stream"
 )
@@ -64,6 +75,14 @@ type Config struct {
 	Topic string
 	// MaxBodyBytes limits a request body.
 	MaxBodyBytes int
+	// TokensFile holds the bearer tokens, one per line ("#" comments and
+	// blank lines allowed), re-read on SIGHUP.
+	TokensFile string
+	// TLSCertFile and TLSKeyFile make the intake serve HTTPS;
+	// TLSClientCAFile also requires client certificates verified by it.
+	TLSCertFile, TLSKeyFile, TLSClientCAFile string
+	// Insecure lets the intake start with neither tokens nor mutual TLS.
+	Insecure bool
 }
 
 // DefaultConfig returns the intake's defaults: off.
@@ -74,7 +93,15 @@ func (c *Config) Flags(s *envflag.Set) {
 	s.String(&c.Addr, "intake-addr", "CONSENT_INTAKE_ADDR", "host:port of the HTTP intake (POST "+Path+"), e.g. 127.0.0.1:8081; empty: no intake")
 	s.String(&c.Topic, "intake-topic", "CONSENT_INTAKE_TOPIC", "topic the intake produces to; empty: the first input topic")
 	s.Int(&c.MaxBodyBytes, "intake-max-body", "CONSENT_INTAKE_MAX_BODY", "largest request body of the intake, in bytes (413 above)")
+	s.String(&c.TokensFile, "intake-tokens-file", "CONSENT_INTAKE_TOKENS_FILE", "file of the intake's bearer tokens, one per line (# comments), at least 16 characters each; re-read on SIGHUP")
+	s.String(&c.TLSCertFile, "intake-tls-cert-file", "CONSENT_INTAKE_TLS_CERT_FILE", "PEM certificate (chain) of the intake: serve HTTPS; re-read on SIGHUP")
+	s.String(&c.TLSKeyFile, "intake-tls-key-file", "CONSENT_INTAKE_TLS_KEY_FILE", "PEM private key of CONSENT_INTAKE_TLS_CERT_FILE")
+	s.String(&c.TLSClientCAFile, "intake-tls-client-ca-file", "CONSENT_INTAKE_TLS_CLIENT_CA_FILE", "PEM CA bundle: require client certificates it verifies (mutual TLS); needs the cert and key")
+	s.Bool(&c.Insecure, "intake-insecure", "CONSENT_INTAKE_INSECURE", "let the intake start without tokens or mutual TLS: anyone who reaches it can grant consent (development only)")
 }
+
+// Authenticated reports whether the intake has tokens or mutual TLS.
+func (c Config) Authenticated() bool { return c.TokensFile != "" || c.TLSClientCAFile != "" }
 
 // Validate reports every problem at once, each with what to set.
 func (c Config) Validate() error {
@@ -89,6 +116,17 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 10<<20 {
 		errs = append(errs, fmt.Errorf("intake body limit %d out of range: set CONSENT_INTAKE_MAX_BODY to 1024..10485760", c.MaxBodyBytes))
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		errs = append(errs, errors.New("CONSENT_INTAKE_TLS_CERT_FILE and CONSENT_INTAKE_TLS_KEY_FILE go together: set both, or neither"))
+	}
+	if c.TLSClientCAFile != "" && c.TLSCertFile == "" {
+		errs = append(errs, errors.New("CONSENT_INTAKE_TLS_CLIENT_CA_FILE needs CONSENT_INTAKE_TLS_CERT_FILE and CONSENT_INTAKE_TLS_KEY_FILE: mutual TLS is TLS"))
+	}
+	if c.Addr != "" && !c.Authenticated() && !c.Insecure {
+		errs = append(errs, errors.New("the intake (CONSENT_INTAKE_ADDR) has no authentication: anyone who reaches it could grant consent; "+
+			"set CONSENT_INTAKE_TOKENS_FILE (bearer tokens) and/or CONSENT_INTAKE_TLS_CERT_FILE, _KEY_FILE and _CLIENT_CA_FILE (mutual TLS), "+
+			"or CONSENT_INTAKE_INSECURE=true for development"))
 	}
 	return errors.Join(errs...)
 }
@@ -110,7 +148,24 @@ type Options struct {
 	ProduceTimeout time.Duration
 	// Log receives produce failures (never a body or a subject id).
 	Log *slog.Logger
+	// Auth, when set, authenticates every request (401 otherwise). nil
+	// authenticates nothing: consent-sync only runs so with
+	// CONSENT_INTAKE_INSECURE=true.
+	Auth *Auth
+	// Purposes is the policy's catalogue: a change for any other purpose
+	// is answered 400. nil or empty rejects every change with a purpose.
+	Purposes map[string]bool
+	// MaxClockSkew is the clock rule's bound (consent.DefaultMaxClockSkew
+	// when zero): consent-sync passes CONSENT_MAX_CLOCK_SKEW, the same
+	// value its consumer uses.
+	MaxClockSkew time.Duration
+	// Now is the receive clock (time.Now when nil).
+	Now func() time.Time
 }
+
+// HeaderClaimedCapturedAt is the header of a produced record whose
+// captured_at the clock rule moved: the captured_at sent, RFC 3339 in UTC.
+const HeaderClaimedCapturedAt = "consentgate.intake.claimed_captured_at"
 
 // Handler serves POST /v1/consent-changes. It owns a Kafka writer (acks=all),
 // released by Close. It is safe for concurrent use.
@@ -122,9 +177,10 @@ type Handler struct {
 	mu      sync.Mutex
 	pending map[*byte]*ack
 
-	// Accepted counts 202 answers; Rejected 4xx answers; Unavailable 503
-	// answers.
-	Accepted, Rejected, Unavailable atomic.Int64
+	// Accepted counts 202 answers; Rejected 4xx answers other than 401;
+	// Unauthorized 401 answers; Unavailable 503 answers; ClockAdjusted
+	// accepted changes whose captured_at the clock rule moved.
+	Accepted, Rejected, Unauthorized, Unavailable, ClockAdjusted atomic.Int64
 }
 
 type ack struct {
@@ -143,6 +199,15 @@ func New(opts Options, enc Encoder, kc stream.Config) *Handler {
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxClockSkew <= 0 {
+		opts.MaxClockSkew = consent.DefaultMaxClockSkew
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Purposes == nil {
+		opts.Purposes = map[string]bool{}
 	}
 	h := &Handler{opts: opts, enc: enc, pending: map[*byte]*ack{}}
 	h.w = stream.NewWriter(kc)
@@ -179,13 +244,26 @@ type Accepted struct {
 	Topic     string `json:"topic"`
 	Partition int    `json:"partition"`
 	Offset    int64  `json:"offset"`
+	// CapturedAt is the captured_at recorded (RFC 3339, UTC).
+	CapturedAt string `json:"captured_at"`
+	// CapturedAtAdjusted says the clock rule moved captured_at.
+	CapturedAtAdjusted bool `json:"captured_at_adjusted,omitempty"`
 }
 
 // ServeHTTP implements the contract of the package documentation.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	received := h.opts.Now().Truncate(time.Millisecond)
+	if h.opts.Auth != nil && !h.opts.Auth.authorized(r) {
+		h.Unauthorized.Add(1)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="consentgate-intake"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]any{"errors": []Problem{{
+			Reason: "not authenticated: send Authorization: Bearer <token> with a token of the intake (or the client certificate it requires)",
+		}}})
+		return
+	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		h.fail(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed: use POST")
+		h.fail(w, http.StatusMethodNotAllowed, "method not allowed: use POST")
 		return
 	}
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
@@ -203,12 +281,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, http.StatusBadRequest, "body could not be read")
 		return
 	}
-	c, problems := Parse(body)
+	c, problems := Parse(body, h.opts.Purposes)
+	claimed := c.CapturedAt
+	if len(problems) == 0 {
+		var err error
+		if c, err = c.BoundCapturedAt(received, h.opts.MaxClockSkew); err != nil {
+			problems = problemsOf(err)
+		}
+	}
 	if len(problems) > 0 {
 		h.Rejected.Add(1)
 		writeJSON(w, http.StatusBadRequest, map[string]any{"errors": problems})
 		return
 	}
+	adjusted := !c.CapturedAt.Equal(claimed)
 	value, err := h.enc.EncodeSingle(ChangeSchema, c.Native())
 	if err != nil {
 		// A validated change always encodes; this is a bug, not bad input.
@@ -230,7 +316,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// must not depend on the client's patience, only on the timeout.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.opts.ProduceTimeout)
 	defer cancel()
-	msg := kafka.Message{Topic: h.opts.Topic, Key: []byte(c.SubjectID), Value: value}
+	// The receive time is the record's timestamp: the consumer bounds
+	// captured_at against it with the same rule, and finds nothing to move.
+	msg := kafka.Message{Topic: h.opts.Topic, Key: []byte(c.SubjectID), Value: value, Time: received}
+	if adjusted {
+		msg.Headers = []kafka.Header{{Key: HeaderClaimedCapturedAt, Value: []byte(claimed.UTC().Format(rfc3339Milli))}}
+	}
 	if err := stream.WriteAll(ctx, h.w, []kafka.Message{msg}, nil); err != nil {
 		h.Unavailable.Add(1)
 		h.opts.Log.Warn("intake: consent topic did not acknowledge a change; answered 503", "topic", h.opts.Topic, "error", err.Error())
@@ -247,8 +338,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		got.partition, got.offset = -1, -1 // acknowledged, coordinates unknown
 	}
 	h.Accepted.Add(1)
-	writeJSON(w, http.StatusAccepted, Accepted{ChangeID: c.ChangeID, Topic: h.opts.Topic, Partition: got.partition, Offset: got.offset})
+	if adjusted {
+		h.ClockAdjusted.Add(1)
+	}
+	writeJSON(w, http.StatusAccepted, Accepted{ChangeID: c.ChangeID, Topic: h.opts.Topic, Partition: got.partition, Offset: got.offset,
+		CapturedAt: c.CapturedAt.UTC().Format(rfc3339Milli), CapturedAtAdjusted: adjusted})
 }
+
+// rfc3339Milli formats times as the intake reads them, to the millisecond.
+const rfc3339Milli = "2006-01-02T15:04:05.000Z07:00"
 
 func (h *Handler) fail(w http.ResponseWriter, code int, reason string) {
 	h.Rejected.Add(1)
@@ -269,13 +367,17 @@ type Server struct {
 	errc chan error
 }
 
-// Start listens on addr and serves h at [Path] in the background. The
-// server's timeouts: 5s to read the headers, 15s for the whole request,
-// produceTimeout+5s to answer. Listening errors are returned at once.
-func Start(addr string, h http.Handler, produceTimeout time.Duration, log *slog.Logger) (*Server, error) {
+// Start listens on addr and serves h at [Path] in the background, over TLS
+// when tlsConf is not nil (see [Auth.TLSConfig]). The server's timeouts: 5s
+// to read the headers, 15s for the whole request, produceTimeout+5s to
+// answer. Listening errors are returned at once.
+func Start(addr string, h http.Handler, tlsConf *tls.Config, produceTimeout time.Duration, log *slog.Logger) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on CONSENT_INTAKE_ADDR: %w", err)
+	}
+	if tlsConf != nil {
+		ln = tls.NewListener(ln, tlsConf)
 	}
 	mux := http.NewServeMux()
 	mux.Handle(Path, h)

@@ -70,7 +70,7 @@ func TestHandler(t *testing.T) {
 	codec := newCodec(t)
 	kc := stream.DefaultConfig()
 	kc.Brokers = []string{broker.Addr}
-	h := New(Options{Topic: topic, MaxBodyBytes: 2048, ProduceTimeout: 10 * time.Second}, codec, kc)
+	h := New(Options{Topic: topic, MaxBodyBytes: 2048, ProduceTimeout: 10 * time.Second, Purposes: catalogue}, codec, kc)
 	defer h.Close()
 	srv := httptest.NewServer(h)
 	defer srv.Close()
@@ -164,7 +164,7 @@ func TestHandlerBrokerDown(t *testing.T) {
 	kc := stream.DefaultConfig()
 	kc.Brokers = []string{fmt.Sprintf("127.0.0.1:%d", brokertest.FreePort(t))} // nothing listens
 	kc.WriteTimeout = time.Second
-	h := New(Options{Topic: "consent.changes", ProduceTimeout: 1500 * time.Millisecond, Log: slog.New(slog.DiscardHandler)}, newCodec(t), kc)
+	h := New(Options{Topic: "consent.changes", ProduceTimeout: 1500 * time.Millisecond, Log: slog.New(slog.DiscardHandler), Purposes: catalogue}, newCodec(t), kc)
 	defer h.Close()
 	srv := httptest.NewServer(h)
 	defer srv.Close()
@@ -192,9 +192,14 @@ func TestConfigValidate(t *testing.T) {
 		want string
 	}{
 		{"off", DefaultConfig(), ""},
-		{"on", Config{Addr: "127.0.0.1:8081", MaxBodyBytes: DefaultMaxBodyBytes}, ""},
-		{"any interface", Config{Addr: ":8081", MaxBodyBytes: DefaultMaxBodyBytes}, ""},
-		{"no port", Config{Addr: "localhost", MaxBodyBytes: DefaultMaxBodyBytes}, "CONSENT_INTAKE_ADDR"},
+		{"on, insecure", Config{Addr: "127.0.0.1:8081", MaxBodyBytes: DefaultMaxBodyBytes, Insecure: true}, ""},
+		{"on with tokens", Config{Addr: ":8081", MaxBodyBytes: DefaultMaxBodyBytes, TokensFile: "tokens"}, ""},
+		{"on with mutual TLS", Config{Addr: ":8081", MaxBodyBytes: DefaultMaxBodyBytes, TLSCertFile: "c", TLSKeyFile: "k", TLSClientCAFile: "ca"}, ""},
+		{"on without authentication", Config{Addr: ":8081", MaxBodyBytes: DefaultMaxBodyBytes}, "set CONSENT_INTAKE_TOKENS_FILE"},
+		{"TLS alone is not authentication", Config{Addr: ":8081", MaxBodyBytes: DefaultMaxBodyBytes, TLSCertFile: "c", TLSKeyFile: "k"}, "CONSENT_INTAKE_INSECURE=true"},
+		{"cert without key", Config{Addr: ":8081", MaxBodyBytes: DefaultMaxBodyBytes, TokensFile: "t", TLSCertFile: "c"}, "go together"},
+		{"client CA without cert", Config{Addr: ":8081", MaxBodyBytes: DefaultMaxBodyBytes, TLSClientCAFile: "ca"}, "mutual TLS is TLS"},
+		{"no port", Config{Addr: "localhost", MaxBodyBytes: DefaultMaxBodyBytes, Insecure: true}, "CONSENT_INTAKE_ADDR"},
 		{"bad topic", Config{Topic: "a b", MaxBodyBytes: DefaultMaxBodyBytes}, "CONSENT_INTAKE_TOPIC"},
 		{"tiny body", Config{MaxBodyBytes: 10}, "CONSENT_INTAKE_MAX_BODY"},
 	} {

@@ -38,6 +38,10 @@ const timeExample = "an RFC 3339 string such as 2026-05-01T12:00:00.000Z"
 //
 //   - the body must be one JSON object in UTF-8, with no duplicate and no
 //     unknown field;
+//   - when purposes is not nil, purpose must be one of them (the policy's
+//     catalogue; the handler always passes it);
+//   - excluded_categories of a GRANT must each name a node x of the data
+//     category taxonomy, "x" or "x.*" (see [consent.Change.Validate]);
 //   - change_id, subject_id, action and captured_at are required; purpose is
 //     required except for ERASE, where it must be null or absent; a GRANT
 //     also needs legal_basis, source and notice_version;
@@ -46,7 +50,10 @@ const timeExample = "an RFC 3339 string such as 2026-05-01T12:00:00.000Z"
 //   - captured_at and expires_at are RFC 3339 strings (any offset; kept to
 //     the millisecond, as Avro's timestamp-millis). Epoch numbers are
 //     rejected: seconds and milliseconds are too easy to confuse.
-func Parse(body []byte) (consent.Change, []Problem) {
+//
+// Parse does not look at the clock: the handler applies the clock rule
+// ([consent.Change.BoundCapturedAt]) against its receive time.
+func Parse(body []byte, purposes map[string]bool) (consent.Change, []Problem) {
 	var ps problems
 	if len(bytes.TrimSpace(body)) == 0 {
 		return consent.Change{}, ps.body("is empty: send a JSON object with the fields of schemas/consent_change.avsc")
@@ -79,7 +86,7 @@ func Parse(body []byte) (consent.Change, []Problem) {
 		ps.add("purpose", "must be null or absent for ERASE, which covers every purpose")
 	}
 
-	for _, fe := range fieldErrors(errors.Join(c.Validate(), c.CheckCapturedBefore(time.Now(), consent.DefaultMaxClockSkew))) {
+	for _, fe := range fieldErrors(c.Validate()) {
 		reason := fe.Problem
 		if _, present := raw[fe.Field]; !present {
 			if rest, ok := strings.CutPrefix(reason, "is empty"); ok {
@@ -88,10 +95,23 @@ func Parse(body []byte) (consent.Change, []Problem) {
 		}
 		ps.add(fe.Field, reason) // dropped when the field already has a problem
 	}
+	if purposes != nil && c.Purpose != "" && !purposes[c.Purpose] {
+		ps.add("purpose", "is not a purpose of the policy's catalogue")
+	}
 	if len(ps.list) > 0 {
 		return consent.Change{}, ps.sorted()
 	}
 	return c, nil
+}
+
+// problemsOf turns a consent field error (or a join of them) into
+// problems.
+func problemsOf(err error) []Problem {
+	var ps problems
+	for _, fe := range fieldErrors(err) {
+		ps.add(fe.Field, fe.Problem)
+	}
+	return ps.sorted()
 }
 
 // readObject reads the single top-level JSON object of body into its raw

@@ -13,6 +13,9 @@ const validGrant = `{"change_id":"c1","subject_id":"s1","purpose":"marketing","a
 "excluded_categories":["user.health.*"],"source":"preference-centre","notice_version":"2026-09",
 "captured_at":"2026-11-22T09:00:00.1239+01:00","expires_at":"2027-11-22T08:00:00Z"}`
 
+// catalogue is the purpose catalogue of the tests.
+var catalogue = map[string]bool{"marketing": true, "ads": true, "p": true}
+
 func TestParseValid(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -31,7 +34,7 @@ func TestParseValid(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			got, problems := Parse([]byte(tc.body))
+			got, problems := Parse([]byte(tc.body), catalogue)
 			if problems != nil {
 				t.Fatalf("problems %v", problems)
 			}
@@ -74,11 +77,17 @@ func TestParseProblems(t *testing.T) {
 		{"reserved purpose", `{"change_id":"c","subject_id":"s","purpose":"!erased","action":"DENY","captured_at":"2026-11-22T08:00:00Z"}`,
 			[]string{"purpose"}, "reserved"},
 		{"expiry before capture", strings.Replace(validGrant, "2027-11-22", "2025-11-22", 1), []string{"expires_at"}, "is not after captured_at"},
+		{"purpose outside the catalogue", strings.Replace(validGrant, `"marketing"`, `"astrology"`, 1), []string{"purpose"}, "is not a purpose of the policy's catalogue"},
+		{"withdrawal outside the catalogue", `{"change_id":"c","subject_id":"s","purpose":"astrology","action":"WITHDRAW","captured_at":"2026-11-22T08:00:00Z"}`,
+			[]string{"purpose"}, "is not a purpose of the policy's catalogue"},
+		{"exclusion outside the taxonomy", strings.Replace(validGrant, `"user.health.*"`, `"health"`, 1), []string{"excluded_categories"}, "item 0 is not a full category path"},
+		{"exclusion in another case", strings.Replace(validGrant, `"user.health.*"`, `"user.health","User.Health"`, 1), []string{"excluded_categories"}, "item 1 is not lower case"},
+		{"exclusion naming nothing", strings.Replace(validGrant, `"user.health.*"`, `"VIBES"`, 1), []string{"excluded_categories"}, "item 0 names no data category"},
 		{"null for a required string", strings.Replace(validGrant, `"subject_id":"s1"`, `"subject_id":null`, 1), []string{"subject_id"}, "is null"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			c, problems := Parse([]byte(tc.body))
+			c, problems := Parse([]byte(tc.body), catalogue)
 			if !reflect.DeepEqual(c, consent.Change{}) {
 				t.Errorf("a change with problems was returned: %+v", c)
 			}
@@ -108,10 +117,13 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"change_id":"c","subject_id":"s","action":"ERASE","captured_at":"2026-11-22T08:00:00Z"}`))
 	f.Add([]byte(`{"a":[1,{"b":null}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		c, problems := Parse(body)
+		c, problems := Parse(body, catalogue)
 		if len(problems) == 0 {
 			if err := c.Validate(); err != nil {
 				t.Fatalf("Parse accepted an invalid change: %v", err)
+			}
+			if c.Purpose != "" && !catalogue[c.Purpose] {
+				t.Fatalf("Parse accepted a purpose outside the catalogue")
 			}
 		}
 	})

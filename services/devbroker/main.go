@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -50,6 +51,9 @@ func run(log *slog.Logger, args []string) error {
 		// consumer quickly.
 		kfake.GroupMinSessionTimeout(cfg.MinSessionTimeout),
 	}
+	if cfg.MaxMessageBytes > 0 {
+		opts = append(opts, kfake.BrokerConfigs(map[string]string{"message.max.bytes": strconv.Itoa(cfg.MaxMessageBytes)}))
+	}
 	if cfg.AutoCreate {
 		opts = append(opts, kfake.AllowAutoTopicCreation())
 	}
@@ -68,7 +72,7 @@ func run(log *slog.Logger, args []string) error {
 	}
 	addrs := c.ListenAddrs()
 	log.Info("devbroker started", "addr", addrs[0], "partitions", cfg.Partitions,
-		"topics", cfg.Topics, "data_dir", cfg.DataDir, "auto_create", cfg.AutoCreate)
+		"topics", cfg.Topics, "data_dir", cfg.DataDir, "auto_create", cfg.AutoCreate, "max_message_bytes", cfg.MaxMessageBytes)
 	fmt.Printf("devbroker ready %s\n", addrs[0])
 
 	<-ctx.Done()

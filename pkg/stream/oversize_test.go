@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -95,7 +96,9 @@ func (s *dlqSource) CommitMessages(ctx context.Context, msgs ...kafka.Message) e
 // reference record without payload stands for both, with B's coordinates,
 // size and SHA-256. Every other record is written once, every input offset
 // is committed, and A's and B's only after their dead letter was
-// acknowledged. Before the fix the runner retried the refused batch for
+// acknowledged. Input C's dead letter, made by the processor, is refused
+// too: a dead letter is never dead-lettered again, C gets a reference.
+// Before the fix the runner retried the refused batch for
 // ever and nothing after it was committed.
 func TestRunnerDeadLettersRecordsThatCanNeverBeWritten(t *testing.T) {
 	const limit = 64 << 10
@@ -121,9 +124,10 @@ func TestRunnerDeadLettersRecordsThatCanNeverBeWritten(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
 
-			const n, iA, iB = 300, 100, 200
+			const n, iA, iB, iC = 300, 100, 200, 250
 			bigA := bytes.Repeat([]byte("a"), 40<<10) // fits; its output does not
 			bigB := bytes.Repeat([]byte("b"), 100<<10)
+			bigC := bytes.Repeat([]byte("c"), 100<<10) // dead-lettered by the processor
 			in := make([]kafka.Message, n)
 			for i := range in {
 				in[i] = kafka.Message{Topic: "ov.in", Key: []byte(fmt.Sprintf("k%d", i%13)), Value: []byte(fmt.Sprintf("v%04d", i)),
@@ -131,6 +135,7 @@ func TestRunnerDeadLettersRecordsThatCanNeverBeWritten(t *testing.T) {
 			}
 			in[iA].Key, in[iA].Value = []byte("keyA"), bigA
 			in[iB].Key, in[iB].Value = []byte("keyB"), bigB
+			in[iC].Key, in[iC].Value = []byte("keyC"), bigC
 			if err := stream.WriteAll(ctx, pw, in, nil); err != nil {
 				t.Fatal(err)
 			}
@@ -138,7 +143,7 @@ func TestRunnerDeadLettersRecordsThatCanNeverBeWritten(t *testing.T) {
 			rc := stream.ReaderConfig{Topics: []string{"ov.in"}, GroupID: "ov-group", MaxWait: 50 * time.Millisecond, SessionTimeout: 6 * time.Second, FromBeginning: true}
 			sink := &dlqSink{w: w, acked: map[string]bool{}}
 			src := &dlqSource{Reader: stream.NewReader(cfg, rc), sink: sink, committed: map[string]bool{},
-				mustHaveDLQ: map[string]bool{string(bigA): true, string(bigB): true}}
+				mustHaveDLQ: map[string]bool{string(bigA): true, string(bigB): true, string(bigC): true}}
 			runner := &stream.Runner{
 				Source: src, Sink: sink, BatchSize: 40, Linger: 5 * time.Millisecond, DrainTimeout: 2 * time.Second,
 				MaxBackoff: 50 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -157,6 +162,11 @@ func TestRunnerDeadLettersRecordsThatCanNeverBeWritten(t *testing.T) {
 							h = append(h, kafka.Header{Key: "grown", Value: bytes.Repeat([]byte("g"), 30<<10)})
 						case bytes.Equal(m.Value, bigB):
 							audit.Value = bytes.Repeat([]byte("x"), 80<<10)
+						case bytes.Equal(m.Value, bigC):
+							dl := kafka.Message{Topic: "ov.in.dlq", Key: m.Key, Value: m.Value, Headers: append(h,
+								kafka.Header{Key: "consentgate.dlq.reason", Value: []byte("undecodable")})}
+							out = append(out, dl, audit)
+							continue
 						}
 						out = append(out, kafka.Message{Topic: "ov.out", Key: m.Key, Value: m.Value, Headers: h}, audit)
 					}
@@ -195,7 +205,7 @@ func TestRunnerDeadLettersRecordsThatCanNeverBeWritten(t *testing.T) {
 			}
 			for i := range n {
 				want := 1
-				if i == iA || i == iB {
+				if i == iA || i == iB || i == iC {
 					want = 0
 				}
 				if c := count[string(in[i].Value)]; c != want {
@@ -214,11 +224,13 @@ func TestRunnerDeadLettersRecordsThatCanNeverBeWritten(t *testing.T) {
 					coords["A"] = fmt.Sprintf("%d/%d", m.Partition, m.Offset)
 				case bytes.Equal(m.Value, bigB):
 					coords["B"] = fmt.Sprintf("%d/%d", m.Partition, m.Offset)
+				case bytes.Equal(m.Value, bigC):
+					coords["C"] = fmt.Sprintf("%d/%d", m.Partition, m.Offset)
 				}
 			}
 			dlq := b.ReadAll(t, "ov.in.dlq", 500*time.Millisecond, 20*time.Second)
-			if len(dlq) != 2 {
-				t.Fatalf("%d records on the dead-letter topic, want 2 (A's dead letter, B's reference)", len(dlq))
+			if len(dlq) != 3 {
+				t.Fatalf("%d records on the dead-letter topic, want 3 (A's dead letter, B's and C's references)", len(dlq))
 			}
 			hdr := func(m kafka.Message, k string) string { v, _ := stream.Header(m, k); return v }
 			for _, m := range dlq {
@@ -249,6 +261,16 @@ func TestRunnerDeadLettersRecordsThatCanNeverBeWritten(t *testing.T) {
 					if got, want := hdr(m, "consentgate.event_id"), "e-"+strings.ReplaceAll(coords["A"], "/", "-"); got != want {
 						t.Errorf("A's dead letter: event id %q, want %q", got, want)
 					}
+				case len(m.Value) == 0 && at == coords["C"]:
+					// C's own dead letter was refused: never a dead letter of
+					// a dead letter, a reference.
+					if got := hdr(m, "consentgate.dlq.undelivered_topics"); got != "ov.in.dlq" {
+						t.Errorf("C's reference: undelivered topics %q, want ov.in.dlq", got)
+					}
+					sum := sha256.Sum256(bigC)
+					if hdr(m, "consentgate.dlq.reference") != "true" || hdr(m, "consentgate.dlq.value_sha256") != hex.EncodeToString(sum[:]) {
+						t.Errorf("C's reference: headers %v", m.Headers)
+					}
 				case len(m.Value) == 0:
 					if at != coords["B"] {
 						t.Errorf("B's reference names %s, B is at %s", at, coords["B"])
@@ -272,6 +294,179 @@ func TestRunnerDeadLettersRecordsThatCanNeverBeWritten(t *testing.T) {
 				default:
 					t.Errorf("unexpected dead letter of %d bytes with headers %v", len(m.Value), m.Headers)
 				}
+			}
+		})
+	}
+}
+
+// TestRunnerStopsWhenEvenAReferenceIsRefused: with a writer whose
+// BatchBytes is too small even for a reference record, the runner does not
+// commit past the input and does not loop: Run returns the error by itself
+// and the input's offset stays uncommitted.
+func TestRunnerStopsWhenEvenAReferenceIsRefused(t *testing.T) {
+	t.Parallel()
+	b := brokertest.Start(t, brokertest.Options{Partitions: 1, Topics: []string{"rf.in", "rf.out", "rf.in.dlq"}})
+	cfg := stream.DefaultConfig()
+	cfg.Brokers = []string{b.Addr}
+	pw := stream.NewWriter(cfg)
+	defer pw.Close()
+	cfg.BatchBytes = 200 // below what a reference record needs
+	w := stream.NewWriter(cfg)
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	in := make([]kafka.Message, 10)
+	for i := range in {
+		in[i] = kafka.Message{Topic: "rf.in", Value: []byte(fmt.Sprintf("v%04d", i))}
+	}
+	in[5].Value = bytes.Repeat([]byte("z"), 1000)
+	if err := stream.WriteAll(ctx, pw, in, nil); err != nil {
+		t.Fatal(err)
+	}
+	rc := stream.ReaderConfig{Topics: []string{"rf.in"}, GroupID: "rf-group", MaxWait: 50 * time.Millisecond, SessionTimeout: 6 * time.Second, FromBeginning: true}
+	sink := &dlqSink{w: w, acked: map[string]bool{}}
+	src := &dlqSource{Reader: stream.NewReader(cfg, rc), sink: sink, committed: map[string]bool{}, mustHaveDLQ: map[string]bool{string(in[5].Value): true}}
+	defer src.Close()
+	runner := &stream.Runner{
+		Source: src, Sink: sink, BatchSize: 1, Linger: time.Millisecond, DrainTimeout: time.Second, Depth: -1,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Process: func(_ context.Context, batch []kafka.Message) ([]kafka.Message, error) {
+			m := batch[0]
+			return []kafka.Message{{Topic: "rf.out", Value: m.Value, Headers: []kafka.Header{
+				{Key: "consentgate.source.topic", Value: []byte(m.Topic)},
+				{Key: "consentgate.source.partition", Value: []byte(strconv.Itoa(m.Partition))},
+				{Key: "consentgate.source.offset", Value: []byte(strconv.FormatInt(m.Offset, 10))},
+			}}}, nil
+		},
+	}
+	done := make(chan error, 1)
+	go func() { done <- runner.Run(ctx) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("runner still running 30s after a reference was refused: want it stopped")
+	}
+	if err == nil || !strings.Contains(err.Error(), "uncommitted") || !strings.Contains(err.Error(), "references refused") {
+		t.Fatalf("Run returned %v, want the refused reference, offsets uncommitted", err)
+	}
+	if len(src.violations) > 0 {
+		t.Errorf("committed without a dead letter: %v", src.violations)
+	}
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	for c := range src.committed {
+		if c >= "0/5" {
+			t.Errorf("offset %s committed; want nothing from the refused input on", c)
+		}
+	}
+	if len(src.committed) != 5 {
+		t.Errorf("%d offsets committed, want the 5 before the refused input", len(src.committed))
+	}
+}
+
+// TestWriteAllSetsAsideWhatCanNeverBeWritten: WriteAll (used by the intake
+// and tools) no longer retries a refused record for ever: the others are
+// written and a *RejectedError names the refused one, whether kafka-go
+// (BatchBytes) or the broker (message.max.bytes) refused it.
+func TestWriteAllSetsAsideWhatCanNeverBeWritten(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"client", "broker"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			opts := brokertest.Options{Partitions: 1, Topics: []string{"wa.out"}}
+			cfg := stream.DefaultConfig()
+			if mode == "broker" {
+				opts.MaxMessageBytes = 4096
+			} else {
+				cfg.BatchBytes = 4096
+			}
+			b := brokertest.Start(t, opts)
+			cfg.Brokers = []string{b.Addr}
+			w := stream.NewWriter(cfg)
+			defer w.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			msgs := []kafka.Message{
+				{Topic: "wa.out", Value: []byte("first")},
+				{Topic: "wa.out", Value: bytes.Repeat([]byte("x"), 8192)},
+				{Topic: "wa.out", Value: []byte("last")},
+			}
+			err := stream.WriteAll(ctx, w, msgs, nil)
+			var rerr *stream.RejectedError
+			if !errors.As(err, &rerr) || len(rerr.Rejected) != 1 || rerr.Rejected[0].Index != 1 || rerr.Rejected[0].Reason != stream.ReasonTooLarge {
+				t.Fatalf("WriteAll returned %v, want record 1 rejected as too large", err)
+			}
+			if !strings.Contains(err.Error(), "wa.out") || strings.Contains(err.Error(), "xxxx") {
+				t.Errorf("error %q should name the topic and size, never the payload", err)
+			}
+			var got []string
+			for _, m := range b.ReadAll(t, "wa.out", 500*time.Millisecond, 10*time.Second) {
+				got = append(got, string(m.Value))
+			}
+			if strings.Join(got, " ") != "first last" {
+				t.Errorf("topic holds %q, want the two other records in order", got)
+			}
+		})
+	}
+}
+
+func TestRejection(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name      string
+		err       error
+		reason    string
+		permanent bool
+	}{
+		{"client-side too large", kafka.MessageTooLargeError{}, stream.ReasonTooLarge, true},
+		{"broker too large", kafka.MessageSizeTooLarge, stream.ReasonTooLarge, true},
+		{"broker too large, wrapped", fmt.Errorf("%w: The message is too large.", kafka.MessageSizeTooLarge), stream.ReasonTooLarge, true},
+		{"record list too large", kafka.RecordListTooLarge, stream.ReasonTooLarge, true},
+		{"invalid record", kafka.InvalidRecord, stream.ReasonInvalid, true},
+		{"not leader", kafka.NotLeaderForPartition, "", false},
+		{"not enough replicas", kafka.NotEnoughReplicas, "", false},
+		{"unknown topic", kafka.UnknownTopicOrPartition, "", false},
+		{"timeout", context.DeadlineExceeded, "", false},
+		{"network", io.ErrUnexpectedEOF, "", false},
+		{"nil", nil, "", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			reason, permanent := stream.Rejection(c.err)
+			if reason != c.reason || permanent != c.permanent {
+				t.Errorf("Rejection(%v) = %q, %v; want %q, %v", c.err, reason, permanent, c.reason, c.permanent)
+			}
+		})
+	}
+}
+
+func TestSourceCoordinates(t *testing.T) {
+	t.Parallel()
+	h := func(kv ...string) kafka.Message {
+		var m kafka.Message
+		for i := 0; i < len(kv); i += 2 {
+			m.Headers = append(m.Headers, kafka.Header{Key: kv[i], Value: []byte(kv[i+1])})
+		}
+		return m
+	}
+	const st, sp, so = "consentgate.source.topic", "consentgate.source.partition", "consentgate.source.offset"
+	for _, c := range []struct {
+		name string
+		m    kafka.Message
+		want stream.Coordinates
+		ok   bool
+	}{
+		{"all three", h(st, "in", sp, "2", so, "41"), stream.Coordinates{Topic: "in", Partition: 2, Offset: 41}, true},
+		{"no offset", h(st, "in", sp, "2"), stream.Coordinates{}, false},
+		{"bad partition", h(st, "in", sp, "x", so, "1"), stream.Coordinates{}, false},
+		{"none", h("other", "1"), stream.Coordinates{}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			got, ok := stream.SourceCoordinates(c.m)
+			if ok != c.ok || (ok && got != c.want) {
+				t.Errorf("SourceCoordinates = %+v, %v; want %+v, %v", got, ok, c.want, c.ok)
 			}
 		})
 	}

@@ -188,7 +188,7 @@ func (c Common) Codec() (*avrocodec.Codec, error) {
 func (c Common) Runner(src stream.Source, sink stream.Writer, process stream.Processor, log *slog.Logger, tel *telemetry.Telemetry) (*stream.Runner, error) {
 	r := &stream.Runner{
 		Source: src, Sink: sink, Process: process,
-		BatchSize: c.BatchSize, Linger: c.Linger, DrainTimeout: c.DrainTimeout, Log: log,
+		BatchSize: c.BatchSize, Linger: c.Linger, DrainTimeout: c.DrainTimeout, Log: log, DLQSuffix: c.DLQSuffix,
 	}
 	if tel != nil {
 		m, err := telemetry.NewRunnerMetrics(tel.Meter())

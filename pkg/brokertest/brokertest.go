@@ -34,6 +34,11 @@ type Options struct {
 	Partitions int      // default 3
 	Topics     []string // created at start, in addition to the defaults
 	DataDir    string   // keep the log on disk (restartable)
+	// MaxMessageBytes is the broker's message.max.bytes (the largest
+	// record batch a topic without its own max.message.bytes accepts);
+	// 0 keeps the default, 1048588. See CreateTopicsWithConfig for one
+	// topic's own limit.
+	MaxMessageBytes int
 }
 
 // Start builds (once) and starts a devbroker on a free port.
@@ -46,6 +51,9 @@ func Start(t testing.TB, o Options) *Broker {
 	args := []string{"--port", fmt.Sprint(port), "--partitions", fmt.Sprint(o.Partitions)}
 	if len(o.Topics) > 0 {
 		args = append(args, "--topics", strings.Join(o.Topics, ","))
+	}
+	if o.MaxMessageBytes > 0 {
+		args = append(args, "--max-message-bytes", fmt.Sprint(o.MaxMessageBytes))
 	}
 	if o.DataDir != "" {
 		args = append(args, "--data-dir", o.DataDir)
@@ -77,6 +85,17 @@ func (b *Broker) Restart() {
 // CreateTopics creates topics with the given partition count.
 func (b *Broker) CreateTopics(t testing.TB, partitions int, topics ...string) {
 	t.Helper()
+	b.CreateTopicsWithConfig(t, partitions, nil, topics...)
+}
+
+// CreateTopicsWithConfig creates topics with the given partition count and
+// topic configuration, such as {"max.message.bytes": "2097152"}.
+func (b *Broker) CreateTopicsWithConfig(t testing.TB, partitions int, config map[string]string, topics ...string) {
+	t.Helper()
+	var entries []kafka.ConfigEntry
+	for k, v := range config {
+		entries = append(entries, kafka.ConfigEntry{ConfigName: k, ConfigValue: v})
+	}
 	conn, err := kafka.Dial("tcp", b.Addr)
 	if err != nil {
 		t.Fatalf("dial broker: %v", err)
@@ -84,7 +103,7 @@ func (b *Broker) CreateTopics(t testing.TB, partitions int, topics ...string) {
 	defer conn.Close()
 	cfgs := make([]kafka.TopicConfig, len(topics))
 	for i, tp := range topics {
-		cfgs[i] = kafka.TopicConfig{Topic: tp, NumPartitions: partitions, ReplicationFactor: 1}
+		cfgs[i] = kafka.TopicConfig{Topic: tp, NumPartitions: partitions, ReplicationFactor: 1, ConfigEntries: entries}
 	}
 	if err := conn.CreateTopics(cfgs...); err != nil {
 		t.Fatalf("create topics: %v", err)

@@ -25,6 +25,13 @@ type Observer interface {
 	Paused(ctx context.Context, paused bool)
 }
 
+// DeadLetterObserver is what an Observer may also implement to count the
+// inputs the Runner dead-lettered because a record made from them could
+// never be written, by reason (ReasonTooLarge, ReasonInvalid).
+type DeadLetterObserver interface {
+	DeadLettered(ctx context.Context, reason string, n int)
+}
+
 // Source is the consumer side of Kafka: kafka.Reader fits it.
 type Source interface {
 	Fetcher
@@ -36,7 +43,11 @@ type Source interface {
 // and nothing, when a transient failure leaves any record of the batch
 // undecided; the runner then retries the whole batch after a backoff.
 // Permanent problems with a record must become records (dead letters), not
-// errors, or the batch is retried forever.
+// errors, or the batch is retried forever. A record the processor returns
+// that can never be written (too large, refused as invalid) is replaced by
+// the Runner with a dead letter of its input (see Runner); the processor
+// needs nothing for that beyond the consentgate.source.* headers (or
+// Runner.Origin).
 type Processor func(ctx context.Context, batch []kafka.Message) ([]kafka.Message, error)
 
 // DefaultDepth is the number of batches a Runner writes and commits while
@@ -62,6 +73,22 @@ const DefaultDepth = 1
 //   - a batch whose processing fails is retried (paused, failing closed) and
 //     nothing fetched after it is processed or committed meanwhile; batches
 //     before it are still written and committed;
+//   - a record that can never be written (larger than the writer's
+//     BatchBytes or the topic's max.message.bytes, or refused by the broker
+//     as invalid; see WriteEach) does not stop the runner: it is replaced by
+//     a dead letter on <input topic><DLQSuffix> carrying the input record's
+//     original key, value and headers, consentgate.dlq.reason (such as
+//     record_too_large), consentgate.dlq.error, the topics that did not get
+//     their record (consentgate.dlq.undelivered_topics), the event id and
+//     the input's coordinates; one dead letter per input, however many of
+//     its records were refused. When that dead letter cannot be written
+//     either (or the refused record was itself a dead letter: a dead letter
+//     is never dead-lettered again), a reference record without key, value
+//     or input headers takes its place: coordinates, key and value sizes,
+//     the value's SHA-256 and the reason; the input stays in its topic. The
+//     batch's other records are written normally, and its offsets are
+//     committed only once every record and every dead letter or reference
+//     is acknowledged. A reference that cannot be written stops the runner;
 //   - a batch that cannot be written stops the runner: no later batch is
 //     written or committed, and Run returns the error;
 //   - a failed fetch (brokers unreachable, e.g. restarting) is retried with
@@ -85,10 +112,22 @@ type Runner struct {
 	// batch, linked to the trace context its records carry.
 	Observer Observer
 	Tracer   trace.Tracer
+	// DLQSuffix names the dead-letter topic of input topic T, T+DLQSuffix,
+	// for records that can never be written: DefaultDLQSuffix when empty.
+	DLQSuffix string
+	// Origin (optional) tells which input record a record returned by
+	// Process was made from; SourceCoordinates (the consentgate.source.*
+	// headers) when nil. A refused record without coordinates is tied to
+	// its input through the consentgate.event_id of a record of the same
+	// batch that has them; failing that, a reference record describes the
+	// refused record itself (consentgate.dlq.origin=unknown).
+	Origin func(kafka.Message) (Coordinates, bool)
 
 	// Batches and Records count committed work; Retries counts failed
-	// attempts (fetching, processing or writing).
-	Batches, Records, Retries atomic.Int64
+	// attempts (fetching, processing or writing); DeadLettered counts the
+	// inputs dead-lettered because a record made from them could never be
+	// written.
+	Batches, Records, Retries, DeadLettered atomic.Int64
 
 	paused atomic.Bool
 }
@@ -271,14 +310,33 @@ func (r *Runner) prepare(ctx context.Context, batch []kafka.Message) (*processed
 func (r *Runner) complete(p *processed) error {
 	defer p.span.End()
 	ctx, obs := p.ctx, r.observer()
-	err := WriteAll(ctx, r.Sink, p.out, func(n int, err error) {
+	onRetry := func(n int, err error) {
 		r.Retries.Add(1)
 		obs.Retried(ctx, "write")
 		r.Log.WarnContext(ctx, "produce failed, retrying the unacknowledged records", "records", n, "error", err.Error())
-	})
+	}
+	rejected, err := WriteEach(ctx, r.Sink, p.out, onRetry)
 	if err != nil {
 		p.span.SetStatus(codes.Error, "write failed")
 		return fmt.Errorf("write batch: %w; its offsets stay uncommitted", err)
+	}
+	out := p.out
+	if len(rejected) > 0 {
+		letters, err := r.replaceRejected(ctx, p, rejected, onRetry)
+		if err != nil {
+			p.span.SetStatus(codes.Error, "write failed")
+			return fmt.Errorf("write batch: %w; its offsets stay uncommitted", err)
+		}
+		p.span.AddEvent("records replaced by dead letters", trace.WithAttributes(attribute.Int("records", len(rejected))))
+		out = make([]kafka.Message, 0, len(p.out)-len(rejected)+len(letters))
+		for i, k := 0, 0; i < len(p.out); i++ {
+			if k < len(rejected) && rejected[k].Index == i {
+				k++
+				continue
+			}
+			out = append(out, p.out[i])
+		}
+		out = append(out, letters...)
 	}
 	if err := r.commit(ctx, p.batch); err != nil {
 		p.span.SetStatus(codes.Error, "commit failed")
@@ -286,7 +344,7 @@ func (r *Runner) complete(p *processed) error {
 	}
 	r.Batches.Add(1)
 	r.Records.Add(int64(len(p.batch)))
-	obs.Committed(ctx, p.batch, p.out, p.fetchedAt)
+	obs.Committed(ctx, p.batch, out, p.fetchedAt)
 	return nil
 }
 

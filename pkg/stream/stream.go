@@ -7,7 +7,12 @@
 //   - kafka.NewReader panics on bad settings; ReaderConfig.Validate checks
 //     them first and says what to set;
 //   - a synchronous WriteMessages fails as a whole or per message
-//     (kafka.WriteErrors); WriteAll retries only the messages that failed.
+//     (kafka.WriteErrors); WriteAll retries only the messages that failed;
+//   - a record that can never be written (larger than BatchBytes, which
+//     kafka-go refuses before sending with a kafka.MessageTooLargeError, or
+//     refused by the broker as too large or invalid) is set aside by
+//     WriteEach instead of being retried for ever: the Runner replaces it
+//     with a dead letter.
 //
 // Offsets are committed by the caller, synchronously, only after every
 // record derived from them is acknowledged (CommitInterval is 0).
@@ -17,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -175,33 +181,145 @@ type Writer interface {
 	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
 }
 
+// Reasons a record can never be written as it is (Rejected.Reason, and the
+// consentgate.dlq.reason of the dead letter that replaces it).
+const (
+	// ReasonTooLarge: the record is larger than the writer's BatchBytes
+	// (kafka-go refuses it before sending) or than the topic's
+	// max.message.bytes (the broker answers MESSAGE_TOO_LARGE or
+	// RECORD_LIST_TOO_LARGE).
+	ReasonTooLarge = "record_too_large"
+	// ReasonInvalid: the broker refused the record itself (INVALID_RECORD,
+	// e.g. a record without a key on a compacted topic).
+	ReasonInvalid = "record_invalid"
+)
+
+// Rejection classifies a write error: it reports the reason when the error
+// means that the record will never be accepted as it is, however often it is
+// retried, and false for errors worth retrying. A broker's size error
+// applies to a whole produce batch, so it condemns a record only when the
+// record was written alone (WriteEach sees to that).
+func Rejection(err error) (reason string, permanent bool) {
+	switch {
+	case err == nil:
+		return "", false
+	case errors.Is(err, kafka.MessageSizeTooLarge), errors.Is(err, kafka.RecordListTooLarge):
+		return ReasonTooLarge, true // also kafka.MessageTooLargeError, which wraps the former
+	case errors.Is(err, kafka.InvalidRecord):
+		return ReasonInvalid, true
+	}
+	return "", false
+}
+
+// Rejected is a record that can never be written as it is.
+type Rejected struct {
+	Index  int    // position in the records given to WriteEach
+	Reason string // ReasonTooLarge or ReasonInvalid
+	Err    error  // why: sizes, limits and broker error codes, never payload
+}
+
+// RejectedError is WriteAll's error when records were refused for good; the
+// other records were written.
+type RejectedError struct {
+	Rejected []Rejected
+}
+
+func (e *RejectedError) Error() string {
+	return fmt.Sprintf("%d records can never be written (first: %s: %v)", len(e.Rejected), e.Rejected[0].Reason, e.Rejected[0].Err)
+}
+
 // WriteAll writes msgs and retries, with backoff, only the messages the
 // brokers did not acknowledge, until all are acknowledged or ctx ends. onRetry
 // (may be nil) is told about each failed attempt, for logs and metrics.
+// Records that can never be written (see WriteEach) are not retried: the
+// others are written and a *RejectedError names the refused ones.
 func WriteAll(ctx context.Context, w Writer, msgs []kafka.Message, onRetry func(failed int, err error)) error {
+	rejected, err := WriteEach(ctx, w, msgs, onRetry)
+	if err != nil {
+		return err
+	}
+	if len(rejected) > 0 {
+		return &RejectedError{Rejected: rejected}
+	}
+	return nil
+}
+
+// WriteEach writes msgs like WriteAll, retrying transient failures until
+// every record is acknowledged or refused for good, and returns the refused
+// ones (in msgs order) instead of retrying them for ever:
+//
+//   - kafka-go refuses a record larger than the writer's BatchBytes before
+//     sending anything (kafka.MessageTooLargeError, not kafka.WriteErrors);
+//     that record is set aside and the others are written;
+//   - a broker's MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE or INVALID_RECORD
+//     fails every record of the produce batch it was in, so those records
+//     are written again one at a time, in order, and only a record refused
+//     on its own is set aside.
+//
+// The error is non-nil only when ctx ended first.
+func WriteEach(ctx context.Context, w Writer, msgs []kafka.Message, onRetry func(failed int, err error)) ([]Rejected, error) {
 	backoff := 50 * time.Millisecond
-	pending := msgs
+	pending := make([]int, len(msgs))
+	for i := range pending {
+		pending[i] = i
+	}
+	var rejected []Rejected
+	buf := make([]kafka.Message, 0, len(msgs))
 	for len(pending) > 0 {
-		err := w.WriteMessages(ctx, pending...)
+		buf = buf[:0]
+		for _, i := range pending {
+			buf = append(buf, msgs[i])
+		}
+		err := w.WriteMessages(ctx, buf...)
 		if err == nil {
-			return nil
+			break
+		}
+		var tooLarge kafka.MessageTooLargeError
+		if errors.As(err, &tooLarge) {
+			// Refused before anything was sent: set the record aside and
+			// write the others at once.
+			if j := indexOf(buf, tooLarge.Message); j >= 0 {
+				rejected = append(rejected, Rejected{Index: pending[j], Reason: ReasonTooLarge, Err: clientTooLarge(buf[j])})
+				pending = append(pending[:j:j], pending[j+1:]...)
+				continue
+			}
+			// Not found (a Writer that copies records): find it alone.
+			all := make(kafka.WriteErrors, len(buf))
+			for j := range all {
+				all[j] = tooLarge
+			}
+			err = all
 		}
 		var werrs kafka.WriteErrors
 		if errors.As(err, &werrs) && len(werrs) == len(pending) {
-			var retry []kafka.Message
+			var retry []int
 			var first error
-			for i, e := range werrs {
-				if e != nil {
-					retry = append(retry, pending[i])
-					if first == nil {
-						first = e
+			for j, e := range werrs {
+				if e == nil {
+					continue
+				}
+				reason, permanent := Rejection(e)
+				if permanent && len(pending) > 1 {
+					// The error may be another record's: try it alone.
+					e = writeOne(ctx, w, msgs[pending[j]])
+					if e == nil {
+						continue
 					}
+					reason, permanent = Rejection(e)
+				}
+				if permanent {
+					rejected = append(rejected, Rejected{Index: pending[j], Reason: reason, Err: refusal(msgs[pending[j]], e)})
+					continue
+				}
+				retry = append(retry, pending[j])
+				if first == nil {
+					first = e
 				}
 			}
 			pending = retry
 			err = first
 			if len(pending) == 0 {
-				return nil
+				break
 			}
 		}
 		if onRetry != nil {
@@ -209,12 +327,75 @@ func WriteAll(ctx context.Context, w Writer, msgs []kafka.Message, onRetry func(
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("write %d records: %w (last error: %v)", len(pending), ctx.Err(), err)
+			return rejected, fmt.Errorf("write %d records: %w (last error: %v)", len(pending), ctx.Err(), err)
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 2*time.Second)
 	}
-	return nil
+	slices.SortFunc(rejected, func(a, b Rejected) int { return a.Index - b.Index })
+	return rejected, nil
+}
+
+// writeOne writes m alone and returns its own error.
+func writeOne(ctx context.Context, w Writer, m kafka.Message) error {
+	err := w.WriteMessages(ctx, m)
+	var werrs kafka.WriteErrors
+	if errors.As(err, &werrs) && len(werrs) == 1 {
+		return werrs[0]
+	}
+	return err
+}
+
+// indexOf finds m, a copy of one of msgs, by the identity of its slices. Two
+// records sharing key, value and headers have the same size, so the first
+// match is the one kafka-go found too large first.
+func indexOf(msgs []kafka.Message, m kafka.Message) int {
+	for i := range msgs {
+		if msgs[i].Topic == m.Topic && sameBytes(msgs[i].Key, m.Key) && sameBytes(msgs[i].Value, m.Value) &&
+			len(msgs[i].Headers) == len(m.Headers) && (len(m.Headers) == 0 || &msgs[i].Headers[0] == &m.Headers[0]) {
+			return i
+		}
+	}
+	return -1
+}
+
+func sameBytes(a, b []byte) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+// recordBytes is about what kafka-go counts against BatchBytes.
+func recordBytes(m kafka.Message) int {
+	n := len(m.Key) + len(m.Value)
+	for _, h := range m.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
+}
+
+// tooLargeError is kafka-go's client-side refusal, said plainly (its own
+// text is the broker's).
+type tooLargeError struct {
+	topic string
+	bytes int
+}
+
+func (e *tooLargeError) Error() string {
+	return fmt.Sprintf("record of about %d bytes for %s is larger than the writer's batch bytes (KAFKA_BATCH_BYTES): refused before sending", e.bytes, e.topic)
+}
+
+func (e *tooLargeError) Unwrap() error { return kafka.MessageSizeTooLarge }
+
+func clientTooLarge(m kafka.Message) error {
+	return &tooLargeError{topic: m.Topic, bytes: recordBytes(m)}
+}
+
+// refusal says which record a broker refused, by topic and size.
+func refusal(m kafka.Message, err error) error {
+	var tl kafka.MessageTooLargeError
+	if errors.As(err, &tl) {
+		return clientTooLarge(m)
+	}
+	return fmt.Errorf("record of about %d bytes for %s refused by the broker: %w", recordBytes(m), m.Topic, err)
 }
 
 // Header returns the value of the first header named key.

@@ -19,6 +19,10 @@ type Config struct {
 	AutoCreate        bool
 	SyncWrites        bool
 	MinSessionTimeout time.Duration
+	// MaxMessageBytes is the broker's message.max.bytes, the largest
+	// record batch a topic without its own max.message.bytes accepts;
+	// 0 keeps kfake's default (1048588, as Kafka).
+	MaxMessageBytes int
 }
 
 // DefaultTopics are the pipeline's topics (DESIGN.md, default names). Purpose
@@ -56,6 +60,9 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("bad topic name %q in DEVBROKER_TOPICS/--topics", t))
 		}
 	}
+	if c.MaxMessageBytes < 0 || (c.MaxMessageBytes > 0 && c.MaxMessageBytes < 1024) {
+		errs = append(errs, fmt.Errorf("max message bytes %d out of range: set DEVBROKER_MAX_MESSAGE_BYTES or --max-message-bytes to 0 (default) or at least 1024", c.MaxMessageBytes))
+	}
 	if c.MinSessionTimeout <= 0 {
 		errs = append(errs, errors.New("min session timeout must be positive: set DEVBROKER_MIN_SESSION_TIMEOUT or --min-session-timeout, e.g. 1s"))
 	}
@@ -77,6 +84,7 @@ func loadConfig(args []string, getenv func(string) string) (Config, error) {
 	}
 	envInt("DEVBROKER_PORT", &cfg.Port)
 	envInt("DEVBROKER_PARTITIONS", &cfg.Partitions)
+	envInt("DEVBROKER_MAX_MESSAGE_BYTES", &cfg.MaxMessageBytes)
 	if v := getenv("DEVBROKER_DATA_DIR"); v != "" {
 		cfg.DataDir = v
 	}
@@ -106,6 +114,7 @@ func loadConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&extra, "topics", extra, "extra topics to create at start, comma-separated (env DEVBROKER_TOPICS)")
 	fs.BoolVar(&cfg.AutoCreate, "auto-create", cfg.AutoCreate, "create unknown topics on first use (env DEVBROKER_AUTO_CREATE)")
 	fs.BoolVar(&cfg.SyncWrites, "sync", cfg.SyncWrites, "fsync every produced batch (slower)")
+	fs.IntVar(&cfg.MaxMessageBytes, "max-message-bytes", cfg.MaxMessageBytes, "largest record batch the broker accepts (message.max.bytes), 0 for the default 1048588 (env DEVBROKER_MAX_MESSAGE_BYTES)")
 	fs.DurationVar(&cfg.MinSessionTimeout, "min-session-timeout", cfg.MinSessionTimeout, "smallest consumer-group session timeout accepted (env DEVBROKER_MIN_SESSION_TIMEOUT)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "devbroker: an embedded Kafka-protocol broker for development and tests.\n\nDefault topics: %s\n\nSettings:\n", strings.Join(DefaultTopics, ", "))

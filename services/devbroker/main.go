@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -54,6 +55,9 @@ func run(log *slog.Logger, args []string) error {
 		// with time or size retention.
 		kfake.BrokerConfigs(map[string]string{"log.retention.ms": "-1", "log.retention.bytes": "-1"}),
 	}
+	if cfg.MaxMessageBytes > 0 {
+		opts = append(opts, kfake.BrokerConfigs(map[string]string{"message.max.bytes": strconv.Itoa(cfg.MaxMessageBytes)}))
+	}
 	if cfg.AutoCreate {
 		opts = append(opts, kfake.AllowAutoTopicCreation())
 	}
@@ -72,7 +76,7 @@ func run(log *slog.Logger, args []string) error {
 	}
 	addrs := c.ListenAddrs()
 	log.Info("devbroker started", "addr", addrs[0], "partitions", cfg.Partitions,
-		"topics", cfg.Topics, "data_dir", cfg.DataDir, "auto_create", cfg.AutoCreate)
+		"topics", cfg.Topics, "data_dir", cfg.DataDir, "auto_create", cfg.AutoCreate, "max_message_bytes", cfg.MaxMessageBytes)
 	fmt.Printf("devbroker ready %s\n", addrs[0])
 
 	<-ctx.Done()

@@ -360,3 +360,52 @@ func TestUnannotatedRemoveAppliesToEveryOutput(t *testing.T) {
 		}
 	}
 }
+
+// TestExclusionPatternsFollowTheTaxonomy: "x" and "x.*" both exclude x
+// itself, and excluding a sub-category also removes a field annotated with
+// a broader category that may hold it (fail closed), but not a sibling.
+func TestExclusionPatternsFollowTheTaxonomy(t *testing.T) {
+	t.Parallel()
+	f := newFixtureWith(t, redactPolicy)
+	tests := []struct {
+		pattern string
+		absent  map[string]string // field -> a value of it that must not be published
+		kept    string            // a field that keeps its value
+	}{
+		{"user.health.*", map[string]string{"items": "supplements"}, "email"},
+		{"user.health", map[string]string{"items": "supplements"}, "email"},
+		{"user.contact.address.city", map[string]string{"shipping_address.city": "Lyon", "shipping_address.street": "1 Main St", "shipping_address.recipient": "Jane Roe"}, "email"},
+		{"user.contact.address.*", map[string]string{"shipping_address": "1 Main St"}, "email"},
+		{"user.financial.card", map[string]string{"payment.card_last4": "4242"}, "email"},
+		{"user.contact.address.country", map[string]string{"shipping_address.city": "Lyon"}, "payment"},
+		{"user.contact.email", map[string]string{"email": "jane.roe@mail.example"}, "shipping_address"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.pattern, func(t *testing.T) {
+			subject := "s-x" + strings.Repeat("i", i+1)
+			f.grant(t, subject, "personalisation", tt.pattern)
+			out, err := f.e.Process(context.Background(), []kafka.Message{f.purchase(t, int64(i), "e-x", subject)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var pub []kafka.Message
+			for _, m := range out {
+				if m.Topic == "compliant.personalisation" {
+					pub = append(pub, m)
+				}
+			}
+			if len(pub) != 1 {
+				t.Fatalf("compliant.personalisation gets %d records, want 1", len(pub))
+			}
+			for field, value := range tt.absent {
+				if bytes.Contains(pub[0].Value, []byte(value)) {
+					t.Errorf("excluding %s: %s (%s) is still published", tt.pattern, field, value)
+				}
+			}
+			v := writerValue(t, f.codec, pub[0].Value)
+			if avrocodec.Unwrap(v[tt.kept]) == nil {
+				t.Errorf("excluding %s also removed %s", tt.pattern, tt.kept)
+			}
+		})
+	}
+}

@@ -1,23 +1,47 @@
-// Package decision is the pure heart of enforcement: given an event's schema,
-// the subject's consent state, a stream of the policy and the time, it says
-// whether the event may go to that stream, and why.
+// Package decision is the pure heart of enforcement: given the fields an
+// event's bytes carry, the subject's consent state, a stream of the policy
+// and the time, it says whether the event may go to that stream, why, and
+// what must change in it first.
 //
 // Deny by default: every path that is not an explicit, valid grant for every
 // purpose the stream requires ends in Dropped. The package does no I/O and
 // returns no errors.
 //
-// Two decisions publish a treated copy instead of the event as it came
-// (Outcome Redacted; package redact does the treating):
+// # Judge what is sent
 //
+// The invariant the enforcer keeps: an event's bytes are published unchanged
+// only when its Plan is empty, and the Plan is made from the *writer*
+// schema's fields (what the bytes carry), judged with the writer's and the
+// reader's data_category annotations together (FieldsOf). A field that only
+// the writer has (a newer version from a registry) or that only the writer
+// annotates (an older version) is judged like any other. Whenever the Plan
+// is not empty the event is re-encoded from its decoded value with the
+// treatments applied (package redact), and fields the reader schema lacks
+// are not carried into the copy.
+//
+// PlanFor is the one function that says what must change: fields of an
+// excluded category (Excludes, the one rule of exclusion matching, also
+// used by package redact and by explain) and, on a stream whose
+// unannotated_fields is remove, every unannotated field without a field
+// rule that keeps it. Every stream setting thereby applies to every output
+// of the stream:
+//
+//   - Passed with an empty Plan: the input bytes are forwarded;
+//   - Passed with a Plan (only unannotated fields to remove: excluded
+//     fields never pass): Treatment TreatSettings, a copy re-encoded with
+//     the stream's unannotated_fields applied. The outcome stays Passed
+//     (consent allowed every purpose); the audit lists the changed fields;
 //   - consent is missing for a stream whose on_missing_consent is redact:
-//     Treatment TreatRedact, every field treated as the stream says;
+//     Outcome Redacted, Treatment TreatRedact, every field treated as the
+//     stream says (treatments, default_treatment, unannotated_fields);
 //   - consent is granted but excludes data categories that the event
-//     carries, on a stream whose excluded_categories is remove: Treatment
-//     TreatRemoveExcluded, only those fields removed. With
+//     carries, on a stream whose excluded_categories is remove: Outcome
+//     Redacted, Treatment TreatRemoveExcluded: those fields removed and the
+//     stream's unannotated_fields applied, everything else kept. With
 //     excluded_categories: drop the event is dropped instead.
 //
-// In both cases Decision.Excluded lists the excluded category patterns of
-// every granted purpose, which the redaction always removes.
+// In every treated case Decision.Excluded lists the excluded category
+// patterns of every granted purpose, which the redaction always removes.
 package decision
 
 import (
@@ -56,7 +80,11 @@ type Treatment int
 const (
 	TreatNone           Treatment = iota // Passed or Dropped: nothing to treat
 	TreatRedact                          // every field per the stream's rules
-	TreatRemoveExcluded                  // only the excluded categories removed
+	TreatRemoveExcluded                  // the excluded categories removed, unannotated_fields applied
+	// TreatSettings: a Passed event whose Plan is not empty, re-encoded
+	// with the stream's unannotated_fields applied (package redact treats
+	// it as TreatRemoveExcluded, with nothing excluded).
+	TreatSettings
 )
 
 // Decision is the verdict for one event on one stream.
@@ -68,17 +96,25 @@ type Decision struct {
 	// The consent change that decided, if any.
 	ChangeID   string
 	CapturedAt time.Time
-	// Treatment and Excluded say what a Redacted event needs.
+	// Treatment and Excluded say what a Redacted (or a treated Passed)
+	// event needs.
 	Treatment Treatment
 	Excluded  []string
+	// Plan lists what must change in the event's bytes (see PlanFor); set
+	// for Passed and TreatRemoveExcluded decisions. The bytes may be
+	// forwarded unchanged only when the outcome is Passed and Plan is
+	// empty.
+	Plan Plan
 }
 
 // Input is what a decision needs to know about the event.
 type Input struct {
-	Schema     string            // full name of the event's (reader) schema
-	Categories map[string]string // field path -> data category of the schema
-	State      *consent.State    // nil when nothing is stored for the subject
-	Now        time.Time
+	Schema string // full name of the event's (reader) schema
+	// Fields are the fields the event's bytes carry:
+	// FieldsOf(writer, reader).Fields.
+	Fields []Field
+	State  *consent.State // nil when nothing is stored for the subject
+	Now    time.Time
 }
 
 // Decide returns the decision for in on stream s of policy p.
@@ -136,27 +172,18 @@ func Decide(p *policy.Policy, s policy.Stream, in Input) Decision {
 		}
 		return d
 	}
-	if carriesExcluded(in.Categories, excluded) {
+	plan := planFields(in.Fields, s, NewExclusions(excluded))
+	if plan.Excluded() {
 		if s.Excluded == policy.ExcludedDrop {
 			d.Reason = ReasonExcludedCategory
 			return d
 		}
-		d.Outcome, d.Treatment, d.Reason = Redacted, TreatRemoveExcluded, ReasonGrantedWithExclusions
+		d.Outcome, d.Treatment, d.Reason, d.Plan = Redacted, TreatRemoveExcluded, ReasonGrantedWithExclusions, plan
 		return d
 	}
-	d.Outcome = Passed
-	return d
-}
-
-// carriesExcluded reports whether any field category matches an excluded
-// pattern.
-func carriesExcluded(categories map[string]string, excluded []string) bool {
-	for _, pattern := range excluded {
-		for _, cat := range categories {
-			if policy.MatchCategory(pattern, cat) {
-				return true
-			}
-		}
+	d.Outcome, d.Plan = Passed, plan
+	if len(plan) > 0 {
+		d.Treatment = TreatSettings
 	}
-	return false
+	return d
 }

@@ -79,7 +79,7 @@ func BenchmarkDecide(b *testing.B) {
 		{"unknown-subject", nil},
 	}
 	for _, bc := range cases {
-		in := decision.Input{Schema: s.FullName, Categories: s.Annotations, State: bc.state, Now: now}
+		in := decision.Input{Schema: s.FullName, Fields: decision.FieldsOf(s, s).Fields, State: bc.state, Now: now}
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {

@@ -82,6 +82,14 @@ func TestDecide(t *testing.T) {
 			state(map[string]consent.PurposeState{"analytics": grant(consent.BasisConsent, "user.health")}), Redacted, ReasonGrantedWithExclusions, "g1", "analytics"},
 		{"excluded category present: drop", "compliant.excl", "consentgate.events.Purchase", purchaseCats,
 			state(map[string]consent.PurposeState{"analytics": grant(consent.BasisConsent, "user")}), Dropped, ReasonExcludedCategory, "g1", "analytics"},
+		{"excluded wildcard covers its own category", "compliant.analytics", "consentgate.events.Purchase", purchaseCats,
+			state(map[string]consent.PurposeState{"analytics": grant(consent.BasisConsent, "user.health.*")}), Redacted, ReasonGrantedWithExclusions, "g1", "analytics"},
+		{"excluded sub-category covers a parent-annotated field", "compliant.excl", "consentgate.events.Purchase",
+			map[string]string{"subject_id": "user.id", "shipping_address": "user.contact.address"},
+			state(map[string]consent.PurposeState{"analytics": grant(consent.BasisConsent, "user.contact.address.city")}), Dropped, ReasonExcludedCategory, "g1", "analytics"},
+		{"excluded sibling not covered", "compliant.excl", "consentgate.events.Purchase",
+			map[string]string{"subject_id": "user.id", "email": "user.contact.email"},
+			state(map[string]consent.PurposeState{"analytics": grant(consent.BasisConsent, "user.contact.address.city")}), Passed, "granted", "g1", "analytics"},
 		{"excluded category absent", "compliant.analytics", "consentgate.events.EmailEngagement", emailCats,
 			state(map[string]consent.PurposeState{"analytics": grant(consent.BasisConsent, "user.health")}), Passed, "granted", "g1", "analytics"},
 		{"opt-out purpose never asked", "compliant.sale", "consentgate.events.Purchase", purchaseCats,
@@ -100,7 +108,7 @@ func TestDecide(t *testing.T) {
 			if !ok {
 				t.Fatalf("no stream %s", tt.stream)
 			}
-			d := Decide(pol, s, Input{Schema: tt.schema, Categories: tt.cats, State: tt.state, Now: now})
+			d := Decide(pol, s, Input{Schema: tt.schema, Fields: fieldsOf(tt.cats), State: tt.state, Now: now})
 			if d.Outcome != tt.want || d.Reason != tt.reason || d.ChangeID != tt.changeID || d.Purpose != tt.wantPurpos || d.Stream != tt.stream {
 				t.Errorf("got %+v, want outcome %s reason %s change %q purpose %s", d, tt.want, tt.reason, tt.changeID, tt.wantPurpos)
 			}
@@ -116,4 +124,14 @@ func TestDecide(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fieldsOf turns a path -> category map into the fields of a schema that
+// is its own reader.
+func fieldsOf(cats map[string]string) []Field {
+	var out []Field
+	for p, c := range cats {
+		out = append(out, Field{Path: p, ReaderPath: p, Categories: []string{c}})
+	}
+	return out
 }

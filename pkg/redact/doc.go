@@ -8,14 +8,24 @@
 //     stream's on_missing_consent is redact. Every field gets the treatment
 //     the stream names for it.
 //   - ModeRemoveExcluded: the subject granted the purposes but excluded
-//     data categories, and the stream's excluded_categories is remove. Only
-//     the fields of an excluded category are removed; everything else is
-//     kept verbatim.
+//     data categories, and the stream's excluded_categories is remove; or a
+//     passed event goes to a stream whose unannotated_fields is remove. The
+//     fields of an excluded category are removed, the stream's
+//     unannotated_fields applies (with remove: an unannotated field gets
+//     its field rule, else it is removed), and everything else is kept
+//     verbatim.
 //
-// In both modes a field whose data category matches one of
-// Request.Excluded (policy.MatchCategory, hierarchical: excluding
-// user.contact.address also excludes user.contact.address.street) is removed,
-// whatever the stream's treatment for it says.
+// In both modes a field whose data category one of Request.Excluded covers
+// (decision.Excludes, the one rule of exclusion matching: excluding x or x.*
+// covers x, every category below it, and every category above it, which may
+// hold it: excluding user.contact.address.city removes a field annotated
+// user.contact.address) is removed, whatever the stream's treatment for it
+// says.
+//
+// With Request.Writer set, a field is judged by its own annotation and by
+// the writer schema's annotation of the same field (decision.FieldsOf): a
+// field only the writer annotates counts as annotated. When the two
+// categories get different treatments in ModeRedact, the field is removed.
 //
 // # Treatments
 //
@@ -94,10 +104,11 @@
 //   - unions are transparent: the treatment applies to the branch the value
 //     holds, keeping its wrapper; null stays null.
 //
-// ModeRemoveExcluded applies step 1 only: every other field is kept
-// verbatim, and records, arrays, maps and unions are visited just to find
-// the excluded fields inside them (items[].health_category when user.health
-// is excluded).
+// ModeRemoveExcluded applies step 1 and, on a stream with
+// unannotated_fields: remove, Stream.TreatmentFor to unannotated fields:
+// every other field is kept verbatim, and records, arrays, maps and unions
+// are visited just to find the fields to treat inside them
+// (items[].health_category when user.health is excluded).
 //
 // The envelope is not special: event_id and occurred_at are unannotated and
 // follow Unannotated (kept by default; a stream with unannotated_fields:

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/consentgate/consentgate/pkg/avrocodec"
+	"github.com/consentgate/consentgate/pkg/decision"
 	"github.com/consentgate/consentgate/pkg/policy"
 )
 
@@ -205,11 +206,14 @@ type oracle struct {
 func (o *oracle) expected(f *fieldNode, inherit policy.Action) policy.Action {
 	cat := f.def.Category
 	for _, p := range o.req.Excluded {
-		if policy.MatchCategory(p, cat) {
+		if decision.Excludes(p, cat) {
 			return policy.ActionRemove
 		}
 	}
 	if o.req.Mode == ModeRemoveExcluded {
+		if cat == "" && o.req.Stream.Unannotated == policy.UnannotatedRemove {
+			return o.req.Stream.TreatmentFor(f.path, "")
+		}
 		return policy.ActionKeep
 	}
 	if cat == "" && inherit != "" {
@@ -520,7 +524,7 @@ func FuzzRedactNeverLeaks(f *testing.F) {
 				t.Errorf("treated path %q is not a field of %s", p, s.FullName)
 			}
 		}
-		if req.Mode == ModeRemoveExcluded && len(req.Excluded) == 0 && len(res.Treated) > 0 {
+		if req.Mode == ModeRemoveExcluded && len(req.Excluded) == 0 && req.Stream.Unannotated != policy.UnannotatedRemove && len(res.Treated) > 0 {
 			t.Errorf("nothing excluded, yet treated %q", res.Treated)
 		}
 	})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/consentgate/consentgate/pkg/avrocodec"
+	"github.com/consentgate/consentgate/pkg/decision"
 	"github.com/consentgate/consentgate/pkg/policy"
 )
 
@@ -25,10 +26,14 @@ const (
 	// Fields of an excluded category are removed whatever the rules say.
 	// It is the zero Mode, the stricter of the two.
 	ModeRedact Mode = iota
-	// ModeRemoveExcluded removes only the fields whose category the grant
-	// excludes (Request.Excluded) and keeps everything else verbatim: the
-	// subject granted the purposes but left some data categories out, and
-	// the stream's excluded_categories is remove.
+	// ModeRemoveExcluded removes the fields whose category the grant
+	// excludes (Request.Excluded) and applies the stream's
+	// unannotated_fields (on a stream with unannotated_fields: remove, an
+	// unannotated field gets its field rule, else it is removed), and keeps
+	// everything else verbatim: the subject granted the purposes but left
+	// some data categories out and the stream's excluded_categories is
+	// remove, or a passed event goes to a stream whose unannotated_fields
+	// is remove.
 	ModeRemoveExcluded
 )
 
@@ -54,12 +59,20 @@ type Request struct {
 	// Schema (as avrocodec.Codec.Decode returns it). Apply never modifies
 	// it, nor anything it references.
 	Value map[string]any
+	// Writer (optional) is the schema the event's bytes were written
+	// with, when it is not Schema. Fields are then judged by the
+	// categories of both (decision.FieldsOf): a field that the writer
+	// annotates counts as annotated, also when the reader does not
+	// annotate it.
+	Writer *avrocodec.Schema
 	// Stream gives the treatments (Treatments, DefaultTreatment,
-	// Unannotated) used in ModeRedact. ModeRemoveExcluded ignores it.
+	// Unannotated) used in ModeRedact. ModeRemoveExcluded uses only
+	// Unannotated and, with unannotated_fields: remove, the field rules
+	// of unannotated fields.
 	Stream policy.Stream
-	// Excluded are the category patterns (see policy.MatchCategory) that
+	// Excluded are the category patterns (see decision.Excludes) that
 	// the subject's grant excludes. In both modes a field whose category
-	// one of them matches is removed, whatever its treatment.
+	// one of them covers is removed, whatever its treatment.
 	Excluded []string
 	// Mode selects which fields are treated.
 	Mode Mode
@@ -178,7 +191,10 @@ func (r *Redactor) Apply(req Request) (Result, error) {
 	if req.Value == nil {
 		return Result{}, mismatch(root, nil)
 	}
-	w := walker{r: r, req: &req}
+	w := walker{r: r, req: &req, excl: decision.NewExclusions(req.Excluded)}
+	if req.Writer != nil && req.Writer != req.Schema {
+		w.cats = decision.FieldsOf(req.Writer, req.Schema).ReaderCategories
+	}
 	out, err := w.record(root, req.Value, "")
 	if err != nil {
 		return Result{}, err
@@ -205,6 +221,8 @@ func (r *Redactor) plan(s *avrocodec.Schema) (*node, error) {
 type walker struct {
 	r       *Redactor
 	req     *Request
+	excl    decision.Exclusions
+	cats    map[string][]string // reader path -> writer and reader categories
 	treated []string
 }
 
@@ -221,28 +239,33 @@ func transforming(a policy.Action) bool {
 	return false
 }
 
-// excluded reports whether category matches one of the excluded patterns.
-func (w *walker) excluded(category string) bool {
-	for _, p := range w.req.Excluded {
-		if policy.MatchCategory(p, category) {
-			return true
-		}
+// categories returns the data categories field f is judged by: its own,
+// and the writer's annotation of the same field (Request.Writer).
+func (w *walker) categories(f *fieldNode) []string {
+	if c, ok := w.cats[f.path]; ok {
+		return c
 	}
-	return false
+	if f.def.Category == "" {
+		return nil
+	}
+	return []string{f.def.Category}
 }
 
 // action decides the treatment of field f; inherit is the transforming
 // treatment of the closest enclosing field, if any.
 func (w *walker) action(f *fieldNode, inherit policy.Action) policy.Action {
-	cat := f.def.Category
-	if cat != "" && w.excluded(cat) {
+	cats := w.categories(f)
+	if _, ok := w.excl.CoversAny(cats); ok {
 		return policy.ActionRemove
 	}
-	if w.req.Mode == ModeRemoveExcluded {
-		return policy.ActionKeep
-	}
 	var a policy.Action
-	if cat == "" && inherit != "" {
+	switch {
+	case w.req.Mode == ModeRemoveExcluded:
+		a = policy.ActionKeep
+		if len(cats) == 0 && w.req.Stream.Unannotated == policy.UnannotatedRemove {
+			a = w.req.Stream.TreatmentFor(f.path, "")
+		}
+	case len(cats) == 0 && inherit != "":
 		a = inherit
 		for _, t := range w.req.Stream.Treatments {
 			if t.Field != "" && t.Field == f.path {
@@ -250,8 +273,17 @@ func (w *walker) action(f *fieldNode, inherit policy.Action) policy.Action {
 				break
 			}
 		}
-	} else {
-		a = w.req.Stream.TreatmentFor(f.path, cat)
+	case len(cats) == 0:
+		a = w.req.Stream.TreatmentFor(f.path, "")
+	default:
+		// A field with two categories (the writer's and the reader's)
+		// takes the treatment both agree on, else it is removed.
+		a = w.req.Stream.TreatmentFor(f.path, cats[0])
+		for _, c := range cats[1:] {
+			if w.req.Stream.TreatmentFor(f.path, c) != a {
+				a = policy.ActionRemove
+			}
+		}
 	}
 	if a != policy.ActionKeep && !transforming(a) {
 		return policy.ActionRemove // remove, or an action this package does not know

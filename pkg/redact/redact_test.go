@@ -335,8 +335,18 @@ func TestExcluded(t *testing.T) {
 			stream: pseudonymiseAll, edit: noHealth, treated: []string{"items[].health_category"}},
 		{name: "parent category covers the record", mode: ModeRemoveExcluded, excluded: []string{"user.contact.address"},
 			edit: func(v map[string]any) { v["shipping_address"] = nil }, treated: []string{"shipping_address"}},
-		{name: "sub-category only", mode: ModeRemoveExcluded, excluded: []string{"user.contact.address.street"},
-			edit: func(v map[string]any) { address(v)["street"] = "" }, treated: []string{"shipping_address.street"}},
+		{name: "sub-category covers the parent-annotated record", mode: ModeRemoveExcluded, excluded: []string{"user.contact.address.street"},
+			edit: func(v map[string]any) { v["shipping_address"] = nil }, treated: []string{"shipping_address"}},
+		{name: "wildcard covers its own category", mode: ModeRemoveExcluded, excluded: []string{"user.health.*"},
+			edit: noHealth, treated: []string{"items[].health_category"}},
+		{name: "sibling category not covered", mode: ModeRemoveExcluded, excluded: []string{"user.contact.email"},
+			edit: func(v map[string]any) { v["email"] = nil }, treated: []string{"email"}},
+		{name: "unannotated removed on a remove stream", mode: ModeRemoveExcluded, excluded: []string{"user.health"},
+			stream: policy.Stream{Unannotated: policy.UnannotatedRemove, Treatments: []policy.Treatment{{Field: "event_id", Action: policy.ActionKeep}}},
+			edit: func(v map[string]any) {
+				noHealth(v)
+				v["currency"], v["occurred_at"] = "", time.UnixMilli(0).UTC()
+			}, treated: []string{"currency", "items[].health_category", "occurred_at"}},
 		{name: "wildcard", mode: ModeRemoveExcluded, excluded: []string{"user.contact.*"},
 			edit: func(v map[string]any) {
 				v["email"], v["phone"], v["shipping_address"] = nil, nil, nil
@@ -345,11 +355,10 @@ func TestExcluded(t *testing.T) {
 			edit: func(v map[string]any) {
 				v["payment"] = map[string]any{"method": "OTHER", "card_brand": nil, "card_last4": nil}
 			}, treated: []string{"payment"}},
-		{name: "sub-fields of a record", mode: ModeRemoveExcluded, excluded: []string{"user.financial.card"},
+		{name: "sub-category covers the parent-annotated non-null record", mode: ModeRemoveExcluded, excluded: []string{"user.financial.card"},
 			edit: func(v map[string]any) {
-				p := v["payment"].(map[string]any)
-				p["card_brand"], p["card_last4"] = nil, nil
-			}, treated: []string{"payment.card_brand", "payment.card_last4"}},
+				v["payment"] = map[string]any{"method": "OTHER", "card_brand": nil, "card_last4": nil}
+			}, treated: []string{"payment"}},
 		{name: "several patterns", mode: ModeRemoveExcluded, excluded: []string{"user.health", "user.id"},
 			edit: func(v map[string]any) {
 				noHealth(v)

@@ -8,6 +8,17 @@
 // reached) Process returns an error and nothing to write; the runner retries
 // the batch with backoff and commits nothing for it, so the enforcer neither
 // passes unchecked events nor drops them silently.
+//
+// Judge what is sent: every decision is made on the fields the input bytes
+// carry, the writer schema's, judged with the writer's and the reader's
+// data_category annotations (decision.FieldsOf), and the input bytes are
+// forwarded unchanged only when the decision passed and its Plan
+// (decision.PlanFor: excluded categories, the stream's unannotated_fields)
+// is empty for the writer schema. Any other output is a copy re-encoded
+// from the decoded value by Treat, with the treatments applied; it no
+// longer carries the fields the reader schema lacks, and the audit record
+// lists every field it changed. Treat is the one place that chooses
+// between the two; explain uses it too.
 package enforce
 
 import (
@@ -15,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -54,6 +66,12 @@ type Decoder interface {
 	EncodeLike(ctx context.Context, rec *avrocodec.Record, value map[string]any) ([]byte, error)
 }
 
+// Encoder re-encodes a treated copy of a decoded record in its input's
+// framing; *avrocodec.Codec satisfies it.
+type Encoder interface {
+	EncodeLike(ctx context.Context, rec *avrocodec.Record, value map[string]any) ([]byte, error)
+}
+
 // ConsentReader reads consent state for a batch of subjects.
 type ConsentReader interface {
 	Lookup(ctx context.Context, subjects []string) (map[string]*consent.State, error)
@@ -78,8 +96,9 @@ type Options struct {
 // dropped, never published untreated.
 const ReasonRedactionFailed = "redaction_failed"
 
-// keptHeaders are the input headers a redacted copy keeps: other headers
-// may carry personal data the policy knows nothing about.
+// keptHeaders are the input headers a re-encoded copy (redacted, or passed
+// with the stream's unannotated_fields applied) keeps: other headers may
+// carry personal data the policy knows nothing about.
 var keptHeaders = map[string]bool{"traceparent": true, "tracestate": true}
 
 // Enforcer decides batches of customer events; a stream.Runner drives it.
@@ -287,21 +306,19 @@ func (e *Enforcer) Process(ctx context.Context, batch []kafka.Message) ([]kafka.
 	now := e.now()
 	for i := range events {
 		ev := &events[i]
-		in := decision.Input{Schema: ev.rec.Schema.FullName, Categories: ev.rec.Schema.Annotations, State: states[ev.subject], Now: now}
+		in := decision.Input{Schema: ev.rec.Schema.FullName, Fields: decision.FieldsOf(ev.rec.Writer(), ev.rec.Schema).Fields,
+			State: states[ev.subject], Now: now}
 		for _, s := range e.policy.Streams {
 			d := decision.Decide(e.policy, s, in)
 			var treated []string
-			switch d.Outcome {
-			case decision.Passed:
-				out = append(out, e.output(ev, s.Topic))
-			case decision.Redacted:
-				m, tr, err := e.redacted(ctx, ev, s, d)
+			if d.Outcome != decision.Dropped {
+				m, tr, err := e.publish(ctx, ev, s, d)
 				switch {
 				case err == nil:
 					out = append(out, m)
 					treated = tr
 				case avrocodec.IsRetryable(err):
-					return nil, fmt.Errorf("encode redacted event: %w", err)
+					return nil, fmt.Errorf("encode treated event: %w", err)
 				default:
 					// Fail closed: what cannot be treated is not published.
 					d.Outcome, d.Reason = decision.Dropped, ReasonRedactionFailed
@@ -357,25 +374,70 @@ func (e *Enforcer) output(ev *event, topic string) kafka.Message {
 	return kafka.Message{Topic: topic, Key: ev.msg.Key, Value: ev.msg.Value, Headers: h}
 }
 
-// redacted returns the treated copy of ev for stream s, and the treated
-// field paths.
-func (e *Enforcer) redacted(ctx context.Context, ev *event, s policy.Stream, d decision.Decision) (kafka.Message, []string, error) {
-	mode := redact.ModeRedact
-	if d.Treatment == decision.TreatRemoveExcluded {
-		mode = redact.ModeRemoveExcluded
+// Published is what Treat says goes to a stream.
+type Published struct {
+	// Forward: the input bytes are published as they are (a passed
+	// decision with an empty Plan). Otherwise Bytes is a re-encoded copy.
+	Forward bool
+	// Value is the treated copy in the reader schema's shape (not
+	// Forward), and Bytes its encoding in the input's framing.
+	Value map[string]any
+	Bytes []byte
+	// Mode is the redaction mode of the copy (not Forward).
+	Mode redact.Mode
+	// Treated lists the paths of the fields the copy changed, sorted: the
+	// redaction's, plus the writer-only fields a copy no longer carries.
+	Treated []string
+}
+
+// Treat returns what decision d publishes of rec (its input bytes data) on
+// stream s: the input bytes only when d passed with an empty Plan, else a
+// copy treated by red (decision.TreatRedact: every field per the stream's
+// rules; otherwise the excluded categories removed and the stream's
+// unannotated_fields applied) and re-encoded by enc in the input's framing.
+// d must not be Dropped. The error is the redaction's or the encoder's
+// (avrocodec.IsRetryable tells a registry failure from a permanent one).
+func Treat(ctx context.Context, enc Encoder, red *redact.Redactor, rec *avrocodec.Record, data []byte, s policy.Stream, d decision.Decision) (Published, error) {
+	if d.Outcome == decision.Passed && len(d.Plan) == 0 {
+		return Published{Forward: true, Bytes: data}, nil
 	}
-	res, err := e.opts.Redactor.Apply(redact.Request{Schema: ev.rec.Schema, Value: ev.rec.Value, Stream: s, Excluded: d.Excluded, Mode: mode})
+	mode := redact.ModeRemoveExcluded
+	if d.Treatment == decision.TreatRedact {
+		mode = redact.ModeRedact
+	}
+	res, err := red.Apply(redact.Request{Schema: rec.Schema, Writer: rec.Writer(), Value: rec.Value, Stream: s, Excluded: d.Excluded, Mode: mode})
+	if err != nil {
+		return Published{}, err
+	}
+	b, err := enc.EncodeLike(ctx, rec, res.Value)
+	if err != nil {
+		return Published{}, err
+	}
+	treated := res.Treated
+	if w := rec.Writer(); w != nil && w != rec.Schema {
+		if only := decision.FieldsOf(w, rec.Schema).WriterOnly; len(only) > 0 {
+			treated = append(slices.Clone(treated), only...)
+			slices.Sort(treated)
+			treated = slices.Compact(treated)
+		}
+	}
+	return Published{Value: res.Value, Bytes: b, Mode: mode, Treated: treated}, nil
+}
+
+// publish returns the record decision d publishes of ev on stream s, and
+// the treated field paths.
+func (e *Enforcer) publish(ctx context.Context, ev *event, s policy.Stream, d decision.Decision) (kafka.Message, []string, error) {
+	p, err := Treat(ctx, e.codec, e.opts.Redactor, ev.rec, ev.msg.Value, s, d)
 	if err != nil {
 		return kafka.Message{}, nil, err
 	}
-	b, err := e.codec.EncodeLike(ctx, ev.rec, res.Value)
-	if err != nil {
-		return kafka.Message{}, nil, err
+	if p.Forward {
+		return e.output(ev, s.Topic), nil, nil
 	}
 	// The key is the subject id as treated: a pseudonym keeps a subject's
 	// records on one partition; a removed subject id leaves no key.
 	var key []byte
-	if subject, _ := avrocodec.StringField(res.Value, "subject_id"); subject != "" {
+	if subject, _ := avrocodec.StringField(p.Value, "subject_id"); subject != "" {
 		key = []byte(subject)
 	}
 	h := make([]kafka.Header, 0, 8)
@@ -387,9 +449,9 @@ func (e *Enforcer) redacted(ctx context.Context, ev *event, s policy.Stream, d d
 	h = append(h, kafka.Header{Key: HeaderEventID, Value: ev.idBytes})
 	h = append(h, ev.src...)
 	h = append(h, kafka.Header{Key: HeaderPolicyVersion, Value: []byte(e.policy.Version)},
-		kafka.Header{Key: HeaderDecision, Value: []byte(decision.Redacted)})
+		kafka.Header{Key: HeaderDecision, Value: []byte(d.Outcome)})
 	ev.inject(&h)
-	return kafka.Message{Topic: s.Topic, Key: key, Value: b, Headers: h}, res.Treated, nil
+	return kafka.Message{Topic: s.Topic, Key: key, Value: p.Bytes, Headers: h}, p.Treated, nil
 }
 
 // deadLetter keeps the input's key, value and headers untouched (its

@@ -41,7 +41,13 @@ func (r CheckResult) OK() bool { return len(r.Errors) == 0 }
 //     cat when the stream lists none);
 //   - with haveKey false, a stream that pseudonymises is a warning: the
 //     enforcer refuses to start without PSEUDONYMISATION_KEY_FILE or
-//     PSEUDONYMISATION_KEY.
+//     PSEUDONYMISATION_KEY;
+//   - a setting that cannot take effect on any output of its stream is a
+//     warning (see ineffective): a category rule no field of an accepted
+//     schema matches, unannotated_fields: remove where no accepted schema
+//     has an unannotated field left to remove, and treatments or
+//     default_treatment on a stream that never redacts (on_missing_consent:
+//     drop), save the field rules that unannotated_fields: remove applies.
 //
 // Findings of the last two kinds carry the line of the stream or rule and
 // the column of the offending name when it can be found on the lines of
@@ -98,6 +104,7 @@ func Check(data []byte, source string, cat *avrocodec.Catalog, haveKey bool) Che
 			res.Errors = append(res.Errors, at(t.Field, t.Line, "stream %s: no schema the stream accepts has the field %s, so the rule never applies%s",
 				s.Topic, t.Field, suggest(t.Field, all)))
 		}
+		res.Warnings = append(res.Warnings, ineffective(s, accepted, at)...)
 		if !haveKey {
 			if line, ok := pseudonymises(s); ok {
 				res.Warnings = append(res.Warnings, at("pseudonymise", line,
@@ -108,6 +115,66 @@ func Check(data []byte, source string, cat *avrocodec.Catalog, haveKey bool) Che
 	sortFindings(res.Errors)
 	sortFindings(res.Warnings)
 	return res
+}
+
+// ineffective returns a warning for every setting of stream s that cannot
+// take effect on any of its outputs, given the schemas it accepts (every
+// version: the enforcer judges the writer's fields as well as the reader's).
+func ineffective(s policy.Stream, accepted []*avrocodec.Schema, at func(token string, from int, format string, args ...any) *policy.Error) []*policy.Error {
+	if len(accepted) == 0 {
+		return nil
+	}
+	var (
+		out         []*policy.Error
+		categories  []string
+		unannotated []string // paths of unannotated fields
+	)
+	for _, sc := range accepted {
+		for _, f := range sc.Fields {
+			if f.Category == "" {
+				if !slices.Contains(unannotated, f.Path) {
+					unannotated = append(unannotated, f.Path)
+				}
+			} else if !slices.Contains(categories, f.Category) {
+				categories = append(categories, f.Category)
+			}
+		}
+	}
+	redacts := s.OnMissing == policy.OnMissingRedact
+	removesUnannotated := s.Unannotated == policy.UnannotatedRemove
+	for _, t := range s.Treatments {
+		switch {
+		case t.Category != "" && !slices.ContainsFunc(categories, func(c string) bool { return policy.MatchCategory(t.Category, c) }):
+			out = append(out, at(t.Category, t.Line, "warning: stream %s: no field of a schema the stream accepts has a category %s matches, so the rule never applies",
+				s.Topic, t.Category))
+		case redacts:
+		case t.Category != "":
+			out = append(out, at(t.Category, t.Line, "warning: stream %s: on_missing_consent is drop, so the stream never redacts and the category rule %s never applies",
+				s.Topic, t.Category))
+		case !slices.ContainsFunc(accepted, func(sc *avrocodec.Schema) bool { return hasField(sc, t.Field) }):
+			// An error already.
+		case !removesUnannotated || !slices.Contains(unannotated, t.Field):
+			out = append(out, at(t.Field, t.Line, "warning: stream %s: on_missing_consent is drop, so the stream never redacts and the rule for %s never applies"+
+				" (a field rule takes effect on a drop stream only for an unannotated field with unannotated_fields: remove)", s.Topic, t.Field))
+		}
+	}
+	if !redacts && s.DefaultTreatment != "" && s.DefaultTreatment != policy.ActionRemove {
+		out = append(out, at("default_treatment", s.Line, "warning: stream %s: on_missing_consent is drop, so the stream never redacts and default_treatment never applies", s.Topic))
+	}
+	if removesUnannotated {
+		left := slices.ContainsFunc(unannotated, func(path string) bool {
+			for _, t := range s.Treatments {
+				if t.Field == path {
+					return t.Action != policy.ActionKeep
+				}
+			}
+			return true
+		})
+		if !left {
+			out = append(out, at("unannotated_fields", s.Line, "warning: stream %s: unannotated_fields is remove, but no schema the stream accepts has an unannotated field it would remove", s.Topic))
+		}
+	}
+	return out
 }
 
 func hasField(s *avrocodec.Schema, path string) bool {

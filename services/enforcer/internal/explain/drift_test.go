@@ -1,6 +1,7 @@
 package explain
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -34,7 +35,7 @@ func (s states) Lookup(_ context.Context, subjects []string) (map[string]*consen
 type verdict struct {
 	Decision, Reason, ChangeID string
 	Treated                    []string
-	Event                      string // the redacted event as JSON; "" unless REDACTED
+	Event                      string // the re-encoded event as JSON; "" when the input bytes are published
 }
 
 // TestExplainMatchesEnforcer runs the enforcer's Process on every test event
@@ -45,7 +46,17 @@ func TestExplainMatchesEnforcer(t *testing.T) {
 	ctx := context.Background()
 	cat := testCatalog(t)
 	codec := avrocodec.New(cat, nil)
-	pol, err := policy.Parse(readTestdata(t, "policy.yaml"), "testdata/policy.yaml")
+	// The golden tests' policy plus a stream whose unannotated_fields is
+	// remove: passed events are published re-encoded there.
+	text := string(readTestdata(t, "policy.yaml")) + `
+  - topic: compliant.partners
+    purposes: [marketing]
+    unannotated_fields: remove
+    treatments:
+      - field: event_id
+        action: keep
+`
+	pol, err := policy.Parse([]byte(text), "testdata/policy.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,6 +70,7 @@ func TestExplainMatchesEnforcer(t *testing.T) {
 
 	lookup := states{}
 	var batch []kafka.Message
+	inputs := map[string][]byte{}           // event id -> input bytes
 	want := map[string]map[string]verdict{} // event id -> stream -> what explain says
 	for i, ef := range events {
 		for j, cf := range consents {
@@ -104,6 +116,7 @@ func TestExplainMatchesEnforcer(t *testing.T) {
 				t.Fatal(err)
 			}
 			batch = append(batch, kafka.Message{Topic: "customer.events", Offset: int64(len(batch)), Value: value})
+			inputs[id] = value
 		}
 	}
 
@@ -134,7 +147,7 @@ func TestExplainMatchesEnforcer(t *testing.T) {
 				got[id] = map[string]verdict{}
 			}
 			got[id][stream] = v
-		case headerOf(m, enforce.HeaderDecision) == "REDACTED":
+		case headerOf(m, enforce.HeaderDecision) == "REDACTED" || !bytes.Equal(m.Value, inputs[headerOf(m, enforce.HeaderEventID)]):
 			j, err := FromNative(rec.Schema, rec.Value)
 			if err != nil {
 				t.Fatal(err)
@@ -159,12 +172,15 @@ func TestExplainMatchesEnforcer(t *testing.T) {
 	for _, streams := range want {
 		for _, v := range streams {
 			seen[v.Decision]++
-			if (v.Decision == "REDACTED") != (v.Event != "") {
+			if v.Decision == "REDACTED" && v.Event == "" || v.Decision == "DROPPED" && v.Event != "" {
 				t.Errorf("explain gave event %q for a %s decision", v.Event, v.Decision)
+			}
+			if v.Decision == "PASSED" && v.Event != "" {
+				seen["PASSED re-encoded"]++
 			}
 		}
 	}
-	if seen["PASSED"] == 0 || seen["REDACTED"] == 0 || seen["DROPPED"] == 0 {
+	if seen["PASSED"] == 0 || seen["REDACTED"] == 0 || seen["DROPPED"] == 0 || seen["PASSED re-encoded"] == 0 {
 		t.Errorf("the cases cover only %v; want every outcome", seen)
 	}
 	for id, w := range want {

@@ -83,14 +83,17 @@ type Stream struct {
 	// when none did (never asked, unknown subject).
 	ChangeID   string     `json:"consent_change_id,omitempty"`
 	CapturedAt *time.Time `json:"consent_captured_at,omitempty"`
-	// Treatment is "redact" or "remove_excluded" for a REDACTED event.
+	// Treatment is "redact" or "remove_excluded" for a REDACTED event, and
+	// "stream_settings" for a PASSED event re-encoded with the stream's
+	// unannotated_fields applied; empty when the input bytes are published
+	// as they are.
 	Treatment string `json:"treatment,omitempty"`
 	// Excluded are the category patterns the grants exclude.
 	Excluded []string `json:"excluded_categories,omitempty"`
 	// Treated lists the fields the redaction changed, with the action.
 	Treated []Treated `json:"treated_fields,omitempty"`
-	// Event is the event as published on the stream (REDACTED with
-	// ShowValues only).
+	// Event is the event as published on the stream (a treated copy,
+	// with ShowValues only).
 	Event json.Marshaler `json:"event,omitempty"`
 }
 
@@ -155,39 +158,37 @@ func Explain(ctx context.Context, in Input) (*Explanation, error) {
 	for _, f := range rec.Schema.Fields {
 		fields[f.Path] = f
 	}
+	carried := decision.FieldsOf(rec.Writer(), rec.Schema)
 
 	// The same input and loop as enforce.Enforcer.Process.
-	dIn := decision.Input{Schema: rec.Schema.FullName, Categories: rec.Schema.Annotations, State: in.State, Now: in.Now}
+	dIn := decision.Input{Schema: rec.Schema.FullName, Fields: carried.Fields, State: in.State, Now: in.Now}
 	for _, s := range in.Policy.Streams {
 		d := decision.Decide(in.Policy, s, dIn)
 		out := Stream{Topic: s.Topic, Purposes: s.Purposes, OnMissing: s.OnMissing, Excluded: d.Excluded}
-		if d.Outcome == decision.Redacted {
-			mode := redact.ModeRedact
-			if d.Treatment == decision.TreatRemoveExcluded {
-				mode = redact.ModeRemoveExcluded
-			}
-			res, err := red.Apply(redact.Request{Schema: rec.Schema, Value: rec.Value, Stream: s, Excluded: d.Excluded, Mode: mode})
-			var published []byte
-			if err == nil {
-				published, err = codec.EncodeLike(ctx, rec, res.Value)
-			}
-			if err != nil {
+		if d.Outcome != decision.Dropped {
+			p, err := enforce.Treat(ctx, codec, red, rec, data, s, d)
+			switch {
+			case err != nil:
 				// Fail closed, as the enforcer does.
 				d.Outcome, d.Reason = decision.Dropped, enforce.ReasonRedactionFailed
-			} else {
-				out.Treatment = mode.String()
-				for _, p := range res.Treated {
-					a, rule := treatedBy(s, fields, d.Excluded, mode, p)
-					if transforming(a) && looksRemoved(fieldValue(res.Value, p)) {
+			case !p.Forward:
+				out.Treatment = p.Mode.String()
+				if d.Treatment == decision.TreatSettings {
+					out.Treatment = "stream_settings"
+				}
+				j := judge{s: s, fields: fields, cats: carried.ReaderCategories, excl: decision.NewExclusions(d.Excluded), mode: p.Mode}
+				for _, path := range p.Treated {
+					a, rule := j.treatedBy(path)
+					if transforming(a) && looksRemoved(fieldValue(p.Value, path)) {
 						rule += "; " + string(a) + " does not apply to this value, so it is removed"
 						a = policy.ActionRemove
 					}
-					out.Treated = append(out.Treated, Treated{Path: p, Action: a, Rule: rule})
+					out.Treated = append(out.Treated, Treated{Path: path, Action: a, Rule: rule})
 				}
 				if in.ShowValues {
-					back, err := codec.Decode(ctx, published)
+					back, err := codec.Decode(ctx, p.Bytes)
 					if err != nil {
-						return nil, fmt.Errorf("decode redacted event: %w", err)
+						return nil, fmt.Errorf("decode treated event: %w", err)
 					}
 					if out.Event, err = FromNative(back.Schema, back.Value); err != nil {
 						return nil, err
@@ -224,12 +225,39 @@ func transforming(a policy.Action) bool {
 	return false
 }
 
+// judge follows package redact's selection rules to say, for a field it
+// treated, which action and which part of the policy chose it.
+type judge struct {
+	s      policy.Stream
+	fields map[string]avrocodec.FieldInfo // reader fields by path
+	cats   map[string][]string            // reader path -> writer and reader categories
+	excl   decision.Exclusions
+	mode   redact.Mode
+}
+
+func (j judge) categories(path string) []string {
+	if c, ok := j.cats[path]; ok {
+		return c
+	}
+	if c := j.fields[path].Category; c != "" {
+		return []string{c}
+	}
+	return nil
+}
+
 // treatedBy says which action package redact applied to the field at path
 // and which part of the policy chose it, following its selection rules
 // (see the redact package documentation): top-down from the outermost
-// enclosing field, excluded categories first, unannotated fields inheriting
-// an enclosing rewriting treatment, Stream.TreatmentFor otherwise.
-func treatedBy(s policy.Stream, fields map[string]avrocodec.FieldInfo, excluded []string, mode redact.Mode, path string) (policy.Action, string) {
+// enclosing field, excluded categories first (decision.Exclusions, with the
+// writer's and the reader's annotations), unannotated fields inheriting an
+// enclosing rewriting treatment, Stream.TreatmentFor otherwise. A path the
+// reader schema lacks is a writer-only field that a re-encoded copy no
+// longer carries.
+func (j judge) treatedBy(path string) (policy.Action, string) {
+	if _, ok := j.fields[strings.TrimSuffix(strings.TrimSuffix(path, "[]"), "{}")]; !ok {
+		return policy.ActionRemove, "only the writer's schema has this field; the re-encoded copy does not carry it"
+	}
+	s := j.s
 	var (
 		inherit     policy.Action
 		inheritFrom string
@@ -238,20 +266,25 @@ func treatedBy(s policy.Stream, fields map[string]avrocodec.FieldInfo, excluded 
 	for i := range segs {
 		q := strings.Join(segs[:i+1], ".")
 		fq := strings.TrimSuffix(strings.TrimSuffix(q, "[]"), "{}")
-		cat := fields[fq].Category
+		cats := j.categories(fq)
+		cat := strings.Join(cats, "+")
 		var (
 			a    policy.Action
 			rule string
 		)
+		p, excluded := j.excl.CoversAny(cats)
 		switch {
-		case cat != "" && excludedBy(excluded, cat) != "":
+		case excluded:
 			a, rule = policy.ActionRemove, "category "+cat+" is excluded by the grant"
-			if p := excludedBy(excluded, cat); p != cat {
+			if p != cat {
 				rule += " (" + p + ")"
 			}
-		case mode == redact.ModeRemoveExcluded:
-			a, rule = policy.ActionKeep, "kept: only excluded categories are removed"
-		case cat == "" && inherit != "":
+		case j.mode == redact.ModeRemoveExcluded && len(cats) == 0 && s.Unannotated == policy.UnannotatedRemove:
+			a = s.TreatmentFor(fq, "")
+			rule = ruleFor(s, fq, "")
+		case j.mode == redact.ModeRemoveExcluded:
+			a, rule = policy.ActionKeep, "kept: only excluded categories and unannotated_fields apply"
+		case len(cats) == 0 && inherit != "":
 			a, rule = inherit, "unannotated, inherits "+string(inherit)+" from "+inheritFrom
 			for _, t := range s.Treatments {
 				if t.Field != "" && t.Field == fq {
@@ -259,9 +292,15 @@ func treatedBy(s policy.Stream, fields map[string]avrocodec.FieldInfo, excluded 
 					break
 				}
 			}
+		case len(cats) > 1 && s.TreatmentFor(fq, cats[0]) != s.TreatmentFor(fq, cats[1]):
+			a, rule = policy.ActionRemove, "the writer's and the reader's categories ("+cat+") get different treatments, so it is removed"
 		default:
-			a = s.TreatmentFor(fq, cat)
-			rule = ruleFor(s, fq, cat)
+			c := ""
+			if len(cats) > 0 {
+				c = cats[0]
+			}
+			a = s.TreatmentFor(fq, c)
+			rule = ruleFor(s, fq, c)
 		}
 		if a != policy.ActionKeep && !transforming(a) {
 			a = policy.ActionRemove
@@ -278,15 +317,6 @@ func treatedBy(s policy.Stream, fields map[string]avrocodec.FieldInfo, excluded 
 		}
 	}
 	return policy.ActionRemove, "unknown"
-}
-
-func excludedBy(excluded []string, cat string) string {
-	for _, p := range excluded {
-		if policy.MatchCategory(p, cat) {
-			return p
-		}
-	}
-	return ""
 }
 
 // ruleFor names the rule Stream.TreatmentFor picks for the field.
@@ -373,11 +403,11 @@ func why(p *policy.Policy, s policy.Stream, d decision.Decision, st *consent.Sta
 		return "the stream needs purpose " + d.Purpose + ", which the policy does not declare"
 	case string(consent.ReasonGranted):
 		if len(s.Purposes) > 1 {
-			return "the customer granted every purpose of the stream (" + strings.Join(s.Purposes, ", ") + ")"
+			return "the customer granted every purpose of the stream (" + strings.Join(s.Purposes, ", ") + ")" + settingsNote(d)
 		}
-		return "the customer granted " + d.Purpose
+		return "the customer granted " + d.Purpose + settingsNote(d)
 	case decision.ReasonOptOutNotExercised:
-		return d.Purpose + " is opt-out and the customer has not objected"
+		return d.Purpose + " is opt-out and the customer has not objected" + settingsNote(d)
 	case decision.ReasonGrantedWithExclusions:
 		return "the stream's purposes are allowed, but the customer's grant excludes data categories the event carries (" +
 			strings.Join(d.Excluded, ", ") + "); excluded_categories is remove, so those fields are removed"
@@ -421,6 +451,14 @@ func why(p *policy.Policy, s policy.Stream, d decision.Decision, st *consent.Sta
 	return text + "; on_missing_consent is drop, so the event is left off the stream"
 }
 
+// settingsNote says that a passed event is published re-encoded.
+func settingsNote(d decision.Decision) string {
+	if d.Outcome == decision.Passed && d.Treatment == decision.TreatSettings {
+		return "; the stream's unannotated_fields is remove, so a copy without the unannotated fields is published"
+	}
+	return ""
+}
+
 // WriteJSON prints the explanation as indented JSON.
 func (e *Explanation) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
@@ -461,7 +499,7 @@ func (e *Explanation) WriteText(w io.Writer) error {
 		} else {
 			fmt.Fprintf(&b, "  consent change: none (purpose %s)\n", s.Purpose)
 		}
-		if s.Decision != decision.Redacted {
+		if s.Treatment == "" {
 			continue
 		}
 		fmt.Fprintf(&b, "  treatment:      %s\n", s.Treatment)

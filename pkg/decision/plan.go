@@ -1,0 +1,128 @@
+package decision
+
+import (
+	"strings"
+
+	"github.com/consentgate/consentgate/pkg/avrocodec"
+	"github.com/consentgate/consentgate/pkg/policy"
+)
+
+// Cause says why a Step treats a field.
+type Cause string
+
+// Causes of a Step.
+const (
+	// CauseExcluded: the field has a category the grant excludes.
+	CauseExcluded Cause = "excluded_category"
+	// CauseUnannotated: the field has no category and the stream's
+	// unannotated_fields is remove.
+	CauseUnannotated Cause = "unannotated_fields"
+)
+
+// Step is one field of the writer's bytes that must change before the
+// event may be published on a stream.
+type Step struct {
+	Field Field
+	// Action is remove for an excluded field; for an unannotated field the
+	// action of the stream's field rule for its path, else remove.
+	Action policy.Action
+	Cause  Cause
+	// Pattern is the exclusion that covers the field (CauseExcluded).
+	Pattern string
+}
+
+// Plan lists the fields of an event's bytes that a stream's settings and a
+// grant's exclusions require to change, outermost first: a field below a
+// removed one is not listed. An empty Plan means the bytes may be
+// forwarded as they are.
+type Plan []Step
+
+// Excluded reports whether a step removes a field of an excluded category.
+func (p Plan) Excluded() bool {
+	for _, s := range p {
+		if s.Cause == CauseExcluded {
+			return true
+		}
+	}
+	return false
+}
+
+// Paths returns the writer paths of the steps.
+func (p Plan) Paths() []string {
+	out := make([]string, len(p))
+	for i, s := range p {
+		out[i] = s.Field.Path
+	}
+	return out
+}
+
+// PlanFor returns what must change in the bytes of an event written with
+// writer (and read as reader) before they may be published on stream s,
+// for a grant that excludes the category patterns excluded (see Excludes):
+//
+//   - every field that either schema annotates with an excluded category
+//     is removed;
+//   - when s.Unannotated is remove, every field that neither schema
+//     annotates gets the stream's field rule for its path (a "keep" rule
+//     leaves it, and it is not listed), else it is removed.
+//
+// It judges the writer's fields, which is what the bytes carry, not only
+// the reader's. It is the function behind Decide's Plan.
+func PlanFor(writer, reader *avrocodec.Schema, s policy.Stream, excluded []string) Plan {
+	return planFields(FieldsOf(writer, reader).Fields, s, NewExclusions(excluded))
+}
+
+func planFields(fields []Field, s policy.Stream, x Exclusions) Plan {
+	var (
+		plan    Plan
+		removed []string // writer paths removed whole
+	)
+	for _, f := range fields {
+		if below(f.Path, removed) {
+			continue
+		}
+		step := Step{Field: f}
+		if p, ok := x.CoversAny(f.Categories); ok {
+			step.Action, step.Cause, step.Pattern = policy.ActionRemove, CauseExcluded, p
+		} else if !f.Annotated() && s.Unannotated == policy.UnannotatedRemove {
+			a := UnannotatedAction(s, f)
+			if a == policy.ActionKeep {
+				continue
+			}
+			step.Action, step.Cause = a, CauseUnannotated
+		} else {
+			continue
+		}
+		if step.Action == policy.ActionRemove {
+			removed = append(removed, f.Path)
+		}
+		plan = append(plan, step)
+	}
+	return plan
+}
+
+// UnannotatedAction is the treatment of an unannotated field on a stream
+// whose unannotated_fields is remove, on every output of the stream: the
+// action of a field rule for its path (reader or writer path), else
+// remove. Actions other than keep and the rewriting ones count as remove.
+func UnannotatedAction(s policy.Stream, f Field) policy.Action {
+	for _, t := range s.Treatments {
+		if t.Field != "" && (t.Field == f.ReaderPath || (f.ReaderPath == "" && t.Field == f.Path)) {
+			return t.Action
+		}
+	}
+	return policy.ActionRemove
+}
+
+// below reports whether path lies inside one of the fields at prefixes.
+func below(path string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(path, p) && len(path) > len(p) {
+			switch path[len(p)] {
+			case '.', '[', '{':
+				return true
+			}
+		}
+	}
+	return false
+}

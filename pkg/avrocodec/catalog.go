@@ -21,7 +21,7 @@ import (
 // schema: every event is decoded into the latest shape its service knows.
 type Catalog struct {
 	byFingerprint map[uint64]*Schema
-	byLegacy      map[uint64]*Schema // Schema.LegacyFingerprint, read only
+	byLegacy      map[uint64]*Schema   // Schema.LegacyFingerprint, read only
 	byName        map[string][]*Schema // ascending by version
 	byAlias       map[string]string    // record alias -> full name
 	all           []*Schema

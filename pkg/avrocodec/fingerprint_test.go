@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -176,5 +178,55 @@ func TestSameCanonicalFormOtherLogicalType(t *testing.T) {
 	}
 	if !bytes.Equal(out, data) {
 		t.Fatalf("re-encoded bytes differ:\n got %x\nwant %x", out, data)
+	}
+}
+
+// TestSchemasREADMEFingerprints: the fingerprint table of schemas/README.md
+// lists every catalog file with its fingerprint, its wire bytes and its
+// legacy fingerprint, so that producers in other languages can check theirs.
+func TestSchemasREADMEFingerprints(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("../../schemas/README.md")
+	if err != nil {
+		t.Fatalf("read the schemas README (run from a checkout of the repository): %v", err)
+	}
+	_, section, ok := strings.Cut(string(data), "\n## Fingerprints\n")
+	if !ok {
+		t.Fatal("schemas/README.md has no Fingerprints section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	rows := map[string][]string{}
+	for _, line := range strings.Split(section, "\n") {
+		if !strings.HasPrefix(line, "| `") {
+			continue
+		}
+		var cells []string
+		for _, c := range strings.Split(strings.Trim(line, "|"), "|") {
+			cells = append(cells, strings.Trim(strings.TrimSpace(c), "`"))
+		}
+		if len(cells) != 4 {
+			t.Fatalf("schemas/README.md: row %q has %d cells, want 4", line, len(cells))
+		}
+		rows[cells[0]] = cells[1:]
+	}
+	cat := loadCatalog(t)
+	for _, s := range cat.Schemas() {
+		wire := make([]string, 8)
+		for i := range wire {
+			wire[i] = fmt.Sprintf("%02x", byte(s.Fingerprint>>(8*i)))
+		}
+		want := []string{fmt.Sprintf("%016x", s.Fingerprint), strings.Join(wire, " "), fmt.Sprintf("%016x", s.LegacyFingerprint)}
+		got, ok := rows[s.File]
+		if !ok {
+			t.Errorf("schemas/README.md: no row for %s; add | `%s` | `%s` | `%s` | `%s` |", s.File, s.File, want[0], want[1], want[2])
+			continue
+		}
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("schemas/README.md: %s row is %v, want %v", s.File, got, want)
+		}
+		delete(rows, s.File)
+	}
+	for file := range rows {
+		t.Errorf("schemas/README.md: row for %s, which the catalog does not have", file)
 	}
 }

@@ -14,11 +14,14 @@ import (
 // schemas/ folder (schemas.FS). It is immutable and safe for concurrent use.
 //
 // The catalog indexes every schema by its CRC-64-AVRO fingerprint (the writer
-// lookup of the single-object encoding) and by full name. When several files
+// lookup of the single-object encoding; the specification's fingerprint, and
+// goavro's older one as an alias, see Schema.LegacyFingerprint) and by full
+// name. When several files
 // define the same full name, the one with the highest version is the reader
 // schema: every event is decoded into the latest shape its service knows.
 type Catalog struct {
 	byFingerprint map[uint64]*Schema
+	byLegacy      map[uint64]*Schema   // Schema.LegacyFingerprint, read only
 	byName        map[string][]*Schema // ascending by version
 	byAlias       map[string]string    // record alias -> full name
 	all           []*Schema
@@ -42,6 +45,7 @@ func LoadCatalog(fsys fs.FS) (*Catalog, error) {
 	}
 	c := &Catalog{
 		byFingerprint: map[uint64]*Schema{},
+		byLegacy:      map[uint64]*Schema{},
 		byName:        map[string][]*Schema{},
 		byAlias:       map[string]string{},
 	}
@@ -60,10 +64,14 @@ func LoadCatalog(fsys fs.FS) (*Catalog, error) {
 	}
 	for name, list := range c.byName {
 		sort.Slice(list, func(i, j int) bool { return list[i].Version < list[j].Version })
-		// Fingerprints ignore docs and annotations, so two versions may
-		// share one: the later version wins, as it does for readers.
+		// Fingerprints ignore docs, annotations and logical types, so two
+		// versions may share one: the later version wins, as it does for
+		// readers.
 		for _, s := range list {
 			c.byFingerprint[s.Fingerprint] = s
+			if s.LegacyFingerprint != s.Fingerprint {
+				c.byLegacy[s.LegacyFingerprint] = s
+			}
 		}
 		for _, a := range list[len(list)-1].root.Aliases {
 			if _, taken := c.byName[a]; !taken {
@@ -116,10 +124,16 @@ func (c *Catalog) SchemaByName(fullName string) (*Schema, bool) {
 	return list[len(list)-1], true
 }
 
-// SchemaByFingerprint returns the catalog schema whose parsing canonical form
-// has the given CRC-64-AVRO fingerprint.
+// SchemaByFingerprint returns the catalog schema whose Parsing Canonical Form
+// has the given CRC-64-AVRO fingerprint (Schema.Fingerprint). A schema's
+// LegacyFingerprint, the goavro fingerprint of records written before
+// consentgate followed the specification, finds it too; a standard
+// fingerprint always wins over a legacy one.
 func (c *Catalog) SchemaByFingerprint(fp uint64) (*Schema, bool) {
-	s, ok := c.byFingerprint[fp]
+	if s, ok := c.byFingerprint[fp]; ok {
+		return s, true
+	}
+	s, ok := c.byLegacy[fp]
 	return s, ok
 }
 

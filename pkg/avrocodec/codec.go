@@ -7,8 +7,13 @@
 //   - Confluent Schema Registry: magic byte 0x00, 4-byte big-endian schema
 //     id, Avro binary. The writer schema comes from a registry (see Registry).
 //   - Avro single-object encoding: 0xC3 0x01, 8-byte little-endian
-//     CRC-64-AVRO fingerprint of the writer schema, Avro binary. The writer
-//     schema comes from the local catalog (the schemas/ folder).
+//     CRC-64-AVRO fingerprint of the writer schema's Parsing Canonical Form,
+//     Avro binary. The writer schema comes from the local catalog (the
+//     schemas/ folder). The fingerprint is the specification's (see
+//     CanonicalForm and Fingerprint64), so events of any spec-compliant
+//     producer decode and every reader can resolve what this package
+//     writes; the fingerprint goavro computes, which consentgate wrote
+//     before, is still read (Schema.LegacyFingerprint) but never written.
 //
 // goavro v2 decodes only with the exact writer schema, so this package
 // implements Avro schema resolution itself (see resolve.go): fields are
@@ -105,7 +110,9 @@ type Record struct {
 	// WriterID is the Confluent schema id of the writer; 0 for the
 	// single-object framing.
 	WriterID int
-	// WriterFingerprint is the CRC-64-AVRO fingerprint of the writer schema.
+	// WriterFingerprint is the CRC-64-AVRO fingerprint of the writer schema
+	// (its Schema.Fingerprint, the specification's, also when the message
+	// was framed with the legacy goavro fingerprint).
 	WriterFingerprint uint64
 
 	writer *Schema
@@ -191,7 +198,7 @@ func (c *Codec) Decode(ctx context.Context, data []byte) (*Record, error) {
 		return nil, err
 	}
 	rec.Schema = c.readerFor(rec.writer)
-	if rec.Schema.Fingerprint == rec.writer.Fingerprint {
+	if sameShape(rec.writer, rec.Schema) {
 		rec.Value = native
 		return rec, nil
 	}
@@ -261,7 +268,7 @@ func (c *Codec) writerByID(ctx context.Context, id int) (*Schema, error) {
 	}
 	// Annotations of a catalog schema with the same canonical form win:
 	// registries may strip custom properties.
-	if local, ok := c.cat.SchemaByFingerprint(s.Fingerprint); ok {
+	if local, ok := c.cat.byFingerprint[s.Fingerprint]; ok {
 		s.Annotations, s.Fields = local.Annotations, local.Fields
 	}
 	c.mu.Lock()
@@ -329,8 +336,8 @@ func encodeConfluent(s *Schema, id int, value map[string]any) ([]byte, error) {
 // the input's framing:
 //
 //   - single-object: encoded with rec.Schema, the catalog's latest version;
-//   - Confluent, when the writer schema has the reader's canonical form:
-//     encoded with it under the writer's id;
+//   - Confluent, when the writer schema has the reader's canonical form and
+//     logical types: encoded with it under the writer's id;
 //   - Confluent otherwise: value is resolved back into the writer schema
 //     (fields the writer lacks are dropped, writer-only fields take their
 //     defaults, long narrows to int when it fits) and encoded under the
@@ -351,7 +358,7 @@ func (c *Codec) EncodeLike(ctx context.Context, rec *Record, value map[string]an
 				return nil, err
 			}
 		}
-		if writer.Fingerprint == rec.Schema.Fingerprint {
+		if sameShape(writer, rec.Schema) {
 			return encodeConfluent(writer, rec.WriterID, value)
 		}
 		back, err := resolver{narrow: true}.resolve(rec.Schema.root, writer.root, value)

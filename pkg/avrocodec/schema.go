@@ -30,8 +30,18 @@ type Schema struct {
 	// schemas.
 	File string
 	// Fingerprint is the CRC-64-AVRO (Rabin) fingerprint of the schema's
-	// parsing canonical form, as used by the single-object encoding.
+	// Parsing Canonical Form, both as the Avro specification defines them
+	// (see CanonicalForm): the fingerprint the single-object encoding writes
+	// and that Java Avro, fastavro, avsc and hamba/avro compute.
 	Fingerprint uint64
+	// LegacyFingerprint is the fingerprint goavro's Codec.Rabin gives, which
+	// consentgate wrote into single-object records before it computed the
+	// canonical form itself. It differs from Fingerprint for every schema
+	// that uses a logical type. The catalog still finds a schema by it, so
+	// that records already written stay readable; it is never written.
+	LegacyFingerprint uint64
+	// Canonical is the schema's Parsing Canonical Form.
+	Canonical string
 	// Annotations maps field paths to data categories for every field that
 	// carries a data_category property. Paths are dotted through records
 	// (unions are transparent) and use [] for array items and {} for map
@@ -45,6 +55,17 @@ type Schema struct {
 
 	codec *goavro.Codec
 	root  *Type
+	// shape is the fingerprint of the canonical form with logical types
+	// kept: two schemas with the same shape decode to the same native Go
+	// values, which one Fingerprint does not promise (a long and a
+	// timestamp-millis long share it).
+	shape uint64
+}
+
+// sameShape reports whether data of schema a, decoded natively, is a valid
+// native value of schema b without resolution.
+func sameShape(a, b *Schema) bool {
+	return a == b || (a.Fingerprint == b.Fingerprint && a.shape == b.shape)
 }
 
 // FieldInfo describes one field path of a schema, so that callers (e.g. a
@@ -516,13 +537,24 @@ func buildSchema(text string) (*Schema, error) {
 	if root.Kind != KindRecord {
 		return nil, fmt.Errorf("top-level type is %s, want record", root.Kind)
 	}
+	pcf, err := CanonicalForm(text)
+	if err != nil {
+		return nil, err
+	}
+	shape, err := canonicalForm(text, true)
+	if err != nil {
+		return nil, err
+	}
 	s := &Schema{
-		FullName:    root.Name,
-		Fingerprint: codec.Rabin,
-		Annotations: map[string]string{},
-		Text:        text,
-		codec:       codec,
-		root:        root,
+		FullName:          root.Name,
+		Fingerprint:       Fingerprint64([]byte(pcf)),
+		LegacyFingerprint: codec.Rabin,
+		Canonical:         pcf,
+		Annotations:       map[string]string{},
+		Text:              text,
+		codec:             codec,
+		root:              root,
+		shape:             Fingerprint64([]byte(shape)),
 	}
 	walkFields(root, "", map[*Type]bool{}, func(fi FieldInfo) {
 		s.Fields = append(s.Fields, fi)

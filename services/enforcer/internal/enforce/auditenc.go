@@ -10,13 +10,17 @@ import (
 	"github.com/consentgate/consentgate/pkg/decision"
 )
 
-// AuditFingerprint is the CRC-64-AVRO fingerprint of the canonical form of
-// the consentgate.audit.AuditRecord schema that the hand-written audit
-// encoder (appendAudit) was written for. When the catalog's AuditRecord has
-// another fingerprint (a changed schema, or SCHEMAS_DIR pointing at other
-// files), the enforcer encodes audit records through goavro instead and logs
-// that once at start.
-const AuditFingerprint uint64 = 0xf1f9e5bfba6cfe4a
+// AuditFingerprint is the CRC-64-AVRO fingerprint of the Parsing Canonical
+// Form of the consentgate.audit.AuditRecord schema that the hand-written
+// audit encoder (appendAudit) was written for, as the Avro specification
+// defines both (avrocodec.Schema.Fingerprint); the single-object header
+// carries it little-endian: C3 01 25 C8 C2 4D E0 FB 13 30. When the
+// catalog's AuditRecord has another fingerprint (a changed schema, or
+// SCHEMAS_DIR pointing at other files), the enforcer encodes audit records
+// through goavro instead and logs that once at start. (Audit records written
+// before consentgate followed the specification carry goavro's fingerprint
+// of the same schema, f1f9e5bfba6cfe4a, which avrocodec still reads.)
+const AuditFingerprint uint64 = 0x3013fbe04dc2c825
 
 // auditFields is one audit record, as the hand-written encoder takes it: the
 // fields of consentgate.audit.AuditRecord in schema order.

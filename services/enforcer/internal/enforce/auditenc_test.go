@@ -38,6 +38,19 @@ func TestAuditFingerprint(t *testing.T) {
 	if ok, why := auditFastPath(avrocodec.New(cat, nil)); !ok {
 		t.Fatalf("fast path off with the built-in schemas: %s", why)
 	}
+	// The fast path writes the specification's fingerprint, computed from
+	// the schema text, not goavro's (f1f9e5bfba6cfe4a, issue 10 finding 14).
+	std, err := avrocodec.SchemaFingerprint(s.Text)
+	if err != nil || std != AuditFingerprint {
+		t.Fatalf("specification fingerprint of the audit schema %016x (%v), AuditFingerprint %016x", std, err, AuditFingerprint)
+	}
+	b, err := appendAudit(nil, AuditFingerprint, &auditFields{Decision: decision.Passed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []byte{0xC3, 0x01, 0x25, 0xC8, 0xC2, 0x4D, 0xE0, 0xFB, 0x13, 0x30}; !bytes.Equal(b[:10], want) {
+		t.Fatalf("audit header % x, want % x", b[:10], want)
+	}
 }
 
 // TestAppendAuditMatchesGoavro: for a table of records (optional fields null

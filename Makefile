@@ -6,7 +6,7 @@ SERVICES := devbroker consent-sync enforcer devstack
 GO ?= go
 TEST_TIMEOUT ?= 12m
 
-.PHONY: all build run test vet fmt-check tidy bench fuzz soak clean help
+.PHONY: all build run test test-concurrency vet fmt-check tidy bench fuzz soak clean help
 
 all: build
 
@@ -40,6 +40,17 @@ test: fmt-check vet
 		echo "== $$m"; \
 		(cd $$m && $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...) || exit 1; \
 	done
+	@$(MAKE) --no-print-directory test-concurrency
+
+# The concurrency-heavy packages (consent cache and store, the runner, the
+# consent-sync apply loop) once more, many times over: a race that shows up
+# once in twenty runs is a red build, not a lucky green.
+RACE_COUNT ?= 20
+test-concurrency:
+	@echo "== concurrency: -race -count=$(RACE_COUNT)"
+	cd pkg && $(GO) test -race -count=$(RACE_COUNT) -timeout $(TEST_TIMEOUT) ./consent/
+	cd services/consent-sync && $(GO) test -race -count=$$(( $(RACE_COUNT) / 4 )) -timeout $(TEST_TIMEOUT) ./internal/apply/
+	cd pkg && $(GO) test -race -count=$$(( $(RACE_COUNT) / 4 )) -timeout $(TEST_TIMEOUT) -run 'Runner|Pipeline|WriteAll' ./stream/
 
 # make bench: the hot path's micro-benchmarks (go test -bench, -benchmem, a
 # short BENCHTIME), then the end-to-end benchmark (e2e/bench: baseline vs

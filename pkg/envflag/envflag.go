@@ -149,7 +149,10 @@ func (s *Set) Parse(args []string, getenv func(string) string) error {
 		}
 		errs = append(errs, fmt.Errorf("%w (see %s --help)", err, s.name))
 	} else if s.fs.NArg() > 0 {
-		errs = append(errs, fmt.Errorf("unexpected arguments %q: %s takes only flags (see --help)", s.fs.Args(), s.name))
+		// Not quoted: a stray argument is often the value of a secret
+		// setting that lost its flag (--redis-url= redis://:pw@host).
+		errs = append(errs, fmt.Errorf("%d unexpected argument(s), from position %d on (not shown: they may hold a secret): %s takes only flags, as --name=value (see --help)",
+			s.fs.NArg(), len(args)-s.fs.NArg()+1, s.name))
 	}
 	return errors.Join(errs...)
 }

@@ -46,7 +46,7 @@ func TestParse(t *testing.T) {
 		{name: "all bad values reported", env: map[string]string{"BATCH": "lots", "WAIT": "forever"},
 			wantErr: []string{"BATCH: not a whole number", "WAIT: not a duration"}},
 		{name: "bad flag", args: []string{"--nope"}, wantErr: []string{"flag provided but not defined", "--help"}},
-		{name: "stray argument", args: []string{"extra"}, wantErr: []string{"unexpected arguments"}},
+		{name: "stray argument", args: []string{"extra"}, wantErr: []string{"1 unexpected argument(s), from position 1 on (not shown"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

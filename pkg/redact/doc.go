@@ -56,7 +56,11 @@
 //
 // Pseudonyms depend only on the key and the string: equal values give equal
 // pseudonyms in every field, schema and stream (joins keep working, e.g. on
-// subject_id), and a different key gives unrelated pseudonyms.
+// subject_id), and a different key gives unrelated pseudonyms. Every
+// pseudonym comes from the key given to New: there is no random or default
+// key. NeedsKey says whether a policy can make a pseudonym at all (any
+// rewriting action can, on a map's keys); a Redactor from NewWithoutKey,
+// for a policy that cannot, fails with ErrNoKey rather than make one.
 //
 // Masking details: an e-mail is a string with an '@' that has characters on
 // both sides; its local part keeps its first character (a one-character

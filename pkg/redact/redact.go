@@ -97,6 +97,11 @@ type Result struct {
 // ErrShortKey is returned by New for a key shorter than MinKeyLen bytes.
 var ErrShortKey = errors.New("redact: pseudonymisation key shorter than 16 bytes")
 
+// ErrNoKey is returned by Apply on a Redactor made by NewWithoutKey when a
+// treatment would produce a pseudonym: it has no key to make one with, and
+// a pseudonym under any other key would not join with the other instances'.
+var ErrNoKey = errors.New("redact: a pseudonym is needed but no pseudonymisation key is configured")
+
 // ErrNoSchema is returned by Apply for a Request without a Schema, or with
 // a Schema that has no model (one not made by avrocodec).
 var ErrNoSchema = errors.New("redact: request has no schema")
@@ -142,6 +147,7 @@ func mismatch(n *node, v any) error {
 type Redactor struct {
 	macs  sync.Pool // of *mac, keyed with the pseudonymisation key
 	ready bool
+	noKey bool     // made by NewWithoutKey: every pseudonym is ErrNoKey
 	plans sync.Map // *avrocodec.Schema -> *node
 }
 
@@ -161,6 +167,39 @@ func New(key []byte) (*Redactor, error) {
 	return r, nil
 }
 
+// NewWithoutKey returns a Redactor for a policy that never makes a
+// pseudonym (NeedsKey is false): it has no key, and Apply fails with
+// ErrNoKey rather than make a pseudonym under some other key. There is no
+// random or default key: every pseudonym comes from the configured one.
+func NewWithoutKey() *Redactor {
+	return &Redactor{ready: true, noKey: true}
+}
+
+// ActionNeedsKey reports whether a field treated with a may get a
+// pseudonym: pseudonymise makes one of the value, and every action that
+// rewrites a value (pseudonymise, mask, truncate_ip, generalise_*) makes
+// one of each key of a map it applies to (keys may be personal data). Keep
+// and remove never make one.
+func ActionNeedsKey(a policy.Action) bool { return transforming(a) }
+
+// NeedsKey reports whether any stream of pol can make a pseudonym, so that
+// the pseudonymisation key must be configured. It looks at the actions the
+// policy names, not at the schemas: a map under a rewriting action may
+// come in a writer schema (from a registry) known only when it arrives.
+func NeedsKey(pol *policy.Policy) bool {
+	for _, s := range pol.Streams {
+		if ActionNeedsKey(s.DefaultTreatment) {
+			return true
+		}
+		for _, t := range s.Treatments {
+			if ActionNeedsKey(t.Action) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // String returns a placeholder that hides the key.
 func (r *Redactor) String() string { return "redact.Redactor{key: redacted}" }
 
@@ -171,7 +210,7 @@ func (r *Redactor) GoString() string { return r.String() }
 // applied (see the package documentation) and the paths of the fields it
 // changed. req.Value is never modified.
 //
-// The error is ErrNoSchema, ErrBadMode, ErrNotReady, or a *MismatchError
+// The error is ErrNoSchema, ErrBadMode, ErrNotReady, ErrNoKey, or a *MismatchError
 // when the value does not fit the schema (a bug upstream: the value was not
 // decoded into req.Schema). Errors never contain field values.
 func (r *Redactor) Apply(req Request) (Result, error) {
@@ -421,6 +460,9 @@ func (w *walker) value(n *node, v any, a policy.Action) (out any, changed, ok bo
 				return nil, false, ok, err
 			}
 			if hashKeys {
+				if w.r.noKey {
+					return nil, false, false, ErrNoKey
+				}
 				k = w.r.pseudonym(k)
 				ch = true
 			}
@@ -452,6 +494,9 @@ func (w *walker) leaf(n *node, v any, a policy.Action) (out any, changed, ok boo
 		var res string
 		switch a {
 		case policy.ActionPseudonymise:
+			if w.r.noKey {
+				return nil, false, false, ErrNoKey
+			}
 			res = w.r.pseudonym(s)
 		case policy.ActionMask:
 			res = mask(s)

@@ -8,6 +8,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,7 +34,9 @@ func DefaultConfig() Config {
 	return Config{Timeout: 500 * time.Millisecond, PingDeadline: 5 * time.Second}
 }
 
-// Validate reports every problem at once, each with what to set.
+// Validate reports every problem at once, each with what to set. No
+// message shows any part of REDIS_URL, REDIS_ADDR or REDIS_PASSWORD: a
+// malformed value may have its password anywhere.
 func (c Config) Validate() error {
 	var errs []error
 	switch {
@@ -40,13 +45,13 @@ func (c Config) Validate() error {
 	case len(c.Addrs) > 0 && c.URL != "":
 		errs = append(errs, errors.New("both REDIS_ADDR and REDIS_URL are set: set only one"))
 	case c.URL != "":
-		if _, err := redis.ParseURL(c.URL); err != nil {
-			errs = append(errs, fmt.Errorf("REDIS_URL is not a redis:// or rediss:// URL: %v", redactURLError(err)))
+		if err := checkURL(c.URL); err != nil {
+			errs = append(errs, err)
 		}
 	}
-	for _, a := range c.Addrs {
-		if i := strings.LastIndex(a, ":"); i <= 0 || i == len(a)-1 {
-			errs = append(errs, fmt.Errorf("redis address %q is not host:port: fix REDIS_ADDR", a))
+	for i, a := range c.Addrs {
+		if err := checkAddr(a); err != nil {
+			errs = append(errs, fmt.Errorf("REDIS_ADDR entry %d of %d %w", i+1, len(c.Addrs), err))
 		}
 	}
 	if c.Timeout <= 0 {
@@ -58,22 +63,126 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// redactURLError keeps a possible password in the URL out of messages.
-func redactURLError(err error) string {
-	s := err.Error()
-	if i := strings.Index(s, "@"); i >= 0 {
-		return "malformed URL"
+// Messages of REDIS_URL problems. They are fixed texts: none quotes the
+// URL, nor the error of a parser that would.
+const (
+	urlForm   = "the form is redis[s]://[[user]:password@]host[:port][/db][?option=value]"
+	urlHidden = " (the value is not shown: it may hold a password)"
+	urlEncode = "percent-encode reserved characters of the user name and password (@ %40, : %3A, / %2F, ? %3F, # %23, %% %25, space %20)"
+)
+
+var (
+	errURLParse    = errors.New("REDIS_URL is not a URL" + urlHidden + ": " + urlForm + "; " + urlEncode)
+	errURLScheme   = errors.New("REDIS_URL must start with redis:// or rediss://" + urlHidden)
+	errURLHost     = errors.New("REDIS_URL has no host" + urlHidden + ": " + urlForm + "; " + urlEncode)
+	errURLFragment = errors.New("REDIS_URL has a '#'" + urlHidden + ": a Redis URL has no fragment; in a password, write '#' as %23")
+	errURLAt       = errors.New("REDIS_URL has an '@' after the host" + urlHidden + ": " + urlEncode)
+	errURLPort     = errors.New("REDIS_URL port is not a number from 1 to 65535" + urlHidden + ": " + urlForm)
+	errURLDB       = errors.New("REDIS_URL path is not a database number such as /0" + urlHidden + ": " + urlForm)
+	errURLOption   = errors.New("REDIS_URL has an unknown or malformed ?option" + urlHidden + ": the options are go-redis' ParseURL ones (such as dial_timeout=2s, pool_size=10, db=0); a password goes before the host, not in the query")
+)
+
+// checkURL reports what is wrong with raw as a REDIS_URL, in a message that
+// never contains any part of it.
+func checkURL(raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return errURLParse
+	case u.Scheme != "redis" && u.Scheme != "rediss":
+		return errURLScheme
+	case u.Opaque != "" || u.Hostname() == "":
+		return errURLHost
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		return errURLFragment
+	case strings.Contains(u.EscapedPath(), "@") || strings.Contains(u.RawQuery, "@"):
+		return errURLAt
 	}
-	return s
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return errURLPort
+		}
+	}
+	if db := strings.Trim(u.Path, "/"); db != "" {
+		if n, err := strconv.Atoi(db); err != nil || n < 0 {
+			return errURLDB
+		}
+	}
+	if _, err := redis.ParseURL(raw); err != nil {
+		return errURLOption
+	}
+	return nil
 }
 
+// checkAddr reports what is wrong with a as a REDIS_ADDR entry, without
+// quoting it: a URL or user:password@host put there by mistake holds a
+// password.
+func checkAddr(a string) error {
+	if strings.ContainsAny(a, "@/?#") {
+		return errors.New("looks like a URL or has user:password@" + urlHidden + ": REDIS_ADDR takes host:port only; set REDIS_URL for a URL, REDIS_PASSWORD for the password")
+	}
+	host, port, err := net.SplitHostPort(a)
+	if err != nil || host == "" {
+		return errors.New("is not host:port" + urlHidden + ": fix REDIS_ADDR, e.g. redis:6379 or [::1]:6379")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return errors.New("has no port number from 1 to 65535" + urlHidden + ": fix REDIS_ADDR, e.g. redis:6379")
+	}
+	return nil
+}
+
+// scrubbed returns err with every secret (and its percent-decoded form)
+// cut out of its text, for errors from go-redis that may quote an address
+// or an option: a last line of defence after checkURL and checkAddr.
+func scrubbed(err error, secrets ...string) error {
+	msg := err.Error()
+	changed := false
+	for _, s := range secrets {
+		forms := []string{s}
+		if d, derr := url.PathUnescape(s); derr == nil {
+			forms = append(forms, d)
+		}
+		for _, f := range forms {
+			if f != "" && strings.Contains(msg, f) {
+				msg, changed = strings.ReplaceAll(msg, f, "xxxxx"), true
+			}
+		}
+	}
+	if !changed {
+		return err
+	}
+	return &scrubbedError{msg: msg, err: err}
+}
+
+// scrubbedError keeps the wrapped error for errors.Is and errors.As, and
+// prints only the scrubbed text.
+type scrubbedError struct {
+	msg string
+	err error
+}
+
+func (e *scrubbedError) Error() string { return e.msg }
+func (e *scrubbedError) Unwrap() error { return e.err }
+
 // Open connects and pings within PingDeadline. The caller closes the client.
+// Its errors, like Validate's, never show a password.
 func Open(ctx context.Context, c Config) (redis.UniversalClient, error) {
-	var rdb redis.UniversalClient
+	var (
+		rdb     redis.UniversalClient
+		secrets = []string{c.Password}
+	)
 	if c.URL != "" {
+		if err := checkURL(c.URL); err != nil {
+			return nil, err
+		}
 		opt, err := redis.ParseURL(c.URL)
 		if err != nil {
-			return nil, fmt.Errorf("parse REDIS_URL: %s", redactURLError(err))
+			return nil, errURLOption
+		}
+		secrets = append(secrets, opt.Password)
+		if u, err := url.Parse(c.URL); err == nil && u.User != nil {
+			p, _ := u.User.Password()
+			secrets = append(secrets, p, u.User.String())
 		}
 		opt.ReadTimeout, opt.WriteTimeout, opt.DialTimeout = c.Timeout, c.Timeout, 2*c.Timeout
 		if c.PoolSize > 0 {
@@ -94,7 +203,7 @@ func Open(ctx context.Context, c Config) (redis.UniversalClient, error) {
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {
 		rdb.Close()
-		return nil, fmt.Errorf("ping redis: %w", err)
+		return nil, fmt.Errorf("ping redis: %w", scrubbed(err, secrets...))
 	}
 	return rdb, nil
 }

@@ -265,7 +265,7 @@ func (r *Runner) prepare(ctx context.Context, batch []kafka.Message) (*processed
 		if !telemetry.HasTraceContext(m.Headers) {
 			continue
 		}
-		if sc := trace.SpanContextFromContext(telemetry.Extract(ctx, m.Headers)); sc.IsValid() {
+		if sc := trace.SpanContextFromContext(telemetry.ExtractTraceContext(ctx, m.Headers)); sc.IsValid() {
 			links = append(links, trace.Link{SpanContext: sc})
 		}
 	}

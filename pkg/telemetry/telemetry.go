@@ -89,7 +89,7 @@ func otlpConfigured(signal string) bool {
 }
 
 // Setup builds the providers, installs them as the OTel globals (with W3C
-// trace context propagation) and starts the HTTP endpoint.
+// trace context propagation, without baggage) and starts the HTTP endpoint.
 func Setup(ctx context.Context, service string, c Config, log *slog.Logger) (*Telemetry, error) {
 	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(semconv.ServiceName(service)))
 	if err != nil {
@@ -126,7 +126,10 @@ func Setup(ctx context.Context, service string, c Config, log *slog.Logger) (*Te
 
 	otel.SetTracerProvider(t.tp)
 	otel.SetMeterProvider(t.mp)
-	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+	// W3C trace context only, never baggage (see ExtractTraceContext): the
+	// records themselves do not use the global, but nothing else in the
+	// process should propagate baggage either.
+	otel.SetTextMapPropagator(propagation.TraceContext{})
 
 	if c.Addr != "" {
 		ln, err := net.Listen("tcp", c.Addr)

@@ -11,8 +11,11 @@ import (
 	"testing"
 
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -75,11 +78,11 @@ func TestHeadersCarryTraceContext(t *testing.T) {
 	ctx, span := tp.Tracer("t").Start(context.Background(), "produce")
 	defer span.End()
 	headers := []kafka.Header{{Key: "other", Value: []byte("x")}}
-	Inject(ctx, &headers)
+	InjectTraceContext(ctx, &headers)
 	if len(headers) != 2 || headers[1].Key != "traceparent" {
 		t.Fatalf("headers after inject: %v", headers)
 	}
-	got := trace.SpanContextFromContext(Extract(context.Background(), headers))
+	got := trace.SpanContextFromContext(ExtractTraceContext(context.Background(), headers))
 	if got.TraceID() != span.SpanContext().TraceID() || got.SpanID() != span.SpanContext().SpanID() {
 		t.Errorf("extracted %v, want %v", got, span.SpanContext())
 	}
@@ -87,10 +90,55 @@ func TestHeadersCarryTraceContext(t *testing.T) {
 		t.Error("HasTraceContext does not see exactly the traceparent header")
 	}
 	// Inject replaces, never duplicates.
-	Inject(ctx, &headers)
+	InjectTraceContext(ctx, &headers)
 	if len(headers) != 2 {
 		t.Errorf("second inject duplicated the header: %v", headers)
 	}
+}
+
+// TestTraceContextNeverCarriesBaggage: baggage in the input headers is not
+// extracted, baggage in the context is not injected, whatever the global
+// propagator, and a copy keeps only well-formed trace context.
+func TestTraceContextNeverCarriesBaggage(t *testing.T) {
+	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+	defer otel.SetTextMapPropagator(propagation.TraceContext{})
+	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	in := []kafka.Header{{Key: "traceparent", Value: []byte(parent)}, {Key: "tracestate", Value: []byte("v=1")}, {Key: "baggage", Value: []byte("uid=u-4711")}}
+	ctx := ExtractTraceContext(context.Background(), in)
+	if n := baggage.FromContext(ctx).Len(); n != 0 {
+		t.Errorf("ExtractTraceContext extracted %d baggage members", n)
+	}
+	m, _ := baggage.NewMemberRaw("email", "jane@mail.example")
+	b, _ := baggage.New(m)
+	ctx = baggage.ContextWithBaggage(ctx, b)
+	var out []kafka.Header
+	InjectTraceContext(ctx, &out)
+	if got := headerMap(out); len(out) != 2 || got["traceparent"] != parent || got["tracestate"] != "v=1" {
+		t.Errorf("InjectTraceContext wrote %v, want exactly traceparent and tracestate", out)
+	}
+	var copied []kafka.Header
+	CopyTraceContext(&copied, in)
+	if got := headerMap(copied); len(copied) != 2 || got["traceparent"] != parent || got["tracestate"] != "v=1" {
+		t.Errorf("CopyTraceContext wrote %v", copied)
+	}
+	copied = nil
+	CopyTraceContext(&copied, []kafka.Header{{Key: "traceparent", Value: []byte("jane@mail.example")}, {Key: "tracestate", Value: []byte("uid=u-4711")}})
+	if len(copied) != 0 {
+		t.Errorf("CopyTraceContext copied malformed trace context: %v", copied)
+	}
+	var direct []kafka.Header
+	headerCarrier{headers: &direct}.Set("baggage", "uid=u-4711")
+	if len(direct) != 0 {
+		t.Errorf("the carrier wrote a non-trace-context header: %v", direct)
+	}
+}
+
+func headerMap(hs []kafka.Header) map[string]string {
+	m := map[string]string{}
+	for _, h := range hs {
+		m[h.Key] = string(h.Value)
+	}
+	return m
 }
 
 func TestLogHandlerAddsTraceIDs(t *testing.T) {

@@ -65,7 +65,7 @@ func (c *Config) flags() *envflag.Set {
 	c.Common.Flags(s, envPrefix)
 	s.String(&c.Policy, "policy", "POLICY_FILE", "policy file (YAML): purposes and streams (required)")
 	s.String(&c.AuditTopic, "audit-topic", "AUDIT_TOPIC", "topic of the decision records")
-	s.Secret(&c.PseudonymKey, "pseudonymisation-key", "PSEUDONYMISATION_KEY", "key of keyed pseudonymisation (HMAC-SHA-256), at least 16 bytes; required when the policy pseudonymises")
+	s.Secret(&c.PseudonymKey, "pseudonymisation-key", "PSEUDONYMISATION_KEY", "key of keyed pseudonymisation (HMAC-SHA-256), at least 16 bytes; required when the policy can pseudonymise (pseudonymise, or mask, truncate_ip, generalise_* on a map's keys)")
 	s.Int(&c.CacheSize, "consent-cache-size", "ENFORCER_CONSENT_CACHE_SIZE", "subjects kept in the local consent cache (invalidated through Redis pub/sub); 0 turns it off")
 	s.Bool(&c.RequireWarm, "require-warm", "ENFORCER_REQUIRE_WARM", "pause (fail closed) while Redis does not hold the whole consent state: after an empty restart, until consent-sync has rebuilt it")
 	s.String(&c.ConsentGroupID, "consent-sync-group-id", "CONSENT_SYNC_GROUP_ID", "consumer group of consent-sync, whose committed offsets the consent state in Redis must have reached (needs Describe on the group)")
@@ -109,7 +109,11 @@ func (c Config) pseudonymKey() ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read PSEUDONYMISATION_KEY_FILE: %w", err)
 		}
-		return bytes.TrimSpace(b), nil
+		key := bytes.TrimSpace(b)
+		if len(key) == 0 {
+			return nil, errors.New("PSEUDONYMISATION_KEY_FILE is empty: write a secret of at least 16 bytes into it, the same for every enforcer")
+		}
+		return key, nil
 	}
 	return nil, nil
 }

@@ -11,7 +11,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -132,42 +131,28 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 }
 
 // newRedactor builds the redactor with the configured pseudonymisation key.
-// A policy that pseudonymises needs a key, stable across restarts and
-// instances so that pseudonyms join; without one start-up stops. A policy
-// that never pseudonymises gets a random key that nothing uses.
+// Every pseudonym comes from that key, stable across restarts and instances
+// so that pseudonyms join; there is no random or default key. A policy that
+// can make a pseudonym (a pseudonymise treatment, or any rewriting one,
+// which pseudonymises the keys of a map it applies to: redact.NeedsKey)
+// does not start without a key. One that only keeps and removes gets a
+// redactor without a key.
 func newRedactor(cfg Config, pol *policy.Policy) (*redact.Redactor, error) {
 	key, err := cfg.pseudonymKey()
 	if err != nil {
 		return nil, err
 	}
 	if key == nil {
-		if usesPseudonymisation(pol) {
-			return nil, errors.New("the policy pseudonymises fields: set PSEUDONYMISATION_KEY_FILE (or PSEUDONYMISATION_KEY) to a secret of at least 16 bytes, the same for every enforcer")
+		if redact.NeedsKey(pol) {
+			return nil, errors.New("the policy can pseudonymise (a pseudonymise treatment, or mask, truncate_ip or generalise, which pseudonymise the keys of a map): set PSEUDONYMISATION_KEY_FILE (or PSEUDONYMISATION_KEY) to a secret of at least 16 bytes, the same for every enforcer")
 		}
-		key = make([]byte, 32)
-		if _, err := rand.Read(key); err != nil {
-			return nil, err
-		}
+		return redact.NewWithoutKey(), nil
 	}
 	r, err := redact.New(key)
 	if err != nil {
 		return nil, fmt.Errorf("pseudonymisation key: %w: set PSEUDONYMISATION_KEY_FILE to at least %d bytes", err, redact.MinKeyLen)
 	}
 	return r, nil
-}
-
-func usesPseudonymisation(pol *policy.Policy) bool {
-	for _, s := range pol.Streams {
-		if s.DefaultTreatment == policy.ActionPseudonymise {
-			return true
-		}
-		for _, t := range s.Treatments {
-			if t.Action == policy.ActionPseudonymise {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // observeCache exports the consent cache's counters: lookups served from

@@ -96,11 +96,6 @@ type Options struct {
 // dropped, never published untreated.
 const ReasonRedactionFailed = "redaction_failed"
 
-// keptHeaders are the input headers a re-encoded copy (redacted, or passed
-// with the stream's unannotated_fields applied) keeps: other headers may
-// carry personal data the policy knows nothing about.
-var keptHeaders = map[string]bool{"traceparent": true, "tracestate": true}
-
 // Enforcer decides batches of customer events; a stream.Runner drives it.
 type Enforcer struct {
 	opts    Options
@@ -254,7 +249,7 @@ func (e *Enforcer) Process(ctx context.Context, batch []kafka.Message) ([]kafka.
 	for _, m := range batch {
 		ev := event{msg: m, ctx: ctx}
 		if e.opts.Tracer != nil && telemetry.HasTraceContext(m.Headers) {
-			if pctx := telemetry.Extract(ctx, m.Headers); trace.SpanContextFromContext(pctx).IsSampled() {
+			if pctx := telemetry.ExtractTraceContext(ctx, m.Headers); trace.SpanContextFromContext(pctx).IsSampled() {
 				ev.ctx, ev.span = e.opts.Tracer.Start(pctx, "enforce record", trace.WithSpanKind(trace.SpanKindConsumer),
 					trace.WithAttributes(attribute.String("messaging.source.name", m.Topic),
 						attribute.Int("messaging.kafka.partition", m.Partition), attribute.Int64("messaging.kafka.offset", m.Offset)))
@@ -440,12 +435,12 @@ func (e *Enforcer) publish(ctx context.Context, ev *event, s policy.Stream, d de
 	if subject, _ := avrocodec.StringField(p.Value, "subject_id"); subject != "" {
 		key = []byte(subject)
 	}
+	// Of the input's headers a re-encoded copy (redacted, or passed with
+	// the stream's unannotated_fields applied) keeps only its W3C trace
+	// context (re-encoded, never baggage): others may carry personal data
+	// the policy knows nothing about.
 	h := make([]kafka.Header, 0, 8)
-	for _, x := range ev.msg.Headers {
-		if keptHeaders[x.Key] {
-			h = append(h, x)
-		}
-	}
+	telemetry.CopyTraceContext(&h, ev.msg.Headers)
 	h = append(h, kafka.Header{Key: HeaderEventID, Value: ev.idBytes})
 	h = append(h, ev.src...)
 	h = append(h, kafka.Header{Key: HeaderPolicyVersion, Value: []byte(e.policy.Version)},
@@ -547,6 +542,6 @@ func auditNative(ev *event, d decision.Decision, treated []string, now time.Time
 // inject writes the record's span context into headers, when it is traced.
 func (ev *event) inject(h *[]kafka.Header) {
 	if ev.span != nil {
-		telemetry.Inject(ev.ctx, h)
+		telemetry.InjectTraceContext(ev.ctx, h)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/consentgate/consentgate/pkg/avrocodec"
 	"github.com/consentgate/consentgate/pkg/policy"
+	"github.com/consentgate/consentgate/pkg/redact"
 )
 
 // CheckResult is what Check found in one policy file.
@@ -106,9 +107,12 @@ func Check(data []byte, source string, cat *avrocodec.Catalog, haveKey bool) Che
 		}
 		res.Warnings = append(res.Warnings, ineffective(s, accepted, at)...)
 		if !haveKey {
-			if line, ok := pseudonymises(s); ok {
+			if line, a, ok := pseudonymises(s); ok && a == policy.ActionPseudonymise {
 				res.Warnings = append(res.Warnings, at("pseudonymise", line,
 					"warning: stream %s pseudonymises fields but no key is set: the enforcer will not start without PSEUDONYMISATION_KEY_FILE (or PSEUDONYMISATION_KEY)", s.Topic))
+			} else if ok {
+				res.Warnings = append(res.Warnings, at(string(a), line,
+					"warning: stream %s uses %s, which pseudonymises the keys of a map it applies to, but no key is set: the enforcer will not start without PSEUDONYMISATION_KEY_FILE (or PSEUDONYMISATION_KEY)", s.Topic, a))
 			}
 		}
 	}
@@ -181,18 +185,19 @@ func hasField(s *avrocodec.Schema, path string) bool {
 	return slices.ContainsFunc(s.Fields, func(f avrocodec.FieldInfo) bool { return f.Path == path })
 }
 
-// pseudonymises returns the line of the first rule of s that pseudonymises,
-// or of the stream when its default treatment does.
-func pseudonymises(s policy.Stream) (int, bool) {
+// pseudonymises returns the line and action of the first rule of s that
+// can make a pseudonym (redact.ActionNeedsKey), or of the stream when its
+// default treatment can.
+func pseudonymises(s policy.Stream) (int, policy.Action, bool) {
 	for _, t := range s.Treatments {
-		if t.Action == policy.ActionPseudonymise {
-			return t.Line, true
+		if redact.ActionNeedsKey(t.Action) {
+			return t.Line, t.Action, true
 		}
 	}
-	if s.DefaultTreatment == policy.ActionPseudonymise {
-		return s.Line, true
+	if redact.ActionNeedsKey(s.DefaultTreatment) {
+		return s.Line, s.DefaultTreatment, true
 	}
-	return 0, false
+	return 0, "", false
 }
 
 func sortFindings(f []*policy.Error) {

@@ -96,6 +96,16 @@ func TestCheck(t *testing.T) {
 			warnings: []string{"p.yaml:10:17: warning: stream compliant.analytics pseudonymises fields but no key is set: the enforcer will not start without PSEUDONYMISATION_KEY_FILE (or PSEUDONYMISATION_KEY)"},
 		},
 		{
+			name: "mask without a key is a warning: it pseudonymises map keys", policy: checkBase + `  - topic: compliant.analytics
+    purposes: [analytics]
+    on_missing_consent: redact
+    treatments:
+      - category: user.contact.*
+        action: mask
+`,
+			warnings: []string{"p.yaml:10:17: warning: stream compliant.analytics uses mask, which pseudonymises the keys of a map it applies to, but no key is set: the enforcer will not start without PSEUDONYMISATION_KEY_FILE (or PSEUDONYMISATION_KEY)"},
+		},
+		{
 			name: "default_treatment pseudonymise, key set", haveKey: true, policy: checkBase + `  - topic: compliant.analytics
     purposes: [analytics]
     on_missing_consent: redact

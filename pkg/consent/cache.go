@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"context"
 	"errors"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,7 +83,6 @@ type Cache struct {
 	// each invalidation is applied (tests observe deliveries with it).
 	onInvalidate func(subject string)
 
-	sub    *redis.PubSub
 	cancel context.CancelFunc
 	done   chan struct{}
 
@@ -134,31 +134,53 @@ func (c *Cache) Start(ctx context.Context) error {
 	}
 	c.setLive(true)
 	bg, cancel := context.WithCancel(context.Background())
-	c.sub, c.cancel, c.done = sub, cancel, make(chan struct{})
+	c.cancel, c.done = cancel, make(chan struct{})
 	go c.listen(bg, sub)
 	return nil
 }
 
-// listen applies invalidations until ctx ends. go-redis reconnects a broken
-// subscription by itself on the next Receive; every (re)subscription
-// confirmation empties the cache.
+// Heartbeat is how long the invalidation subscription may stay silent
+// before the cache pings it; a ping not answered within another Heartbeat
+// means the connection is dead without either side having noticed (a
+// network partition, a dropped NAT entry): the cache stops serving from
+// memory and subscribes again on a new connection. So a silent subscription
+// is distrusted within 2 × Heartbeat.
+const Heartbeat = 250 * time.Millisecond
+
+// listen applies invalidations until ctx ends. Every (re)subscription
+// confirmation empties the cache; a broken or silent subscription stops
+// serving from memory (setLive(false)) until it is confirmed again.
 func (c *Cache) listen(ctx context.Context, sub *redis.PubSub) {
 	defer close(c.done)
-	defer sub.Close()
+	defer func() { _ = sub.Close() }()
+	awaitingPong := false
 	for {
-		msg, err := sub.Receive(ctx)
+		msg, err := sub.ReceiveTimeout(ctx, Heartbeat)
+		if ctx.Err() != nil {
+			return
+		}
 		if err != nil {
-			if ctx.Err() != nil {
-				return
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && !awaitingPong {
+				awaitingPong = true
+				if sub.Ping(ctx) == nil {
+					continue
+				}
 			}
+			// Broken, or silent for two heartbeats: distrust it and
+			// subscribe again on a new connection.
 			c.setLive(false)
+			awaitingPong = false
+			_ = sub.Close()
 			select {
 			case <-ctx.Done():
 				return
 			case <-time.After(100 * time.Millisecond):
 			}
+			sub = c.rdb.Subscribe(ctx, c.store.InvalidationChannel())
 			continue
 		}
+		awaitingPong = false
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" {
@@ -302,10 +324,9 @@ func (c *Cache) Len() int {
 // Close stops the subscription.
 func (c *Cache) Close() {
 	if c.cancel != nil {
+		// The listener receives with a timeout of Heartbeat, then sees
+		// the cancelled context and closes its subscription.
 		c.cancel()
-		// Receive does not watch its context; closing the subscription
-		// is what unblocks it.
-		_ = c.sub.Close()
 		<-c.done
 	}
 }

@@ -115,8 +115,13 @@ func TestCacheForgetsEverythingWhenRedisGoesAway(t *testing.T) {
 	if _, err := c.Lookup(ctx, []string{"s1"}); err != nil {
 		t.Fatal(err)
 	}
+	resets := func() uint64 { c.mu.Lock(); defer c.mu.Unlock(); return c.resets }
+	before := resets()
 	srv.Restart()
-	waitFor(t, "the subscription to come back", func() bool { return c.Live() })
+	// Live() alone may still be true from before the restart, until the
+	// listener has seen its connection break: wait until it has emptied
+	// the cache and subscribed again.
+	waitFor(t, "the subscription to break and come back", func() bool { return resets() >= before+2 && c.Live() })
 	var got map[string]*State
 	waitFor(t, "a lookup to succeed", func() bool {
 		var err error

@@ -51,8 +51,16 @@ type fsHotDecision struct {
 }
 
 // TestFaultHot: events of hot subjects at a steady rate, and for each hot
-// subject a flipper producing WITHDRAW and GRANT alternately (both purposes
-// in one produce call) every 200–500 ms, captured_at from a monotonic clock.
+// subject a flipper producing WITHDRAW and GRANT alternately for each
+// purpose, every 200–500 ms per purpose, one change per produce call,
+// captured_at from a monotonic clock. One flip in three is followed within
+// 60 ms by a flip of the other purpose (a customer changing both), so that
+// the subject changes again while its new state is being read: the race of
+// a cache that keeps a state read before a change. After each such
+// follow-up withdrawal, and one in ten of the others, the subject stays
+// quiet for 1.5–2.5 s: under constant flips the next invalidation would
+// flush a wrongly kept grant within the 1 s bound, and the check would not
+// see it.
 // The enforcer runs with its local consent cache on (default max age 30 s),
 // which is where a lost invalidation would show: a grant served from memory
 // after its withdrawal.
@@ -96,9 +104,9 @@ func TestFaultHot(t *testing.T) {
 	capturedAt := func() time.Time { return epoch.Add(time.Since(epoch)).Truncate(time.Millisecond) }
 	var mu sync.Mutex
 	history := map[string][]*fsHotChange{} // subject + " " + purpose, in captured_at order
-	flip := func(subj string, n int, a consent.Action, at time.Time) []consent.Change {
+	flip := func(subj string, ps []string, n int, a consent.Action, at time.Time) []consent.Change {
 		var out []consent.Change
-		for _, p := range purposes {
+		for _, p := range ps {
 			c := consent.Change{ChangeID: fmt.Sprintf("fs-hot-%s-%s-%05d-%s", strings.TrimPrefix(subj, "fs-hot-"), p, n, strings.ToLower(string(a))),
 				SubjectID: subj, Purpose: p, Action: a, Source: "preference-centre", CapturedAt: at}
 			if a == consent.ActionGrant {
@@ -122,7 +130,7 @@ func TestFaultHot(t *testing.T) {
 	changes := fsConsentPlan(rng, cold)
 	at := capturedAt()
 	for _, subj := range hot {
-		g := flip(subj, 0, consent.ActionGrant, at)
+		g := flip(subj, purposes, 0, consent.ActionGrant, at)
 		changes = append(changes, g...)
 		record(g, time.Now())
 	}
@@ -149,46 +157,99 @@ func TestFaultHot(t *testing.T) {
 	var wg sync.WaitGroup
 	var flipMu sync.Mutex
 	var flipped []consent.Change
+	var quiets int
 	for i, subj := range hot {
 		r := rand.New(rand.NewPCG(rng.Uint64(), uint64(i)))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			next := consent.ActionWithdraw
-			for n := 1; ; n++ {
-				stopping := false
-				select {
-				case <-stop:
-					stopping = true
-				case <-time.After(time.Duration(200+r.IntN(301)) * time.Millisecond):
-				}
-				if stopping && next == consent.ActionWithdraw {
-					return // the last change was a GRANT
-				}
-				cs := flip(subj, n, next, capturedAt())
+			produce := func(cs []consent.Change) bool {
 				cm := make([]kafka.Message, len(cs))
 				for j, c := range cs {
 					cm[j] = s.changeMsg(c)
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-				err := stream.WriteAll(ctx, fw, cm, nil)
-				acked := time.Now()
-				cancel()
-				if err != nil {
+				defer cancel()
+				if err := stream.WriteAll(ctx, fw, cm, nil); err != nil {
 					flipErr <- fmt.Errorf("produce a consent flip: %w", err)
-					return
+					return false
 				}
-				record(cs, acked)
+				record(cs, time.Now())
 				flipMu.Lock()
 				flipped = append(flipped, cs...)
 				flipMu.Unlock()
-				if stopping {
+				return true
+			}
+			next := map[string]consent.Action{}
+			due := map[string]time.Time{}
+			pause := func() time.Duration { return time.Duration(200+r.IntN(301)) * time.Millisecond }
+			for _, p := range purposes {
+				next[p] = consent.ActionWithdraw
+				due[p] = time.Now().Add(pause())
+			}
+			followUp := false // the next flip follows one of the other purpose
+			for n := 1; ; n++ {
+				p := purposes[0]
+				for _, q := range purposes {
+					if due[q].Before(due[p]) {
+						p = q
+					}
+				}
+				select {
+				case <-stop:
+					// End on a GRANT of every purpose (see the test's doc).
+					var last []consent.Change
+					for _, q := range purposes {
+						if next[q] == consent.ActionGrant {
+							last = append(last, flip(subj, []string{q}, n, consent.ActionGrant, capturedAt())...)
+						}
+					}
+					if len(last) > 0 {
+						produce(last)
+					}
+					return
+				case <-time.After(time.Until(due[p])):
+				}
+				a := next[p]
+				if !produce(flip(subj, []string{p}, n, a, capturedAt())) {
 					return
 				}
-				if next == consent.ActionWithdraw {
-					next = consent.ActionGrant
+				now := time.Now()
+				due[p] = now.Add(pause())
+				if a == consent.ActionWithdraw {
+					next[p] = consent.ActionGrant
 				} else {
-					next = consent.ActionWithdraw
+					next[p] = consent.ActionWithdraw
+				}
+				quietSpell := a == consent.ActionWithdraw && (followUp || r.IntN(10) == 0)
+				followUp = false
+				switch {
+				case quietSpell:
+					// A quiet spell: no change of this subject for
+					// 1.5-2.5 s, so that a grant kept by mistake is not
+					// flushed by the subject's next invalidation before
+					// the 1 s bound has passed. Every withdrawal
+					// that came right after a change of the other purpose
+					// has one.
+					quiet := now.Add(time.Duration(1500+r.IntN(1001)) * time.Millisecond)
+					for _, q := range purposes {
+						if due[q].Before(quiet) {
+							due[q] = quiet.Add(time.Duration(r.IntN(100)) * time.Millisecond)
+						}
+					}
+					flipMu.Lock()
+					quiets++
+					flipMu.Unlock()
+				case r.IntN(3) == 0:
+					// Both purposes at once, as two changes: the other
+					// one follows within 60 ms, while the subject's new
+					// state may be being read.
+					for _, q := range purposes {
+						if q != p {
+							due[q] = now.Add(time.Duration(r.IntN(60)) * time.Millisecond)
+						}
+					}
+					followUp = true
 				}
 			}
 		}()
@@ -210,7 +271,7 @@ func TestFaultHot(t *testing.T) {
 	s.waitCommitted(fsSyncGroup, fsChangesTopic, 2*time.Minute)
 	s.waitCommitted(fsEnforcerGroup, fsEventsTopic, 3*time.Minute)
 	drained := time.Now()
-	t.Logf("stack up in %v; every change and event processed %v after the last event was produced",
+	t.Logf("stack and consent ready in %v; every change and event processed %v after the last event was produced",
 		start.Sub(begun).Round(time.Millisecond), drained.Sub(start.Add(time.Duration(len(msgs))*time.Second/time.Duration(rate))).Round(time.Millisecond))
 
 	// The cache was on and served lookups.
@@ -263,6 +324,7 @@ func TestFaultHot(t *testing.T) {
 	firstUnder := map[string]time.Time{} // WITHDRAW id -> first decision under it
 	staleMax := time.Duration(-1 << 63)  // latest decision under a grant, after its withdrawal's ack
 	staleAfterAck := 0                   // decisions under a grant after its withdrawal was acked (any lag)
+	var late []fsLate
 	for _, d := range fsHotDecisions(t, s, isHot) {
 		decisions++
 		subj, purpose := d.subject, streamPurpose[d.stream]
@@ -294,10 +356,16 @@ func TestFaultHot(t *testing.T) {
 			staleAfterAck++
 		}
 		staleMax = max(staleMax, lag)
-		if lag > fsHotStaleLimit {
-			violations = append(violations, fmt.Sprintf("event %s on %s decided %s under grant %s at %s, %v after withdrawal %s (captured_at %s) was acknowledged at %s",
+		desc := func() string {
+			return fmt.Sprintf("event %s on %s decided %s under grant %s at %s, %v after withdrawal %s (captured_at %s) was acknowledged at %s",
 				d.eventID, d.stream, d.decision, c.ChangeID, d.at.Format("15:04:05.000"), lag.Round(time.Millisecond),
-				w.ChangeID, w.CapturedAt.Format("15:04:05.000"), w.acked.Format("15:04:05.000")))
+				w.ChangeID, w.CapturedAt.Format("15:04:05.000"), w.acked.Format("15:04:05.000"))
+		}
+		if lag > 0 {
+			late = append(late, fsLate{lag, desc()})
+		}
+		if lag > fsHotStaleLimit {
+			violations = append(violations, desc())
 		}
 	}
 	if decisions == 0 {
@@ -320,6 +388,10 @@ func TestFaultHot(t *testing.T) {
 		}
 	}
 	slices.Sort(lat)
+	slices.SortFunc(late, func(a, b fsLate) int { return int(b.lag - a.lag) })
+	for _, l := range late[:min(3, len(late))] {
+		t.Logf("late decision under a grant: %s", l.desc)
+	}
 	pct := func(p float64) time.Duration {
 		if len(lat) == 0 {
 			return 0
@@ -379,17 +451,23 @@ func TestFaultHot(t *testing.T) {
 
 	t.Logf("checked in %v (test %v)", time.Since(drained).Round(time.Millisecond), time.Since(begun).Round(time.Millisecond))
 	t.Logf("FAULT SUMMARY %s: events sent %d, faults injected: %d hot subjects flipping GRANT/WITHDRAW of %d purposes every 200-500 ms under load with the consent cache on "+
-		"(%d flips, %d withdrawal changes; cache: %d local hits, %d invalidations), "+
+		"(%d flips, %d of them withdrawals, %d quiet spells of 1.5-2.5 s after a withdrawal; cache: %d local hits, %d invalidations), "+
 		"lost %d (+%d of %d due revocation notices; %d notices published), leaked %d, duplicated %d, dead-lettered %d; "+
 		"decisions under a grant >%v after its withdrawal's ack: %d of %d hot decisions (%d after the ack at all, latest %v after it); "+
-		"withdrawal acked -> first event decided under it: p50 %v, p99 %v, max %v over %d withdrawal changes (%d had no event decided under them) (%s)",
-		t.Name(), n.Sent, len(hot), len(purposes), len(flipped)/len(purposes), withdrawals, hits, inval,
+		"withdrawal acked -> first event decided under it: p50 %v, p99 %v, max %v over %d withdrawals (%d had no event decided under them) (%s)",
+		t.Name(), n.Sent, len(hot), len(purposes), len(flipped), withdrawals, quiets, hits, inval,
 		n.Lost, lostNotices, len(expected), len(notices), n.Leaked, n.Duplicated, n.DeadLettered,
 		fsHotStaleLimit, len(violations), decisions, staleAfterAck, fsDur(staleMax),
 		pct(0.5), pct(0.99), pct(1), len(lat), unseen, n)
 	if n.Lost != 0 || n.Leaked != 0 || n.Wrong != 0 || n.Reordered != 0 {
 		t.Errorf("%s: lost %d, leaked %d, wrong %d, reordered %d: want 0 each", t.Name(), n.Lost, n.Leaked, n.Wrong, n.Reordered)
 	}
+}
+
+// fsLate is a decision under a grant after its withdrawal was acknowledged.
+type fsLate struct {
+	lag  time.Duration
+	desc string
 }
 
 // fsDur prints a duration that may be unset (no decision at all).

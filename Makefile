@@ -76,6 +76,7 @@ fuzz:
 soak:
 	cd e2e && log=$${SOAK_LOG:-/tmp/consentgate-soak.log}; FAULT_EVENTS=$${FAULT_EVENTS:-50000} FAULT_KILLS=$${FAULT_KILLS:-10} FAULT_RATE=$${FAULT_RATE:-1000} \
 		FAULT_CHANGES=$${FAULT_CHANGES:-20000} FAULT_BROKER_RESTARTS=$${FAULT_BROKER_RESTARTS:-3} FAULT_SUBJECTS=$${FAULT_SUBJECTS:-200} \
+		FAULT_HOT_EVENTS=$${FAULT_HOT_EVENTS:-60000} FAULT_HOT_RATE=$${FAULT_HOT_RATE:-1000} FAULT_HOT_SUBJECTS=$${FAULT_HOT_SUBJECTS:-10} \
 		$(GO) test -race -count=1 -timeout 60m -run 'TestFault' -v . > $$log 2>&1; rc=$$?; \
 		grep -E '^(=== RUN|--- |    fault_|FAIL|ok|PASS)' $$log; echo "full log: $$log"; exit $$rc
 

@@ -196,13 +196,13 @@ type mRule struct {
 }
 
 type mStream struct {
-	topic           string
-	purposes        []string
-	schemas         []string // nil: all
-	redact          bool     // on_missing_consent: redact
-	removeUnannot   bool     // unannotated_fields: remove
-	dropExcluded    bool     // excluded_categories: drop
-	rules           []mRule
+	topic            string
+	purposes         []string
+	schemas          []string // nil: all
+	redact           bool     // on_missing_consent: redact
+	removeUnannot    bool     // unannotated_fields: remove
+	dropExcluded     bool     // excluded_categories: drop
+	rules            []mRule
 	defaultTreatment string
 }
 

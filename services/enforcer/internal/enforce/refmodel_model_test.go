@@ -384,13 +384,14 @@ func carried(w, r *mType, wp, rp string, out *[]fieldInfo) {
 			rtt = nonNull(rt)
 		}
 		suffix := ""
-		if wt.kind == "array" {
-			wt, suffix = nonNull(wt.items), "[]"
-			if rtt != nil && rtt.kind == "array" {
+		if wt.kind == "array" || wt.kind == "map" {
+			suffix = map[string]string{"array": "[]", "map": "{}"}[wt.kind]
+			if rtt != nil && rtt.kind == wt.kind {
 				rtt = nonNull(rtt.items)
 			} else {
 				rtt = nil
 			}
+			wt = nonNull(wt.items)
 		}
 		if wt.kind == "record" {
 			if rtt != nil && rtt.kind != "record" {
@@ -505,6 +506,10 @@ type leafExp struct {
 	want         want
 	expect       any // wantTransform: the treated value
 	action       string
+	// noLocate: a map key or value, checked in the raw bytes only.
+	noLocate bool
+	// str: an Avro string, whose bytes are searched for in the output.
+	str bool
 }
 
 // treater computes the expectations of a copy.
@@ -660,15 +665,39 @@ func (t *treater) value(w, r *mType, v any, wi, ri, rs, a string) {
 		for i, it := range items {
 			t.value(w.items, rItems, it, fmt.Sprintf("%s[%d]", wi, i), fmt.Sprintf("%s[%d]", ri, i), rs+"[]", a)
 		}
+	case "map":
+		m := v.(map[string]any)
+		for _, it := range m {
+			if _, ok := t.leaf(w.items, it, a); !ok {
+				t.all(w, v, wi, ri, wantGone, "remove")
+				return
+			}
+		}
+		for k, it := range m {
+			inst := wi + "{" + k + "}"
+			if rewriting(a) {
+				// The keys of a rewritten map are pseudonymised.
+				p, _ := t.leaf(&mType{kind: "string"}, k, "pseudonymise")
+				t.out = append(t.out, leafExp{wInst: inst + "(key)", input: k, want: wantTransform, expect: p, action: "pseudonymise", noLocate: true, str: true})
+			} else {
+				t.out = append(t.out, leafExp{wInst: inst + "(key)", input: k, want: wantKeep, action: a, noLocate: true, str: true})
+			}
+			out, _ := t.leaf(w.items, it, a)
+			e := leafExp{wInst: inst, input: it, want: wantTransform, expect: out, action: a, noLocate: true, str: w.items.kind == "string"}
+			if a == "keep" {
+				e.want, e.expect = wantKeep, nil
+			}
+			t.out = append(t.out, e)
+		}
 	default:
 		out, ok := t.leaf(w, v, a)
 		switch {
 		case !ok:
-			t.out = append(t.out, leafExp{wInst: wi, rInst: ri, input: v, want: wantGone, action: a})
+			t.out = append(t.out, leafExp{wInst: wi, rInst: ri, input: v, want: wantGone, action: a, str: w.kind == "string"})
 		case a == "keep":
-			t.out = append(t.out, leafExp{wInst: wi, rInst: ri, input: v, want: wantKeep, action: a})
+			t.out = append(t.out, leafExp{wInst: wi, rInst: ri, input: v, want: wantKeep, action: a, str: w.kind == "string"})
 		default:
-			t.out = append(t.out, leafExp{wInst: wi, rInst: ri, input: v, want: wantTransform, expect: out, action: a})
+			t.out = append(t.out, leafExp{wInst: wi, rInst: ri, input: v, want: wantTransform, expect: out, action: a, str: w.kind == "string"})
 		}
 	}
 }
@@ -700,8 +729,14 @@ func (t *treater) all(w *mType, v any, wi, ri string, wt want, a string) {
 		for i, it := range v.([]any) {
 			t.all(w.items, it, fmt.Sprintf("%s[%d]", wi, i), "", wt, a)
 		}
+	case "map":
+		for k, it := range v.(map[string]any) {
+			t.out = append(t.out, leafExp{wInst: wi + "{" + k + "}(key)", input: k, want: wt, action: a, noLocate: true, str: true})
+			t.all(w.items, it, wi+"{"+k+"}", "", wt, a)
+			t.out[len(t.out)-1].noLocate = true
+		}
 	default:
-		t.out = append(t.out, leafExp{wInst: wi, rInst: ri, input: v, want: wt, action: a})
+		t.out = append(t.out, leafExp{wInst: wi, rInst: ri, input: v, want: wt, action: a, str: w.kind == "string"})
 	}
 }
 

@@ -6,7 +6,7 @@ package enforce
 // (codec, policy testdata/refmodel_policy.yaml, redactor), and every
 // decision, reason and output byte is compared with what the model says.
 //
-//	REFMODEL_CASES  number of events (each decided on every stream; default 3000)
+//	REFMODEL_CASES  number of events (each decided on every stream; default 10000)
 //	REFMODEL_SEED   seed to replay (printed on failure)
 //	REFMODEL_ROUND  run only this round of the seed (printed on failure)
 
@@ -74,7 +74,13 @@ type refEnv struct {
 
 func schemaText(t *testing.T, file string) string {
 	t.Helper()
-	b, err := fs.ReadFile(schemas.FS, file)
+	var b []byte
+	var err error
+	if strings.HasPrefix(file, "refmodel_") {
+		b, err = os.ReadFile("testdata/" + file)
+	} else {
+		b, err = fs.ReadFile(schemas.FS, file)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +99,8 @@ func newRefEnv(t *testing.T) *refEnv {
 	}
 	checkRefPolicy(t, pol)
 	env := &refEnv{t: t, rdb: redistest.Start(t), model: map[string]*mSchema{}, seen: map[string]int{}}
-	files := []string{"page_view.v1.avsc", "page_view.v2.avsc", "purchase.v1.avsc", "email_engagement.v1.avsc"}
+	files := []string{"page_view.v1.avsc", "page_view.v2.avsc", "purchase.v1.avsc", "email_engagement.v1.avsc",
+		"refmodel_profile.v1.avsc", "refmodel_profile.v2.avsc"}
 	for _, f := range files {
 		ms, err := parseModelSchema(schemaText(t, f))
 		if err != nil {
@@ -111,21 +118,24 @@ func newRefEnv(t *testing.T) *refEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// World "full": the catalog has every schema (PageView reader v2).
-	full, err := avrocodec.LoadCatalog(schemas.FS)
-	if err != nil {
-		t.Fatal(err)
+	catalog := func(files ...string) *avrocodec.Catalog {
+		m := fstest.MapFS{}
+		for _, f := range files {
+			m[f] = &fstest.MapFile{Data: []byte(schemaText(t, f))}
+		}
+		c, err := avrocodec.LoadCatalog(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
 	}
-	// World "old": the catalog lacks page_view.v2 (PageView reader v1), and
-	// v2 comes from the registry: a writer newer than the reader.
-	oldFS := fstest.MapFS{}
-	for _, f := range []string{"audit_record.avsc", "page_view.v1.avsc", "purchase.v1.avsc", "email_engagement.v1.avsc"} {
-		oldFS[f] = &fstest.MapFile{Data: []byte(schemaText(t, f))}
-	}
-	old, err := avrocodec.LoadCatalog(oldFS)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// World "full": the catalog has every schema (PageView and the test's
+	// Profile read as v2).
+	full := catalog(append([]string{"audit_record.avsc"}, files...)...)
+	// World "old": the catalog lacks the v2 schemas (PageView and Profile
+	// read as v1), and v2 comes from the registry: a writer newer than the
+	// reader.
+	old := catalog("audit_record.avsc", "page_view.v1.avsc", "purchase.v1.avsc", "email_engagement.v1.avsc", "refmodel_profile.v1.avsc")
 	mk := func(name string, cat *avrocodec.Catalog) *refWorld {
 		codec := avrocodec.New(cat, schemaregistry.New(url, nil))
 		return &refWorld{name: name, codec: codec,
@@ -140,7 +150,7 @@ func newRefEnv(t *testing.T) *refEnv {
 		}
 		return s
 	}
-	const pv, pu, em = "consentgate.events.PageView", "consentgate.events.Purchase", "consentgate.events.EmailEngagement"
+	const pv, pu, em, pr = "consentgate.events.PageView", "consentgate.events.Purchase", "consentgate.events.EmailEngagement", "consentgate.test.Profile"
 	env.writers = []refWriter{
 		{name: "PageView v1 single-object, reader v2", world: wFull, schema: pv, wFile: "page_view.v1.avsc", rFile: "page_view.v2.avsc", catalogV: version(full, pv, 1)},
 		{name: "PageView v2 single-object, reader v2", world: wFull, schema: pv, wFile: "page_view.v2.avsc", rFile: "page_view.v2.avsc", catalogV: version(full, pv, 2)},
@@ -151,6 +161,11 @@ func newRefEnv(t *testing.T) *refEnv {
 		{name: "Purchase Confluent", world: wFull, schema: pu, wFile: "purchase.v1.avsc", rFile: "purchase.v1.avsc", regID: ids["purchase.v1.avsc"]},
 		{name: "EmailEngagement single-object", world: wFull, schema: em, wFile: "email_engagement.v1.avsc", rFile: "email_engagement.v1.avsc", catalogV: version(full, em, 1)},
 		{name: "EmailEngagement Confluent", world: wOld, schema: em, wFile: "email_engagement.v1.avsc", rFile: "email_engagement.v1.avsc", regID: ids["email_engagement.v1.avsc"]},
+		{name: "Profile v1 single-object, reader v2", world: wFull, schema: pr, wFile: "refmodel_profile.v1.avsc", rFile: "refmodel_profile.v2.avsc", catalogV: version(full, pr, 1)},
+		{name: "Profile v2 single-object, reader v2", world: wFull, schema: pr, wFile: "refmodel_profile.v2.avsc", rFile: "refmodel_profile.v2.avsc", catalogV: version(full, pr, 2)},
+		{name: "Profile v1 Confluent, reader v2", world: wFull, schema: pr, wFile: "refmodel_profile.v1.avsc", rFile: "refmodel_profile.v2.avsc", regID: ids["refmodel_profile.v1.avsc"]},
+		{name: "Profile v2 Confluent, reader v1", world: wOld, schema: pr, wFile: "refmodel_profile.v2.avsc", rFile: "refmodel_profile.v1.avsc", regID: ids["refmodel_profile.v2.avsc"]},
+		{name: "Profile v1 single-object, reader v1", world: wOld, schema: pr, wFile: "refmodel_profile.v1.avsc", rFile: "refmodel_profile.v1.avsc", catalogV: version(old, pr, 1)},
 	}
 	return env
 }
@@ -324,6 +339,12 @@ func (g *refGen) value(ty *mType, path, fieldName string, ev *refEvent) any {
 		}
 		b := alts[g.rnd.IntN(len(alts))]
 		return map[string]any{unionKey(b): g.value(b, path, fieldName, ev)}
+	case "map":
+		m := map[string]any{}
+		for range g.rnd.IntN(3) {
+			m["k"+g.hex(10)+"-"+path+"~"] = g.value(ty.items, path+"{}", fieldName, ev)
+		}
+		return m
 	case "array":
 		n := g.rnd.IntN(4)
 		items := make([]any, 0, n)
@@ -382,7 +403,7 @@ func refInt(t *testing.T, name string, def uint64) uint64 {
 }
 
 func TestReferenceModel(t *testing.T) {
-	cases := refInt(t, "REFMODEL_CASES", 3000)
+	cases := refInt(t, "REFMODEL_CASES", 10000)
 	seed := refInt(t, "REFMODEL_SEED", uint64(time.Now().UnixNano()))
 	rounds := (cases + refEventsPerRound - 1) / refEventsPerRound
 	first := uint64(0)
@@ -696,6 +717,15 @@ func (env *refEnv) compareOne(ev *refEvent, s mStream, d mDecision, o *refOut) {
 		return
 	}
 	for _, e := range tr.out {
+		if s, ok := e.input.(string); ok && e.str && e.want == wantKeep && !bytes.Contains(m.Value, []byte(s)) {
+			fail("%s (%s) should be kept, its value is not in the published bytes", e.wInst, e.action)
+		}
+		if s, ok := e.expect.(string); ok && e.str && e.want == wantTransform && !bytes.Contains(m.Value, []byte(s)) {
+			fail("%s (%s) should be published as %q, which is not in the published bytes", e.wInst, e.action, s)
+		}
+		if e.noLocate {
+			continue
+		}
 		path := e.wInst
 		if layout != ev.w.wFile {
 			path = e.rInst
@@ -748,7 +778,7 @@ func allLeaves(root *mType, v map[string]any) []leafExp {
 func (env *refEnv) noValues(ev *refEvent, m kafka.Message, what string, fail func(string, ...any), pick func(leafExp) bool, exps []leafExp) {
 	for _, e := range exps {
 		s, ok := e.input.(string)
-		if !ok || !pick(e) {
+		if !ok || !e.str || !pick(e) {
 			continue
 		}
 		if bytes.Contains(m.Value, []byte(s)) {

@@ -64,15 +64,16 @@ type refWorld struct {
 }
 
 type refEnv struct {
-	t       *testing.T
+	t       testing.TB // of the round being run
 	seen    map[string]int // stream outcome reason [copy kind] -> count
 	rdb     *redistest.Server
+	store   func(prefix string) *consent.Store // on one client of rdb
 	worlds  []*refWorld
 	writers []refWriter
 	model   map[string]*mSchema // by file
 }
 
-func schemaText(t *testing.T, file string) string {
+func schemaText(t testing.TB, file string) string {
 	t.Helper()
 	var b []byte
 	var err error
@@ -87,7 +88,7 @@ func schemaText(t *testing.T, file string) string {
 	return string(b)
 }
 
-func newRefEnv(t *testing.T) *refEnv {
+func newRefEnv(t testing.TB) *refEnv {
 	t.Helper()
 	polText, err := os.ReadFile("testdata/refmodel_policy.yaml")
 	if err != nil {
@@ -99,6 +100,8 @@ func newRefEnv(t *testing.T) *refEnv {
 	}
 	checkRefPolicy(t, pol)
 	env := &refEnv{t: t, rdb: redistest.Start(t), model: map[string]*mSchema{}, seen: map[string]int{}}
+	client := env.rdb.Client(t)
+	env.store = func(prefix string) *consent.Store { return consent.NewStore(client, prefix) }
 	files := []string{"page_view.v1.avsc", "page_view.v2.avsc", "purchase.v1.avsc", "email_engagement.v1.avsc",
 		"refmodel_profile.v1.avsc", "refmodel_profile.v2.avsc"}
 	for _, f := range files {
@@ -172,7 +175,7 @@ func newRefEnv(t *testing.T) *refEnv {
 
 // checkRefPolicy keeps the model's restatement of the policy in step with
 // the file: same purposes, same streams with the same settings.
-func checkRefPolicy(t *testing.T, pol *policy.Policy) {
+func checkRefPolicy(t testing.TB, pol *policy.Policy) {
 	t.Helper()
 	if len(pol.Purposes) != len(refPurposes) {
 		t.Fatalf("policy has %d purposes, the model %d", len(pol.Purposes), len(refPurposes))
@@ -432,13 +435,29 @@ func TestReferenceModel(t *testing.T) {
 	t.Logf("reference model: %d events, %d stream decisions, %d rounds, seed %d, %v", events, decisions, rounds-first, seed, time.Since(start).Round(time.Millisecond))
 }
 
+// FuzzReferenceModel runs one round per input (seed, round): make fuzz
+// explores further than the fixed rounds of TestReferenceModel.
+func FuzzReferenceModel(f *testing.F) {
+	env := newRefEnv(f)
+	for i := range uint64(4) {
+		f.Add(i, i)
+	}
+	f.Fuzz(func(t *testing.T, seed, round uint64) {
+		env.t = t
+		env.round(seed, round)
+		if t.Failed() {
+			t.Logf("replay with REFMODEL_SEED=%d REFMODEL_ROUND=%d go test -run TestReferenceModel", seed, round)
+		}
+	})
+}
+
 // round draws one set of histories and events, applies and processes them,
 // and compares; it returns the number of events and decisions checked.
 func (env *refEnv) round(seed, round uint64) (int, int) {
 	t := env.t
 	ctx := context.Background()
-	g := &refGen{rnd: rand.New(rand.NewPCG(seed, round)), now: 1_780_000_000_000 + int64(round)*1000}
-	store := consent.NewStore(env.rdb.Client(t), redistest.PrefixFor(t))
+	g := &refGen{rnd: rand.New(rand.NewPCG(seed, round)), now: 1_780_000_000_000 + int64(round%1_000_000)*1000}
+	store := env.store(redistest.PrefixFor(t))
 	now := time.UnixMilli(g.now).UTC()
 	for _, w := range env.worlds {
 		w.e.consent = store

@@ -64,7 +64,7 @@ type refWorld struct {
 }
 
 type refEnv struct {
-	t       testing.TB // of the round being run
+	t       testing.TB     // of the round being run
 	seen    map[string]int // stream outcome reason [copy kind] -> count
 	rdb     *redistest.Server
 	store   func(prefix string) *consent.Store // on one client of rdb

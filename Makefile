@@ -69,6 +69,7 @@ fuzz:
 	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./policy
 	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzRedactNeverLeaks -fuzztime=$(FUZZTIME) ./redact
 	cd services/consent-sync && $(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/intake
+	cd services/enforcer && $(GO) test -run='^$$' -fuzz=FuzzReferenceModel -fuzztime=$(FUZZTIME) ./internal/enforce
 
 # The fault suite (e2e/fault_*_test.go) at soak size: more events, kills and
 # restarts than in make test. Override any FAULT_* knob from the environment.

@@ -1,0 +1,103 @@
+package enforce
+
+import (
+	"bytes"
+	"context"
+	"io/fs"
+	"testing"
+	"testing/fstest"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/consentgate/consentgate/pkg/avrocodec"
+	"github.com/consentgate/consentgate/schemas"
+)
+
+// TestWriterAnnotationsReachNestedFields: the catalog's older version 1
+// annotates a field deep inside the event with user.health and the reader
+// (version 2) does not. The writer's annotation must be applied wherever
+// that field occurs in the data, however the writer's types are paired with
+// the reader's: at every depth of a recursive record, in the record branch
+// of a union whose other branch has a field of the same name, and in a
+// record that the reader declares in another namespace (Avro matches named
+// types by their unqualified name).
+func TestWriterAnnotationsReachNestedFields(t *testing.T) {
+	t.Parallel()
+	audit, err := fs.ReadFile(schemas.FS, "audit_record.avsc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		deepValue   = "HEALTH-deep-reply-unique"
+		topValue    = "HEALTH-top-note-unique"
+		branchValue = "HEALTH-union-branch-unique"
+		nsValue     = "HEALTH-namespace-unique"
+	)
+	fields := func(cat, ns string) []string {
+		ann := ""
+		if cat != "" {
+			ann = `, "data_category": "` + cat + `"`
+		}
+		return []string{
+			`{"name": "thread", "type": ["null", {"type": "record", "name": "Note", "fields": [
+				{"name": "text", "type": "string"` + ann + `},
+				{"name": "reply", "type": ["null", "Note"], "default": null}]}], "default": null}`,
+			`{"name": "item", "type": ["null",
+				{"type": "record", "name": "Diagnosis", "fields": [{"name": "label", "type": "string"` + ann + `}]},
+				{"type": "record", "name": "Product", "fields": [{"name": "label", "type": "string"}]}], "default": null}`,
+			`{"name": "clinic", "type": ["null",
+				{"type": "record", "name": "Site", "namespace": "` + ns + `", "fields": [{"name": "name", "type": "string"` + ann + `}]},
+				{"type": "record", "name": "Other", "namespace": "` + ns + `", "fields": [{"name": "id", "type": "string"}]}], "default": null}`,
+		}
+	}
+	v1 := emailSchemaWith(t, fields("user.health", "clinics.v1")...)
+	v2 := emailSchemaWith(t, fields("", "clinics.v2")...)
+	cat, err := avrocodec.LoadCatalog(fstest.MapFS{
+		"audit_record.avsc":        {Data: audit},
+		"email_engagement.v1.avsc": {Data: []byte(v1)},
+		"email_engagement.v2.avsc": {Data: []byte(v2)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newJudgeFixture(t, cat, nil)
+	f.grant(t, "s-nested", "marketing", "user.health")
+	old, ok := cat.Version("consentgate.events.EmailEngagement", 1)
+	if !ok {
+		t.Fatal("no version 1")
+	}
+	v := emailValue("e-nested", "s-nested")
+	v["thread"] = map[string]any{"consentgate.events.Note": map[string]any{
+		"text": topValue,
+		"reply": map[string]any{"consentgate.events.Note": map[string]any{
+			"text": deepValue, "reply": nil}},
+	}}
+	v["item"] = map[string]any{"consentgate.events.Diagnosis": map[string]any{"label": branchValue}}
+	v["clinic"] = map[string]any{"clinics.v1.Site": map[string]any{"name": nsValue}}
+	b, err := old.EncodeSingle(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := f.e.Process(context.Background(), []kafka.Message{{Topic: "customer.events", Key: []byte("s-nested"), Value: b}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, m := range out {
+		if m.Topic != "compliant.marketing" {
+			continue
+		}
+		n++
+		for name, value := range map[string]string{
+			"thread.text": topValue, "thread.reply.text": deepValue,
+			"item.label (Diagnosis)": branchValue, "clinic.name (other namespace)": nsValue,
+		} {
+			if bytes.Contains(m.Value, []byte(value)) {
+				t.Errorf("%s, annotated user.health by the writer, is published to a grant excluding user.health", name)
+			}
+		}
+	}
+	if n != 1 {
+		t.Fatalf("compliant.marketing gets %d records, want 1", n)
+	}
+}

@@ -41,6 +41,12 @@ func TestExcludes(t *testing.T) {
 		{"User.Health", "user.contact.email", true},
 		{"user.health.mental", "user.health", true}, // below a known category: known
 		{"user.health.mental", "user.id", false},
+		// A wildcard left after the final ".*" is not a category: such a
+		// pattern (stored before exclusions were validated) must not
+		// shrink to the parent it starts with.
+		{"user.device.*.*", "user.device.ip_address", true},
+		{"user.contact.address.*.*", "user.contact.address.city", true},
+		{"user.device.*x", "user.device.id", true},
 	}
 	for _, tt := range tests {
 		if got := Excludes(tt.pattern, tt.category); got != tt.want {

@@ -69,6 +69,9 @@ func refExcludes(pattern, category string) bool {
 	if p[len(p)-1] == "*" {
 		p = p[:len(p)-1]
 	}
+	if slices.ContainsFunc(p, func(s string) bool { return strings.Contains(s, "*") }) {
+		return true // no taxonomy name
+	}
 	related := func(a, b []string) bool {
 		n := min(len(a), len(b))
 		return slices.Equal(a[:n], b[:n])
@@ -100,7 +103,7 @@ func TestExcludesMatchesReference(t *testing.T) {
 			}
 		}
 	}
-	patterns := []string{"*", "", "health", "user.unknown", "user.contact.address.city.district"}
+	patterns := []string{"*", "", "health", "user.unknown", "user.contact.address.city.district", "user.device.*.*", "user.contact.address.*.*", "user.*.email"}
 	for _, n := range names {
 		patterns = append(patterns, n, n+".*")
 	}

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"io/fs"
+	"strings"
 	"testing"
 	"testing/fstest"
 
 	"github.com/segmentio/kafka-go"
 
 	"github.com/consentgate/consentgate/pkg/avrocodec"
+	"github.com/consentgate/consentgate/pkg/schemaregistry"
+	"github.com/consentgate/consentgate/pkg/schemaregistry/registrytest"
 	"github.com/consentgate/consentgate/schemas"
 )
 
@@ -99,5 +102,49 @@ func TestWriterAnnotationsReachNestedFields(t *testing.T) {
 	}
 	if n != 1 {
 		t.Fatalf("compliant.marketing gets %d records, want 1", n)
+	}
+}
+
+// TestRegistryWriterWithoutAnnotationsTakesTheCatalogs: registries may
+// strip custom properties such as data_category. A producer writes with the
+// catalog's older version 1 (which annotates health_note user.health; the
+// reader, version 2, dropped the field), registered without its
+// annotations. The catalog's annotations of the same canonical form must
+// judge the bytes: a grant excluding user.health never sees the value.
+func TestRegistryWriterWithoutAnnotationsTakesTheCatalogs(t *testing.T) {
+	t.Parallel()
+	audit, err := fs.ReadFile(schemas.FS, "audit_record.avsc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := emailSchemaWith(t, `{"name": "health_note", "type": ["null", "string"], "default": null, "data_category": "user.health"}`)
+	v2 := emailSchemaWith(t)
+	cat, err := avrocodec.LoadCatalog(fstest.MapFS{
+		"audit_record.avsc":        {Data: audit},
+		"email_engagement.v1.avsc": {Data: []byte(v1)},
+		"email_engagement.v2.avsc": {Data: []byte(v2)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stripped := strings.ReplaceAll(v1, `"data_category":`, `"x_stripped":`)
+	reg := registrytest.New()
+	id := reg.Add("customer.events-value", stripped)
+	f := newJudgeFixture(t, cat, schemaregistry.New(registrytest.Start(t, reg), nil))
+	f.grant(t, "s-reg", "marketing", "user.health")
+	v := emailValue("e-reg", "s-reg")
+	v["health_note"] = map[string]any{"string": healthValue}
+	b, err := f.codec.EncodeConfluent(context.Background(), id, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := f.e.Process(context.Background(), []kafka.Message{{Topic: "customer.events", Key: []byte("s-reg"), Value: b}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertAbsent(t, f.codec, out, "compliant.marketing", "health_note", healthValue)
+	a := f.audits(t, out)
+	if d, _ := avrocodec.StringField(a["compliant.marketing_strict"], "reason"); d != "excluded_category" {
+		t.Errorf("compliant.marketing_strict: reason %q, want excluded_category", d)
 	}
 }

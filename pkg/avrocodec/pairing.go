@@ -1,6 +1,6 @@
 package avrocodec
 
-// The two functions of this file expose the pairing that schema resolution
+// ResolvedType and FeedingField expose the pairing that schema resolution
 // (resolve.go) uses, so that code which judges the writer's fields against
 // the reader's (package decision) pairs them exactly as Decode does.
 
@@ -40,4 +40,36 @@ func FeedingField(w *Type, rf *RecordField) *RecordField {
 		return nil
 	}
 	return findField(w, rf)
+}
+
+// copyCategories sets the data_category annotations of the fields of dst
+// to those of src, a model of the same canonical form (same structure;
+// defaults, aliases and other properties may differ). dst is a model
+// built for this call only, not yet shared.
+func copyCategories(dst, src *Type, seen map[*Type]bool) {
+	if dst == nil || src == nil || dst.Kind != src.Kind || seen[dst] {
+		return
+	}
+	seen[dst] = true
+	switch dst.Kind {
+	case KindRecord:
+		if len(dst.Fields) != len(src.Fields) {
+			return
+		}
+		for i, f := range dst.Fields {
+			f.Category = src.Fields[i].Category
+			copyCategories(f.Type, src.Fields[i].Type, seen)
+		}
+	case KindUnion:
+		if len(dst.Branches) != len(src.Branches) {
+			return
+		}
+		for i, b := range dst.Branches {
+			copyCategories(b, src.Branches[i], seen)
+		}
+	case KindArray:
+		copyCategories(dst.Items, src.Items, seen)
+	case KindMap:
+		copyCategories(dst.Values, src.Values, seen)
+	}
 }

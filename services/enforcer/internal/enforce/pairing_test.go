@@ -148,3 +148,50 @@ func TestRegistryWriterWithoutAnnotationsTakesTheCatalogs(t *testing.T) {
 		t.Errorf("compliant.marketing_strict: reason %q, want excluded_category", d)
 	}
 }
+
+// TestUnjudgedBytesNeverPass: bytes whose writer schema cannot be fetched
+// (registry down) leave the batch undecided (an error, nothing to write);
+// an unknown schema id and a datum followed by extra bytes go to the dead
+// letter topic only, never to a purpose stream.
+func TestUnjudgedBytesNeverPass(t *testing.T) {
+	t.Parallel()
+	cat, err := avrocodec.LoadCatalog(schemas.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := registrytest.New()
+	v1, err := fs.ReadFile(schemas.FS, "email_engagement.v1.avsc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := reg.Add("customer.events-value", string(v1))
+	f := newJudgeFixture(t, cat, schemaregistry.New(registrytest.Start(t, reg), nil))
+	f.grant(t, "s-u", "marketing")
+	f.grant(t, "s-u", "partners")
+	good, err := f.codec.EncodeSingle("consentgate.events.EmailEngagement", emailValue("e-u", "s-u"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := append([]byte{0, 0, 0, 0, byte(id)}, good[10:]...)
+	unknown := append([]byte{0, 0, 0, 0x7f, 0x7f}, good[10:]...)
+	trailing := append(append([]byte(nil), good...), []byte(healthValue)...)
+
+	reg.FailWith(503)
+	if out, err := f.e.Process(context.Background(), []kafka.Message{{Topic: "customer.events", Value: conf}}); err == nil || len(out) != 0 {
+		t.Errorf("registry down: %d records, error %v; want none and an error", len(out), err)
+	}
+	reg.FailWith(0)
+	for name, b := range map[string][]byte{"unknown schema id": unknown, "trailing bytes": trailing} {
+		out, err := f.e.Process(context.Background(), []kafka.Message{{Topic: "customer.events", Key: []byte("s-u"), Value: b}})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(out) != 1 || out[0].Topic != "customer.events.dlq" {
+			var topics []string
+			for _, m := range out {
+				topics = append(topics, m.Topic)
+			}
+			t.Errorf("%s: written to %v, want the dead letter topic only", name, topics)
+		}
+	}
+}

@@ -268,8 +268,11 @@ func (c *Codec) writerByID(ctx context.Context, id int) (*Schema, error) {
 	}
 	// Annotations of a catalog schema with the same canonical form win:
 	// registries may strip custom properties.
+	// The model (Root) takes them too: it is what judging the writer's
+	// fields reads (package decision).
 	if local, ok := c.cat.byFingerprint[s.Fingerprint]; ok {
 		s.Annotations, s.Fields = local.Annotations, local.Fields
+		copyCategories(s.root, local.root, map[*Type]bool{})
 	}
 	c.mu.Lock()
 	if prev, ok := c.byID[id]; ok {

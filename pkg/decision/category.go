@@ -27,7 +27,8 @@ import (
 //
 // A pattern that names no category of the taxonomy (policy.Categories: no
 // known category is it, lies below it or above it), such as "health" or
-// "User.Health", cannot be matched with the taxonomy, so it covers every
+// "User.Health", or one with a wildcard other than a final ".*"
+// ("user.device.*.*"), cannot be matched with the taxonomy, so it covers every
 // category: an exclusion is never ignored. Consent changes with such
 // exclusions are rejected before they are stored; this rule covers states
 // stored before that check existed.
@@ -50,7 +51,10 @@ func exclusionBase(pattern string) (base string, ok bool) {
 		return "", false
 	}
 	base = strings.TrimSuffix(pattern, ".*")
-	if base == "*" || !knownBase(base) {
+	// A wildcard anywhere else ("x.*.*", "x.*y") is no taxonomy name: it
+	// would otherwise be read as a child of x that covers only x's
+	// ancestors.
+	if strings.Contains(base, "*") || !knownBase(base) {
 		return "", true
 	}
 	return base, true

@@ -41,6 +41,12 @@ func TestExcludes(t *testing.T) {
 		{"User.Health", "user.contact.email", true},
 		{"user.health.mental", "user.health", true}, // below a known category: known
 		{"user.health.mental", "user.id", false},
+		// A wildcard left after the final ".*" is not a category: such a
+		// pattern (stored before exclusions were validated) must not
+		// shrink to the parent it starts with.
+		{"user.device.*.*", "user.device.ip_address", true},
+		{"user.contact.address.*.*", "user.contact.address.city", true},
+		{"user.device.*x", "user.device.id", true},
 	}
 	for _, tt := range tests {
 		if got := Excludes(tt.pattern, tt.category); got != tt.want {
@@ -62,6 +68,9 @@ func refExcludes(pattern, category string) bool {
 	p := strings.Split(pattern, ".")
 	if p[len(p)-1] == "*" {
 		p = p[:len(p)-1]
+	}
+	if slices.ContainsFunc(p, func(s string) bool { return strings.Contains(s, "*") }) {
+		return true // no taxonomy name
 	}
 	related := func(a, b []string) bool {
 		n := min(len(a), len(b))
@@ -94,7 +103,7 @@ func TestExcludesMatchesReference(t *testing.T) {
 			}
 		}
 	}
-	patterns := []string{"*", "", "health", "user.unknown", "user.contact.address.city.district"}
+	patterns := []string{"*", "", "health", "user.unknown", "user.contact.address.city.district", "user.device.*.*", "user.contact.address.*.*", "user.*.email"}
 	for _, n := range names {
 		patterns = append(patterns, n, n+".*")
 	}

@@ -9,8 +9,9 @@ import (
 
 // Field is one field that an event's bytes carry: a field of the writer
 // schema, with its counterpart in the reader schema the event is decoded
-// into (matched as Avro schema resolution matches them: by name and
-// aliases).
+// into (paired exactly as Avro schema resolution in avrocodec pairs them:
+// named types by their unqualified name or aliases, union branches as the
+// resolver picks them, fields by name and aliases).
 type Field struct {
 	// Path is the field's path in the writer schema (the syntax of
 	// avrocodec.Schema.Annotations).
@@ -29,12 +30,21 @@ func (f Field) Annotated() bool { return len(f.Categories) > 0 }
 
 // Carried is what FieldsOf derives from a pair of schemas.
 type Carried struct {
-	// Fields are the writer's fields, depth first in schema order.
+	// Fields are the writer's fields, depth first in schema order (a
+	// recursive type is listed once, as avrocodec.Schema.Fields does).
 	Fields []Field
-	// ReaderCategories maps the reader paths of the fields the writer
-	// carries too to their categories (Field.Categories), so that a
-	// redaction done on the reader value judges each field as the writer
-	// annotated it as well.
+	// FieldCategories maps every reader field that a writer field feeds,
+	// wherever it occurs in the data (at any depth of a recursive type, in
+	// any union branch), to the categories it is judged by: its own and
+	// those of every writer field it is read from. A redaction done on the
+	// reader value looks its fields up here, so that each is judged as the
+	// writer annotated it as well. A reader field missing from the map is
+	// not in the bytes (it takes its default): its own category applies.
+	FieldCategories map[*avrocodec.RecordField][]string
+	// ReaderCategories is FieldCategories by reader path, for
+	// explanations. Paths do not tell union branches apart, nor the depths
+	// of a recursive type beyond the first: a path holds the categories of
+	// every field at it.
 	ReaderCategories map[string][]string
 	// WriterOnly are the outermost writer paths of the fields the reader
 	// lacks: a copy re-encoded from the reader value no longer carries
@@ -62,9 +72,9 @@ func FieldsOf(writer, reader *avrocodec.Schema) *Carried {
 	if c, ok := carriedCache.Load(key); ok {
 		return c.(*Carried)
 	}
-	c := &Carried{ReaderCategories: map[string][]string{}}
+	c := &Carried{FieldCategories: map[*avrocodec.RecordField][]string{}, ReaderCategories: map[string][]string{}}
 	pw := pairWalk{c: c, seen: map[[2]*avrocodec.Type]bool{}}
-	pw.record(writer.Root(), reader.Root(), "", "", true)
+	pw.record(writer.Root(), reader.Root(), "", "", true, true)
 	got, _ := carriedCache.LoadOrStore(key, c)
 	return got.(*Carried)
 }
@@ -76,67 +86,99 @@ type pairWalk struct {
 
 // record walks the fields of writer record w, paired with reader record r
 // (nil when the reader has no counterpart). readerKnown is false below a
-// writer-only field.
-func (pw *pairWalk) record(w, r *avrocodec.Type, wp, rp string, readerKnown bool) {
+// writer-only field. emit is false on a second walk of the same writer
+// fields (a writer field that feeds two reader fields): the pairs are
+// recorded, the fields are not listed again.
+func (pw *pairWalk) record(w, r *avrocodec.Type, wp, rp string, readerKnown, emit bool) {
 	if w == nil || w.Kind != avrocodec.KindRecord {
 		return
 	}
 	k := [2]*avrocodec.Type{w, r}
 	if pw.seen[k] {
-		return // a recursive type: walked once, as avrocodec.Schema.Fields
+		return // a recursive type: its pairs are recorded on the way in
 	}
 	pw.seen[k] = true
 	defer delete(pw.seen, k)
 	for _, wf := range w.Fields {
 		f := Field{Path: join(wp, wf.Name)}
-		var rf *avrocodec.RecordField
-		if r != nil {
-			rf = matchField(r, wf)
-		}
 		if wf.Category != "" {
 			f.Categories = append(f.Categories, wf.Category)
 		}
-		if rf != nil {
-			f.ReaderPath = join(rp, rf.Name)
-			if rf.Category != "" && !slices.Contains(f.Categories, rf.Category) {
-				f.Categories = append(f.Categories, rf.Category)
+		var fed []*avrocodec.RecordField
+		if r != nil {
+			for _, rf := range r.Fields {
+				if avrocodec.FeedingField(w, rf) == wf {
+					fed = append(fed, rf)
+					if rf.Category != "" && !slices.Contains(f.Categories, rf.Category) {
+						f.Categories = append(f.Categories, rf.Category)
+					}
+				}
 			}
-			pw.c.ReaderCategories[f.ReaderPath] = f.Categories
-		} else if readerKnown {
+		}
+		if len(fed) > 0 {
+			f.ReaderPath = join(rp, fed[0].Name)
+		} else if readerKnown && emit {
 			pw.c.WriterOnly = append(pw.c.WriterOnly, f.Path)
 		}
-		pw.c.Fields = append(pw.c.Fields, f)
-		var rt *avrocodec.Type
-		if rf != nil {
-			rt = rf.Type
+		for _, rf := range fed {
+			pw.c.FieldCategories[rf] = merge(pw.c.FieldCategories[rf], f.Categories)
+			rpath := join(rp, rf.Name)
+			pw.c.ReaderCategories[rpath] = merge(pw.c.ReaderCategories[rpath], f.Categories)
 		}
-		pw.value(wf.Type, rt, f.Path, f.ReaderPath, rf != nil)
+		if emit {
+			pw.c.Fields = append(pw.c.Fields, f)
+		}
+		if len(fed) == 0 {
+			pw.value(wf.Type, nil, f.Path, "", false, emit)
+		}
+		for i, rf := range fed {
+			pw.value(wf.Type, rf.Type, f.Path, join(rp, rf.Name), true, emit && i == 0)
+		}
 	}
 }
 
+// merge returns the categories of have and add without duplicates, in a
+// new slice when it grows (the slices may be shared).
+func merge(have, add []string) []string {
+	out := have
+	for _, c := range add {
+		if !slices.Contains(out, c) {
+			if len(out) == len(have) {
+				out = slices.Clone(have)
+			}
+			out = append(out, c)
+		}
+	}
+	if out == nil {
+		out = []string{}
+	}
+	return out
+}
+
 // value walks into the records that a value of writer type w holds
-// (through unions, arrays and maps), paired with reader type r.
-func (pw *pairWalk) value(w, r *avrocodec.Type, wp, rp string, readerKnown bool) {
+// (through unions, arrays and maps), paired with reader type r as schema
+// resolution pairs them (avrocodec.ResolvedType).
+func (pw *pairWalk) value(w, r *avrocodec.Type, wp, rp string, readerKnown, emit bool) {
 	for _, wa := range alternatives(w) {
 		var ra *avrocodec.Type
 		if readerKnown {
-			ra = counterpart(wa, alternatives(r))
+			ra = avrocodec.ResolvedType(wa, r)
 		}
 		switch wa.Kind {
 		case avrocodec.KindRecord:
-			pw.record(wa, ra, wp, rp, readerKnown && ra != nil)
+			pw.record(wa, ra, wp, rp, readerKnown && ra != nil, emit)
 		case avrocodec.KindArray:
 			var items *avrocodec.Type
 			if ra != nil {
 				items = ra.Items
 			}
-			pw.value(wa.Items, items, wp+"[]", rp+"[]", ra != nil)
+			pw.value(wa.Items, items, wp+"[]", rp+"[]", ra != nil, emit)
 		case avrocodec.KindMap:
 			var values *avrocodec.Type
 			if ra != nil {
 				values = ra.Values
 			}
-			pw.value(wa.Values, values, wp+"{}", rp+"{}", ra != nil)
+			pw.value(wa.Values, values, wp+"{}", rp+"{}", ra != nil, emit)
 		}
 	}
 }
@@ -150,43 +192,6 @@ func alternatives(t *avrocodec.Type) []*avrocodec.Type {
 		return t.Branches
 	}
 	return []*avrocodec.Type{t}
-}
-
-// counterpart returns the reader type among rs that data of writer type w
-// resolves to, for the kinds that hold fields: a record of the same name
-// (or alias), or the only record; an array; a map.
-func counterpart(w *avrocodec.Type, rs []*avrocodec.Type) *avrocodec.Type {
-	var records []*avrocodec.Type
-	for _, r := range rs {
-		if r.Kind != w.Kind {
-			continue
-		}
-		if w.Kind != avrocodec.KindRecord {
-			return r
-		}
-		if r.Name == w.Name || slices.Contains(r.Aliases, w.Name) || slices.Contains(w.Aliases, r.Name) {
-			return r
-		}
-		records = append(records, r)
-	}
-	if len(records) == 1 {
-		return records[0]
-	}
-	return nil
-}
-
-// matchField finds the reader field that writer field wf feeds: by name,
-// by a reader alias, or by a writer alias (as avrocodec resolves them).
-func matchField(r *avrocodec.Type, wf *avrocodec.RecordField) *avrocodec.RecordField {
-	if f := r.Field(wf.Name); f != nil {
-		return f
-	}
-	for _, rf := range r.Fields {
-		if slices.Contains(rf.Aliases, wf.Name) || slices.Contains(wf.Aliases, rf.Name) {
-			return rf
-		}
-	}
-	return nil
 }
 
 func join(prefix, name string) string {

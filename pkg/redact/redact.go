@@ -232,7 +232,7 @@ func (r *Redactor) Apply(req Request) (Result, error) {
 	}
 	w := walker{r: r, req: &req, excl: decision.NewExclusions(req.Excluded)}
 	if req.Writer != nil && req.Writer != req.Schema {
-		w.cats = decision.FieldsOf(req.Writer, req.Schema).ReaderCategories
+		w.cats = decision.FieldsOf(req.Writer, req.Schema).FieldCategories
 	}
 	out, err := w.record(root, req.Value, "")
 	if err != nil {
@@ -261,7 +261,7 @@ type walker struct {
 	r       *Redactor
 	req     *Request
 	excl    decision.Exclusions
-	cats    map[string][]string // reader path -> writer and reader categories
+	cats    map[*avrocodec.RecordField][]string // reader field -> writer and reader categories
 	treated []string
 }
 
@@ -279,9 +279,10 @@ func transforming(a policy.Action) bool {
 }
 
 // categories returns the data categories field f is judged by: its own,
-// and the writer's annotation of the same field (Request.Writer).
+// and the writer's annotations of the fields it is read from
+// (Request.Writer), wherever it occurs in the value.
 func (w *walker) categories(f *fieldNode) []string {
-	if c, ok := w.cats[f.path]; ok {
+	if c, ok := w.cats[f.def]; ok {
 		return c
 	}
 	if f.def.Category == "" {

@@ -34,6 +34,8 @@ type warmer struct {
 	// letters: those were written when the changes were first consumed).
 	newReplay func() *apply.Syncer
 	every     time.Duration
+	// beforeReplay, when set (tests), runs after check decided to replay.
+	beforeReplay func()
 }
 
 // committed returns the consumer group's committed offsets on the consent
@@ -130,6 +132,9 @@ func (w *warmer) check(ctx context.Context) error {
 	}
 	if need, _ := behind(nodes, committed); !need {
 		return nil
+	}
+	if w.beforeReplay != nil {
+		w.beforeReplay()
 	}
 	w.log.Warn("a Redis node's consent state is behind the consent topic (restarted empty or from an old snapshot, failed over, or never filled): replaying the topic; enforcers pause until it is done")
 	from := committed

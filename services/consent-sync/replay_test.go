@@ -105,7 +105,7 @@ func TestReplayFromWatermarkAfterRestore(t *testing.T) {
 		newReplay: func() *apply.Syncer { return apply.New(replay, codec, store) }}
 	w.beforeReplay = func() {
 		srv.Restart() // back to the snapshot: g1, watermark 1
-		for { // the client reconnects
+		for {         // the client reconnects
 			if _, err := store.Watermarks(ctx); err == nil {
 				return
 			}

@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"context"
 	"errors"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -142,15 +143,37 @@ func (c *Cache) Start(ctx context.Context) error {
 // listen applies invalidations until ctx ends. go-redis reconnects a broken
 // subscription by itself on the next Receive; every (re)subscription
 // confirmation empties the cache.
+//
+// A subscription can also go silent without breaking (a half-open
+// connection: the server's host vanished, or a network partition), and then
+// delivers no invalidation while the cache would go on serving what it
+// holds. So after subscriptionProbe without any message listen sends a PING;
+// when that stays unanswered for another subscriptionProbe, the cache is not
+// live (lookups go to Redis, nothing is cached) until the next message,
+// pong or subscription confirmation arrives, which empties it again. A
+// withdrawal is thus served from memory for at most about twice
+// subscriptionProbe after its invalidation was lost.
 func (c *Cache) listen(ctx context.Context, sub *redis.PubSub) {
 	defer close(c.done)
 	defer sub.Close()
+	pinged, silent := false, false
 	for {
-		msg, err := sub.Receive(ctx)
+		msg, err := sub.ReceiveTimeout(ctx, subscriptionProbe)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				if pinged && !silent {
+					silent = true
+					c.setLive(false)
+				}
+				_ = sub.Ping(ctx) // a write error shows on the next receive
+				pinged = true
+				continue
+			}
+			pinged, silent = false, false
 			c.setLive(false)
 			select {
 			case <-ctx.Done():
@@ -158,6 +181,13 @@ func (c *Cache) listen(ctx context.Context, sub *redis.PubSub) {
 			case <-time.After(100 * time.Millisecond):
 			}
 			continue
+		}
+		pinged = false
+		if silent {
+			// The connection delivers again, in order: whatever was
+			// published meanwhile came before this message.
+			silent = false
+			c.setLive(true)
 		}
 		switch m := msg.(type) {
 		case *redis.Subscription:
@@ -169,6 +199,11 @@ func (c *Cache) listen(ctx context.Context, sub *redis.PubSub) {
 		}
 	}
 }
+
+// subscriptionProbe is how long the invalidation subscription may stay
+// silent before it is probed with a PING, and how long the PING may stay
+// unanswered before the cache stops serving from memory.
+const subscriptionProbe = 250 * time.Millisecond
 
 func (c *Cache) setLive(live bool) {
 	c.mu.Lock()

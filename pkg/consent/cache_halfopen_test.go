@@ -93,6 +93,11 @@ func TestCacheNoticesSilentSubscription(t *testing.T) {
 	if c.Len() != 1 {
 		t.Fatal("the grant was not cached (test premise)")
 	}
+	// A healthy subscription that is merely idle keeps the cache live.
+	time.Sleep(4 * subscriptionProbe)
+	if _, err := c.Lookup(ctx, []string{"s1"}); err != nil || c.Hits.Load() != 1 || !c.Live() {
+		t.Fatalf("after an idle spell on a healthy subscription: hits %d, live %v, err %v; want a hit", c.Hits.Load(), c.Live(), err)
+	}
 	bh.dropped.Store(true)
 	if _, err := st.Apply(ctx, cacheChange("w1", "s1", "marketing", ActionWithdraw, time.Now().Add(-time.Minute))); err != nil {
 		t.Fatal(err)

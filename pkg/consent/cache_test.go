@@ -115,8 +115,17 @@ func TestCacheForgetsEverythingWhenRedisGoesAway(t *testing.T) {
 	if _, err := c.Lookup(ctx, []string{"s1"}); err != nil {
 		t.Fatal(err)
 	}
+	c.mu.Lock()
+	before := c.resets
+	c.mu.Unlock()
 	srv.Restart()
-	waitFor(t, "the subscription to come back", func() bool { return c.Live() })
+	// Live() can still be true from before the restart until the listener
+	// has seen the broken connection: wait for the reset it causes.
+	waitFor(t, "the subscription to come back", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.live && c.resets > before+1
+	})
 	var got map[string]*State
 	waitFor(t, "a lookup to succeed", func() bool {
 		var err error

@@ -49,9 +49,25 @@ import (
 // The field "a:<topic>/<partition>" (A) is raised by every batch, whether or
 // not W can move: a replay that ends at E leaves W = max(E, A), because the
 // live consumer, which never stops, applied every record between E and A
-// after the loss. A rebuild token ("rebuild") written at the start of a
-// replay and checked by SetWatermark stops a node that lost its data again
-// during the replay from being marked.
+// after the loss.
+//
+// A Redis server can also lose writes it has already acknowledged without
+// losing the watermark written before them: a crash with AOF "everysec"
+// loses the last second, a restart from the last RDB loses what came after
+// it, a replica promoted by a failover lacks what it had not received. A W
+// written before the loss is then still contiguous with the batch in flight,
+// and raising it would vouch for the lost writes. So the watermark is tied to
+// one run of the server: "rid" holds the server's run_id (INFO server, new
+// on every start and different on every replica) of the replay that last set
+// W, and Advance raises W only while the server's run_id is still that one.
+// After any restart or failover W stays where it was until consent-sync has
+// replayed the topic from it (consent-sync replays as soon as it sees a node
+// whose run_id changed; [NodeWatermark.Restarted]). Likewise a replay writes
+// its own token field "rebuild:<token>" holding the run_id at its start, and
+// SetWatermark marks only a node still on that run: a node that restarted
+// during the replay (empty, or from a snapshot that holds the token) has lost
+// some of what the replay wrote. Each replay has its own token, so replays
+// by several consent-sync instances do not cancel each other.
 
 // ErrCold is returned by Lookup on a store that requires a fresh state
 // ([Store.RequireFresh]) while some Redis node's consent state is older than
@@ -83,9 +99,16 @@ type Range struct {
 
 const (
 	wmVersionField = "v"
-	wmTokenField   = "rebuild"
+	wmRunField     = "rid" // run_id of the server when SetWatermark last ran
+	wmTokenPrefix  = "rebuild:"
 	wmMarkField    = "at" // when SetWatermark last ran, Unix ms (for operators)
 )
+
+// luaRunID is Lua that sets the local rid to the server's run_id, which
+// changes on every start of the server and differs between a master and its
+// replicas.
+const luaRunID = `local rid = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or ''
+`
 
 func wField(tp TopicPartition) string { return "w:" + tp.String() }
 func aField(tp TopicPartition) string { return "a:" + tp.String() }
@@ -134,12 +157,13 @@ const clusterTopologyTTL = 10 * time.Second
 //
 //	KEYS[1]  a watermark hash
 //	ARGV     triples: topic/partition, first, next
-var advanceScript = redis.NewScript(`
+var advanceScript = redis.NewScript(luaRunID + `
+local same = redis.call('HGET', KEYS[1], 'v') == '1' and redis.call('HGET', KEYS[1], 'rid') == rid
 for i = 1, #ARGV, 3 do
   local tp, first, nxt = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
   local a = tonumber(redis.call('HGET', KEYS[1], 'a:' .. tp) or '-1')
   if nxt > a then redis.call('HSET', KEYS[1], 'a:' .. tp, nxt) end
-  if redis.call('HGET', KEYS[1], 'v') then
+  if same then
     local w = tonumber(redis.call('HGET', KEYS[1], 'w:' .. tp) or '0')
     if w >= first and nxt > w then redis.call('HSET', KEYS[1], 'w:' .. tp, nxt) end
   end
@@ -150,7 +174,9 @@ return 1
 // Advance records that the batch covering ranges has been applied to Redis:
 // call it after the batch's changes are stored and before its offsets are
 // committed. It raises W only where it is contiguous with the batch (W >=
-// First); a node that lost changes keeps its old W until a replay.
+// First), and only while the server is in the run in which a replay last
+// set W; a node that lost changes, or restarted or failed over (and may have
+// lost acknowledged writes), keeps its old W until a replay.
 func (s *Store) Advance(ctx context.Context, ranges []Range) error {
 	if len(ranges) == 0 {
 		return nil
@@ -198,10 +224,18 @@ type NodeWatermark struct {
 	Valid bool
 	// W and A are the fields described in the package's watermark notes.
 	W, A Offsets
-	// Token is the rebuild in progress, if any; Gen the token of the
-	// replay that last set the watermark.
-	Token, Gen string
+	// Gen is the token of the replay that last set the watermark.
+	Gen string
+	// MarkedRun is the server's run_id when the watermark was last set;
+	// RunID the server's run_id now (filled by [Store.Watermarks] only).
+	MarkedRun, RunID string
 }
+
+// Restarted reports whether the server restarted or failed over since a
+// replay last set its watermark: it may have lost acknowledged writes after
+// W, so W no longer rises until a replay from W. Only meaningful on what
+// [Store.Watermarks] returns.
+func (n NodeWatermark) Restarted() bool { return n.Valid && n.MarkedRun != n.RunID }
 
 // Behind reports the partitions whose W is below committed (missing counts
 // as 0), or all of them when the node has no valid watermark.
@@ -219,26 +253,36 @@ func (n NodeWatermark) Behind(committed Offsets) []TopicPartition {
 	return out
 }
 
-// Watermarks reads the watermark of every node.
+// readWatermarkScript returns the watermark hash (HGETALL) and the server's
+// run_id, read atomically on the node that holds KEYS[1].
+var readWatermarkScript = redis.NewScript(luaRunID + `
+return {redis.call('HGETALL', KEYS[1]), rid}
+`)
+
+// Watermarks reads the watermark of every node, with the node's run_id.
 func (s *Store) Watermarks(ctx context.Context) ([]NodeWatermark, error) {
 	keys, err := s.WatermarkKeys(ctx)
 	if err != nil {
 		return nil, err
 	}
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.MapStringStringCmd, len(keys))
-	for i, k := range keys {
-		cmds[i] = pipe.HGetAll(ctx, k)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, fmt.Errorf("read the consent state watermark: %w", err)
-	}
 	out := make([]NodeWatermark, len(keys))
 	for i, k := range keys {
-		out[i], err = parseWatermark(k, cmds[i].Val())
+		res, err := readWatermarkScript.Run(ctx, s.rdb, []string{k}).Slice()
 		if err != nil {
+			return nil, fmt.Errorf("read the consent state watermark: %w", err)
+		}
+		flat, _ := res[0].([]any)
+		rid, _ := res[1].(string)
+		fields := make(map[string]string, len(flat)/2)
+		for j := 0; j+1 < len(flat); j += 2 {
+			f, _ := flat[j].(string)
+			v, _ := flat[j+1].(string)
+			fields[f] = v
+		}
+		if out[i], err = parseWatermark(k, fields); err != nil {
 			return nil, err
 		}
+		out[i].RunID = rid
 	}
 	return out, nil
 }
@@ -249,8 +293,8 @@ func parseWatermark(key string, fields map[string]string) (NodeWatermark, error)
 		switch {
 		case f == wmVersionField:
 			n.Valid = v == "1"
-		case f == wmTokenField:
-			n.Token = v
+		case f == wmRunField:
+			n.MarkedRun = v
 		case f == "gen":
 			n.Gen = v
 		case strings.HasPrefix(f, "w:"), strings.HasPrefix(f, "a:"):
@@ -281,9 +325,21 @@ func parseTP(s string) (TopicPartition, bool) {
 	return TopicPartition{s[:i], p}, true
 }
 
-// BeginReplay writes a new rebuild token on every node and returns it;
-// SetWatermark marks only the nodes that still hold it (a node that restarted
-// during the replay has lost it, and with it whatever the replay wrote).
+// beginReplayScript writes the replay's token field with the server's
+// run_id.
+//
+//	KEYS[1]  a watermark hash
+//	ARGV[1]  the token field
+var beginReplayScript = redis.NewScript(luaRunID + `
+redis.call('HSET', KEYS[1], ARGV[1], rid)
+return 1
+`)
+
+// BeginReplay writes a new rebuild token on every node, with the server's
+// run_id, and returns it. Read the watermarks to replay from after it:
+// SetWatermark marks only the nodes still on that run (a node that restarted
+// during the replay, empty or from a snapshot that holds the token, has lost
+// some of what the replay wrote). Each replay has its own token.
 func (s *Store) BeginReplay(ctx context.Context) (string, error) {
 	b := make([]byte, 16)
 	if _, err := rand.Read(b); err != nil {
@@ -295,7 +351,7 @@ func (s *Store) BeginReplay(ctx context.Context) (string, error) {
 		return "", err
 	}
 	for _, k := range keys {
-		if err := s.rdb.HSet(ctx, k, wmTokenField, token).Err(); err != nil {
+		if err := beginReplayScript.Run(ctx, s.rdb, []string{k}, wmTokenPrefix+token).Err(); err != nil {
 			return "", fmt.Errorf("begin the consent state replay: %w", err)
 		}
 	}
@@ -303,13 +359,17 @@ func (s *Store) BeginReplay(ctx context.Context) (string, error) {
 }
 
 // setWatermarkScript sets W = max(W, end, A) for every partition, if the
-// node still holds the replay's token.
+// node still holds the replay's token and is still in the run in which the
+// replay began. It removes the token either way.
 //
 //	KEYS[1]  a watermark hash
 //	ARGV[1]  the token; ARGV[2] the time (Unix ms)
 //	ARGV     then pairs: topic/partition, end
-var setWatermarkScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'rebuild') ~= ARGV[1] then return 0 end
+var setWatermarkScript = redis.NewScript(luaRunID + `
+local tf = 'rebuild:' .. ARGV[1]
+local began = redis.call('HGET', KEYS[1], tf)
+redis.call('HDEL', KEYS[1], tf)
+if began ~= rid or rid == '' then return 0 end
 for i = 3, #ARGV, 2 do
   local tp, e = ARGV[i], tonumber(ARGV[i + 1])
   local a = tonumber(redis.call('HGET', KEYS[1], 'a:' .. tp) or '0')
@@ -317,15 +377,16 @@ for i = 3, #ARGV, 2 do
   if redis.call('HGET', KEYS[1], 'v') ~= '1' then w = 0 end
   redis.call('HSET', KEYS[1], 'w:' .. tp, math.max(w, e, a))
 end
-redis.call('HSET', KEYS[1], 'v', '1', 'at', ARGV[2], 'gen', ARGV[1])
-redis.call('HDEL', KEYS[1], 'rebuild')
+redis.call('HSET', KEYS[1], 'v', '1', 'at', ARGV[2], 'gen', ARGV[1], 'rid', rid)
 return 1
 `)
 
 // SetWatermark marks the state as reflecting every change below ends (the
 // ends a replay started by BeginReplay has applied, for every partition of
-// the consent topics). It reports whether every node still held the token;
-// false means a node lost its data during the replay: replay again.
+// the consent topics). It reports whether every node still held the token
+// and was still in the run in which the replay began; false means a node
+// restarted or failed over during the replay and may have lost some of it:
+// replay again.
 func (s *Store) SetWatermark(ctx context.Context, token string, ends Offsets) (bool, error) {
 	keys, err := s.WatermarkKeys(ctx)
 	if err != nil {
@@ -352,10 +413,12 @@ func (s *Store) SetWatermark(ctx context.Context, token string, ends Offsets) (b
 }
 
 // StateGeneration tells consent-sync whether the state is known to be
-// complete for a batch covering ranges: "" when some node has no watermark
-// or a watermark below a range's first offset (it lost changes that came
-// before the batch), else a value that changes whenever a replay sets the
-// watermark again. Two equal, non-empty values read before and after a
+// complete for a batch covering ranges: "" when some node has no watermark,
+// restarted or failed over since a replay last set it (it may have lost
+// changes on any partition, not only the batch's), or has a watermark below
+// a range's first offset (it lost changes that came before the batch), else
+// a value that changes whenever a replay sets the watermark again or a
+// server restarts. Two equal, non-empty values read before and after a
 // batch's applies mean that the state was complete all along.
 func (s *Store) StateGeneration(ctx context.Context, ranges []Range) (string, error) {
 	nodes, err := s.Watermarks(ctx)
@@ -364,7 +427,7 @@ func (s *Store) StateGeneration(ctx context.Context, ranges []Range) (string, er
 	}
 	var b strings.Builder
 	for _, n := range nodes {
-		if !n.Valid {
+		if !n.Valid || n.Restarted() {
 			return "", nil
 		}
 		for _, r := range ranges {
@@ -372,7 +435,7 @@ func (s *Store) StateGeneration(ctx context.Context, ranges []Range) (string, er
 				return "", nil
 			}
 		}
-		b.WriteString(n.Key + "=" + n.Gen + ";")
+		b.WriteString(n.Key + "=" + n.Gen + "@" + n.RunID + ";")
 	}
 	return b.String(), nil
 }

@@ -34,6 +34,8 @@ type warmer struct {
 	// letters: those were written when the changes were first consumed).
 	newReplay func() *apply.Syncer
 	every     time.Duration
+	// beforeReplay, when set (tests), runs after check decided to replay.
+	beforeReplay func()
 }
 
 // committed returns the consumer group's committed offsets on the consent
@@ -55,7 +57,11 @@ func committedOffsets(ctx context.Context, cfg Config) (consent.Offsets, error) 
 }
 
 // behind reports whether some node must be replayed, and from where: per
-// partition the lowest watermark of the nodes (0 for a node without one).
+// partition the lowest watermark of the nodes (0 for a node without one). A
+// node whose server restarted or failed over since its watermark was set
+// (consent.NodeWatermark.Restarted) is replayed from its watermark even when
+// that is not below the committed offsets: it may have lost acknowledged
+// writes after it, and its watermark does not rise again until a replay.
 func behind(nodes []consent.NodeWatermark, committed consent.Offsets) (bool, map[consent.TopicPartition]int64) {
 	need := false
 	from := map[consent.TopicPartition]int64{}
@@ -63,7 +69,7 @@ func behind(nodes []consent.NodeWatermark, committed consent.Offsets) (bool, map
 		from[tp] = -1
 	}
 	for _, n := range nodes {
-		if !n.Valid || len(n.Behind(committed)) > 0 {
+		if !n.Valid || n.Restarted() || len(n.Behind(committed)) > 0 {
 			need = true
 		}
 		for tp := range committed {
@@ -79,13 +85,23 @@ func behind(nodes []consent.NodeWatermark, committed consent.Offsets) (bool, map
 	return need, from
 }
 
-// replay replays the topic from the given offsets (nil: from the beginning)
-// and sets the watermark, unless a node lost the replay's token meanwhile
-// (restarted again).
-func (w *warmer) replay(ctx context.Context, from map[consent.TopicPartition]int64) (rebuild.Summary, bool, error) {
+// replay replays the topic, from the beginning when committed is nil, else
+// from the lowest watermark, and sets the watermark, unless a node restarted
+// or failed over meanwhile. The watermarks to replay from are read after
+// BeginReplay: one read before could be from a run of a server that has
+// since come back from an older snapshot, with a lower watermark.
+func (w *warmer) replay(ctx context.Context, committed consent.Offsets) (rebuild.Summary, bool, error) {
 	token, err := w.store.BeginReplay(ctx)
 	if err != nil {
 		return rebuild.Summary{}, false, err
+	}
+	var from map[consent.TopicPartition]int64
+	if committed != nil {
+		nodes, err := w.store.Watermarks(ctx)
+		if err != nil {
+			return rebuild.Summary{}, false, err
+		}
+		_, from = behind(nodes, committed)
 	}
 	s := w.newReplay()
 	opts := rebuild.Options{Kafka: w.cfg.Kafka, Topics: w.cfg.Input.Topics, BatchSize: w.cfg.BatchSize}
@@ -114,11 +130,14 @@ func (w *warmer) check(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	need, from := behind(nodes, committed)
-	if !need {
+	if need, _ := behind(nodes, committed); !need {
 		return nil
 	}
+	if w.beforeReplay != nil {
+		w.beforeReplay()
+	}
 	w.log.Warn("a Redis node's consent state is behind the consent topic (restarted empty or from an old snapshot, failed over, or never filled): replaying the topic; enforcers pause until it is done")
+	from := committed
 	for {
 		sum, ok, err := w.replay(ctx, from)
 		switch {
@@ -127,7 +146,7 @@ func (w *warmer) check(ctx context.Context) error {
 		case err != nil:
 			return fmt.Errorf("replay of the consent topic: %w", err)
 		case !ok:
-			w.log.Warn("a Redis node lost its data during the replay; replaying again from the beginning")
+			w.log.Warn("a Redis node restarted or failed over during the replay; replaying again from the beginning")
 			from = nil
 			continue
 		}

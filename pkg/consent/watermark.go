@@ -255,9 +255,11 @@ func (n NodeWatermark) Behind(committed Offsets) []TopicPartition {
 
 // readWatermarkScript returns the watermark hash (HGETALL) and the server's
 // run_id, read atomically on the node that holds KEYS[1].
-var readWatermarkScript = redis.NewScript(luaRunID + `
+const readWatermarkSrc = luaRunID + `
 return {redis.call('HGETALL', KEYS[1]), rid}
-`)
+`
+
+var readWatermarkScript = redis.NewScript(readWatermarkSrc)
 
 // Watermarks reads the watermark of every node, with the node's run_id.
 func (s *Store) Watermarks(ctx context.Context) ([]NodeWatermark, error) {
@@ -271,20 +273,32 @@ func (s *Store) Watermarks(ctx context.Context) ([]NodeWatermark, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read the consent state watermark: %w", err)
 		}
-		flat, _ := res[0].([]any)
-		rid, _ := res[1].(string)
-		fields := make(map[string]string, len(flat)/2)
-		for j := 0; j+1 < len(flat); j += 2 {
-			f, _ := flat[j].(string)
-			v, _ := flat[j+1].(string)
-			fields[f] = v
-		}
-		if out[i], err = parseWatermark(k, fields); err != nil {
+		if out[i], err = parseWatermarkReply(k, res); err != nil {
 			return nil, err
 		}
-		out[i].RunID = rid
 	}
 	return out, nil
+}
+
+// parseWatermarkReply parses the reply of readWatermarkScript.
+func parseWatermarkReply(key string, res []any) (NodeWatermark, error) {
+	if len(res) != 2 {
+		return NodeWatermark{}, &CorruptError{Field: key, Err: errors.New("unexpected watermark reply")}
+	}
+	flat, _ := res[0].([]any)
+	rid, _ := res[1].(string)
+	fields := make(map[string]string, len(flat)/2)
+	for j := 0; j+1 < len(flat); j += 2 {
+		f, _ := flat[j].(string)
+		v, _ := flat[j+1].(string)
+		fields[f] = v
+	}
+	n, err := parseWatermark(key, fields)
+	if err != nil {
+		return n, err
+	}
+	n.RunID = rid
+	return n, nil
 }
 
 func parseWatermark(key string, fields map[string]string) (NodeWatermark, error) {
@@ -501,7 +515,7 @@ func (s *Store) RequireFresh(f *Freshness) *Store {
 type freshCheck struct {
 	committed Offsets
 	keys      []string
-	cmds      []*redis.MapStringStringCmd
+	cmds      []*redis.Cmd
 }
 
 // queueFresh adds the watermark reads to pipe, or returns the reason the
@@ -518,9 +532,12 @@ func (s *Store) queueFresh(ctx context.Context, pipe redis.Pipeliner) (*freshChe
 	if err != nil {
 		return nil, fmt.Errorf("lookup consent: %w", err)
 	}
-	fc := &freshCheck{committed: committed, keys: keys, cmds: make([]*redis.MapStringStringCmd, len(keys))}
+	fc := &freshCheck{committed: committed, keys: keys, cmds: make([]*redis.Cmd, len(keys))}
 	for i, k := range keys {
-		fc.cmds[i] = pipe.HGetAll(ctx, k)
+		// With the server's run_id, so that a node that restarted (from a
+		// snapshot, or failed over) since its watermark was set is
+		// caught at once, whatever the committed offsets last read say.
+		fc.cmds[i] = pipe.Eval(ctx, readWatermarkSrc, []string{k})
 	}
 	return fc, nil
 }
@@ -531,12 +548,19 @@ func (fc *freshCheck) check() error {
 		return nil
 	}
 	for i, k := range fc.keys {
-		n, err := parseWatermark(k, fc.cmds[i].Val())
+		res, err := fc.cmds[i].Slice()
+		if err != nil {
+			return fmt.Errorf("lookup consent: %w", err)
+		}
+		n, err := parseWatermarkReply(k, res)
 		if err != nil {
 			return err
 		}
 		if !n.Valid {
 			return fmt.Errorf("%w (a Redis node holds no watermark)", ErrCold)
+		}
+		if n.Restarted() {
+			return fmt.Errorf("%w (a Redis node restarted or failed over since its watermark was set)", ErrCold)
 		}
 		if behind := n.Behind(fc.committed); len(behind) > 0 {
 			return fmt.Errorf("%w (a Redis node is behind on %d consent-topic partitions)", ErrCold, len(behind))

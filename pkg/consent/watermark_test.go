@@ -260,3 +260,34 @@ func TestTagForSlot(t *testing.T) {
 	}
 	var _ redis.UniversalClient = (*redis.ClusterClient)(nil)
 }
+
+// The enforcer's view of consent-sync's committed offsets lags by up to a
+// refresh. A server restored from a snapshot during that lag holds a
+// watermark equal to the committed offsets the enforcer last read, so the
+// comparison alone passes the restored (pre-withdrawal) state: the lookup
+// must also see that the server is not the run that set the watermark.
+func TestWatermarkRestartCaughtWithAStaleCommittedView(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	prefix := redistest.PrefixFor(t)
+	st := NewStore(srv.Client(t), prefix)
+	if _, err := st.Apply(ctx, grantAt("s1", 1000)); err != nil {
+		t.Fatal(err)
+	}
+	markReplayed(t, st, Offsets{tp0: 1})
+	srv.Snapshot(t)
+	gated := NewStore(srv.Client(t), prefix).RequireFresh(freshAt(Offsets{tp0: 1})) // the view before the next commit
+	if _, err := gated.Lookup(ctx, []string{"s1"}); err != nil {
+		t.Fatalf("lookup before the restore: %v", err)
+	}
+	srv.Restart() // from the snapshot
+	if got, err := gated.Lookup(ctx, []string{"s1"}); !errors.Is(err, ErrCold) {
+		t.Fatalf("lookup after a restore, with a committed view the restored watermark meets: %v %v, want ErrCold", got, err)
+	}
+	// consent-sync's replay marks the new run; lookups resume.
+	markReplayed(t, st, Offsets{tp0: 1})
+	if _, err := gated.Lookup(ctx, []string{"s1"}); err != nil {
+		t.Fatalf("lookup after the replay: %v", err)
+	}
+}

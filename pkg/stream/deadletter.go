@@ -154,7 +154,7 @@ func (r *Runner) replaceRejected(ctx context.Context, p *processed, rejected []R
 
 // groupRejected ties each refused record to its input: by r.Origin (default
 // SourceCoordinates), else by the event id of another record of the batch
-// that has coordinates. Records of one input make one group; a record tied
+// that has coordinates, when the id is that of one input only. Records of one input make one group; a record tied
 // to no input makes a group of its own.
 func (r *Runner) groupRejected(p *processed, rejected []Rejected) []*undelivered {
 	origin := r.Origin
@@ -175,8 +175,13 @@ func (r *Runner) groupRejected(p *processed, rejected []Rejected) []*undelivered
 				for _, o := range p.out {
 					if oid, has := Header(o, HeaderEventID); has {
 						if oc, ok := origin(o); ok {
-							if _, dup := byEventID[oid]; !dup {
+							if prev, dup := byEventID[oid]; !dup {
 								byEventID[oid] = oc
+							} else if prev != oc {
+								// Event ids come from the producers: two
+								// inputs may share one (a producer's retry).
+								// Then the id names no input.
+								byEventID[oid] = Coordinates{Partition: -1, Offset: -1}
 							}
 						}
 					}

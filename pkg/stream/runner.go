@@ -119,7 +119,8 @@ type Runner struct {
 	// Process was made from; SourceCoordinates (the consentgate.source.*
 	// headers) when nil. A refused record without coordinates is tied to
 	// its input through the consentgate.event_id of a record of the same
-	// batch that has them; failing that, a reference record describes the
+	// batch that has them (unless records of two inputs carry that id:
+	// producers choose event ids); failing that, a reference record describes the
 	// refused record itself (consentgate.dlq.origin=unknown).
 	Origin func(kafka.Message) (Coordinates, bool)
 

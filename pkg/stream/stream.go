@@ -256,8 +256,93 @@ func WriteAll(ctx context.Context, w Writer, msgs []kafka.Message, onRetry func(
 //     are written again one at a time, in order, and only a record refused
 //     on its own is set aside.
 //
+// Records of one partition are acknowledged in msgs order, retries and
+// records written again included: msgs is written in chunks no larger than
+// one of the writer's produce batches (a *kafka.Writer, or a Writer that
+// implements BatchLimiter), each done before the next. A Writer of unknown
+// limits gets msgs at once, and order then holds only while no produce
+// batch of a partition fails when a later one of the same partition
+// succeeds.
+//
 // The error is non-nil only when ctx ended first.
 func WriteEach(ctx context.Context, w Writer, msgs []kafka.Message, onRetry func(failed int, err error)) ([]Rejected, error) {
+	var rejected []Rejected
+	for start := 0; start < len(msgs); {
+		end := chunkEnd(w, msgs, start)
+		r, err := writeChunk(ctx, w, msgs[start:end], onRetry)
+		for _, x := range r {
+			x.Index += start
+			rejected = append(rejected, x)
+		}
+		if err != nil {
+			return rejected, err
+		}
+		start = end
+	}
+	return rejected, nil
+}
+
+// chunkEnd returns the end of the chunk of msgs that starts at start: at
+// most as many records and bytes as one of w's produce batches holds, so
+// that kafka-go makes at most one produce batch per partition of a chunk.
+// With two, the first could fail (refused as too large, or out of retries)
+// while the second is acknowledged, and writing the first again would put
+// its records after the second's: out of order per key. A chunk is done
+// (every record acknowledged or set aside) before the next is written. A
+// writer whose limits are unknown gets everything in one chunk.
+func chunkEnd(w Writer, msgs []kafka.Message, start int) int {
+	records, bytes, ok := batchLimits(w)
+	if !ok {
+		return len(msgs)
+	}
+	end, n := start, int64(0)
+	for end < len(msgs) && end-start < records {
+		n += int64(batchedBytes(msgs[end]))
+		if end > start && n > bytes {
+			break
+		}
+		end++
+	}
+	return end
+}
+
+// BatchLimiter is what a Writer that wraps a *kafka.Writer implements to
+// tell WriteEach the largest produce batch it makes (kafka.Writer's
+// BatchSize and BatchBytes), so that WriteEach keeps order per key (see
+// chunkEnd).
+type BatchLimiter interface {
+	BatchLimits() (records int, bytes int64)
+}
+
+func batchLimits(w Writer) (int, int64, bool) {
+	switch w := w.(type) {
+	case *kafka.Writer:
+		records, bytes := w.BatchSize, w.BatchBytes
+		if records <= 0 {
+			records = 100 // kafka-go's defaults
+		}
+		if bytes <= 0 {
+			bytes = 1048576
+		}
+		return records, bytes, true
+	case BatchLimiter:
+		records, bytes := w.BatchLimits()
+		return records, bytes, records > 0 && bytes > 0
+	}
+	return 0, 0, false
+}
+
+// batchedBytes is at least what kafka-go counts of m against BatchBytes.
+func batchedBytes(m kafka.Message) int {
+	n := 32 + len(m.Key) + len(m.Value)
+	for _, h := range m.Headers {
+		n += 10 + len(h.Key) + len(h.Value)
+	}
+	return n
+}
+
+// writeChunk is WriteEach for one chunk.
+func writeChunk(ctx context.Context, w Writer, msgs []kafka.Message, onRetry func(failed int, err error)) ([]Rejected, error) {
 	backoff := 50 * time.Millisecond
 	pending := make([]int, len(msgs))
 	for i := range pending {

@@ -100,12 +100,15 @@ func (a *Auth) Reload() error {
 }
 
 // readTokens reads one token per line; blank lines and lines starting with
-// "#" are skipped, surrounding spaces trimmed.
+// "#" are skipped, surrounding spaces trimmed, and a leading UTF-8 byte
+// order mark (some editors write one) ignored. A token is printable ASCII
+// without spaces, what a client can send in an Authorization header.
 func readTokens(path string) ([][sha256.Size]byte, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("CONSENT_INTAKE_TOKENS_FILE: %w", err)
 	}
+	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
 	var (
 		out  [][sha256.Size]byte
 		errs []error
@@ -120,6 +123,8 @@ func readTokens(path string) ([][sha256.Size]byte, error) {
 		switch {
 		case strings.IndexFunc(line, unicode.IsSpace) >= 0:
 			errs = append(errs, fmt.Errorf("CONSENT_INTAKE_TOKENS_FILE line %d: a token holds white space (one token per line)", n))
+		case strings.IndexFunc(line, func(r rune) bool { return r < '!' || r > '~' }) >= 0:
+			errs = append(errs, fmt.Errorf("CONSENT_INTAKE_TOKENS_FILE line %d: a token holds a character other than printable ASCII", n))
 		case len(line) < MinTokenLength:
 			errs = append(errs, fmt.Errorf("CONSENT_INTAKE_TOKENS_FILE line %d: token shorter than %d characters (e.g. openssl rand -hex 32)", n, MinTokenLength))
 		default:

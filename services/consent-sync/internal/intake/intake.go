@@ -22,7 +22,10 @@
 //	     no "field";
 //	401  no or a wrong bearer token (or no verified client certificate);
 //	     nothing else about the request is looked at;
-//	405  not POST; 413 body over the size limit; 415 not application/json;
+//	405  not POST; 413 body over the size limit, or a change whose record
+//	     the consent topic refuses as too large (sending it again will not
+//	     help; 500 when the topic refuses it as invalid); 415 not
+//	     application/json;
 //	503  the brokers did not acknowledge within the produce timeout: nothing
 //	     is claimed. The record may still have been written (a timeout is
 //	     ambiguous); sending the same change again is safe, because changes
@@ -323,6 +326,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		msg.Headers = []kafka.Header{{Key: HeaderClaimedCapturedAt, Value: []byte(claimed.UTC().Format(rfc3339Milli))}}
 	}
 	if err := stream.WriteAll(ctx, h.w, []kafka.Message{msg}, nil); err != nil {
+		var refused *stream.RejectedError
+		if errors.As(err, &refused) {
+			// Refused for good (larger than the topic or the writer
+			// accepts, or invalid): resending it would never help.
+			h.Rejected.Add(1)
+			reason := refused.Rejected[0].Reason
+			h.opts.Log.Warn("intake: the consent topic refused a change for good; answered it as permanent", "topic", h.opts.Topic, "reason", reason, "error", err.Error())
+			code, text := http.StatusRequestEntityTooLarge, "the change's record is larger than the consent topic accepts: it is not recorded, and sending it again will not help; shorten its fields"
+			if reason != stream.ReasonTooLarge {
+				code, text = http.StatusInternalServerError, "the consent topic refused the change's record as invalid: it is not recorded, and sending it again will not help"
+			}
+			writeJSON(w, code, map[string]any{"errors": []Problem{{Reason: text}}})
+			return
+		}
 		h.Unavailable.Add(1)
 		h.opts.Log.Warn("intake: consent topic did not acknowledge a change; answered 503", "topic", h.opts.Topic, "error", err.Error())
 		w.Header().Set("Retry-After", "1")

@@ -361,6 +361,26 @@ type ackingWriter struct {
 	w Writer
 }
 
+// BatchLimits passes on the wrapped writer's produce batch limits, so that
+// stream.WriteEach keeps order per key through this wrapper too (0, 0 when
+// they are unknown: WriteEach then writes everything at once).
+func (a *ackingWriter) BatchLimits() (records int, bytes int64) {
+	switch w := a.w.(type) {
+	case *kafka.Writer:
+		records, bytes = w.BatchSize, w.BatchBytes
+		if records <= 0 {
+			records = 100 // kafka-go's defaults
+		}
+		if bytes <= 0 {
+			bytes = 1048576
+		}
+		return records, bytes
+	case interface{ BatchLimits() (int, int64) }:
+		return w.BatchLimits()
+	}
+	return 0, 0
+}
+
 func (a *ackingWriter) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
 	err := a.w.WriteMessages(ctx, msgs...)
 	var werrs kafka.WriteErrors

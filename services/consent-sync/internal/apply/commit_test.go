@@ -126,3 +126,17 @@ func TestOffsetsCommitOnlyAfterTheNoticeIsAcknowledged(t *testing.T) {
 		t.Errorf("notice since %v, want w1's captured_at", since)
 	}
 }
+
+// The notice-acknowledging wrapper tells stream.WriteEach the produce batch
+// limits of the writer it wraps, which WriteEach needs to keep order per key.
+func TestSinkPassesOnBatchLimits(t *testing.T) {
+	w := &kafka.Writer{BatchSize: 7, BatchBytes: 12345}
+	s := New(Options{RevocationsTopic: "r", DLQSuffix: ".dlq"}, nil, nil)
+	bl, ok := s.Sink(w).(stream.BatchLimiter)
+	if !ok {
+		t.Fatal("Sink's writer does not implement stream.BatchLimiter")
+	}
+	if r, b := bl.BatchLimits(); r != 7 || b != 12345 {
+		t.Fatalf("BatchLimits = %d, %d, want 7, 12345", r, b)
+	}
+}

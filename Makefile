@@ -46,11 +46,12 @@ test: fmt-check vet
 # consent-sync apply loop) once more, many times over: a race that shows up
 # once in twenty runs is a red build, not a lucky green.
 RACE_COUNT ?= 20
+RUNNER_RACE_COUNT ?= 3
 test-concurrency:
 	@echo "== concurrency: -race -count=$(RACE_COUNT)"
 	cd pkg && $(GO) test -race -count=$(RACE_COUNT) -timeout $(TEST_TIMEOUT) ./consent/
 	cd services/consent-sync && $(GO) test -race -count=$$(( $(RACE_COUNT) / 4 )) -timeout $(TEST_TIMEOUT) ./internal/apply/
-	cd pkg && $(GO) test -race -count=$$(( $(RACE_COUNT) / 4 )) -timeout $(TEST_TIMEOUT) -run 'Runner|Pipeline|WriteAll' ./stream/
+	cd pkg && $(GO) test -race -count=$(RUNNER_RACE_COUNT) -timeout $(TEST_TIMEOUT) -run 'Runner|Pipeline|WriteAll' ./stream/
 
 # make bench: the hot path's micro-benchmarks (go test -bench, -benchmem, a
 # short BENCHTIME), then the end-to-end benchmark (e2e/bench: baseline vs

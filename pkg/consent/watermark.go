@@ -90,6 +90,18 @@ func (tp TopicPartition) String() string { return tp.Topic + "/" + strconv.Itoa(
 // read (committed offset, watermark), or an end.
 type Offsets map[TopicPartition]int64
 
+// OffsetsOf converts offsets by topic and partition (as stream.Committed
+// returns them) to Offsets.
+func OffsetsOf(byTopic map[string]map[int]int64) Offsets {
+	out := Offsets{}
+	for t, ps := range byTopic {
+		for p, off := range ps {
+			out[TopicPartition{Topic: t, Partition: p}] = off
+		}
+	}
+	return out
+}
+
 // Range is the span of one partition a batch covered: offsets First up to,
 // not including, Next.
 type Range struct {

@@ -3,6 +3,7 @@ package stream_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,7 +38,7 @@ func TestCheckKeptForever(t *testing.T) {
 	}
 	for topic, want := range map[string]string{"timed": "retention.ms", "sized": "retention.bytes", "compacted": "cleanup.policy"} {
 		err := stream.CheckKeptForever(ctx, cfg, topic)
-		if !errors.Is(err, stream.ErrNotSystemOfRecord) || !contains(err.Error(), want) {
+		if !errors.Is(err, stream.ErrNotSystemOfRecord) || !strings.Contains(err.Error(), want) {
 			t.Errorf("topic %s: %v, want ErrNotSystemOfRecord naming %s", topic, err, want)
 		}
 	}

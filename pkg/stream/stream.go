@@ -314,6 +314,10 @@ type BatchLimiter interface {
 	BatchLimits() (records int, bytes int64)
 }
 
+// BatchLimitsOf returns the largest produce batch w makes (records, bytes),
+// or false when w does not tell (see BatchLimiter).
+func BatchLimitsOf(w Writer) (records int, bytes int64, ok bool) { return batchLimits(w) }
+
 func batchLimits(w Writer) (int, int64, bool) {
 	switch w := w.(type) {
 	case *kafka.Writer:

@@ -101,18 +101,11 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	defer stopTelemetry()
 	tel.AddReadiness("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
 	tel.AddReadiness("consent-state", func(ctx context.Context) error {
-		committed, err := committedOffsets(ctx, cfg)
-		if err != nil {
-			return err
+		need, _, err := replayDue(ctx, cfg, store)
+		if err == nil && need {
+			err = consent.ErrCold
 		}
-		nodes, err := store.Watermarks(ctx)
-		if err != nil {
-			return err
-		}
-		if need, _ := behind(nodes, committed); need {
-			return consent.ErrCold
-		}
-		return nil
+		return err
 	})
 
 	// The consumer runs on its own context, cancelled only once the intake

@@ -47,13 +47,7 @@ func committedOffsets(ctx context.Context, cfg Config) (consent.Offsets, error) 
 	if err != nil {
 		return nil, err
 	}
-	out := consent.Offsets{}
-	for t, ps := range c {
-		for p, off := range ps {
-			out[consent.TopicPartition{Topic: t, Partition: p}] = off
-		}
-	}
-	return out, nil
+	return consent.OffsetsOf(c), nil
 }
 
 // behind reports whether some node must be replayed, and from where: per
@@ -119,19 +113,27 @@ func (w *warmer) replay(ctx context.Context, committed consent.Offsets) (rebuild
 	return sum, ok, err
 }
 
+// replayDue reads the committed offsets and the watermarks and reports
+// whether some node must be replayed.
+func replayDue(ctx context.Context, cfg Config, store *consent.Store) (bool, consent.Offsets, error) {
+	committed, err := committedOffsets(ctx, cfg)
+	if err != nil {
+		return false, nil, fmt.Errorf("read the committed offsets of the consent topics: %w", err)
+	}
+	nodes, err := store.Watermarks(ctx)
+	if err != nil {
+		return false, nil, err
+	}
+	need, _ := behind(nodes, committed)
+	return need, committed, nil
+}
+
 // check compares the watermarks with the committed offsets once, replaying
 // when a node is behind.
 func (w *warmer) check(ctx context.Context) error {
-	committed, err := committedOffsets(ctx, w.cfg)
-	if err != nil {
-		return fmt.Errorf("read the committed offsets of the consent topics: %w", err)
-	}
-	nodes, err := w.store.Watermarks(ctx)
-	if err != nil {
+	need, committed, err := replayDue(ctx, w.cfg, w.store)
+	if err != nil || !need {
 		return err
-	}
-	if need, _ := behind(nodes, committed); !need {
-		return nil
 	}
 	if w.beforeReplay != nil {
 		w.beforeReplay()

@@ -42,6 +42,10 @@ func run(log *slog.Logger, args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
+	brokerConfigs := map[string]string{"log.retention.ms": "-1", "log.retention.bytes": "-1"}
+	if cfg.MaxMessageBytes > 0 {
+		brokerConfigs["message.max.bytes"] = strconv.Itoa(cfg.MaxMessageBytes)
+	}
 	opts := []kfake.Opt{
 		kfake.Ports(cfg.Port),
 		kfake.DefaultNumPartitions(cfg.Partitions),
@@ -53,10 +57,7 @@ func run(log *slog.Logger, args []string) error {
 		// A development broker keeps every record: the consent topic is
 		// the system of record, and consent-sync refuses a consent topic
 		// with time or size retention.
-		kfake.BrokerConfigs(map[string]string{"log.retention.ms": "-1", "log.retention.bytes": "-1"}),
-	}
-	if cfg.MaxMessageBytes > 0 {
-		opts = append(opts, kfake.BrokerConfigs(map[string]string{"message.max.bytes": strconv.Itoa(cfg.MaxMessageBytes)}))
+		kfake.BrokerConfigs(brokerConfigs),
 	}
 	if cfg.AutoCreate {
 		opts = append(opts, kfake.AllowAutoTopicCreation())

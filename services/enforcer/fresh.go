@@ -38,13 +38,7 @@ func refreshCommitted(ctx context.Context, log *slog.Logger, cfg Config, fresh *
 			}
 			failing = true
 		} else {
-			off := consent.Offsets{}
-			for t, ps := range c {
-				for p, o := range ps {
-					off[consent.TopicPartition{Topic: t, Partition: p}] = o
-				}
-			}
-			fresh.Set(off, at, nil)
+			fresh.Set(consent.OffsetsOf(c), at, nil)
 			if failing {
 				log.Info("reading consent-sync's committed offsets again")
 			}

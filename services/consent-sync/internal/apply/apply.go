@@ -34,6 +34,7 @@ import (
 
 	"github.com/consentgate/consentgate/pkg/avrocodec"
 	"github.com/consentgate/consentgate/pkg/consent"
+	"github.com/consentgate/consentgate/pkg/stream"
 	"github.com/consentgate/consentgate/pkg/telemetry"
 )
 
@@ -365,20 +366,8 @@ type ackingWriter struct {
 // stream.WriteEach keeps order per key through this wrapper too (0, 0 when
 // they are unknown: WriteEach then writes everything at once).
 func (a *ackingWriter) BatchLimits() (records int, bytes int64) {
-	switch w := a.w.(type) {
-	case *kafka.Writer:
-		records, bytes = w.BatchSize, w.BatchBytes
-		if records <= 0 {
-			records = 100 // kafka-go's defaults
-		}
-		if bytes <= 0 {
-			bytes = 1048576
-		}
-		return records, bytes
-	case interface{ BatchLimits() (int, int64) }:
-		return w.BatchLimits()
-	}
-	return 0, 0
+	records, bytes, _ = stream.BatchLimitsOf(a.w)
+	return records, bytes
 }
 
 func (a *ackingWriter) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {

@@ -278,11 +278,7 @@ func (o Options) withDefaults() Options {
 // high watermark now, sorted by topic and partition. A topic that does not
 // exist is an error.
 func Targets(ctx context.Context, kc stream.Config, topics []string) ([]Partition, error) {
-	client := &kafka.Client{
-		Addr:      kafka.TCP(kc.Brokers...),
-		Timeout:   10 * time.Second,
-		Transport: &kafka.Transport{ClientID: kc.ClientID},
-	}
+	client := kc.Client()
 	mctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	meta, err := client.Metadata(mctx, &kafka.MetadataRequest{Topics: topics})

@@ -354,6 +354,7 @@ func (b *bench) startInfra(ctx context.Context, dataDir string) error {
 		topics = append(topics, pr.baselineTopics()...)
 		pr.res = &policyResult{Label: pr.label, File: pr.file, Version: pol.Version, Streams: len(pol.Streams)}
 		b.policies = append(b.policies, pr)
+		b.res.Policies = append(b.res.Policies, pr.res)
 		if missing := unseededPurposes(pol); len(missing) > 0 {
 			return fmt.Errorf("%s policy: purposes %v get no seeded consent: add them to seedPurposes in e2e/bench/seed.go", pf[0], missing)
 		}

@@ -5,24 +5,31 @@
 // ports) it:
 //
 //  1. seeds Redis with the consent of BENCH_SUBJECTS subjects (1,000,000 by
-//     default; about half granted per purpose, some excluding user.health,
-//     some expired) and pre-produces BENCH_EVENTS events of the realistic mix
-//     (PageView v1/v2, Purchase, EmailEngagement) to customer.events;
-//  2. runs the enforcer binary over them (policy e2e/bench/policy.yaml: three
-//     purpose streams, analytics in redact mode) and times its consumer
-//     group's commits: enforcer events/s;
-//  3. runs a passthrough baseline in this process over the same input, with
-//     the same kafka-go plumbing (pkg/stream reader, writer with acks=all,
-//     Runner with batch 500 and commit after acknowledgement), writing per
-//     input event as many records to as many topics as the enforcer did:
-//     baseline events/s, and the ratio;
-//  4. produces a burst of BENCH_CHANGES consent changes and times the
+//     default; per purpose of both policies about half granted, some
+//     excluding user.health, some expired) and pre-produces BENCH_EVENTS
+//     events of the realistic mix (PageView v1/v2, Purchase,
+//     EmailEngagement) to customer.events;
+//  2. for each policy, deploy/policy.yaml (four streams) then
+//     e2e/bench/policy.yaml (three streams, analytics in redact mode): runs
+//     the enforcer binary over the input in a consumer group of its own and
+//     times the group's commits (enforcer events/s), then the matched
+//     baseline, a passthrough process (this binary re-executed, see
+//     runPassthroughProcess) with the same kafka-go plumbing (pkg/stream
+//     reader, writer with acks=all, Runner with batch 500 and commit after
+//     acknowledgement) writing per input event as many records to as many
+//     topics as that enforcer did; then the 1:1 baseline (one copy per event
+//     to one topic). Over each events/s window it reads the CPU time
+//     (/proc/<pid>/stat) of the measured process, the broker, redis-server
+//     and itself: CPU seconds per 1,000 events, and the ratios;
+//  3. produces a burst of BENCH_CHANGES consent changes and times the
 //     consent-sync binary applying them: changes/s;
-//  5. produces events at half the enforcer's rate for BENCH_PACED, measures
-//     end-to-end latency (event handed to the producer → passed output read
-//     back from the broker) and, meanwhile, withdrawal-to-enforcement latency
-//     (WITHDRAW produced → first audit record saying withdrawn);
-//  6. reads the peak RSS (VmHWM) of the enforcer and consent-sync processes.
+//  4. with the bench policy's enforcer only: produces events at half its
+//     rate for BENCH_PACED, measures end-to-end latency (event handed to the
+//     producer → passed output read back from the broker) and, meanwhile,
+//     withdrawal-to-enforcement latency (WITHDRAW produced → first audit
+//     record saying withdrawn); then the matched passthrough at the same
+//     rate;
+//  5. reads the peak RSS (VmHWM) of every process it started.
 //
 // It prints a table and writes the same figures as JSON (default
 // .data/bench/latest.json, git-ignored). Every process it starts is stopped

@@ -342,8 +342,12 @@ func (t target) line() string {
 	if t.Margin < 0 {
 		how = "missed by"
 	}
-	m := fmt.Sprintf("%s %.2f %s (%.0f %%)", how, abs(t.Margin), t.Unit, abs(t.MarginRelative)*100)
-	s := fmt.Sprintf("%s %s: %.2f %s (goal %s; %s)", mark, t.Name, t.Value, t.Unit, t.Goal, m)
+	unit := " " + t.Unit
+	if t.Unit == "x" {
+		unit = "x"
+	}
+	m := fmt.Sprintf("%s %.2f%s (%.0f %% of the goal)", how, abs(t.Margin), unit, abs(t.MarginRelative)*100)
+	s := fmt.Sprintf("%s %s: %.2f%s (goal %s; %s)", mark, t.Name, t.Value, unit, t.Goal, m)
 	if t.Note != "" {
 		s += "; " + t.Note
 	}

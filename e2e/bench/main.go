@@ -757,7 +757,8 @@ func (b *bench) paced(ctx context.Context) error {
 
 	step(b.log, "paced run: enforcer", "events_per_sec", int(rate), "warmup", b.cfg.Warmup, "measured", b.cfg.Paced)
 	probe := &prober{gen: newGenerator(uint64(b.cfg.Seed)+3, b.cat, b.cfg.Subjects), codec: b.codec, input: inputTopic, changes: changesTopic}
-	lat, err := b.pacedRun(ctx, pacedRun{rate: rate, pool: pool, input: inputTopic, outputs: outputs, measure: b.cfg.Paced, probe: probe})
+	lat, err := b.pacedRun(ctx, pacedRun{rate: rate, pool: pool, input: inputTopic, outputs: outputs, measure: b.cfg.Paced, probe: probe,
+		cpu: b.contextCPU("enforcer", b.enforcer()), process: "enforcer"})
 	if err != nil {
 		return err
 	}
@@ -783,7 +784,7 @@ func (b *bench) paced(ctx context.Context) error {
 		return err
 	}
 	blat, err := b.pacedRun(ctx, pacedRun{rate: rate, pool: pool, input: pacedBaselineInput, outputs: baselineOutputs,
-		warmup: max(b.cfg.Warmup, 5*time.Second), measure: measure})
+		warmup: max(b.cfg.Warmup, 5*time.Second), measure: measure, cpu: b.contextCPU(name, p), process: name})
 	if err == nil {
 		err = aliveCheck(p)()
 	}
@@ -813,6 +814,10 @@ type pacedRun struct {
 	measure time.Duration
 	// probe, when set, runs withdrawal probes during the measured part.
 	probe *prober
+	// cpu, when set, is read at the start and the end of the measured
+	// part; process names the one measured.
+	cpu     *cpuWatch
+	process string
 }
 
 // pacedRun produces at a fixed rate for warm-up plus the measured time,
@@ -872,6 +877,10 @@ func (b *bench) pacedRun(ctx context.Context, pr pacedRun) (latencyResult, error
 	defer stopMeasuring()
 	measureStart := time.Now()
 	sentAtStart := pc.sent.Load()
+	cpuAtStart, err := pr.cpu.sample()
+	if err != nil {
+		return latencyResult{}, err
+	}
 	var probeErr error
 	if pr.probe != nil {
 		probeW := stream.NewWriter(b.kcfg)
@@ -884,12 +893,16 @@ func (b *bench) pacedRun(ctx context.Context, pr pacedRun) (latencyResult, error
 	}
 	measured := time.Since(measureStart)
 	sent := pc.sent.Load() - sentAtStart
+	cpuAtEnd, cpuErr := pr.cpu.sample()
 	stopPacing()
 	if err := <-pacerDone; err != nil {
 		return latencyResult{}, err
 	}
 	if probeErr != nil {
 		return latencyResult{}, probeErr
+	}
+	if cpuErr != nil {
+		return latencyResult{}, cpuErr
 	}
 	if ctx.Err() != nil {
 		return latencyResult{}, ctx.Err()
@@ -903,7 +916,12 @@ func (b *bench) pacedRun(ctx context.Context, pr pacedRun) (latencyResult, error
 			return latencyResult{}, err
 		}
 	}
-	return latencyResult{TargetPerSec: pr.rate, AchievedPerSec: float64(sent) / measured.Seconds(), MeasuredSeconds: measured.Seconds(), EndToEnd: obs.result()}, nil
+	res := latencyResult{TargetPerSec: pr.rate, AchievedPerSec: float64(sent) / measured.Seconds(), MeasuredSeconds: measured.Seconds(), EndToEnd: obs.result(),
+		Process: pr.process, CPUSeconds: pr.cpu.seconds(cpuAtStart, cpuAtEnd)}
+	if sent > 0 {
+		res.CPUPer1000 = res.CPUSeconds[pr.process] / float64(sent) * 1000
+	}
+	return res, nil
 }
 
 // sleepCtx waits for d or until ctx ends.

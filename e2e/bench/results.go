@@ -141,6 +141,11 @@ type latencyResult struct {
 	AchievedPerSec  float64     `json:"achieved_per_sec"`
 	MeasuredSeconds float64     `json:"measured_seconds"`
 	EndToEnd        percentiles `json:"end_to_end"`
+	// CPU over the measured part, as in throughput; CPUPer1000 is per
+	// 1,000 events sent (the probes' own events are not counted).
+	Process    string             `json:"process,omitempty"`
+	CPUSeconds map[string]float64 `json:"cpu_seconds_measured,omitempty"`
+	CPUPer1000 float64            `json:"cpu_seconds_per_1000_events,omitempty"`
 }
 
 type withdrawalResult struct {
@@ -303,11 +308,11 @@ func printTable(w io.Writer, r *results) {
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "measure\tvalue\tnote\n")
 	l := r.Latency.EndToEnd
-	fmt.Fprintf(tw, "enforcer latency p50/p99/p999\t%.1f / %.1f / %.1f ms\t%s policy only, at %.0f events/s (target %.0f, half the enforcer's), %d samples\n",
-		l.P50, l.P99, l.P999, r.LatencyPolicy, r.Latency.AchievedPerSec, r.Latency.TargetPerSec, l.Samples)
+	fmt.Fprintf(tw, "enforcer latency p50/p99/p999\t%.1f / %.1f / %.1f ms\t%s policy only, at %.0f events/s (target %.0f, half the enforcer's), %d samples; CPU %.3f s per 1,000 events\n",
+		l.P50, l.P99, l.P999, r.LatencyPolicy, r.Latency.AchievedPerSec, r.Latency.TargetPerSec, l.Samples, r.Latency.CPUPer1000)
 	bl := r.PassthroughLatency.EndToEnd
-	fmt.Fprintf(tw, "passthrough latency p50/p99/p999\t%.1f / %.1f / %.1f ms\tmatched passthrough at %.0f events/s, %d samples: the plumbing's floor\n",
-		bl.P50, bl.P99, bl.P999, r.PassthroughLatency.AchievedPerSec, bl.Samples)
+	fmt.Fprintf(tw, "passthrough latency p50/p99/p999\t%.1f / %.1f / %.1f ms\tmatched passthrough at %.0f events/s, %d samples: the plumbing's floor; CPU %.3f s per 1,000 events\n",
+		bl.P50, bl.P99, bl.P999, r.PassthroughLatency.AchievedPerSec, bl.Samples, r.PassthroughLatency.CPUPer1000)
 	wd := r.Withdrawal.Latency
 	fmt.Fprintf(tw, "withdrawal-to-enforcement p50/p99\t%.0f / %.0f ms\t%s policy only, %d samples, %d timed out (10 s)\n", wd.P50, wd.P99, r.LatencyPolicy, wd.Samples, r.Withdrawal.TimedOut)
 	fmt.Fprintf(tw, "consent-sync\t%.0f changes/s\t%d changes in the burst\n", r.ConsentSync.EventsPerSec, r.Settings.Changes)

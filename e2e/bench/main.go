@@ -265,6 +265,9 @@ func run(ctx context.Context, log *slog.Logger, args []string) (err error) {
 	if b.root, err = repoRoot(); err != nil {
 		return err
 	}
+	if err := b.loadPolicies(); err != nil {
+		return err
+	}
 	outDir := filepath.Join(b.root, cfg.OutDir)
 	b.logDir = filepath.Join(outDir, "logs")
 	if err := os.RemoveAll(b.logDir); err != nil {
@@ -336,6 +339,29 @@ func run(ctx context.Context, log *slog.Logger, args []string) (err error) {
 
 func step(log *slog.Logger, msg string, args ...any) { log.Info("bench: "+msg, args...) }
 
+// loadPolicies reads the policies of the throughput runs and the topics
+// their enforcers write.
+func (b *bench) loadPolicies() error {
+	for _, pf := range b.cfg.policyFiles() {
+		pol, err := policy.Load(filepath.Join(b.root, pf[1]))
+		if err != nil {
+			return fmt.Errorf("%s policy: %w", pf[0], err)
+		}
+		if missing := unseededPurposes(pol); len(missing) > 0 {
+			return fmt.Errorf("%s policy: purposes %v get no seeded consent: add them to seedPurposes in e2e/bench/seed.go", pf[0], missing)
+		}
+		pr := &policyRun{label: pf[0], file: strings.TrimPrefix(pf[1], "./"), pol: pol}
+		for _, st := range pol.Streams {
+			pr.topics = append(pr.topics, st.Topic)
+		}
+		pr.topics = append(pr.topics, auditTopic, dlqTopic)
+		pr.res = &policyResult{Label: pr.label, File: pr.file, Version: pol.Version, Streams: len(pol.Streams)}
+		b.policies = append(b.policies, pr)
+		b.res.Policies = append(b.res.Policies, pr.res)
+	}
+	return nil
+}
+
 // startInfra starts Redis and the broker, and the clients on them.
 func (b *bench) startInfra(ctx context.Context, dataDir string) error {
 	rp, addr, err := startRedis(ctx, b.logDir)
@@ -345,26 +371,13 @@ func (b *bench) startInfra(ctx context.Context, dataDir string) error {
 	b.procs = append(b.procs, rp)
 	b.redis = addr
 	topics := []string{pacedBaselineInput, oneToOneTopic}
-	for _, pf := range b.cfg.policyFiles() {
-		pol, err := policy.Load(filepath.Join(b.root, pf[1]))
-		if err != nil {
-			return fmt.Errorf("%s policy: %w", pf[0], err)
-		}
-		pr := &policyRun{label: pf[0], file: strings.TrimPrefix(pf[1], "./"), pol: pol}
-		for _, st := range pol.Streams {
-			pr.topics = append(pr.topics, st.Topic)
-			if !slices.Contains(topics, st.Topic) {
-				topics = append(topics, st.Topic)
+	for _, pr := range b.policies {
+		for _, t := range pr.topics {
+			if !slices.Contains(topics, t) && t != auditTopic && t != dlqTopic { // the broker's defaults
+				topics = append(topics, t)
 			}
 		}
-		pr.topics = append(pr.topics, auditTopic, dlqTopic)
 		topics = append(topics, pr.baselineTopics()...)
-		pr.res = &policyResult{Label: pr.label, File: pr.file, Version: pol.Version, Streams: len(pol.Streams)}
-		b.policies = append(b.policies, pr)
-		b.res.Policies = append(b.res.Policies, pr.res)
-		if missing := unseededPurposes(pol); len(missing) > 0 {
-			return fmt.Errorf("%s policy: purposes %v get no seeded consent: add them to seedPurposes in e2e/bench/seed.go", pf[0], missing)
-		}
 	}
 	bp, baddr, err := startBroker(ctx, b.bins["devbroker"], b.logDir, dataDir, b.cfg.Partitions, topics)
 	if err != nil {

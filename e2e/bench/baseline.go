@@ -118,11 +118,11 @@ func runPassthroughProcess(args []string) error {
 		return err
 	}
 	if *broker == "" || *group == "" || *input == "" || *outputs == "" {
-		return errors.New("passthrough: --broker, --group, --input and --outputs are required")
+		return errors.New("--broker, --group, --input and --outputs are required")
 	}
 	pt, err := parseOutputs(*outputs)
 	if err != nil {
-		return fmt.Errorf("passthrough: %w", err)
+		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

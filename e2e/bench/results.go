@@ -351,7 +351,11 @@ func (t target) line() string {
 	if t.Unit == "x" {
 		unit = "x"
 	}
-	m := fmt.Sprintf("%s %.2f%s (%.0f %% of the goal)", how, abs(t.Margin), unit, abs(t.MarginRelative)*100)
+	pct := fmt.Sprintf("%.0f", abs(t.MarginRelative)*100)
+	if abs(t.MarginRelative) < 0.1 {
+		pct = fmt.Sprintf("%.1f", abs(t.MarginRelative)*100)
+	}
+	m := fmt.Sprintf("%s %.2f%s (%s %% of the goal)", how, abs(t.Margin), unit, pct)
 	s := fmt.Sprintf("%s %s: %.2f%s (goal %s; %s)", mark, t.Name, t.Value, unit, t.Goal, m)
 	if t.Note != "" {
 		s += "; " + t.Note

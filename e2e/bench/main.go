@@ -5,24 +5,31 @@
 // ports) it:
 //
 //  1. seeds Redis with the consent of BENCH_SUBJECTS subjects (1,000,000 by
-//     default; about half granted per purpose, some excluding user.health,
-//     some expired) and pre-produces BENCH_EVENTS events of the realistic mix
-//     (PageView v1/v2, Purchase, EmailEngagement) to customer.events;
-//  2. runs the enforcer binary over them (policy e2e/bench/policy.yaml: three
-//     purpose streams, analytics in redact mode) and times its consumer
-//     group's commits: enforcer events/s;
-//  3. runs a passthrough baseline in this process over the same input, with
-//     the same kafka-go plumbing (pkg/stream reader, writer with acks=all,
-//     Runner with batch 500 and commit after acknowledgement), writing per
-//     input event as many records to as many topics as the enforcer did:
-//     baseline events/s, and the ratio;
-//  4. produces a burst of BENCH_CHANGES consent changes and times the
+//     default; per purpose of both policies about half granted, some
+//     excluding user.health, some expired) and pre-produces BENCH_EVENTS
+//     events of the realistic mix (PageView v1/v2, Purchase,
+//     EmailEngagement) to customer.events;
+//  2. for each policy, deploy/policy.yaml (four streams) then
+//     e2e/bench/policy.yaml (three streams, analytics in redact mode): runs
+//     the enforcer binary over the input in a consumer group of its own and
+//     times the group's commits (enforcer events/s), then the matched
+//     baseline, a passthrough process (this binary re-executed, see
+//     runPassthroughProcess) with the same kafka-go plumbing (pkg/stream
+//     reader, writer with acks=all, Runner with batch 500 and commit after
+//     acknowledgement) writing per input event as many records to as many
+//     topics as that enforcer did; then the 1:1 baseline (one copy per event
+//     to one topic). Over each events/s window it reads the CPU time
+//     (/proc/<pid>/stat) of the measured process, the broker, redis-server
+//     and itself: CPU seconds per 1,000 events, and the ratios;
+//  3. produces a burst of BENCH_CHANGES consent changes and times the
 //     consent-sync binary applying them: changes/s;
-//  5. produces events at half the enforcer's rate for BENCH_PACED, measures
-//     end-to-end latency (event handed to the producer → passed output read
-//     back from the broker) and, meanwhile, withdrawal-to-enforcement latency
-//     (WITHDRAW produced → first audit record saying withdrawn);
-//  6. reads the peak RSS (VmHWM) of the enforcer and consent-sync processes.
+//  4. with the bench policy's enforcer only: produces events at half its
+//     rate for BENCH_PACED, measures end-to-end latency (event handed to the
+//     producer → passed output read back from the broker) and, meanwhile,
+//     withdrawal-to-enforcement latency (WITHDRAW produced → first audit
+//     record saying withdrawn); then the matched passthrough at the same
+//     rate;
+//  5. reads the peak RSS (VmHWM) of every process it started.
 //
 // It prints a table and writes the same figures as JSON (default
 // .data/bench/latest.json, git-ignored). Every process it starts is stopped
@@ -36,6 +43,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -50,40 +58,43 @@ import (
 	"github.com/consentgate/consentgate/pkg/avrocodec"
 	"github.com/consentgate/consentgate/pkg/consent"
 	"github.com/consentgate/consentgate/pkg/envflag"
+	"github.com/consentgate/consentgate/pkg/policy"
 	"github.com/consentgate/consentgate/pkg/stream"
 	"github.com/consentgate/consentgate/schemas"
 )
 
 // config is the benchmark's settings (environment or flags).
 type config struct {
-	Events     int
-	Subjects   int
-	Changes    int
-	Partitions int
-	Paced      time.Duration
-	Warmup     time.Duration
-	Probes     int
-	OutDir     string
-	Policy     string
-	Seed       int
-	BinDir     string
-	Rate       int
-	Traced     float64
+	Events       int
+	Subjects     int
+	Changes      int
+	Partitions   int
+	Paced        time.Duration
+	Warmup       time.Duration
+	Probes       int
+	OutDir       string
+	Policy       string
+	DeployPolicy string
+	Seed         int
+	BinDir       string
+	Rate         int
+	Traced       float64
 }
 
 func defaultConfig() config {
 	return config{
-		Events:     500000,
-		Subjects:   1000000,
-		Changes:    50000,
-		Partitions: 6,
-		Paced:      45 * time.Second,
-		Warmup:     5 * time.Second,
-		Probes:     2000,
-		OutDir:     ".data/bench",
-		Policy:     "e2e/bench/policy.yaml",
-		Seed:       1,
-		Traced:     0.01,
+		Events:       500000,
+		Subjects:     1000000,
+		Changes:      50000,
+		Partitions:   6,
+		Paced:        45 * time.Second,
+		Warmup:       5 * time.Second,
+		Probes:       2000,
+		OutDir:       ".data/bench",
+		Policy:       "e2e/bench/policy.yaml",
+		DeployPolicy: "deploy/policy.yaml",
+		Seed:         1,
+		Traced:       0.01,
 	}
 }
 
@@ -97,7 +108,8 @@ func (c *config) flags() *envflag.Set {
 	s.Duration(&c.Warmup, "warmup", "BENCH_WARMUP", "start of the paced run left out of the figures")
 	s.Int(&c.Probes, "probes", "BENCH_PROBES", "most withdrawal probes (each takes a fresh probe subject)")
 	s.String(&c.OutDir, "out", "BENCH_OUT", "folder of the results (relative to the repository root)")
-	s.String(&c.Policy, "policy", "BENCH_POLICY", "policy file (relative to the repository root)")
+	s.String(&c.Policy, "policy", "BENCH_POLICY", "bench policy file (relative to the repository root): throughput, latency and withdrawal probes")
+	s.String(&c.DeployPolicy, "deploy-policy", "BENCH_DEPLOY_POLICY", "second policy of the throughput runs (relative to the repository root)")
 	s.Int(&c.Seed, "seed", "BENCH_SEED", "seed of the event generator")
 	s.Float(&c.Traced, "traced", "BENCH_TRACED", "share of input events carrying a sampled W3C traceparent, as from producers that sample (the enforcer then traces them)")
 	s.Int(&c.Rate, "rate", "BENCH_RATE", "events/s of the paced run; 0 is half the enforcer's measured rate")
@@ -149,10 +161,52 @@ const (
 	pseudonymKey = "consentgate-bench-pseudonymisation-key"
 )
 
-// enforcerTopics are the topics the enforcer writes with the bench policy.
-var enforcerTopics = []string{"compliant.marketing", "compliant.analytics", "compliant.personalisation", auditTopic, dlqTopic}
+// policyRun is one policy the throughput runs measure: its enforcer run and
+// its matched baseline.
+type policyRun struct {
+	label string // "bench" or "deploy"; names its processes, groups and baseline topics
+	file  string // relative to the repository root
+	pol   *policy.Policy
+	// topics are the topics the enforcer writes with this policy: the
+	// streams', the audit topic and the dead-letter topic.
+	topics []string
+	res    *policyResult
+}
+
+// policyFiles are the policies of the throughput runs, in run order: the
+// deploy policy first (its enforcer stops after its run), then the bench
+// policy, whose enforcer keeps running for the paced run and the probes.
+func (c config) policyFiles() [][2]string {
+	return [][2]string{{"deploy", c.DeployPolicy}, {"bench", c.Policy}}
+}
+
+// baselineTopic is the matched baseline's topic for enforcer topic t.
+func (p *policyRun) baselineTopic(t string) string { return baselinePrefix + p.label + "." + t }
+
+func (p *policyRun) baselineTopics() []string {
+	out := make([]string, len(p.topics))
+	for i, t := range p.topics {
+		out[i] = p.baselineTopic(t)
+	}
+	return out
+}
+
+// enforcerName is the process (and log) name of the policy's enforcer.
+func (p *policyRun) enforcerName() string {
+	if p.label == "bench" {
+		return "enforcer"
+	}
+	return "enforcer-" + p.label
+}
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == passthroughMode {
+		if err := runPassthroughProcess(os.Args[2:]); err != nil {
+			fmt.Fprintf(os.Stderr, "bench passthrough: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	err := run(ctx, log, os.Args[1:])
@@ -168,24 +222,25 @@ func main() {
 
 // bench holds what the phases share.
 type bench struct {
-	cfg     config
-	log     *slog.Logger
-	root    string
-	logDir  string
-	bins    map[string]string
-	broker  string
-	redis   string
-	rdb     *redis.Client
-	store   *consent.Store
-	cat     *avrocodec.Catalog
-	codec   *avrocodec.Codec
-	kcfg    stream.Config
-	writer  *kafka.Writer
-	admin   *kafkaAdmin
-	procs   []*proc // in start order; stopped in reverse
-	probes  []string
-	baseEnv []string
-	res     results
+	cfg      config
+	log      *slog.Logger
+	root     string
+	logDir   string
+	bins     map[string]string
+	broker   string
+	redis    string
+	rdb      *redis.Client
+	store    *consent.Store
+	cat      *avrocodec.Catalog
+	codec    *avrocodec.Codec
+	kcfg     stream.Config
+	writer   *kafka.Writer
+	admin    *kafkaAdmin
+	procs    []*proc // in start order; stopped in reverse
+	probes   []string
+	baseEnv  []string
+	policies []*policyRun // in run order
+	res      results
 }
 
 func run(ctx context.Context, log *slog.Logger, args []string) (err error) {
@@ -205,7 +260,12 @@ func run(ctx context.Context, log *slog.Logger, args []string) (err error) {
 	b.res.Date = began.UTC().Format(time.RFC3339)
 	b.res.Machine = describeMachine()
 	b.res.Settings = cfg.settings()
+	b.res.PeakRSSMiB = map[string]float64{}
+	b.res.ClockTicks.PerSecond, b.res.ClockTicks.From = ticksPerSecond()
 	if b.root, err = repoRoot(); err != nil {
+		return err
+	}
+	if err := b.loadPolicies(); err != nil {
 		return err
 	}
 	outDir := filepath.Join(b.root, cfg.OutDir)
@@ -250,7 +310,13 @@ func run(ctx context.Context, log *slog.Logger, args []string) (err error) {
 	defer b.rdb.Close()
 	defer b.writer.Close()
 
-	for _, phase := range []func(context.Context) error{b.seed, b.produceInput, b.enforcerThroughput, b.baselineThroughput, b.consentSyncBurst, b.paced, b.peakRSS} {
+	phases := []func(context.Context) error{b.seed, b.produceInput}
+	for _, pr := range b.policies {
+		phases = append(phases, func(ctx context.Context) error { return b.enforcerThroughput(ctx, pr) },
+			func(ctx context.Context) error { return b.matchedThroughput(ctx, pr) })
+	}
+	phases = append(phases, b.oneToOneThroughput, b.consentSyncBurst, b.paced, b.peakRSS)
+	for _, phase := range phases {
 		if err := phase(ctx); err != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("interrupted: %w", ctx.Err())
@@ -260,6 +326,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) (err error) {
 	}
 	b.res.Machine.LoadAvgEnd = loadAvg()
 	b.res.WallSeconds = time.Since(began).Seconds()
+	b.res.finish()
 	b.res.judge()
 	printTable(os.Stdout, &b.res)
 	path, err := b.res.write(outDir)
@@ -272,6 +339,29 @@ func run(ctx context.Context, log *slog.Logger, args []string) (err error) {
 
 func step(log *slog.Logger, msg string, args ...any) { log.Info("bench: "+msg, args...) }
 
+// loadPolicies reads the policies of the throughput runs and the topics
+// their enforcers write.
+func (b *bench) loadPolicies() error {
+	for _, pf := range b.cfg.policyFiles() {
+		pol, err := policy.Load(filepath.Join(b.root, pf[1]))
+		if err != nil {
+			return fmt.Errorf("%s policy: %w", pf[0], err)
+		}
+		if missing := unseededPurposes(pol); len(missing) > 0 {
+			return fmt.Errorf("%s policy: purposes %v get no seeded consent: add them to seedPurposes in e2e/bench/seed.go", pf[0], missing)
+		}
+		pr := &policyRun{label: pf[0], file: strings.TrimPrefix(pf[1], "./"), pol: pol}
+		for _, st := range pol.Streams {
+			pr.topics = append(pr.topics, st.Topic)
+		}
+		pr.topics = append(pr.topics, auditTopic, dlqTopic)
+		pr.res = &policyResult{Label: pr.label, File: pr.file, Version: pol.Version, Streams: len(pol.Streams)}
+		b.policies = append(b.policies, pr)
+		b.res.Policies = append(b.res.Policies, pr.res)
+	}
+	return nil
+}
+
 // startInfra starts Redis and the broker, and the clients on them.
 func (b *bench) startInfra(ctx context.Context, dataDir string) error {
 	rp, addr, err := startRedis(ctx, b.logDir)
@@ -280,9 +370,14 @@ func (b *bench) startInfra(ctx context.Context, dataDir string) error {
 	}
 	b.procs = append(b.procs, rp)
 	b.redis = addr
-	topics := []string{"compliant.marketing", "compliant.analytics", "compliant.personalisation", pacedBaselineInput}
-	for _, t := range enforcerTopics {
-		topics = append(topics, baselinePrefix+t)
+	topics := []string{pacedBaselineInput, oneToOneTopic}
+	for _, pr := range b.policies {
+		for _, t := range pr.topics {
+			if !slices.Contains(topics, t) && t != auditTopic && t != dlqTopic { // the broker's defaults
+				topics = append(topics, t)
+			}
+		}
+		topics = append(topics, pr.baselineTopics()...)
 	}
 	bp, baddr, err := startBroker(ctx, b.bins["devbroker"], b.logDir, dataDir, b.cfg.Partitions, topics)
 	if err != nil {
@@ -303,17 +398,11 @@ func (b *bench) startInfra(ctx context.Context, dataDir string) error {
 	b.kcfg.ClientID = "consentgate-bench"
 	b.writer = stream.NewWriter(b.kcfg)
 	b.admin = newKafkaAdmin(b.broker)
-	policyFile := filepath.Join(b.root, b.cfg.Policy)
-	if _, err := os.Stat(policyFile); err != nil {
-		return fmt.Errorf("policy file: %w", err)
-	}
 	b.baseEnv = []string{
 		"KAFKA_BROKERS=" + b.broker,
 		"REDIS_ADDR=" + b.redis,
-		"POLICY_FILE=" + policyFile,
 		"CONSENT_KEY_PREFIX=" + keyPrefix,
 		"PSEUDONYMISATION_KEY=" + pseudonymKey,
-		"ENFORCER_GROUP_ID=bench-enforcer",
 		"CONSENT_SYNC_GROUP_ID=bench-consent-sync",
 		// Telemetry stays on (it is part of the cost) on ports of its own.
 		"ENFORCER_TELEMETRY_ADDR=127.0.0.1:0",
@@ -394,8 +483,10 @@ func (b *bench) produceInput(ctx context.Context) error {
 	return nil
 }
 
-func (b *bench) startService(ctx context.Context, name, ready string) (*proc, error) {
-	p, err := startProc(name, b.bins[name], b.logDir, b.baseEnv)
+// startService starts the binary bin as process name with the common
+// environment plus env, and waits for its ready line.
+func (b *bench) startService(ctx context.Context, name, bin, ready string, env ...string) (*proc, error) {
+	p, err := startProc(name, b.bins[bin], b.logDir, append(slices.Clone(b.baseEnv), env...))
 	if err != nil {
 		return nil, err
 	}
@@ -430,88 +521,169 @@ func (b *bench) drainTimeout(n int) time.Duration {
 	return time.Minute + time.Duration(n/200)*time.Second
 }
 
-// enforcerThroughput runs the enforcer over the pre-produced input.
-func (b *bench) enforcerThroughput(ctx context.Context) error {
-	step(b.log, "enforcer: consuming the input")
-	p, err := b.startService(ctx, "enforcer", `"msg":"enforcing"`)
+// contextCPU watches the CPU time of the measured process p (named name),
+// then, for context, of the broker, redis-server and this process.
+func (b *bench) contextCPU(name string, p *proc) *cpuWatch {
+	w := &cpuWatch{}
+	w.add(name, p.cmd.Process.Pid)
+	for _, n := range []string{"devbroker", "redis"} {
+		if q := b.find(n); q != nil {
+			w.add(n, q.cmd.Process.Pid)
+		}
+	}
+	w.add(benchSelf, os.Getpid())
+	return w
+}
+
+// benchSelf names this process in the CPU figures: the producer of the
+// paced runs, the observers, the commit polling.
+const benchSelf = "bench"
+
+// enforcerThroughput runs the enforcer with pr's policy over the
+// pre-produced input, in a consumer group of its own. The bench policy's
+// enforcer keeps running (the paced run and the probes use it); the others
+// are stopped after their run.
+func (b *bench) enforcerThroughput(ctx context.Context, pr *policyRun) error {
+	step(b.log, "enforcer: consuming the input", "policy", pr.file)
+	before, err := b.admin.endOffsets(ctx, b.cfg.Partitions, pr.topics...)
 	if err != nil {
 		return err
 	}
-	run, err := b.admin.waitDrained(ctx, "bench-enforcer", inputTopic, b.cfg.Partitions, int64(b.cfg.Events), b.drainTimeout(b.cfg.Events), aliveCheck(p))
+	name := pr.enforcerName()
+	p, err := b.startService(ctx, name, "enforcer", `"msg":"enforcing"`,
+		"POLICY_FILE="+filepath.Join(b.root, pr.file), "ENFORCER_GROUP_ID="+enforcerGroup(pr))
 	if err != nil {
 		return err
 	}
-	counts, err := b.admin.endOffsets(ctx, b.cfg.Partitions, enforcerTopics...)
+	run, err := b.admin.waitDrained(ctx, enforcerGroup(pr), inputTopic, b.cfg.Partitions, int64(b.cfg.Events), b.drainTimeout(b.cfg.Events), aliveCheck(p), b.contextCPU(name, p))
 	if err != nil {
 		return err
 	}
-	var total int64
-	for _, n := range counts {
-		total += n
+	after, err := b.admin.endOffsets(ctx, b.cfg.Partitions, pr.topics...)
+	if err != nil {
+		return err
 	}
-	b.res.Enforcer = throughput{EventsPerSec: run.PerSec(), Events: run.Records, StartupSeconds: run.Startup.Seconds(),
-		BusySeconds: run.Busy.Seconds(), RecordsWritten: total, RecordsPerEvent: float64(total) / float64(b.cfg.Events), ByTopic: counts}
-	step(b.log, "enforcer done", "events_per_sec", int(run.PerSec()), "records_per_event", fmt.Sprintf("%.3f", b.res.Enforcer.RecordsPerEvent))
-	if want := int64(len(enforcerTopics)-2) * int64(b.cfg.Events); counts[auditTopic] != want {
-		return fmt.Errorf("the enforcer wrote %d audit records, want %d (one per event and stream)", counts[auditTopic], want)
+	counts := make(map[string]int64, len(after))
+	for t, n := range after {
+		counts[t] = n - before[t]
+	}
+	pr.res.Enforcer = b.throughputOf(run, name, counts)
+	step(b.log, "enforcer done", "policy", pr.file, "events_per_sec", int(run.PerSec()), "records_per_event", fmt.Sprintf("%.3f", pr.res.Enforcer.RecordsPerEvent),
+		"cpu_s_per_1000", fmt.Sprintf("%.3f", pr.res.Enforcer.CPUPer1000))
+	// One audit record per event (audit record v2) or one per event and
+	// stream (v1); anything else means events were lost or doubled.
+	events := int64(b.cfg.Events)
+	if n := counts[auditTopic]; n != events && n != events*int64(len(pr.pol.Streams)) {
+		return fmt.Errorf("the enforcer (%s) wrote %d audit records for %d events and %d streams, want %d (one per event) or %d (one per event and stream)",
+			pr.file, n, events, len(pr.pol.Streams), events, events*int64(len(pr.pol.Streams)))
+	}
+	if pr.label != "bench" {
+		b.res.PeakRSSMiB[name] = b.rssMiB(p)
+		if err := p.stop(30 * time.Second); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// baselineThroughput runs the passthrough over the same input.
-func (b *bench) baselineThroughput(ctx context.Context) error {
-	step(b.log, "baseline: consuming the input")
-	pt := &passthrough{perTopic: map[string]float64{}}
-	for _, t := range enforcerTopics {
-		pt.perTopic[t] = float64(b.res.Enforcer.ByTopic[t]) / float64(b.cfg.Events)
-		pt.topics = append(pt.topics, t)
-	}
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- runBaseline(rctx, b.kcfg, "bench-baseline", inputTopic, pt, b.log) }()
-	var stopped error
-	alive := func() error {
-		select {
-		case stopped = <-done:
-			return fmt.Errorf("baseline stopped: %v", stopped)
-		default:
-			return nil
-		}
-	}
-	run, err := b.admin.waitDrained(ctx, "bench-baseline", inputTopic, b.cfg.Partitions, int64(b.cfg.Events), b.drainTimeout(b.cfg.Events), alive)
-	cancel()
-	if stopped == nil {
-		if rerr := <-done; err == nil && rerr != nil {
-			err = fmt.Errorf("baseline: %w", rerr)
-		}
-	}
-	if err != nil {
-		return err
-	}
-	counts, err := b.admin.endOffsets(ctx, b.cfg.Partitions, prefixed(enforcerTopics)...)
-	if err != nil {
-		return err
-	}
+func enforcerGroup(pr *policyRun) string { return "bench-enforcer-" + pr.label }
+
+// throughputOf builds the figures of a drain run of process name that wrote
+// counts records (by topic).
+func (b *bench) throughputOf(run drainRun, name string, counts map[string]int64) throughput {
 	var total int64
 	for _, n := range counts {
 		total += n
 	}
-	b.res.Baseline = throughput{EventsPerSec: run.PerSec(), Events: run.Records, StartupSeconds: run.Startup.Seconds(),
+	t := throughput{EventsPerSec: run.PerSec(), Events: run.Records, StartupSeconds: run.Startup.Seconds(),
 		BusySeconds: run.Busy.Seconds(), RecordsWritten: total, RecordsPerEvent: float64(total) / float64(b.cfg.Events), ByTopic: counts}
-	if b.res.Baseline.EventsPerSec > 0 {
-		b.res.Ratio = b.res.Enforcer.EventsPerSec / b.res.Baseline.EventsPerSec
+	t.setCPU(run, name)
+	return t
+}
+
+// rssMiB reads a running process's peak RSS; 0 when it cannot.
+func (b *bench) rssMiB(p *proc) float64 {
+	rss, err := p.peakRSS()
+	if err != nil {
+		b.log.Warn("peak RSS", "process", p.name, "error", err.Error())
+		return 0
 	}
-	step(b.log, "baseline done", "events_per_sec", int(run.PerSec()), "records", total, "enforcer_records", b.res.Enforcer.RecordsWritten)
+	return float64(rss) / (1 << 20)
+}
+
+// matchedThroughput runs the matched baseline of pr: a passthrough process
+// over the same input writing, per input event, as many records to as many
+// topics as pr's enforcer did.
+func (b *bench) matchedThroughput(ctx context.Context, pr *policyRun) error {
+	perTopic := map[string]float64{}
+	for _, t := range pr.topics {
+		if n := pr.res.Enforcer.ByTopic[t]; n > 0 {
+			perTopic[pr.baselineTopic(t)] = float64(n) / float64(b.cfg.Events)
+		}
+	}
+	res, err := b.passthroughThroughput(ctx, "passthrough-"+pr.label, perTopic)
+	if err != nil {
+		return err
+	}
+	pr.res.Matched = res
 	return nil
 }
 
-func prefixed(topics []string) []string {
-	out := make([]string, len(topics))
-	for i, t := range topics {
-		out[i] = baselinePrefix + t
+// oneToOneThroughput runs the 1:1 baseline: one copy of every input event
+// to one topic.
+func (b *bench) oneToOneThroughput(ctx context.Context) error {
+	res, err := b.passthroughThroughput(ctx, "passthrough-1to1", map[string]float64{oneToOneTopic: 1})
+	if err != nil {
+		return err
 	}
-	return out
+	b.res.OneToOne = res
+	return nil
+}
+
+// passthroughThroughput runs a passthrough process (name is also its
+// consumer group) over the input, writing perTopic, times it like the
+// enforcer and stops it.
+func (b *bench) passthroughThroughput(ctx context.Context, name string, perTopic map[string]float64) (throughput, error) {
+	step(b.log, "baseline: consuming the input", "baseline", name)
+	topics := make([]string, 0, len(perTopic))
+	for t := range perTopic {
+		topics = append(topics, t)
+	}
+	slices.Sort(topics)
+	before, err := b.admin.endOffsets(ctx, b.cfg.Partitions, topics...)
+	if err != nil {
+		return throughput{}, err
+	}
+	group := "bench-" + name
+	p, err := b.startPassthrough(ctx, name, group, inputTopic, perTopic)
+	if err != nil {
+		return throughput{}, err
+	}
+	run, err := b.admin.waitDrained(ctx, group, inputTopic, b.cfg.Partitions, int64(b.cfg.Events), b.drainTimeout(b.cfg.Events), aliveCheck(p), b.contextCPU(name, p))
+	if err != nil {
+		return throughput{}, err
+	}
+	b.res.PeakRSSMiB[name] = b.rssMiB(p)
+	if err := p.stop(30 * time.Second); err != nil {
+		return throughput{}, err
+	}
+	after, err := b.admin.endOffsets(ctx, b.cfg.Partitions, topics...)
+	if err != nil {
+		return throughput{}, err
+	}
+	counts := make(map[string]int64, len(after))
+	var want float64
+	for _, t := range topics {
+		counts[t] = after[t] - before[t]
+		want += perTopic[t] * float64(b.cfg.Events)
+	}
+	res := b.throughputOf(run, name, counts)
+	if float64(res.RecordsWritten) < math.Floor(want)-float64(len(topics)) || float64(res.RecordsWritten) > math.Ceil(want)+float64(len(topics)) {
+		return throughput{}, fmt.Errorf("baseline %s wrote %d records, want about %.0f", name, res.RecordsWritten, want)
+	}
+	step(b.log, "baseline done", "baseline", name, "events_per_sec", int(run.PerSec()), "records", res.RecordsWritten,
+		"cpu_s_per_1000", fmt.Sprintf("%.3f", res.CPUPer1000))
+	return res, nil
 }
 
 // consentSyncBurst produces a burst of changes, then starts consent-sync
@@ -528,7 +700,7 @@ func (b *bench) consentSyncBurst(ctx context.Context) error {
 			c := consent.Change{
 				ChangeID:   fmt.Sprintf("burst-%08d", done+i),
 				SubjectID:  subjectID(gen.rng.IntN(b.cfg.Subjects)),
-				Purpose:    benchPurposes[gen.rng.IntN(len(benchPurposes))],
+				Purpose:    seedPurposes[gen.rng.IntN(len(seedPurposes))],
 				Action:     actions[gen.rng.IntN(len(actions))],
 				LegalBasis: consent.BasisConsent, Source: "bench-burst", NoticeVersion: "2026-09",
 				CapturedAt: now.Add(-time.Duration(gen.rng.IntN(500)) * time.Millisecond),
@@ -544,25 +716,40 @@ func (b *bench) consentSyncBurst(ctx context.Context) error {
 		}
 	}
 	step(b.log, "consent-sync: applying the burst")
-	p, err := b.startService(ctx, "consent-sync", `"msg":"syncing consent"`)
+	p, err := b.startService(ctx, "consent-sync", "consent-sync", `"msg":"syncing consent"`)
 	if err != nil {
 		return err
 	}
-	run, err := b.admin.waitDrained(ctx, "bench-consent-sync", changesTopic, b.cfg.Partitions, int64(b.cfg.Changes), b.drainTimeout(b.cfg.Changes), aliveCheck(p))
+	cpu := b.contextCPU("consent-sync", p)
+	run, err := b.admin.waitDrained(ctx, "bench-consent-sync", changesTopic, b.cfg.Partitions, int64(b.cfg.Changes), b.drainTimeout(b.cfg.Changes), aliveCheck(p), cpu)
 	if err != nil {
 		return err
 	}
 	b.res.ConsentSync = throughput{EventsPerSec: run.PerSec(), Events: run.Records, StartupSeconds: run.Startup.Seconds(), BusySeconds: run.Busy.Seconds()}
+	b.res.ConsentSync.setCPU(run, "consent-sync")
 	step(b.log, "consent-sync done", "changes_per_sec", int(run.PerSec()))
 	return nil
 }
 
-// paced runs the enforcer at half its measured rate, measuring end-to-end
-// latency and, meanwhile, withdrawal-to-enforcement latency; then the
-// passthrough at the same rate on a topic of its own, for the latency floor
-// of the same Kafka plumbing.
+// benchPolicy is the policy of the paced run and the probes.
+func (b *bench) benchPolicy() *policyRun {
+	for _, pr := range b.policies {
+		if pr.label == "bench" {
+			return pr
+		}
+	}
+	panic("bench: no bench policy") // policyFiles always has one
+}
+
+// paced runs the enforcer of the bench policy at half its measured rate,
+// measuring end-to-end latency and, meanwhile, withdrawal-to-enforcement
+// latency; then the matched passthrough of the same policy at the same rate
+// on an input topic of its own, for the latency floor of the same Kafka
+// plumbing.
 func (b *bench) paced(ctx context.Context) error {
-	rate := b.res.Enforcer.EventsPerSec / 2
+	pr := b.benchPolicy()
+	b.res.LatencyPolicy = pr.file
+	rate := pr.res.Enforcer.EventsPerSec / 2
 	if b.cfg.Rate > 0 {
 		rate = float64(b.cfg.Rate)
 	}
@@ -575,11 +762,16 @@ func (b *bench) paced(ctx context.Context) error {
 		}
 		pool = append(pool, m)
 	}
-	outputs := []string{"compliant.marketing", "compliant.analytics", "compliant.personalisation"}
+	var outputs, baselineOutputs []string
+	for _, st := range pr.pol.Streams {
+		outputs = append(outputs, st.Topic)
+		baselineOutputs = append(baselineOutputs, pr.baselineTopic(st.Topic))
+	}
 
 	step(b.log, "paced run: enforcer", "events_per_sec", int(rate), "warmup", b.cfg.Warmup, "measured", b.cfg.Paced)
 	probe := &prober{gen: newGenerator(uint64(b.cfg.Seed)+3, b.cat, b.cfg.Subjects), codec: b.codec, input: inputTopic, changes: changesTopic}
-	lat, err := b.pacedRun(ctx, pacedRun{rate: rate, pool: pool, input: inputTopic, outputs: outputs, measure: b.cfg.Paced, probe: probe})
+	lat, err := b.pacedRun(ctx, pacedRun{rate: rate, pool: pool, input: inputTopic, outputs: outputs, measure: b.cfg.Paced, probe: probe,
+		cpu: b.contextCPU("enforcer", b.enforcer()), process: "enforcer"})
 	if err != nil {
 		return err
 	}
@@ -593,25 +785,30 @@ func (b *bench) paced(ctx context.Context) error {
 	// The passthrough on its own input topic, at the same rate.
 	measure := min(b.cfg.Paced, 20*time.Second)
 	step(b.log, "paced run: baseline", "events_per_sec", int(rate), "measured", measure)
-	pt := &passthrough{perTopic: map[string]float64{}}
-	for _, t := range enforcerTopics {
-		pt.perTopic[t] = float64(b.res.Enforcer.ByTopic[t]) / float64(b.cfg.Events)
-		pt.topics = append(pt.topics, t)
+	perTopic := map[string]float64{}
+	for _, t := range pr.topics {
+		if n := pr.res.Enforcer.ByTopic[t]; n > 0 {
+			perTopic[pr.baselineTopic(t)] = float64(n) / float64(b.cfg.Events)
+		}
 	}
-	bctx, stopBaseline := context.WithCancel(ctx)
-	defer stopBaseline()
-	done := make(chan error, 1)
-	go func() { done <- runBaseline(bctx, b.kcfg, "bench-baseline-paced", pacedBaselineInput, pt, b.log) }()
-	blat, err := b.pacedRun(ctx, pacedRun{rate: rate, pool: pool, input: pacedBaselineInput, outputs: prefixed(outputs),
-		warmup: max(b.cfg.Warmup, 5*time.Second), measure: measure})
-	stopBaseline()
-	if berr := <-done; err == nil && berr != nil {
-		err = fmt.Errorf("paced baseline: %w", berr)
+	const name = "passthrough-paced"
+	p, err := b.startPassthrough(ctx, name, "bench-"+name, pacedBaselineInput, perTopic)
+	if err != nil {
+		return err
+	}
+	blat, err := b.pacedRun(ctx, pacedRun{rate: rate, pool: pool, input: pacedBaselineInput, outputs: baselineOutputs,
+		warmup: max(b.cfg.Warmup, 5*time.Second), measure: measure, cpu: b.contextCPU(name, p), process: name})
+	if err == nil {
+		err = aliveCheck(p)()
 	}
 	if err != nil {
 		return err
 	}
-	b.res.BaselineLatency = blat
+	b.res.PeakRSSMiB[name] = b.rssMiB(p)
+	if err := p.stop(30 * time.Second); err != nil {
+		return err
+	}
+	b.res.PassthroughLatency = blat
 	step(b.log, "paced run: baseline done", "latency_samples", blat.EndToEnd.Samples)
 	return nil
 }
@@ -630,6 +827,10 @@ type pacedRun struct {
 	measure time.Duration
 	// probe, when set, runs withdrawal probes during the measured part.
 	probe *prober
+	// cpu, when set, is read at the start and the end of the measured
+	// part; process names the one measured.
+	cpu     *cpuWatch
+	process string
 }
 
 // pacedRun produces at a fixed rate for warm-up plus the measured time,
@@ -689,6 +890,10 @@ func (b *bench) pacedRun(ctx context.Context, pr pacedRun) (latencyResult, error
 	defer stopMeasuring()
 	measureStart := time.Now()
 	sentAtStart := pc.sent.Load()
+	cpuAtStart, err := pr.cpu.sample()
+	if err != nil {
+		return latencyResult{}, err
+	}
 	var probeErr error
 	if pr.probe != nil {
 		probeW := stream.NewWriter(b.kcfg)
@@ -701,12 +906,16 @@ func (b *bench) pacedRun(ctx context.Context, pr pacedRun) (latencyResult, error
 	}
 	measured := time.Since(measureStart)
 	sent := pc.sent.Load() - sentAtStart
+	cpuAtEnd, cpuErr := pr.cpu.sample()
 	stopPacing()
 	if err := <-pacerDone; err != nil {
 		return latencyResult{}, err
 	}
 	if probeErr != nil {
 		return latencyResult{}, probeErr
+	}
+	if cpuErr != nil {
+		return latencyResult{}, cpuErr
 	}
 	if ctx.Err() != nil {
 		return latencyResult{}, ctx.Err()
@@ -720,7 +929,12 @@ func (b *bench) pacedRun(ctx context.Context, pr pacedRun) (latencyResult, error
 			return latencyResult{}, err
 		}
 	}
-	return latencyResult{TargetPerSec: pr.rate, AchievedPerSec: float64(sent) / measured.Seconds(), MeasuredSeconds: measured.Seconds(), EndToEnd: obs.result()}, nil
+	res := latencyResult{TargetPerSec: pr.rate, AchievedPerSec: float64(sent) / measured.Seconds(), MeasuredSeconds: measured.Seconds(), EndToEnd: obs.result(),
+		Process: pr.process, CPUSeconds: pr.cpu.seconds(cpuAtStart, cpuAtEnd)}
+	if sent > 0 {
+		res.CPUPer1000 = res.CPUSeconds[pr.process] / float64(sent) * 1000
+	}
+	return res, nil
 }
 
 // sleepCtx waits for d or until ctx ends.
@@ -733,10 +947,13 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// peakRSS reads VmHWM of every process still running.
+// peakRSS reads VmHWM of every process still running (those stopped
+// earlier had theirs read before they were stopped).
 func (b *bench) peakRSS(context.Context) error {
-	b.res.PeakRSSMiB = map[string]float64{}
 	for _, p := range b.procs {
+		if p.exited() {
+			continue
+		}
 		rss, err := p.peakRSS()
 		if err != nil {
 			return fmt.Errorf("%s: %w", p.name, err)
@@ -748,5 +965,5 @@ func (b *bench) peakRSS(context.Context) error {
 
 func (c config) settings() settings {
 	return settings{Traced: c.Traced, TraceSampleRatio: os.Getenv("TRACE_SAMPLE_RATIO"), Events: c.Events, Subjects: c.Subjects, Changes: c.Changes, Partitions: c.Partitions,
-		PacedSeconds: c.Paced.Seconds(), WarmupSeconds: c.Warmup.Seconds(), Policy: strings.TrimPrefix(c.Policy, "./")}
+		PacedSeconds: c.Paced.Seconds(), WarmupSeconds: c.Warmup.Seconds(), Policy: strings.TrimPrefix(c.Policy, "./"), DeployPolicy: strings.TrimPrefix(c.DeployPolicy, "./")}
 }

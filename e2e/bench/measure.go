@@ -92,6 +92,10 @@ type drainRun struct {
 	Busy time.Duration
 	// Total is the time from the start of the wait to the last commit.
 	Total time.Duration
+	// CPU is the CPU seconds (utime + stime) of each watched process over
+	// the Busy window: sampled when the first commit was seen and when the
+	// last one was.
+	CPU map[string]float64
 }
 
 // PerSec is the steady rate: records committed per second after the first
@@ -104,12 +108,16 @@ func (d drainRun) PerSec() float64 {
 }
 
 // waitDrained polls group's commits on topic every 50 ms until they reach
-// end, and times it. alive reports an error when the consumer died.
-func (a *kafkaAdmin) waitDrained(ctx context.Context, group, topic string, partitions int, end int64, timeout time.Duration, alive func() error) (drainRun, error) {
+// end, and times it. alive reports an error when the consumer died. The CPU
+// time of the processes of cpu (nil: none) is read right after the poll
+// that saw the first commit and after the one that saw the last, so that it
+// covers the same window as the rate.
+func (a *kafkaAdmin) waitDrained(ctx context.Context, group, topic string, partitions int, end int64, timeout time.Duration, alive func() error, cpu *cpuWatch) (drainRun, error) {
 	start := time.Now()
 	var (
 		first      time.Time
 		firstCount int64
+		firstCPU   []int64
 	)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
@@ -132,9 +140,17 @@ func (a *kafkaAdmin) waitDrained(ctx context.Context, group, topic string, parti
 		now := time.Now()
 		if n > 0 && first.IsZero() {
 			first, firstCount = now, n
+			if firstCPU, err = cpu.sample(); err != nil {
+				return drainRun{}, err
+			}
 		}
 		if n >= end {
-			return drainRun{Records: end - firstCount, Startup: first.Sub(start), Busy: now.Sub(first), Total: now.Sub(start)}, nil
+			lastCPU, err := cpu.sample()
+			if err != nil {
+				return drainRun{}, err
+			}
+			return drainRun{Records: end - firstCount, Startup: first.Sub(start), Busy: now.Sub(first), Total: now.Sub(start),
+				CPU: cpu.seconds(firstCPU, lastCPU)}, nil
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -12,10 +13,26 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/consentgate/consentgate/pkg/consent"
+	"github.com/consentgate/consentgate/pkg/policy"
 )
 
-// benchPurposes are the purposes of e2e/bench/policy.yaml.
-var benchPurposes = []string{"marketing", "analytics", "personalisation"}
+// seedPurposes are the purposes seeded for every subject: those of
+// e2e/bench/policy.yaml and of deploy/policy.yaml ("sale" is an opt-out
+// purpose there: never asked counts as allowed). The index of a purpose
+// here enters the hash of seededState, so purposes are only ever appended
+// (at most 4: the hash spaces subjects 4 apart).
+var seedPurposes = []string{"marketing", "analytics", "personalisation", "sale"}
+
+// unseededPurposes returns the purposes of pol that get no seeded consent.
+func unseededPurposes(pol *policy.Policy) []string {
+	var out []string
+	for _, p := range pol.Purposes {
+		if !slices.Contains(seedPurposes, p.ID) {
+			out = append(out, p.ID)
+		}
+	}
+	return out
+}
 
 // storedPurpose is one purpose field of a subject's consent hash, in the
 // layout pkg/consent/doc.go documents ("Redis layout"). Seeding writes it
@@ -123,7 +140,7 @@ func seedChunk(ctx context.Context, rdb *redis.Client, store *consent.Store, fro
 	pipe := rdb.Pipeline()
 	for i := from; i < to; i++ {
 		var fields []any
-		for p, purpose := range benchPurposes {
+		for p, purpose := range seedPurposes {
 			sp, ok := seededState(i, p, now)
 			if !ok {
 				continue
@@ -159,7 +176,7 @@ func checkSeed(ctx context.Context, store *consent.Store, n int, now time.Time) 
 		return fmt.Errorf("read seeded consent back: %w", err)
 	}
 	for k, s := range subjects {
-		for p, purpose := range benchPurposes {
+		for p, purpose := range seedPurposes {
 			sp, ok := seededState(idx[k], p, now)
 			v := states[s].Check(purpose, now)
 			var want consent.Reason
@@ -187,7 +204,7 @@ func checkSeed(ctx context.Context, store *consent.Store, n int, now time.Time) 
 // through Store.Apply (the path consent-sync takes).
 func seedProbes(ctx context.Context, store *consent.Store, subjects []string, now time.Time) error {
 	for i, s := range subjects {
-		for _, purpose := range benchPurposes {
+		for _, purpose := range seedPurposes {
 			_, err := store.Apply(ctx, consent.Change{
 				ChangeID: fmt.Sprintf("probe-grant-%d-%s", i, purpose), SubjectID: s, Purpose: purpose,
 				Action: consent.ActionGrant, LegalBasis: consent.BasisConsent, Source: "bench-seed", NoticeVersion: "2026-09",

@@ -195,6 +195,19 @@ func (r *fsReport) add(kind, format string, args ...any) {
 // reported with t.Errorf (lost, leaked, wrong, reordered, bad dead letters).
 func (c *fsChecker) Check(t *testing.T) fsCounts {
 	t.Helper()
+	n, problems := c.run(t)
+	for _, kind := range []string{"lost", "leaked", "wrong", "order", "output", "audit", "dlq", "notice"} {
+		for _, p := range problems[kind] {
+			t.Errorf("%s: %s", kind, p)
+		}
+	}
+	return n
+}
+
+// run reads every topic and returns the counts and the problems found, by
+// kind (at most 8 of each, then "…").
+func (c *fsChecker) run(t *testing.T) (fsCounts, map[string][]string) {
+	t.Helper()
 	rep := &fsReport{t: t, problems: map[string][]string{}}
 	var n fsCounts
 	ctx := context.Background()
@@ -504,12 +517,7 @@ func (c *fsChecker) Check(t *testing.T) fsCounts {
 		}
 	}
 
-	for _, kind := range []string{"lost", "leaked", "wrong", "order", "output", "audit", "dlq", "notice"} {
-		for _, p := range rep.problems[kind] {
-			t.Errorf("%s: %s", kind, p)
-		}
-	}
-	return n
+	return n, rep.problems
 }
 
 // mayDiffer reports whether two audit records of one input may disagree:

@@ -249,7 +249,9 @@ func (e *Enforcer) Process(ctx context.Context, batch []kafka.Message) ([]kafka.
 		subjects = make([]string, 0, len(batch))
 		ar       arena
 	)
-	out := make([]kafka.Message, 0, len(batch)*(2*len(e.policy.Streams)+1))
+	// At most an output per stream and the audit record per event (a dead
+	// letter and its audit record for one not decided).
+	out := make([]kafka.Message, 0, len(batch)*max(len(e.policy.Streams)+1, 2))
 	events := make([]event, 0, len(batch))
 	seen := make(map[string]bool, len(batch))
 	defer func() {

@@ -57,30 +57,47 @@ type auditRecord struct {
 	treated                                    []string
 }
 
-func (p *pipeline) auditRecords(t *testing.T) []auditRecord {
+// auditRecs reads consent.audit: one record per input record.
+func (p *pipeline) auditRecs(t *testing.T) []fsAuditRec {
 	t.Helper()
-	var out []auditRecord
+	var out []fsAuditRec
 	for _, m := range p.broker.ReadAll(t, "consent.audit", 300*time.Millisecond, 10*time.Second) {
-		rec, err := p.codec.Decode(context.Background(), m.Value)
+		a, err := fsDecodeAudit(p.codec, m)
 		if err != nil {
 			t.Fatalf("audit record does not decode: %v", err)
 		}
-		s := func(f string) string { v, _ := avrocodec.StringField(rec.Value, f); return v }
-		a := auditRecord{eventID: s("event_id"), subject: s("subject_id"), stream: s("stream"), decision: s("decision"), reason: s("reason")}
-		tf, _ := avrocodec.Field(rec.Value, "treated_fields")
-		for _, x := range tf.([]any) {
-			a.treated = append(a.treated, x.(string))
+		if string(m.Key) != a.Subject {
+			t.Errorf("audit record of %s/%d keyed %q, want its subject %q", a.EventID, a.SrcOffset, m.Key, a.Subject)
 		}
 		out = append(out, a)
 	}
 	return out
 }
 
-func (p *pipeline) waitAudit(t *testing.T, want int, within time.Duration) []auditRecord {
+// auditRecords returns the decisions of the audit records, one per event
+// and stream.
+func (p *pipeline) auditRecords(t *testing.T) []auditRecord {
+	t.Helper()
+	return flatAudit(p.auditRecs(t))
+}
+
+func flatAudit(recs []fsAuditRec) []auditRecord {
+	var out []auditRecord
+	for _, a := range recs {
+		for _, d := range a.Decisions {
+			out = append(out, auditRecord{eventID: a.EventID, subject: a.Subject, stream: d.Stream, decision: d.Decision, reason: d.Reason, treated: d.Treated})
+		}
+	}
+	return out
+}
+
+// waitAudit waits until consent.audit holds want records (input records
+// audited) and returns them.
+func (p *pipeline) waitAudit(t *testing.T, want int, within time.Duration) []fsAuditRec {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		got := p.auditRecords(t)
+		got := p.auditRecs(t)
 		if len(got) >= want || time.Now().After(deadline) {
 			return got
 		}
@@ -108,7 +125,7 @@ func (p *pipeline) outputs(t *testing.T, topic string) map[string]map[string]any
 // TestEnforcerRoutesTreatsAndAuditsEveryEvent is issue 4's end-to-end proof
 // against the broker process and a real redis-server: per-purpose routing of
 // a mix of schemas, each treatment visible in the output, exclusions and
-// expiry honoured, one audit record per event and stream, a garbage record
+// expiry honoured, one audit record per input record listing every stream, a garbage record
 // and an unknown schema dead-lettered while the pipeline keeps going, and a
 // hung Redis pausing the enforcer without an event passing or being lost.
 func TestEnforcerRoutesTreatsAndAuditsEveryEvent(t *testing.T) {
@@ -145,10 +162,26 @@ func TestEnforcerRoutesTreatsAndAuditsEveryEvent(t *testing.T) {
 		p.purchaseEvent(t, "e-carol-buy", "carol"),
 		p.email(t, "e-dave-mail", "dave"),
 	)
-	const decodable, streams = 5, 4
-	audit := p.waitAudit(t, decodable*streams, 60*time.Second)
+	const decodable, undecodable, streams = 5, 2, 4
+	recs := p.waitAudit(t, decodable+undecodable, 60*time.Second)
+	if len(recs) != decodable+undecodable {
+		t.Fatalf("%d audit records, want %d (one per input record)", len(recs), decodable+undecodable)
+	}
+	dead := 0
+	for _, a := range recs {
+		if a.Outcome == fsDeadLettered {
+			dead++
+			if a.DLQReason != "undecodable" || a.EventID != "" || a.Subject != "" || len(a.Decisions) != 0 {
+				t.Errorf("audit record of a dead-lettered input: %+v", a)
+			}
+		}
+	}
+	if dead != undecodable {
+		t.Errorf("%d DEAD_LETTERED audit records, want %d", dead, undecodable)
+	}
+	audit := flatAudit(recs)
 	if len(audit) != decodable*streams {
-		t.Fatalf("%d audit records, want %d (one per decodable event and stream)", len(audit), decodable*streams)
+		t.Fatalf("%d audited decisions, want %d (one per decodable event and stream)", len(audit), decodable*streams)
 	}
 	got := map[string]auditRecord{}
 	for _, a := range audit {
@@ -256,16 +289,16 @@ func TestEnforcerRoutesTreatsAndAuditsEveryEvent(t *testing.T) {
 	p.redis.Pause()
 	p.produce(t, p.email(t, "e-during-outage", "alice"))
 	time.Sleep(4 * time.Second)
-	if n := len(p.auditRecords(t)); n != decodable*streams {
-		t.Errorf("%d audit records while Redis was hung, want still %d", n, decodable*streams)
+	if n := len(p.auditRecs(t)); n != decodable+undecodable {
+		t.Errorf("%d audit records while Redis was hung, want still %d", n, decodable+undecodable)
 	}
 	if _, ok := p.outputs(t, "compliant.marketing")["e-during-outage"]; ok {
 		t.Error("an event passed while consent could not be read")
 	}
 	p.redis.Resume()
-	after := p.waitAudit(t, (decodable+1)*streams, 60*time.Second)
-	if len(after) != (decodable+1)*streams {
-		t.Fatalf("after Redis came back: %d audit records, want %d", len(after), (decodable+1)*streams)
+	after := p.waitAudit(t, decodable+undecodable+1, 60*time.Second)
+	if len(after) != decodable+undecodable+1 {
+		t.Fatalf("after Redis came back: %d audit records, want %d", len(after), decodable+undecodable+1)
 	}
 	if _, ok := p.outputs(t, "compliant.marketing")["e-during-outage"]; !ok {
 		t.Error("the event held during the outage never reached compliant.marketing")

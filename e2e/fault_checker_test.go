@@ -2,9 +2,10 @@ package e2e
 
 // The checker of the fault suite: after a scenario it reads the input topic,
 // every output topic, consent.audit, consent.revocations and both dead-letter
-// topics, and accounts for every record (Jepsen style): nothing lost, nothing
-// leaked, duplicates only as re-deliveries of the same event id, order kept
-// per subject, dead letters byte for byte.
+// topics, and accounts for every record (Jepsen style): every input offset
+// has its audit record (dead-lettered inputs included), nothing lost, nothing
+// leaked, duplicates only as re-deliveries that agree with the first, order
+// kept per subject, dead letters byte for byte.
 
 import (
 	"bytes"
@@ -34,12 +35,93 @@ const (
 	fsDropped  = "DROPPED"
 )
 
-// fsAudit is one decoded audit record.
+// Audit outcomes (consentgate.audit.AuditOutcome).
+const (
+	fsDecided      = "DECIDED"
+	fsDeadLettered = "DEAD_LETTERED"
+)
+
+// fsAudit is one stream's decision of an audit record, with the record's
+// event, subject, source and time.
 type fsAudit struct {
 	EventID, Subject, Stream, Decision, Reason string
 	SrcPart                                    int
 	SrcOffset                                  int64
 	ProcessedAt                                time.Time
+	Treated                                    []string
+}
+
+// fsAuditRec is one decoded audit record (version 2): one input event.
+type fsAuditRec struct {
+	EventID, Subject, Outcome, DLQReason, Schema string
+	SrcTopic                                     string
+	SrcPart                                      int
+	SrcOffset                                    int64
+	ProcessedAt                                  time.Time
+	// Decisions, in the record's order (the policy's stream order); a
+	// DEAD_LETTERED record has none.
+	Decisions []fsAudit
+	// ChangeIDs and Purposes: per stream, the consent change id of the
+	// deciding purpose ("" when none), and the deciding purpose.
+	ChangeIDs, Purposes map[string]string
+}
+
+// fsDecodeAudit decodes an audit record with the catalog's latest
+// AuditRecord (version 2, the one the enforcer writes).
+func fsDecodeAudit(codec *avrocodec.Codec, m kafka.Message) (fsAuditRec, error) {
+	rec, err := codec.Decode(context.Background(), m.Value)
+	if err != nil {
+		return fsAuditRec{}, err
+	}
+	if rec.Schema.FullName != "consentgate.audit.AuditRecord" {
+		return fsAuditRec{}, fmt.Errorf("the audit topic holds a %s", rec.Schema.FullName)
+	}
+	str := func(v map[string]any, f string) string { x, _ := avrocodec.StringField(v, f); return x }
+	v := rec.Value
+	a := fsAuditRec{EventID: str(v, "event_id"), Subject: str(v, "subject_id"), Outcome: str(v, "outcome"), DLQReason: str(v, "dead_letter_reason"),
+		Schema: str(v, "event_schema"), SrcTopic: str(v, "source_topic"), ChangeIDs: map[string]string{}, Purposes: map[string]string{}}
+	if x, ok := v["source_partition"].(int32); ok {
+		a.SrcPart = int(x)
+	}
+	a.SrcOffset, _ = v["source_offset"].(int64)
+	a.ProcessedAt, _ = v["processed_at"].(time.Time)
+	list, _ := v["decisions"].([]any)
+	for _, item := range list {
+		d, _ := item.(map[string]any)
+		fa := fsAudit{EventID: a.EventID, Subject: a.Subject, Stream: str(d, "stream"), Decision: str(d, "decision"), Reason: str(d, "reason"),
+			SrcPart: a.SrcPart, SrcOffset: a.SrcOffset, ProcessedAt: a.ProcessedAt}
+		tf, _ := d["treated_fields"].([]any)
+		for _, x := range tf {
+			s, _ := x.(string)
+			fa.Treated = append(fa.Treated, s)
+		}
+		a.Decisions = append(a.Decisions, fa)
+		a.Purposes[fa.Stream] = str(d, "deciding_purpose")
+		consents, _ := d["consents"].([]any)
+		for _, c := range consents {
+			cm, _ := c.(map[string]any)
+			if str(cm, "purpose") == str(d, "deciding_purpose") {
+				a.ChangeIDs[fa.Stream] = str(cm, "consent_change_id")
+			}
+		}
+	}
+	return a, nil
+}
+
+// sameDecisions reports whether two audit records of one input say the
+// same: outcome, dead-letter reason and every stream's decision and
+// reason.
+func (a fsAuditRec) sameDecisions(b fsAuditRec) bool {
+	if a.Outcome != b.Outcome || a.DLQReason != b.DLQReason || len(a.Decisions) != len(b.Decisions) {
+		return false
+	}
+	for i := range a.Decisions {
+		x, y := a.Decisions[i], b.Decisions[i]
+		if x.Stream != y.Stream || x.Decision != y.Decision || x.Reason != y.Reason {
+			return false
+		}
+	}
+	return true
 }
 
 // fsChecker accounts for a run. Broker, Codec, Policy and Produced are
@@ -69,6 +151,9 @@ type fsChecker struct {
 
 // fsCounts is what a run comes to.
 type fsCounts struct {
+	// Decodable and Decided count input records (a producer's retry of an
+	// event is a record of its own); Duplicated counts the audit records
+	// written again for an input already audited.
 	Sent, Decodable, Decided, Lost, Leaked, Wrong, Duplicated, OutputDuplicates, Reordered, DeadLettered, Notices int
 }
 
@@ -109,6 +194,19 @@ func (r *fsReport) add(kind, format string, args ...any) {
 // Check reads every topic and returns the counts; every problem found is
 // reported with t.Errorf (lost, leaked, wrong, reordered, bad dead letters).
 func (c *fsChecker) Check(t *testing.T) fsCounts {
+	t.Helper()
+	n, problems := c.run(t)
+	for _, kind := range []string{"lost", "leaked", "wrong", "order", "output", "audit", "dlq", "notice"} {
+		for _, p := range problems[kind] {
+			t.Errorf("%s: %s", kind, p)
+		}
+	}
+	return n
+}
+
+// run reads every topic and returns the counts and the problems found, by
+// kind (at most 8 of each, then "…").
+func (c *fsChecker) run(t *testing.T) (fsCounts, map[string][]string) {
 	t.Helper()
 	rep := &fsReport{t: t, problems: map[string][]string{}}
 	var n fsCounts
@@ -152,79 +250,101 @@ func (c *fsChecker) Check(t *testing.T) fsCounts {
 		inputHashes[h]--
 	}
 
-	// The audit: one decision per decodable event and stream.
+	// The audit: one record per input offset (dead-lettered inputs
+	// included), listing one decision per stream of the policy, in its
+	// order, for a decided event. A restart may write an input's record
+	// again: the copies must agree, unless consent changed between them.
 	granted := fsFold(c.Changes)
 	streams := map[string]policy.Stream{}
+	var streamOrder []string
 	for _, s := range c.Policy.Streams {
 		streams[s.Topic] = s
+		streamOrder = append(streamOrder, s.Topic)
 	}
 	audits := map[string][]fsAudit{} // event id + stream
+	byInput := map[fsCoord][]fsAuditRec{}
 	auditMsgs := read(fsAuditTopic)
-	auditAt := make([]*fsAudit, len(auditMsgs)) // parallel to auditMsgs
+	auditAt := make([]*fsAuditRec, len(auditMsgs)) // parallel to auditMsgs
 	for i, m := range auditMsgs {
-		rec, err := c.Codec.Decode(ctx, m.Value)
+		ar, err := fsDecodeAudit(c.Codec, m)
 		if err != nil {
 			rep.add("audit", "undecodable audit record at %d/%d: %v", m.Partition, m.Offset, err)
 			continue
 		}
-		g := func(f string) string { v, _ := avrocodec.StringField(rec.Value, f); return v }
-		a := fsAudit{EventID: g("event_id"), Subject: g("subject_id"), Stream: g("stream"), Decision: g("decision"), Reason: g("reason")}
-		if v, ok := avrocodec.Field(rec.Value, "source_partition"); ok {
-			a.SrcPart = int(v.(int32))
+		auditAt[i] = &ar
+		if string(m.Key) != ar.Subject {
+			rep.add("audit", "audit record of %s/%d keyed %q, not by its subject", ar.EventID, ar.SrcOffset, m.Key)
 		}
-		if v, ok := avrocodec.Field(rec.Value, "source_offset"); ok {
-			a.SrcOffset = v.(int64)
+		if id, _ := stream.Header(m, "consentgate.event_id"); id != ar.EventID {
+			rep.add("audit", "audit record of %s/%d has the event id header %q", ar.EventID, ar.SrcOffset, id)
 		}
-		if v, ok := avrocodec.Field(rec.Value, "processed_at"); ok {
-			a.ProcessedAt = v.(time.Time)
-		}
-		if string(m.Key) != a.Subject {
-			rep.add("audit", "audit record of %s keyed %q, not by its subject", a.EventID, m.Key)
-		}
-		src := in[fsCoord{a.SrcPart, a.SrcOffset}]
-		if src == nil || src.ID != a.EventID || src.Subject != a.Subject {
-			rep.add("audit", "audit record of %s names source %d/%d, which holds another record", a.EventID, a.SrcPart, a.SrcOffset)
-		}
-		k := a.EventID + " " + a.Stream
-		if prev := audits[k]; len(prev) > 0 {
-			n.Duplicated++
-		}
-		audits[k] = append(audits[k], a)
-		auditAt[i] = &a
-		if _, ok := streams[a.Stream]; !ok {
-			rep.add("audit", "audit record for an unknown stream %q", a.Stream)
+		coord := fsCoord{ar.SrcPart, ar.SrcOffset}
+		src := in[coord]
+		if src == nil || ar.SrcTopic != fsEventsTopic || src.ID != ar.EventID || src.Subject != ar.Subject {
+			rep.add("audit", "audit record of %s names source %s %d/%d, which holds another record", ar.EventID, ar.SrcTopic, ar.SrcPart, ar.SrcOffset)
 			continue
 		}
-		allowed := c.allowed(granted, a, streams[a.Stream])
-		if a.Decision == fsPassed && !granted.all(a.Subject, streams[a.Stream].Purposes, a.ProcessedAt) {
-			n.Leaked++
-			rep.add("leaked", "event %s was PASSED on %s but its subject had no valid grant for %v at %s (reason %s)",
-				a.EventID, a.Stream, streams[a.Stream].Purposes, a.ProcessedAt.Format(time.RFC3339Nano), a.Reason)
-		} else if !slices.Contains(allowed, a.Decision) {
-			n.Wrong++
-			rep.add("wrong", "event %s on %s decided %s (%s) at %s, want one of %v", a.EventID, a.Stream, a.Decision, a.Reason,
-				a.ProcessedAt.Format(time.RFC3339Nano), allowed)
-		}
-	}
-	decided := map[string]bool{}
-	for _, x := range ordered {
-		if x.DLQReason != "" {
-			continue
-		}
-		if decided[x.ID] {
-			continue // a second input record of the same event (producer retry)
-		}
-		n.Decodable++
-		ok := true
-		for _, s := range c.Policy.Streams {
-			if len(audits[x.ID+" "+s.Topic]) == 0 {
-				ok = false
-				n.Lost++
-				rep.add("lost", "event %s (input %d/%d) has no decision for %s", x.ID, x.Msg.Partition, x.Msg.Offset, s.Topic)
+		switch {
+		case src.DLQReason != "":
+			if ar.Outcome != fsDeadLettered || ar.DLQReason != src.DLQReason || len(ar.Decisions) != 0 {
+				rep.add("audit", "audit record of dead-lettered input %d/%d (%s): outcome %s, reason %q, %d decisions; want DEAD_LETTERED, %s, none",
+					ar.SrcPart, ar.SrcOffset, src.DLQReason, ar.Outcome, ar.DLQReason, len(ar.Decisions), src.DLQReason)
+			}
+		case ar.Outcome != fsDecided || ar.DLQReason != "":
+			rep.add("audit", "audit record of decodable event %s: outcome %s (%q), want DECIDED", ar.EventID, ar.Outcome, ar.DLQReason)
+		default:
+			var got []string
+			for _, d := range ar.Decisions {
+				got = append(got, d.Stream)
+			}
+			if !slices.Equal(got, streamOrder) {
+				rep.add("audit", "audit record of %s lists streams %v, want the policy's %v", ar.EventID, got, streamOrder)
 			}
 		}
-		decided[x.ID] = true
-		if ok {
+		if prev := byInput[coord]; len(prev) > 0 {
+			n.Duplicated++
+			if p := prev[0]; !p.sameDecisions(ar) && !c.mayDiffer(granted, streams, p, ar) {
+				n.Wrong++
+				rep.add("wrong", "the audit records of input %d/%d (%s) disagree (at %s and %s) although its consent did not change: %v then %v",
+					coord.Part, coord.Off, ar.EventID, p.ProcessedAt.Format(time.RFC3339Nano), ar.ProcessedAt.Format(time.RFC3339Nano), p.Decisions, ar.Decisions)
+			}
+		}
+		byInput[coord] = append(byInput[coord], ar)
+		for _, a := range ar.Decisions {
+			audits[a.EventID+" "+a.Stream] = append(audits[a.EventID+" "+a.Stream], a)
+			if _, ok := streams[a.Stream]; !ok {
+				rep.add("audit", "audit record for an unknown stream %q", a.Stream)
+				continue
+			}
+			allowed := c.allowed(granted, a, streams[a.Stream])
+			if a.Decision == fsPassed && !granted.all(a.Subject, streams[a.Stream].Purposes, a.ProcessedAt) {
+				n.Leaked++
+				rep.add("leaked", "event %s was PASSED on %s but its subject had no valid grant for %v at %s (reason %s)",
+					a.EventID, a.Stream, streams[a.Stream].Purposes, a.ProcessedAt.Format(time.RFC3339Nano), a.Reason)
+			} else if !slices.Contains(allowed, a.Decision) {
+				n.Wrong++
+				rep.add("wrong", "event %s on %s decided %s (%s) at %s, want one of %v", a.EventID, a.Stream, a.Decision, a.Reason,
+					a.ProcessedAt.Format(time.RFC3339Nano), allowed)
+			}
+		}
+	}
+	// Completeness by offset: every input record has its audit record
+	// (decided, or dead-lettered), so nothing was skipped unaccounted.
+	for _, x := range ordered {
+		coord := fsCoord{x.Msg.Partition, x.Msg.Offset}
+		if x.DLQReason == "" {
+			n.Decodable++
+		}
+		if len(byInput[coord]) == 0 {
+			n.Lost++
+			what := "event " + x.ID
+			if x.DLQReason != "" {
+				what = "dead-lettered as " + x.DLQReason
+			}
+			rep.add("lost", "input %d/%d (%s) has no audit record", coord.Part, coord.Off, what)
+			continue
+		}
+		if x.DLQReason == "" {
 			n.Decided++
 		}
 	}
@@ -337,18 +457,17 @@ func (c *fsChecker) Check(t *testing.T) fsCounts {
 			return id, fsCoord{part, off}, true
 		}, in)
 	}
-	// The audit topic keeps the order per subject too, on each stream.
-	for _, s := range c.Policy.Streams {
-		i := 0
-		n.Reordered += c.checkOrder(rep, fsAuditTopic+"["+s.Topic+"]", auditMsgs, func(m kafka.Message) (string, fsCoord, bool) {
-			a := auditAt[i]
-			i++
-			if a == nil {
-				return "", fsCoord{}, false
-			}
-			return a.EventID, fsCoord{a.SrcPart, a.SrcOffset}, a.Stream == s.Topic
-		}, in)
-	}
+	// The audit topic keeps the order per subject too (records without a
+	// subject have no key, and no order).
+	i := 0
+	n.Reordered += c.checkOrder(rep, fsAuditTopic, auditMsgs, func(m kafka.Message) (string, fsCoord, bool) {
+		a := auditAt[i]
+		i++
+		if a == nil || a.Subject == "" {
+			return "", fsCoord{}, false
+		}
+		return fmt.Sprintf("%d/%d", a.SrcPart, a.SrcOffset), fsCoord{a.SrcPart, a.SrcOffset}, true
+	}, in)
 
 	// Dead letters hold the original record, with the reason.
 	n.DeadLettered = c.checkDLQ(rep, read(fsEventsDLQ), in, func(x *fsInput) string {
@@ -398,12 +517,33 @@ func (c *fsChecker) Check(t *testing.T) fsCounts {
 		}
 	}
 
-	for _, kind := range []string{"lost", "leaked", "wrong", "order", "output", "audit", "dlq", "notice"} {
-		for _, p := range rep.problems[kind] {
-			t.Errorf("%s: %s", kind, p)
+	return n, rep.problems
+}
+
+// mayDiffer reports whether two audit records of one input may disagree:
+// for every stream on which they do, consent may have changed between
+// their times (the decisions allowed at one time are not those allowed at
+// the other, or the scenario allows more than one), and each is allowed at
+// its own time (which the caller checks record by record).
+func (c *fsChecker) mayDiffer(g fsGrants, streams map[string]policy.Stream, a, b fsAuditRec) bool {
+	if a.Outcome != b.Outcome || a.DLQReason != b.DLQReason || len(a.Decisions) != len(b.Decisions) {
+		return false
+	}
+	for i := range a.Decisions {
+		x, y := a.Decisions[i], b.Decisions[i]
+		if x.Stream != y.Stream {
+			return false
+		}
+		if x.Decision == y.Decision && x.Reason == y.Reason {
+			continue
+		}
+		s := streams[x.Stream]
+		ax, ay := c.allowed(g, x, s), c.allowed(g, y, s)
+		if slices.Equal(ax, ay) && len(ax) < 2 {
+			return false
 		}
 	}
-	return n
+	return true
 }
 
 // allowed returns the decisions an audit record may carry.

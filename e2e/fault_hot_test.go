@@ -487,16 +487,14 @@ func fsHotDecisions(t *testing.T, s *fsStack, hot map[string]bool) []fsHotDecisi
 		if !hot[string(m.Key)] {
 			continue
 		}
-		rec, err := s.codec.Decode(context.Background(), m.Value)
+		a, err := fsDecodeAudit(s.codec, m)
 		if err != nil {
 			continue // reported by the checker
 		}
-		g := func(f string) string { v, _ := avrocodec.StringField(rec.Value, f); return v }
-		d := fsHotDecision{subject: g("subject_id"), eventID: g("event_id"), stream: g("stream"), decision: g("decision"), reason: g("reason"), changeID: g("consent_change_id")}
-		if v, ok := avrocodec.Field(rec.Value, "processed_at"); ok {
-			d.at, _ = v.(time.Time)
+		for _, x := range a.Decisions {
+			out = append(out, fsHotDecision{subject: a.Subject, eventID: a.EventID, stream: x.Stream, decision: x.Decision, reason: x.Reason,
+				changeID: a.ChangeIDs[x.Stream], at: a.ProcessedAt})
 		}
-		out = append(out, d)
 	}
 	return out
 }

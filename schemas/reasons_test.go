@@ -33,14 +33,15 @@ var reasonSources = []struct {
 }
 
 // TestAuditReasonsDocumented: every reason code the code can write into an
-// audit record is named in the doc of AuditRecord.reason, so that the
-// compliance team's reference cannot drift from the code (it did:
-// excluded_category was documented as category_excluded, issue 10).
+// audit record is named in the doc of AuditRecord.decisions[].reason (of the
+// latest AuditRecord version), so that the compliance team's reference
+// cannot drift from the code (it did: excluded_category was documented as
+// category_excluded, issue 10).
 func TestAuditReasonsDocumented(t *testing.T) {
 	t.Parallel()
 	codes := map[string]string{} // code -> where
 	for _, src := range reasonSources {
-		for code, where := range reasonConstants(t, src.dir, src.recurse, src.typed) {
+		for code, where := range prefixedConstants(t, src.dir, "Reason", src.recurse, src.typed) {
 			codes[code] = where
 		}
 	}
@@ -49,7 +50,29 @@ func TestAuditReasonsDocumented(t *testing.T) {
 			t.Fatalf("the scan found no constant for reason %s: is reasonSources still right? found %v", must, codes)
 		}
 	}
-	doc := auditReasonDoc(t)
+	checkDocumented(t, "decisions[].reason", codes, auditFieldDoc(t, "decisions", "reason"))
+}
+
+// TestAuditDeadLetterReasonsDocumented: every dead-letter reason the
+// enforcer writes (its constants named DeadLetter*, which go both into the
+// dead letter's consentgate.dlq.reason header and into the DEAD_LETTERED
+// audit record) is named in the doc of AuditRecord.dead_letter_reason, and
+// the doc names no other.
+func TestAuditDeadLetterReasonsDocumented(t *testing.T) {
+	t.Parallel()
+	codes := prefixedConstants(t, "../services/enforcer", "DeadLetter", true, "")
+	for _, must := range []string{"undecodable", "missing_subject_id", "missing_event_id"} {
+		if _, ok := codes[must]; !ok {
+			t.Fatalf("the scan found no constant for dead-letter reason %s: is the scan still right? found %v", must, codes)
+		}
+	}
+	checkDocumented(t, "dead_letter_reason", codes, auditFieldDoc(t, "dead_letter_reason"))
+}
+
+// checkDocumented compares the codes the code writes with the "Codes: "
+// list of doc, both ways.
+func checkDocumented(t *testing.T, field string, codes map[string]string, doc string) {
+	t.Helper()
 	documented := documentedCodes(t, doc)
 	var missing, stale []string
 	for code, where := range codes {
@@ -65,61 +88,120 @@ func TestAuditReasonsDocumented(t *testing.T) {
 	sort.Strings(missing)
 	sort.Strings(stale)
 	if len(missing) > 0 {
-		t.Errorf("audit_record.avsc: the doc of field reason does not list %s\ndoc: %s", strings.Join(missing, ", "), doc)
+		t.Errorf("%s: the doc of field %s does not list %s\ndoc: %s", latestAudit(t), field, strings.Join(missing, ", "), doc)
 	}
 	if len(stale) > 0 {
-		t.Errorf("audit_record.avsc: the doc of field reason lists %s, which no code writes", strings.Join(stale, ", "))
+		t.Errorf("%s: the doc of field %s lists %s, which no code writes", latestAudit(t), field, strings.Join(stale, ", "))
 	}
 }
 
 var codeName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
-// documentedCodes reads the list in the reason doc: after "Codes: ",
+// documentedCodes reads the list in a reason doc: after "Codes: ",
 // entries "code: meaning" separated by "; ".
 func documentedCodes(t *testing.T, doc string) map[string]bool {
 	t.Helper()
 	_, list, ok := strings.Cut(doc, "Codes: ")
 	if !ok {
-		t.Fatalf("the doc of AuditRecord.reason has no \"Codes: \" list: %s", doc)
+		t.Fatalf("the doc has no \"Codes: \" list: %s", doc)
 	}
 	out := map[string]bool{}
 	for _, entry := range strings.Split(list, "; ") {
 		code, _, ok := strings.Cut(entry, ": ")
 		if !ok || !codeName.MatchString(code) {
-			t.Fatalf("the doc of AuditRecord.reason: entry %q is not \"code: meaning\"", entry)
+			t.Fatalf("reason doc: entry %q is not \"code: meaning\"", entry)
 		}
 		out[code] = true
 	}
 	return out
 }
 
-func auditReasonDoc(t *testing.T) string {
+var auditFile = regexp.MustCompile(`^audit_record(\.v([1-9][0-9]*))?\.avsc$`)
+
+// latestAudit returns the file of the highest AuditRecord version, the one
+// the enforcer writes (a file without .vN is version 1).
+func latestAudit(t *testing.T) string {
 	t.Helper()
-	data, err := fs.ReadFile(schemas.FS, "audit_record.avsc")
+	files, err := fs.Glob(schemas.FS, "audit_record*.avsc")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rec struct {
-		Fields []struct {
-			Name, Doc string
+	best, bestV := "", 0
+	for _, f := range files {
+		m := auditFile.FindStringSubmatch(f)
+		if m == nil {
+			continue
+		}
+		v := 1
+		if m[2] != "" {
+			v, _ = strconv.Atoi(m[2])
+		}
+		if v > bestV {
+			best, bestV = f, v
 		}
 	}
+	if best == "" {
+		t.Fatalf("no audit_record schema among %v", files)
+	}
+	return best
+}
+
+type avroField struct {
+	Name string
+	Doc  string
+	Type json.RawMessage
+}
+
+// auditFieldDoc returns the doc of a field of the latest AuditRecord,
+// following path through fields whose type is an array of records (or a
+// record).
+func auditFieldDoc(t *testing.T, path ...string) string {
+	t.Helper()
+	file := latestAudit(t)
+	data, err := fs.ReadFile(schemas.FS, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec struct{ Fields []avroField }
 	if err := json.Unmarshal(data, &rec); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range rec.Fields {
-		if f.Name == "reason" {
+	fields := rec.Fields
+	for i, name := range path {
+		var f *avroField
+		for j := range fields {
+			if fields[j].Name == name {
+				f = &fields[j]
+			}
+		}
+		if f == nil {
+			t.Fatalf("%s has no field %s", file, strings.Join(path[:i+1], "."))
+		}
+		if i == len(path)-1 {
 			return f.Doc
 		}
+		var typ struct {
+			Type   string
+			Items  json.RawMessage
+			Fields []avroField
+		}
+		if err := json.Unmarshal(f.Type, &typ); err != nil {
+			t.Fatalf("%s: field %s is not a record or an array of records: %v", file, name, err)
+		}
+		if typ.Type == "array" {
+			if err := json.Unmarshal(typ.Items, &typ); err != nil {
+				t.Fatalf("%s: the items of field %s are not a record: %v", file, name, err)
+			}
+		}
+		fields = typ.Fields
 	}
-	t.Fatal("audit_record.avsc has no reason field")
 	return ""
 }
 
-// reasonConstants returns the string constants named Reason* (of type typed,
-// when set) declared by the non-test Go files in dir, by value, with the
-// place they are declared.
-func reasonConstants(t *testing.T, dir string, recurse bool, typed string) map[string]string {
+// prefixedConstants returns the string constants whose names start with
+// prefix (of type typed, when set) declared by the non-test Go files in dir,
+// by value, with the place they are declared.
+func prefixedConstants(t *testing.T, dir, prefix string, recurse bool, typed string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	fset := token.NewFileSet()
@@ -153,7 +235,7 @@ func reasonConstants(t *testing.T, dir string, recurse bool, typed string) map[s
 					}
 				}
 				for i, name := range vs.Names {
-					if !strings.HasPrefix(name.Name, "Reason") {
+					if !strings.HasPrefix(name.Name, prefix) {
 						continue
 					}
 					where := fset.Position(name.Pos()).String() + " " + name.Name

@@ -144,14 +144,19 @@ func (a *auditWatcher) run(ctx context.Context, r *kafka.Reader) error {
 		if err != nil {
 			return fmt.Errorf("decode audit record: %w", err)
 		}
-		row := auditRow{subject: string(m.Key)}
-		row.stream, _ = avrocodec.StringField(rec.Value, "stream")
-		row.decision, _ = rec.Value["decision"].(string)
-		row.reason, _ = avrocodec.StringField(rec.Value, "reason")
-		row.processedAt, _ = rec.Value["processed_at"].(time.Time)
-		select {
-		case a.rows <- row:
-		default: // nobody waiting for this one; the prober skips stale rows anyway
+		// One audit record per event (version 2): a row per stream decision.
+		processedAt, _ := rec.Value["processed_at"].(time.Time)
+		decisions, _ := rec.Value["decisions"].([]any)
+		for _, d := range decisions {
+			dm, _ := d.(map[string]any)
+			row := auditRow{subject: string(m.Key), processedAt: processedAt}
+			row.stream, _ = dm["stream"].(string)
+			row.decision, _ = dm["decision"].(string)
+			row.reason, _ = dm["reason"].(string)
+			select {
+			case a.rows <- row:
+			default: // nobody waiting for this one; the prober skips stale rows anyway
+			}
 		}
 	}
 }

@@ -93,9 +93,15 @@ type Decision struct {
 	Purpose string // the purpose that decided (the first that failed, else the first)
 	Outcome Outcome
 	Reason  string
-	// The consent change that decided, if any.
+	// The consent change that decided, if any: the one of Purpose.
 	ChangeID   string
 	CapturedAt time.Time
+	// Consents lists, for every purpose of the stream whose consent was
+	// checked, in the stream's order, the consent change its verdict rests
+	// on (ChangeID empty when there is none). Empty when no purpose was
+	// checked (the schema is not accepted); an unknown purpose ends the
+	// check, so it and the purposes after it are not listed.
+	Consents []PurposeConsent
 	// Treatment and Excluded say what a Redacted (or a treated Passed)
 	// event needs.
 	Treatment Treatment
@@ -105,6 +111,16 @@ type Decision struct {
 	// forwarded unchanged only when the outcome is Passed and Plan is
 	// empty.
 	Plan Plan
+}
+
+// PurposeConsent is the consent change one purpose's verdict rests on.
+type PurposeConsent struct {
+	Purpose string
+	// ChangeID and CapturedAt name the subject's consent change for the
+	// purpose that decided; ChangeID is empty when there is none (never
+	// asked, unknown subject, an opt-out purpose not objected to).
+	ChangeID   string
+	CapturedAt time.Time
 }
 
 // Input is what a decision needs to know about the event.
@@ -143,6 +159,10 @@ func Decide(p *policy.Policy, s policy.Stream, in Input) Decision {
 			return d
 		}
 		v := in.State.Check(purposeID, in.Now)
+		if d.Consents == nil {
+			d.Consents = make([]PurposeConsent, 0, len(s.Purposes)-i)
+		}
+		d.Consents = append(d.Consents, PurposeConsent{Purpose: purposeID, ChangeID: v.ChangeID, CapturedAt: v.CapturedAt})
 		allowed, reason := v.Allowed, string(v.Reason)
 		switch {
 		case allowed && !slices.Contains(pur.LegalBases, string(v.LegalBasis)):

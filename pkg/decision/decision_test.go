@@ -1,6 +1,7 @@
 package decision
 
 import (
+	"reflect"
 	"testing"
 	"time"
 
@@ -134,4 +135,71 @@ func fieldsOf(cats map[string]string) []Field {
 		out = append(out, Field{Path: p, ReaderPath: p, Categories: []string{c}})
 	}
 	return out
+}
+
+// TestDecideConsents: Decision.Consents names, for every purpose of the
+// stream whose consent was checked and in the stream's order, the consent
+// change its verdict rests on, and the deciding purpose's entry is
+// ChangeID/CapturedAt.
+func TestDecideConsents(t *testing.T) {
+	t.Parallel()
+	pol, err := policy.Parse([]byte(testPolicy), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.UnixMilli(1_800_000_000_000)
+	at1, at2 := now.Add(-time.Hour), now.Add(-2*time.Hour)
+	granted := func(id string, at time.Time) consent.PurposeState {
+		return consent.PurposeState{Status: consent.StatusGranted, ChangeID: id, CapturedAt: at, LegalBasis: consent.BasisConsent}
+	}
+	st := func(p map[string]consent.PurposeState) *consent.State {
+		return &consent.State{SubjectID: "s", Purposes: p}
+	}
+	partners, _ := pol.Stream("compliant.partners") // purposes [sale, marketing]; sale is opt-out
+	unknown := policy.Stream{Topic: "compliant.unknown", Purposes: []string{"marketing", "nope", "analytics"}}
+	tests := []struct {
+		name    string
+		stream  policy.Stream
+		schema  string
+		state   *consent.State
+		want    []PurposeConsent
+		purpose string
+	}{
+		{"both granted", partners, "consentgate.events.Purchase",
+			st(map[string]consent.PurposeState{"sale": granted("s1", at1), "marketing": granted("m1", at2)}),
+			[]PurposeConsent{{"sale", "s1", at1}, {"marketing", "m1", at2}}, "sale"},
+		{"second denied: both listed, the second decides", partners, "consentgate.events.Purchase",
+			st(map[string]consent.PurposeState{"sale": granted("s1", at1), "marketing": {Status: consent.StatusDenied, ChangeID: "m2", CapturedAt: at2}}),
+			[]PurposeConsent{{"sale", "s1", at1}, {"marketing", "m2", at2}}, "marketing"},
+		{"opt-out not exercised has no change", partners, "consentgate.events.Purchase",
+			st(map[string]consent.PurposeState{"marketing": granted("m1", at2)}),
+			[]PurposeConsent{{"sale", "", time.Time{}}, {"marketing", "m1", at2}}, "sale"},
+		{"first refused, second still checked", partners, "consentgate.events.Purchase",
+			st(map[string]consent.PurposeState{"sale": {Status: consent.StatusWithdrawn, ChangeID: "s9", CapturedAt: at1}, "marketing": granted("m1", at2)}),
+			[]PurposeConsent{{"sale", "s9", at1}, {"marketing", "m1", at2}}, "sale"},
+		{"unknown subject", partners, "consentgate.events.Purchase", nil,
+			[]PurposeConsent{{"sale", "", time.Time{}}, {"marketing", "", time.Time{}}}, "marketing"},
+		{"schema not accepted: nothing checked", pol.Streams[0], "consentgate.events.Purchase",
+			st(map[string]consent.PurposeState{"marketing": granted("m1", at1)}), nil, "marketing"},
+		{"unknown purpose ends the check", unknown, "consentgate.events.Purchase",
+			st(map[string]consent.PurposeState{"marketing": granted("m1", at1), "analytics": granted("a1", at2)}),
+			[]PurposeConsent{{"marketing", "m1", at1}}, "nope"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			d := Decide(pol, tt.stream, Input{Schema: tt.schema, State: tt.state, Now: now})
+			if !reflect.DeepEqual(d.Consents, tt.want) && (len(d.Consents) != 0 || len(tt.want) != 0) {
+				t.Errorf("Consents = %+v, want %+v (decision %+v)", d.Consents, tt.want, d)
+			}
+			if d.Purpose != tt.purpose {
+				t.Errorf("deciding purpose %s, want %s", d.Purpose, tt.purpose)
+			}
+			for _, c := range d.Consents {
+				if c.Purpose == d.Purpose && (c.ChangeID != d.ChangeID || !c.CapturedAt.Equal(d.CapturedAt)) {
+					t.Errorf("deciding purpose %s: Consents has %+v, ChangeID %q CapturedAt %v", d.Purpose, c, d.ChangeID, d.CapturedAt)
+				}
+			}
+		})
+	}
 }

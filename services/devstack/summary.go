@@ -90,16 +90,27 @@ func (s *summary) run(ctx context.Context, every time.Duration) error {
 			if err != nil {
 				continue
 			}
-			stream, _ := avrocodec.StringField(rec.Value, "stream")
-			decision, _ := avrocodec.StringField(rec.Value, "decision")
-			s.mu.Lock()
-			if s.counts[stream] == nil {
-				s.counts[stream] = map[string]int64{}
-				s.streams = append(s.streams, stream)
-			}
-			s.counts[stream][decision]++
-			s.mu.Unlock()
+			s.count(rec.Value)
 		}
+	}
+}
+
+// count adds the decisions of one audit record (version 2: one record per
+// input event, one decision per stream; a dead-lettered event has none and
+// is counted from the dead-letter topic).
+func (s *summary) count(audit map[string]any) {
+	decisions, _ := audit["decisions"].([]any)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range decisions {
+		dm, _ := d.(map[string]any)
+		stream, _ := dm["stream"].(string)
+		decision, _ := dm["decision"].(string)
+		if s.counts[stream] == nil {
+			s.counts[stream] = map[string]int64{}
+			s.streams = append(s.streams, stream)
+		}
+		s.counts[stream][decision]++
 	}
 }
 

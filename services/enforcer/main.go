@@ -1,7 +1,8 @@
 // Command enforcer consumes customer events, checks each subject's consent in
 // Redis against the policy, and publishes what is allowed to per-purpose
-// compliant streams, one audit record per event and stream, and what cannot
-// be decoded to the dead-letter topic. See README.md at the repository root.
+// compliant streams, one audit record per input event (listing every
+// stream's decision), and what cannot be decided to the dead-letter topic
+// (with an audit record too). See README.md at the repository root.
 //
 // Two offline subcommands help write and debug the policy: "enforcer check
 // POLICY_FILE" validates it, and "enforcer explain --policy FILE --event

@@ -11,43 +11,122 @@ import (
 )
 
 // AuditFingerprint is the CRC-64-AVRO fingerprint of the Parsing Canonical
-// Form of the consentgate.audit.AuditRecord schema that the hand-written
-// audit encoder (appendAudit) was written for, as the Avro specification
-// defines both (avrocodec.Schema.Fingerprint); the single-object header
-// carries it little-endian: C3 01 25 C8 C2 4D E0 FB 13 30. When the
-// catalog's AuditRecord has another fingerprint (a changed schema, or
-// SCHEMAS_DIR pointing at other files), the enforcer encodes audit records
-// through goavro instead and logs that once at start. (Audit records written
-// before consentgate followed the specification carry goavro's fingerprint
-// of the same schema, f1f9e5bfba6cfe4a, which avrocodec still reads.)
-const AuditFingerprint uint64 = 0x3013fbe04dc2c825
+// Form of the consentgate.audit.AuditRecord schema (version 2,
+// schemas/audit_record.v2.avsc) that the hand-written audit encoder
+// (appendAudit) was written for, as the Avro specification defines both
+// (avrocodec.Schema.Fingerprint); the single-object header carries it
+// little-endian: C3 01 77 63 C4 B8 00 ED B2 4E. When the catalog's latest
+// AuditRecord has another fingerprint (a changed schema, or SCHEMAS_DIR
+// pointing at other files), the enforcer encodes audit records through
+// goavro instead and logs that once at start.
+//
+// Version 1 (AuditFingerprintV1) is no longer written; ReadAudit still
+// reads it.
+const AuditFingerprint uint64 = 0x4eb2ed00b8c46377
 
-// auditFields is one audit record, as the hand-written encoder takes it: the
-// fields of consentgate.audit.AuditRecord in schema order.
-type auditFields struct {
-	EventID, SubjectID, Stream, Purpose string
-	Decision                            decision.Outcome
-	Reason                              string
-	TreatedFields                       []string
-	ChangeID                            string    // "" encodes null
-	CapturedAt                          time.Time // used only with ChangeID
-	PolicyVersion, SourceTopic          string
-	SourcePartition                     int32
-	SourceOffset                        int64
-	EventSchema                         string
-	ProcessedAt                         time.Time
+// AuditFingerprintV1 is the fingerprint of version 1 of the audit record
+// (schemas/audit_record.v1.avsc: one record per input event and stream),
+// which the enforcer wrote before version 2. Records written before
+// consentgate followed the specification carry goavro's fingerprint of the
+// same schema, f1f9e5bfba6cfe4a, which the catalog still finds.
+const AuditFingerprintV1 uint64 = 0x3013fbe04dc2c825
+
+// AuditOutcome says whether an input event was decided or dead-lettered
+// (the AuditOutcome enum of the audit record).
+type AuditOutcome string
+
+// Audit outcomes.
+const (
+	AuditDecided      AuditOutcome = "DECIDED"
+	AuditDeadLettered AuditOutcome = "DEAD_LETTERED"
+)
+
+// AuditRecord is one audit record (consentgate.audit.AuditRecord version 2)
+// as Go values: what the enforcer did with one input event. It is what the
+// encoders take and what ReadAudit returns, for either version.
+type AuditRecord struct {
+	// Version is the schema version the record was read with (1 or 2;
+	// ReadAudit sets it). A version 1 record covers one stream only: its
+	// Decisions hold that one, without Purposes.
+	Version int
+	// EventID, SubjectID, DeadLetterReason and EventSchema encode null when
+	// empty.
+	EventID, SubjectID string
+	Outcome            AuditOutcome
+	DeadLetterReason   string
+	EventSchema        string
+	PolicyVersion      string
+	SourceTopic        string
+	SourcePartition    int32
+	SourceOffset       int64
+	ProcessedAt        time.Time
+	// Decisions: one per stream of the policy, in the policy's order; none
+	// for a dead-lettered event.
+	Decisions []StreamDecision
+}
+
+// StreamDecision is the decision of one stream in an AuditRecord.
+type StreamDecision struct {
+	Stream   string
+	Purposes []string
+	Decision decision.Outcome
+	Reason   string
+	// DecidingPurpose is decision.Decision.Purpose.
+	DecidingPurpose string
+	TreatedFields   []string
+	// Consents: decision.Decision.Consents. A CapturedAt is written only
+	// with a ChangeID.
+	Consents []decision.PurposeConsent
 }
 
 // errUnknownDecision is returned for an outcome that is not a symbol of the
-// Decision enum; goavro rejects it too.
+// Decision enum (or an audit outcome not one of AuditOutcome); goavro
+// rejects them too.
 var errUnknownDecision = errors.New("decision is not a symbol of consentgate.audit.Decision")
 
+var errUnknownOutcome = errors.New("outcome is not a symbol of consentgate.audit.AuditOutcome")
+
 // appendAudit appends the single-object encoding of a (header with the
-// fingerprint fp, then the Avro binary datum) to buf. It produces the bytes
-// goavro's BinaryFromNative produces for the same record.
-func appendAudit(buf []byte, fp uint64, a *auditFields) ([]byte, error) {
+// fingerprint fp, then the Avro binary datum of version 2) to buf. It
+// produces the bytes goavro's BinaryFromNative produces for auditNative(a).
+func appendAudit(buf []byte, fp uint64, a *AuditRecord) ([]byte, error) {
+	var outcome int64
+	switch a.Outcome {
+	case AuditDecided:
+		outcome = 0
+	case AuditDeadLettered:
+		outcome = 1
+	default:
+		return buf, errUnknownOutcome
+	}
+	buf = append(buf, 0xC3, 0x01)
+	buf = binary.LittleEndian.AppendUint64(buf, fp)
+	buf = appendOptString(buf, a.EventID)
+	buf = appendOptString(buf, a.SubjectID)
+	buf = appendLong(buf, outcome)
+	buf = appendOptString(buf, a.DeadLetterReason)
+	buf = appendOptString(buf, a.EventSchema)
+	buf = appendString(buf, a.PolicyVersion)
+	buf = appendString(buf, a.SourceTopic)
+	buf = appendLong(buf, int64(a.SourcePartition))
+	buf = appendLong(buf, a.SourceOffset)
+	buf = appendLong(buf, a.ProcessedAt.UnixMilli())
+	if n := len(a.Decisions); n > 0 {
+		buf = appendLong(buf, int64(n))
+		for i := range a.Decisions {
+			var err error
+			if buf, err = appendDecision(buf, &a.Decisions[i]); err != nil {
+				return buf, err
+			}
+		}
+	}
+	buf = appendLong(buf, 0) // end of the decisions
+	return buf, nil
+}
+
+func appendDecision(buf []byte, d *StreamDecision) ([]byte, error) {
 	var sym int64
-	switch a.Decision {
+	switch d.Decision {
 	case decision.Passed:
 		sym = 0
 	case decision.Redacted:
@@ -57,37 +136,28 @@ func appendAudit(buf []byte, fp uint64, a *auditFields) ([]byte, error) {
 	default:
 		return buf, errUnknownDecision
 	}
-	buf = append(buf, 0xC3, 0x01)
-	buf = binary.LittleEndian.AppendUint64(buf, fp)
-	buf = appendString(buf, a.EventID)
-	buf = appendString(buf, a.SubjectID)
-	buf = appendString(buf, a.Stream)
-	buf = appendString(buf, a.Purpose)
+	buf = appendString(buf, d.Stream)
+	buf = appendStrings(buf, d.Purposes)
 	buf = appendLong(buf, sym)
-	buf = appendString(buf, a.Reason)
-	if n := len(a.TreatedFields); n > 0 {
+	buf = appendString(buf, d.Reason)
+	buf = appendString(buf, d.DecidingPurpose)
+	buf = appendStrings(buf, d.TreatedFields)
+	if n := len(d.Consents); n > 0 {
 		buf = appendLong(buf, int64(n))
-		for _, f := range a.TreatedFields {
-			buf = appendString(buf, f)
+		for _, c := range d.Consents {
+			buf = appendString(buf, c.Purpose)
+			if c.ChangeID == "" {
+				buf = appendLong(buf, 0) // consent_change_id: null
+				buf = appendLong(buf, 0) // consent_captured_at: null
+			} else {
+				buf = appendLong(buf, 1)
+				buf = appendString(buf, c.ChangeID)
+				buf = appendLong(buf, 1)
+				buf = appendLong(buf, c.CapturedAt.UnixMilli())
+			}
 		}
 	}
-	buf = appendLong(buf, 0) // end of the array
-	if a.ChangeID == "" {
-		buf = appendLong(buf, 0) // consent_change_id: null
-		buf = appendLong(buf, 0) // consent_captured_at: null
-	} else {
-		buf = appendLong(buf, 1)
-		buf = appendString(buf, a.ChangeID)
-		buf = appendLong(buf, 1)
-		buf = appendLong(buf, a.CapturedAt.UnixMilli())
-	}
-	buf = appendString(buf, a.PolicyVersion)
-	buf = appendString(buf, a.SourceTopic)
-	buf = appendLong(buf, int64(a.SourcePartition))
-	buf = appendLong(buf, a.SourceOffset)
-	buf = appendString(buf, a.EventSchema)
-	buf = appendLong(buf, a.ProcessedAt.UnixMilli())
-	return buf, nil
+	return appendLong(buf, 0), nil // end of the consents
 }
 
 // appendLong appends an Avro int or long: zig-zag, then a base-128 varint.
@@ -99,6 +169,79 @@ func appendLong(buf []byte, v int64) []byte {
 func appendString(buf []byte, s string) []byte {
 	buf = appendLong(buf, int64(len(s)))
 	return append(buf, s...)
+}
+
+// appendOptString appends a ["null","string"] union: null for "".
+func appendOptString(buf []byte, s string) []byte {
+	if s == "" {
+		return appendLong(buf, 0)
+	}
+	return appendString(appendLong(buf, 1), s)
+}
+
+// appendStrings appends an array of strings as one block.
+func appendStrings(buf []byte, ss []string) []byte {
+	if n := len(ss); n > 0 {
+		buf = appendLong(buf, int64(n))
+		for _, s := range ss {
+			buf = appendString(buf, s)
+		}
+	}
+	return appendLong(buf, 0)
+}
+
+// auditNative is an audit record in goavro's native form (version 2), for
+// the generic encoder.
+func auditNative(a *AuditRecord) map[string]any {
+	decisions := make([]any, len(a.Decisions))
+	for i, d := range a.Decisions {
+		consents := make([]any, len(d.Consents))
+		for j, c := range d.Consents {
+			pc := map[string]any{"purpose": c.Purpose, "consent_change_id": nil, "consent_captured_at": nil}
+			if c.ChangeID != "" {
+				pc["consent_change_id"] = map[string]any{"string": c.ChangeID}
+				pc["consent_captured_at"] = map[string]any{"long.timestamp-millis": c.CapturedAt}
+			}
+			consents[j] = pc
+		}
+		decisions[i] = map[string]any{
+			"stream":           d.Stream,
+			"purposes":         stringsAny(d.Purposes),
+			"decision":         string(d.Decision),
+			"reason":           d.Reason,
+			"deciding_purpose": d.DecidingPurpose,
+			"treated_fields":   stringsAny(d.TreatedFields),
+			"consents":         consents,
+		}
+	}
+	return map[string]any{
+		"event_id":           optString(a.EventID),
+		"subject_id":         optString(a.SubjectID),
+		"outcome":            string(a.Outcome),
+		"dead_letter_reason": optString(a.DeadLetterReason),
+		"event_schema":       optString(a.EventSchema),
+		"policy_version":     a.PolicyVersion,
+		"source_topic":       a.SourceTopic,
+		"source_partition":   a.SourcePartition,
+		"source_offset":      a.SourceOffset,
+		"processed_at":       a.ProcessedAt,
+		"decisions":          decisions,
+	}
+}
+
+func optString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return map[string]any{"string": s}
+}
+
+func stringsAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }
 
 // auditFastPath reports whether the codec's catalog holds the AuditRecord

@@ -91,6 +91,16 @@ type Options struct {
 	Log *slog.Logger
 }
 
+// Dead-letter reasons: the consentgate.dlq.reason of a dead letter the
+// enforcer writes, and the dead_letter_reason of its DEAD_LETTERED audit
+// record (documented in the audit schema; schemas/reasons_test.go keeps the
+// two in step).
+const (
+	DeadLetterUndecodable      = "undecodable"
+	DeadLetterMissingSubjectID = "missing_subject_id"
+	DeadLetterMissingEventID   = "missing_event_id"
+)
+
 // ReasonRedactionFailed is the audit reason of an event that had to be
 // redacted but could not be (a value that does not fit its schema): it is
 // dropped, never published untreated.
@@ -224,6 +234,9 @@ type event struct {
 	// ctx carries the record's span when it is traced (span not nil).
 	ctx  context.Context
 	span trace.Span
+	// deadLetter is the dead-letter reason of an event that is not
+	// decided: it gets a DEAD_LETTERED audit record in its place.
+	deadLetter string
 }
 
 // Process decides a batch and returns every record to write: outputs, audit
@@ -236,7 +249,9 @@ func (e *Enforcer) Process(ctx context.Context, batch []kafka.Message) ([]kafka.
 		subjects = make([]string, 0, len(batch))
 		ar       arena
 	)
-	out := make([]kafka.Message, 0, len(batch)*(2*len(e.policy.Streams)+1))
+	// At most an output per stream and the audit record per event (a dead
+	// letter and its audit record for one not decided).
+	out := make([]kafka.Message, 0, len(batch)*max(len(e.policy.Streams)+1, 2))
 	events := make([]event, 0, len(batch))
 	seen := make(map[string]bool, len(batch))
 	defer func() {
@@ -260,18 +275,16 @@ func (e *Enforcer) Process(ctx context.Context, batch []kafka.Message) ([]kafka.
 			if !avrocodec.IsPermanent(err) {
 				return nil, fmt.Errorf("decode: %w", err)
 			}
-			out = append(out, e.deadLetter(ev, "undecodable", err, &t))
+			out = append(out, e.deadLetter(&ev, DeadLetterUndecodable, err, &t))
+			events = append(events, ev)
 			continue
 		}
 		ev.rec = rec
 		ev.subject, _ = avrocodec.StringField(rec.Value, "subject_id")
 		ev.id, _ = avrocodec.StringField(rec.Value, "event_id")
-		switch {
-		case ev.subject == "":
-			out = append(out, e.deadLetter(ev, "missing_subject_id", errors.New("event has no subject_id"), &t))
-			continue
-		case ev.id == "":
-			out = append(out, e.deadLetter(ev, "missing_event_id", errors.New("event has no event_id"), &t))
+		if reason, why := missing(&ev); reason != "" {
+			out = append(out, e.deadLetter(&ev, reason, why, &t))
+			events = append(events, ev)
 			continue
 		}
 		if ev.span != nil {
@@ -299,10 +312,24 @@ func (e *Enforcer) Process(ctx context.Context, batch []kafka.Message) ([]kafka.
 		}
 	}
 	now := e.now()
+	// decs holds one event's decisions until its audit record is encoded;
+	// it is reused for the next event.
+	decs := make([]StreamDecision, 0, len(e.policy.Streams))
 	for i := range events {
 		ev := &events[i]
+		if ev.deadLetter != "" {
+			// In input order with the other audit records, so that they
+			// keep their order per subject.
+			a, err := e.audit(ev, deadLetterAudit(ev, now), &ar)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, a)
+			continue
+		}
 		in := decision.Input{Schema: ev.rec.Schema.FullName, Fields: decision.FieldsOf(ev.rec.Writer(), ev.rec.Schema).Fields,
 			State: states[ev.subject], Now: now}
+		decs = decs[:0]
 		for _, s := range e.policy.Streams {
 			d := decision.Decide(e.policy, s, in)
 			var treated []string
@@ -324,12 +351,17 @@ func (e *Enforcer) Process(ctx context.Context, batch []kafka.Message) ([]kafka.
 				ev.span.AddEvent("decided", trace.WithAttributes(attribute.String("stream", d.Stream),
 					attribute.String("decision", string(d.Outcome)), attribute.String("reason", d.Reason)))
 			}
-			a, err := e.audit(ev, d, treated, now, &ar)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, a)
+			decs = append(decs, StreamDecision{Stream: d.Stream, Purposes: s.Purposes, Decision: d.Outcome, Reason: d.Reason,
+				DecidingPurpose: d.Purpose, TreatedFields: treated, Consents: d.Consents})
 		}
+		// One audit record per input event, listing every stream's
+		// decision in the policy's order.
+		a, err := e.audit(ev, &AuditRecord{Outcome: AuditDecided, EventID: ev.id, SubjectID: ev.subject, EventSchema: ev.rec.Schema.FullName,
+			ProcessedAt: now, Decisions: decs}, &ar)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
 	}
 	e.record(ctx, &t)
 	return out, nil
@@ -449,11 +481,27 @@ func (e *Enforcer) publish(ctx context.Context, ev *event, s policy.Stream, d de
 	return kafka.Message{Topic: s.Topic, Key: key, Value: p.Bytes, Headers: h}, p.Treated, nil
 }
 
-// deadLetter keeps the input's key, value and headers untouched (its
-// traceparent, if any, still points at the producer's span) and adds the
-// reason, the error and the source coordinates.
-func (e *Enforcer) deadLetter(ev event, reason string, err error, t *tally) kafka.Message {
+// missing returns the dead-letter reason of a decoded event that cannot be
+// decided for want of its subject or event id, and the error to report.
+func missing(ev *event) (string, error) {
+	switch {
+	case ev.subject == "":
+		return DeadLetterMissingSubjectID, errors.New("event has no subject_id")
+	case ev.id == "":
+		return DeadLetterMissingEventID, errors.New("event has no event_id")
+	}
+	return "", nil
+}
+
+// deadLetter marks ev as dead-lettered for reason and returns its dead
+// letter; Process writes its DEAD_LETTERED audit record (deadLetterAudit) in
+// the same batch, so that the input offset is committed only once both are
+// written. The dead letter keeps the input's key, value and headers
+// untouched (its traceparent, if any, still points at the producer's span)
+// and adds the reason, the error and the source coordinates.
+func (e *Enforcer) deadLetter(ev *event, reason string, err error, t *tally) kafka.Message {
 	t.deadLetter(reason)
+	ev.deadLetter = reason
 	if ev.span != nil {
 		ev.span.AddEvent("dead-lettered", trace.WithAttributes(attribute.String("reason", reason)))
 	}
@@ -463,80 +511,69 @@ func (e *Enforcer) deadLetter(ev event, reason string, err error, t *tally) kafk
 	h = append(h, kafka.Header{Key: HeaderDLQReason, Value: []byte(reason)},
 		kafka.Header{Key: HeaderDLQError, Value: []byte(err.Error())})
 	h = append(h, e.sourceHeaders(m)...)
+	// What the audit record is keyed and tied by: the subject and the
+	// event id, when the event has them.
+	if ev.subject != "" {
+		ev.key = []byte(ev.subject)
+	}
+	if ev.id != "" {
+		ev.idBytes = []byte(ev.id)
+	}
 	return kafka.Message{Topic: m.Topic + e.opts.DLQSuffix, Key: m.Key, Value: m.Value, Headers: h}
 }
 
-func (e *Enforcer) audit(ev *event, d decision.Decision, treated []string, now time.Time, ar *arena) (kafka.Message, error) {
+// deadLetterAudit is the audit record of a dead-lettered event: what is
+// known of it (event id, subject, schema) and the reason, no decisions.
+func deadLetterAudit(ev *event, now time.Time) *AuditRecord {
+	a := &AuditRecord{Outcome: AuditDeadLettered, DeadLetterReason: ev.deadLetter, EventID: ev.id, SubjectID: ev.subject, ProcessedAt: now}
+	if ev.rec != nil {
+		a.EventSchema = ev.rec.Schema.FullName
+	}
+	return a
+}
+
+// audit returns the audit record a of ev, with the policy version and the
+// source coordinates filled in: keyed by the subject (no key when there is
+// none), with the event id header (when known) and, when ev is traced, its
+// trace context; never the input's other headers or baggage.
+func (e *Enforcer) audit(ev *event, a *AuditRecord, ar *arena) (kafka.Message, error) {
+	a.PolicyVersion = e.policy.Version
+	a.SourceTopic, a.SourcePartition, a.SourceOffset = ev.msg.Topic, int32(ev.msg.Partition), ev.msg.Offset
 	var (
 		b   []byte
 		err error
 	)
 	if e.fastAudit {
-		a := auditFields{
-			EventID: ev.id, SubjectID: ev.subject, Stream: d.Stream, Purpose: d.Purpose,
-			Decision: d.Outcome, Reason: d.Reason, TreatedFields: treated,
-			ChangeID: d.ChangeID, CapturedAt: d.CapturedAt, PolicyVersion: e.policy.Version,
-			SourceTopic: ev.msg.Topic, SourcePartition: int32(ev.msg.Partition), SourceOffset: ev.msg.Offset,
-			EventSchema: ev.rec.Schema.FullName, ProcessedAt: now,
-		}
-		b, err = appendAudit(ar.start(256), AuditFingerprint, &a)
+		b, err = appendAudit(ar.start(128+160*len(a.Decisions)), AuditFingerprint, a)
 		if err == nil {
 			b = ar.commit(b)
 		}
 	} else {
-		b, err = e.codec.EncodeSingle(AuditSchema, auditNative(ev, d, treated, now, e.policy.Version))
+		b, err = e.codec.EncodeSingle(AuditSchema, auditNative(a))
 	}
 	if err != nil {
 		return kafka.Message{}, fmt.Errorf("encode audit record: %w", err)
 	}
 	var h []kafka.Header
-	if ev.span != nil {
-		h = []kafka.Header{{Key: HeaderEventID, Value: ev.idBytes}}
+	switch {
+	case ev.span != nil:
+		if len(ev.idBytes) > 0 {
+			h = []kafka.Header{{Key: HeaderEventID, Value: ev.idBytes}}
+		}
 		ev.inject(&h)
-	} else {
+	case len(ev.idBytes) > 0:
 		h = ev.idHeader()
 	}
 	return kafka.Message{Topic: e.opts.AuditTopic, Key: ev.key, Value: b, Headers: h}, nil
 }
 
 // idHeader returns the event-id header alone, one slice shared by the
-// event's untraced audit records (kafka-go only reads headers).
+// event's untraced records (kafka-go only reads headers).
 func (ev *event) idHeader() []kafka.Header {
 	if ev.auditH == nil {
 		ev.auditH = []kafka.Header{{Key: HeaderEventID, Value: ev.idBytes}}
 	}
 	return ev.auditH[:1:1]
-}
-
-// auditNative is an audit record in goavro's native form, for the generic
-// encoder.
-func auditNative(ev *event, d decision.Decision, treated []string, now time.Time, policyVersion string) map[string]any {
-	treatedAny := make([]any, len(treated))
-	for i, t := range treated {
-		treatedAny[i] = t
-	}
-	v := map[string]any{
-		"event_id":            ev.id,
-		"subject_id":          ev.subject,
-		"stream":              d.Stream,
-		"purpose":             d.Purpose,
-		"decision":            string(d.Outcome),
-		"reason":              d.Reason,
-		"treated_fields":      treatedAny,
-		"consent_change_id":   nil,
-		"consent_captured_at": nil,
-		"policy_version":      policyVersion,
-		"source_topic":        ev.msg.Topic,
-		"source_partition":    int32(ev.msg.Partition),
-		"source_offset":       ev.msg.Offset,
-		"event_schema":        ev.rec.Schema.FullName,
-		"processed_at":        now,
-	}
-	if d.ChangeID != "" {
-		v["consent_change_id"] = map[string]any{"string": d.ChangeID}
-		v["consent_captured_at"] = map[string]any{"long.timestamp-millis": d.CapturedAt}
-	}
-	return v
 }
 
 // inject writes the record's span context into headers, when it is traced.

@@ -2,6 +2,7 @@ package enforce
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -91,7 +92,7 @@ func byTopic(msgs []kafka.Message) map[string][]kafka.Message {
 	return m
 }
 
-func TestProcessDecidesEveryStreamAndAuditsEachDecision(t *testing.T) {
+func TestProcessDecidesEveryStreamAndAuditsEachEvent(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.grant(t, "s-granted", "marketing")
@@ -120,22 +121,30 @@ func TestProcessDecidesEveryStreamAndAuditsEachDecision(t *testing.T) {
 	if n := len(got["compliant.analytics"]); n != 0 {
 		t.Errorf("compliant.analytics gets %d records without consent", n)
 	}
-	if n := len(got["consent.audit"]); n != 4 {
-		t.Fatalf("%d audit records, want 4 (2 decodable events x 2 streams)", n)
+	audits := got["consent.audit"]
+	if n := len(audits); n != 3 {
+		t.Fatalf("%d audit records, want 3 (one per input event, the undecodable one included)", n)
 	}
 	decisions := map[string]string{}
-	for _, a := range got["consent.audit"] {
-		rec, err := f.codec.Decode(context.Background(), a.Value)
-		if err != nil {
-			t.Fatal(err)
+	for i, a := range readAudits(t, f.codec.Catalog(), out) {
+		m := audits[i]
+		if a.Outcome == AuditDeadLettered {
+			continue
 		}
-		s := func(p string) string { v, _ := avrocodec.StringField(rec.Value, p); return v }
-		decisions[s("event_id")+"/"+s("stream")] = s("decision") + ":" + s("reason")
-		if string(a.Key) != s("subject_id") {
-			t.Errorf("audit key %q is not the subject", a.Key)
+		if string(m.Key) != a.SubjectID {
+			t.Errorf("audit key %q is not the subject", m.Key)
 		}
-		if s("policy_version") == "" || s("event_schema") != "consentgate.events.EmailEngagement" {
-			t.Errorf("audit record lacks policy version or schema: %v", rec.Value)
+		if a.PolicyVersion == "" || a.EventSchema != "consentgate.events.EmailEngagement" || a.SourceTopic != "customer.events" || a.SourcePartition != 1 {
+			t.Errorf("audit record lacks policy version, schema or source: %+v", a)
+		}
+		if len(a.Decisions) != 2 || a.Decisions[0].Stream != "compliant.marketing" || a.Decisions[1].Stream != "compliant.analytics" {
+			t.Errorf("audit of %s: decisions %+v, want one per stream in policy order", a.EventID, a.Decisions)
+		}
+		if v, _ := stream.Header(m, HeaderEventID); v != a.EventID || len(m.Headers) != 1 {
+			t.Errorf("audit headers %v, want only the event id %s", m.Headers, a.EventID)
+		}
+		for _, d := range a.Decisions {
+			decisions[a.EventID+"/"+d.Stream] = string(d.Decision) + ":" + d.Reason
 		}
 	}
 	want := map[string]string{
@@ -148,6 +157,17 @@ func TestProcessDecidesEveryStreamAndAuditsEachDecision(t *testing.T) {
 		if decisions[k] != v {
 			t.Errorf("decision %s = %q, want %q", k, decisions[k], v)
 		}
+	}
+	// The undecodable input has its DEAD_LETTERED audit record: no event
+	// id, subject, schema, key or decisions, its coordinates and reason.
+	dl := readAudits(t, f.codec.Catalog(), out)[2]
+	if dl.Outcome != AuditDeadLettered || dl.DeadLetterReason != DeadLetterUndecodable || dl.EventID != "" || dl.SubjectID != "" ||
+		dl.EventSchema != "" || len(dl.Decisions) != 0 || dl.SourceTopic != "customer.events" || dl.SourcePartition != 1 || dl.SourceOffset != 12 ||
+		dl.PolicyVersion == "" || dl.ProcessedAt.IsZero() {
+		t.Errorf("audit of the undecodable input: %+v", dl)
+	}
+	if m := audits[2]; m.Key != nil || len(m.Headers) != 0 {
+		t.Errorf("audit of the undecodable input keyed %q with headers %v, want neither", m.Key, m.Headers)
 	}
 	dlq := got["customer.events.dlq"]
 	if len(dlq) != 1 {
@@ -167,13 +187,74 @@ func TestProcessDecidesEveryStreamAndAuditsEachDecision(t *testing.T) {
 	}
 }
 
+// TestProcessAuditsEveryInputOffset: an event without a subject or an event
+// id gets a DEAD_LETTERED audit record beside its dead letter, with what is
+// known of it (event id, subject, schema) and its coordinates; keyed by the
+// subject when there is one, with the event id header when there is one.
+// A decided event's record names, per stream, the consent change of each
+// purpose checked.
+func TestProcessAuditsEveryInputOffset(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.grant(t, "s1", "marketing")
+	batch := []kafka.Message{f.email(t, 20, "e-nosub", ""), f.email(t, 21, "", "s-noid"), f.email(t, 22, "e1", "s1")}
+	out, err := f.e.Process(context.Background(), batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := byTopic(out)
+	if n := len(got["customer.events.dlq"]); n != 2 {
+		t.Fatalf("%d dead letters, want 2", n)
+	}
+	audits := got["consent.audit"]
+	as := readAudits(t, f.codec.Catalog(), out)
+	if len(as) != 3 {
+		t.Fatalf("%d audit records, want one per input", len(as))
+	}
+	for i, a := range as {
+		if a.SourceOffset != batch[i].Offset || a.SourceTopic != batch[i].Topic || a.SourcePartition != int32(batch[i].Partition) {
+			t.Errorf("audit record %d names %s/%d/%d, want the input's coordinates", i, a.SourceTopic, a.SourcePartition, a.SourceOffset)
+		}
+	}
+	if a, m := as[0], audits[0]; a.Outcome != AuditDeadLettered || a.DeadLetterReason != DeadLetterMissingSubjectID || a.EventID != "e-nosub" ||
+		a.SubjectID != "" || a.EventSchema != "consentgate.events.EmailEngagement" || len(a.Decisions) != 0 || m.Key != nil {
+		t.Errorf("audit of the event without subject: %+v key %q", a, m.Key)
+	} else if v, _ := stream.Header(m, HeaderEventID); v != "e-nosub" || len(m.Headers) != 1 {
+		t.Errorf("audit of the event without subject: headers %v", m.Headers)
+	}
+	if a, m := as[1], audits[1]; a.Outcome != AuditDeadLettered || a.DeadLetterReason != DeadLetterMissingEventID || a.EventID != "" ||
+		a.SubjectID != "s-noid" || len(a.Decisions) != 0 || string(m.Key) != "s-noid" || len(m.Headers) != 0 {
+		t.Errorf("audit of the event without event id: %+v key %q headers %v", a, m.Key, m.Headers)
+	}
+	a := as[2]
+	if a.Outcome != AuditDecided || a.DeadLetterReason != "" || len(a.Decisions) != 2 {
+		t.Fatalf("audit of the decided event: %+v", a)
+	}
+	mk := a.Decisions[0]
+	if mk.Stream != "compliant.marketing" || mk.Decision != "PASSED" || mk.DecidingPurpose != "marketing" || !slices.Equal(mk.Purposes, []string{"marketing"}) ||
+		len(mk.Consents) != 1 || mk.Consents[0].Purpose != "marketing" || mk.Consents[0].ChangeID != "c-s1-marketing" || mk.Consents[0].CapturedAt.IsZero() {
+		t.Errorf("marketing decision %+v", mk)
+	}
+	if an := a.Decisions[1]; an.Decision != "DROPPED" || an.Reason != "never_asked" || len(an.Consents) != 1 || an.Consents[0].ChangeID != "" {
+		t.Errorf("analytics decision %+v", an)
+	}
+	if n := f.e.DeadLettered.Load(); n != 2 {
+		t.Errorf("DeadLettered = %d, want 2", n)
+	}
+	if p, d := f.e.Passed.Load(), f.e.Dropped.Load(); p != 1 || d != 1 {
+		t.Errorf("Passed %d, Dropped %d, want per stream decision 1 and 1", p, d)
+	}
+}
+
 // TestProcessFailsClosedWhenRedisIsDown: no output, no audit and an error
 // (so the runner retries and commits nothing) while consent cannot be read.
 func TestProcessFailsClosedWhenRedisIsDown(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.grant(t, "s1", "marketing")
-	batch := []kafka.Message{f.email(t, 1, "e1", "s1")}
+	// The undecodable input's dead letter and audit record are not written
+	// alone either: the batch is all or nothing.
+	batch := []kafka.Message{f.email(t, 1, "e1", "s1"), {Topic: "customer.events", Partition: 1, Offset: 2, Value: []byte{0}}}
 	f.redis.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -295,11 +376,9 @@ func TestProcessRedactsAndRemovesExcluded(t *testing.T) {
 		}
 	}
 
-	treated := map[string][]any{}
-	for _, a := range got["consent.audit"] {
-		rv := decode(a)
-		tf, _ := avrocodec.Field(rv, "treated_fields")
-		treated[str(rv, "event_id")+"/"+str(rv, "stream")+"/"+str(rv, "decision")] = tf.([]any)
+	treated := map[string][]string{}
+	for k, d := range streamDecisions(t, f.codec.Catalog(), out) {
+		treated[k[0]+"/"+k[1]+"/"+string(d.Decision)] = d.TreatedFields
 	}
 	if tf := treated["e-excl/compliant.personalisation/REDACTED"]; len(tf) != 1 || tf[0] != "items[].health_category" {
 		t.Errorf("audit of the exclusion lists %v, want [items[].health_category]", tf)

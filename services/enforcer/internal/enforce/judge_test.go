@@ -125,21 +125,17 @@ func (f *judgeFixture) grant(t *testing.T, subject, purpose string, excluded ...
 	}
 }
 
-// audits returns the audit records of out by stream: decision:reason and
-// the treated fields.
-func (f *judgeFixture) audits(t *testing.T, out []kafka.Message) map[string]map[string]any {
+// audits returns the stream decisions of the audit record of out (one
+// event) by stream.
+func (f *judgeFixture) audits(t *testing.T, out []kafka.Message) map[string]StreamDecision {
 	t.Helper()
-	res := map[string]map[string]any{}
-	for _, m := range out {
-		if m.Topic != "consent.audit" {
-			continue
-		}
-		rec, err := f.codec.Decode(context.Background(), m.Value)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, _ := avrocodec.StringField(rec.Value, "stream")
-		res[s] = rec.Value
+	as := readAudits(t, f.codec.Catalog(), out)
+	if len(as) != 1 {
+		t.Fatalf("%d audit records, want one", len(as))
+	}
+	res := map[string]StreamDecision{}
+	for _, d := range as[0].Decisions {
+		res[d.Stream] = d
 	}
 	return res
 }
@@ -219,15 +215,15 @@ func TestRegistryWriterNewerThanCatalogIsJudgedOnWriterFields(t *testing.T) {
 			}
 			assertAbsent(t, f.codec, out, "compliant.marketing", "health_condition", healthValue)
 			a := f.audits(t, out)
-			if d, _ := avrocodec.StringField(a["compliant.marketing"], "decision"); d == "PASSED" {
+			if d := string(a["compliant.marketing"].Decision); d == "PASSED" {
 				t.Errorf("compliant.marketing: decision %s for an event whose writer schema carries an excluded category", d)
 			}
-			if d, _ := avrocodec.StringField(a["compliant.marketing_strict"], "reason"); d != "excluded_category" {
+			if d := a["compliant.marketing_strict"].Reason; d != "excluded_category" {
 				t.Errorf("compliant.marketing_strict: reason %q, want excluded_category", d)
 			}
 			if pattern == "user.health" {
-				tf, _ := avrocodec.Field(a["compliant.marketing"], "treated_fields")
-				if !slices.Contains(tf.([]any), any("health_condition")) {
+				tf := a["compliant.marketing"].TreatedFields
+				if !slices.Contains(tf, "health_condition") {
 					t.Errorf("audit treated fields %v do not list health_condition", tf)
 				}
 			}
@@ -240,7 +236,7 @@ func TestRegistryWriterNewerThanCatalogIsJudgedOnWriterFields(t *testing.T) {
 // both. A grant excluding user.health must not publish either value.
 func TestOlderWriterAnnotationsAreJudged(t *testing.T) {
 	t.Parallel()
-	audit, err := fs.ReadFile(schemas.FS, "audit_record.avsc")
+	audit, err := fs.ReadFile(schemas.FS, "audit_record.v2.avsc")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +245,7 @@ func TestOlderWriterAnnotationsAreJudged(t *testing.T) {
 		`{"name": "symptom", "type": ["null", "string"], "default": null, "data_category": "user.health"}`)
 	v2 := emailSchemaWith(t, `{"name": "symptom", "type": ["null", "string"], "default": null}`)
 	cat, err := avrocodec.LoadCatalog(fstest.MapFS{
-		"audit_record.avsc":        {Data: audit},
+		"audit_record.v2.avsc":     {Data: audit},
 		"email_engagement.v1.avsc": {Data: []byte(v1)},
 		"email_engagement.v2.avsc": {Data: []byte(v2)},
 	})
@@ -276,10 +272,10 @@ func TestOlderWriterAnnotationsAreJudged(t *testing.T) {
 	assertAbsent(t, f.codec, out, "compliant.marketing", "health_note", healthValue)
 	assertAbsent(t, f.codec, out, "compliant.marketing", "symptom", symptomValue)
 	a := f.audits(t, out)
-	if d, _ := avrocodec.StringField(a["compliant.marketing"], "decision"); d != "REDACTED" {
+	if d := string(a["compliant.marketing"].Decision); d != "REDACTED" {
 		t.Errorf("compliant.marketing: decision %s, want REDACTED", d)
 	}
-	if d, _ := avrocodec.StringField(a["compliant.marketing_strict"], "decision"); d != "DROPPED" {
+	if d := string(a["compliant.marketing_strict"].Decision); d != "DROPPED" {
 		t.Errorf("compliant.marketing_strict: decision %s, want DROPPED", d)
 	}
 }
@@ -337,27 +333,20 @@ func TestUnannotatedRemoveAppliesToEveryOutput(t *testing.T) {
 	if n != 2 {
 		t.Fatalf("compliant.partners gets %d records, want 2", n)
 	}
-	for _, m := range out {
-		if m.Topic != "consent.audit" {
+	audited := 0
+	for k, d := range streamDecisions(t, f.codec.Catalog(), out) {
+		if k[1] != "compliant.partners" {
 			continue
 		}
-		rec, err := f.codec.Decode(context.Background(), m.Value)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if s, _ := avrocodec.StringField(rec.Value, "stream"); s != "compliant.partners" {
-			continue
-		}
-		tf, _ := avrocodec.Field(rec.Value, "treated_fields")
-		var got []string
-		for _, x := range tf.([]any) {
-			got = append(got, x.(string))
-		}
+		audited++
 		for _, p := range []string{"campaign_id", "message_id", "occurred_at"} {
-			if !slices.Contains(got, p) {
-				t.Errorf("audit treated fields %s do not list %s", strings.Join(got, ","), p)
+			if !slices.Contains(d.TreatedFields, p) {
+				t.Errorf("audit treated fields %s do not list %s", strings.Join(d.TreatedFields, ","), p)
 			}
 		}
+	}
+	if audited != 2 {
+		t.Errorf("%d audited decisions on compliant.partners, want 2", audited)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io/fs"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -26,7 +27,7 @@ import (
 // types by their unqualified name).
 func TestWriterAnnotationsReachNestedFields(t *testing.T) {
 	t.Parallel()
-	audit, err := fs.ReadFile(schemas.FS, "audit_record.avsc")
+	audit, err := fs.ReadFile(schemas.FS, "audit_record.v2.avsc")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +57,7 @@ func TestWriterAnnotationsReachNestedFields(t *testing.T) {
 	v1 := emailSchemaWith(t, fields("user.health", "clinics.v1")...)
 	v2 := emailSchemaWith(t, fields("", "clinics.v2")...)
 	cat, err := avrocodec.LoadCatalog(fstest.MapFS{
-		"audit_record.avsc":        {Data: audit},
+		"audit_record.v2.avsc":     {Data: audit},
 		"email_engagement.v1.avsc": {Data: []byte(v1)},
 		"email_engagement.v2.avsc": {Data: []byte(v2)},
 	})
@@ -113,14 +114,14 @@ func TestWriterAnnotationsReachNestedFields(t *testing.T) {
 // judge the bytes: a grant excluding user.health never sees the value.
 func TestRegistryWriterWithoutAnnotationsTakesTheCatalogs(t *testing.T) {
 	t.Parallel()
-	audit, err := fs.ReadFile(schemas.FS, "audit_record.avsc")
+	audit, err := fs.ReadFile(schemas.FS, "audit_record.v2.avsc")
 	if err != nil {
 		t.Fatal(err)
 	}
 	v1 := emailSchemaWith(t, `{"name": "health_note", "type": ["null", "string"], "default": null, "data_category": "user.health"}`)
 	v2 := emailSchemaWith(t)
 	cat, err := avrocodec.LoadCatalog(fstest.MapFS{
-		"audit_record.avsc":        {Data: audit},
+		"audit_record.v2.avsc":     {Data: audit},
 		"email_engagement.v1.avsc": {Data: []byte(v1)},
 		"email_engagement.v2.avsc": {Data: []byte(v2)},
 	})
@@ -144,7 +145,7 @@ func TestRegistryWriterWithoutAnnotationsTakesTheCatalogs(t *testing.T) {
 	}
 	assertAbsent(t, f.codec, out, "compliant.marketing", "health_note", healthValue)
 	a := f.audits(t, out)
-	if d, _ := avrocodec.StringField(a["compliant.marketing_strict"], "reason"); d != "excluded_category" {
+	if d := a["compliant.marketing_strict"].Reason; d != "excluded_category" {
 		t.Errorf("compliant.marketing_strict: reason %q, want excluded_category", d)
 	}
 }
@@ -152,7 +153,8 @@ func TestRegistryWriterWithoutAnnotationsTakesTheCatalogs(t *testing.T) {
 // TestUnjudgedBytesNeverPass: bytes whose writer schema cannot be fetched
 // (registry down) leave the batch undecided (an error, nothing to write);
 // an unknown schema id and a datum followed by extra bytes go to the dead
-// letter topic only, never to a purpose stream.
+// letter topic (and their DEAD_LETTERED audit record to the audit topic),
+// never to a purpose stream.
 func TestUnjudgedBytesNeverPass(t *testing.T) {
 	t.Parallel()
 	cat, err := avrocodec.LoadCatalog(schemas.FS)
@@ -186,12 +188,16 @@ func TestUnjudgedBytesNeverPass(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if len(out) != 1 || out[0].Topic != "customer.events.dlq" {
-			var topics []string
-			for _, m := range out {
-				topics = append(topics, m.Topic)
-			}
-			t.Errorf("%s: written to %v, want the dead letter topic only", name, topics)
+		var topics []string
+		for _, m := range out {
+			topics = append(topics, m.Topic)
+		}
+		if !slices.Equal(topics, []string{"customer.events.dlq", "consent.audit"}) {
+			t.Errorf("%s: written to %v, want the dead letter and its audit record only", name, topics)
+			continue
+		}
+		if a := readAudits(t, f.codec.Catalog(), out); a[0].Outcome != AuditDeadLettered || a[0].DeadLetterReason != DeadLetterUndecodable || len(a[0].Decisions) != 0 {
+			t.Errorf("%s: audit record %+v, want DEAD_LETTERED undecodable without decisions", name, a[0])
 		}
 	}
 }

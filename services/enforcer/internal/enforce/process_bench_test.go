@@ -65,7 +65,7 @@ streams:
 // subjects with mixed consent in a real redis-server, with the bench policy
 // (three streams, analytics in redact mode): decode, one consent lookup per
 // batch, three decisions per event, redaction and re-encoding of the
-// redacted copies, and an audit record per event and stream.
+// redacted copies, and one audit record per event.
 //
 //   - store: every batch reads Redis (ENFORCER_CONSENT_CACHE_SIZE=0);
 //   - cache: the local consent cache is warm (the enforcer's default);

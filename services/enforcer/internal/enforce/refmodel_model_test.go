@@ -345,6 +345,8 @@ func matchRule(pattern, category string) bool {
 
 type mDecision struct {
 	outcome, reason, purpose, changeID string
+	// consents: purpose and deciding change id of every purpose checked
+	consents [][2]string
 	// what is published (outcome not DROPPED):
 	forward  bool     // the input bytes, unchanged
 	redact   bool     // a copy, every field per the stream's rules; else excluded removed + unannotated_fields
@@ -433,6 +435,7 @@ func decide(s mStream, schema string, fields []fieldInfo, hist []mChange, now in
 	for i, p := range s.purposes {
 		pur := refPurposes[p]
 		v := verdict(hist, p, now)
+		d.consents = append(d.consents, [2]string{p, v.changeID})
 		allowed, reason := v.allowed, v.reason
 		if allowed && !slices.Contains(pur.bases, v.basis) {
 			allowed, reason = false, "legal_basis_not_accepted"

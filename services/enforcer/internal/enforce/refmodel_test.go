@@ -134,11 +134,11 @@ func newRefEnv(t testing.TB) *refEnv {
 	}
 	// World "full": the catalog has every schema (PageView and the test's
 	// Profile read as v2).
-	full := catalog(append([]string{"audit_record.avsc"}, files...)...)
+	full := catalog(append([]string{"audit_record.v2.avsc"}, files...)...)
 	// World "old": the catalog lacks the v2 schemas (PageView and Profile
 	// read as v1), and v2 comes from the registry: a writer newer than the
 	// reader.
-	old := catalog("audit_record.avsc", "page_view.v1.avsc", "purchase.v1.avsc", "email_engagement.v1.avsc", "refmodel_profile.v1.avsc")
+	old := catalog("audit_record.v2.avsc", "page_view.v1.avsc", "purchase.v1.avsc", "email_engagement.v1.avsc", "refmodel_profile.v1.avsc")
 	mk := func(name string, cat *avrocodec.Catalog) *refWorld {
 		codec := avrocodec.New(cat, schemaregistry.New(url, nil))
 		return &refWorld{name: name, codec: codec,
@@ -549,8 +549,9 @@ func (env *refEnv) round(seed, round uint64) (int, int) {
 
 type refOut struct {
 	outputs map[string][]kafka.Message // stream topic -> records
-	audits  map[string]map[string]any  // stream topic -> audit value
-	auditM  map[string]kafka.Message
+	audits  map[string]StreamDecision  // stream topic -> audited decision
+	audit   *AuditRecord               // the event's one audit record
+	auditM  kafka.Message
 }
 
 func headerOf(m kafka.Message, key string) (string, bool) {
@@ -565,10 +566,9 @@ func headerOf(m kafka.Message, key string) (string, bool) {
 func (env *refEnv) compare(w *refWorld, evs []*refEvent, out []kafka.Message) int {
 	t := env.t
 	t.Helper()
-	ctx := context.Background()
 	byEvent := map[string]*refOut{}
 	for _, ev := range evs {
-		byEvent[ev.id] = &refOut{outputs: map[string][]kafka.Message{}, audits: map[string]map[string]any{}, auditM: map[string]kafka.Message{}}
+		byEvent[ev.id] = &refOut{outputs: map[string][]kafka.Message{}, audits: map[string]StreamDecision{}}
 	}
 	for _, m := range out {
 		id, _ := headerOf(m, HeaderEventID)
@@ -581,19 +581,44 @@ func (env *refEnv) compare(w *refWorld, evs []*refEvent, out []kafka.Message) in
 			o.outputs[m.Topic] = append(o.outputs[m.Topic], m)
 			continue
 		}
-		rec, err := w.codec.Decode(ctx, m.Value)
+		a, err := ReadAudit(w.codec.Catalog(), m.Value)
 		if err != nil {
 			t.Fatalf("decode audit: %v", err)
 		}
-		s, _ := avrocodec.StringField(rec.Value, "stream")
-		if _, dup := o.audits[s]; dup {
-			t.Errorf("two audit records for one event on %s", s)
+		if o.audit != nil {
+			t.Errorf("%s: two audit records for one event", id)
+			continue
 		}
-		o.audits[s], o.auditM[s] = rec.Value, m
+		o.audit, o.auditM = a, m
+		for _, d := range a.Decisions {
+			if _, dup := o.audits[d.Stream]; dup {
+				t.Errorf("%s: the audit record lists %s twice", id, d.Stream)
+			}
+			o.audits[d.Stream] = d
+		}
 	}
 	n := 0
 	for _, ev := range evs {
 		o := byEvent[ev.id]
+		if a := o.audit; a == nil {
+			t.Errorf("%s: no audit record", ev.id)
+		} else {
+			var streams []string
+			for _, d := range a.Decisions {
+				streams = append(streams, d.Stream)
+			}
+			var want []string
+			for _, s := range refStreams {
+				want = append(want, s.topic)
+			}
+			if a.Outcome != AuditDecided || a.DeadLetterReason != "" || a.EventID != ev.id || string(o.auditM.Key) != a.SubjectID ||
+				a.SourceTopic != ev.msg.Topic || a.SourcePartition != int32(ev.msg.Partition) || a.SourceOffset != ev.msg.Offset {
+				t.Errorf("%s: audit record %+v (key %q) does not describe the input at %s/%d/%d", ev.id, a, o.auditM.Key, ev.msg.Topic, ev.msg.Partition, ev.msg.Offset)
+			}
+			if !slices.Equal(streams, want) {
+				t.Errorf("%s: audit record lists streams %v, want the policy's %v in order", ev.id, streams, want)
+			}
+		}
 		var fields []fieldInfo
 		carried(env.model[ev.w.wFile].root, env.model[ev.w.rFile].root, "", "", &fields)
 		for _, s := range refStreams {
@@ -657,27 +682,37 @@ func (env *refEnv) compareOne(ev *refEvent, s mStream, d mDecision, o *refOut) {
 		fail("no audit record")
 		return
 	}
-	str := func(p string) string { v, _ := avrocodec.StringField(a, p); return v }
-	changeID := ""
-	if c, ok := avrocodec.Field(a, "consent_change_id"); ok {
-		if v, ok := avrocodec.Unwrap(c).(string); ok {
-			changeID = v
-		}
-	}
-	if got := str("decision") + " " + str("reason"); got != d.outcome+" "+d.reason {
+	if got := string(a.Decision) + " " + a.Reason; got != d.outcome+" "+d.reason {
 		fail("audit says %s", got)
 	}
-	if got := str("purpose"); got != d.purpose {
-		fail("audit purpose %q, model %q", got, d.purpose)
+	if a.DecidingPurpose != d.purpose {
+		fail("audit purpose %q, model %q", a.DecidingPurpose, d.purpose)
+	}
+	if !slices.Equal(a.Purposes, s.purposes) {
+		fail("audit purposes %q, the stream's %q", a.Purposes, s.purposes)
+	}
+	var consents [][2]string
+	changeID := ""
+	for _, c := range a.Consents {
+		consents = append(consents, [2]string{c.Purpose, c.ChangeID})
+		if c.Purpose == a.DecidingPurpose {
+			changeID = c.ChangeID
+		}
+		if c.ChangeID == "" && !c.CapturedAt.IsZero() || c.ChangeID != "" && c.CapturedAt.IsZero() {
+			fail("audit consent %+v: a capture time without a change, or a change without one", c)
+		}
+	}
+	if !slices.Equal(consents, d.consents) {
+		fail("audit consents %q, model %q", consents, d.consents)
 	}
 	if changeID != d.changeID {
-		fail("audit consent change %q, model %q", changeID, d.changeID)
+		fail("audit consent change of the deciding purpose %q, model %q", changeID, d.changeID)
 	}
-	if tf, _ := avrocodec.Field(a, "treated_fields"); d.forward && len(tf.([]any)) > 0 {
-		fail("forwarded unchanged, yet the audit lists treated fields %v", tf)
+	if d.forward && len(a.TreatedFields) > 0 {
+		fail("forwarded unchanged, yet the audit lists treated fields %v", a.TreatedFields)
 	}
 	// Audit records hold no field value but the event and subject ids.
-	env.noValues(ev, o.auditM[s.topic], "audit record", fail, func(e leafExp) bool {
+	env.noValues(ev, o.auditM, "audit record", fail, func(e leafExp) bool {
 		return e.wInst != "subject_id" && e.wInst != "event_id"
 	}, allLeaves(env.model[ev.w.wFile].root, ev.value))
 

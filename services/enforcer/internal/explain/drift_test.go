@@ -34,6 +34,8 @@ func (s states) Lookup(_ context.Context, subjects []string) (map[string]*consen
 
 type verdict struct {
 	Decision, Reason, ChangeID string
+	Purposes                   []string
+	Consents                   []string // purpose=change id
 	Treated                    []string
 	Event                      string // the re-encoded event as JSON; "" when the input bytes are published
 }
@@ -94,7 +96,10 @@ func TestExplainMatchesEnforcer(t *testing.T) {
 			}
 			want[id] = map[string]verdict{}
 			for _, s := range ex.Streams {
-				v := verdict{Decision: string(s.Decision), Reason: s.Reason, ChangeID: s.ChangeID}
+				v := verdict{Decision: string(s.Decision), Reason: s.Reason, ChangeID: s.ChangeID, Purposes: s.Purposes}
+				for _, c := range s.Consents {
+					v.Consents = append(v.Consents, c.Purpose+"="+c.ChangeID)
+				}
 				for _, tr := range s.Treated {
 					v.Treated = append(v.Treated, tr.Path)
 				}
@@ -128,25 +133,32 @@ func TestExplainMatchesEnforcer(t *testing.T) {
 	got := map[string]map[string]verdict{}
 	published := map[[2]string]string{} // event id, stream -> redacted event JSON
 	for _, m := range out {
+		if m.Topic == "consent.audit" {
+			a, err := enforce.ReadAudit(cat, m.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got[a.EventID] != nil {
+				t.Errorf("event %s audited twice", a.EventID)
+			}
+			got[a.EventID] = map[string]verdict{}
+			for _, d := range a.Decisions {
+				v := verdict{Decision: string(d.Decision), Reason: d.Reason, Purposes: d.Purposes, Treated: d.TreatedFields}
+				for _, c := range d.Consents {
+					v.Consents = append(v.Consents, c.Purpose+"="+c.ChangeID)
+					if c.Purpose == d.DecidingPurpose {
+						v.ChangeID = c.ChangeID
+					}
+				}
+				got[a.EventID][d.Stream] = v
+			}
+			continue
+		}
 		rec, err := codec.Decode(ctx, m.Value)
 		if err != nil {
 			t.Fatal(err)
 		}
 		switch {
-		case m.Topic == "consent.audit":
-			a := rec.Value
-			id, stream := a["event_id"].(string), a["stream"].(string)
-			v := verdict{Decision: a["decision"].(string), Reason: a["reason"].(string)}
-			if c, ok := avrocodec.Unwrap(a["consent_change_id"]).(string); ok {
-				v.ChangeID = c
-			}
-			for _, p := range a["treated_fields"].([]any) {
-				v.Treated = append(v.Treated, p.(string))
-			}
-			if got[id] == nil {
-				got[id] = map[string]verdict{}
-			}
-			got[id][stream] = v
 		case headerOf(m, enforce.HeaderDecision) == "REDACTED" || !bytes.Equal(m.Value, inputs[headerOf(m, enforce.HeaderEventID)]):
 			j, err := FromNative(rec.Schema, rec.Value)
 			if err != nil {

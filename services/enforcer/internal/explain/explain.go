@@ -83,6 +83,10 @@ type Stream struct {
 	// when none did (never asked, unknown subject).
 	ChangeID   string     `json:"consent_change_id,omitempty"`
 	CapturedAt *time.Time `json:"consent_captured_at,omitempty"`
+	// Consents name, for every purpose whose consent was checked, the
+	// consent change its verdict rests on, as the audit record's
+	// decisions[].consents do.
+	Consents []Consent `json:"consents,omitempty"`
 	// Treatment is "redact" or "remove_excluded" for a REDACTED event, and
 	// "stream_settings" for a PASSED event re-encoded with the stream's
 	// unannotated_fields applied; empty when the input bytes are published
@@ -95,6 +99,14 @@ type Stream struct {
 	// Event is the event as published on the stream (a treated copy,
 	// with ShowValues only).
 	Event json.Marshaler `json:"event,omitempty"`
+}
+
+// Consent is the consent change one purpose's verdict rests on; ChangeID
+// and CapturedAt are empty when there is none.
+type Consent struct {
+	Purpose    string     `json:"purpose"`
+	ChangeID   string     `json:"consent_change_id,omitempty"`
+	CapturedAt *time.Time `json:"consent_captured_at,omitempty"`
 }
 
 // Treated is one field a redaction changed or removed.
@@ -145,10 +157,10 @@ func Explain(ctx context.Context, in Input) (*Explanation, error) {
 	id, _ := avrocodec.StringField(rec.Value, "event_id")
 	switch {
 	case subject == "":
-		ex.DeadLetter = "missing_subject_id"
+		ex.DeadLetter = enforce.DeadLetterMissingSubjectID
 		return ex, nil
 	case id == "":
-		ex.DeadLetter = "missing_event_id"
+		ex.DeadLetter = enforce.DeadLetterMissingEventID
 		return ex, nil
 	}
 	if in.State != nil && in.State.SubjectID != "" && in.State.SubjectID != subject {
@@ -201,6 +213,14 @@ func Explain(ctx context.Context, in Input) (*Explanation, error) {
 		if !d.CapturedAt.IsZero() {
 			t := d.CapturedAt.UTC()
 			out.CapturedAt = &t
+		}
+		for _, c := range d.Consents {
+			pc := Consent{Purpose: c.Purpose, ChangeID: c.ChangeID}
+			if c.ChangeID != "" {
+				t := c.CapturedAt.UTC()
+				pc.CapturedAt = &t
+			}
+			out.Consents = append(out.Consents, pc)
 		}
 		out.Why = why(in.Policy, s, d, in.State, rec.Schema.FullName)
 		if d.Outcome != decision.Redacted {

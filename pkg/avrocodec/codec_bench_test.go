@@ -120,17 +120,26 @@ func BenchmarkEncodeLike(b *testing.B) {
 	}
 }
 
-// BenchmarkEncodeAudit encodes one audit record, as the enforcer does for
-// every event and stream.
+// BenchmarkEncodeAudit encodes one audit record (version 2, three stream
+// decisions), as the enforcer's generic path does for every event.
 func BenchmarkEncodeAudit(b *testing.B) {
 	codec, _ := benchEvents(b)
+	at := time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
+	decision := func(stream, d, reason string, treated ...any) any {
+		return map[string]any{"stream": stream, "purposes": []any{"p"}, "decision": d, "reason": reason, "deciding_purpose": "p",
+			"treated_fields": treated, "consents": []any{map[string]any{"purpose": "p",
+				"consent_change_id": map[string]any{"string": "chg-0001"}, "consent_captured_at": map[string]any{"long.timestamp-millis": at}}}}
+	}
 	v := map[string]any{
-		"event_id": "evt-bench-000000002", "subject_id": "cust-0012345", "stream": "compliant.analytics", "purpose": "analytics",
-		"decision": "REDACTED", "reason": "denied", "treated_fields": []any{"email", "phone", "shipping_address", "subject_id"},
-		"consent_change_id":   map[string]any{"string": "chg-0001"},
-		"consent_captured_at": map[string]any{"long.timestamp-millis": time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)},
-		"policy_version":      "sha256:0123456789abcdef", "source_topic": "customer.events", "source_partition": int32(3),
-		"source_offset": int64(123456), "event_schema": "consentgate.events.Purchase", "processed_at": time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC),
+		"event_id": map[string]any{"string": "evt-bench-000000002"}, "subject_id": map[string]any{"string": "cust-0012345"},
+		"outcome": "DECIDED", "dead_letter_reason": nil, "event_schema": map[string]any{"string": "consentgate.events.Purchase"},
+		"policy_version": "sha256:0123456789abcdef", "source_topic": "customer.events", "source_partition": int32(3),
+		"source_offset": int64(123456), "processed_at": at.Add(48 * time.Hour),
+		"decisions": []any{
+			decision("compliant.marketing", "DROPPED", "schema_not_accepted"),
+			decision("compliant.analytics", "REDACTED", "denied", "email", "phone", "shipping_address", "subject_id"),
+			decision("compliant.personalisation", "PASSED", "granted"),
+		},
 	}
 	b.ReportAllocs()
 	for b.Loop() {

@@ -505,6 +505,13 @@ func TestWriterUnknownToCatalog(t *testing.T) {
 	}
 }
 
+// breakingVersions are the version pairs documented as not compatible
+// (schemas/README.md): full name -> [older, newer]. Their readers decode by
+// writer schema.
+var breakingVersions = map[string][2]int{
+	"consentgate.audit.AuditRecord": {1, 2}, // one record per event and stream -> one per event
+}
+
 func TestCatalogVersionsCompatible(t *testing.T) {
 	t.Parallel()
 	cat := loadCatalog(t)
@@ -518,6 +525,12 @@ func TestCatalogVersionsCompatible(t *testing.T) {
 			for _, b := range versions[i+1:] {
 				t.Run(name, func(t *testing.T) {
 					t.Parallel()
+					if breakingVersions[name] == [2]int{a.Version, b.Version} {
+						if avrocodec.CheckCompatible(a, b) == nil && avrocodec.CheckCompatible(b, a) == nil {
+							t.Errorf("v%d and v%d are compatible after all: remove them from breakingVersions", a.Version, b.Version)
+						}
+						return
+					}
 					if err := avrocodec.CheckCompatible(a, b); err != nil {
 						t.Errorf("v%d data as v%d (backward): %v", a.Version, b.Version, err)
 					}

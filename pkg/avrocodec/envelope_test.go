@@ -51,7 +51,7 @@ const trickyV1 = `{"type":"record","name":"Tricky","namespace":"consentgate.test
 const trickyV2 = `{"type":"record","name":"Tricky","namespace":"consentgate.test","fields":[
  {"name":"occurred_at","type":{"type":"long","logicalType":"timestamp-millis"}},
  {"name":"event_id","type":"string"},
- {"name":"subject_id","type":["null","string"],"default":null},
+ {"name":"subject_id","type":["string","null"],"default":"anon"},
  {"name":"color","type":{"type":"enum","name":"Color","symbols":["RED","GREEN"]}},
  {"name":"size","type":{"type":"enum","name":"Size","symbols":["S","M"],"default":"M"}},
  {"name":"choice","type":["null","long","string"],"default":null},
@@ -136,6 +136,21 @@ var registryWriters = map[int]string{
  {"name":"ratio","type":"double"},
  {"name":"subject_id","type":["string","null"]},
  {"name":"event_id","type":"bytes"}
+]}`,
+	// Without subject_id: the reader's default.
+	108: `{"type":"record","name":"Tricky","namespace":"consentgate.test","fields":[
+ {"name":"event_id","type":"string"},
+ {"name":"occurred_at","type":"long"},
+ {"name":"color","type":{"type":"enum","name":"Color","symbols":["GREEN","RED"]}},
+ {"name":"size","type":{"type":"enum","name":"Size","symbols":["XL","S"]}},
+ {"name":"amount","type":"long"},
+ {"name":"tags","type":{"type":"array","items":"string"}},
+ {"name":"attrs","type":{"type":"map","values":["long","null"]}},
+ {"name":"nulls","type":{"type":"array","items":"null"}},
+ {"name":"hash","type":{"type":"fixed","name":"Hash","size":4}},
+ {"name":"flag","type":"boolean"},
+ {"name":"when","type":"long"},
+ {"name":"ratio","type":"double"}
 ]}`,
 	// A name the catalog does not know: read as itself; the envelope is
 	// an enum and a union, in the middle.
@@ -419,7 +434,7 @@ func TestEnvelopeMatchesDecode(t *testing.T) {
 		"consentgate.test.Tricky/207 ok", "consentgate.test.Tricky/207 incompatible",
 		"consentgate.test.Tricky/101 ok", "consentgate.test.Tricky/101 incompatible",
 		"consentgate.test.Tricky/102 incompatible",
-		"consentgate.test.Tricky/103 ok",
+		"consentgate.test.Tricky/103 ok", "consentgate.test.Tricky/108 ok",
 		"consentgate.test.Tricky/107 ok", "consentgate.test.Tricky/107 incompatible",
 		"consentgate.test.Other/104 ok", "consentgate.test.Other2/105 ok", "consentgate.test.Other3/106 ok",
 	} {
@@ -523,6 +538,18 @@ func TestEnvelopeEdgeCases(t *testing.T) {
 				t.Errorf("outcome = %s, want %s", got, c.want)
 			}
 		})
+	}
+	// A writer without subject_id: the reader's default, "anon".
+	w108, err := codec.WriterByID(context.Background(), 108)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := (&valueGen{rnd: rand.New(rand.NewPCG(9, 9))}).event(t, w108, 108)
+	if got := verdict(t, codec, data); got != "ok" {
+		t.Fatalf("writer 108: %s", got)
+	}
+	if env, err := codec.Envelope(context.Background(), data); err != nil || env.SubjectID != "anon" {
+		t.Errorf("writer 108: envelope %+v, %v; want subject_id anon", env, err)
 	}
 	// Many distinct map keys (the set beyond 32 keys).
 	body := []byte{0x02, 0x00, 0x00, 0x50} // 40 entries

@@ -75,6 +75,11 @@ type cfield struct {
 	f      *fieldNode
 	action policy.Action
 	node   *cnode // nil when action is remove
+	// removal is the field's removal value when it is immutable (null,
+	// a number, a string, a time...) and can be shared by every result;
+	// shared says so. Other removal values are built per event.
+	removal any
+	shared  bool
 }
 
 // build makes c's children once.
@@ -91,6 +96,11 @@ func (c *cnode) build() {
 			for i, f := range n.fields {
 				a := c.set.action(f, inherit)
 				c.fields[i] = cfield{f: f, action: a}
+				if immutable(f.def.Type) {
+					if v, err := removed(f.def); err == nil {
+						c.fields[i].removal, c.fields[i].shared = v, true
+					}
+				}
 				if a != policy.ActionRemove {
 					c.fields[i].node = &cnode{n: f.node, a: a, set: c.set}
 				}
@@ -207,4 +217,19 @@ func (s *settings) action(f *fieldNode, inherit policy.Action) policy.Action {
 		return policy.ActionRemove // remove, or an action this package does not know
 	}
 	return a
+}
+
+// immutable reports whether the removal value of a field of type t holds
+// no reference that a caller could modify: nil, a boolean, a number, a
+// string, an enum symbol, a time or a duration.
+func immutable(t *avrocodec.Type) bool {
+	if t.Nullable() {
+		return true // null
+	}
+	switch t.Kind {
+	case avrocodec.KindNull, avrocodec.KindBoolean, avrocodec.KindInt, avrocodec.KindLong,
+		avrocodec.KindFloat, avrocodec.KindDouble, avrocodec.KindString, avrocodec.KindEnum:
+		return true
+	}
+	return false
 }

@@ -232,10 +232,13 @@ func (r *Redactor) Apply(req Request) (Result, error) {
 	if req.Value == nil {
 		return Result{}, mismatch(p.root.n, nil)
 	}
-	w := walker{r: r}
+	w := walker{r: r, treated: make([]string, 0, 8)}
 	out, err := w.record(p.root, req.Value)
 	if err != nil {
 		return Result{}, err
+	}
+	if len(w.treated) == 0 {
+		return Result{Value: out}, nil
 	}
 	slices.Sort(w.treated)
 	return Result{Value: out, Treated: slices.Compact(w.treated)}, nil
@@ -301,7 +304,7 @@ func (w *walker) record(c *cnode, v any) (map[string]any, error) {
 // field treats one field value.
 func (w *walker) field(cf *cfield, v any) (any, error) {
 	if cf.action == policy.ActionRemove {
-		return w.remove(cf.f, v)
+		return w.removeField(cf, v)
 	}
 	mark := len(w.treated)
 	out, changed, ok, err := w.value(cf.node, v)
@@ -312,12 +315,24 @@ func (w *walker) field(cf *cfield, v any) (any, error) {
 		// The treatment does not apply to this value (a non-string to
 		// pseudonymise, a non-IP to truncate, ...): remove the field.
 		w.treated = w.treated[:mark]
-		return w.remove(cf.f, v)
+		return w.removeField(cf, v)
 	}
 	if changed {
 		w.mark(cf.f.path)
 	}
 	return out, nil
+}
+
+// removeField removes the field cf, with its shared removal value when it
+// has one.
+func (w *walker) removeField(cf *cfield, v any) (any, error) {
+	if !cf.shared {
+		return w.remove(cf.f, v)
+	}
+	if !same(v, cf.removal) {
+		w.mark(cf.f.path)
+	}
+	return cf.removal, nil
 }
 
 // remove returns the removal value of field f (see removed).

@@ -26,6 +26,13 @@
 // time.Time. Field and StringField read through unions so that callers need
 // not know that form.
 //
+// ReadEnvelope (envelope.go) reads what a consent decision needs (framing,
+// writer and reader schema, event_id, subject_id) straight from the Avro
+// binary and checks that the whole datum decodes and resolves, with the
+// errors Decode would give, without building the value: a program compiled
+// once per (writer, reader) pair walks the bytes. DecodeEnvelope decodes
+// the full Record later, for an event that needs a treated copy.
+//
 // Errors are classified: *DecodeError and *EncodeError are permanent (the
 // message goes to the dead-letter topic with DecodeError.Reason); an error
 // wrapping ErrRegistryUnavailable is transient (pause and retry).

@@ -524,11 +524,8 @@ func sampleNative(w *Type) any {
 	case KindBoolean:
 		return false
 	case KindInt:
-		switch w.Logical {
-		case "date":
-			return fromBaseMust(w, int32(0))
-		case "time-millis":
-			return fromBaseMust(w, int32(0))
+		if w.Logical != "" {
+			return fromBaseMust(w, int32(0)) // date, time-millis
 		}
 		return int32(0)
 	case KindLong:

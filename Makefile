@@ -71,6 +71,7 @@ bench:
 FUZZTIME ?= 30s
 fuzz:
 	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./avrocodec
+	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzEnvelopeMatchesDecode -fuzztime=$(FUZZTIME) ./avrocodec
 	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzCanonicalForm -fuzztime=$(FUZZTIME) ./avrocodec
 	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./policy
 	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzRedactNeverLeaks -fuzztime=$(FUZZTIME) ./redact

@@ -26,6 +26,13 @@
 // time.Time. Field and StringField read through unions so that callers need
 // not know that form.
 //
+// ReadEnvelope (envelope.go) reads what a consent decision needs (framing,
+// writer and reader schema, event_id, subject_id) straight from the Avro
+// binary and checks that the whole datum decodes and resolves, with the
+// errors Decode would give, without building the value: a program compiled
+// once per (writer, reader) pair walks the bytes. DecodeEnvelope decodes
+// the full Record later, for an event that needs a treated copy.
+//
 // Errors are classified: *DecodeError and *EncodeError are permanent (the
 // message goes to the dead-letter topic with DecodeError.Reason); an error
 // wrapping ErrRegistryUnavailable is transient (pause and retry).
@@ -129,6 +136,8 @@ type Codec struct {
 
 	mu   sync.RWMutex
 	byID map[int]*Schema // writer schemas fetched from the registry
+
+	programs sync.Map // programKey -> *program (see envelope.go)
 }
 
 // New returns a codec over the catalog cat. reg may be nil: Confluent-framed
@@ -150,50 +159,71 @@ func (c *Codec) SchemaByName(fullName string) (*Schema, bool) {
 // and an error wrapping ErrRegistryUnavailable when the writer schema could
 // not be fetched for now. ctx bounds the registry request, if one is needed.
 func (c *Codec) Decode(ctx context.Context, data []byte) (*Record, error) {
-	if len(data) == 0 {
-		return nil, &DecodeError{Reason: ReasonEmpty}
+	f, err := c.frame(ctx, data)
+	if err != nil {
+		return nil, err
 	}
-	var (
-		rec     = &Record{}
-		payload []byte
-		err     error
-	)
+	return c.decodeFramed(f)
+}
+
+// framed is a message with its framing parsed: the writer schema is known
+// and payload is the Avro binary datum.
+type framed struct {
+	framing  Framing
+	writerID int
+	writer   *Schema
+	payload  []byte
+}
+
+// frame parses the framing of a message and finds its writer schema. The
+// errors are those of Decode.
+func (c *Codec) frame(ctx context.Context, data []byte) (framed, error) {
+	var f framed
+	if len(data) == 0 {
+		return f, &DecodeError{Reason: ReasonEmpty}
+	}
+	var err error
 	switch data[0] {
 	case confluentMagic:
 		if len(data) < confluentHeaderLen {
-			return nil, decodeErr(ReasonTruncated, "confluent header needs %d bytes, got %d", confluentHeaderLen, len(data))
+			return f, decodeErr(ReasonTruncated, "confluent header needs %d bytes, got %d", confluentHeaderLen, len(data))
 		}
-		rec.Framing = FramingConfluent
-		rec.WriterID = int(binary.BigEndian.Uint32(data[1:5]))
-		rec.writer, err = c.writerByID(ctx, rec.WriterID)
+		f.framing = FramingConfluent
+		f.writerID = int(binary.BigEndian.Uint32(data[1:5]))
+		f.writer, err = c.writerByID(ctx, f.writerID)
 		if err != nil {
-			return nil, err
+			return f, err
 		}
-		payload = data[confluentHeaderLen:]
+		f.payload = data[confluentHeaderLen:]
 	case soeMagic0:
 		if len(data) < 2 {
-			return nil, decodeErr(ReasonTruncated, "single-object header needs %d bytes, got %d", soeHeaderLen, len(data))
+			return f, decodeErr(ReasonTruncated, "single-object header needs %d bytes, got %d", soeHeaderLen, len(data))
 		}
 		if data[1] != soeMagic1 {
-			return nil, decodeErr(ReasonBadMagic, "second byte of the single-object marker is 0x%02x, want 0x01", data[1])
+			return f, decodeErr(ReasonBadMagic, "second byte of the single-object marker is 0x%02x, want 0x01", data[1])
 		}
 		if len(data) < soeHeaderLen {
-			return nil, decodeErr(ReasonTruncated, "single-object header needs %d bytes, got %d", soeHeaderLen, len(data))
+			return f, decodeErr(ReasonTruncated, "single-object header needs %d bytes, got %d", soeHeaderLen, len(data))
 		}
-		rec.Framing = FramingSingleObject
+		f.framing = FramingSingleObject
 		fp := binary.LittleEndian.Uint64(data[2:10])
 		s, ok := c.cat.SchemaByFingerprint(fp)
 		if !ok {
-			return nil, decodeErr(ReasonUnknownFingerprint, "no catalog schema has fingerprint %016x", fp)
+			return f, decodeErr(ReasonUnknownFingerprint, "no catalog schema has fingerprint %016x", fp)
 		}
-		rec.writer = s
-		payload = data[soeHeaderLen:]
+		f.writer = s
+		f.payload = data[soeHeaderLen:]
 	default:
-		return nil, decodeErr(ReasonBadMagic, "first byte 0x%02x is neither 0x00 (confluent) nor 0xc3 (single-object)", data[0])
+		return f, decodeErr(ReasonBadMagic, "first byte 0x%02x is neither 0x00 (confluent) nor 0xc3 (single-object)", data[0])
 	}
-	rec.WriterFingerprint = rec.writer.Fingerprint
+	return f, nil
+}
 
-	native, err := decodeBinary(rec.writer, payload)
+// decodeFramed decodes the payload of a framed message with its writer
+// schema and resolves it into the reader schema.
+func (c *Codec) decodeFramed(f framed) (*Record, error) {
+	rec := &Record{Framing: f.framing, WriterID: f.writerID, WriterFingerprint: f.writer.Fingerprint, writer: f.writer}
+	native, err := decodeBinary(rec.writer, f.payload)
 	if err != nil {
 		return nil, err
 	}
@@ -204,10 +234,14 @@ func (c *Codec) Decode(ctx context.Context, data []byte) (*Record, error) {
 	}
 	v, err := resolver{}.resolve(rec.writer.root, rec.Schema.root, native)
 	if err != nil {
-		return nil, &DecodeError{Reason: ReasonIncompatible, Err: fmt.Errorf("read %s as version %d: %w", rec.writer.FullName, rec.Schema.Version, err)}
+		return nil, incompatibleErr(rec.writer, rec.Schema, err)
 	}
 	rec.Value = v.(map[string]any)
 	return rec, nil
+}
+
+func incompatibleErr(writer, reader *Schema, err error) error {
+	return &DecodeError{Reason: ReasonIncompatible, Err: fmt.Errorf("read %s as version %d: %w", writer.FullName, reader.Version, err)}
 }
 
 // decodeBinary decodes an Avro binary datum with the writer schema. goavro

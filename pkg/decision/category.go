@@ -62,8 +62,13 @@ func exclusionBase(pattern string) (base string, ok bool) {
 
 // covers applies the hierarchy: base "" covers everything.
 func covers(base, category string) bool {
-	return base == "" || base == category ||
-		strings.HasPrefix(category, base+".") || strings.HasPrefix(base, category+".")
+	return base == "" || base == category || childOf(category, base) || childOf(base, category)
+}
+
+// childOf reports whether category lies below parent (parent + "." + ...),
+// without building the prefix string.
+func childOf(category, parent string) bool {
+	return len(category) > len(parent) && category[len(parent)] == '.' && strings.HasPrefix(category, parent)
 }
 
 // knownBase reports whether some category of the taxonomy is base, lies
@@ -84,8 +89,16 @@ type Exclusions struct {
 	bases    []string
 }
 
-// NewExclusions prepares patterns; empty patterns are ignored.
+// NewExclusions prepares patterns; empty patterns are ignored. Sets of one
+// pattern are prepared once and shared (see planmemo.go).
 func NewExclusions(patterns []string) Exclusions {
+	if len(patterns) == 1 {
+		return singleExclusion(patterns[0])
+	}
+	return newExclusions(patterns)
+}
+
+func newExclusions(patterns []string) Exclusions {
 	var x Exclusions
 	for _, p := range patterns {
 		if base, ok := exclusionBase(p); ok {

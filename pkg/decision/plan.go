@@ -67,12 +67,16 @@ func (p Plan) Paths() []string {
 //     leaves it, and it is not listed), else it is removed.
 //
 // It judges the writer's fields, which is what the bytes carry, not only
-// the reader's. It is the function behind Decide's Plan.
+// the reader's. It is the function behind Decide's Plan. The Plan is
+// computed once per (fields, stream rules, exclusions) and shared: callers
+// must not modify it.
 func PlanFor(writer, reader *avrocodec.Schema, s policy.Stream, excluded []string) Plan {
 	return planFields(FieldsOf(writer, reader).Fields, s, NewExclusions(excluded))
 }
 
-func planFields(fields []Field, s policy.Stream, x Exclusions) Plan {
+// computePlan is planFields without the memo (planmemo.go): it walks the
+// fields.
+func computePlan(fields []Field, s policy.Stream, x Exclusions) Plan {
 	var (
 		plan    Plan
 		removed []string // writer paths removed whole

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/consentgate/consentgate/pkg/avrocodec"
-	"github.com/consentgate/consentgate/pkg/decision"
 	"github.com/consentgate/consentgate/pkg/policy"
 )
 
@@ -149,6 +148,9 @@ type Redactor struct {
 	ready bool
 	noKey bool     // made by NewWithoutKey: every pseudonym is ErrNoKey
 	plans sync.Map // *avrocodec.Schema -> *node
+
+	progMu sync.RWMutex
+	progs  map[programKey]*program // compiled treatments, see compile.go
 }
 
 // New returns a Redactor whose pseudonymise treatment is HMAC-SHA-256 under
@@ -223,20 +225,20 @@ func (r *Redactor) Apply(req Request) (Result, error) {
 	if req.Mode != ModeRedact && req.Mode != ModeRemoveExcluded {
 		return Result{}, ErrBadMode
 	}
-	root, err := r.plan(req.Schema)
+	p, err := r.program(&req)
 	if err != nil {
 		return Result{}, err
 	}
 	if req.Value == nil {
-		return Result{}, mismatch(root, nil)
+		return Result{}, mismatch(p.root.n, nil)
 	}
-	w := walker{r: r, req: &req, excl: decision.NewExclusions(req.Excluded)}
-	if req.Writer != nil && req.Writer != req.Schema {
-		w.cats = decision.FieldsOf(req.Writer, req.Schema).FieldCategories
-	}
-	out, err := w.record(root, req.Value, "")
+	w := walker{r: r, treated: make([]string, 0, 8)}
+	out, err := w.record(p.root, req.Value)
 	if err != nil {
 		return Result{}, err
+	}
+	if len(w.treated) == 0 {
+		return Result{Value: out}, nil
 	}
 	slices.Sort(w.treated)
 	return Result{Value: out, Treated: slices.Compact(w.treated)}, nil
@@ -256,12 +258,10 @@ func (r *Redactor) plan(s *avrocodec.Schema) (*node, error) {
 	return n.(*node), nil
 }
 
-// walker is the state of one Apply call.
+// walker is the state of one Apply call: it follows a compiled program
+// (see compile.go) along the value.
 type walker struct {
 	r       *Redactor
-	req     *Request
-	excl    decision.Exclusions
-	cats    map[*avrocodec.RecordField][]string // reader field -> writer and reader categories
 	treated []string
 }
 
@@ -278,90 +278,36 @@ func transforming(a policy.Action) bool {
 	return false
 }
 
-// categories returns the data categories field f is judged by: its own,
-// and the writer's annotations of the fields it is read from
-// (Request.Writer), wherever it occurs in the value.
-func (w *walker) categories(f *fieldNode) []string {
-	if c, ok := w.cats[f.def]; ok {
-		return c
-	}
-	if f.def.Category == "" {
-		return nil
-	}
-	return []string{f.def.Category}
-}
-
-// action decides the treatment of field f; inherit is the transforming
-// treatment of the closest enclosing field, if any.
-func (w *walker) action(f *fieldNode, inherit policy.Action) policy.Action {
-	cats := w.categories(f)
-	if _, ok := w.excl.CoversAny(cats); ok {
-		return policy.ActionRemove
-	}
-	var a policy.Action
-	switch {
-	case w.req.Mode == ModeRemoveExcluded:
-		a = policy.ActionKeep
-		if len(cats) == 0 && w.req.Stream.Unannotated == policy.UnannotatedRemove {
-			a = w.req.Stream.TreatmentFor(f.path, "")
-		}
-	case len(cats) == 0 && inherit != "":
-		a = inherit
-		for _, t := range w.req.Stream.Treatments {
-			if t.Field != "" && t.Field == f.path {
-				a = t.Action
-				break
-			}
-		}
-	case len(cats) == 0:
-		a = w.req.Stream.TreatmentFor(f.path, "")
-	default:
-		// A field with two categories (the writer's and the reader's)
-		// takes the treatment both agree on, else it is removed.
-		a = w.req.Stream.TreatmentFor(f.path, cats[0])
-		for _, c := range cats[1:] {
-			if w.req.Stream.TreatmentFor(f.path, c) != a {
-				a = policy.ActionRemove
-			}
-		}
-	}
-	if a != policy.ActionKeep && !transforming(a) {
-		return policy.ActionRemove // remove, or an action this package does not know
-	}
-	return a
-}
-
-// record treats every field of the record value v; inherit is passed to the
-// fields (see action).
-func (w *walker) record(n *node, v any, inherit policy.Action) (map[string]any, error) {
+// record treats every field of the record value v as c's fields say.
+func (w *walker) record(c *cnode, v any) (map[string]any, error) {
 	m, ok := v.(map[string]any)
 	if !ok || m == nil {
-		return nil, mismatch(n, v)
+		return nil, mismatch(c.n, v)
 	}
-	n.children()
-	out := make(map[string]any, len(n.fields))
-	for _, f := range n.fields {
-		fv, present := m[f.def.Name]
+	c.build()
+	out := make(map[string]any, len(c.fields))
+	for i := range c.fields {
+		cf := &c.fields[i]
+		fv, present := m[cf.f.def.Name]
 		if !present {
 			continue // the encoder uses the schema default, a constant
 		}
-		nv, err := w.field(f, fv, inherit)
+		nv, err := w.field(cf, fv)
 		if err != nil {
 			return nil, err
 		}
-		out[f.def.Name] = nv
+		out[cf.f.def.Name] = nv
 	}
 	return out, nil
 }
 
 // field treats one field value.
-func (w *walker) field(f *fieldNode, v any, inherit policy.Action) (any, error) {
-	a := w.action(f, inherit)
-	if a == policy.ActionRemove {
-		return w.remove(f, v)
+func (w *walker) field(cf *cfield, v any) (any, error) {
+	if cf.action == policy.ActionRemove {
+		return w.removeField(cf, v)
 	}
 	mark := len(w.treated)
-	out, changed, ok, err := w.value(f.node, v, a)
+	out, changed, ok, err := w.value(cf.node, v)
 	if err != nil {
 		return nil, err
 	}
@@ -369,12 +315,24 @@ func (w *walker) field(f *fieldNode, v any, inherit policy.Action) (any, error) 
 		// The treatment does not apply to this value (a non-string to
 		// pseudonymise, a non-IP to truncate, ...): remove the field.
 		w.treated = w.treated[:mark]
-		return w.remove(f, v)
+		return w.removeField(cf, v)
 	}
 	if changed {
-		w.mark(f.path)
+		w.mark(cf.f.path)
 	}
 	return out, nil
+}
+
+// removeField removes the field cf, with its shared removal value when it
+// has one.
+func (w *walker) removeField(cf *cfield, v any) (any, error) {
+	if !cf.shared {
+		return w.remove(cf.f, v)
+	}
+	if !same(v, cf.removal) {
+		w.mark(cf.f.path)
+	}
+	return cf.removal, nil
 }
 
 // remove returns the removal value of field f (see removed).
@@ -389,21 +347,17 @@ func (w *walker) remove(f *fieldNode, v any) (any, error) {
 	return out, nil
 }
 
-// value applies a (keep or a transforming treatment) to v of type n. Records
-// below recurse with their own fields (a is inherited by those without a
-// category); arrays, maps and unions apply a to their items, values and
-// branch. changed reports whether a value not inside a nested record was
-// rewritten (nested records mark their own fields); ok is false when a does
-// not apply to v or to one of its items, and the enclosing field must be
-// removed instead.
-func (w *walker) value(n *node, v any, a policy.Action) (out any, changed, ok bool, err error) {
+// value applies c's treatment (keep or a transforming one) to v. Records
+// below recurse with their own fields; arrays, maps and unions apply it to
+// their items, values and branch. changed reports whether a value not
+// inside a nested record was rewritten (nested records mark their own
+// fields); ok is false when the treatment does not apply to v or to one of
+// its items, and the enclosing field must be removed instead.
+func (w *walker) value(c *cnode, v any) (out any, changed, ok bool, err error) {
+	n := c.n
 	switch n.t.Kind {
 	case avrocodec.KindRecord:
-		inherit := policy.Action("")
-		if transforming(a) {
-			inherit = a
-		}
-		rec, err := w.record(n, v, inherit)
+		rec, err := w.record(c, v)
 		if err != nil {
 			return nil, false, false, err
 		}
@@ -419,13 +373,13 @@ func (w *walker) value(n *node, v any, a policy.Action) (out any, changed, ok bo
 		if !isMap || len(m) != 1 {
 			return nil, false, false, mismatch(n, v)
 		}
-		n.children()
+		c.build()
 		for key, inner := range m {
-			i := n.t.BranchIndex(key)
+			i := slices.Index(c.keys, key)
 			if i < 0 {
 				return nil, false, false, &MismatchError{Path: n.path, Want: "union", Got: "a union value of another type"}
 			}
-			o, ch, ok, err := w.value(n.branches[i], inner, a)
+			o, ch, ok, err := w.value(c.branches[i], inner)
 			if err != nil || !ok {
 				return nil, false, ok, err
 			}
@@ -436,10 +390,10 @@ func (w *walker) value(n *node, v any, a policy.Action) (out any, changed, ok bo
 		if !isArr {
 			return nil, false, false, mismatch(n, v)
 		}
-		n.children()
+		c.build()
 		res := make([]any, len(arr))
 		for i, item := range arr {
-			o, ch, ok, err := w.value(n.items, item, a)
+			o, ch, ok, err := w.value(c.items, item)
 			if err != nil || !ok {
 				return nil, false, ok, err
 			}
@@ -452,11 +406,11 @@ func (w *walker) value(n *node, v any, a policy.Action) (out any, changed, ok bo
 		if !isMap {
 			return nil, false, false, mismatch(n, v)
 		}
-		n.children()
+		c.build()
 		res := make(map[string]any, len(mv))
-		hashKeys := transforming(a)
+		hashKeys := transforming(c.a)
 		for k, item := range mv {
-			o, ch, ok, err := w.value(n.values, item, a)
+			o, ch, ok, err := w.value(c.values, item)
 			if err != nil || !ok {
 				return nil, false, ok, err
 			}
@@ -472,11 +426,11 @@ func (w *walker) value(n *node, v any, a policy.Action) (out any, changed, ok bo
 		}
 		return res, changed, true, nil
 	}
-	return w.leaf(n, v, a)
+	return leaf(w.r, n, v, c.a)
 }
 
 // leaf applies a to a value of a primitive, enum or fixed type.
-func (w *walker) leaf(n *node, v any, a policy.Action) (out any, changed, ok bool, err error) {
+func leaf(r *Redactor, n *node, v any, a policy.Action) (out any, changed, ok bool, err error) {
 	if a == policy.ActionKeep {
 		return copyLeaf(v), false, true, nil
 	}
@@ -495,10 +449,10 @@ func (w *walker) leaf(n *node, v any, a policy.Action) (out any, changed, ok boo
 		var res string
 		switch a {
 		case policy.ActionPseudonymise:
-			if w.r.noKey {
+			if r.noKey {
 				return nil, false, false, ErrNoKey
 			}
-			res = w.r.pseudonym(s)
+			res = r.pseudonym(s)
 		case policy.ActionMask:
 			res = mask(s)
 		default:

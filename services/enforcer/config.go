@@ -33,6 +33,9 @@ type Config struct {
 	// towards fewer subjects, and bound the heap with GOMEMLIMIT.
 	CacheSize   int
 	CacheMaxAge time.Duration
+	// Workers is how many goroutines decide a batch: 0 means one per CPU
+	// (GOMAXPROCS). What is written does not depend on it.
+	Workers int
 	// RequireWarm pauses enforcement while a Redis node's consent state
 	// is older than what consent-sync has committed from the consent
 	// topics (the state watermark, see pkg/consent).
@@ -66,6 +69,7 @@ func (c *Config) flags() *envflag.Set {
 	s.String(&c.Policy, "policy", "POLICY_FILE", "policy file (YAML): purposes and streams (required)")
 	s.String(&c.AuditTopic, "audit-topic", "AUDIT_TOPIC", "topic of the decision records")
 	s.Secret(&c.PseudonymKey, "pseudonymisation-key", "PSEUDONYMISATION_KEY", "key of keyed pseudonymisation (HMAC-SHA-256), at least 16 bytes; required when the policy can pseudonymise (pseudonymise, or mask, truncate_ip, generalise_* on a map's keys)")
+	s.Int(&c.Workers, "workers", "ENFORCER_WORKERS", "goroutines that decide a batch; 0 means one per CPU")
 	s.Int(&c.CacheSize, "consent-cache-size", "ENFORCER_CONSENT_CACHE_SIZE", "subjects kept in the local consent cache (invalidated through Redis pub/sub); 0 turns it off")
 	s.Bool(&c.RequireWarm, "require-warm", "ENFORCER_REQUIRE_WARM", "pause (fail closed) while Redis does not hold the whole consent state: after an empty restart, until consent-sync has rebuilt it")
 	s.String(&c.ConsentGroupID, "consent-sync-group-id", "CONSENT_SYNC_GROUP_ID", "consumer group of consent-sync, whose committed offsets the consent state in Redis must have reached (needs Describe on the group)")
@@ -83,6 +87,9 @@ func (c Config) Validate() error {
 	}
 	if c.AuditTopic == "" {
 		errs = append(errs, errors.New("empty audit topic: set AUDIT_TOPIC"))
+	}
+	if c.Workers < 0 || c.Workers > 256 {
+		errs = append(errs, errors.New("workers out of range: set ENFORCER_WORKERS to 0 (one per CPU) .. 256"))
 	}
 	if c.CacheSize < 0 || c.CacheSize > 10_000_000 {
 		errs = append(errs, errors.New("consent cache size out of range: set ENFORCER_CONSENT_CACHE_SIZE to 0..10000000"))
@@ -124,6 +131,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("policy_file", c.Policy),
 		slog.String("audit_topic", c.AuditTopic),
 		slog.Int("consent_cache_size", c.CacheSize),
+		slog.Int("workers", c.Workers),
 		slog.Bool("require_warm", c.RequireWarm),
 		slog.String("consent_sync_group_id", c.ConsentGroupID),
 		slog.Any("consent_topics", c.ConsentTopics),

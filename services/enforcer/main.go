@@ -116,7 +116,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 
 	tel.AddReadiness("kafka", func(ctx context.Context) error { return stream.Ping(ctx, cfg.Kafka) })
 
-	e := enforce.New(enforce.Options{AuditTopic: cfg.AuditTopic, DLQSuffix: cfg.DLQSuffix, Redactor: red, Tracer: tel.Tracer(), Log: log}, codec, lookup, pol)
+	e := enforce.New(enforce.Options{AuditTopic: cfg.AuditTopic, DLQSuffix: cfg.DLQSuffix, Redactor: red, Tracer: tel.Tracer(), Log: log, Workers: cfg.Workers}, codec, lookup, pol)
 	if err := e.Observe(tel.Meter()); err != nil {
 		return err
 	}

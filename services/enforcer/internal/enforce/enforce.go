@@ -27,7 +27,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -62,6 +61,10 @@ const AuditSchema = "consentgate.audit.AuditRecord"
 // Decoder turns framed Avro into a record.
 type Decoder interface {
 	Decode(ctx context.Context, data []byte) (*avrocodec.Record, error)
+	// ReadEnvelope and DecodeEnvelope: see avrocodec.Codec. An event whose
+	// bytes are forwarded is never decoded into a value.
+	ReadEnvelope(ctx context.Context, data []byte, env *avrocodec.Envelope) error
+	DecodeEnvelope(env *avrocodec.Envelope) (*avrocodec.Record, error)
 	EncodeSingle(fullName string, value map[string]any) ([]byte, error)
 	EncodeLike(ctx context.Context, rec *avrocodec.Record, value map[string]any) ([]byte, error)
 }
@@ -89,6 +92,10 @@ type Options struct {
 	// Log (optional, else slog.Default) is told once at start when audit
 	// records cannot take the fast encoder (see AuditFingerprint).
 	Log *slog.Logger
+	// Workers is how many goroutines decide a batch; 0 means
+	// DefaultWorkers (one per CPU). The records written do not depend on
+	// it (see Process).
+	Workers int
 }
 
 // Dead-letter reasons: the consentgate.dlq.reason of a dead letter the
@@ -122,6 +129,11 @@ type Enforcer struct {
 	// fastAudit: the catalog's AuditRecord is the schema appendAudit
 	// encodes (see AuditFingerprint); else audit records go through goavro.
 	fastAudit bool
+	// The values of the consentgate.policy_version header and of
+	// consentgate.decision per outcome, shared by every record (kafka-go
+	// only reads header values).
+	policyVersion                []byte
+	passedB, redactedB, droppedB []byte
 }
 
 // metrics are the enforcer's instruments (see Observe).
@@ -169,6 +181,22 @@ func (t *tally) decision(d decision.Decision) {
 	t.decisions[decisionKey{d.Stream, d.Purpose, string(d.Outcome), d.Reason}]++
 }
 
+// merge adds the counts of o to t.
+func (t *tally) merge(o *tally) {
+	for k, n := range o.decisions {
+		if t.decisions == nil {
+			t.decisions = map[decisionKey]int64{}
+		}
+		t.decisions[k] += n
+	}
+	for r, n := range o.dlq {
+		if t.dlq == nil {
+			t.dlq = map[string]int64{}
+		}
+		t.dlq[r] += n
+	}
+}
+
 func (t *tally) deadLetter(reason string) {
 	if t.dlq == nil {
 		t.dlq = map[string]int64{}
@@ -208,7 +236,8 @@ func (e *Enforcer) record(ctx context.Context, t *tally) {
 // catalog holds the AuditRecord schema it was written for (AuditFingerprint);
 // otherwise through goavro, which New logs once.
 func New(opts Options, codec Decoder, cr ConsentReader, pol *policy.Policy) *Enforcer {
-	e := &Enforcer{opts: opts, codec: codec, consent: cr, policy: pol, now: time.Now}
+	e := &Enforcer{opts: opts, codec: codec, consent: cr, policy: pol, now: time.Now,
+		policyVersion: []byte(pol.Version), passedB: []byte(decision.Passed), redactedB: []byte(decision.Redacted), droppedB: []byte(decision.Dropped)}
 	var why string
 	e.fastAudit, why = auditFastPath(codec)
 	if !e.fastAudit {
@@ -222,83 +251,80 @@ func New(opts Options, codec Decoder, cr ConsentReader, pol *policy.Policy) *Enf
 }
 
 type event struct {
-	msg     kafka.Message
+	msg kafka.Message
+	// env is the event's envelope (event_id, subject_id, writer and reader
+	// schema), read without decoding the value; rec is the decoded record,
+	// made only when a stream needs a treated copy.
+	env     avrocodec.Envelope
 	rec     *avrocodec.Record
+	decoded bool // env holds a readable envelope
 	subject string
 	id      string
 	// Shared, read-only bytes of the records written for the event: the
 	// subject as a key, the event id, and the source coordinates headers.
 	key, idBytes []byte
 	src          []kafka.Header
-	auditH       []kafka.Header
 	// ctx carries the record's span when it is traced (span not nil).
 	ctx  context.Context
 	span trace.Span
 	// deadLetter is the dead-letter reason of an event that is not
-	// decided: it gets a DEAD_LETTERED audit record in its place.
+	// decided (dlErr says why): it gets a DEAD_LETTERED audit record in
+	// its place.
 	deadLetter string
+	dlErr      error
+	// The event's records are out[from:to] of worker w.
+	w, from, to int
+}
+
+// worker is what one goroutine deciding events of a batch owns: the
+// records it made (each event knows its range), its tally, and the arenas
+// its records' bytes and headers are carved from.
+type worker struct {
+	out  []kafka.Message
+	t    tally
+	ar   arena
+	hdr  headerArena
+	decs []StreamDecision
+	// The last source topic and its bytes: a batch rarely has more than one.
+	topic  string
+	topicB []byte
 }
 
 // Process decides a batch and returns every record to write: outputs, audit
 // records and dead letters. It returns an error, and nothing to write, when
 // a transient failure (consent store, schema registry) leaves any event of
 // the batch undecided.
+//
+// The batch is decided on Options.Workers goroutines in three steps: the
+// envelopes are read (event id, subject id and schemas straight from the
+// Avro binary, the whole datum checked as the full decoder would), the
+// consent of every subject is read in one lookup, and each event is
+// decided for every stream. The records are then returned in input order,
+// each event's together (its outputs in the policy's stream order, then
+// its audit record; a dead letter, then its audit record), exactly as one
+// goroutine would return them: how the work was spread changes nothing
+// that is written.
 func (e *Enforcer) Process(ctx context.Context, batch []kafka.Message) ([]kafka.Message, error) {
-	var (
-		t        tally
-		subjects = make([]string, 0, len(batch))
-		ar       arena
-	)
-	// At most an output per stream and the audit record per event (a dead
-	// letter and its audit record for one not decided).
-	out := make([]kafka.Message, 0, len(batch)*max(len(e.policy.Streams)+1, 2))
-	events := make([]event, 0, len(batch))
-	seen := make(map[string]bool, len(batch))
+	events := make([]event, len(batch))
 	defer func() {
-		for _, ev := range events {
-			if ev.span != nil {
-				ev.span.End()
+		for i := range events {
+			if events[i].span != nil {
+				events[i].span.End()
 			}
 		}
 	}()
-	for _, m := range batch {
-		ev := event{msg: m, ctx: ctx}
-		if e.opts.Tracer != nil && telemetry.HasTraceContext(m.Headers) {
-			if pctx := telemetry.ExtractTraceContext(ctx, m.Headers); trace.SpanContextFromContext(pctx).IsSampled() {
-				ev.ctx, ev.span = e.opts.Tracer.Start(pctx, "enforce record", trace.WithSpanKind(trace.SpanKindConsumer),
-					trace.WithAttributes(attribute.String("messaging.source.name", m.Topic),
-						attribute.Int("messaging.kafka.partition", m.Partition), attribute.Int64("messaging.kafka.offset", m.Offset)))
-			}
-		}
-		rec, err := e.codec.Decode(ctx, m.Value)
-		if err != nil {
-			if !avrocodec.IsPermanent(err) {
-				return nil, fmt.Errorf("decode: %w", err)
-			}
-			out = append(out, e.deadLetter(&ev, DeadLetterUndecodable, err, &t))
-			events = append(events, ev)
-			continue
-		}
-		ev.rec = rec
-		ev.subject, _ = avrocodec.StringField(rec.Value, "subject_id")
-		ev.id, _ = avrocodec.StringField(rec.Value, "event_id")
-		if reason, why := missing(&ev); reason != "" {
-			out = append(out, e.deadLetter(&ev, reason, why, &t))
-			events = append(events, ev)
-			continue
-		}
-		if ev.span != nil {
-			ev.span.SetAttributes(attribute.String("consentgate.event_schema", rec.Schema.FullName))
-		}
-		if string(m.Key) == ev.subject {
-			ev.key = m.Key
-		} else {
-			ev.key = []byte(ev.subject)
-		}
-		ev.idBytes = []byte(ev.id)
-		ev.src = e.sourceHeaders(m)
-		events = append(events, ev)
-		if !seen[ev.subject] {
+	workers := e.opts.Workers
+	if workers <= 0 {
+		workers = DefaultWorkers()
+	}
+	ws := make([]worker, workers)
+	if err := parallel(len(batch), workers, func(w, i int) error { return e.read(ctx, &ws[w], &events[i], batch[i]) }); err != nil {
+		return nil, err
+	}
+	subjects := make([]string, 0, len(batch))
+	seen := make(map[string]bool, len(batch))
+	for i := range events {
+		if ev := &events[i]; ev.deadLetter == "" && !seen[ev.subject] {
 			seen[ev.subject] = true
 			subjects = append(subjects, ev.subject)
 		}
@@ -312,59 +338,120 @@ func (e *Enforcer) Process(ctx context.Context, batch []kafka.Message) ([]kafka.
 		}
 	}
 	now := e.now()
-	// decs holds one event's decisions until its audit record is encoded;
-	// it is reused for the next event.
-	decs := make([]StreamDecision, 0, len(e.policy.Streams))
+	if err := parallel(len(batch), workers, func(w, i int) error { return e.decide(ctx, &ws[w], w, &events[i], states, now) }); err != nil {
+		return nil, err
+	}
+	n := 0
+	for w := range ws {
+		n += len(ws[w].out)
+	}
+	out := make([]kafka.Message, 0, n)
 	for i := range events {
 		ev := &events[i]
-		if ev.deadLetter != "" {
-			// In input order with the other audit records, so that they
-			// keep their order per subject.
-			a, err := e.audit(ev, deadLetterAudit(ev, now), &ar)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, a)
-			continue
-		}
-		in := decision.Input{Schema: ev.rec.Schema.FullName, Fields: decision.FieldsOf(ev.rec.Writer(), ev.rec.Schema).Fields,
-			State: states[ev.subject], Now: now}
-		decs = decs[:0]
-		for _, s := range e.policy.Streams {
-			d := decision.Decide(e.policy, s, in)
-			var treated []string
-			if d.Outcome != decision.Dropped {
-				m, tr, err := e.publish(ctx, ev, s, d)
-				switch {
-				case err == nil:
-					out = append(out, m)
-					treated = tr
-				case avrocodec.IsRetryable(err):
-					return nil, fmt.Errorf("encode treated event: %w", err)
-				default:
-					// Fail closed: what cannot be treated is not published.
-					d.Outcome, d.Reason = decision.Dropped, ReasonRedactionFailed
-				}
-			}
-			t.decision(d)
-			if ev.span != nil {
-				ev.span.AddEvent("decided", trace.WithAttributes(attribute.String("stream", d.Stream),
-					attribute.String("decision", string(d.Outcome)), attribute.String("reason", d.Reason)))
-			}
-			decs = append(decs, StreamDecision{Stream: d.Stream, Purposes: s.Purposes, Decision: d.Outcome, Reason: d.Reason,
-				DecidingPurpose: d.Purpose, TreatedFields: treated, Consents: d.Consents})
-		}
-		// One audit record per input event, listing every stream's
-		// decision in the policy's order.
-		a, err := e.audit(ev, &AuditRecord{Outcome: AuditDecided, EventID: ev.id, SubjectID: ev.subject, EventSchema: ev.rec.Schema.FullName,
-			ProcessedAt: now, Decisions: decs}, &ar)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, a)
+		out = append(out, ws[ev.w].out[ev.from:ev.to]...)
+	}
+	var t tally
+	for w := range ws {
+		t.merge(&ws[w].t)
 	}
 	e.record(ctx, &t)
 	return out, nil
+}
+
+// read starts ev's span (when its producer's trace context is sampled) and
+// reads its envelope. A permanent problem marks ev dead-lettered; only a
+// transient one (a schema registry that cannot be reached) is an error.
+func (e *Enforcer) read(ctx context.Context, w *worker, ev *event, m kafka.Message) error {
+	ev.msg, ev.ctx = m, ctx
+	if e.opts.Tracer != nil && telemetry.HasTraceContext(m.Headers) {
+		if pctx := telemetry.ExtractTraceContext(ctx, m.Headers); trace.SpanContextFromContext(pctx).IsSampled() {
+			ev.ctx, ev.span = e.opts.Tracer.Start(pctx, "enforce record", trace.WithSpanKind(trace.SpanKindConsumer),
+				trace.WithAttributes(attribute.String("messaging.source.name", m.Topic),
+					attribute.Int("messaging.kafka.partition", m.Partition), attribute.Int64("messaging.kafka.offset", m.Offset)))
+		}
+	}
+	if err := e.codec.ReadEnvelope(ctx, m.Value, &ev.env); err != nil {
+		ev.env = avrocodec.Envelope{}
+		if !avrocodec.IsPermanent(err) {
+			return fmt.Errorf("decode: %w", err)
+		}
+		ev.deadLetter, ev.dlErr = DeadLetterUndecodable, err
+		return nil
+	}
+	ev.decoded = true
+	ev.subject, ev.id = ev.env.SubjectID, ev.env.EventID
+	if reason, why := missing(ev); reason != "" {
+		ev.deadLetter, ev.dlErr = reason, why
+		return nil
+	}
+	if ev.span != nil {
+		ev.span.SetAttributes(attribute.String("consentgate.event_schema", ev.env.Schema.FullName))
+	}
+	if string(m.Key) == ev.subject {
+		ev.key = m.Key
+	} else {
+		ev.key = w.ar.bytes(ev.subject)
+	}
+	ev.idBytes = w.ar.bytes(ev.id)
+	ev.src = e.sourceHeaders(w, m)
+	return nil
+}
+
+// decide makes ev's records on worker w (goroutine wi): a dead letter and
+// its audit record, or its outputs and its audit record.
+func (e *Enforcer) decide(ctx context.Context, w *worker, wi int, ev *event, states map[string]*consent.State, now time.Time) error {
+	ev.w, ev.from = wi, len(w.out)
+	defer func() { ev.to = len(w.out) }()
+	if ev.deadLetter != "" {
+		// In input order with the other audit records, so that they
+		// keep their order per subject.
+		w.out = append(w.out, e.deadLetterRecord(w, ev))
+		a, err := e.audit(w, ev, deadLetterAudit(ev, now))
+		if err != nil {
+			return err
+		}
+		w.out = append(w.out, a)
+		return nil
+	}
+	in := decision.Input{Schema: ev.env.Schema.FullName, Fields: decision.FieldsOf(ev.env.Writer(), ev.env.Schema).Fields,
+		State: states[ev.subject], Now: now}
+	// decs holds the event's decisions until its audit record is encoded;
+	// it is reused for the worker's next event.
+	decs := w.decs[:0]
+	for _, s := range e.policy.Streams {
+		d := decision.Decide(e.policy, s, in)
+		var treated []string
+		if d.Outcome != decision.Dropped {
+			m, tr, err := e.publish(ctx, w, ev, s, d)
+			switch {
+			case err == nil:
+				w.out = append(w.out, m)
+				treated = tr
+			case avrocodec.IsRetryable(err):
+				return fmt.Errorf("encode treated event: %w", err)
+			default:
+				// Fail closed: what cannot be treated is not published.
+				d.Outcome, d.Reason = decision.Dropped, ReasonRedactionFailed
+			}
+		}
+		w.t.decision(d)
+		if ev.span != nil {
+			ev.span.AddEvent("decided", trace.WithAttributes(attribute.String("stream", d.Stream),
+				attribute.String("decision", string(d.Outcome)), attribute.String("reason", d.Reason)))
+		}
+		decs = append(decs, StreamDecision{Stream: d.Stream, Purposes: s.Purposes, Decision: d.Outcome, Reason: d.Reason,
+			DecidingPurpose: d.Purpose, TreatedFields: treated, Consents: d.Consents})
+	}
+	w.decs = decs
+	// One audit record per input event, listing every stream's decision in
+	// the policy's order.
+	a, err := e.audit(w, ev, &AuditRecord{Outcome: AuditDecided, EventID: ev.id, SubjectID: ev.subject, EventSchema: ev.env.Schema.FullName,
+		ProcessedAt: now, Decisions: decs})
+	if err != nil {
+		return err
+	}
+	w.out = append(w.out, a)
+	return nil
 }
 
 // lookup reads the consent of subjects, measured.
@@ -382,21 +469,39 @@ func (e *Enforcer) lookup(ctx context.Context, subjects []string) (map[string]*c
 	return states, err
 }
 
-func (e *Enforcer) sourceHeaders(m kafka.Message) []kafka.Header {
-	return []kafka.Header{
-		{Key: HeaderSourceTopic, Value: []byte(m.Topic)},
-		{Key: HeaderSourcePart, Value: []byte(strconv.Itoa(m.Partition))},
-		{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(m.Offset, 10))},
+// sourceHeaders returns the consentgate.source.* headers of m, carved from
+// w's arenas.
+func (e *Enforcer) sourceHeaders(w *worker, m kafka.Message) []kafka.Header {
+	if w.topicB == nil || w.topic != m.Topic {
+		w.topic, w.topicB = m.Topic, []byte(m.Topic)
 	}
+	h := w.hdr.take(3)
+	return append(h,
+		kafka.Header{Key: HeaderSourceTopic, Value: w.topicB},
+		kafka.Header{Key: HeaderSourcePart, Value: w.ar.appendInt(int64(m.Partition))},
+		kafka.Header{Key: HeaderSourceOffset, Value: w.ar.appendInt(m.Offset)})
 }
 
-func (e *Enforcer) output(ev *event, topic string) kafka.Message {
-	h := make([]kafka.Header, 0, len(ev.msg.Headers)+6)
+// decisionBytes is the consentgate.decision header value of o.
+func (e *Enforcer) decisionBytes(o decision.Outcome) []byte {
+	switch o {
+	case decision.Passed:
+		return e.passedB
+	case decision.Redacted:
+		return e.redactedB
+	case decision.Dropped:
+		return e.droppedB
+	}
+	return []byte(o)
+}
+
+func (e *Enforcer) output(w *worker, ev *event, topic string) kafka.Message {
+	h := w.hdr.take(len(ev.msg.Headers) + 6 + traceHeaders(ev))
 	h = append(h, ev.msg.Headers...)
 	h = append(h, kafka.Header{Key: HeaderEventID, Value: ev.idBytes})
 	h = append(h, ev.src...)
-	h = append(h, kafka.Header{Key: HeaderPolicyVersion, Value: []byte(e.policy.Version)},
-		kafka.Header{Key: HeaderDecision, Value: []byte(decision.Passed)})
+	h = append(h, kafka.Header{Key: HeaderPolicyVersion, Value: e.policyVersion},
+		kafka.Header{Key: HeaderDecision, Value: e.passedB})
 	ev.inject(&h)
 	return kafka.Message{Topic: topic, Key: ev.msg.Key, Value: ev.msg.Value, Headers: h}
 }
@@ -425,7 +530,7 @@ type Published struct {
 // d must not be Dropped. The error is the redaction's or the encoder's
 // (avrocodec.IsRetryable tells a registry failure from a permanent one).
 func Treat(ctx context.Context, enc Encoder, red *redact.Redactor, rec *avrocodec.Record, data []byte, s policy.Stream, d decision.Decision) (Published, error) {
-	if d.Outcome == decision.Passed && len(d.Plan) == 0 {
+	if Forwards(d) {
 		return Published{Forward: true, Bytes: data}, nil
 	}
 	mode := redact.ModeRemoveExcluded
@@ -451,15 +556,30 @@ func Treat(ctx context.Context, enc Encoder, red *redact.Redactor, rec *avrocode
 	return Published{Value: res.Value, Bytes: b, Mode: mode, Treated: treated}, nil
 }
 
+// Forwards reports whether decision d publishes the input bytes as they
+// are: it passed and its Plan is empty for the writer schema. Any other
+// decision that is not Dropped publishes a treated copy (Treat).
+func Forwards(d decision.Decision) bool {
+	return d.Outcome == decision.Passed && len(d.Plan) == 0
+}
+
 // publish returns the record decision d publishes of ev on stream s, and
-// the treated field paths.
-func (e *Enforcer) publish(ctx context.Context, ev *event, s policy.Stream, d decision.Decision) (kafka.Message, []string, error) {
+// the treated field paths. The event's value is decoded only here, the
+// first time a stream needs a treated copy of it.
+func (e *Enforcer) publish(ctx context.Context, w *worker, ev *event, s policy.Stream, d decision.Decision) (kafka.Message, []string, error) {
+	if Forwards(d) {
+		return e.output(w, ev, s.Topic), nil, nil
+	}
+	if ev.rec == nil {
+		rec, err := e.codec.DecodeEnvelope(&ev.env)
+		if err != nil {
+			return kafka.Message{}, nil, err
+		}
+		ev.rec = rec
+	}
 	p, err := Treat(ctx, e.codec, e.opts.Redactor, ev.rec, ev.msg.Value, s, d)
 	if err != nil {
 		return kafka.Message{}, nil, err
-	}
-	if p.Forward {
-		return e.output(ev, s.Topic), nil, nil
 	}
 	// The key is the subject id as treated: a pseudonym keeps a subject's
 	// records on one partition; a removed subject id leaves no key.
@@ -471,12 +591,12 @@ func (e *Enforcer) publish(ctx context.Context, ev *event, s policy.Stream, d de
 	// the stream's unannotated_fields applied) keeps only its W3C trace
 	// context (re-encoded, never baggage): others may carry personal data
 	// the policy knows nothing about.
-	h := make([]kafka.Header, 0, 8)
+	h := w.hdr.take(8 + traceHeaders(ev))
 	telemetry.CopyTraceContext(&h, ev.msg.Headers)
 	h = append(h, kafka.Header{Key: HeaderEventID, Value: ev.idBytes})
 	h = append(h, ev.src...)
-	h = append(h, kafka.Header{Key: HeaderPolicyVersion, Value: []byte(e.policy.Version)},
-		kafka.Header{Key: HeaderDecision, Value: []byte(d.Outcome)})
+	h = append(h, kafka.Header{Key: HeaderPolicyVersion, Value: e.policyVersion},
+		kafka.Header{Key: HeaderDecision, Value: e.decisionBytes(d.Outcome)})
 	ev.inject(&h)
 	return kafka.Message{Topic: s.Topic, Key: key, Value: p.Bytes, Headers: h}, p.Treated, nil
 }
@@ -493,24 +613,24 @@ func missing(ev *event) (string, error) {
 	return "", nil
 }
 
-// deadLetter marks ev as dead-lettered for reason and returns its dead
-// letter; Process writes its DEAD_LETTERED audit record (deadLetterAudit) in
-// the same batch, so that the input offset is committed only once both are
-// written. The dead letter keeps the input's key, value and headers
-// untouched (its traceparent, if any, still points at the producer's span)
-// and adds the reason, the error and the source coordinates.
-func (e *Enforcer) deadLetter(ev *event, reason string, err error, t *tally) kafka.Message {
-	t.deadLetter(reason)
-	ev.deadLetter = reason
+// deadLetterRecord returns the dead letter of ev, which read marked
+// dead-lettered; decide writes its DEAD_LETTERED audit record
+// (deadLetterAudit) right after it in the same batch, so that the input
+// offset is committed only once both are written. The dead letter keeps the
+// input's key, value and headers untouched (its traceparent, if any, still
+// points at the producer's span) and adds the reason, the error and the
+// source coordinates.
+func (e *Enforcer) deadLetterRecord(w *worker, ev *event) kafka.Message {
+	w.t.deadLetter(ev.deadLetter)
 	if ev.span != nil {
-		ev.span.AddEvent("dead-lettered", trace.WithAttributes(attribute.String("reason", reason)))
+		ev.span.AddEvent("dead-lettered", trace.WithAttributes(attribute.String("reason", ev.deadLetter)))
 	}
 	m := ev.msg
 	h := make([]kafka.Header, 0, len(m.Headers)+5)
 	h = append(h, m.Headers...)
-	h = append(h, kafka.Header{Key: HeaderDLQReason, Value: []byte(reason)},
-		kafka.Header{Key: HeaderDLQError, Value: []byte(err.Error())})
-	h = append(h, e.sourceHeaders(m)...)
+	h = append(h, kafka.Header{Key: HeaderDLQReason, Value: []byte(ev.deadLetter)},
+		kafka.Header{Key: HeaderDLQError, Value: []byte(ev.dlErr.Error())})
+	h = append(h, e.sourceHeaders(w, m)...)
 	// What the audit record is keyed and tied by: the subject and the
 	// event id, when the event has them.
 	if ev.subject != "" {
@@ -526,8 +646,8 @@ func (e *Enforcer) deadLetter(ev *event, reason string, err error, t *tally) kaf
 // known of it (event id, subject, schema) and the reason, no decisions.
 func deadLetterAudit(ev *event, now time.Time) *AuditRecord {
 	a := &AuditRecord{Outcome: AuditDeadLettered, DeadLetterReason: ev.deadLetter, EventID: ev.id, SubjectID: ev.subject, ProcessedAt: now}
-	if ev.rec != nil {
-		a.EventSchema = ev.rec.Schema.FullName
+	if ev.decoded {
+		a.EventSchema = ev.env.Schema.FullName
 	}
 	return a
 }
@@ -536,7 +656,7 @@ func deadLetterAudit(ev *event, now time.Time) *AuditRecord {
 // source coordinates filled in: keyed by the subject (no key when there is
 // none), with the event id header (when known) and, when ev is traced, its
 // trace context; never the input's other headers or baggage.
-func (e *Enforcer) audit(ev *event, a *AuditRecord, ar *arena) (kafka.Message, error) {
+func (e *Enforcer) audit(w *worker, ev *event, a *AuditRecord) (kafka.Message, error) {
 	a.PolicyVersion = e.policy.Version
 	a.SourceTopic, a.SourcePartition, a.SourceOffset = ev.msg.Topic, int32(ev.msg.Partition), ev.msg.Offset
 	var (
@@ -544,9 +664,9 @@ func (e *Enforcer) audit(ev *event, a *AuditRecord, ar *arena) (kafka.Message, e
 		err error
 	)
 	if e.fastAudit {
-		b, err = appendAudit(ar.start(128+160*len(a.Decisions)), AuditFingerprint, a)
+		b, err = appendAudit(w.ar.start(128+160*len(a.Decisions)), AuditFingerprint, a)
 		if err == nil {
-			b = ar.commit(b)
+			b = w.ar.commit(b)
 		}
 	} else {
 		b, err = e.codec.EncodeSingle(AuditSchema, auditNative(a))
@@ -557,23 +677,24 @@ func (e *Enforcer) audit(ev *event, a *AuditRecord, ar *arena) (kafka.Message, e
 	var h []kafka.Header
 	switch {
 	case ev.span != nil:
+		h = w.hdr.take(1 + traceHeaders(ev))
 		if len(ev.idBytes) > 0 {
-			h = []kafka.Header{{Key: HeaderEventID, Value: ev.idBytes}}
+			h = append(h, kafka.Header{Key: HeaderEventID, Value: ev.idBytes})
 		}
 		ev.inject(&h)
 	case len(ev.idBytes) > 0:
-		h = ev.idHeader()
+		h = append(w.hdr.take(1), kafka.Header{Key: HeaderEventID, Value: ev.idBytes})
 	}
 	return kafka.Message{Topic: e.opts.AuditTopic, Key: ev.key, Value: b, Headers: h}, nil
 }
 
-// idHeader returns the event-id header alone, one slice shared by the
-// event's untraced records (kafka-go only reads headers).
-func (ev *event) idHeader() []kafka.Header {
-	if ev.auditH == nil {
-		ev.auditH = []kafka.Header{{Key: HeaderEventID, Value: ev.idBytes}}
+// traceHeaders is the room to leave in a header slice for the trace
+// context written into it (traceparent, tracestate).
+func traceHeaders(ev *event) int {
+	if ev.span != nil {
+		return 2
 	}
-	return ev.auditH[:1:1]
+	return 0
 }
 
 // inject writes the record's span context into headers, when it is traced.

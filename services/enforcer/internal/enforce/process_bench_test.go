@@ -70,7 +70,13 @@ streams:
 //   - store: every batch reads Redis (ENFORCER_CONSENT_CACHE_SIZE=0);
 //   - cache: the local consent cache is warm (the enforcer's default);
 //   - cache+tracing: as cache, with an OTel tracer (ParentBased, 1 %) and 1 %
-//     of the events carrying a sampled traceparent: the tracing overhead.
+//     of the events carrying a sampled traceparent: the tracing overhead;
+//   - cache/1-worker: as cache, decided on one goroutine (ENFORCER_WORKERS=1);
+//   - cache/passed: every subject grants every purpose: each event is
+//     forwarded as its bytes on every stream that takes its schema (the
+//     allocations of a passed event);
+//   - cache/redacted: every subject is unknown: each event is redacted on
+//     compliant.analytics and dropped elsewhere (those of a redacted one).
 //
 // It reports ns/event, allocs/event and B/event. Profile it with
 //
@@ -97,19 +103,38 @@ func BenchmarkProcess(b *testing.B) {
 	if err := seedSubjects(ctx, store, population); err != nil {
 		b.Fatal(err)
 	}
-	g := &mix{rng: rand.New(rand.NewPCG(1, 2)), cat: cat}
-	input := make([][]kafka.Message, batches)
-	for i := range input {
-		input[i] = make([]kafka.Message, batchSize)
-		for j := range input[i] {
-			m, err := g.message(fmt.Sprintf("cust-%07d", g.rng.IntN(population)))
-			if err != nil {
+	// "all-…" subjects grant every purpose with no exclusion: their
+	// events pass on every stream that takes their schema. "none-…"
+	// subjects are unknown: their events are redacted on analytics and
+	// dropped elsewhere.
+	at := time.Now().Add(-time.Hour)
+	for i := range 200 {
+		for _, p := range []string{"marketing", "analytics", "personalisation"} {
+			if _, err := store.Apply(ctx, consent.Change{ChangeID: fmt.Sprintf("all-%d-%s", i, p), SubjectID: fmt.Sprintf("all-%05d", i), Purpose: p,
+				Action: consent.ActionGrant, LegalBasis: consent.BasisConsent, Source: "bench", NoticeVersion: "1", CapturedAt: at}); err != nil {
 				b.Fatal(err)
 			}
-			m.Partition, m.Offset = j%6, int64(i*batchSize+j)
-			input[i][j] = m
 		}
 	}
+	g := &mix{rng: rand.New(rand.NewPCG(1, 2)), cat: cat}
+	batchesOf := func(subject func() string) [][]kafka.Message {
+		in := make([][]kafka.Message, batches)
+		for i := range in {
+			in[i] = make([]kafka.Message, batchSize)
+			for j := range in[i] {
+				m, err := g.message(subject())
+				if err != nil {
+					b.Fatal(err)
+				}
+				m.Partition, m.Offset = j%6, int64(i*batchSize+j)
+				in[i][j] = m
+			}
+		}
+		return in
+	}
+	input := batchesOf(func() string { return fmt.Sprintf("cust-%07d", g.rng.IntN(population)) })
+	passedIn := batchesOf(func() string { return fmt.Sprintf("all-%05d", g.rng.IntN(200)) })
+	redactedIn := batchesOf(func() string { return fmt.Sprintf("none-%05d", g.rng.IntN(200)) })
 
 	// 1 % of the events carry a sampled traceparent, as from producers
 	// that sample 1 %: the "cache+tracing" case traces those records.
@@ -131,9 +156,15 @@ func BenchmarkProcess(b *testing.B) {
 		name    string
 		cache   bool
 		tracing bool
-	}{{"store", false, false}, {"cache", true, false}, {"cache+tracing", true, true}} {
+		input   [][]kafka.Message
+		workers int
+	}{
+		{"store", false, false, input, 0}, {"cache", true, false, input, 0}, {"cache+tracing", true, true, input, 0},
+		{"cache/1-worker", true, false, input, 1},
+		{"cache/passed", true, false, passedIn, 0}, {"cache/redacted", true, false, redactedIn, 0},
+	} {
 		b.Run(bc.name, func(b *testing.B) {
-			input := input
+			input := bc.input
 			var tracer trace.Tracer
 			if bc.tracing {
 				input, tracer = traced, tp.Tracer("bench")
@@ -150,7 +181,7 @@ func BenchmarkProcess(b *testing.B) {
 				defer cache.Close()
 				lookup = cache
 			}
-			e := enforce.New(enforce.Options{AuditTopic: "consent.audit", DLQSuffix: ".dlq", Redactor: red, Tracer: tracer}, codec, lookup, pol)
+			e := enforce.New(enforce.Options{AuditTopic: "consent.audit", DLQSuffix: ".dlq", Redactor: red, Tracer: tracer, Workers: bc.workers}, codec, lookup, pol)
 			for _, batch := range input { // warm the cache and the redactor's plans
 				if _, err := e.Process(ctx, batch); err != nil {
 					b.Fatal(err)

@@ -64,7 +64,7 @@ test-concurrency:
 # and figures in BENCHMARKS.md.
 BENCHTIME ?= 300ms
 bench:
-	cd pkg && $(GO) test -run='^$$' -bench='FramingDecode|EncodeLike|EncodeAudit|Decide|Redact$$|LookupBatch500' -benchmem -benchtime=$(BENCHTIME) ./avrocodec ./decision ./redact ./consent
+	cd pkg && $(GO) test -run='^$$' -bench='FramingDecode|Envelope|PassedEvent|EncodeLike|EncodeAudit|Decide|Redact$$|LookupBatch500' -benchmem -benchtime=$(BENCHTIME) ./avrocodec ./decision ./redact ./consent
 	cd services/enforcer && $(GO) test -run='^$$' -bench=Process -benchmem -benchtime=$(BENCHTIME) ./internal/enforce
 	$(GO) run ./e2e/bench
 

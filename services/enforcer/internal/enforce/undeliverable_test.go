@@ -1,0 +1,143 @@
+package enforce
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/consentgate/consentgate/pkg/brokertest"
+	"github.com/consentgate/consentgate/pkg/stream"
+)
+
+// TestAuditTellsWhatTheRunnerCouldNotDeliver drives the enforcer with the
+// real stream.Runner against the real broker, with one topic refusing the
+// records of one input as too large (its max.message.bytes), so that the
+// Runner replaces them by a dead letter of the input (pkg/stream,
+// WriteEach / replaceRejected). The contract (DESIGN.md, "Every decision
+// is recorded"): every input offset has exactly one audit record, and a
+// stream the audit lists PASSED or REDACTED holds the event.
+//
+//   - output: compliant.marketing refuses the event's copy. The audit
+//     record must not say the event was PASSED on compliant.marketing.
+//   - audit: the audit topic refuses the event's audit record. The input
+//     offset must still have its audit record.
+func TestAuditTellsWhatTheRunnerCouldNotDeliver(t *testing.T) {
+	// The devbroker creates consent.audit at start: the test audits to a
+	// topic of its own, to give it a limit.
+	const auditTopic = "undeliverable.audit"
+	for _, refusing := range []string{"compliant.marketing", auditTopic} {
+		t.Run(refusing, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			f.e.opts.AuditTopic = auditTopic
+			f.grant(t, "s-big", "marketing")
+			f.grant(t, "s-big", "analytics")
+			b := brokertest.Start(t, brokertest.Options{Partitions: 1})
+			topics := []string{"customer.events", "compliant.marketing", "compliant.analytics", auditTopic}
+			for _, tp := range topics {
+				cfg := map[string]string{}
+				if tp == refusing {
+					cfg["max.message.bytes"] = "4096"
+				}
+				b.CreateTopicsWithConfig(t, 1, cfg, tp)
+			}
+			cfg := stream.DefaultConfig()
+			cfg.Brokers = []string{b.Addr}
+			w := stream.NewWriter(cfg)
+			defer w.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+
+			// Offsets 0 and 2 are small; offset 1 carries a long link_url
+			// (the refused topic's limit is 4 KiB), or a long event id when
+			// the audit topic refuses (the audit record carries it twice).
+			in := []kafka.Message{f.email(t, 0, "e0", "s-big"), f.bigEmail(t, refusing), f.email(t, 0, "e2", "s-big")}
+			for i := range in {
+				in[i].Topic, in[i].Partition, in[i].Offset = "customer.events", 0, 0
+			}
+			if err := stream.WriteAll(ctx, w, in, nil); err != nil {
+				t.Fatal(err)
+			}
+			rc := stream.ReaderConfig{Topics: []string{"customer.events"}, GroupID: "undeliverable", MaxWait: 50 * time.Millisecond,
+				SessionTimeout: 6 * time.Second, FromBeginning: true}
+			src := stream.NewReader(cfg, rc)
+			runner := &stream.Runner{Source: src, Sink: w, Process: f.e.Process, BatchSize: 10, Linger: 20 * time.Millisecond,
+				DrainTimeout: 2 * time.Second, MaxBackoff: 50 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			rctx, stop := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- runner.Run(rctx) }()
+			deadline := time.Now().Add(20 * time.Second)
+			for runner.Records.Load() < int64(len(in)) && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			stop()
+			if err := <-done; err != nil {
+				t.Fatalf("runner: %v", err)
+			}
+			src.Close()
+			if n := runner.Records.Load(); n != int64(len(in)) {
+				t.Fatalf("%d of %d inputs committed", n, len(in))
+			}
+			if runner.DeadLettered.Load() != 1 {
+				t.Fatalf("the runner dead-lettered %d inputs, want 1: is the refusing topic's limit still below the event?", runner.DeadLettered.Load())
+			}
+
+			// What each stream holds, by source offset.
+			onStream := map[string]map[int64]bool{}
+			for _, tp := range []string{"compliant.marketing", "compliant.analytics"} {
+				onStream[tp] = map[int64]bool{}
+				for _, m := range b.ReadAll(t, tp, 300*time.Millisecond, 10*time.Second) {
+					so, _ := stream.Header(m, HeaderSourceOffset)
+					off, _ := strconv.ParseInt(so, 10, 64)
+					onStream[tp][off] = true
+				}
+			}
+			audits := map[int64][]*AuditRecord{}
+			for _, m := range b.ReadAll(t, auditTopic, 300*time.Millisecond, 10*time.Second) {
+				a, err := ReadAudit(f.codec.Catalog(), m.Value)
+				if err != nil {
+					t.Fatalf("audit record at %d: %v", m.Offset, err)
+				}
+				audits[a.SourceOffset] = append(audits[a.SourceOffset], a)
+			}
+			for off := range int64(len(in)) {
+				as := audits[off]
+				if len(as) != 1 {
+					t.Errorf("input offset %d has %d audit records, want exactly 1", off, len(as))
+					continue
+				}
+				for _, d := range as[0].Decisions {
+					if (d.Decision == "PASSED" || d.Decision == "REDACTED") && !onStream[d.Stream][off] {
+						t.Errorf("input offset %d: the audit record says %s (%s) on %s, but %s holds nothing of it (the runner dead-lettered it)",
+							off, d.Decision, d.Reason, d.Stream, d.Stream)
+					}
+				}
+			}
+		})
+	}
+}
+
+// bigEmail is an email engagement too large for a topic limited to 4 KiB:
+// its link_url is, or, when the audit topic refuses, its event id.
+func (f *fixture) bigEmail(t *testing.T, refusing string) kafka.Message {
+	t.Helper()
+	id, url := "e1", strings.Repeat("u", 6<<10)
+	if refusing != "compliant.marketing" {
+		id, url = "e1-"+strings.Repeat("i", 3<<10), "https://example.test/"
+	}
+	b, err := f.codec.EncodeSingle("consentgate.events.EmailEngagement", map[string]any{
+		"event_id": id, "subject_id": "s-big", "occurred_at": time.Now(), "email": "x@example.test",
+		"campaign_id": "c", "message_id": "m", "action": "CLICK", "link_url": map[string]any{"string": url}, "user_agent": nil, "ip_address": nil,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kafka.Message{Key: []byte("s-big"), Value: b, Headers: []kafka.Header{{Key: "trace", Value: []byte(fmt.Sprint(len(url)))}}}
+}

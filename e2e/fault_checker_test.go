@@ -117,7 +117,7 @@ func (a fsAuditRec) sameDecisions(b fsAuditRec) bool {
 	}
 	for i := range a.Decisions {
 		x, y := a.Decisions[i], b.Decisions[i]
-		if x.Stream != y.Stream || x.Decision != y.Decision || x.Reason != y.Reason {
+		if x.Stream != y.Stream || x.Decision != y.Decision || x.Reason != y.Reason || !slices.Equal(x.Treated, y.Treated) {
 			return false
 		}
 	}
@@ -261,7 +261,6 @@ func (c *fsChecker) run(t *testing.T) (fsCounts, map[string][]string) {
 		streams[s.Topic] = s
 		streamOrder = append(streamOrder, s.Topic)
 	}
-	audits := map[string][]fsAudit{} // event id + stream
 	byInput := map[fsCoord][]fsAuditRec{}
 	auditMsgs := read(fsAuditTopic)
 	auditAt := make([]*fsAuditRec, len(auditMsgs)) // parallel to auditMsgs
@@ -311,7 +310,6 @@ func (c *fsChecker) run(t *testing.T) (fsCounts, map[string][]string) {
 		}
 		byInput[coord] = append(byInput[coord], ar)
 		for _, a := range ar.Decisions {
-			audits[a.EventID+" "+a.Stream] = append(audits[a.EventID+" "+a.Stream], a)
 			if _, ok := streams[a.Stream]; !ok {
 				rep.add("audit", "audit record for an unknown stream %q", a.Stream)
 				continue
@@ -355,7 +353,7 @@ func (c *fsChecker) run(t *testing.T) (fsCounts, map[string][]string) {
 	for _, s := range c.Policy.Streams {
 		kept := fsKeptFields(s)
 		outs := read(s.Topic)
-		published := map[string]int{}
+		published := map[fsCoord]int{}
 		for _, m := range outs {
 			id, _ := stream.Header(m, "consentgate.event_id")
 			dec, _ := stream.Header(m, "consentgate.decision")
@@ -363,19 +361,29 @@ func (c *fsChecker) run(t *testing.T) (fsCounts, map[string][]string) {
 			so, _ := stream.Header(m, "consentgate.source.offset")
 			part, _ := strconv.Atoi(sp)
 			off, _ := strconv.ParseInt(so, 10, 64)
-			src := in[fsCoord{part, off}]
-			if published[id] > 0 {
+			coord := fsCoord{part, off}
+			src := in[coord]
+			if published[coord] > 0 {
 				n.OutputDuplicates++
 			}
-			published[id]++
+			published[coord]++
 			if src == nil || src.ID != id {
 				n.Leaked++
 				rep.add("leaked", "%s holds event %q whose source %s/%s is not that event", s.Topic, id, sp, so)
 				continue
 			}
+			// Justified by an audit record of that very input offset (two
+			// inputs may carry one event id), whose treated fields are
+			// then those the copy must account for.
 			justified := false
-			for _, a := range audits[id+" "+s.Topic] {
-				justified = justified || a.Decision == dec
+			var treated [][]string
+			for _, ar := range byInput[coord] {
+				for _, a := range ar.Decisions {
+					if a.Stream == s.Topic && a.Decision == dec {
+						justified = true
+						treated = append(treated, a.Treated)
+					}
+				}
 			}
 			if !justified {
 				n.Leaked++
@@ -398,6 +406,7 @@ func (c *fsChecker) run(t *testing.T) (fsCounts, map[string][]string) {
 					rep.add("output", "passed copy of %s on %s does not decode: %v", id, s.Topic, err)
 					continue
 				}
+				n.Wrong += c.checkTreated(rep, s.Topic, dec, coord, src, rec.Value, treated)
 				annotated := map[string]bool{}
 				for _, f := range rec.Schema.Root().Fields {
 					annotated[f.Name] = f.Category != ""
@@ -419,6 +428,7 @@ func (c *fsChecker) run(t *testing.T) (fsCounts, map[string][]string) {
 					rep.add("output", "redacted copy of %s on %s does not decode: %v", id, s.Topic, err)
 					continue
 				}
+				n.Wrong += c.checkTreated(rep, s.Topic, dec, coord, src, rec.Value, treated)
 				for f, v := range rec.Value {
 					if kept[f] {
 						if !reflect.DeepEqual(v, src.Value[f]) {
@@ -435,16 +445,21 @@ func (c *fsChecker) run(t *testing.T) (fsCounts, map[string][]string) {
 				rep.add("output", "%s holds event %s with decision header %q", s.Topic, id, dec)
 			}
 		}
-		for k, as := range audits {
-			id, topic, _ := strings.Cut(k, " ")
-			if topic != s.Topic || published[id] > 0 {
+		// Every input offset audited PASSED or REDACTED on the stream has
+		// its copy there (by offset: two inputs may carry one event id).
+		for _, x := range ordered {
+			coord := fsCoord{x.Msg.Partition, x.Msg.Offset}
+			if published[coord] > 0 {
 				continue
 			}
-			for _, a := range as {
-				if a.Decision == fsPassed || a.Decision == fsRedacted {
-					n.Lost++
-					rep.add("lost", "event %s was audited %s on %s but is not on the topic", id, a.Decision, topic)
-					break
+		records:
+			for _, ar := range byInput[coord] {
+				for _, a := range ar.Decisions {
+					if a.Stream == s.Topic && (a.Decision == fsPassed || a.Decision == fsRedacted) {
+						n.Lost++
+						rep.add("lost", "input %d/%d (event %s) was audited %s on %s but is not on the topic", coord.Part, coord.Off, x.ID, a.Decision, s.Topic)
+						break records
+					}
 				}
 			}
 		}
@@ -534,7 +549,7 @@ func (c *fsChecker) mayDiffer(g fsGrants, streams map[string]policy.Stream, a, b
 		if x.Stream != y.Stream {
 			return false
 		}
-		if x.Decision == y.Decision && x.Reason == y.Reason {
+		if x.Decision == y.Decision && x.Reason == y.Reason && slices.Equal(x.Treated, y.Treated) {
 			continue
 		}
 		s := streams[x.Stream]
@@ -544,6 +559,35 @@ func (c *fsChecker) mayDiffer(g fsGrants, streams map[string]policy.Stream, a, b
 		}
 	}
 	return true
+}
+
+// checkTreated checks that every top-level field in which the copy (value,
+// published on stream as dec) differs from its input src is listed by the
+// treated_fields of one of the audit records deciding so (treated: one list
+// per such record): the field itself or a path below it. It returns 1 when
+// none lists them all.
+func (c *fsChecker) checkTreated(rep *fsReport, stream, dec string, coord fsCoord, src *fsInput, value map[string]any, treated [][]string) int {
+	var changed []string
+	for f, v := range value {
+		if !reflect.DeepEqual(v, src.Value[f]) {
+			changed = append(changed, f)
+		}
+	}
+	slices.Sort(changed)
+	for _, list := range treated {
+		all := true
+		for _, f := range changed {
+			all = all && slices.ContainsFunc(list, func(p string) bool {
+				return p == f || strings.HasPrefix(p, f+".") || strings.HasPrefix(p, f+"[")
+			})
+		}
+		if all {
+			return 0
+		}
+	}
+	rep.add("wrong", "the %s copy of input %d/%d (%s) on %s changed %s, which the treated_fields of its audit record %v do not all list",
+		dec, coord.Part, coord.Off, src.ID, stream, strings.Join(changed, ", "), treated)
+	return 1
 }
 
 // allowed returns the decisions an audit record may carry.

@@ -175,8 +175,10 @@ func TestFaultCheckerAccountsByOffset(t *testing.T) {
 // event id (a producer's retry), no consent, so compliant.analytics gets
 // redacted copies: a clean run has no problem; the lost output of one of the
 // two, a redacted copy that changed a field its audit record's
-// treated_fields do not list, and a re-written audit record that disagrees
-// with the first in its treated fields are each caught.
+// treated_fields do not list, a re-written audit record that disagrees
+// with the first in its treated fields, a deciding consent change the
+// system of record does not give, and consents that leave out a purpose of
+// the stream are each caught.
 func TestFaultCheckerTiesOutputsToOffsets(t *testing.T) {
 	t.Parallel()
 	cat, err := avrocodec.LoadCatalog(schemas.FS)
@@ -211,17 +213,29 @@ func TestFaultCheckerTiesOutputsToOffsets(t *testing.T) {
 		{Topic: fsEventsTopic, Key: []byte("s-a"), Value: input}, // a producer's retry: another offset
 	}
 	full := []any{"action", "campaign_id", "email", "message_id"}
-	audit := func(offset int64, treated []any) kafka.Message {
-		none := []any{map[string]any{"purpose": "p", "consent_change_id": nil, "consent_captured_at": nil}}
+	consent := func(purpose, change string) any {
+		c := map[string]any{"purpose": purpose, "consent_change_id": nil, "consent_captured_at": nil}
+		if change != "" {
+			c["consent_change_id"] = map[string]any{"string": change}
+			c["consent_captured_at"] = map[string]any{"long.timestamp-millis": at}
+		}
+		return c
+	}
+	// audit is the record of input offset; consents (default: analytics,
+	// never asked) are the analytics decision's.
+	audit := func(offset int64, treated []any, consents ...any) kafka.Message {
+		if consents == nil {
+			consents = []any{consent("analytics", "")}
+		}
 		b, err := codec.EncodeSingle("consentgate.audit.AuditRecord", map[string]any{
 			"event_id": map[string]any{"string": "e-a"}, "subject_id": map[string]any{"string": "s-a"}, "outcome": fsDecided,
 			"dead_letter_reason": nil, "event_schema": nil, "policy_version": "v", "source_topic": fsEventsTopic,
 			"source_partition": int32(0), "source_offset": offset, "processed_at": time.Now(),
 			"decisions": []any{
 				map[string]any{"stream": "compliant.marketing", "purposes": []any{"marketing"}, "decision": fsDropped, "reason": "unknown_subject",
-					"deciding_purpose": "marketing", "treated_fields": []any{}, "consents": none},
+					"deciding_purpose": "marketing", "treated_fields": []any{}, "consents": []any{consent("marketing", "")}},
 				map[string]any{"stream": "compliant.analytics", "purposes": []any{"analytics"}, "decision": fsRedacted, "reason": "unknown_subject",
-					"deciding_purpose": "analytics", "treated_fields": treated, "consents": none},
+					"deciding_purpose": "analytics", "treated_fields": treated, "consents": consents},
 			},
 		})
 		if err != nil {
@@ -247,6 +261,10 @@ func TestFaultCheckerTiesOutputsToOffsets(t *testing.T) {
 			"wrong: the REDACTED copy of input 0/1 (e-a) on compliant.analytics changed action"},
 		{"a duplicate that disagrees in its treated fields", []kafka.Message{audit(0, full), audit(1, full), audit(0, append([]any{"ip_address"}, full...))},
 			[]kafka.Message{output(0), output(1)}, "wrong: the audit records of input 0/0 (e-a) disagree"},
+		{"a deciding consent the system of record does not have", []kafka.Message{audit(0, full), audit(1, full, consent("analytics", "chg-forged"))},
+			[]kafka.Message{output(0), output(1)}, `wrong: input 0/1 (e-a) on compliant.analytics names consent change "chg-forged" for analytics`},
+		{"consents that leave out a purpose", []kafka.Message{audit(0, full), audit(1, full, []any{}...)},
+			[]kafka.Message{output(0), output(1)}, "wrong: input 0/1 (e-a) on compliant.analytics lists the consents of purposes []"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -62,8 +62,9 @@ func TestFaultCheckerAccountsByOffset(t *testing.T) {
 	audit := func(offset int64, id, subject, outcome, dlq string, decs []dec) kafka.Message {
 		var ds []any
 		for _, d := range decs {
-			ds = append(ds, map[string]any{"stream": d.stream, "purposes": []any{"p"}, "decision": d.decision, "reason": d.reason,
-				"deciding_purpose": "p", "treated_fields": []any{}, "consents": []any{map[string]any{"purpose": "p", "consent_change_id": nil, "consent_captured_at": nil}}})
+			p := strings.TrimPrefix(d.stream, "compliant.") // the fault policy's stream of purpose p
+			ds = append(ds, map[string]any{"stream": d.stream, "purposes": []any{p}, "decision": d.decision, "reason": d.reason,
+				"deciding_purpose": p, "treated_fields": []any{}, "consents": []any{map[string]any{"purpose": p, "consent_change_id": nil, "consent_captured_at": nil}}})
 		}
 		b, err := codec.EncodeSingle("consentgate.audit.AuditRecord", map[string]any{
 			"event_id": opt(id), "subject_id": opt(subject), "outcome": outcome, "dead_letter_reason": opt(dlq), "event_schema": nil,

@@ -49,6 +49,12 @@ type fsAudit struct {
 	SrcOffset                                  int64
 	ProcessedAt                                time.Time
 	Treated                                    []string
+	// DecidingPurpose, and Consents: the purposes whose consent the
+	// decision lists, in its order, with the change id of each ("" for
+	// none).
+	DecidingPurpose  string
+	ConsentPurposes  []string
+	ConsentChangeIDs []string
 }
 
 // fsAuditRec is one decoded audit record (version 2): one input event.
@@ -95,15 +101,18 @@ func fsDecodeAudit(codec *avrocodec.Codec, m kafka.Message) (fsAuditRec, error) 
 			s, _ := x.(string)
 			fa.Treated = append(fa.Treated, s)
 		}
-		a.Decisions = append(a.Decisions, fa)
-		a.Purposes[fa.Stream] = str(d, "deciding_purpose")
+		fa.DecidingPurpose = str(d, "deciding_purpose")
+		a.Purposes[fa.Stream] = fa.DecidingPurpose
 		consents, _ := d["consents"].([]any)
 		for _, c := range consents {
 			cm, _ := c.(map[string]any)
-			if str(cm, "purpose") == str(d, "deciding_purpose") {
+			if str(cm, "purpose") == fa.DecidingPurpose {
 				a.ChangeIDs[fa.Stream] = str(cm, "consent_change_id")
 			}
+			fa.ConsentPurposes = append(fa.ConsentPurposes, str(cm, "purpose"))
+			fa.ConsentChangeIDs = append(fa.ConsentChangeIDs, str(cm, "consent_change_id"))
 		}
+		a.Decisions = append(a.Decisions, fa)
 	}
 	return a, nil
 }
@@ -314,6 +323,7 @@ func (c *fsChecker) run(t *testing.T) (fsCounts, map[string][]string) {
 				rep.add("audit", "audit record for an unknown stream %q", a.Stream)
 				continue
 			}
+			n.Wrong += c.checkConsents(rep, granted, coord, a, streams[a.Stream])
 			allowed := c.allowed(granted, a, streams[a.Stream])
 			if a.Decision == fsPassed && !granted.all(a.Subject, streams[a.Stream].Purposes, a.ProcessedAt) {
 				n.Leaked++
@@ -588,6 +598,35 @@ func (c *fsChecker) checkTreated(rep *fsReport, stream, dec string, coord fsCoor
 	rep.add("wrong", "the %s copy of input %d/%d (%s) on %s changed %s, which the treated_fields of its audit record %v do not all list",
 		dec, coord.Part, coord.Off, src.ID, stream, strings.Join(changed, ", "), treated)
 	return 1
+}
+
+// checkConsents checks the consents a decision lists: one per purpose of
+// the stream, in its order (none when the stream does not take the schema),
+// the deciding purpose among them, and, when the scenario's consent is that
+// of Changes (no Expect), each the change the system of record gives for
+// its purpose ("" when it has none). It returns the number of problems (0
+// or 1).
+func (c *fsChecker) checkConsents(rep *fsReport, g fsGrants, coord fsCoord, a fsAudit, s policy.Stream) int {
+	want := s.Purposes
+	if a.Reason == "schema_not_accepted" {
+		want = nil
+	}
+	if !slices.Equal(a.ConsentPurposes, want) || (len(want) > 0 && !slices.Contains(want, a.DecidingPurpose)) {
+		rep.add("wrong", "input %d/%d (%s) on %s lists the consents of purposes %v, deciding purpose %q; want %v", coord.Part, coord.Off,
+			a.EventID, a.Stream, a.ConsentPurposes, a.DecidingPurpose, want)
+		return 1
+	}
+	if c.Expect != nil {
+		return 0
+	}
+	for i, p := range a.ConsentPurposes {
+		if got, sor := a.ConsentChangeIDs[i], g[a.Subject][p].ChangeID; got != sor {
+			rep.add("wrong", "input %d/%d (%s) on %s names consent change %q for %s; the system of record's is %q", coord.Part, coord.Off,
+				a.EventID, a.Stream, got, p, sor)
+			return 1
+		}
+	}
+	return 0
 }
 
 // allowed returns the decisions an audit record may carry.

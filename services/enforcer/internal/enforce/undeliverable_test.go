@@ -153,3 +153,48 @@ func (f *fixture) bigEmail(t *testing.T, refusing string) kafka.Message {
 	}
 	return kafka.Message{Key: []byte("s-big"), Value: b, Headers: []kafka.Header{{Key: "trace", Value: []byte(fmt.Sprint(len(url)))}}}
 }
+
+// TestProcessInterleavedDeadLettersKeepOrder: undecodable and id-less
+// inputs between events of one subject get their DEAD_LETTERED audit
+// records in input order, and the events around them are decided and
+// published in order, each with its own audit record.
+func TestProcessInterleavedDeadLettersKeepOrder(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.grant(t, "s1", "marketing")
+	garbage := kafka.Message{Topic: "customer.events", Partition: 1, Offset: 31, Key: []byte("s1"), Value: []byte{0xC3, 0x01, 9}}
+	batch := []kafka.Message{f.email(t, 30, "e1", "s1"), garbage, f.email(t, 32, "e2", "s1"), f.email(t, 33, "", "s1"), f.email(t, 34, "e3", "s1")}
+	out, err := f.e.Process(context.Background(), batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := byTopic(out)
+	var published []string
+	for _, m := range got["compliant.marketing"] {
+		id, _ := stream.Header(m, HeaderEventID)
+		published = append(published, id)
+	}
+	if strings.Join(published, ",") != "e1,e2,e3" {
+		t.Errorf("compliant.marketing got %v, want e1,e2,e3 in order", published)
+	}
+	as := readAudits(t, f.codec.Catalog(), out)
+	want := []struct {
+		outcome AuditOutcome
+		reason  string
+		id, key string
+	}{{AuditDecided, "", "e1", "s1"}, {AuditDeadLettered, DeadLetterUndecodable, "", ""}, {AuditDecided, "", "e2", "s1"},
+		{AuditDeadLettered, DeadLetterMissingEventID, "", "s1"}, {AuditDecided, "", "e3", "s1"}}
+	if len(as) != len(want) {
+		t.Fatalf("%d audit records, want %d", len(as), len(want))
+	}
+	for i, a := range as {
+		w, m := want[i], got["consent.audit"][i]
+		if a.SourceOffset != batch[i].Offset || a.Outcome != w.outcome || a.DeadLetterReason != w.reason || a.EventID != w.id || string(m.Key) != w.key {
+			t.Errorf("audit record %d: offset %d %s %q id %q key %q, want offset %d %s %q id %q key %q", i, a.SourceOffset, a.Outcome,
+				a.DeadLetterReason, a.EventID, m.Key, batch[i].Offset, w.outcome, w.reason, w.id, w.key)
+		}
+		if w.outcome == AuditDecided && (len(a.Decisions) != 2 || a.Decisions[0].Decision != "PASSED") {
+			t.Errorf("audit record %d: decisions %+v, want compliant.marketing PASSED first", i, a.Decisions)
+		}
+	}
+}

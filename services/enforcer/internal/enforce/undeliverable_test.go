@@ -24,25 +24,35 @@ import (
 // is recorded"): every input offset has exactly one audit record, and a
 // stream the audit lists PASSED or REDACTED holds the event.
 //
-//   - output: compliant.marketing refuses the event's copy. The audit
-//     record must not say the event was PASSED on compliant.marketing.
-//   - audit: the audit topic refuses the event's audit record. The input
+//   - output: compliant.marketing refuses the event's copy (a topic limit
+//     of 4 KiB). The audit record must not say the event was PASSED on
+//     compliant.marketing.
+//   - audit: the audit topic refuses the event's audit record (a topic
+//     limit of 4 KiB). The input offset must still have its audit record.
+//   - hostile ids: default limits everywhere; the event's id is 300 KiB,
+//     its subject id 200 KiB and its key short: every output fits (about
+//     800 KiB), the audit record (ids in the value, the event id header,
+//     the subject as key, the grants' change ids) does not. The input
 //     offset must still have its audit record.
 func TestAuditTellsWhatTheRunnerCouldNotDeliver(t *testing.T) {
 	// The devbroker creates consent.audit at start: the test audits to a
 	// topic of its own, to give it a limit.
 	const auditTopic = "undeliverable.audit"
-	for _, refusing := range []string{"compliant.marketing", auditTopic} {
+	for _, refusing := range []string{"compliant.marketing", auditTopic, "hostile ids"} {
 		t.Run(refusing, func(t *testing.T) {
 			t.Parallel()
-			if refusing == auditTopic {
+			if refusing != "compliant.marketing" {
 				t.Skip("open: an audit record that can never be written is replaced by a dead letter of its input (outputs already " +
-					"written) and the offset keeps no audit record; needs a decision on bounding event and subject ids (see the review report)")
+					"written) and the offset keeps no audit record; needs a decision on bounding ids (see the review report)")
 			}
 			f := newFixture(t)
 			f.e.opts.AuditTopic = auditTopic
-			f.grant(t, "s-big", "marketing")
-			f.grant(t, "s-big", "analytics")
+			subject := "s-big"
+			if refusing == "hostile ids" {
+				subject = "s-" + strings.Repeat("s", 200<<10)
+			}
+			f.grant(t, subject, "marketing")
+			f.grant(t, subject, "analytics")
 			b := brokertest.Start(t, brokertest.Options{Partitions: 1})
 			topics := []string{"customer.events", "compliant.marketing", "compliant.analytics", auditTopic}
 			for _, tp := range topics {
@@ -62,7 +72,7 @@ func TestAuditTellsWhatTheRunnerCouldNotDeliver(t *testing.T) {
 			// Offsets 0 and 2 are small; offset 1 carries a long link_url
 			// (the refused topic's limit is 4 KiB), or a long event id when
 			// the audit topic refuses (the audit record carries it twice).
-			in := []kafka.Message{f.email(t, 0, "e0", "s-big"), f.bigEmail(t, refusing), f.email(t, 0, "e2", "s-big")}
+			in := []kafka.Message{f.email(t, 0, "e0", subject), f.bigEmail(t, refusing, subject), f.email(t, 0, "e2", subject)}
 			for i := range in {
 				in[i].Topic, in[i].Partition, in[i].Offset = "customer.events", 0, 0
 			}
@@ -136,22 +146,28 @@ func TestAuditTellsWhatTheRunnerCouldNotDeliver(t *testing.T) {
 	}
 }
 
-// bigEmail is an email engagement too large for a topic limited to 4 KiB:
-// its link_url is, or, when the audit topic refuses, its event id.
-func (f *fixture) bigEmail(t *testing.T, refusing string) kafka.Message {
+// bigEmail is the event of subject whose records are refused: its
+// link_url is 6 KiB when compliant.marketing refuses, its event id 3 KiB
+// when the audit topic does, and its event id 300 KiB (and key short) for
+// hostile ids.
+func (f *fixture) bigEmail(t *testing.T, refusing, subject string) kafka.Message {
 	t.Helper()
-	id, url := "e1", strings.Repeat("u", 6<<10)
-	if refusing != "compliant.marketing" {
+	id, url, key := "e1", strings.Repeat("u", 6<<10), subject
+	switch refusing {
+	case "compliant.marketing":
+	case "hostile ids":
+		id, url, key = "e1-"+strings.Repeat("i", 300<<10), "https://example.test/", "k"
+	default:
 		id, url = "e1-"+strings.Repeat("i", 3<<10), "https://example.test/"
 	}
 	b, err := f.codec.EncodeSingle("consentgate.events.EmailEngagement", map[string]any{
-		"event_id": id, "subject_id": "s-big", "occurred_at": time.Now(), "email": "x@example.test",
+		"event_id": id, "subject_id": subject, "occurred_at": time.Now(), "email": "x@example.test",
 		"campaign_id": "c", "message_id": "m", "action": "CLICK", "link_url": map[string]any{"string": url}, "user_agent": nil, "ip_address": nil,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return kafka.Message{Key: []byte("s-big"), Value: b, Headers: []kafka.Header{{Key: "trace", Value: []byte(fmt.Sprint(len(url)))}}}
+	return kafka.Message{Key: []byte(key), Value: b, Headers: []kafka.Header{{Key: "trace", Value: []byte(fmt.Sprint(len(url)))}}}
 }
 
 // TestProcessInterleavedDeadLettersKeepOrder: undecodable and id-less

@@ -49,6 +49,12 @@ type fsAudit struct {
 	SrcOffset                                  int64
 	ProcessedAt                                time.Time
 	Treated                                    []string
+	// DecidingPurpose, and Consents: the purposes whose consent the
+	// decision lists, in its order, with the change id of each ("" for
+	// none).
+	DecidingPurpose  string
+	ConsentPurposes  []string
+	ConsentChangeIDs []string
 }
 
 // fsAuditRec is one decoded audit record (version 2): one input event.
@@ -95,15 +101,18 @@ func fsDecodeAudit(codec *avrocodec.Codec, m kafka.Message) (fsAuditRec, error) 
 			s, _ := x.(string)
 			fa.Treated = append(fa.Treated, s)
 		}
-		a.Decisions = append(a.Decisions, fa)
-		a.Purposes[fa.Stream] = str(d, "deciding_purpose")
+		fa.DecidingPurpose = str(d, "deciding_purpose")
+		a.Purposes[fa.Stream] = fa.DecidingPurpose
 		consents, _ := d["consents"].([]any)
 		for _, c := range consents {
 			cm, _ := c.(map[string]any)
-			if str(cm, "purpose") == str(d, "deciding_purpose") {
+			if str(cm, "purpose") == fa.DecidingPurpose {
 				a.ChangeIDs[fa.Stream] = str(cm, "consent_change_id")
 			}
+			fa.ConsentPurposes = append(fa.ConsentPurposes, str(cm, "purpose"))
+			fa.ConsentChangeIDs = append(fa.ConsentChangeIDs, str(cm, "consent_change_id"))
 		}
+		a.Decisions = append(a.Decisions, fa)
 	}
 	return a, nil
 }
@@ -117,7 +126,7 @@ func (a fsAuditRec) sameDecisions(b fsAuditRec) bool {
 	}
 	for i := range a.Decisions {
 		x, y := a.Decisions[i], b.Decisions[i]
-		if x.Stream != y.Stream || x.Decision != y.Decision || x.Reason != y.Reason {
+		if x.Stream != y.Stream || x.Decision != y.Decision || x.Reason != y.Reason || !slices.Equal(x.Treated, y.Treated) {
 			return false
 		}
 	}
@@ -261,7 +270,6 @@ func (c *fsChecker) run(t *testing.T) (fsCounts, map[string][]string) {
 		streams[s.Topic] = s
 		streamOrder = append(streamOrder, s.Topic)
 	}
-	audits := map[string][]fsAudit{} // event id + stream
 	byInput := map[fsCoord][]fsAuditRec{}
 	auditMsgs := read(fsAuditTopic)
 	auditAt := make([]*fsAuditRec, len(auditMsgs)) // parallel to auditMsgs
@@ -311,11 +319,11 @@ func (c *fsChecker) run(t *testing.T) (fsCounts, map[string][]string) {
 		}
 		byInput[coord] = append(byInput[coord], ar)
 		for _, a := range ar.Decisions {
-			audits[a.EventID+" "+a.Stream] = append(audits[a.EventID+" "+a.Stream], a)
 			if _, ok := streams[a.Stream]; !ok {
 				rep.add("audit", "audit record for an unknown stream %q", a.Stream)
 				continue
 			}
+			n.Wrong += c.checkConsents(rep, granted, coord, a, streams[a.Stream])
 			allowed := c.allowed(granted, a, streams[a.Stream])
 			if a.Decision == fsPassed && !granted.all(a.Subject, streams[a.Stream].Purposes, a.ProcessedAt) {
 				n.Leaked++
@@ -355,7 +363,7 @@ func (c *fsChecker) run(t *testing.T) (fsCounts, map[string][]string) {
 	for _, s := range c.Policy.Streams {
 		kept := fsKeptFields(s)
 		outs := read(s.Topic)
-		published := map[string]int{}
+		published := map[fsCoord]int{}
 		for _, m := range outs {
 			id, _ := stream.Header(m, "consentgate.event_id")
 			dec, _ := stream.Header(m, "consentgate.decision")
@@ -363,19 +371,29 @@ func (c *fsChecker) run(t *testing.T) (fsCounts, map[string][]string) {
 			so, _ := stream.Header(m, "consentgate.source.offset")
 			part, _ := strconv.Atoi(sp)
 			off, _ := strconv.ParseInt(so, 10, 64)
-			src := in[fsCoord{part, off}]
-			if published[id] > 0 {
+			coord := fsCoord{part, off}
+			src := in[coord]
+			if published[coord] > 0 {
 				n.OutputDuplicates++
 			}
-			published[id]++
+			published[coord]++
 			if src == nil || src.ID != id {
 				n.Leaked++
 				rep.add("leaked", "%s holds event %q whose source %s/%s is not that event", s.Topic, id, sp, so)
 				continue
 			}
+			// Justified by an audit record of that very input offset (two
+			// inputs may carry one event id), whose treated fields are
+			// then those the copy must account for.
 			justified := false
-			for _, a := range audits[id+" "+s.Topic] {
-				justified = justified || a.Decision == dec
+			var treated [][]string
+			for _, ar := range byInput[coord] {
+				for _, a := range ar.Decisions {
+					if a.Stream == s.Topic && a.Decision == dec {
+						justified = true
+						treated = append(treated, a.Treated)
+					}
+				}
 			}
 			if !justified {
 				n.Leaked++
@@ -398,6 +416,7 @@ func (c *fsChecker) run(t *testing.T) (fsCounts, map[string][]string) {
 					rep.add("output", "passed copy of %s on %s does not decode: %v", id, s.Topic, err)
 					continue
 				}
+				n.Wrong += c.checkTreated(rep, s.Topic, dec, coord, src, rec.Value, treated)
 				annotated := map[string]bool{}
 				for _, f := range rec.Schema.Root().Fields {
 					annotated[f.Name] = f.Category != ""
@@ -419,6 +438,7 @@ func (c *fsChecker) run(t *testing.T) (fsCounts, map[string][]string) {
 					rep.add("output", "redacted copy of %s on %s does not decode: %v", id, s.Topic, err)
 					continue
 				}
+				n.Wrong += c.checkTreated(rep, s.Topic, dec, coord, src, rec.Value, treated)
 				for f, v := range rec.Value {
 					if kept[f] {
 						if !reflect.DeepEqual(v, src.Value[f]) {
@@ -435,16 +455,21 @@ func (c *fsChecker) run(t *testing.T) (fsCounts, map[string][]string) {
 				rep.add("output", "%s holds event %s with decision header %q", s.Topic, id, dec)
 			}
 		}
-		for k, as := range audits {
-			id, topic, _ := strings.Cut(k, " ")
-			if topic != s.Topic || published[id] > 0 {
+		// Every input offset audited PASSED or REDACTED on the stream has
+		// its copy there (by offset: two inputs may carry one event id).
+		for _, x := range ordered {
+			coord := fsCoord{x.Msg.Partition, x.Msg.Offset}
+			if published[coord] > 0 {
 				continue
 			}
-			for _, a := range as {
-				if a.Decision == fsPassed || a.Decision == fsRedacted {
-					n.Lost++
-					rep.add("lost", "event %s was audited %s on %s but is not on the topic", id, a.Decision, topic)
-					break
+		records:
+			for _, ar := range byInput[coord] {
+				for _, a := range ar.Decisions {
+					if a.Stream == s.Topic && (a.Decision == fsPassed || a.Decision == fsRedacted) {
+						n.Lost++
+						rep.add("lost", "input %d/%d (event %s) was audited %s on %s but is not on the topic", coord.Part, coord.Off, x.ID, a.Decision, s.Topic)
+						break records
+					}
 				}
 			}
 		}
@@ -534,7 +559,7 @@ func (c *fsChecker) mayDiffer(g fsGrants, streams map[string]policy.Stream, a, b
 		if x.Stream != y.Stream {
 			return false
 		}
-		if x.Decision == y.Decision && x.Reason == y.Reason {
+		if x.Decision == y.Decision && x.Reason == y.Reason && slices.Equal(x.Treated, y.Treated) {
 			continue
 		}
 		s := streams[x.Stream]
@@ -544,6 +569,64 @@ func (c *fsChecker) mayDiffer(g fsGrants, streams map[string]policy.Stream, a, b
 		}
 	}
 	return true
+}
+
+// checkTreated checks that every top-level field in which the copy (value,
+// published on stream as dec) differs from its input src is listed by the
+// treated_fields of one of the audit records deciding so (treated: one list
+// per such record): the field itself or a path below it. It returns 1 when
+// none lists them all.
+func (c *fsChecker) checkTreated(rep *fsReport, stream, dec string, coord fsCoord, src *fsInput, value map[string]any, treated [][]string) int {
+	var changed []string
+	for f, v := range value {
+		if !reflect.DeepEqual(v, src.Value[f]) {
+			changed = append(changed, f)
+		}
+	}
+	slices.Sort(changed)
+	for _, list := range treated {
+		all := true
+		for _, f := range changed {
+			all = all && slices.ContainsFunc(list, func(p string) bool {
+				return p == f || strings.HasPrefix(p, f+".") || strings.HasPrefix(p, f+"[")
+			})
+		}
+		if all {
+			return 0
+		}
+	}
+	rep.add("wrong", "the %s copy of input %d/%d (%s) on %s changed %s, which the treated_fields of its audit record %v do not all list",
+		dec, coord.Part, coord.Off, src.ID, stream, strings.Join(changed, ", "), treated)
+	return 1
+}
+
+// checkConsents checks the consents a decision lists: one per purpose of
+// the stream, in its order (none when the stream does not take the schema),
+// the deciding purpose among them, and, when the scenario's consent is that
+// of Changes (no Expect), each the change the system of record gives for
+// its purpose ("" when it has none). It returns the number of problems (0
+// or 1).
+func (c *fsChecker) checkConsents(rep *fsReport, g fsGrants, coord fsCoord, a fsAudit, s policy.Stream) int {
+	want := s.Purposes
+	if a.Reason == "schema_not_accepted" {
+		want = nil
+	}
+	if !slices.Equal(a.ConsentPurposes, want) || (len(want) > 0 && !slices.Contains(want, a.DecidingPurpose)) {
+		rep.add("wrong", "input %d/%d (%s) on %s lists the consents of purposes %v, deciding purpose %q; want %v", coord.Part, coord.Off,
+			a.EventID, a.Stream, a.ConsentPurposes, a.DecidingPurpose, want)
+		return 1
+	}
+	if c.Expect != nil {
+		return 0
+	}
+	for i, p := range a.ConsentPurposes {
+		if got, sor := a.ConsentChangeIDs[i], g[a.Subject][p].ChangeID; got != sor {
+			rep.add("wrong", "input %d/%d (%s) on %s names consent change %q for %s; the system of record's is %q", coord.Part, coord.Off,
+				a.EventID, a.Stream, got, p, sor)
+			return 1
+		}
+	}
+	return 0
 }
 
 // allowed returns the decisions an audit record may carry.

@@ -81,8 +81,8 @@ func SourceCoordinates(m kafka.Message) (Coordinates, bool) {
 
 // undelivered gathers the refused records of one input.
 type undelivered struct {
-	input    int // index in the batch, -1 when unknown
-	refused  []int
+	input    int   // index in the batch, -1 when unknown
+	refused  []int // indexes in the records written (see replaceRejected)
 	topics   []string
 	reason   string
 	err      error
@@ -90,21 +90,22 @@ type undelivered struct {
 	isLetter bool // a refused record was itself a dead letter
 }
 
-// replaceRejected writes, for the records of p that can never be written, a
-// dead letter per input (its original key, value and headers, plus the
-// reason, the error, the undelivered topics and its coordinates) on
-// <input topic><DLQSuffix>; a dead letter that cannot be written either, or
-// that would replace a dead letter, becomes a reference record without
-// payload. It returns the records written in their place, or an error when
-// even a reference cannot be written (the batch is then not committed).
-func (r *Runner) replaceRejected(ctx context.Context, p *processed, rejected []Rejected, onRetry func(int, error)) ([]kafka.Message, error) {
-	groups := r.groupRejected(p, rejected)
+// replaceRejected writes, for the records of msgs (records of p) that can
+// never be written, a dead letter per input (its original key, value and
+// headers, plus the reason, the error, the undelivered topics and its
+// coordinates) on <input topic><DLQSuffix>; a dead letter that cannot be
+// written either, or that would replace a dead letter, becomes a reference
+// record without payload. It returns the records written in their place and
+// the refused records grouped by input, or an error when even a reference
+// cannot be written (the batch is then not committed).
+func (r *Runner) replaceRejected(ctx context.Context, p *processed, msgs []kafka.Message, rejected []Rejected, onRetry func(int, error)) ([]kafka.Message, []*undelivered, error) {
+	groups := r.groupRejected(p, msgs, rejected)
 	letters := make([]kafka.Message, 0, len(groups))
 	var letterOf []*undelivered
 	var refs []kafka.Message
 	for _, g := range groups {
 		if g.input < 0 || g.isLetter { // never dead-letter a dead letter
-			refs = append(refs, r.reference(p, g))
+			refs = append(refs, r.reference(p, msgs, g))
 			continue
 		}
 		letters = append(letters, r.deadLetter(p.batch[g.input], g))
@@ -112,14 +113,14 @@ func (r *Runner) replaceRejected(ctx context.Context, p *processed, rejected []R
 	}
 	again, err := WriteEach(ctx, r.Sink, letters, onRetry)
 	if err != nil {
-		return nil, fmt.Errorf("write dead letters: %w", err)
+		return nil, nil, fmt.Errorf("write dead letters: %w", err)
 	}
 	written := make([]kafka.Message, 0, len(groups))
 	refused := make([]bool, len(letters))
 	for _, x := range again {
 		refused[x.Index] = true
 		// The dead letter is refused too: a reference without payload.
-		refs = append(refs, r.reference(p, letterOf[x.Index]))
+		refs = append(refs, r.reference(p, msgs, letterOf[x.Index]))
 	}
 	for i, m := range letters {
 		if !refused[i] {
@@ -129,10 +130,10 @@ func (r *Runner) replaceRejected(ctx context.Context, p *processed, rejected []R
 	if len(refs) > 0 {
 		final, err := WriteEach(ctx, r.Sink, refs, onRetry)
 		if err != nil {
-			return nil, fmt.Errorf("write dead-letter references: %w", err)
+			return nil, nil, fmt.Errorf("write dead-letter references: %w", err)
 		}
 		if len(final) > 0 {
-			return nil, fmt.Errorf("%d dead-letter references refused (%s: %w): set the dead-letter topics' max.message.bytes above a few KiB",
+			return nil, nil, fmt.Errorf("%d dead-letter references refused (%s: %w): set the dead-letter topics' max.message.bytes above a few KiB",
 				len(final), final[0].Reason, final[0].Err)
 		}
 		written = append(written, refs...)
@@ -149,21 +150,21 @@ func (r *Runner) replaceRejected(ctx context.Context, p *processed, rejected []R
 	}
 	r.Log.WarnContext(ctx, "records that can never be written were replaced by dead letters",
 		"records", len(rejected), "inputs", len(groups), "references", len(refs), "reason", groups[0].reason, "error", groups[0].err.Error())
-	return written, nil
+	return written, groups, nil
 }
 
-// groupRejected ties each refused record to its input: by r.Origin (default
-// SourceCoordinates), else by the event id of another record of the batch
-// that has coordinates, when the id is that of one input only. Records of one input make one group; a record tied
-// to no input makes a group of its own.
-func (r *Runner) groupRejected(p *processed, rejected []Rejected) []*undelivered {
+// inputOf returns a function that ties a record of p to its input's index
+// in p.batch: by r.Origin (default SourceCoordinates), else by the event id
+// of another record of the batch that has coordinates, when the id is that
+// of one input only; -1 when neither ties it.
+func (r *Runner) inputOf(p *processed) func(kafka.Message) int {
 	origin := r.Origin
 	if origin == nil {
 		origin = SourceCoordinates
 	}
 	var byCoords map[Coordinates]int
 	var byEventID map[string]Coordinates
-	input := func(m kafka.Message) int {
+	return func(m kafka.Message) int {
 		c, ok := origin(m)
 		if !ok {
 			id, has := Header(m, HeaderEventID)
@@ -202,10 +203,17 @@ func (r *Runner) groupRejected(p *processed, rejected []Rejected) []*undelivered
 		}
 		return -1
 	}
+}
+
+// groupRejected ties each refused record of msgs to its input (inputOf).
+// Records of one input make one group; a record tied to no input makes a
+// group of its own.
+func (r *Runner) groupRejected(p *processed, msgs []kafka.Message, rejected []Rejected) []*undelivered {
+	input := r.inputOf(p)
 	var groups []*undelivered
 	byInput := map[int]*undelivered{}
 	for _, x := range rejected {
-		m := p.out[x.Index]
+		m := msgs[x.Index]
 		i := input(m)
 		g := byInput[i]
 		if g == nil || i < 0 {
@@ -263,9 +271,9 @@ func (r *Runner) letterHeaders(in kafka.Message, g *undelivered) []kafka.Header 
 }
 
 // reference describes the input (or, when its input is unknown, the refused
-// record) by coordinates, sizes and the SHA-256 of its value; it carries no
+// record msgs[g.refused[0]]) by coordinates, sizes and the SHA-256 of its value; it carries no
 // key, value or input header.
-func (r *Runner) reference(p *processed, g *undelivered) kafka.Message {
+func (r *Runner) reference(p *processed, msgs []kafka.Message, g *undelivered) kafka.Message {
 	var h []kafka.Header
 	var topic string
 	var described kafka.Message
@@ -274,7 +282,7 @@ func (r *Runner) reference(p *processed, g *undelivered) kafka.Message {
 		described, topic = in, in.Topic
 		h = r.letterHeaders(in, g)
 	} else {
-		described = p.out[g.refused[0]]
+		described = msgs[g.refused[0]]
 		topic = p.batch[0].Topic
 		h = []kafka.Header{
 			{Key: HeaderDLQReason, Value: []byte(g.reason)},

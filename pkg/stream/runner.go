@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -88,7 +89,10 @@ const DefaultDepth = 1
 //     the value's SHA-256 and the reason; the input stays in its topic. The
 //     batch's other records are written normally, and its offsets are
 //     committed only once every record and every dead letter or reference
-//     is acknowledged. A reference that cannot be written stops the runner;
+//     is acknowledged. A reference that cannot be written stops the runner.
+//     Records marked Deferred (audit records) are written after the
+//     others, and those of an input dead-lettered so are first rewritten
+//     by Amend, so that they do not claim what was not delivered;
 //   - a batch that cannot be written stops the runner: no later batch is
 //     written or committed, and Run returns the error;
 //   - a failed fetch (brokers unreachable, e.g. restarting) is retried with
@@ -123,6 +127,18 @@ type Runner struct {
 	// producers choose event ids); failing that, a reference record describes the
 	// refused record itself (consentgate.dlq.origin=unknown).
 	Origin func(kafka.Message) (Coordinates, bool)
+	// Deferred (optional) marks the records written only once every other
+	// record of their batch is acknowledged or replaced by a dead letter:
+	// the records that say what became of their input (the enforcer's
+	// audit records). Amend (optional) then rewrites the deferred records
+	// of an input some of whose records can never be written, so that they
+	// do not claim a delivery that did not happen; it is given the topics
+	// that did not get their record, and returns the record to write
+	// instead (an error stops the runner, the batch uncommitted). The
+	// deferred records are tied to their inputs like the refused ones
+	// (Origin, then the event id).
+	Deferred func(kafka.Message) bool
+	Amend    func(m kafka.Message, u Undelivered) (kafka.Message, error)
 
 	// Batches and Records count committed work; Retries counts failed
 	// attempts (fetching, processing or writing); DeadLettered counts the
@@ -131,6 +147,50 @@ type Runner struct {
 	Batches, Records, Retries, DeadLettered atomic.Int64
 
 	paused atomic.Bool
+}
+
+// Undelivered is what Runner.Amend is told of an input some of whose
+// records can never be written (and was dead-lettered by the Runner).
+type Undelivered struct {
+	// Topics that did not get their record, sorted.
+	Topics []string
+	// Reason of the refusal: ReasonTooLarge or ReasonInvalid.
+	Reason string
+}
+
+// amend rewrites, with r.Amend, the deferred records among msgs whose input
+// is one of lettered.
+func (r *Runner) amend(p *processed, msgs []kafka.Message, lettered []*undelivered) ([]kafka.Message, error) {
+	byInput := map[int]Undelivered{}
+	for _, g := range lettered {
+		if g.input < 0 {
+			continue
+		}
+		u := byInput[g.input]
+		u.Reason = g.reason
+		for _, tp := range g.topics {
+			if !slices.Contains(u.Topics, tp) {
+				u.Topics = append(u.Topics, tp)
+			}
+		}
+		slices.Sort(u.Topics)
+		byInput[g.input] = u
+	}
+	if len(byInput) == 0 {
+		return msgs, nil
+	}
+	input := r.inputOf(p)
+	amended := slices.Clone(msgs)
+	for i, m := range msgs {
+		if u, ok := byInput[input(m)]; ok {
+			a, err := r.Amend(m, u)
+			if err != nil {
+				return nil, err
+			}
+			amended[i] = a
+		}
+	}
+	return amended, nil
 }
 
 // Paused reports whether the runner is retrying a batch it could not
@@ -316,26 +376,54 @@ func (r *Runner) complete(p *processed) error {
 		obs.Retried(ctx, "write")
 		r.Log.WarnContext(ctx, "produce failed, retrying the unacknowledged records", "records", n, "error", err.Error())
 	}
-	rejected, err := WriteEach(ctx, r.Sink, p.out, onRetry)
-	if err != nil {
-		p.span.SetStatus(codes.Error, "write failed")
-		return fmt.Errorf("write batch: %w; its offsets stay uncommitted", err)
+	// The deferred records (the audit records) go last, once it is known
+	// what of the others was written, so that Amend can make them say so.
+	first, last := p.out, []kafka.Message(nil)
+	if r.Deferred != nil {
+		first = make([]kafka.Message, 0, len(p.out))
+		for _, m := range p.out {
+			if r.Deferred(m) {
+				last = append(last, m)
+			} else {
+				first = append(first, m)
+			}
+		}
 	}
-	out := p.out
-	if len(rejected) > 0 {
-		letters, err := r.replaceRejected(ctx, p, rejected, onRetry)
+	out := make([]kafka.Message, 0, len(p.out))
+	var lettered []*undelivered
+	for phase, msgs := range [][]kafka.Message{first, last} {
+		if len(msgs) == 0 {
+			continue
+		}
+		if phase == 1 && len(lettered) > 0 && r.Amend != nil {
+			var err error
+			if msgs, err = r.amend(p, msgs, lettered); err != nil {
+				p.span.SetStatus(codes.Error, "amend failed")
+				return fmt.Errorf("amend the records of undelivered inputs: %w; the batch's offsets stay uncommitted", err)
+			}
+		}
+		rejected, err := WriteEach(ctx, r.Sink, msgs, onRetry)
 		if err != nil {
 			p.span.SetStatus(codes.Error, "write failed")
 			return fmt.Errorf("write batch: %w; its offsets stay uncommitted", err)
 		}
+		if len(rejected) == 0 {
+			out = append(out, msgs...)
+			continue
+		}
+		letters, groups, err := r.replaceRejected(ctx, p, msgs, rejected, onRetry)
+		if err != nil {
+			p.span.SetStatus(codes.Error, "write failed")
+			return fmt.Errorf("write batch: %w; its offsets stay uncommitted", err)
+		}
+		lettered = append(lettered, groups...)
 		p.span.AddEvent("records replaced by dead letters", trace.WithAttributes(attribute.Int("records", len(rejected))))
-		out = make([]kafka.Message, 0, len(p.out)-len(rejected)+len(letters))
-		for i, k := 0, 0; i < len(p.out); i++ {
+		for i, k := 0, 0; i < len(msgs); i++ {
 			if k < len(rejected) && rejected[k].Index == i {
 				k++
 				continue
 			}
-			out = append(out, p.out[i])
+			out = append(out, msgs[i])
 		}
 		out = append(out, letters...)
 	}

@@ -124,6 +124,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
+	e.Attach(runner) // audit records last, amended when an output could never be written
 	log.Info("enforcing", "streams", len(pol.Streams), "policy_version", pol.Version)
 	err = runner.Run(ctx)
 	log.Info("stopped", "records", runner.Records.Load(), "passed", e.Passed.Load(), "redacted", e.Redacted.Load(),

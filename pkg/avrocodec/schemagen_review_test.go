@@ -27,11 +27,16 @@ func (g *schemaGen) name() string { g.n++; return fmt.Sprintf("T%d", g.n) }
 
 func (g *schemaGen) named(m map[string]any) map[string]any {
 	m["name"] = g.name()
-	switch g.rnd.IntN(4) {
+	switch g.rnd.IntN(6) {
 	case 1:
 		m["namespace"] = ""
 	case 2:
 		m["namespace"] = "g.ns"
+	case 3:
+		m["name"] = "d.ns." + m["name"].(string)
+	case 4:
+		m["name"] = "d.ns." + m["name"].(string)
+		m["namespace"] = "other"
 	}
 	return m
 }

@@ -243,6 +243,16 @@ func compileProgram(writer, reader *Schema) *program {
 				p.slow = true
 				return p
 			}
+			// The union wrapper of the value read is keyed by the
+			// reader's branch names when resolving, else by goavro's.
+			valueType, names := wf.Type, writer
+			if p.resolving {
+				valueType, names = reader.root.Field(name).Type, reader
+			}
+			if !unwrappable(valueType, names) {
+				p.slow = true
+				return p
+			}
 			fo.caps[j] = int8(slot)
 			fed[slot] = true
 		}
@@ -291,6 +301,23 @@ func capturable(o *op) bool {
 			if b.kind == opRecord || b.kind == opMap {
 				return false
 			}
+		}
+	}
+	return true
+}
+
+// unwrappable reports whether StringField reads through the union wrapper
+// of every named branch of t (a value of schema s) that the program may
+// capture a string from: an enum's wrapper is keyed by its full name, which
+// StringField takes for a wrapper only when it has a dot; without one (a
+// schema without a namespace) the decoded field holds no string at all.
+func unwrappable(t *Type, s *Schema) bool {
+	if t.Kind != KindUnion {
+		return true
+	}
+	for _, b := range t.Branches {
+		if b.Kind == KindEnum && (!strings.Contains(b.Name, ".") || !namesAgree(s)) {
+			return false
 		}
 	}
 	return true

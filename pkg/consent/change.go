@@ -59,6 +59,15 @@ func (b LegalBasis) Valid() bool {
 	return false
 }
 
+// MaxIDBytes bounds, in bytes, every id the pipeline carries into its audit
+// records, keys and headers: a consent change's change_id and subject_id
+// ([Change.Validate]) and an event's event_id and subject_id (the enforcer
+// dead-letters an event with a longer one as id_too_long). An id is copied
+// into several places of an audit record (its value, its key, a header), so
+// an unbounded one would let a producer make an audit record no topic
+// takes; 256 bytes leaves room for any UUID, ULID or URN-style id.
+const MaxIDBytes = 256
+
 // ReservedPrefix starts the hash fields the store keeps for itself (such as the
 // erasure tombstone); no purpose id may start with it.
 const ReservedPrefix = "!"

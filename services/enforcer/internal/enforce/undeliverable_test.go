@@ -1,6 +1,7 @@
 package enforce
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -30,10 +31,13 @@ import (
 //   - audit: the audit topic refuses the event's audit record (a topic
 //     limit of 4 KiB). The input offset must still have its audit record.
 //   - hostile ids: default limits everywhere; the event's id is 300 KiB,
-//     its subject id 200 KiB and its key short: every output fits (about
-//     800 KiB), the audit record (ids in the value, the event id header,
-//     the subject as key, the grants' change ids) does not. The input
-//     offset must still have its audit record.
+//     its subject id 200 KiB and its key short. Its outputs would fit,
+//     an audit record carrying the ids (in the value, the event id header,
+//     the subject as key) would not: the enforcer dead-letters the event as
+//     id_too_long (ids are bounded, MaxIDBytes) with exactly one
+//     DEAD_LETTERED audit record that leaves both ids out, and the Runner
+//     has nothing to dead-letter. Before ids were bounded the event was
+//     published and its offset committed without an audit record.
 func TestAuditTellsWhatTheRunnerCouldNotDeliver(t *testing.T) {
 	// The devbroker creates consent.audit at start: the test audits to a
 	// topic of its own, to give it a limit.
@@ -41,16 +45,13 @@ func TestAuditTellsWhatTheRunnerCouldNotDeliver(t *testing.T) {
 	for _, refusing := range []string{"compliant.marketing", auditTopic, "hostile ids"} {
 		t.Run(refusing, func(t *testing.T) {
 			t.Parallel()
-			if refusing != "compliant.marketing" {
+			if refusing == auditTopic {
 				t.Skip("open: an audit record that can never be written is replaced by a dead letter of its input (outputs already " +
 					"written) and the offset keeps no audit record; needs a decision on bounding ids (see the review report)")
 			}
 			f := newFixture(t)
 			f.e.opts.AuditTopic = auditTopic
-			subject := "s-big"
-			if refusing == "hostile ids" {
-				subject = "s-" + strings.Repeat("s", 200<<10)
-			}
+			subject := "s-big" // hostile ids: of the events around the hostile one
 			f.grant(t, subject, "marketing")
 			f.grant(t, subject, "analytics")
 			b := brokertest.Start(t, brokertest.Options{Partitions: 1})
@@ -100,7 +101,17 @@ func TestAuditTellsWhatTheRunnerCouldNotDeliver(t *testing.T) {
 			if n := runner.Records.Load(); n != int64(len(in)) {
 				t.Fatalf("%d of %d inputs committed", n, len(in))
 			}
-			if runner.DeadLettered.Load() != 1 {
+			if refusing == "hostile ids" {
+				if runner.DeadLettered.Load() != 0 || f.e.DeadLettered.Load() != 1 {
+					t.Fatalf("the runner dead-lettered %d inputs and the enforcer %d, want 0 and 1 (id_too_long)", runner.DeadLettered.Load(), f.e.DeadLettered.Load())
+				}
+				dl := b.ReadAll(t, "customer.events.dlq", 300*time.Millisecond, 10*time.Second)
+				if len(dl) != 1 || !bytes.Equal(dl[0].Value, in[1].Value) || !bytes.Equal(dl[0].Key, in[1].Key) {
+					t.Errorf("%d dead letters, want the hostile input's, untouched", len(dl))
+				} else if r, _ := stream.Header(dl[0], HeaderDLQReason); r != DeadLetterIDTooLong {
+					t.Errorf("dead letter reason %q, want %s", r, DeadLetterIDTooLong)
+				}
+			} else if runner.DeadLettered.Load() != 1 {
 				t.Fatalf("the runner dead-lettered %d inputs, want 1: is the refusing topic's limit still below the event?", runner.DeadLettered.Load())
 			}
 
@@ -115,12 +126,14 @@ func TestAuditTellsWhatTheRunnerCouldNotDeliver(t *testing.T) {
 				}
 			}
 			audits := map[int64][]*AuditRecord{}
+			auditMsgs := map[int64]kafka.Message{}
 			for _, m := range b.ReadAll(t, auditTopic, 300*time.Millisecond, 10*time.Second) {
 				a, err := ReadAudit(f.codec.Catalog(), m.Value)
 				if err != nil {
 					t.Fatalf("audit record at %d: %v", m.Offset, err)
 				}
 				audits[a.SourceOffset] = append(audits[a.SourceOffset], a)
+				auditMsgs[a.SourceOffset] = m
 			}
 			for off := range int64(len(in)) {
 				as := audits[off]
@@ -133,6 +146,16 @@ func TestAuditTellsWhatTheRunnerCouldNotDeliver(t *testing.T) {
 					if len(d) != 2 || d[0].Decision != "DROPPED" || d[0].Reason != ReasonUndelivered || len(d[0].TreatedFields) != 0 ||
 						d[1].Decision != "PASSED" || d[1].Reason != "granted" || len(d[0].Consents) != 1 || d[0].Consents[0].ChangeID != "c-s-big-marketing" {
 						t.Errorf("input offset 1: decisions %+v, want compliant.marketing DROPPED (undelivered) with its consent, compliant.analytics PASSED", d)
+					}
+				}
+				if off == 1 && refusing == "hostile ids" {
+					a, m := as[0], auditMsgs[off]
+					_, hasID := stream.Header(m, HeaderEventID)
+					if a.Outcome != AuditDeadLettered || a.DeadLetterReason != DeadLetterIDTooLong || a.EventID != "" || a.SubjectID != "" ||
+						len(m.Key) != 0 || hasID || len(a.Decisions) != 0 {
+						t.Errorf("input offset 1: %s %q, event id of %d bytes, subject of %d, key of %d, event-id header %v, %d decisions; "+
+							"want DEAD_LETTERED id_too_long without ids, key or event-id header", a.Outcome, a.DeadLetterReason,
+							len(a.EventID), len(a.SubjectID), len(m.Key), hasID, len(a.Decisions))
 					}
 				}
 				for _, d := range as[0].Decisions {
@@ -157,6 +180,7 @@ func (f *fixture) bigEmail(t *testing.T, refusing, subject string) kafka.Message
 	case "compliant.marketing":
 	case "hostile ids":
 		id, url, key = "e1-"+strings.Repeat("i", 300<<10), "https://example.test/", "k"
+		subject = "s-" + strings.Repeat("s", 200<<10)
 	default:
 		id, url = "e1-"+strings.Repeat("i", 3<<10), "https://example.test/"
 	}

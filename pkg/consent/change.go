@@ -141,6 +141,11 @@ func fieldErr(field, problem string) error { return &FieldError{Field: field, Pr
 //
 //   - every change needs change_id, subject_id, a known action and a
 //     captured_at after the Unix epoch; legal_basis, when set, must be known;
+//   - change_id and subject_id are at most [MaxIDBytes] bytes long, on
+//     every action: they are copied into audit records, notices, keys and
+//     headers, which must stay small (a revocation with an over-long id is
+//     refused too: the intake answers 400 so that its sender resends it
+//     with a proper id);
 //   - GRANT, DENY and WITHDRAW need a purpose, which must not start with
 //     [ReservedPrefix];
 //   - GRANT also needs a legal_basis, a source and a notice_version, an
@@ -156,11 +161,17 @@ func fieldErr(field, problem string) error { return &FieldError{Field: field, Pr
 // Validate does not look at the clock; see [Change.BoundCapturedAt].
 func (c Change) Validate() error {
 	var errs []error
-	if c.ChangeID == "" {
+	switch {
+	case c.ChangeID == "":
 		errs = append(errs, fieldErr("change_id", "is empty"))
+	case len(c.ChangeID) > MaxIDBytes:
+		errs = append(errs, fieldErr("change_id", "is longer than "+strconv.Itoa(MaxIDBytes)+" bytes"))
 	}
-	if c.SubjectID == "" {
+	switch {
+	case c.SubjectID == "":
 		errs = append(errs, fieldErr("subject_id", "is empty"))
+	case len(c.SubjectID) > MaxIDBytes:
+		errs = append(errs, fieldErr("subject_id", "is longer than "+strconv.Itoa(MaxIDBytes)+" bytes"))
 	}
 	if !c.Action.Valid() {
 		errs = append(errs, fieldErr("action", "is not one of GRANT, DENY, WITHDRAW, ERASE"))

@@ -3,7 +3,9 @@ package enforce
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -109,4 +111,66 @@ func TestProcessDeadLettersOverLongIDs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestProcessLegacyOverLongChangeID: a consent state stored before change
+// ids were bounded, whose grant has a 300 KiB change id, does not let the
+// event through and does not make the audit record carry that id: the
+// stream decides DROPPED with reason change_id_too_long and names no
+// change (consent.State.Check), so the audit record stays small. Before,
+// the grant passed the event and its audit record carried the 300 KiB id
+// (an audit record no default topic takes).
+func TestProcessLegacyOverLongChangeID(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	raw := `{"s":"granted","c":"` + strings.Repeat("c", 300<<10) + `","t":` + strconv.FormatInt(time.Now().Add(-time.Hour).UnixMilli(), 10) +
+		`,"b":"CONSENT","src":"legacy","n":"1"}`
+	if err := f.redis.Client(t).HSet(ctx, f.store.Key("s-legacy"), "marketing", raw).Err(); err != nil {
+		t.Fatal(err)
+	}
+	f.grant(t, "s-legacy", "analytics")
+	out, err := f.e.Process(ctx, []kafka.Message{f.email(t, 50, "e1", "s-legacy")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := byTopic(out)
+	if n := len(got["compliant.marketing"]); n != 0 {
+		t.Errorf("compliant.marketing got %d records: a grant with an over-long change id let the event through", n)
+	}
+	as := readAudits(t, f.codec.Catalog(), out)
+	if len(as) != 1 {
+		t.Fatalf("%d audit records, want 1", len(as))
+	}
+	if m := got["consent.audit"][0]; len(m.Value) > 4<<10 {
+		t.Errorf("audit record of %d bytes: it carries the over-long change id", len(m.Value))
+	}
+	var marketing, analytics *StreamDecision
+	for i := range as[0].Decisions {
+		switch d := &as[0].Decisions[i]; d.Stream {
+		case "compliant.marketing":
+			marketing = d
+		case "compliant.analytics":
+			analytics = d
+		}
+	}
+	if marketing == nil || marketing.Decision != "DROPPED" || marketing.Reason != string(consent.ReasonChangeIDTooLong) ||
+		len(marketing.Consents) != 1 || marketing.Consents[0].ChangeID != "" || !marketing.Consents[0].CapturedAt.IsZero() {
+		t.Errorf("compliant.marketing: %s, want DROPPED change_id_too_long naming no change", summary(marketing))
+	}
+	if analytics == nil || analytics.Decision != "PASSED" || len(analytics.Consents) != 1 || analytics.Consents[0].ChangeID != "c-s-legacy-analytics" {
+		t.Errorf("compliant.analytics: %s, want PASSED on its own grant", summary(analytics))
+	}
+}
+
+// summary describes d without its ids' bytes.
+func summary(d *StreamDecision) string {
+	if d == nil {
+		return "no decision"
+	}
+	s := fmt.Sprintf("%s %s", d.Decision, d.Reason)
+	for _, c := range d.Consents {
+		s += fmt.Sprintf(", %s: change id of %d bytes, captured at %v", c.Purpose, len(c.ChangeID), c.CapturedAt)
+	}
+	return s
 }

@@ -202,6 +202,15 @@ func (r *fsReport) add(kind, format string, args ...any) {
 
 // Check reads every topic and returns the counts; every problem found is
 // reported with t.Errorf (lost, leaked, wrong, reordered, bad dead letters).
+// fsRecorded is id as an audit record carries it: an id longer than
+// consent.MaxIDBytes is left out (dead letter reason id_too_long).
+func fsRecorded(id string) string {
+	if len(id) > consent.MaxIDBytes {
+		return ""
+	}
+	return id
+}
+
 func (c *fsChecker) Check(t *testing.T) fsCounts {
 	t.Helper()
 	n, problems := c.run(t)
@@ -238,10 +247,13 @@ func (c *fsChecker) run(t *testing.T) (fsCounts, map[string][]string) {
 			x.Value = rec.Value
 			x.Subject, _ = avrocodec.StringField(rec.Value, "subject_id")
 			x.ID, _ = avrocodec.StringField(rec.Value, "event_id")
-			if x.Subject == "" {
+			switch {
+			case x.Subject == "":
 				x.DLQReason = "missing_subject_id"
-			} else if x.ID == "" {
+			case x.ID == "":
 				x.DLQReason = "missing_event_id"
+			case len(x.Subject) > consent.MaxIDBytes || len(x.ID) > consent.MaxIDBytes:
+				x.DLQReason = "id_too_long"
 			}
 		}
 		in[fsCoord{m.Partition, m.Offset}] = x
@@ -288,7 +300,7 @@ func (c *fsChecker) run(t *testing.T) (fsCounts, map[string][]string) {
 		}
 		coord := fsCoord{ar.SrcPart, ar.SrcOffset}
 		src := in[coord]
-		if src == nil || ar.SrcTopic != fsEventsTopic || src.ID != ar.EventID || src.Subject != ar.Subject {
+		if src == nil || ar.SrcTopic != fsEventsTopic || fsRecorded(src.ID) != ar.EventID || fsRecorded(src.Subject) != ar.Subject {
 			rep.add("audit", "audit record of %s names source %s %d/%d, which holds another record", ar.EventID, ar.SrcTopic, ar.SrcPart, ar.SrcOffset)
 			continue
 		}

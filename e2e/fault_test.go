@@ -543,6 +543,9 @@ func TestFaultPoisonInput(t *testing.T) {
 		poisonChange("change-garbage", kafka.Message{Topic: fsChangesTopic, Key: []byte("fs-subj-002"), Value: []byte("\xc3\x01\x00garbage")}),
 		poisonChange("change-no-purpose", noPurpose),
 		poisonChange("change-wrong-schema", kafka.Message{Topic: fsChangesTopic, Key: []byte("fs-subj-003"), Value: s.eventValue("x", "fs-subj-003", 1, "l")}),
+		poisonChange("change-long-id", s.changeMsg(consent.Change{ChangeID: "fs-poison-" + strings.Repeat("c", 300<<10), SubjectID: "fs-subj-002",
+			Purpose: "marketing", Action: consent.ActionGrant, LegalBasis: consent.BasisConsent, Source: "cookie-banner", NoticeVersion: "2026-01",
+			CapturedAt: time.Now()})),
 	}
 	if err := s.produce(changeMsgs); err != nil {
 		t.Fatal(err)
@@ -579,6 +582,10 @@ func TestFaultPoisonInput(t *testing.T) {
 		kafka.Message{Topic: fsEventsTopic, Key: nil, Value: s.eventValue("fs-poison-nokey", "fs-subj-000", 11, "https://shop.example/k")},
 		poison("no-subject", []byte("fs-subj-008"), s.eventValue("fs-poison-nosubject", "", 12, "https://shop.example/s")),
 		poison("no-event-id", []byte("fs-subj-009"), s.eventValue("", "fs-subj-009", 13, "https://shop.example/e")),
+		// Hostile ids: a 300 KiB event id and a 200 KiB subject id (short
+		// key), which no audit record could carry.
+		poison("long-ids", []byte("k"), s.eventValue("fs-poison-"+strings.Repeat("i", 300<<10), "fs-subj-"+strings.Repeat("s", 200<<10), 14,
+			"https://shop.example/l")),
 	)
 	msgs = append(msgs, events(100, 100)...)
 	for _, m := range msgs {
@@ -591,8 +598,9 @@ func TestFaultPoisonInput(t *testing.T) {
 		DLQReasons: map[string]string{
 			"random": "undecodable", "truncated": "undecodable", "unknown-fingerprint": "undecodable",
 			"confluent-no-registry": "undecodable", "empty": "undecodable",
-			"no-subject": "missing_subject_id", "no-event-id": "missing_event_id",
+			"no-subject": "missing_subject_id", "no-event-id": "missing_event_id", "long-ids": "id_too_long",
 			"change-garbage": "undecodable", "change-no-purpose": "invalid_change", "change-wrong-schema": "wrong_schema",
+			"change-long-id": "invalid_change",
 		}}
 	n := c.Check(t)
 	// The huge event passed (its subject granted marketing) and the keyless
@@ -618,10 +626,11 @@ func TestFaultPoisonInput(t *testing.T) {
 			}
 		}
 	}
-	if n.DeadLettered != 10 {
-		t.Errorf("%d inputs dead-lettered, want 10 (7 events, 3 consent changes)", n.DeadLettered)
+	if n.DeadLettered != 12 {
+		t.Errorf("%d inputs dead-lettered, want 12 (8 events, 4 consent changes)", n.DeadLettered)
 	}
-	fsSummary(t, t.Name(), "10 hostile records (garbage, truncated, unknown fingerprint, Confluent frame without registry, empty, no subject, no event id, garbage/invalid/wrong-schema changes) plus a 900 KiB event and a keyless event", n)
+	fsSummary(t, t.Name(), "12 hostile records (garbage, truncated, unknown fingerprint, Confluent frame without registry, empty, no subject, no event id, "+
+		"300 KiB event id with 200 KiB subject id, garbage/invalid/wrong-schema/300 KiB change id changes) plus a 900 KiB event and a keyless event", n)
 	for _, p := range append(s.enforcers, s.sync) {
 		if strings.Contains(p.Output(), "fs-subj-") {
 			t.Errorf("%s logged a subject id", p.Name)

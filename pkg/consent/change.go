@@ -59,6 +59,15 @@ func (b LegalBasis) Valid() bool {
 	return false
 }
 
+// MaxIDBytes bounds, in bytes, every id the pipeline carries into its audit
+// records, keys and headers: a consent change's change_id and subject_id
+// ([Change.Validate]) and an event's event_id and subject_id (the enforcer
+// dead-letters an event with a longer one as id_too_long). An id is copied
+// into several places of an audit record (its value, its key, a header), so
+// an unbounded one would let a producer make an audit record no topic
+// takes; 256 bytes leaves room for any UUID, ULID or URN-style id.
+const MaxIDBytes = 256
+
 // ReservedPrefix starts the hash fields the store keeps for itself (such as the
 // erasure tombstone); no purpose id may start with it.
 const ReservedPrefix = "!"
@@ -132,6 +141,11 @@ func fieldErr(field, problem string) error { return &FieldError{Field: field, Pr
 //
 //   - every change needs change_id, subject_id, a known action and a
 //     captured_at after the Unix epoch; legal_basis, when set, must be known;
+//   - change_id and subject_id are at most [MaxIDBytes] bytes long, on
+//     every action: they are copied into audit records, notices, keys and
+//     headers, which must stay small (a revocation with an over-long id is
+//     refused too: the intake answers 400 so that its sender resends it
+//     with a proper id);
 //   - GRANT, DENY and WITHDRAW need a purpose, which must not start with
 //     [ReservedPrefix];
 //   - GRANT also needs a legal_basis, a source and a notice_version, an
@@ -147,11 +161,17 @@ func fieldErr(field, problem string) error { return &FieldError{Field: field, Pr
 // Validate does not look at the clock; see [Change.BoundCapturedAt].
 func (c Change) Validate() error {
 	var errs []error
-	if c.ChangeID == "" {
+	switch {
+	case c.ChangeID == "":
 		errs = append(errs, fieldErr("change_id", "is empty"))
+	case len(c.ChangeID) > MaxIDBytes:
+		errs = append(errs, fieldErr("change_id", "is longer than "+strconv.Itoa(MaxIDBytes)+" bytes"))
 	}
-	if c.SubjectID == "" {
+	switch {
+	case c.SubjectID == "":
 		errs = append(errs, fieldErr("subject_id", "is empty"))
+	case len(c.SubjectID) > MaxIDBytes:
+		errs = append(errs, fieldErr("subject_id", "is longer than "+strconv.Itoa(MaxIDBytes)+" bytes"))
 	}
 	if !c.Action.Valid() {
 		errs = append(errs, fieldErr("action", "is not one of GRANT, DENY, WITHDRAW, ERASE"))

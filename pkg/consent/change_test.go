@@ -46,6 +46,16 @@ func TestChangeValidate(t *testing.T) {
 		}, nil},
 		{"empty change id", func(c *Change) { c.ChangeID = "" }, []string{"change_id"}},
 		{"empty subject", func(c *Change) { c.SubjectID = "" }, []string{"subject_id"}},
+		{"ids at the bound", func(c *Change) {
+			c.ChangeID, c.SubjectID = strings.Repeat("c", MaxIDBytes), "subject-secret-42"+strings.Repeat("s", MaxIDBytes-17)
+		}, nil},
+		{"change id one byte over the bound", func(c *Change) { c.ChangeID = strings.Repeat("c", MaxIDBytes+1) }, []string{"change_id"}},
+		{"subject one byte over the bound", func(c *Change) { c.SubjectID = "subject-secret-42" + strings.Repeat("s", MaxIDBytes-16) },
+			[]string{"subject_id"}},
+		{"over-long ids on an erasure", func(c *Change) {
+			c.Action, c.Purpose, c.ExpiresAt = ActionErase, "", time.Time{}
+			c.ChangeID, c.SubjectID = strings.Repeat("c", 300<<10), "subject-secret-42"+strings.Repeat("s", 200<<10)
+		}, []string{"change_id", "subject_id"}},
 		{"unknown action", func(c *Change) { c.Action = "MAYBE" }, []string{"action"}},
 		{"grant without purpose", func(c *Change) { c.Purpose = "" }, []string{"purpose"}},
 		{"deny without purpose", func(c *Change) { c.Action, c.Purpose = ActionDeny, "" }, []string{"purpose"}},
@@ -107,7 +117,7 @@ func TestChangeValidate(t *testing.T) {
 			if !reflect.DeepEqual(got, tt.fields) {
 				t.Errorf("fields = %v, want %v", got, tt.fields)
 			}
-			if strings.Contains(err.Error(), "subject-secret-42") {
+			if strings.Contains(err.Error(), "subject-secret-42") || strings.Contains(err.Error(), "ccc") {
 				t.Errorf("error %q leaks the subject id", err)
 			}
 		})

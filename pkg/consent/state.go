@@ -105,6 +105,11 @@ const (
 	// ReasonErased: the subject was erased and has no later change for the
 	// purpose.
 	ReasonErased Reason = "erased"
+	// ReasonChangeIDTooLong: the stored change that would decide (a purpose
+	// state or the erasure) has a change id longer than MaxIDBytes, stored
+	// before change ids were bounded. It allows nothing and the verdict
+	// names no change (see Check).
+	ReasonChangeIDTooLong Reason = "change_id_too_long"
 )
 
 // Verdict is the answer of [State.Check] for one purpose: whether the purpose
@@ -132,7 +137,12 @@ type Verdict struct {
 //   - denied: denied; withdrawn: withdrawn;
 //   - no entry (or, defensively, an entry not newer than the erasure) on an
 //     erased subject: erased, naming the erasure change;
-//   - no entry otherwise: never_asked.
+//   - no entry otherwise: never_asked;
+//   - whatever the status, when the deciding change (the entry, or the
+//     erasure) has a change id longer than [MaxIDBytes] (stored before
+//     change ids were bounded): change_id_too_long, denied, naming no
+//     change (no ChangeID or CapturedAt), so that no audit record carries
+//     an over-long id.
 //
 // Check is pure and safe to call on a shared State concurrently. The returned
 // ExcludedCategories shares the State's slice: do not modify it.
@@ -147,9 +157,18 @@ func (s *State) Check(purpose string, now time.Time) Verdict {
 	}
 	if !ok {
 		if erased {
+			if len(s.ErasedBy) > MaxIDBytes {
+				return Verdict{Reason: ReasonChangeIDTooLong}
+			}
 			return Verdict{Reason: ReasonErased, ChangeID: s.ErasedBy, CapturedAt: s.ErasedAt}
 		}
 		return Verdict{Reason: ReasonNeverAsked}
+	}
+	if len(ps.ChangeID) > MaxIDBytes {
+		// Stored before change ids were bounded: a change the intake and
+		// the consumer now refuse allows nothing, and the verdict does not
+		// name it (it would go into every audit record of the subject).
+		return Verdict{Reason: ReasonChangeIDTooLong}
 	}
 	v := Verdict{
 		ChangeID:           ps.ChangeID,

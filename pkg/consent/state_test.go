@@ -2,6 +2,7 @@ package consent
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -19,6 +20,13 @@ func TestCheck(t *testing.T) {
 	withdrawn := PurposeState{Status: StatusWithdrawn, ChangeID: "w1", CapturedAt: t0}
 	known := func(ps map[string]PurposeState) *State { return &State{SubjectID: "s", Purposes: ps} }
 	erasedAt := t0.Add(-time.Minute)
+	// Stored before change ids were bounded (MaxIDBytes).
+	longID := strings.Repeat("c", 300<<10)
+	longGrant := grant
+	longGrant.ChangeID = longID
+	longDenial := denied
+	longDenial.ChangeID = idOfLen(MaxIDBytes + 1)
+	atBound := PurposeState{Status: StatusGranted, ChangeID: idOfLen(MaxIDBytes), CapturedAt: t0, LegalBasis: BasisConsent}
 
 	tests := []struct {
 		name    string
@@ -58,6 +66,17 @@ func TestCheck(t *testing.T) {
 		{"erased, then granted later", &State{SubjectID: "s", Purposes: map[string]PurposeState{"ads": grant}, ErasedAt: erasedAt, ErasedBy: "e1"}, "ads", t0,
 			Verdict{Allowed: true, Reason: ReasonGranted, ChangeID: "g1", CapturedAt: t0,
 				LegalBasis: BasisConsent, ExcludedCategories: []string{"user.health.*"}}},
+		{"legacy grant with an over-long change id allows nothing, names no change", known(map[string]PurposeState{"ads": longGrant}), "ads", t0,
+			Verdict{Reason: ReasonChangeIDTooLong}},
+		{"legacy denial with an over-long change id names no change", known(map[string]PurposeState{"ads": longDenial}), "ads", t0,
+			Verdict{Reason: ReasonChangeIDTooLong}},
+		{"change id exactly at the bound", known(map[string]PurposeState{"ads": atBound}), "ads", t0,
+			Verdict{Allowed: true, Reason: ReasonGranted, ChangeID: atBound.ChangeID, CapturedAt: t0, LegalBasis: BasisConsent}},
+		{"legacy erasure with an over-long change id", &State{SubjectID: "s", Purposes: map[string]PurposeState{}, ErasedAt: erasedAt, ErasedBy: longID}, "ads", t0,
+			Verdict{Reason: ReasonChangeIDTooLong}},
+		{"grant after a legacy erasure", &State{SubjectID: "s", Purposes: map[string]PurposeState{"ads": grant}, ErasedAt: erasedAt, ErasedBy: longID}, "ads", t0,
+			Verdict{Allowed: true, Reason: ReasonGranted, ChangeID: "g1", CapturedAt: t0,
+				LegalBasis: BasisConsent, ExcludedCategories: []string{"user.health.*"}}},
 		{"entry older than erasure is ignored", &State{SubjectID: "s", Purposes: map[string]PurposeState{"ads": grant}, ErasedAt: t0.Add(time.Minute), ErasedBy: "e1"}, "ads", t0,
 			Verdict{Reason: ReasonErased, ChangeID: "e1", CapturedAt: t0.Add(time.Minute)}},
 	}
@@ -94,3 +113,6 @@ func TestNewerOrder(t *testing.T) {
 		}
 	}
 }
+
+// idOfLen is a change id of n bytes.
+func idOfLen(n int) string { return strings.Repeat("c", n) }

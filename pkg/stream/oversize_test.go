@@ -92,9 +92,11 @@ func (s *dlqSource) CommitMessages(ctx context.Context, msgs ...kafka.Message) e
 // output grew by a header past the limit, but A itself fits: A goes to the
 // dead-letter topic with its original key, value and headers, the reason and
 // its coordinates. Input B is too large even as a dead letter, and so is its
-// audit-like record (no source headers, tied to B by its event id): one
-// reference record without payload stands for both, with B's coordinates,
-// size and SHA-256. Every other record is written once, every input offset
+// audit-like record (no source headers, tied to B by its event id; the
+// Runner has no Deferred here, so it is an ordinary record: a Deferred one
+// would stop the Runner, see TestRunnerStopsWhenADeferredRecordIsRefused):
+// one reference record without payload stands for both, with B's
+// coordinates, size and SHA-256. Every other record is written once, every input offset
 // is committed, and A's and B's only after their dead letter was
 // acknowledged. Input C's dead letter, made by the processor, is refused
 // too: a dead letter is never dead-lettered again, C gets a reference.
@@ -213,7 +215,7 @@ func TestRunnerDeadLettersRecordsThatCanNeverBeWritten(t *testing.T) {
 				}
 			}
 			if audits := b.ReadAll(t, "ov.audit", 500*time.Millisecond, 20*time.Second); len(audits) != n-1 {
-				t.Errorf("%d audit records, want %d (all but B's)", len(audits), n-1)
+				t.Errorf("%d audit-like records, want %d (all but B's, which is not Deferred: B's reference stands for it)", len(audits), n-1)
 			}
 
 			// Find A's and B's coordinates in the input topic.

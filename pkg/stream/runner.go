@@ -46,9 +46,9 @@ type Source interface {
 // Permanent problems with a record must become records (dead letters), not
 // errors, or the batch is retried forever. A record the processor returns
 // that can never be written (too large, refused as invalid) is replaced by
-// the Runner with a dead letter of its input (see Runner); the processor
-// needs nothing for that beyond the consentgate.source.* headers (or
-// Runner.Origin).
+// the Runner with a dead letter of its input (see Runner), unless it is
+// Deferred: that stops the Runner; the processor needs nothing for that
+// beyond the consentgate.source.* headers (or Runner.Origin).
 type Processor func(ctx context.Context, batch []kafka.Message) ([]kafka.Message, error)
 
 // DefaultDepth is the number of batches a Runner writes and commits while
@@ -92,7 +92,11 @@ const DefaultDepth = 1
 //     is acknowledged. A reference that cannot be written stops the runner.
 //     Records marked Deferred (audit records) are written after the
 //     others, and those of an input dead-lettered so are first rewritten
-//     by Amend, so that they do not claim what was not delivered;
+//     by Amend, so that they do not claim what was not delivered. A
+//     deferred record is never dead-lettered: one that can never be
+//     written stops the runner, its batch uncommitted (the input's other
+//     records are already written; committing it would leave an offset
+//     that no deferred record accounts for);
 //   - a batch that cannot be written stops the runner: no later batch is
 //     written or committed, and Run returns the error;
 //   - a failed fetch (brokers unreachable, e.g. restarting) is retried with
@@ -130,7 +134,11 @@ type Runner struct {
 	// Deferred (optional) marks the records written only once every other
 	// record of their batch is acknowledged or replaced by a dead letter:
 	// the records that say what became of their input (the enforcer's
-	// audit records). Amend (optional) then rewrites the deferred records
+	// audit records). A deferred record that can never be written (too
+	// large for its topic, refused as invalid) stops the runner with an
+	// error and its batch uncommitted: it is not replaced by a dead letter,
+	// so the processor must keep it small (the enforcer bounds the ids it
+	// carries). Amend (optional) rewrites the deferred records
 	// of an input some of whose records can never be written, so that they
 	// do not claim a delivery that did not happen; it is given the topics
 	// that did not get their record, and returns the record to write
@@ -410,6 +418,17 @@ func (r *Runner) complete(p *processed) error {
 		if len(rejected) == 0 {
 			out = append(out, msgs...)
 			continue
+		}
+		if phase == 1 {
+			// A deferred record says what became of its input, whose other
+			// records are written by now: a dead letter in its place would
+			// commit an offset that nothing accounts for. Only a
+			// misconfigured topic refuses one (the processor bounds what it
+			// puts in it): stop, uncommitted, until it is fixed.
+			x := rejected[0]
+			p.span.SetStatus(codes.Error, "deferred record refused")
+			return fmt.Errorf("write batch: %d deferred record(s) can never be written (%s on %s: %w); check that topic's max.message.bytes; "+
+				"the batch's offsets stay uncommitted", len(rejected), x.Reason, msgs[x.Index].Topic, x.Err)
 		}
 		letters, groups, err := r.replaceRejected(ctx, p, msgs, rejected, onRetry)
 		if err != nil {

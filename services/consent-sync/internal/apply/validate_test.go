@@ -64,6 +64,70 @@ func TestUnknownExclusionIsDeadLettered(t *testing.T) {
 	}
 }
 
+// TestOverLongIDsAreDeadLettered: a change whose change_id or subject_id is
+// longer than consent.MaxIDBytes (the rule the intake applies, in
+// consent.Change.Validate) is not applied but dead-lettered invalid_change,
+// with an error that names the field, never the value; an erasure too.
+func TestOverLongIDsAreDeadLettered(t *testing.T) {
+	t.Parallel()
+	cat, err := avrocodec.LoadCatalog(schemas.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec := avrocodec.New(cat, nil)
+	srv := redistest.Start(t)
+	store := consent.NewStore(srv.Client(t), redistest.PrefixFor(t))
+	s := New(Options{RevocationsTopic: "consent.revocations", DLQSuffix: ".dlq"}, codec, store)
+	t0 := time.UnixMilli(1_790_000_000_000)
+	longSubject := "s-" + strings.Repeat("s", consent.MaxIDBytes-1)
+	changes := []consent.Change{
+		{ChangeID: "c-" + strings.Repeat("c", consent.MaxIDBytes-1), SubjectID: "s0", Purpose: "marketing", Action: consent.ActionGrant},
+		{ChangeID: "c1", SubjectID: longSubject, Purpose: "marketing", Action: consent.ActionGrant},
+		{ChangeID: "c2-" + strings.Repeat("c", 300<<10), SubjectID: "s2", Action: consent.ActionErase},
+		{ChangeID: strings.Repeat("c", consent.MaxIDBytes), SubjectID: "s3", Purpose: "marketing", Action: consent.ActionGrant},
+	}
+	var batch []kafka.Message
+	for i, c := range changes {
+		c.CapturedAt = t0
+		if c.Action == consent.ActionGrant {
+			c.LegalBasis, c.Source, c.NoticeVersion = consent.BasisConsent, "banner", "1"
+		}
+		b, err := codec.EncodeSingle(ChangeSchema, c.Native())
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch = append(batch, kafka.Message{Topic: "consent.changes", Offset: int64(i), Key: []byte("k"), Value: b})
+	}
+	out, err := s.Process(context.Background(), batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantField := []string{"change_id", "subject_id", "change_id"}
+	if len(out) != len(wantField) {
+		t.Fatalf("%d records out, want %d dead letters", len(out), len(wantField))
+	}
+	for i, m := range out {
+		reason, _ := stream.Header(m, HeaderDLQReason)
+		msg, _ := stream.Header(m, HeaderDLQError)
+		if m.Topic != "consent.changes.dlq" || reason != "invalid_change" || !strings.Contains(msg, wantField[i]+": is longer than 256 bytes") ||
+			strings.Contains(msg, "ccc") || strings.Contains(msg, "sss") {
+			t.Errorf("record %d on %s: %s %q, want a dead letter invalid_change naming %s", i, m.Topic, reason, msg, wantField[i])
+		}
+	}
+	states, err := store.Lookup(context.Background(), []string{"s0", longSubject, "s2", "s3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, subj := range []string{"s0", longSubject, "s2"} {
+		if states[subj] != nil {
+			t.Errorf("a change with an over-long id was applied (subject of %d bytes)", len(subj))
+		}
+	}
+	if states["s3"] == nil || states["s3"].Purposes["marketing"].Status != consent.StatusGranted {
+		t.Error("the grant whose change id is exactly at the bound was not applied")
+	}
+}
+
 // TestUnknownPurposesBounded: a producer sending ever new purpose ids
 // cannot grow the set the Syncer remembers without bound.
 func TestUnknownPurposesBounded(t *testing.T) {

@@ -89,6 +89,8 @@ func TestHandler(t *testing.T) {
 			{"no content type", http.MethodPost, "", validGrant, 415, []string{""}},
 			{"latin-1", http.MethodPost, "application/json; charset=iso-8859-1", validGrant, 415, []string{""}},
 			{"too large", http.MethodPost, "application/json", `{"source":"` + strings.Repeat("x", 4096) + `"}`, 413, []string{""}},
+			{"over-long ids", http.MethodPost, "application/json", strings.Replace(strings.Replace(validGrant, `"c1"`, `"`+strings.Repeat("c", 257)+`"`, 1),
+				`"s1"`, `"`+strings.Repeat("s", 300)+`"`, 1), 400, []string{"change_id", "subject_id"}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				a := post(t, srv.URL, tc.method, tc.contentType, tc.body)
@@ -106,6 +108,9 @@ func TestHandler(t *testing.T) {
 				}
 				if fmt.Sprint(fields) != fmt.Sprint(tc.fields) {
 					t.Errorf("fields %q, want %q", fields, tc.fields)
+				}
+				if b := fmt.Sprint(a.body); strings.Contains(b, "cccc") || strings.Contains(b, "ssss") {
+					t.Errorf("the answer repeats an id: %s", b)
 				}
 			})
 		}
@@ -153,8 +158,8 @@ func TestHandler(t *testing.T) {
 	if got := h.Accepted.Load(); got != 1 {
 		t.Errorf("accepted %d", got)
 	}
-	if got := h.Rejected.Load(); got != 7 {
-		t.Errorf("rejected %d, want 7", got)
+	if got := h.Rejected.Load(); got != 8 {
+		t.Errorf("rejected %d, want 8", got)
 	}
 }
 

@@ -83,6 +83,10 @@ func TestParseProblems(t *testing.T) {
 		{"exclusion outside the taxonomy", strings.Replace(validGrant, `"user.health.*"`, `"health"`, 1), []string{"excluded_categories"}, "item 0 is not a full category path"},
 		{"exclusion in another case", strings.Replace(validGrant, `"user.health.*"`, `"user.health","User.Health"`, 1), []string{"excluded_categories"}, "item 1 is not lower case"},
 		{"exclusion naming nothing", strings.Replace(validGrant, `"user.health.*"`, `"VIBES"`, 1), []string{"excluded_categories"}, "item 0 names no data category"},
+		{"change id over 256 bytes", strings.Replace(validGrant, `"c1"`, `"`+strings.Repeat("c", 257)+`"`, 1), []string{"change_id"}, "is longer than 256 bytes"},
+		{"subject id over 256 bytes", strings.Replace(validGrant, `"s1"`, `"s1`+strings.Repeat("x", 255)+`"`, 1), []string{"subject_id"}, "is longer than 256 bytes"},
+		{"erasure with over-long ids", `{"change_id":"` + strings.Repeat("c", 300<<10) + `","subject_id":"s1` + strings.Repeat("x", 200<<10) +
+			`","action":"ERASE","captured_at":"2026-11-22T08:00:00Z"}`, []string{"change_id", "subject_id"}, "is longer than 256 bytes"},
 		{"null for a required string", strings.Replace(validGrant, `"subject_id":"s1"`, `"subject_id":null`, 1), []string{"subject_id"}, "is null"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -102,7 +106,7 @@ func TestParseProblems(t *testing.T) {
 				t.Errorf("first reason %q does not contain %q", problems[0].Reason, tc.reason)
 			}
 			for _, p := range problems {
-				for _, secret := range []string{"s1", "preference-centre", "22/11/2026", "VIBES"} {
+				for _, secret := range []string{"s1", "preference-centre", "22/11/2026", "VIBES", "ccc"} {
 					if strings.Contains(p.Reason, secret) {
 						t.Errorf("reason %q repeats a value", p.Reason)
 					}

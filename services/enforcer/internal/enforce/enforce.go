@@ -106,7 +106,16 @@ const (
 	DeadLetterUndecodable      = "undecodable"
 	DeadLetterMissingSubjectID = "missing_subject_id"
 	DeadLetterMissingEventID   = "missing_event_id"
+	// DeadLetterIDTooLong: the event's event_id or subject_id is longer
+	// than MaxIDBytes. Its DEAD_LETTERED audit record, key and headers
+	// leave the over-long id out (see deadLetterAudit), so that the audit
+	// record fits whatever the producer sent.
+	DeadLetterIDTooLong = "id_too_long"
 )
+
+// MaxIDBytes bounds the event_id and subject_id of an event the enforcer
+// decides (consent.MaxIDBytes, the bound of a consent change's ids too).
+const MaxIDBytes = consent.MaxIDBytes
 
 // ReasonRedactionFailed is the audit reason of an event that had to be
 // redacted but could not be (a value that does not fit its schema): it is
@@ -602,16 +611,26 @@ func (e *Enforcer) publish(ctx context.Context, w *worker, ev *event, s policy.S
 }
 
 // missing returns the dead-letter reason of a decoded event that cannot be
-// decided for want of its subject or event id, and the error to report.
+// decided for want of its subject or event id, or because one of them is
+// longer than MaxIDBytes, and the error to report (naming the field and
+// its length, never its value).
 func missing(ev *event) (string, error) {
 	switch {
 	case ev.subject == "":
 		return DeadLetterMissingSubjectID, errors.New("event has no subject_id")
 	case ev.id == "":
 		return DeadLetterMissingEventID, errors.New("event has no event_id")
+	case len(ev.subject) > MaxIDBytes:
+		return DeadLetterIDTooLong, fmt.Errorf("event's subject_id is %d bytes long, more than %d", len(ev.subject), MaxIDBytes)
+	case len(ev.id) > MaxIDBytes:
+		return DeadLetterIDTooLong, fmt.Errorf("event's event_id is %d bytes long, more than %d", len(ev.id), MaxIDBytes)
 	}
 	return "", nil
 }
+
+// recordable reports whether id may be written into an audit record, its
+// key or its headers: it is set and at most MaxIDBytes long.
+func recordable(id string) bool { return id != "" && len(id) <= MaxIDBytes }
 
 // deadLetterRecord returns the dead letter of ev, which read marked
 // dead-lettered; decide writes its DEAD_LETTERED audit record
@@ -632,20 +651,29 @@ func (e *Enforcer) deadLetterRecord(w *worker, ev *event) kafka.Message {
 		kafka.Header{Key: HeaderDLQError, Value: []byte(ev.dlErr.Error())})
 	h = append(h, e.sourceHeaders(w, m)...)
 	// What the audit record is keyed and tied by: the subject and the
-	// event id, when the event has them.
-	if ev.subject != "" {
+	// event id, when the event has them and they are not over-long
+	// (id_too_long: the audit record must fit whatever the producer sent).
+	if recordable(ev.subject) {
 		ev.key = []byte(ev.subject)
 	}
-	if ev.id != "" {
+	if recordable(ev.id) {
 		ev.idBytes = []byte(ev.id)
 	}
 	return kafka.Message{Topic: m.Topic + e.opts.DLQSuffix, Key: m.Key, Value: m.Value, Headers: h}
 }
 
 // deadLetterAudit is the audit record of a dead-lettered event: what is
-// known of it (event id, subject, schema) and the reason, no decisions.
+// known of it (event id, subject, schema) and the reason, no decisions. An
+// id longer than MaxIDBytes is left out (null), whatever the reason: the
+// dead letter keeps it, the audit record says id_too_long.
 func deadLetterAudit(ev *event, now time.Time) *AuditRecord {
-	a := &AuditRecord{Outcome: AuditDeadLettered, DeadLetterReason: ev.deadLetter, EventID: ev.id, SubjectID: ev.subject, ProcessedAt: now}
+	a := &AuditRecord{Outcome: AuditDeadLettered, DeadLetterReason: ev.deadLetter, ProcessedAt: now}
+	if recordable(ev.id) {
+		a.EventID = ev.id
+	}
+	if recordable(ev.subject) {
+		a.SubjectID = ev.subject
+	}
 	if ev.decoded {
 		a.EventSchema = ev.env.Schema.FullName
 	}

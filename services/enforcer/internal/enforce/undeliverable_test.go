@@ -1,6 +1,7 @@
 package enforce
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -27,13 +28,20 @@ import (
 //   - output: compliant.marketing refuses the event's copy (a topic limit
 //     of 4 KiB). The audit record must not say the event was PASSED on
 //     compliant.marketing.
-//   - audit: the audit topic refuses the event's audit record (a topic
-//     limit of 4 KiB). The input offset must still have its audit record.
+//   - audit: a misconfigured audit topic (a limit of 100 bytes, below any
+//     audit record; with ids bounded, nothing else makes one too large)
+//     refuses the audit records. The Runner must not commit an offset
+//     without its audit record: it stops, Run returns the error, nothing
+//     of the batch is committed and nothing is dead-lettered. Before, the
+//     Runner dead-lettered the inputs and committed them without audit.
 //   - hostile ids: default limits everywhere; the event's id is 300 KiB,
-//     its subject id 200 KiB and its key short: every output fits (about
-//     800 KiB), the audit record (ids in the value, the event id header,
-//     the subject as key, the grants' change ids) does not. The input
-//     offset must still have its audit record.
+//     its subject id 200 KiB and its key short. Its outputs would fit,
+//     an audit record carrying the ids (in the value, the event id header,
+//     the subject as key) would not: the enforcer dead-letters the event as
+//     id_too_long (ids are bounded, MaxIDBytes) with exactly one
+//     DEAD_LETTERED audit record that leaves both ids out, and the Runner
+//     has nothing to dead-letter. Before ids were bounded the event was
+//     published and its offset committed without an audit record.
 func TestAuditTellsWhatTheRunnerCouldNotDeliver(t *testing.T) {
 	// The devbroker creates consent.audit at start: the test audits to a
 	// topic of its own, to give it a limit.
@@ -41,23 +49,19 @@ func TestAuditTellsWhatTheRunnerCouldNotDeliver(t *testing.T) {
 	for _, refusing := range []string{"compliant.marketing", auditTopic, "hostile ids"} {
 		t.Run(refusing, func(t *testing.T) {
 			t.Parallel()
-			if refusing != "compliant.marketing" {
-				t.Skip("open: an audit record that can never be written is replaced by a dead letter of its input (outputs already " +
-					"written) and the offset keeps no audit record; needs a decision on bounding ids (see the review report)")
-			}
 			f := newFixture(t)
 			f.e.opts.AuditTopic = auditTopic
-			subject := "s-big"
-			if refusing == "hostile ids" {
-				subject = "s-" + strings.Repeat("s", 200<<10)
-			}
+			subject := "s-big" // hostile ids: of the events around the hostile one
 			f.grant(t, subject, "marketing")
 			f.grant(t, subject, "analytics")
 			b := brokertest.Start(t, brokertest.Options{Partitions: 1})
 			topics := []string{"customer.events", "compliant.marketing", "compliant.analytics", auditTopic}
 			for _, tp := range topics {
 				cfg := map[string]string{}
-				if tp == refusing {
+				switch {
+				case tp == refusing && tp == auditTopic:
+					cfg["max.message.bytes"] = "100"
+				case tp == refusing:
 					cfg["max.message.bytes"] = "4096"
 				}
 				b.CreateTopicsWithConfig(t, 1, cfg, tp)
@@ -70,8 +74,7 @@ func TestAuditTellsWhatTheRunnerCouldNotDeliver(t *testing.T) {
 			defer cancel()
 
 			// Offsets 0 and 2 are small; offset 1 carries a long link_url
-			// (the refused topic's limit is 4 KiB), or a long event id when
-			// the audit topic refuses (the audit record carries it twice).
+			// (the refused topic's limit is 4 KiB), or hostile ids.
 			in := []kafka.Message{f.email(t, 0, "e0", subject), f.bigEmail(t, refusing, subject), f.email(t, 0, "e2", subject)}
 			for i := range in {
 				in[i].Topic, in[i].Partition, in[i].Offset = "customer.events", 0, 0
@@ -88,6 +91,40 @@ func TestAuditTellsWhatTheRunnerCouldNotDeliver(t *testing.T) {
 			rctx, stop := context.WithCancel(ctx)
 			done := make(chan error, 1)
 			go func() { done <- runner.Run(rctx) }()
+			if refusing == auditTopic {
+				var err error
+				select {
+				case err = <-done:
+				case <-time.After(30 * time.Second):
+					t.Fatal("runner still running 30s after the audit topic refused every audit record: want it stopped")
+				}
+				stop()
+				src.Close()
+				if err == nil || !strings.Contains(err.Error(), "uncommitted") || !strings.Contains(err.Error(), auditTopic) {
+					t.Fatalf("Run returned %v, want the refused audit records, offsets uncommitted", err)
+				}
+				if n := runner.Records.Load(); n != 0 {
+					t.Errorf("%d inputs committed, want none: their audit records were never written", n)
+				}
+				if n := runner.DeadLettered.Load(); n != 0 {
+					t.Errorf("the runner dead-lettered %d inputs, want none", n)
+				}
+				if dl := b.ReadAll(t, "customer.events.dlq", 300*time.Millisecond, 10*time.Second); len(dl) != 0 {
+					t.Errorf("%d dead letters, want none", len(dl))
+				}
+				if as := b.ReadAll(t, auditTopic, 300*time.Millisecond, 10*time.Second); len(as) != 0 {
+					t.Errorf("%d audit records written to a topic that refuses them", len(as))
+				}
+				// The committed offset of the group: none.
+				got, err := stream.Committed(ctx, cfg, "undeliverable", []string{"customer.events"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if off := got["customer.events"][0]; off != -1 {
+					t.Errorf("the group committed offset %d of customer.events, want nothing committed", off)
+				}
+				return
+			}
 			deadline := time.Now().Add(20 * time.Second)
 			for runner.Records.Load() < int64(len(in)) && time.Now().Before(deadline) {
 				time.Sleep(10 * time.Millisecond)
@@ -100,7 +137,17 @@ func TestAuditTellsWhatTheRunnerCouldNotDeliver(t *testing.T) {
 			if n := runner.Records.Load(); n != int64(len(in)) {
 				t.Fatalf("%d of %d inputs committed", n, len(in))
 			}
-			if runner.DeadLettered.Load() != 1 {
+			if refusing == "hostile ids" {
+				if runner.DeadLettered.Load() != 0 || f.e.DeadLettered.Load() != 1 {
+					t.Fatalf("the runner dead-lettered %d inputs and the enforcer %d, want 0 and 1 (id_too_long)", runner.DeadLettered.Load(), f.e.DeadLettered.Load())
+				}
+				dl := b.ReadAll(t, "customer.events.dlq", 300*time.Millisecond, 10*time.Second)
+				if len(dl) != 1 || !bytes.Equal(dl[0].Value, in[1].Value) || !bytes.Equal(dl[0].Key, in[1].Key) {
+					t.Errorf("%d dead letters, want the hostile input's, untouched", len(dl))
+				} else if r, _ := stream.Header(dl[0], HeaderDLQReason); r != DeadLetterIDTooLong {
+					t.Errorf("dead letter reason %q, want %s", r, DeadLetterIDTooLong)
+				}
+			} else if runner.DeadLettered.Load() != 1 {
 				t.Fatalf("the runner dead-lettered %d inputs, want 1: is the refusing topic's limit still below the event?", runner.DeadLettered.Load())
 			}
 
@@ -115,12 +162,14 @@ func TestAuditTellsWhatTheRunnerCouldNotDeliver(t *testing.T) {
 				}
 			}
 			audits := map[int64][]*AuditRecord{}
+			auditMsgs := map[int64]kafka.Message{}
 			for _, m := range b.ReadAll(t, auditTopic, 300*time.Millisecond, 10*time.Second) {
 				a, err := ReadAudit(f.codec.Catalog(), m.Value)
 				if err != nil {
 					t.Fatalf("audit record at %d: %v", m.Offset, err)
 				}
 				audits[a.SourceOffset] = append(audits[a.SourceOffset], a)
+				auditMsgs[a.SourceOffset] = m
 			}
 			for off := range int64(len(in)) {
 				as := audits[off]
@@ -135,6 +184,16 @@ func TestAuditTellsWhatTheRunnerCouldNotDeliver(t *testing.T) {
 						t.Errorf("input offset 1: decisions %+v, want compliant.marketing DROPPED (undelivered) with its consent, compliant.analytics PASSED", d)
 					}
 				}
+				if off == 1 && refusing == "hostile ids" {
+					a, m := as[0], auditMsgs[off]
+					_, hasID := stream.Header(m, HeaderEventID)
+					if a.Outcome != AuditDeadLettered || a.DeadLetterReason != DeadLetterIDTooLong || a.EventID != "" || a.SubjectID != "" ||
+						len(m.Key) != 0 || hasID || len(a.Decisions) != 0 {
+						t.Errorf("input offset 1: %s %q, event id of %d bytes, subject of %d, key of %d, event-id header %v, %d decisions; "+
+							"want DEAD_LETTERED id_too_long without ids, key or event-id header", a.Outcome, a.DeadLetterReason,
+							len(a.EventID), len(a.SubjectID), len(m.Key), hasID, len(a.Decisions))
+					}
+				}
 				for _, d := range as[0].Decisions {
 					if (d.Decision == "PASSED" || d.Decision == "REDACTED") && !onStream[d.Stream][off] {
 						t.Errorf("input offset %d: the audit record says %s (%s) on %s, but %s holds nothing of it (the runner dead-lettered it)",
@@ -147,9 +206,9 @@ func TestAuditTellsWhatTheRunnerCouldNotDeliver(t *testing.T) {
 }
 
 // bigEmail is the event of subject whose records are refused: its
-// link_url is 6 KiB when compliant.marketing refuses, its event id 3 KiB
-// when the audit topic does, and its event id 300 KiB (and key short) for
-// hostile ids.
+// link_url is 6 KiB when compliant.marketing refuses, its event id 300 KiB,
+// its subject id 200 KiB and its key short for hostile ids, and an
+// ordinary click when the audit topic refuses (every audit record).
 func (f *fixture) bigEmail(t *testing.T, refusing, subject string) kafka.Message {
 	t.Helper()
 	id, url, key := "e1", strings.Repeat("u", 6<<10), subject
@@ -157,8 +216,9 @@ func (f *fixture) bigEmail(t *testing.T, refusing, subject string) kafka.Message
 	case "compliant.marketing":
 	case "hostile ids":
 		id, url, key = "e1-"+strings.Repeat("i", 300<<10), "https://example.test/", "k"
+		subject = "s-" + strings.Repeat("s", 200<<10)
 	default:
-		id, url = "e1-"+strings.Repeat("i", 3<<10), "https://example.test/"
+		url = "https://example.test/"
 	}
 	b, err := f.codec.EncodeSingle("consentgate.events.EmailEngagement", map[string]any{
 		"event_id": id, "subject_id": subject, "occurred_at": time.Now(), "email": "x@example.test",

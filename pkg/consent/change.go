@@ -1,6 +1,8 @@
 package consent
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -470,4 +472,30 @@ func (c Change) BoundCapturedAt(received time.Time, skew time.Duration) (Change,
 		c.CapturedAt = time.UnixMilli(recv).UTC()
 	}
 	return c, nil
+}
+
+// BoundChangeID returns id when it is at most [MaxIDBytes] long, else the
+// bounded id derived from it: "sha256:" and the hex SHA-256 of id (71
+// bytes), the same on every delivery and for every consumer.
+func BoundChangeID(id string) string {
+	if len(id) <= MaxIDBytes {
+		return id
+	}
+	sum := sha256.Sum256([]byte(id))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// BoundRestrictiveID returns c with its change_id bounded
+// ([BoundChangeID]) when c takes consent away (WITHDRAW, DENY, ERASE):
+// such a change must never be refused for its id, or the grant it
+// withdraws would stay in force. A GRANT keeps its id, and Validate
+// refuses it when that is over the bound (fail closed: no grant). The
+// consumer applies this before Validate; the intake does not (it answers
+// 400, so that the sender can send the change again with a shorter id).
+func (c Change) BoundRestrictiveID() Change {
+	switch c.Action {
+	case ActionWithdraw, ActionDeny, ActionErase:
+		c.ChangeID = BoundChangeID(c.ChangeID)
+	}
+	return c
 }

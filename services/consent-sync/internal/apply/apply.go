@@ -258,6 +258,9 @@ func (s *Syncer) pass(ctx context.Context, batch []kafka.Message, incomplete boo
 		}
 		c, err := consent.ChangeFromNative(rec.Value)
 		if err == nil {
+			// A change taking consent away is applied whatever the
+			// length of its id (under a bounded one derived from it).
+			c = c.BoundRestrictiveID()
 			err = c.Validate()
 		}
 		if err == nil {

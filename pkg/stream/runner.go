@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -61,8 +62,9 @@ const DefaultDepth = 1
 // A batch whose records are not all acknowledged is never committed.
 //
 // Fetching and processing overlap with writing and committing: while batch
-// n is written and committed (by one goroutine, in fetch order), batch n+1
-// is fetched and processed. At most Depth processed batches wait for or are
+// n is written and committed (in fetch order, by a goroutine that writes
+// each batch's records and one that writes its Deferred records and
+// commits it), batch n+1 is fetched and processed. At most Depth processed batches wait for or are
 // in writing; the next waits until there is room. The guarantees are those
 // of strictly sequential work:
 //
@@ -71,6 +73,10 @@ const DefaultDepth = 1
 //     fetched;
 //   - the records of batch n are all acknowledged before any record of
 //     batch n+1 is written, so outputs keep their input order per key;
+//     with one exception: batch n's Deferred records (and its commit) may
+//     still be in flight while batch n+1's other records are written, so
+//     Deferred records must go to topics of their own (the enforcer's
+//     audit topic), where they keep their order among themselves;
 //   - a batch whose processing fails is retried (paused, failing closed) and
 //     nothing fetched after it is processed or committed meanwhile; batches
 //     before it are still written and committed;
@@ -246,28 +252,66 @@ func (r *Runner) Run(ctx context.Context) error {
 	defer fcancel()
 	prctx, prcancel := context.WithCancel(pctx)
 	defer prcancel()
+	// Two stages, each one goroutine, in fetch order: the first writes a
+	// batch's records but the deferred ones; the second writes those and
+	// commits. Batch n+1's first records are written while batch n's
+	// deferred records and commit are in flight.
 	work := make(chan *processed, depth-1)
+	second := make(chan *written)
 	failed := make(chan struct{})
-	done := make(chan error, 1)
+	var failOnce sync.Once
+	fail := func() {
+		failOnce.Do(func() {
+			close(failed)
+			fcancel()
+			prcancel()
+		})
+	}
+	done1, done2 := make(chan error, 1), make(chan error, 1)
 	go func() {
 		var err error
+	first:
 		for p := range work {
-			if err = r.complete(p); err != nil {
-				close(failed)
-				fcancel()
-				prcancel()
-				for p := range work { // not written, not committed
-					p.span.End()
-				}
+			var w *written
+			if w, err = r.writeFirst(p); err != nil {
+				p.span.End()
+				fail()
+				break
+			}
+			select {
+			case second <- w:
+			case <-failed: // the second stage failed: not committed
+				p.span.End()
+				break first
+			}
+		}
+		for p := range work { // not written, not committed
+			p.span.End()
+		}
+		close(second)
+		done1 <- err
+	}()
+	go func() {
+		var err error
+		for w := range second {
+			if err = r.finish(w); err != nil {
+				fail()
 				break
 			}
 		}
-		done <- err
+		for w := range second { // not committed
+			w.p.span.End()
+		}
+		done2 <- err
 	}()
 	finish := func(err error) error {
 		close(work)
-		if werr := <-done; werr != nil {
-			return werr
+		err1, err2 := <-done1, <-done2
+		switch {
+		case err2 != nil:
+			return err2
+		case err1 != nil:
+			return err1
 		}
 		return err
 	}
@@ -377,13 +421,36 @@ func (r *Runner) prepare(ctx context.Context, batch []kafka.Message) (*processed
 
 // complete writes a processed batch's records and then commits its offsets.
 func (r *Runner) complete(p *processed) error {
-	defer p.span.End()
-	ctx, obs := p.ctx, r.observer()
-	onRetry := func(n int, err error) {
-		r.Retries.Add(1)
-		obs.Retried(ctx, "write")
-		r.Log.WarnContext(ctx, "produce failed, retrying the unacknowledged records", "records", n, "error", err.Error())
+	w, err := r.writeFirst(p)
+	if err != nil {
+		p.span.End()
+		return err
 	}
+	return r.finish(w)
+}
+
+// written is a batch whose records other than the deferred ones are
+// written: what finish needs to write the rest and commit it.
+type written struct {
+	p        *processed
+	out      []kafka.Message // written so far (dead letters included)
+	last     []kafka.Message // the deferred records, still to write
+	lettered []*undelivered
+}
+
+// onRetry returns the retry callback of the writes of p.
+func (r *Runner) onRetry(p *processed) func(int, error) {
+	return func(n int, err error) {
+		r.Retries.Add(1)
+		r.observer().Retried(p.ctx, "write")
+		r.Log.WarnContext(p.ctx, "produce failed, retrying the unacknowledged records", "records", n, "error", err.Error())
+	}
+}
+
+// writeFirst writes the records of p that are not deferred, replacing those
+// that can never be written by dead letters. It does not end p's span.
+func (r *Runner) writeFirst(p *processed) (*written, error) {
+	ctx, onRetry := p.ctx, r.onRetry(p)
 	// The deferred records (the audit records) go last, once it is known
 	// what of the others was written, so that Amend can make them say so.
 	first, last := p.out, []kafka.Message(nil)
@@ -397,29 +464,60 @@ func (r *Runner) complete(p *processed) error {
 			}
 		}
 	}
-	out := make([]kafka.Message, 0, len(p.out))
-	var lettered []*undelivered
-	for phase, msgs := range [][]kafka.Message{first, last} {
-		if len(msgs) == 0 {
+	w := &written{p: p, out: make([]kafka.Message, 0, len(p.out)), last: last}
+	if len(first) == 0 {
+		return w, nil
+	}
+	msgs := first
+	rejected, err := WriteEach(ctx, r.Sink, msgs, onRetry)
+	if err != nil {
+		p.span.SetStatus(codes.Error, "write failed")
+		return nil, fmt.Errorf("write batch: %w; its offsets stay uncommitted", err)
+	}
+	if len(rejected) == 0 {
+		w.out = append(w.out, msgs...)
+		return w, nil
+	}
+	letters, groups, err := r.replaceRejected(ctx, p, msgs, rejected, onRetry)
+	if err != nil {
+		p.span.SetStatus(codes.Error, "write failed")
+		return nil, fmt.Errorf("write batch: %w; its offsets stay uncommitted", err)
+	}
+	w.lettered = groups
+	p.span.AddEvent("records replaced by dead letters", trace.WithAttributes(attribute.Int("records", len(rejected))))
+	for i, k := 0, 0; i < len(msgs); i++ {
+		if k < len(rejected) && rejected[k].Index == i {
+			k++
 			continue
 		}
-		if phase == 1 && len(lettered) > 0 && r.Amend != nil {
+		w.out = append(w.out, msgs[i])
+	}
+	w.out = append(w.out, letters...)
+	return w, nil
+}
+
+// finish writes the deferred records of a batch whose other records
+// writeFirst wrote (amended for the inputs that were dead-lettered), then
+// commits its offsets, and ends its span.
+func (r *Runner) finish(w *written) error {
+	p := w.p
+	defer p.span.End()
+	ctx, obs := p.ctx, r.observer()
+	out := w.out
+	if msgs := w.last; len(msgs) > 0 {
+		if len(w.lettered) > 0 && r.Amend != nil {
 			var err error
-			if msgs, err = r.amend(p, msgs, lettered); err != nil {
+			if msgs, err = r.amend(p, msgs, w.lettered); err != nil {
 				p.span.SetStatus(codes.Error, "amend failed")
 				return fmt.Errorf("amend the records of undelivered inputs: %w; the batch's offsets stay uncommitted", err)
 			}
 		}
-		rejected, err := WriteEach(ctx, r.Sink, msgs, onRetry)
+		rejected, err := WriteEach(ctx, r.Sink, msgs, r.onRetry(p))
 		if err != nil {
 			p.span.SetStatus(codes.Error, "write failed")
 			return fmt.Errorf("write batch: %w; its offsets stay uncommitted", err)
 		}
-		if len(rejected) == 0 {
-			out = append(out, msgs...)
-			continue
-		}
-		if phase == 1 {
+		if len(rejected) > 0 {
 			// A deferred record says what became of its input, whose other
 			// records are written by now: a dead letter in its place would
 			// commit an offset that nothing accounts for. Only a
@@ -430,21 +528,7 @@ func (r *Runner) complete(p *processed) error {
 			return fmt.Errorf("write batch: %d deferred record(s) can never be written (%s on %s: %w); check that topic's max.message.bytes; "+
 				"the batch's offsets stay uncommitted", len(rejected), x.Reason, msgs[x.Index].Topic, x.Err)
 		}
-		letters, groups, err := r.replaceRejected(ctx, p, msgs, rejected, onRetry)
-		if err != nil {
-			p.span.SetStatus(codes.Error, "write failed")
-			return fmt.Errorf("write batch: %w; its offsets stay uncommitted", err)
-		}
-		lettered = append(lettered, groups...)
-		p.span.AddEvent("records replaced by dead letters", trace.WithAttributes(attribute.Int("records", len(rejected))))
-		for i, k := 0, 0; i < len(msgs); i++ {
-			if k < len(rejected) && rejected[k].Index == i {
-				k++
-				continue
-			}
-			out = append(out, msgs[i])
-		}
-		out = append(out, letters...)
+		out = append(out, msgs...)
 	}
 	if err := r.commit(ctx, p.batch); err != nil {
 		p.span.SetStatus(codes.Error, "commit failed")

@@ -294,7 +294,16 @@ func (r *Runner) Run(ctx context.Context) error {
 	go func() {
 		var err error
 		for w := range second {
-			if err = r.finish(w); err != nil {
+			// Every batch before w is committed: a failure of the first
+			// stage (a later batch) must not cut w short, only the drain
+			// timeout may. Its ctx keeps the span, not prctx's end.
+			wctx, wcancel := context.WithCancel(context.WithoutCancel(w.p.ctx))
+			stopw := context.AfterFunc(pctx, wcancel)
+			w.p.ctx = wctx
+			err = r.finish(w)
+			stopw()
+			wcancel()
+			if err != nil {
 				fail()
 				break
 			}

@@ -2,9 +2,11 @@ package apply
 
 import (
 	"context"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/segmentio/kafka-go"
 
@@ -88,4 +90,62 @@ func TestOverLongRestrictiveIDKeepsItsTieOrder(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestBoundChangeIDOrdersAsTheOriginal: a property test of
+// consent.BoundChangeID against the original id as the reference: for
+// random over-long ids L and ids G within the bound, the bounded id is at
+// most MaxIDBytes long, valid UTF-8 when L is, the same on every call,
+// distinct for distinct L, and orders against G as L does whenever G does
+// not share the prefix the bounded id keeps.
+func TestBoundChangeIDOrdersAsTheOriginal(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := []string{"a", "b", "s", "t", "w", "z", "0", "9", "-", "~", "é", "€", "\U0001F600"}
+	gen := func(n int) string {
+		var b strings.Builder
+		for b.Len() < n {
+			b.WriteString(alphabet[rng.IntN(len(alphabet))])
+		}
+		return b.String()
+	}
+	seen := map[string]string{}
+	for range 5000 {
+		l := gen(consent.MaxIDBytes + 1 + rng.IntN(600))
+		// G: random, or sharing a random part of L's start.
+		g := gen(1 + rng.IntN(consent.MaxIDBytes-4))
+		if rng.IntN(2) == 0 {
+			g = l[:rng.IntN(200)] + g
+		}
+		for len(g) > consent.MaxIDBytes || !utf8.ValidString(g) {
+			g = g[:len(g)-1]
+		}
+		f := consent.BoundChangeID(l)
+		if len(f) > consent.MaxIDBytes || !utf8.ValidString(f) || f != consent.BoundChangeID(l) {
+			t.Fatalf("bounded id of %d bytes (valid UTF-8 %v), or not stable", len(f), utf8.ValidString(f))
+		}
+		if prev, dup := seen[f]; dup && prev != l {
+			t.Fatal("two ids share a bounded id")
+		}
+		seen[f] = l
+		// The prefix kept: MaxIDBytes less "~sha256:" and 64 hex digits,
+		// less at most 3 bytes to cut at a rune boundary.
+		if commonPrefix(l, g) >= consent.MaxIDBytes-len("~sha256:")-64-3 {
+			continue
+		}
+		if got, want := strings.Compare(f, g), strings.Compare(l, g); got != want {
+			t.Fatalf("bounded id compares %d against an id within the bound, the original %d (shared prefix %d bytes)", got, want, commonPrefix(l, g))
+		}
+	}
+	if got := consent.BoundChangeID("c-1"); got != "c-1" {
+		t.Errorf("an id within the bound was changed")
+	}
+}
+
+func commonPrefix(a, b string) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/consentgate/consentgate/pkg/policy"
 )
@@ -475,15 +476,31 @@ func (c Change) BoundCapturedAt(received time.Time, skew time.Duration) (Change,
 }
 
 // BoundChangeID returns id when it is at most [MaxIDBytes] long, else the
-// bounded id derived from it: "sha256:" and the hex SHA-256 of id (71
-// bytes), the same on every delivery and for every consumer.
+// bounded id derived from it: the first [boundKeep] bytes of id (cut at a
+// rune boundary), "~sha256:" and the hex SHA-256 of the whole id (at most
+// 256 bytes), the same on every delivery and for every consumer. Keeping
+// the prefix keeps the tie order of changes captured in the same
+// millisecond (the greater id wins): the bounded id orders against any
+// other id as id does, unless that id shares its first [boundKeep] bytes
+// (then the bounded id, with its "~", is most often the greater: the
+// restrictive change wins). A bare hash would order at random against the
+// other changes' ids, letting a grant survive the withdrawal that should
+// win the tie.
 func BoundChangeID(id string) string {
 	if len(id) <= MaxIDBytes {
 		return id
 	}
 	sum := sha256.Sum256([]byte(id))
-	return "sha256:" + hex.EncodeToString(sum[:])
+	k := boundKeep
+	for k > 0 && !utf8.RuneStart(id[k]) {
+		k--
+	}
+	return id[:k] + "~sha256:" + hex.EncodeToString(sum[:])
 }
+
+// boundKeep is how many bytes of an over-long change id its bounded id
+// keeps: the rest of [MaxIDBytes] after "~sha256:" and 64 hex digits.
+const boundKeep = MaxIDBytes - len("~sha256:") - 2*sha256.Size
 
 // BoundRestrictiveID returns c with its change_id bounded
 // ([BoundChangeID]) when c takes consent away (WITHDRAW, DENY, ERASE):

@@ -152,83 +152,90 @@ func TestRunnerDeferredRecordsGoLastAndAreAmended(t *testing.T) {
 // larger (a misconfigured audit topic, once ids are bounded). Run returns
 // the error by itself, offsets 0 to 4 are committed and 5 is not, and
 // nothing is dead-lettered. Before, the runner dead-lettered input 5 and
-// committed its offset without a deferred record.
+// committed its offset without a deferred record. Pipelined (depth 0 and
+// 2: a later batch's outputs are written while the refused deferred record
+// is in flight) the same: nothing after the refused batch is committed or
+// has a deferred record, and Run returns by itself.
 func TestRunnerStopsWhenADeferredRecordIsRefused(t *testing.T) {
-	t.Parallel()
-	b := brokertest.Start(t, brokertest.Options{Partitions: 1, Topics: []string{"dr.in", "dr.out", "dr.in.dlq"}})
-	b.CreateTopicsWithConfig(t, 1, map[string]string{"max.message.bytes": "4096"}, "dr.audit")
-	cfg := stream.DefaultConfig()
-	cfg.Brokers = []string{b.Addr}
-	w := stream.NewWriter(cfg)
-	defer w.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	in := make([]kafka.Message, 10)
-	for i := range in {
-		in[i] = kafka.Message{Topic: "dr.in", Value: []byte(fmt.Sprintf("v%04d", i))}
-	}
-	if err := stream.WriteAll(ctx, w, in, nil); err != nil {
-		t.Fatal(err)
-	}
-	rc := stream.ReaderConfig{Topics: []string{"dr.in"}, GroupID: "dr-group", MaxWait: 50 * time.Millisecond, SessionTimeout: 6 * time.Second, FromBeginning: true}
-	sink := &dlqSink{w: w, acked: map[string]bool{}}
-	src := &dlqSource{Reader: stream.NewReader(cfg, rc), sink: sink, committed: map[string]bool{}}
-	defer src.Close()
-	var amended atomic.Int64
-	runner := &stream.Runner{
-		Source: src, Sink: sink, BatchSize: 1, Linger: time.Millisecond, DrainTimeout: time.Second, Depth: -1,
-		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Deferred: func(m kafka.Message) bool { return m.Topic == "dr.audit" },
-		Amend: func(m kafka.Message, _ stream.Undelivered) (kafka.Message, error) {
-			amended.Add(1)
-			return m, nil
-		},
-		Process: func(_ context.Context, batch []kafka.Message) ([]kafka.Message, error) {
-			m := batch[0]
-			src := []kafka.Header{
-				{Key: "consentgate.source.topic", Value: []byte(m.Topic)},
-				{Key: "consentgate.source.partition", Value: []byte(strconv.Itoa(m.Partition))},
-				{Key: "consentgate.source.offset", Value: []byte(strconv.FormatInt(m.Offset, 10))},
+	for _, depth := range []int{-1, 0, 2} {
+		t.Run("depth="+strconv.Itoa(depth), func(t *testing.T) {
+			t.Parallel()
+			b := brokertest.Start(t, brokertest.Options{Partitions: 1, Topics: []string{"dr.in", "dr.out", "dr.in.dlq"}})
+			b.CreateTopicsWithConfig(t, 1, map[string]string{"max.message.bytes": "4096"}, "dr.audit")
+			cfg := stream.DefaultConfig()
+			cfg.Brokers = []string{b.Addr}
+			w := stream.NewWriter(cfg)
+			defer w.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			in := make([]kafka.Message, 10)
+			for i := range in {
+				in[i] = kafka.Message{Topic: "dr.in", Value: []byte(fmt.Sprintf("v%04d", i))}
 			}
-			audit := kafka.Message{Topic: "dr.audit", Value: []byte("audit " + string(m.Value)), Headers: src}
-			if m.Offset == 5 {
-				audit.Value = bytes.Repeat([]byte("a"), 6<<10)
+			if err := stream.WriteAll(ctx, w, in, nil); err != nil {
+				t.Fatal(err)
 			}
-			return []kafka.Message{{Topic: "dr.out", Value: m.Value, Headers: src}, audit}, nil
-		},
-	}
-	done := make(chan error, 1)
-	go func() { done <- runner.Run(ctx) }()
-	var err error
-	select {
-	case err = <-done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("runner still running 30s after a deferred record was refused: want it stopped")
-	}
-	if err == nil || !strings.Contains(err.Error(), "uncommitted") || !strings.Contains(err.Error(), "deferred") {
-		t.Fatalf("Run returned %v, want the refused deferred record, offsets uncommitted", err)
-	}
-	if n := runner.DeadLettered.Load(); n != 0 {
-		t.Errorf("the runner dead-lettered %d inputs, want none", n)
-	}
-	if amended.Load() != 0 {
-		t.Errorf("Amend called %d times, want 0 (no output was refused)", amended.Load())
-	}
-	src.mu.Lock()
-	committed := len(src.committed)
-	for c := range src.committed {
-		if c >= "0/5" {
-			t.Errorf("offset %s committed; want nothing from the input whose deferred record was refused on", c)
-		}
-	}
-	src.mu.Unlock()
-	if committed != 5 {
-		t.Errorf("%d offsets committed, want the 5 before the refused deferred record", committed)
-	}
-	if dlq := b.ReadAll(t, "dr.in.dlq", 300*time.Millisecond, 10*time.Second); len(dlq) != 0 {
-		t.Errorf("%d records on the dead-letter topic, want none", len(dlq))
-	}
-	if audits := b.ReadAll(t, "dr.audit", 300*time.Millisecond, 10*time.Second); len(audits) != 5 {
-		t.Errorf("%d deferred records written, want the 5 of the committed inputs", len(audits))
+			rc := stream.ReaderConfig{Topics: []string{"dr.in"}, GroupID: "dr-group-" + strconv.Itoa(depth), MaxWait: 50 * time.Millisecond, SessionTimeout: 6 * time.Second, FromBeginning: true}
+			sink := &dlqSink{w: w, acked: map[string]bool{}}
+			src := &dlqSource{Reader: stream.NewReader(cfg, rc), sink: sink, committed: map[string]bool{}}
+			defer src.Close()
+			var amended atomic.Int64
+			runner := &stream.Runner{
+				Source: src, Sink: sink, BatchSize: 1, Linger: time.Millisecond, DrainTimeout: time.Second, Depth: depth,
+				Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+				Deferred: func(m kafka.Message) bool { return m.Topic == "dr.audit" },
+				Amend: func(m kafka.Message, _ stream.Undelivered) (kafka.Message, error) {
+					amended.Add(1)
+					return m, nil
+				},
+				Process: func(_ context.Context, batch []kafka.Message) ([]kafka.Message, error) {
+					m := batch[0]
+					src := []kafka.Header{
+						{Key: "consentgate.source.topic", Value: []byte(m.Topic)},
+						{Key: "consentgate.source.partition", Value: []byte(strconv.Itoa(m.Partition))},
+						{Key: "consentgate.source.offset", Value: []byte(strconv.FormatInt(m.Offset, 10))},
+					}
+					audit := kafka.Message{Topic: "dr.audit", Value: []byte("audit " + string(m.Value)), Headers: src}
+					if m.Offset == 5 {
+						audit.Value = bytes.Repeat([]byte("a"), 6<<10)
+					}
+					return []kafka.Message{{Topic: "dr.out", Value: m.Value, Headers: src}, audit}, nil
+				},
+			}
+			done := make(chan error, 1)
+			go func() { done <- runner.Run(ctx) }()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatal("runner still running 30s after a deferred record was refused: want it stopped")
+			}
+			if err == nil || !strings.Contains(err.Error(), "uncommitted") || !strings.Contains(err.Error(), "deferred") {
+				t.Fatalf("Run returned %v, want the refused deferred record, offsets uncommitted", err)
+			}
+			if n := runner.DeadLettered.Load(); n != 0 {
+				t.Errorf("the runner dead-lettered %d inputs, want none", n)
+			}
+			if amended.Load() != 0 {
+				t.Errorf("Amend called %d times, want 0 (no output was refused)", amended.Load())
+			}
+			src.mu.Lock()
+			committed := len(src.committed)
+			for c := range src.committed {
+				if c >= "0/5" {
+					t.Errorf("offset %s committed; want nothing from the input whose deferred record was refused on", c)
+				}
+			}
+			src.mu.Unlock()
+			if committed != 5 {
+				t.Errorf("%d offsets committed, want the 5 before the refused deferred record", committed)
+			}
+			if dlq := b.ReadAll(t, "dr.in.dlq", 300*time.Millisecond, 10*time.Second); len(dlq) != 0 {
+				t.Errorf("%d records on the dead-letter topic, want none", len(dlq))
+			}
+			if audits := b.ReadAll(t, "dr.audit", 300*time.Millisecond, 10*time.Second); len(audits) != 5 {
+				t.Errorf("%d deferred records written, want the 5 of the committed inputs", len(audits))
+			}
+		})
 	}
 }

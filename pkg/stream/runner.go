@@ -52,8 +52,9 @@ type Source interface {
 // beyond the consentgate.source.* headers (or Runner.Origin).
 type Processor func(ctx context.Context, batch []kafka.Message) ([]kafka.Message, error)
 
-// DefaultDepth is the number of batches a Runner writes and commits while
-// it fetches and processes the next one, when Runner.Depth is 0.
+// DefaultDepth is the number of batches a Runner writes (the first stage;
+// one more may be writing its Deferred records and committing) while it
+// fetches and processes the next one, when Runner.Depth is 0.
 const DefaultDepth = 1
 
 // Runner is the one place that orders work and commits offsets: it fetches a
@@ -64,9 +65,11 @@ const DefaultDepth = 1
 // Fetching and processing overlap with writing and committing: while batch
 // n is written and committed (in fetch order, by a goroutine that writes
 // each batch's records and one that writes its Deferred records and
-// commits it), batch n+1 is fetched and processed. At most Depth processed batches wait for or are
-// in writing; the next waits until there is room. The guarantees are those
-// of strictly sequential work:
+// commits it), batch n+1 is fetched and processed. At most Depth processed
+// batches wait for or are in the first stage (their records but the
+// Deferred ones), and one more is in the second (its Deferred records and
+// commit): Depth+1 batches in writing, the next waits until there is room.
+// The guarantees are those of strictly sequential work:
 //
 //   - a batch's offsets are committed only after every record processed for
 //     it is acknowledged, and batches are committed in the order they were
@@ -117,8 +120,10 @@ type Runner struct {
 	Linger       time.Duration
 	DrainTimeout time.Duration // how long in-flight work may take after ctx ends
 	MaxBackoff   time.Duration
-	// Depth is how many processed batches may be waiting for or in writing
-	// while the next is processed: 0 means DefaultDepth; a negative value
+	// Depth is how many processed batches may be waiting for or in the
+	// first stage of writing (one more may be in the second: its Deferred
+	// records and commit) while the next is processed: 0 means
+	// DefaultDepth; a negative value
 	// runs fetch, process, write and commit strictly one after the other.
 	Depth int
 	Log   *slog.Logger
@@ -294,7 +299,16 @@ func (r *Runner) Run(ctx context.Context) error {
 	go func() {
 		var err error
 		for w := range second {
-			if err = r.finish(w); err != nil {
+			// Every batch before w is committed: a failure of the first
+			// stage (a later batch) must not cut w short, only the drain
+			// timeout may. Its ctx keeps the span, not prctx's end.
+			wctx, wcancel := context.WithCancel(context.WithoutCancel(w.p.ctx))
+			stopw := context.AfterFunc(pctx, wcancel)
+			w.p.ctx = wctx
+			err = r.finish(w)
+			stopw()
+			wcancel()
+			if err != nil {
 				fail()
 				break
 			}

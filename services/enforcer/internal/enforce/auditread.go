@@ -118,7 +118,7 @@ func auditFromV1(v map[string]any) *AuditRecord {
 	}
 }
 
-// str reads a string, or a ["null","string"] union ("" for null).
+// nString reads a string, or a ["null","string"] union ("" for null).
 func nString(v any) string {
 	s, _ := avrocodec.Unwrap(v).(string)
 	return s
@@ -146,7 +146,7 @@ func nLong(v any) int64 {
 	return n
 }
 
-// ts reads a timestamp-millis, or a union of null and one (zero for null).
+// nTime reads a timestamp-millis, or a union of null and one (zero for null).
 func nTime(v any) time.Time {
 	t, _ := avrocodec.Unwrap(v).(time.Time)
 	return t

@@ -60,7 +60,6 @@ const AuditSchema = "consentgate.audit.AuditRecord"
 
 // Decoder turns framed Avro into a record.
 type Decoder interface {
-	Decode(ctx context.Context, data []byte) (*avrocodec.Record, error)
 	// ReadEnvelope and DecodeEnvelope: see avrocodec.Codec. An event whose
 	// bytes are forwarded is never decoded into a value.
 	ReadEnvelope(ctx context.Context, data []byte, env *avrocodec.Envelope) error
@@ -266,7 +265,6 @@ type event struct {
 	// made only when a stream needs a treated copy.
 	env     avrocodec.Envelope
 	rec     *avrocodec.Record
-	decoded bool // env holds a readable envelope
 	subject string
 	id      string
 	// Shared, read-only bytes of the records written for the event: the
@@ -387,7 +385,6 @@ func (e *Enforcer) read(ctx context.Context, w *worker, ev *event, m kafka.Messa
 		ev.deadLetter, ev.dlErr = DeadLetterUndecodable, err
 		return nil
 	}
-	ev.decoded = true
 	ev.subject, ev.id = ev.env.SubjectID, ev.env.EventID
 	if reason, why := missing(ev); reason != "" {
 		ev.deadLetter, ev.dlErr = reason, why
@@ -674,7 +671,7 @@ func deadLetterAudit(ev *event, now time.Time) *AuditRecord {
 	if recordable(ev.subject) {
 		a.SubjectID = ev.subject
 	}
-	if ev.decoded {
+	if ev.env.Schema != nil { // the envelope was read (read zeroes it when it could not be)
 		a.EventSchema = ev.env.Schema.FullName
 	}
 	return a
@@ -687,21 +684,11 @@ func deadLetterAudit(ev *event, now time.Time) *AuditRecord {
 func (e *Enforcer) audit(w *worker, ev *event, a *AuditRecord) (kafka.Message, error) {
 	a.PolicyVersion = e.policy.Version
 	a.SourceTopic, a.SourcePartition, a.SourceOffset = ev.msg.Topic, int32(ev.msg.Partition), ev.msg.Offset
-	var (
-		b   []byte
-		err error
-	)
-	if e.fastAudit {
-		b, err = appendAudit(w.ar.start(128+160*len(a.Decisions)), AuditFingerprint, a)
-		if err == nil {
-			b = w.ar.commit(b)
-		}
-	} else {
-		b, err = e.codec.EncodeSingle(AuditSchema, auditNative(a))
-	}
+	b, err := e.encodeAudit(w.ar.start(128+160*len(a.Decisions)), a)
 	if err != nil {
-		return kafka.Message{}, fmt.Errorf("encode audit record: %w", err)
+		return kafka.Message{}, err
 	}
+	b = w.ar.commit(b)
 	var h []kafka.Header
 	switch {
 	case ev.span != nil:
@@ -714,6 +701,25 @@ func (e *Enforcer) audit(w *worker, ev *event, a *AuditRecord) (kafka.Message, e
 		h = append(w.hdr.take(1), kafka.Header{Key: HeaderEventID, Value: ev.idBytes})
 	}
 	return kafka.Message{Topic: e.opts.AuditTopic, Key: ev.key, Value: b, Headers: h}, nil
+}
+
+// encodeAudit returns the single-object encoding of a: appended to buf by
+// the hand-written encoder when the catalog's AuditRecord is the one it was
+// written for (fastAudit), else through goavro (buf unused).
+func (e *Enforcer) encodeAudit(buf []byte, a *AuditRecord) ([]byte, error) {
+	var (
+		b   []byte
+		err error
+	)
+	if e.fastAudit {
+		b, err = appendAudit(buf, AuditFingerprint, a)
+	} else {
+		b, err = e.codec.EncodeSingle(AuditSchema, auditNative(a))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("encode audit record: %w", err)
+	}
+	return b, nil
 }
 
 // traceHeaders is the room to leave in a header slice for the trace

@@ -87,14 +87,9 @@ func (e *Enforcer) amend(m kafka.Message, u stream.Undelivered) (kafka.Message, 
 	if !changed {
 		return m, nil
 	}
-	var b []byte
-	if e.fastAudit {
-		b, err = appendAudit(nil, AuditFingerprint, a)
-	} else {
-		b, err = e.codec.EncodeSingle(AuditSchema, auditNative(a))
-	}
+	b, err := e.encodeAudit(nil, a)
 	if err != nil {
-		return kafka.Message{}, fmt.Errorf("encode amended audit record: %w", err)
+		return kafka.Message{}, fmt.Errorf("amended: %w", err)
 	}
 	m.Value = b
 	return m, nil

@@ -4,8 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"time"
 
+	"github.com/consentgate/consentgate/pkg/audit"
 	"github.com/consentgate/consentgate/pkg/avrocodec"
 	"github.com/consentgate/consentgate/pkg/decision"
 )
@@ -31,53 +31,20 @@ const AuditFingerprint uint64 = 0x4eb2ed00b8c46377
 // same schema, f1f9e5bfba6cfe4a, which the catalog still finds.
 const AuditFingerprintV1 uint64 = 0x3013fbe04dc2c825
 
-// AuditOutcome says whether an input event was decided or dead-lettered
-// (the AuditOutcome enum of the audit record).
-type AuditOutcome string
+// AuditOutcome, AuditRecord and StreamDecision are the audit record as Go
+// values; they live in pkg/audit so that the ledger and consentctl read
+// records with the same types.
+type (
+	AuditOutcome   = audit.Outcome
+	AuditRecord    = audit.Record
+	StreamDecision = audit.StreamDecision
+)
 
 // Audit outcomes.
 const (
-	AuditDecided      AuditOutcome = "DECIDED"
-	AuditDeadLettered AuditOutcome = "DEAD_LETTERED"
+	AuditDecided      = audit.Decided
+	AuditDeadLettered = audit.DeadLettered
 )
-
-// AuditRecord is one audit record (consentgate.audit.AuditRecord version 2)
-// as Go values: what the enforcer did with one input event. It is what the
-// encoders take and what ReadAudit returns, for either version.
-type AuditRecord struct {
-	// Version is the schema version the record was read with (1 or 2;
-	// ReadAudit sets it). A version 1 record covers one stream only: its
-	// Decisions hold that one, without Purposes.
-	Version int
-	// EventID, SubjectID, DeadLetterReason and EventSchema encode null when
-	// empty.
-	EventID, SubjectID string
-	Outcome            AuditOutcome
-	DeadLetterReason   string
-	EventSchema        string
-	PolicyVersion      string
-	SourceTopic        string
-	SourcePartition    int32
-	SourceOffset       int64
-	ProcessedAt        time.Time
-	// Decisions: one per stream of the policy, in the policy's order; none
-	// for a dead-lettered event.
-	Decisions []StreamDecision
-}
-
-// StreamDecision is the decision of one stream in an AuditRecord.
-type StreamDecision struct {
-	Stream   string
-	Purposes []string
-	Decision decision.Outcome
-	Reason   string
-	// DecidingPurpose is decision.Decision.Purpose.
-	DecidingPurpose string
-	TreatedFields   []string
-	// Consents: decision.Decision.Consents. A CapturedAt is written only
-	// with a ChangeID.
-	Consents []decision.PurposeConsent
-}
 
 // errUnknownDecision is returned for an outcome that is not a symbol of the
 // Decision enum (or an audit outcome not one of AuditOutcome); goavro

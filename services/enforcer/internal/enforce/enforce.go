@@ -35,6 +35,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/consentgate/consentgate/pkg/audit"
 	"github.com/consentgate/consentgate/pkg/avrocodec"
 	"github.com/consentgate/consentgate/pkg/consent"
 	"github.com/consentgate/consentgate/pkg/decision"
@@ -56,7 +57,7 @@ const (
 )
 
 // AuditSchema is the full name of the audit record schema.
-const AuditSchema = "consentgate.audit.AuditRecord"
+const AuditSchema = audit.Schema
 
 // Decoder turns framed Avro into a record.
 type Decoder interface {

@@ -1,0 +1,130 @@
+// Package ledger is the compliance team's relational record of the
+// pipeline: every consent change, audit record, revocation notice and dead
+// letter, consumed from their Kafka topics into SQLite (the embedded
+// default) or PostgreSQL, exactly once, and the queries consentctl and the
+// console answer from it (a subject's history, breach scoping,
+// completeness, policy versions).
+//
+// The ledger stores what the topics' records hold about decisions, never an
+// event's field values: an audit record holds field paths, not values, and
+// of a dead letter only its headers (reason, error code, source
+// coordinates) are kept, not its bytes.
+package ledger
+
+import (
+	"time"
+
+	"github.com/consentgate/consentgate/pkg/audit"
+)
+
+// Coord is where a record was read: its topic, partition and offset, and
+// the Kafka timestamp of the record. (Topic, Partition, Offset) is the
+// primary key of every table of records: ingesting a record again is a
+// no-op.
+type Coord struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Time      time.Time
+}
+
+// Position is the next offset the ledger reads in a partition: every record
+// before it is in the ledger. Positions are written in the same transaction
+// as the rows they cover.
+type Position struct {
+	Topic     string
+	Partition int32
+	Next      int64
+}
+
+// ConsentChange is one record of consent.changes.
+type ConsentChange struct {
+	Coord
+	ChangeID           string
+	SubjectID          string
+	Purpose            string // empty for ERASE
+	Action             string // GRANT, DENY, WITHDRAW, ERASE
+	LegalBasis         string // CONSENT, LEGITIMATE_INTEREST, CONTRACT
+	ExcludedCategories []string
+	Source             string
+	NoticeVersion      string
+	CapturedAt         time.Time
+	ExpiresAt          time.Time // zero: no expiry
+}
+
+// AuditEntry is one record of consent.audit.
+type AuditEntry struct {
+	Coord
+	// Record is the decoded audit record (version 1 or 2).
+	Record audit.Record
+	// LeafHash is the hash of the record's leaf in its partition's Merkle
+	// tree (seal.LeafHash of its coordinates, key and value bytes): what
+	// the sealer's checkpoints commit to.
+	LeafHash [32]byte
+}
+
+// Notice is one record of consent.revocations.
+type Notice struct {
+	Coord
+	NoticeID  string
+	SubjectID string
+	Purposes  []string // empty: every purpose (ERASE)
+	Action    string   // WITHDRAW, DENY, ERASE
+	Since     time.Time
+	ChangeID  string
+	Reason    string
+	IssuedAt  time.Time
+}
+
+// DeadLetter is one record of a dead-letter topic: its headers only (the
+// bytes are the input event as it was and may hold personal data).
+type DeadLetter struct {
+	Coord
+	Reason          string // consentgate.dlq.reason
+	Error           string // consentgate.dlq.error (a code, never a value)
+	SourceTopic     string
+	SourcePartition int32
+	SourceOffset    int64 // -1 when the header is missing
+	EventID         string
+}
+
+// Undecodable is a record of one of the ledger's topics that did not decode
+// (a record of another schema, a corrupt record). It is kept by coordinates
+// and error so that completeness and verification can name it; its bytes
+// are not stored.
+type Undecodable struct {
+	Coord
+	Error string
+}
+
+// Checkpoint is a signed checkpoint of an audit partition's Merkle tree
+// (see pkg/seal), as published on consent.audit.checkpoints.
+type Checkpoint struct {
+	AuditTopic string
+	Partition  int32
+	// Size is the number of leaves (audit records, from offset Base on)
+	// the tree covers; Root is its root hash.
+	Base int64
+	Size int64
+	Root [32]byte
+	// Note is the whole signed note (sumdb/note format), as published.
+	Note        []byte
+	PublishedAt time.Time
+	// Coord of the checkpoint record on the checkpoints topic; zero
+	// before it is published.
+	Coord
+}
+
+// Batch is what one ingest transaction writes: rows of any kind, and the
+// positions that cover them. Ingest writes the rows and the positions
+// together or not at all; a row already in the ledger (same Coord) is left
+// as it is.
+type Batch struct {
+	Changes     []ConsentChange
+	Audits      []AuditEntry
+	Notices     []Notice
+	DeadLetters []DeadLetter
+	Undecodable []Undecodable
+	Checkpoints []Checkpoint
+	Positions   []Position
+}

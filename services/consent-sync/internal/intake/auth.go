@@ -1,11 +1,7 @@
 package intake
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -15,14 +11,14 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
-	"unicode"
+
+	"github.com/consentgate/consentgate/pkg/bearer"
 )
 
 // MinTokenLength is the shortest bearer token accepted in the tokens file.
-const MinTokenLength = 16
+const MinTokenLength = bearer.MinTokenLength
 
 // Auth holds the intake's credentials: the bearer tokens
 // (CONSENT_INTAKE_TOKENS_FILE) and the TLS files
@@ -36,7 +32,7 @@ const MinTokenLength = 16
 type Auth struct {
 	cfg Config
 
-	tokens atomic.Pointer[[][sha256.Size]byte] // SHA-256 digests
+	tokens atomic.Pointer[bearer.Digests]
 	cert   atomic.Pointer[tls.Certificate]
 	pool   atomic.Pointer[x509.CertPool]
 }
@@ -54,13 +50,13 @@ func NewAuth(cfg Config) (*Auth, error) {
 // Reload re-reads every credential file; on an error nothing changes.
 func (a *Auth) Reload() error {
 	var (
-		tokens [][sha256.Size]byte
+		tokens bearer.Digests
 		cert   *tls.Certificate
 		pool   *x509.CertPool
 		errs   []error
 	)
 	if a.cfg.TokensFile != "" {
-		t, err := readTokens(a.cfg.TokensFile)
+		t, err := bearer.ReadFile(a.cfg.TokensFile, "CONSENT_INTAKE_TOKENS_FILE")
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -103,43 +99,6 @@ func (a *Auth) Reload() error {
 // "#" are skipped, surrounding spaces trimmed, and a leading UTF-8 byte
 // order mark (some editors write one) ignored. A token is printable ASCII
 // without spaces, what a client can send in an Authorization header.
-func readTokens(path string) ([][sha256.Size]byte, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("CONSENT_INTAKE_TOKENS_FILE: %w", err)
-	}
-	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
-	var (
-		out  [][sha256.Size]byte
-		errs []error
-	)
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 0, 4096), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		switch {
-		case strings.IndexFunc(line, unicode.IsSpace) >= 0:
-			errs = append(errs, fmt.Errorf("CONSENT_INTAKE_TOKENS_FILE line %d: a token holds white space (one token per line)", n))
-		case strings.IndexFunc(line, func(r rune) bool { return r < '!' || r > '~' }) >= 0:
-			errs = append(errs, fmt.Errorf("CONSENT_INTAKE_TOKENS_FILE line %d: a token holds a character other than printable ASCII", n))
-		case len(line) < MinTokenLength:
-			errs = append(errs, fmt.Errorf("CONSENT_INTAKE_TOKENS_FILE line %d: token shorter than %d characters (e.g. openssl rand -hex 32)", n, MinTokenLength))
-		default:
-			out = append(out, sha256.Sum256([]byte(line)))
-		}
-	}
-	if err := sc.Err(); err != nil {
-		errs = append(errs, fmt.Errorf("CONSENT_INTAKE_TOKENS_FILE: %w", err))
-	}
-	if len(errs) == 0 && len(out) == 0 {
-		errs = append(errs, errors.New("CONSENT_INTAKE_TOKENS_FILE holds no token: add one per line"))
-	}
-	return out, errors.Join(errs...)
-}
-
 // Tokens is the number of bearer tokens in use.
 func (a *Auth) Tokens() int {
 	if t := a.tokens.Load(); t != nil {
@@ -189,20 +148,7 @@ func (a *Auth) authorized(r *http.Request) bool {
 	if tokens == nil {
 		return true
 	}
-	scheme, presented, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
-	}
-	presented = strings.TrimSpace(presented)
-	if presented == "" {
-		return false
-	}
-	d := sha256.Sum256([]byte(presented))
-	match := 0
-	for i := range *tokens {
-		match |= subtle.ConstantTimeCompare(d[:], (*tokens)[i][:])
-	}
-	return match == 1
+	return tokens.Match(bearer.FromHeader(r.Header.Get("Authorization")))
 }
 
 // ReloadOnSIGHUP reloads the credentials on every SIGHUP until ctx ends,

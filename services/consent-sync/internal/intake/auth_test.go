@@ -153,18 +153,18 @@ func TestBearerTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for auth.authorized(bearer(tokenA)) {
+	for auth.authorized(bearerReq(tokenA)) {
 		if time.Now().After(deadline) {
 			t.Fatal("SIGHUP did not reload the tokens within 10s")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if !auth.authorized(bearer(tokenC)) || !auth.authorized(bearer(tokenB)) {
+	if !auth.authorized(bearerReq(tokenC)) || !auth.authorized(bearerReq(tokenB)) {
 		t.Error("reloaded tokens not accepted")
 	}
 }
 
-func bearer(tok string) *http.Request {
+func bearerReq(tok string) *http.Request {
 	r := httptest.NewRequest(http.MethodPost, "/", nil)
 	r.Header.Set("Authorization", "Bearer "+tok)
 	return r

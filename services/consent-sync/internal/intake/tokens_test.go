@@ -24,7 +24,7 @@ func TestTokensFileEditorQuirks(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, tok := range []string{tokenA, tokenB} {
-				if !auth.authorized(bearer(tok)) {
+				if !auth.authorized(bearerReq(tok)) {
 					t.Errorf("token %s… of the file is refused", tok[:5])
 				}
 			}

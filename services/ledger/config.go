@@ -1,0 +1,162 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/consentgate/consentgate/pkg/avrocodec"
+	"github.com/consentgate/consentgate/pkg/envflag"
+	"github.com/consentgate/consentgate/pkg/ledger"
+	"github.com/consentgate/consentgate/pkg/schemaregistry"
+	"github.com/consentgate/consentgate/pkg/stream"
+	"github.com/consentgate/consentgate/pkg/telemetry"
+	"github.com/consentgate/consentgate/schemas"
+)
+
+const envPrefix = "LEDGER_"
+
+// Config is the ledger's configuration.
+type Config struct {
+	Kafka     stream.Config
+	Telemetry telemetry.Config
+
+	// DSN is the database: sqlite:<file> (the default) or postgres://….
+	DSN string
+
+	ChangesTopic, AuditTopic, RevocationsTopic, CheckpointsTopic string
+	DeadLetterTopics                                             []string
+
+	SchemasDir, RegistryURL string
+	BatchSize               int
+	Linger, Refresh         time.Duration
+}
+
+// DefaultConfig returns the settings used when nothing is set.
+func DefaultConfig() Config {
+	return Config{
+		Kafka:            stream.DefaultConfig(),
+		Telemetry:        telemetry.Config{Addr: "127.0.0.1:9467", SampleRatio: 0.01},
+		DSN:              "sqlite:ledger.db",
+		ChangesTopic:     "consent.changes",
+		AuditTopic:       "consent.audit",
+		RevocationsTopic: "consent.revocations",
+		CheckpointsTopic: "consent.audit.checkpoints",
+		DeadLetterTopics: []string{"customer.events.dlq", "consent.changes.dlq"},
+		BatchSize:        5000,
+		Linger:           200 * time.Millisecond,
+		Refresh:          10 * time.Second,
+	}
+}
+
+func (c *Config) flags() *envflag.Set {
+	s := envflag.New("ledger", "consumes consent changes, audit records, revocation notices, dead letters and audit checkpoints into the compliance ledger "+
+		"(SQLite or PostgreSQL), each record exactly once, for consentctl and the console.")
+	c.Kafka.Flags(s)
+	c.Telemetry.Flags(s, envPrefix)
+	s.Secret(&c.DSN, "dsn", envPrefix+"DSN", "the ledger database: sqlite:<file> (embedded) or postgres://user:password@host:port/db (production)")
+	s.String(&c.ChangesTopic, "changes-topic", envPrefix+"CHANGES_TOPIC", "topic of the consent changes")
+	s.String(&c.AuditTopic, "audit-topic", envPrefix+"AUDIT_TOPIC", "topic of the audit records")
+	s.String(&c.RevocationsTopic, "revocations-topic", "REVOCATIONS_TOPIC", "topic of the revocation notices")
+	s.String(&c.CheckpointsTopic, "checkpoints-topic", envPrefix+"CHECKPOINTS_TOPIC", "topic of the audit checkpoints")
+	s.List(&c.DeadLetterTopics, "dead-letter-topics", envPrefix+"DEAD_LETTER_TOPICS", "comma-separated dead-letter topics (only their headers are kept)")
+	s.String(&c.SchemasDir, "schemas-dir", "SCHEMAS_DIR", "folder of .avsc schemas; empty uses the schemas built in")
+	s.String(&c.RegistryURL, "schema-registry-url", "SCHEMA_REGISTRY_URL", "Confluent Schema Registry for id-framed consent changes")
+	s.Int(&c.BatchSize, "batch-size", envPrefix+"BATCH_SIZE", "most records per database transaction")
+	s.Duration(&c.Linger, "linger", envPrefix+"LINGER", "how long a transaction waits for more records after the first")
+	s.Duration(&c.Refresh, "refresh", envPrefix+"REFRESH", "how often new partitions and topics are looked for")
+	return s
+}
+
+// Validate reports every problem at once, each with what to set.
+func (c Config) Validate() error {
+	errs := []error{c.Kafka.Validate(), c.Telemetry.Validate(envPrefix)}
+	if !strings.HasPrefix(c.DSN, "sqlite:") && !strings.HasPrefix(c.DSN, "postgres://") && !strings.HasPrefix(c.DSN, "postgresql://") {
+		errs = append(errs, errors.New("LEDGER_DSN must start with sqlite: (e.g. sqlite:ledger.db) or postgres:// (its value is not shown: it may hold a password)"))
+	}
+	for name, t := range map[string]string{envPrefix + "CHANGES_TOPIC": c.ChangesTopic, envPrefix + "AUDIT_TOPIC": c.AuditTopic,
+		"REVOCATIONS_TOPIC": c.RevocationsTopic, envPrefix + "CHECKPOINTS_TOPIC": c.CheckpointsTopic} {
+		if t == "" || strings.ContainsAny(t, " ,/") {
+			errs = append(errs, fmt.Errorf("bad topic name %q: set %s", t, name))
+		}
+	}
+	for _, t := range c.DeadLetterTopics {
+		if t == "" || strings.ContainsAny(t, " ,/") {
+			errs = append(errs, fmt.Errorf("bad topic name %q: fix %sDEAD_LETTER_TOPICS", t, envPrefix))
+		}
+	}
+	if c.RegistryURL != "" {
+		if err := schemaregistry.ValidateURL(c.RegistryURL); err != nil {
+			errs = append(errs, fmt.Errorf("SCHEMA_REGISTRY_URL: %w", err))
+		}
+	}
+	if c.SchemasDir != "" {
+		if st, err := os.Stat(c.SchemasDir); err != nil || !st.IsDir() {
+			errs = append(errs, fmt.Errorf("SCHEMAS_DIR %q is not a folder: set it to the folder of .avsc files, or unset it", c.SchemasDir))
+		}
+	}
+	if c.BatchSize < 1 || c.BatchSize > 100000 {
+		errs = append(errs, fmt.Errorf("batch size %d out of range: set %sBATCH_SIZE to 1..100000", c.BatchSize, envPrefix))
+	}
+	if c.Linger < time.Millisecond {
+		errs = append(errs, fmt.Errorf("linger below 1ms: set %sLINGER, e.g. 200ms", envPrefix))
+	}
+	if c.Refresh < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("refresh below 100ms: set %sREFRESH, e.g. 10s", envPrefix))
+	}
+	return errors.Join(errs...)
+}
+
+// LogValue lists the settings for the start-up log; the DSN only by kind.
+func (c Config) LogValue() slog.Value {
+	kind := "sqlite"
+	if !strings.HasPrefix(c.DSN, "sqlite:") {
+		kind = "postgres"
+	}
+	return slog.GroupValue(
+		slog.Any("kafka_brokers", c.Kafka.Brokers),
+		slog.String("database", kind),
+		slog.String("changes_topic", c.ChangesTopic),
+		slog.String("audit_topic", c.AuditTopic),
+		slog.String("revocations_topic", c.RevocationsTopic),
+		slog.String("checkpoints_topic", c.CheckpointsTopic),
+		slog.Any("dead_letter_topics", c.DeadLetterTopics),
+		slog.String("schemas_dir", c.SchemasDir),
+		slog.Bool("schema_registry_set", c.RegistryURL != ""),
+		slog.Int("batch_size", c.BatchSize),
+		slog.Duration("linger", c.Linger),
+		slog.String("telemetry_addr", c.Telemetry.Addr),
+	)
+}
+
+// Topics lists the topics the ledger reads, with their kinds.
+func (c Config) Topics() []Topic {
+	ts := []Topic{{c.ChangesTopic, ledger.KindChanges}, {c.AuditTopic, ledger.KindAudit}, {c.RevocationsTopic, ledger.KindNotices},
+		{c.CheckpointsTopic, ledger.KindCheckpoints}}
+	for _, t := range c.DeadLetterTopics {
+		ts = append(ts, Topic{t, ledger.KindDeadLetters})
+	}
+	return ts
+}
+
+// Codec loads the schemas and the optional registry client.
+func (c Config) Codec() (*avrocodec.Codec, error) {
+	var schemaFS fs.FS = schemas.FS
+	if c.SchemasDir != "" {
+		schemaFS = os.DirFS(c.SchemasDir)
+	}
+	cat, err := avrocodec.LoadCatalog(schemaFS)
+	if err != nil {
+		return nil, fmt.Errorf("load schemas: %w", err)
+	}
+	var reg avrocodec.Registry
+	if c.RegistryURL != "" {
+		reg = schemaregistry.New(c.RegistryURL, &http.Client{Timeout: 5 * time.Second})
+	}
+	return avrocodec.New(cat, reg), nil
+}

@@ -1,0 +1,370 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"strings"
+
+	"github.com/consentgate/consentgate/pkg/audit"
+	"github.com/consentgate/consentgate/pkg/decision"
+	"github.com/jackc/pgx/v5"
+)
+
+// table is one table Ingest writes: its columns in the order of the rows
+// built for it.
+type table struct {
+	name string
+	cols []string
+}
+
+var (
+	tChanges = table{"consent_changes", []string{"topic", "partition_id", "record_offset", "record_time", "change_id", "subject_id",
+		"purpose", "action", "legal_basis", "excluded_categories", "source", "notice_version", "captured_at", "expires_at"}}
+	tAudits = table{"audit_records", []string{"topic", "partition_id", "record_offset", "record_time", "leaf_hash", "record_version",
+		"event_id", "subject_id", "outcome", "dead_letter_reason", "event_schema", "policy_version", "source_topic",
+		"source_partition", "source_offset", "processed_at", "decisions", "decision_digest"}}
+	tOutputs = table{"audit_outputs", []string{"processed_at", "stream", "topic", "partition_id", "record_offset", "subject_id",
+		"source_topic", "event_schema", "decision", "treated_fields"}}
+	tNotices = table{"revocation_notices", []string{"topic", "partition_id", "record_offset", "record_time", "notice_id", "subject_id",
+		"purposes", "action", "since", "change_id", "reason", "issued_at"}}
+	tDeadLetters = table{"dead_letters", []string{"topic", "partition_id", "record_offset", "record_time", "reason", "error_code",
+		"source_topic", "source_partition", "source_offset", "event_id"}}
+	tUndecodable = table{"undecodable_records", []string{"topic", "partition_id", "record_offset", "record_time", "error"}}
+	tCheckpoints = table{"audit_checkpoints", []string{"audit_topic", "audit_partition", "tree_base", "tree_size", "root_hash", "note",
+		"published_at", "topic", "partition_id", "record_offset", "record_time"}}
+)
+
+// tableRows are the rows of one table in a batch.
+type tableRows struct {
+	t    table
+	rows [][]any
+}
+
+// StreamDecision is the decision of one stream in an audit record, as the
+// ledger stores it (the JSON of audit_records.decisions) and returns it.
+type StreamDecision struct {
+	Stream          string       `json:"stream"`
+	Purposes        []string     `json:"purposes"`
+	Decision        string       `json:"decision"`
+	Reason          string       `json:"reason"`
+	DecidingPurpose string       `json:"deciding_purpose"`
+	TreatedFields   []string     `json:"treated_fields"`
+	Consents        []ConsentRef `json:"consents"`
+}
+
+// ConsentRef is the consent change a purpose's verdict rested on; ChangeID
+// empty (and CapturedAt nil) when there was none.
+type ConsentRef struct {
+	Purpose    string `json:"purpose"`
+	ChangeID   string `json:"change_id,omitempty"`
+	CapturedAt *int64 `json:"captured_at_ms,omitempty"`
+}
+
+// published reports whether a decision put the event on its stream.
+func published(d string) bool {
+	return d == string(decision.Passed) || d == string(decision.Redacted)
+}
+
+func decisionsOf(r *audit.Record) []StreamDecision {
+	out := make([]StreamDecision, 0, len(r.Decisions))
+	for _, d := range r.Decisions {
+		sd := StreamDecision{
+			Stream: d.Stream, Purposes: nonNil(d.Purposes), Decision: string(d.Decision), Reason: d.Reason,
+			DecidingPurpose: d.DecidingPurpose, TreatedFields: nonNil(d.TreatedFields), Consents: []ConsentRef{},
+		}
+		for _, c := range d.Consents {
+			ref := ConsentRef{Purpose: c.Purpose, ChangeID: c.ChangeID}
+			if !c.CapturedAt.IsZero() {
+				t := c.CapturedAt.UnixMilli()
+				ref.CapturedAt = &t
+			}
+			sd.Consents = append(sd.Consents, ref)
+		}
+		out = append(out, sd)
+	}
+	return out
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func jsonList(s []string) string {
+	b, _ := json.Marshal(nonNil(s))
+	return string(b)
+}
+
+// digest is the 64-bit FNV-1a hash of what two audit records of one input
+// event must agree on: outcome, dead-letter reason and decisions.
+func digest(outcome, reason, decisions string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte(outcome))
+	h.Write([]byte{0})
+	h.Write([]byte(reason))
+	h.Write([]byte{0})
+	h.Write([]byte(decisions))
+	return int64(h.Sum64())
+}
+
+// rowsOf turns a batch into table rows, in the order Ingest writes them.
+func rowsOf(b *Batch) ([]tableRows, error) {
+	var out []tableRows
+	add := func(t table, rows [][]any) {
+		if len(rows) > 0 {
+			out = append(out, tableRows{t, rows})
+		}
+	}
+	var rows [][]any
+	for _, c := range b.Changes {
+		var exp any
+		if !c.ExpiresAt.IsZero() {
+			exp = c.ExpiresAt.UnixMilli()
+		}
+		rows = append(rows, []any{c.Topic, c.Partition, c.Offset, ms(c.Time), c.ChangeID, c.SubjectID, c.Purpose, c.Action,
+			c.LegalBasis, jsonList(c.ExcludedCategories), c.Source, c.NoticeVersion, ms(c.CapturedAt), exp})
+	}
+	add(tChanges, rows)
+
+	rows = nil
+	var outputs [][]any
+	for i := range b.Audits {
+		a := &b.Audits[i]
+		r := &a.Record
+		if r.ProcessedAt.IsZero() {
+			return nil, fmt.Errorf("audit record at %s/%d/%d has no processed_at", a.Topic, a.Partition, a.Offset)
+		}
+		ds := decisionsOf(r)
+		dj, err := json.Marshal(ds)
+		if err != nil {
+			return nil, err
+		}
+		at := r.ProcessedAt.UnixMilli()
+		rows = append(rows, []any{a.Topic, a.Partition, a.Offset, ms(a.Time), a.LeafHash[:], int32(r.Version), r.EventID, r.SubjectID,
+			string(r.Outcome), r.DeadLetterReason, r.EventSchema, r.PolicyVersion, r.SourceTopic, r.SourcePartition, r.SourceOffset,
+			at, string(dj), digest(string(r.Outcome), r.DeadLetterReason, string(dj))})
+		seen := map[string]bool{}
+		for _, d := range ds {
+			if !published(d.Decision) || seen[d.Stream] {
+				continue
+			}
+			seen[d.Stream] = true
+			outputs = append(outputs, []any{at, d.Stream, a.Topic, a.Partition, a.Offset, r.SubjectID, r.SourceTopic, r.EventSchema,
+				d.Decision, jsonList(d.TreatedFields)})
+		}
+	}
+	add(tAudits, rows)
+	add(tOutputs, outputs)
+
+	rows = nil
+	for _, n := range b.Notices {
+		rows = append(rows, []any{n.Topic, n.Partition, n.Offset, ms(n.Time), n.NoticeID, n.SubjectID, jsonList(n.Purposes), n.Action,
+			ms(n.Since), n.ChangeID, n.Reason, ms(n.IssuedAt)})
+	}
+	add(tNotices, rows)
+
+	rows = nil
+	for _, d := range b.DeadLetters {
+		rows = append(rows, []any{d.Topic, d.Partition, d.Offset, ms(d.Time), d.Reason, d.Error, d.SourceTopic, d.SourcePartition,
+			d.SourceOffset, d.EventID})
+	}
+	add(tDeadLetters, rows)
+
+	rows = nil
+	for _, u := range b.Undecodable {
+		rows = append(rows, []any{u.Topic, u.Partition, u.Offset, ms(u.Time), u.Error})
+	}
+	add(tUndecodable, rows)
+
+	rows = nil
+	for _, c := range b.Checkpoints {
+		note := c.Note
+		if note == nil {
+			note = []byte{}
+		}
+		rows = append(rows, []any{c.AuditTopic, c.Partition, c.Base, c.Size, c.Root[:], note, ms(c.PublishedAt), c.Coord.Topic,
+			c.Coord.Partition, c.Coord.Offset, ms(c.Coord.Time)})
+	}
+	add(tCheckpoints, rows)
+	return out, nil
+}
+
+// positionSQL moves a position forward, never back.
+const positionSQL = `INSERT INTO ledger_positions (topic, partition_id, next_offset) VALUES (?, ?, ?)
+ON CONFLICT (topic, partition_id) DO UPDATE SET next_offset = excluded.next_offset
+WHERE excluded.next_offset > ledger_positions.next_offset`
+
+// Ingest writes every row of b and every position of b in one transaction:
+// all or nothing. A row whose (topic, partition, offset) is already in the
+// ledger is left as it is; a position only moves forward. On PostgreSQL the
+// rows go through COPY into temporary tables and one INSERT … SELECT … ON
+// CONFLICT DO NOTHING per table; on SQLite through prepared multi-row
+// INSERTs, one writer at a time.
+func (s *Store) Ingest(ctx context.Context, b *Batch) error {
+	if b == nil {
+		return nil
+	}
+	for _, p := range b.Positions {
+		if p.Topic == "" || p.Partition < 0 || p.Next < 0 {
+			return fmt.Errorf("ledger: ingest: invalid position (topic %q, partition %d, next %d)", p.Topic, p.Partition, p.Next)
+		}
+	}
+	tabs, err := rowsOf(b)
+	if err != nil {
+		return fmt.Errorf("ledger: ingest: %w", err)
+	}
+	if s.pool != nil {
+		err = s.ingestPostgres(ctx, tabs, b.Positions)
+	} else {
+		err = s.ingestSQLite(ctx, tabs, b.Positions)
+	}
+	if err != nil {
+		return fmt.Errorf("ledger: ingest: %w", err)
+	}
+	return nil
+}
+
+// sqliteMaxVars bounds the placeholders of one statement (SQLite's limit
+// is 32766).
+const sqliteMaxVars = 30000
+
+// sqliteMaxRows bounds the rows of one multi-row INSERT.
+const sqliteMaxRows = 256
+
+func (s *Store) ingestSQLite(ctx context.Context, tabs []tableRows, positions []Position) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	for _, tr := range tabs {
+		if err := insertMulti(ctx, tx, tr); err != nil {
+			return fmt.Errorf("%s: %w", tr.t.name, err)
+		}
+	}
+	if len(positions) > 0 {
+		st, err := tx.PrepareContext(ctx, positionSQL)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for _, p := range positions {
+			if _, err := st.ExecContext(ctx, p.Topic, p.Partition, p.Next); err != nil {
+				return fmt.Errorf("ledger_positions: %w", err)
+			}
+		}
+	}
+	return tx.Commit()
+}
+
+// insertMulti inserts tr's rows with a prepared statement of n rows,
+// reused for every full chunk, and one for the remainder.
+func insertMulti(ctx context.Context, tx *sql.Tx, tr tableRows) error {
+	per := min(sqliteMaxRows, sqliteMaxVars/len(tr.t.cols))
+	stmts := map[int]*sql.Stmt{}
+	defer func() {
+		for _, st := range stmts {
+			_ = st.Close()
+		}
+	}()
+	args := make([]any, 0, per*len(tr.t.cols))
+	for start := 0; start < len(tr.rows); start += per {
+		chunk := tr.rows[start:min(start+per, len(tr.rows))]
+		st := stmts[len(chunk)]
+		if st == nil {
+			var err error
+			st, err = tx.PrepareContext(ctx, multiInsertSQL(tr.t, len(chunk)))
+			if err != nil {
+				return err
+			}
+			stmts[len(chunk)] = st
+		}
+		args = args[:0]
+		for _, r := range chunk {
+			args = append(args, r...)
+		}
+		if _, err := st.ExecContext(ctx, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func multiInsertSQL(t table, n int) string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO " + t.name + " (" + strings.Join(t.cols, ", ") + ") VALUES ")
+	one := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(t.cols)), ", ") + ")"
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(one)
+	}
+	b.WriteString(" ON CONFLICT DO NOTHING")
+	return b.String()
+}
+
+func (s *Store) ingestPostgres(ctx context.Context, tabs []tableRows, positions []Position) error {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	for _, tr := range tabs {
+		tmp := "ledger_in_" + tr.t.name
+		if _, err := tx.Exec(ctx, "CREATE TEMP TABLE IF NOT EXISTS "+tmp+" (LIKE "+tr.t.name+") ON COMMIT DELETE ROWS"); err != nil {
+			return fmt.Errorf("%s: %w", tr.t.name, err)
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{tmp}, tr.t.cols, pgx.CopyFromRows(tr.rows)); err != nil {
+			return fmt.Errorf("%s: copy: %w", tr.t.name, err)
+		}
+		cols := strings.Join(tr.t.cols, ", ")
+		if _, err := tx.Exec(ctx, "INSERT INTO "+tr.t.name+" ("+cols+") SELECT "+cols+" FROM "+tmp+" ON CONFLICT DO NOTHING"); err != nil {
+			return fmt.Errorf("%s: %w", tr.t.name, err)
+		}
+		// ON COMMIT DELETE ROWS empties it at the end; a table that
+		// appears twice in a transaction never does.
+	}
+	if len(positions) > 0 {
+		pb := &pgx.Batch{}
+		q := postgresDialect.q(positionSQL)
+		for _, p := range positions {
+			pb.Queue(q, p.Topic, p.Partition, p.Next)
+		}
+		if err := tx.SendBatch(ctx, pb).Close(); err != nil {
+			return fmt.Errorf("ledger_positions: %w", err)
+		}
+	}
+	return tx.Commit(ctx)
+}
+
+// Positions returns the next offset of every partition of topic the ledger
+// has read.
+func (s *Store) Positions(ctx context.Context, topic string) (map[int32]int64, error) {
+	rows, err := s.db.QueryContext(ctx, s.d.q("SELECT partition_id, next_offset FROM ledger_positions WHERE topic = ?"), topic)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: positions: %w", err)
+	}
+	defer rows.Close()
+	out := map[int32]int64{}
+	for rows.Next() {
+		var p int32
+		var n int64
+		if err := rows.Scan(&p, &n); err != nil {
+			return nil, fmt.Errorf("ledger: positions: %w", err)
+		}
+		out[p] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("ledger: positions: %w", err)
+	}
+	return out, nil
+}
+

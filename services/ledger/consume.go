@@ -77,11 +77,16 @@ func (c *Consumer) Stats() ConsumerStats {
 // starts again from the store's positions after a backoff, so nothing is
 // skipped and nothing is written twice.
 func (c *Consumer) Run(ctx context.Context) error {
-	backoff := 100 * time.Millisecond
+	const minBackoff = 100 * time.Millisecond
+	backoff := minBackoff
 	for {
+		before := c.Stats().Batches
 		err := c.session(ctx)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if c.Stats().Batches > before {
+			backoff = minBackoff // the session made progress: not a persistent failure
 		}
 		c.mu.Lock()
 		c.stats.LastError = err.Error()

@@ -1,0 +1,83 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// Leaf is the leaf hash of the audit record at Offset (see AuditEntry).
+type Leaf struct {
+	Offset int64
+	Hash   [32]byte
+}
+
+// AuditPartitions lists the partitions of the audit topic that have
+// records in the ledger, in order.
+func (s *Store) AuditPartitions(ctx context.Context, topic string) ([]int32, error) {
+	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT DISTINCT partition_id FROM audit_records WHERE topic = ? ORDER BY partition_id`), topic)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: audit partitions: %w", err)
+	}
+	defer rows.Close()
+	var out []int32
+	for rows.Next() {
+		var p int32
+		if err := rows.Scan(&p); err != nil {
+			return nil, fmt.Errorf("ledger: audit partitions: %w", err)
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// Leaves returns up to limit leaf hashes of the partition's audit records
+// from offset from on, in offset order.
+func (s *Store) Leaves(ctx context.Context, topic string, partition int32, from int64, limit int) ([]Leaf, error) {
+	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT record_offset, leaf_hash FROM audit_records
+		WHERE topic = ? AND partition_id = ? AND record_offset >= ? ORDER BY record_offset LIMIT ?`), topic, partition, from, limit)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: leaves: %w", err)
+	}
+	defer rows.Close()
+	out := make([]Leaf, 0, min(limit, 4096))
+	for rows.Next() {
+		var l Leaf
+		var h []byte
+		if err := rows.Scan(&l.Offset, &h); err != nil {
+			return nil, fmt.Errorf("ledger: leaves: %w", err)
+		}
+		if len(h) != len(l.Hash) {
+			return nil, fmt.Errorf("ledger: leaf hash of %s/%d@%d has %d bytes", topic, partition, l.Offset, len(h))
+		}
+		copy(l.Hash[:], h)
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+// Checkpoints returns the checkpoints of an audit partition in the ledger,
+// in the order they were published (by their coordinates on the
+// checkpoints topic, then size).
+func (s *Store) Checkpoints(ctx context.Context, auditTopic string, partition int32) ([]Checkpoint, error) {
+	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT tree_base, tree_size, root_hash, note, published_at, topic, partition_id, record_offset, record_time
+		FROM audit_checkpoints WHERE audit_topic = ? AND audit_partition = ?
+		ORDER BY topic, partition_id, record_offset, tree_size`), auditTopic, partition)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: checkpoints: %w", err)
+	}
+	defer rows.Close()
+	var out []Checkpoint
+	for rows.Next() {
+		c := Checkpoint{AuditTopic: auditTopic, Partition: partition}
+		var root []byte
+		var published, rtime sql.NullInt64
+		if err := rows.Scan(&c.Base, &c.Size, &root, &c.Note, &published, &c.Topic, &c.Coord.Partition, &c.Offset, &rtime); err != nil {
+			return nil, fmt.Errorf("ledger: checkpoints: %w", err)
+		}
+		copy(c.Root[:], root)
+		c.PublishedAt, c.Time = fromMS(published), fromMS(rtime)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}

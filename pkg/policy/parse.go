@@ -20,14 +20,20 @@ var (
 	topicSyntax      = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
 	schemaNameSyntax = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
 	fieldPathSyntax  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\[\])?(\.[A-Za-z_][A-Za-z0-9_]*(\[\])?)*$`)
+	recipientSyntax  = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9 ._/-]{0,62}[A-Za-z0-9])?$`)
 )
+
+// maxText bounds free-text values (descriptions, the controller's name and
+// contact): they go into the record of processing activities.
+const maxText = 1000
 
 // Keys allowed in each mapping, in documentation order.
 var (
-	topKeys       = []string{"purposes", "streams"}
-	purposeKeys   = []string{"id", "description", "legal_bases", "opt_out"}
-	streamKeys    = []string{"topic", "purposes", "schemas", "on_missing_consent", "unannotated_fields", "excluded_categories", "treatments", "default_treatment"}
-	treatmentKeys = []string{"category", "field", "action"}
+	topKeys        = []string{"controller", "purposes", "streams"}
+	controllerKeys = []string{"name", "contact"}
+	purposeKeys    = []string{"id", "description", "legal_bases", "opt_out"}
+	streamKeys     = []string{"topic", "description", "purposes", "recipients", "schemas", "on_missing_consent", "unannotated_fields", "excluded_categories", "treatments", "default_treatment"}
+	treatmentKeys  = []string{"category", "field", "action"}
 )
 
 // maxQuoted bounds how much of a bad value a message repeats.
@@ -333,6 +339,9 @@ func (p *parser) parse() *Policy {
 		return nil
 	}
 	pol := &Policy{}
+	if e, ok := top["controller"]; ok {
+		pol.Controller = p.controller(e.key, e.val)
+	}
 	purposeLines := map[string]int{}
 	if e, ok := top["purposes"]; !ok {
 		p.nodeErrorf(root, "no purposes: declare at least one under purposes:")
@@ -349,6 +358,49 @@ func (p *parser) parse() *Policy {
 		pol.Streams = p.streams(e.val, purposeLines)
 	}
 	return pol
+}
+
+// controller reads the optional controller block: a name (required in the
+// block) and a contact (optional).
+func (p *parser) controller(key, n *yaml.Node) Controller {
+	c := Controller{Line: key.Line}
+	if isNull(n) {
+		p.nodeErrorf(key, "controller is empty: give its name (and contact), or leave the key out")
+		return Controller{}
+	}
+	m, ok := p.mapping(n, "controller", controllerKeys)
+	if !ok {
+		return Controller{}
+	}
+	if e, ok := m["name"]; !ok {
+		p.nodeErrorf(n, "controller has no name: give the legal name of the organisation that decides on the processing")
+	} else if v, ok := p.text(e.val, "controller name"); ok {
+		c.Name = v
+	}
+	if e, ok := m["contact"]; ok {
+		if v, ok := p.text(e.val, "controller contact"); ok {
+			c.Contact = v
+		}
+	}
+	return c
+}
+
+// text reads a free-text value: one line or more, at most maxText bytes,
+// not blank.
+func (p *parser) text(n *yaml.Node, what string) (string, bool) {
+	v, ok := p.scalar(n, what)
+	if !ok {
+		return "", false
+	}
+	switch {
+	case strings.TrimSpace(v) == "":
+		p.nodeErrorf(n, "%s is blank", what)
+		return "", false
+	case len(v) > maxText:
+		p.nodeErrorf(n, "%s is %d bytes long: at most %d", what, len(v), maxText)
+		return "", false
+	}
+	return strings.TrimSpace(v), true
 }
 
 // purposes reads the purposes list; ids (also of invalid purposes) are
@@ -497,6 +549,26 @@ func (p *parser) stream(it *yaml.Node, m map[string]entry, purposes map[string]i
 		s.Topic = "compliant." + s.Purposes[0]
 		if !topicSyntax.MatchString(s.Topic) {
 			s.Topic = "" // the bad purpose id is reported already
+		}
+	}
+	if e, ok := m["description"]; ok && !isNull(e.val) {
+		if d, ok := p.text(e.val, "stream description"); ok {
+			s.Description = d
+		} else {
+			good = false
+		}
+	}
+	if e, ok := m["recipients"]; ok {
+		names, nodes, ok := p.stringList(e.val, "recipients")
+		good = good && ok
+		for i, name := range names {
+			if !recipientSyntax.MatchString(name) {
+				p.nodeErrorf(nodes[i], "bad recipient %s: a name of 1 to 64 letters, digits, spaces and . _ / -, starting and ending with a letter or digit, as in braze or marketing-team", quote(name))
+				good = false
+			}
+		}
+		if len(names) > 0 {
+			s.Recipients = names
 		}
 	}
 	if e, ok := m["schemas"]; ok {

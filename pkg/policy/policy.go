@@ -84,6 +84,10 @@ var Actions = []Action{ActionRemove, ActionPseudonymise, ActionMask, ActionTrunc
 // Policy is a parsed and validated policy file. Build it with Parse or Load;
 // the zero value has no purposes and no streams, so it allows nothing.
 type Policy struct {
+	// Controller is the organisation responsible for the processing (GDPR
+	// Art. 4(7)), from the optional controller block; zero when the file
+	// has none. It is documentation only: no decision depends on it.
+	Controller Controller
 	// Purposes in file order; ids are unique.
 	Purposes []Purpose
 	// Streams in file order; topics are unique and every purpose they name
@@ -96,6 +100,18 @@ type Policy struct {
 
 	purposes map[string]int // id -> index in Purposes
 	streams  map[string]int // topic -> index in Streams
+}
+
+// Controller names the controller of the processing for the record of
+// processing activities (GDPR Art. 30(1)(a)).
+type Controller struct {
+	// Name is the controller's (legal) name; set whenever the block is.
+	Name string
+	// Contact is free text: an address, an e-mail, the data protection
+	// officer; may be empty.
+	Contact string
+	// Line is the line of the controller key; 0 when the file has none.
+	Line int
 }
 
 // Purpose is one processing purpose that customers grant or refuse
@@ -129,8 +145,16 @@ func (p Purpose) Allows(legalBasis string) bool {
 type Stream struct {
 	// Topic is the output topic (default "compliant.<first purpose>").
 	Topic string
+	// Description is free text for people (the record of processing
+	// activities shows it); empty when not given.
+	Description string
 	// Purposes must all be granted for an event to pass unchanged.
 	Purposes []string
+	// Recipients name the downstream systems, teams and processors that
+	// consume the topic (for example braze, marketing-team), in file
+	// order, without duplicates; empty when not given. Documentation
+	// only: the enforcer does not use them.
+	Recipients []string
 	// Schemas are the full names of the event schemas the stream accepts;
 	// empty means every schema. Use Accepts.
 	Schemas []string

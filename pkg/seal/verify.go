@@ -188,6 +188,18 @@ func (r *Report) String() string {
 	return b.String()
 }
 
+// compareFindings orders errors before warnings, then by offset (findings
+// about checkpoints only first), then by checkpoint.
+func compareFindings(a, b Finding) int {
+	if a.Severity != b.Severity {
+		if a.Severity == Error {
+			return -1
+		}
+		return 1
+	}
+	return cmp.Or(cmp.Compare(a.From, b.From), cmp.Compare(a.Checkpoint, b.Checkpoint), cmp.Compare(a.Other, b.Other))
+}
+
 type validCheckpoint struct {
 	index int
 	Checkpoint
@@ -219,12 +231,16 @@ func Verify(in Input) (*Report, error) {
 		return nil, err
 	}
 	v.checkOffsets()
-	if err := v.checkRoots(); err != nil {
+	if err := v.buildTrees(); err != nil {
 		return nil, err
 	}
 	if err := v.checkConsistency(); err != nil {
 		return nil, err
 	}
+	if err := v.checkRoots(); err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(v.r.Findings, compareFindings)
 	return v.r, nil
 }
 
@@ -245,6 +261,9 @@ type verification struct {
 
 	recTree, ledgerTree *Tree
 	exact               []int64 // offsets whose record differs from the ledger's leaf hash
+	// forked is the checkpoints inconsistent with the trusted one published
+	// before them; they are not compared with the records or the ledger.
+	forked map[int]bool
 }
 
 func (v *verification) add(f Finding) {
@@ -412,7 +431,7 @@ func matches(t *Tree, c Checkpoint) (match, known bool, err error) {
 	return root == c.Root, true, nil
 }
 
-func (v *verification) checkRoots() error {
+func (v *verification) buildTrees() error {
 	var err error
 	v.recTree, err = v.buildTree(func(i int64) (tlog.Hash, bool) {
 		if s := v.slots[i]; s.n > 0 {
@@ -438,6 +457,11 @@ func (v *verification) checkRoots() error {
 				Detail: "the records' leaf hashes differ from the ones the ledger stored at ingest"})
 		}
 	}
+	return nil
+}
+
+// checkRoots compares the trees with the trusted checkpoints.
+func (v *verification) checkRoots() error {
 	byRecords, err := v.firstMismatches(v.recTree)
 	if err != nil {
 		return err
@@ -477,7 +501,12 @@ type mismatch struct {
 // not have while the checkpoint before it (by size) matches or there is
 // none: where the first leaf that differs is.
 func (v *verification) firstMismatches(t *Tree) ([]mismatch, error) {
-	bySize := slices.Clone(v.cps)
+	var bySize []validCheckpoint
+	for _, c := range v.cps {
+		if !v.forked[c.index] {
+			bySize = append(bySize, c)
+		}
+	}
 	slices.SortStableFunc(bySize, func(a, b validCheckpoint) int { return cmp.Compare(a.Size, b.Size) })
 	var out []mismatch
 	var lo int64
@@ -502,11 +531,22 @@ func (v *verification) firstMismatches(t *Tree) ([]mismatch, error) {
 	return out, nil
 }
 
-// checkConsistency checks each checkpoint against the one published before
-// it.
+// checkConsistency checks each checkpoint against the last trusted one
+// published before it: the first checkpoint is trusted, and so is each one
+// consistent with (or not checkable against) the trusted one before it;
+// an inconsistent one is reported and not trusted (the first published of
+// two forks wins, as for a log monitor).
 func (v *verification) checkConsistency() error {
+	v.forked = map[int]bool{}
 	for k := 1; k < len(v.cps); k++ {
-		a, b := v.cps[k-1], v.cps[k]
+		var a validCheckpoint
+		for j := k - 1; j >= 0; j-- {
+			if !v.forked[v.cps[j].index] {
+				a = v.cps[j]
+				break
+			}
+		}
+		b := v.cps[k]
 		old, new := a, b
 		if b.Size < a.Size {
 			old, new = b, a
@@ -529,6 +569,9 @@ func (v *verification) checkConsistency() error {
 			f.Detail = fmt.Sprintf("published after a checkpoint of size %d, of a smaller tree (size %d)", a.Size, b.Size)
 		default:
 			continue
+		}
+		if f.Kind == KindInconsistent {
+			v.forked[b.index] = true
 		}
 		v.add(f)
 	}
@@ -558,37 +601,25 @@ func (v *verification) consistent(old, new Checkpoint) (bad error, checked bool,
 	return nil, false, nil
 }
 
-// outOfOrder is the read positions of the records that are not in one
-// longest non-decreasing run of offsets: the fewest records whose removal
-// leaves the rest in order.
+// outOfOrder is the read positions of the records that are not where they
+// would be in offset order (the records stably sorted by offset): for two
+// swapped records, exactly those two.
 func outOfOrder(offs []int64) []int {
 	if slices.IsSorted(offs) {
 		return nil
 	}
-	var tails []int
-	prev := make([]int, len(offs))
-	for i, x := range offs {
-		j := sort.Search(len(tails), func(k int) bool { return offs[tails[k]] > x })
-		prev[i] = -1
-		if j > 0 {
-			prev[i] = tails[j-1]
-		}
-		if j == len(tails) {
-			tails = append(tails, i)
-		} else {
-			tails[j] = i
-		}
+	order := make([]int, len(offs)) // order[k]: read position of the k-th record by offset
+	for i := range order {
+		order[i] = i
 	}
-	in := make([]bool, len(offs))
-	for k := tails[len(tails)-1]; k >= 0; k = prev[k] {
-		in[k] = true
-	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(offs[a], offs[b]) })
 	var out []int
-	for i, ok := range in {
-		if !ok {
-			out = append(out, i)
+	for k, p := range order {
+		if p != k {
+			out = append(out, p)
 		}
 	}
+	slices.Sort(out)
 	return out
 }
 

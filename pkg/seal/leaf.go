@@ -48,7 +48,11 @@ const leafPrefix = "consentgate audit leaf v1\x00"
 // one. The record's timestamp and headers are not part of the leaf.
 func LeafData(topic string, partition int32, offset int64, key, value []byte) []byte {
 	n := len(leafPrefix) + 8 + len(topic) + 4 + 8 + 1 + 8 + len(key) + 1 + 8 + len(value)
-	b := make([]byte, 0, n)
+	return appendLeafData(make([]byte, 0, n), topic, partition, offset, key, value)
+}
+
+// appendLeafData appends the leaf data to b.
+func appendLeafData(b []byte, topic string, partition int32, offset int64, key, value []byte) []byte {
 	b = append(b, leafPrefix...)
 	b = binary.BigEndian.AppendUint64(b, uint64(len(topic)))
 	b = append(b, topic...)

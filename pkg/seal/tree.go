@@ -70,6 +70,7 @@ type Tree struct {
 	base      int64
 	size      int64
 	store     HashStore
+	buf       []byte // Append's leaf data, reused
 }
 
 // NewTree returns an empty tree in memory for the partition, whose first
@@ -119,7 +120,11 @@ func (t *Tree) Next() int64 { return t.base + t.size }
 // its leaf hash (for the ledger's audit entry). A record of another offset
 // is refused with an *OffsetError and the tree is unchanged.
 func (t *Tree) Append(offset int64, key, value []byte) (tlog.Hash, error) {
-	h := LeafHash(t.topic, t.partition, offset, key, value)
+	t.buf = appendLeafData(t.buf[:0], t.topic, t.partition, offset, key, value)
+	h := tlog.RecordHash(t.buf)
+	if cap(t.buf) > 64<<10 {
+		t.buf = nil // do not keep a large record's buffer
+	}
 	return h, t.AppendLeafHash(offset, h)
 }
 

@@ -244,9 +244,10 @@ func Verify(in Input) (*Report, error) {
 	return v.r, nil
 }
 
-type slot struct {
+// leafAt is the leaf hash of the record read at a sealed leaf index.
+type leafAt struct {
+	i int64
 	h tlog.Hash
-	n int32 // records read at this offset
 }
 
 type verification struct {
@@ -256,8 +257,8 @@ type verification struct {
 	base   int64
 	sealed int64
 
-	offsets []int64 // of the records, in read order
-	slots   []slot  // of the sealed offsets base..base+sealed-1
+	offsets []int64  // of the records, in read order
+	leaves  []leafAt // of the records at sealed offsets, by index, one per index
 
 	recTree, ledgerTree *Tree
 	exact               []int64 // offsets whose record differs from the ledger's leaf hash
@@ -306,7 +307,6 @@ func (v *verification) openCheckpoints() {
 	}
 	v.r.Valid = len(v.cps)
 	v.r.Sealed = v.sealed
-	v.slots = make([]slot, v.sealed)
 }
 
 func (v *verification) readRecords() error {
@@ -323,19 +323,23 @@ func (v *verification) readRecords() error {
 		if i < 0 || i >= v.sealed {
 			continue
 		}
-		h := LeafHash(v.in.Topic, v.in.Partition, rec.Offset, rec.Key, rec.Value)
-		s := &v.slots[i]
-		switch {
-		case s.n == 0:
-			s.h = h
-		case v.in.Ledger != nil:
-			// Of duplicates, keep the one the ledger has, if any.
-			if l, ok := v.in.Ledger(rec.Offset); ok && l == h {
-				s.h = h
-			}
-		}
-		s.n++
+		v.leaves = append(v.leaves, leafAt{i, LeafHash(v.in.Topic, v.in.Partition, rec.Offset, rec.Key, rec.Value)})
 	}
+	// One leaf per index: of duplicates (reported), the first read, or
+	// the one the ledger has.
+	slices.SortStableFunc(v.leaves, func(a, b leafAt) int { return cmp.Compare(a.i, b.i) })
+	var kept []leafAt
+	for _, l := range v.leaves {
+		n := len(kept)
+		if n == 0 || kept[n-1].i != l.i {
+			kept = append(kept, l)
+			continue
+		}
+		if h, ok := v.ledgerLeaf(l.i); ok && h == l.h {
+			kept[n-1] = l
+		}
+	}
+	v.leaves = kept
 	v.r.Records = len(v.offsets)
 	if !haveBase && len(v.offsets) > 0 {
 		v.base = slices.Min(v.offsets)
@@ -411,6 +415,14 @@ func (v *verification) buildTree(leaf func(i int64) (tlog.Hash, bool)) (*Tree, e
 	return t, nil
 }
 
+func (v *verification) recordLeaf(i int64) (tlog.Hash, bool) {
+	k, ok := slices.BinarySearchFunc(v.leaves, i, func(l leafAt, i int64) int { return cmp.Compare(l.i, i) })
+	if !ok {
+		return tlog.Hash{}, false
+	}
+	return v.leaves[k].h, true
+}
+
 func (v *verification) ledgerLeaf(i int64) (tlog.Hash, bool) {
 	if v.in.Ledger == nil {
 		return tlog.Hash{}, false
@@ -434,8 +446,8 @@ func matches(t *Tree, c Checkpoint) (match, known bool, err error) {
 func (v *verification) buildTrees() error {
 	var err error
 	v.recTree, err = v.buildTree(func(i int64) (tlog.Hash, bool) {
-		if s := v.slots[i]; s.n > 0 {
-			return s.h, true
+		if h, ok := v.recordLeaf(i); ok {
+			return h, true
 		}
 		return v.ledgerLeaf(i) // a missing record (reported): check on with the ledger's hash
 	})
@@ -447,9 +459,9 @@ func (v *verification) buildTrees() error {
 		if err != nil {
 			return err
 		}
-		for i := range v.slots {
-			if l, ok := v.ledgerLeaf(int64(i)); ok && v.slots[i].n > 0 && v.slots[i].h != l {
-				v.exact = append(v.exact, v.base+int64(i))
+		for _, l := range v.leaves {
+			if h, ok := v.ledgerLeaf(l.i); ok && h != l.h {
+				v.exact = append(v.exact, v.base+l.i)
 			}
 		}
 		for _, r := range offsetRuns(v.exact) {

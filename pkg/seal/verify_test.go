@@ -378,6 +378,10 @@ func TestVerifyTable(t *testing.T) {
 			n = slices.Insert(n, 2, f.sign(t, fork, 10))
 			return r, n
 		}, false, []want{{KindInconsistent, Error, -1, -1, 1, 2}, {KindUnsealed, Warning, 115, 119, -1, -1}}},
+		{"a checkpoint of a far larger tree: truncation, no huge allocation", func(r []Record, n [][]byte) ([]Record, [][]byte) {
+			msg, _ := Sign(signer, Checkpoint{Topic: testTopic, Partition: 0, Base: 100, Size: 1 << 50})
+			return r, append(n, msg)
+		}, false, []want{{KindMissing, Error, 120, 100 + 1<<50 - 1, -1, -1}, {KindUnchecked, Warning, -1, -1, 2, 3}}},
 		{"no checkpoints", func(r []Record, n [][]byte) ([]Record, [][]byte) {
 			return r, nil
 		}, false, []want{{KindUnsealed, Warning, 100, 119, -1, -1}}},

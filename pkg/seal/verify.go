@@ -225,7 +225,7 @@ func Verify(in Input) (*Report, error) {
 	if in.Records == nil {
 		return nil, errors.New("seal: verify: no records")
 	}
-	v := &verification{in: in, r: &Report{Topic: in.Topic, Partition: in.Partition, Checkpoints: len(in.Checkpoints)}}
+	v := &verification{in: in, r: &Report{Topic: in.Topic, Partition: in.Partition, Checkpoints: len(in.Checkpoints), Findings: []Finding{}}}
 	v.openCheckpoints()
 	if err := v.readRecords(); err != nil {
 		return nil, err

@@ -225,7 +225,7 @@ func Verify(in Input) (*Report, error) {
 	if in.Records == nil {
 		return nil, errors.New("seal: verify: no records")
 	}
-	v := &verification{in: in, r: &Report{Topic: in.Topic, Partition: in.Partition, Checkpoints: len(in.Checkpoints)}}
+	v := &verification{in: in, r: &Report{Topic: in.Topic, Partition: in.Partition, Checkpoints: len(in.Checkpoints), Findings: []Finding{}}}
 	v.openCheckpoints()
 	if err := v.readRecords(); err != nil {
 		return nil, err
@@ -464,16 +464,15 @@ func (v *verification) buildTrees() error {
 				v.exact = append(v.exact, v.base+l.i)
 			}
 		}
-		for _, r := range offsetRuns(v.exact) {
-			v.add(Finding{Kind: KindAltered, From: r[0], To: r[1], Checkpoint: -1, Other: -1,
-				Detail: "the records' leaf hashes differ from the ones the ledger stored at ingest"})
-		}
 	}
 	return nil
 }
 
 // checkRoots compares the trees with the trusted checkpoints.
 func (v *verification) checkRoots() error {
+	if err := v.classifyExact(); err != nil {
+		return err
+	}
 	byRecords, err := v.firstMismatches(v.recTree)
 	if err != nil {
 		return err
@@ -492,11 +491,71 @@ func (v *verification) checkRoots() error {
 			return err
 		}
 		for _, m := range byLedger {
+			if v.anyExact(v.base+m.lo, v.base+m.c.Size-1) {
+				continue
+			}
 			v.add(Finding{Kind: KindLedgerMismatch, From: v.base + m.lo, To: v.base + m.c.Size - 1, Checkpoint: m.c.index, Other: -1,
 				Detail: fmt.Sprintf("the ledger's leaf hashes do not hash to the root of checkpoint #%d (size %d)", m.c.index, m.c.Size)})
 		}
 	}
 	return nil
+}
+
+// classifyExact reports the offsets where a record and the ledger's leaf
+// hash differ, each as the record's alteration or the ledger's, by which of
+// the two trees has the root of the smallest trusted checkpoint covering
+// the offset (an altered record when neither does).
+func (v *verification) classifyExact() error {
+	trusted := v.trusted()
+	type verdict struct{ rec, ledger bool }
+	verdicts := map[int]verdict{}
+	var records, ledger []int64
+	for _, o := range v.exact {
+		i := o - v.base
+		k := sort.Search(len(trusted), func(k int) bool { return trusted[k].Size > i })
+		if k == len(trusted) {
+			records = append(records, o)
+			continue
+		}
+		c := trusted[k]
+		vd, ok := verdicts[c.index]
+		if !ok {
+			var err error
+			if vd.rec, _, err = matches(v.recTree, c.Checkpoint); err != nil {
+				return err
+			}
+			if vd.ledger, _, err = matches(v.ledgerTree, c.Checkpoint); err != nil {
+				return err
+			}
+			verdicts[c.index] = vd
+		}
+		if vd.rec && !vd.ledger {
+			ledger = append(ledger, o)
+		} else {
+			records = append(records, o)
+		}
+	}
+	for _, r := range offsetRuns(records) {
+		v.add(Finding{Kind: KindAltered, From: r[0], To: r[1], Checkpoint: -1, Other: -1,
+			Detail: "the records' leaf hashes differ from the ones the ledger stored at ingest"})
+	}
+	for _, r := range offsetRuns(ledger) {
+		v.add(Finding{Kind: KindLedgerMismatch, From: r[0], To: r[1], Checkpoint: -1, Other: -1,
+			Detail: "the ledger's stored leaf hashes differ from the records', which the checkpoints seal"})
+	}
+	return nil
+}
+
+// trusted is the valid checkpoints not forked, by size.
+func (v *verification) trusted() []validCheckpoint {
+	var out []validCheckpoint
+	for _, c := range v.cps {
+		if !v.forked[c.index] {
+			out = append(out, c)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b validCheckpoint) int { return cmp.Compare(a.Size, b.Size) })
+	return out
 }
 
 func (v *verification) anyExact(from, to int64) bool {
@@ -513,13 +572,7 @@ type mismatch struct {
 // not have while the checkpoint before it (by size) matches or there is
 // none: where the first leaf that differs is.
 func (v *verification) firstMismatches(t *Tree) ([]mismatch, error) {
-	var bySize []validCheckpoint
-	for _, c := range v.cps {
-		if !v.forked[c.index] {
-			bySize = append(bySize, c)
-		}
-	}
-	slices.SortStableFunc(bySize, func(a, b validCheckpoint) int { return cmp.Compare(a.Size, b.Size) })
+	bySize := v.trusted()
 	var out []mismatch
 	var lo int64
 	ok := true // the previous checkpoint by size matched

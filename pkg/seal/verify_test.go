@@ -435,3 +435,27 @@ func TestVerifyReadError(t *testing.T) {
 		t.Fatal("Verify of a bad topic name succeeded")
 	}
 }
+
+// TestVerifyLedgerAltered: a leaf hash altered in the ledger, the records
+// intact: the ledger is named, not the record.
+func TestVerifyLedgerAltered(t *testing.T) {
+	signer, verifiers, _ := testKeys(t, KeyName, 1)
+	rng := rand.New(rand.NewPCG(21, 22))
+	for range 50 {
+		f := newFixture(t, rng, 2+rng.IntN(80), 1+rng.IntN(5), signer, verifiers)
+		o := f.base + int64(rng.IntN(int(f.sealed())))
+		inner := f.ledger()
+		ledger := func(x int64) (tlog.Hash, bool) {
+			h, ok := inner(x)
+			if x == o {
+				h[0] ^= 1
+			}
+			return h, ok
+		}
+		r := f.verify(t, f.recs, f.notes, ledger)
+		errs := r.Errors()
+		if len(errs) != 1 || errs[0].Kind != KindLedgerMismatch || errs[0].From != o || errs[0].To != o {
+			t.Fatalf("ledger altered at %d:\n%s", o, r)
+		}
+	}
+}

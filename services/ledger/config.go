@@ -35,6 +35,12 @@ type Config struct {
 	SchemasDir, RegistryURL string
 	BatchSize               int
 	Linger, Refresh         time.Duration
+
+	// SealKeyFile holds the sealer's note signer key; empty: the audit is
+	// not sealed here. VerifierKeysFile lists further trusted verifier
+	// keys (rotated or other sealers' keys).
+	SealKeyFile, VerifierKeysFile string
+	SealInterval                  time.Duration
 }
 
 // DefaultConfig returns the settings used when nothing is set.
@@ -51,6 +57,7 @@ func DefaultConfig() Config {
 		BatchSize:        5000,
 		Linger:           200 * time.Millisecond,
 		Refresh:          10 * time.Second,
+		SealInterval:     10 * time.Second,
 	}
 }
 
@@ -70,6 +77,9 @@ func (c *Config) flags() *envflag.Set {
 	s.Int(&c.BatchSize, "batch-size", envPrefix+"BATCH_SIZE", "most records per database transaction")
 	s.Duration(&c.Linger, "linger", envPrefix+"LINGER", "how long a transaction waits for more records after the first")
 	s.Duration(&c.Refresh, "refresh", envPrefix+"REFRESH", "how often new partitions and topics are looked for")
+	s.String(&c.SealKeyFile, "seal-key-file", envPrefix+"SEAL_KEY_FILE", "file holding the sealer's signing key (note format, PRIVATE+KEY+consentgate-audit+...; make one with `consentctl keygen`); empty: the ledger does not seal the audit")
+	s.String(&c.VerifierKeysFile, "verifier-keys-file", envPrefix+"VERIFIER_KEYS_FILE", "file of further trusted checkpoint verifier keys, one per line (the seal key's own is always trusted)")
+	s.Duration(&c.SealInterval, "seal-interval", envPrefix+"SEAL_INTERVAL", "how often a checkpoint of each audit partition that grew is signed and published")
 	return s
 }
 
@@ -106,6 +116,16 @@ func (c Config) Validate() error {
 	if c.Linger < time.Millisecond {
 		errs = append(errs, fmt.Errorf("linger below 1ms: set %sLINGER, e.g. 200ms", envPrefix))
 	}
+	if c.SealInterval < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("seal interval below 100ms: set %sSEAL_INTERVAL, e.g. 10s", envPrefix))
+	}
+	for name, f := range map[string]string{envPrefix + "SEAL_KEY_FILE": c.SealKeyFile, envPrefix + "VERIFIER_KEYS_FILE": c.VerifierKeysFile} {
+		if f != "" {
+			if _, err := os.Stat(f); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %s cannot be read: fix the path, or unset it", name, f))
+			}
+		}
+	}
 	if c.Refresh < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("refresh below 100ms: set %sREFRESH, e.g. 10s", envPrefix))
 	}
@@ -131,6 +151,9 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("batch_size", c.BatchSize),
 		slog.Duration("linger", c.Linger),
 		slog.String("telemetry_addr", c.Telemetry.Addr),
+		slog.String("seal_key_file", c.SealKeyFile),
+		slog.String("verifier_keys_file", c.VerifierKeysFile),
+		slog.Duration("seal_interval", c.SealInterval),
 	)
 }
 

@@ -13,10 +13,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
+
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/consentgate/consentgate/pkg/bootstrap"
 	"github.com/consentgate/consentgate/pkg/ledger"
+	"github.com/consentgate/consentgate/pkg/seal"
+	"github.com/consentgate/consentgate/pkg/stream"
 	"github.com/consentgate/consentgate/pkg/telemetry"
 )
 
@@ -48,9 +53,13 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		_ = tel.Shutdown(sctx)
 	}()
 
+	signer, verifiers, err := sealKeys(cfg.SealKeyFile, cfg.VerifierKeysFile)
+	if err != nil {
+		return err
+	}
+	dec := &ledger.Decoder{Codec: codec, LeafHash: leafHash, Checkpoint: checkpointReader(cfg.AuditTopic, verifiers)}
 	c := &Consumer{
-		Brokers: cfg.Kafka.Brokers, Topics: cfg.Topics(), Store: store,
-		Decoder:   &ledger.Decoder{Codec: codec},
+		Brokers: cfg.Kafka.Brokers, Topics: cfg.Topics(), Store: store, Decoder: dec,
 		BatchSize: cfg.BatchSize, Linger: cfg.Linger, Refresh: cfg.Refresh, Log: log,
 	}
 	tel.AddReadiness("ledger-consumer", func(context.Context) error {
@@ -60,6 +69,55 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		}
 		return nil
 	})
-	log.Info("consuming", "topics", len(c.Topics))
-	return c.Run(ctx)
+	var sealer *Sealer
+	if signer != nil {
+		if cfg.Kafka.ClientID == "" {
+			cfg.Kafka.ClientID = "consentgate-ledger"
+		}
+		w := stream.NewWriter(cfg.Kafka)
+		defer w.Close()
+		sealer = &Sealer{Ledger: store, Signer: signer, Writer: w, AuditTopic: cfg.AuditTopic, CheckpointsTopic: cfg.CheckpointsTopic,
+			Interval: cfg.SealInterval, Log: log}
+		tel.AddReadiness("sealer", func(context.Context) error {
+			if p := sealer.Problems(); len(p) > 0 {
+				return fmt.Errorf("%d audit partitions are no longer sealed: see the logs", len(p))
+			}
+			return nil
+		})
+	} else {
+		log.Warn("the audit is not sealed by this ledger: set LEDGER_SEAL_KEY_FILE (consentctl keygen makes a key) for signed checkpoints")
+	}
+	log.Info("consuming", "topics", len(c.Topics), "sealing", sealer != nil)
+	var wg sync.WaitGroup
+	if sealer != nil {
+		wg.Go(func() { _ = sealer.Run(ctx) })
+	}
+	err = c.Run(ctx)
+	wg.Wait()
+	return err
+}
+
+// leafHash is seal.LeafHash for the decoder.
+func leafHash(topic string, partition int32, offset int64, key, value []byte) [32]byte {
+	return seal.LeafHash(topic, partition, offset, key, value)
+}
+
+// checkpointReader parses and verifies checkpoint notes for the decoder:
+// a note not signed by a trusted key, or for another audit topic, is
+// recorded as undecodable, with the reason.
+func checkpointReader(auditTopic string, verifiers note.Verifiers) func([]byte) (ledger.Checkpoint, error) {
+	return func(msg []byte) (ledger.Checkpoint, error) {
+		if verifiers == nil {
+			return ledger.Checkpoint{}, errors.New("no trusted verifier key: set LEDGER_SEAL_KEY_FILE or LEDGER_VERIFIER_KEYS_FILE")
+		}
+		cp, err := seal.Open(msg, verifiers)
+		if err != nil {
+			return ledger.Checkpoint{}, err
+		}
+		if cp.Topic != auditTopic {
+			return ledger.Checkpoint{}, fmt.Errorf("checkpoint of topic %s, not the audit topic %s", cp.Topic, auditTopic)
+		}
+		return ledger.Checkpoint{AuditTopic: cp.Topic, Partition: cp.Partition, Base: cp.Base, Size: cp.Size, Root: cp.Root,
+			Note: append([]byte(nil), msg...)}, nil
+	}
 }

@@ -197,4 +197,3 @@ func (s *Store) Migrations(ctx context.Context) ([]int, error) {
 	}
 	return out, rows.Err()
 }
-

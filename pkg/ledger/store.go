@@ -88,7 +88,7 @@ func (s *Store) openSQLite(ctx context.Context, path string) error {
 	}
 	q := "?_txlock=immediate&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
 	if !memory {
-		q += "&_pragma=journal_mode(WAL)"
+		q += "&_pragma=journal_mode(WAL)&_pragma=cache_size(-65536)&_pragma=temp_store(MEMORY)"
 	}
 	db, err := sql.Open("sqlite", path+q)
 	if err != nil {

@@ -367,4 +367,3 @@ func (s *Store) Positions(ctx context.Context, topic string) (map[int32]int64, e
 	}
 	return out, nil
 }
-

@@ -1,0 +1,220 @@
+package ledger
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// SubjectHistory is everything the ledger holds about one subject: what a
+// data subject access request answers.
+type SubjectHistory struct {
+	SubjectID string `json:"subject_id"`
+	// AsOf is the time expiry was judged at.
+	AsOf time.Time `json:"as_of"`
+	// Changes: every consent change, in time order (captured_at, then
+	// change id), each marked won or lost and why.
+	Changes []ChangeOutcome `json:"changes"`
+	// Purposes: the current consent per purpose, by purpose.
+	Purposes []PurposeOutcome `json:"purposes"`
+	// Audits: every audit record about the subject, by processed_at
+	// (then audit coordinates).
+	Audits []AuditView `json:"audits"`
+	// Notices: every revocation notice, by issued_at (then coordinates).
+	Notices []NoticeView `json:"notices"`
+	// Timeline merges the three in time order.
+	Timeline []TimelineEntry `json:"timeline"`
+}
+
+// AuditView is one audit record as the ledger returns it.
+type AuditView struct {
+	Audit            Coords           `json:"audit"`
+	RecordVersion    int              `json:"record_version"`
+	EventID          string           `json:"event_id,omitempty"`
+	SubjectID        string           `json:"subject_id,omitempty"`
+	Outcome          string           `json:"outcome"`
+	DeadLetterReason string           `json:"dead_letter_reason,omitempty"`
+	EventSchema      string           `json:"event_schema,omitempty"`
+	PolicyVersion    string           `json:"policy_version"`
+	Source           Coords           `json:"source"`
+	ProcessedAt      time.Time        `json:"processed_at"`
+	Decisions        []StreamDecision `json:"decisions"`
+}
+
+// NoticeView is one revocation notice.
+type NoticeView struct {
+	Coords   Coords    `json:"coords"`
+	NoticeID string    `json:"notice_id"`
+	Purposes []string  `json:"purposes"`
+	Action   string    `json:"action"`
+	Since    time.Time `json:"since"`
+	ChangeID string    `json:"change_id"`
+	Reason   string    `json:"reason"`
+	IssuedAt time.Time `json:"issued_at"`
+}
+
+// Timeline entry kinds.
+const (
+	KindConsentChange = "consent_change"
+	KindAudit         = "audit"
+	KindNotice        = "notice"
+)
+
+// TimelineEntry is one line of a subject's timeline. Index points into
+// the Changes, Audits or Notices of the history, by Kind.
+type TimelineEntry struct {
+	Time    time.Time `json:"time"`
+	Kind    string    `json:"kind"`
+	Index   int       `json:"index"`
+	Ref     string    `json:"ref"`
+	Summary string    `json:"summary"`
+}
+
+// Subject returns the history of subjectID. A subject the ledger knows
+// nothing of has an empty history (not an error).
+func (s *Store) Subject(ctx context.Context, subjectID string) (*SubjectHistory, error) {
+	h := &SubjectHistory{SubjectID: subjectID, AsOf: s.now().UTC(), Changes: []ChangeOutcome{}, Purposes: []PurposeOutcome{},
+		Audits: []AuditView{}, Notices: []NoticeView{}, Timeline: []TimelineEntry{}}
+	changes, err := s.subjectChanges(ctx, subjectID)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: subject: changes: %w", err)
+	}
+	h.Changes, h.Purposes = Resolve(changes, h.AsOf)
+	if h.Changes == nil {
+		h.Changes = []ChangeOutcome{}
+	}
+	if h.Purposes == nil {
+		h.Purposes = []PurposeOutcome{}
+	}
+	if h.Audits, err = s.audits(ctx, "WHERE subject_id = ? ORDER BY processed_at, topic, partition_id, record_offset", subjectID); err != nil {
+		return nil, fmt.Errorf("ledger: subject: audits: %w", err)
+	}
+	if h.Notices, err = s.subjectNotices(ctx, subjectID); err != nil {
+		return nil, fmt.Errorf("ledger: subject: notices: %w", err)
+	}
+	for i, c := range h.Changes {
+		sum := c.Action
+		if c.Purpose != "" {
+			sum += " " + c.Purpose
+		}
+		if c.Won {
+			sum += ": in effect"
+		} else {
+			sum += ": " + c.Why
+		}
+		if c.Expired {
+			sum += " (expired)"
+		}
+		h.Timeline = append(h.Timeline, TimelineEntry{Time: c.CapturedAt, Kind: KindConsentChange, Index: i, Ref: c.ChangeID, Summary: sum})
+	}
+	for i, a := range h.Audits {
+		var sum string
+		if a.Outcome == "DEAD_LETTERED" {
+			sum = "dead-lettered: " + a.DeadLetterReason
+		} else {
+			parts := make([]string, 0, len(a.Decisions))
+			for _, d := range a.Decisions {
+				parts = append(parts, d.Stream+" "+d.Decision+" ("+d.Reason+")")
+			}
+			sum = strings.Join(parts, "; ")
+		}
+		h.Timeline = append(h.Timeline, TimelineEntry{Time: a.ProcessedAt, Kind: KindAudit, Index: i, Ref: a.EventID, Summary: sum})
+	}
+	for i, n := range h.Notices {
+		sum := n.Action + " " + strings.Join(n.Purposes, ",") + " (" + n.Reason + ")"
+		h.Timeline = append(h.Timeline, TimelineEntry{Time: n.IssuedAt, Kind: KindNotice, Index: i, Ref: n.NoticeID, Summary: sum})
+	}
+	kindOrder := map[string]int{KindConsentChange: 0, KindNotice: 1, KindAudit: 2}
+	slices.SortStableFunc(h.Timeline, func(a, b TimelineEntry) int {
+		return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(kindOrder[a.Kind], kindOrder[b.Kind]), cmp.Compare(a.Index, b.Index))
+	})
+	return h, nil
+}
+
+func (s *Store) subjectChanges(ctx context.Context, subjectID string) ([]ChangeOutcome, error) {
+	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT topic, partition_id, record_offset, change_id, purpose, action, legal_basis,
+excluded_categories, source, notice_version, captured_at, expires_at
+FROM consent_changes WHERE subject_id = ? ORDER BY COALESCE(captured_at, 0), change_id, topic, partition_id, record_offset`), subjectID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []ChangeOutcome
+	for rows.Next() {
+		var c ChangeOutcome
+		var excl string
+		var captured, expires sql.NullInt64
+		if err := rows.Scan(&c.Source.Topic, &c.Source.Partition, &c.Source.Offset, &c.ChangeID, &c.Purpose, &c.Action, &c.LegalBasis,
+			&excl, &c.ChangeSource, &c.NoticeVersion, &captured, &expires); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(excl), &c.ExcludedCategories); err != nil {
+			return nil, fmt.Errorf("excluded_categories of change at %s/%d/%d: %w", c.Source.Topic, c.Source.Partition, c.Source.Offset, err)
+		}
+		c.CapturedAt = fromMS(captured)
+		if expires.Valid {
+			e := fromMS(expires)
+			c.ExpiresAt = &e
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+const auditCols = `topic, partition_id, record_offset, record_version, event_id, subject_id, outcome, dead_letter_reason,
+event_schema, policy_version, source_topic, source_partition, source_offset, processed_at, decisions`
+
+// audits returns the audit records a WHERE … ORDER BY clause selects.
+func (s *Store) audits(ctx context.Context, where string, args ...any) ([]AuditView, error) {
+	rows, err := s.db.QueryContext(ctx, s.d.q("SELECT "+auditCols+" FROM audit_records "+where), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []AuditView{}
+	for rows.Next() {
+		var a AuditView
+		var at int64
+		var ds string
+		if err := rows.Scan(&a.Audit.Topic, &a.Audit.Partition, &a.Audit.Offset, &a.RecordVersion, &a.EventID, &a.SubjectID, &a.Outcome,
+			&a.DeadLetterReason, &a.EventSchema, &a.PolicyVersion, &a.Source.Topic, &a.Source.Partition, &a.Source.Offset, &at, &ds); err != nil {
+			return nil, err
+		}
+		a.ProcessedAt = time.UnixMilli(at).UTC()
+		if err := json.Unmarshal([]byte(ds), &a.Decisions); err != nil {
+			return nil, fmt.Errorf("decisions of audit record %s/%d/%d: %w", a.Audit.Topic, a.Audit.Partition, a.Audit.Offset, err)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) subjectNotices(ctx context.Context, subjectID string) ([]NoticeView, error) {
+	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT topic, partition_id, record_offset, notice_id, purposes, action, since, change_id,
+reason, issued_at FROM revocation_notices WHERE subject_id = ? ORDER BY COALESCE(issued_at, 0), topic, partition_id, record_offset`), subjectID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []NoticeView{}
+	for rows.Next() {
+		var n NoticeView
+		var purposes string
+		var since, issued sql.NullInt64
+		if err := rows.Scan(&n.Coords.Topic, &n.Coords.Partition, &n.Coords.Offset, &n.NoticeID, &purposes, &n.Action, &since, &n.ChangeID,
+			&n.Reason, &issued); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(purposes), &n.Purposes); err != nil {
+			return nil, fmt.Errorf("purposes of notice at %s/%d/%d: %w", n.Coords.Topic, n.Coords.Partition, n.Coords.Offset, err)
+		}
+		n.Since, n.IssuedAt = fromMS(since), fromMS(issued)
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}

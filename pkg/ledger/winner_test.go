@@ -1,0 +1,211 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/consentgate/consentgate/pkg/consent"
+	"github.com/consentgate/consentgate/pkg/redistest"
+)
+
+func chg(id, purpose, action string, at time.Duration) ChangeOutcome {
+	c := ChangeOutcome{ChangeID: id, Purpose: purpose, Action: action, CapturedAt: t0.Add(at), LegalBasis: "CONSENT"}
+	if action == "ERASE" {
+		c.Purpose, c.LegalBasis = "", ""
+	}
+	return c
+}
+
+func expiring(c ChangeOutcome, at time.Duration) ChangeOutcome {
+	e := t0.Add(at)
+	c.ExpiresAt = &e
+	return c
+}
+
+// TestResolveTable is the winner rule, case by case: per change the
+// verdict (won, or lost with code and winner), per purpose the status and
+// deciding change.
+func TestResolveTable(t *testing.T) {
+	now := t0.Add(100 * time.Hour)
+	type verdict struct {
+		won      bool
+		lost, to string
+	}
+	cases := []struct {
+		name     string
+		changes  []ChangeOutcome
+		verdicts map[string]verdict // by change id
+		purposes map[string][2]string
+	}{
+		{"newest wins", []ChangeOutcome{chg("b", "m", "DENY", 2*time.Hour), chg("a", "m", "GRANT", time.Hour)},
+			map[string]verdict{"a": {false, LostSuperseded, "b"}, "b": {true, "", ""}},
+			map[string][2]string{"m": {StatusDenied, "b"}}},
+		{"same millisecond: greater change id wins", []ChangeOutcome{
+			chg("x1", "m", "GRANT", time.Hour), chg("x2", "m", "WITHDRAW", time.Hour+400*time.Microsecond)},
+			map[string]verdict{"x1": {false, LostTie, "x2"}, "x2": {true, "", ""}},
+			map[string][2]string{"m": {StatusWithdrawn, "x2"}}},
+		{"purposes are independent", []ChangeOutcome{chg("a", "m", "GRANT", time.Hour), chg("b", "n", "DENY", 2*time.Hour)},
+			map[string]verdict{"a": {true, "", ""}, "b": {true, "", ""}},
+			map[string][2]string{"m": {StatusGranted, "a"}, "n": {StatusDenied, "b"}}},
+		{"erase applies to every purpose captured before it", []ChangeOutcome{
+			chg("a", "m", "GRANT", time.Hour), chg("b", "n", "GRANT", 2*time.Hour), chg("e", "", "ERASE", 3*time.Hour)},
+			map[string]verdict{"a": {false, LostErased, "e"}, "b": {false, LostErased, "e"}, "e": {true, "", ""}},
+			map[string][2]string{"m": {StatusErased, "e"}, "n": {StatusErased, "e"}}},
+		{"a change after the erase decides again", []ChangeOutcome{
+			chg("a", "m", "GRANT", time.Hour), chg("e", "", "ERASE", 3*time.Hour), chg("c", "m", "GRANT", 4*time.Hour), chg("d", "n", "DENY", 2*time.Hour)},
+			map[string]verdict{"a": {false, LostSuperseded, "c"}, "c": {true, "", ""}, "d": {false, LostErased, "e"}, "e": {true, "", ""}},
+			map[string][2]string{"m": {StatusGranted, "c"}, "n": {StatusErased, "e"}}},
+		{"tie with the erase: greater id wins", []ChangeOutcome{chg("z", "m", "GRANT", time.Hour), chg("e", "", "ERASE", time.Hour),
+			chg("a", "n", "GRANT", time.Hour)},
+			map[string]verdict{"z": {true, "", ""}, "a": {false, LostErased, "e"}, "e": {true, "", ""}},
+			map[string][2]string{"m": {StatusGranted, "z"}, "n": {StatusErased, "e"}}},
+		{"a newer erase supersedes an older one", []ChangeOutcome{chg("e1", "", "ERASE", time.Hour), chg("e2", "", "ERASE", 2*time.Hour)},
+			map[string]verdict{"e1": {false, LostSuperseded, "e2"}, "e2": {true, "", ""}},
+			map[string][2]string{}},
+		{"an expired grant wins, expired", []ChangeOutcome{expiring(chg("a", "m", "GRANT", time.Hour), 50*time.Hour)},
+			map[string]verdict{"a": {true, "", ""}},
+			map[string][2]string{"m": {StatusExpired, "a"}}},
+		{"expiry exactly now is expired", []ChangeOutcome{expiring(chg("a", "m", "GRANT", time.Hour), 100*time.Hour)},
+			map[string]verdict{"a": {true, "", ""}},
+			map[string][2]string{"m": {StatusExpired, "a"}}},
+		{"an unexpired grant is granted", []ChangeOutcome{expiring(chg("a", "m", "GRANT", time.Hour), 101*time.Hour)},
+			map[string]verdict{"a": {true, "", ""}},
+			map[string][2]string{"m": {StatusGranted, "a"}}},
+		{"a redelivery of the winner", []ChangeOutcome{chg("a", "m", "GRANT", time.Hour), chg("a", "m", "GRANT", time.Hour)},
+			map[string]verdict{"a#1": {true, "", ""}, "a#2": {false, LostDuplicate, "a"}},
+			map[string][2]string{"m": {StatusGranted, "a"}}},
+		{"an invalid action never applies", []ChangeOutcome{chg("a", "m", "GRANT", time.Hour), chg("b", "m", "MAYBE", 2*time.Hour)},
+			map[string]verdict{"a": {true, "", ""}, "b": {false, LostInvalid, ""}},
+			map[string][2]string{"m": {StatusGranted, "a"}}},
+		{"an over-long winning id names no change", []ChangeOutcome{chg(string(make([]byte, 300)), "m", "GRANT", time.Hour)},
+			nil,
+			map[string][2]string{"m": {StatusChangeIDTooLong, ""}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, purposes := Resolve(tc.changes, now)
+			seen := map[string]int{}
+			for i, c := range got {
+				if i > 0 && newer(&got[i-1], &got[i]) {
+					t.Errorf("changes not in time order at %d", i)
+				}
+				id := c.ChangeID
+				seen[id]++
+				if _, ok := tc.verdicts[id]; !ok {
+					id = fmt.Sprintf("%s#%d", id, seen[id])
+				}
+				want, ok := tc.verdicts[id]
+				if !ok {
+					if tc.verdicts != nil {
+						t.Errorf("change %.10q: no expectation", id)
+					}
+					continue
+				}
+				if c.Won != want.won || c.Lost != want.lost || c.LostTo != want.to {
+					t.Errorf("change %s: won %v lost %q to %q (%s); want won %v lost %q to %q", id, c.Won, c.Lost, c.LostTo, c.Why, want.won, want.lost, want.to)
+				}
+				if !c.Won && c.Why == "" {
+					t.Errorf("change %s lost without a why", id)
+				}
+			}
+			if len(purposes) != len(tc.purposes) {
+				t.Errorf("purposes %+v, want %v", purposes, tc.purposes)
+			}
+			for _, p := range purposes {
+				if w := tc.purposes[p.Purpose]; p.Status != w[0] || p.ChangeID != w[1] {
+					t.Errorf("purpose %s: %s by %q, want %s by %q", p.Purpose, p.Status, p.ChangeID, w[0], w[1])
+				}
+			}
+		})
+	}
+	// The why of each lost code.
+	got, _ := Resolve([]ChangeOutcome{chg("a", "m", "GRANT", time.Hour), chg("b", "m", "DENY", 2*time.Hour)}, now)
+	if got[0].Why != "superseded by b captured later" {
+		t.Errorf("why = %q", got[0].Why)
+	}
+}
+
+// TestResolveMatchesConsentStore is the property that Resolve is the
+// pipeline's rule: random changes applied to the real consent store (real
+// Redis) in random order give, for every purpose, the verdict that
+// Resolve's winner implies.
+func TestResolveMatchesConsentStore(t *testing.T) {
+	srv := redistest.Start(t)
+	store := consent.NewStore(srv.Client(t), redistest.PrefixFor(t))
+	ctx := context.Background()
+	now := t0.Add(30 * time.Minute)
+	r := rand.New(rand.NewPCG(11, 12))
+	actions := []string{"GRANT", "GRANT", "DENY", "WITHDRAW", "ERASE"}
+	for subj := 0; subj < 60; subj++ {
+		sid := fmt.Sprintf("subject-%d", subj)
+		var changes []ChangeOutcome
+		for i := 0; i < 1+r.IntN(8); i++ {
+			// Few distinct milliseconds, so that ties are common.
+			c := chg(fmt.Sprintf("c%02d-%d", r.IntN(20), i), []string{"m", "n"}[r.IntN(2)], actions[r.IntN(len(actions))],
+				time.Duration(r.IntN(4))*time.Minute)
+			if c.Action == "GRANT" && r.IntN(3) == 0 {
+				c = expiring(c, c.CapturedAt.Sub(t0)+time.Duration(1+r.IntN(60))*time.Minute)
+			}
+			changes = append(changes, c)
+		}
+		for _, i := range r.Perm(len(changes)) {
+			c := changes[i]
+			cc := consent.Change{ChangeID: c.ChangeID, SubjectID: sid, Purpose: c.Purpose, Action: consent.Action(c.Action),
+				LegalBasis: consent.LegalBasis(c.LegalBasis), Source: "test", NoticeVersion: "n1", CapturedAt: c.CapturedAt}
+			if c.ExpiresAt != nil {
+				cc.ExpiresAt = *c.ExpiresAt
+			}
+			if _, err := store.Apply(ctx, cc); err != nil {
+				t.Fatal(err)
+			}
+		}
+		states, err := store.Lookup(ctx, []string{sid})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, purposes := Resolve(changes, now)
+		byPurpose := map[string]PurposeOutcome{}
+		for _, p := range purposes {
+			byPurpose[p.Purpose] = p
+		}
+		for _, p := range []string{"m", "n"} {
+			v := states[sid].Check(p, now)
+			po, ok := byPurpose[p]
+			want := string(v.Reason)
+			if want == string(consent.ReasonGranted) {
+				want = StatusGranted
+			}
+			got := po.Status
+			if !ok {
+				// No change for the purpose: erased if the subject was,
+				// else never asked.
+				got = string(consent.ReasonNeverAsked)
+				for _, c := range changes {
+					if c.Action == "ERASE" {
+						got = StatusErased
+					}
+				}
+				if got == StatusErased {
+					_, po.ChangeID = erasureOf(changes)
+				}
+			}
+			if got != want || po.ChangeID != v.ChangeID {
+				t.Fatalf("subject %d purpose %s: Resolve says %s by %q, the consent store %s by %q; changes %+v",
+					subj, p, got, po.ChangeID, want, v.ChangeID, changes)
+			}
+		}
+	}
+}
+
+func erasureOf(cs []ChangeOutcome) (bool, string) {
+	got, _ := Resolve(cs, t0)
+	for _, c := range got {
+		if c.Action == "ERASE" && c.Won {
+			return true, c.ChangeID
+		}
+	}
+	return false, ""
+}

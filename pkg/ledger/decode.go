@@ -15,30 +15,30 @@ import (
 	"github.com/consentgate/consentgate/pkg/stream"
 )
 
-// Kind is what a topic holds, and so which table its records go to.
-type Kind int
+// TopicKind is what a topic holds, and so which table its records go to.
+type TopicKind int
 
 // Kinds of topics the ledger reads.
 const (
-	KindUnknown Kind = iota
-	KindChanges
-	KindAudit
-	KindNotices
-	KindDeadLetters
-	KindCheckpoints
+	HoldsUnknown TopicKind = iota
+	HoldsChanges
+	HoldsAudit
+	HoldsNotices
+	HoldsDeadLetters
+	HoldsCheckpoints
 )
 
-func (k Kind) String() string {
+func (k TopicKind) String() string {
 	switch k {
-	case KindChanges:
+	case HoldsChanges:
 		return "consent changes"
-	case KindAudit:
+	case HoldsAudit:
 		return "audit"
-	case KindNotices:
+	case HoldsNotices:
 		return "revocation notices"
-	case KindDeadLetters:
+	case HoldsDeadLetters:
 		return "dead letters"
-	case KindCheckpoints:
+	case HoldsCheckpoints:
 		return "checkpoints"
 	}
 	return "unknown"
@@ -74,14 +74,14 @@ var ErrTransient = errors.New("transient decoding failure")
 // not decode becomes an Undecodable row (nothing of its bytes is kept); only
 // a transient failure is returned (wrapping ErrTransient), and b is then
 // unchanged.
-func (d *Decoder) Add(ctx context.Context, b *Batch, k Kind, m kafka.Message) error {
+func (d *Decoder) Add(ctx context.Context, b *Batch, k TopicKind, m kafka.Message) error {
 	c := Coord{Topic: m.Topic, Partition: int32(m.Partition), Offset: m.Offset, Time: m.Time.UTC()}
 	bad := func(err error) error {
 		b.Undecodable = append(b.Undecodable, Undecodable{Coord: c, Error: err.Error()})
 		return nil
 	}
 	switch k {
-	case KindAudit:
+	case HoldsAudit:
 		r, err := audit.Read(d.Codec.Catalog(), m.Value)
 		if err != nil {
 			return bad(err)
@@ -91,7 +91,7 @@ func (d *Decoder) Add(ctx context.Context, b *Batch, k Kind, m kafka.Message) er
 			e.LeafHash = d.LeafHash(m.Topic, int32(m.Partition), m.Offset, m.Key, m.Value)
 		}
 		b.Audits = append(b.Audits, e)
-	case KindChanges:
+	case HoldsChanges:
 		rec, err := d.Codec.Decode(ctx, m.Value)
 		if err != nil {
 			if !avrocodec.IsPermanent(err) {
@@ -111,7 +111,7 @@ func (d *Decoder) Add(ctx context.Context, b *Batch, k Kind, m kafka.Message) er
 			Action: string(ch.Action), LegalBasis: string(ch.LegalBasis), ExcludedCategories: ch.ExcludedCategories,
 			Source: ch.Source, NoticeVersion: ch.NoticeVersion, CapturedAt: ch.CapturedAt.UTC(), ExpiresAt: decodeUTC(ch.ExpiresAt),
 		})
-	case KindNotices:
+	case HoldsNotices:
 		rec, err := d.Codec.Decode(ctx, m.Value)
 		if err != nil {
 			if !avrocodec.IsPermanent(err) {
@@ -128,7 +128,7 @@ func (d *Decoder) Add(ctx context.Context, b *Batch, k Kind, m kafka.Message) er
 		}
 		n.Coord = c
 		b.Notices = append(b.Notices, n)
-	case KindDeadLetters:
+	case HoldsDeadLetters:
 		dl := DeadLetter{Coord: c, SourcePartition: -1, SourceOffset: -1}
 		dl.Reason, _ = stream.Header(m, stream.HeaderDLQReason)
 		dl.Error, _ = stream.Header(m, stream.HeaderDLQError)
@@ -142,7 +142,7 @@ func (d *Decoder) Add(ctx context.Context, b *Batch, k Kind, m kafka.Message) er
 			dl.Reason = "unknown"
 		}
 		b.DeadLetters = append(b.DeadLetters, dl)
-	case KindCheckpoints:
+	case HoldsCheckpoints:
 		if d.Checkpoint == nil {
 			return bad(errors.New("no checkpoint verifier configured"))
 		}

@@ -62,21 +62,21 @@ func TestDecoderTurnsEachTopicsRecordsIntoRows(t *testing.T) {
 		return [32]byte{9}
 	}}
 	var b Batch
-	add := func(k Kind, m kafka.Message) {
+	add := func(k TopicKind, m kafka.Message) {
 		t.Helper()
 		if err := d.Add(ctx, &b, k, m); err != nil {
 			t.Fatalf("Add %v: %v", k, err)
 		}
 	}
-	add(KindChanges, kafka.Message{Topic: "consent.changes", Partition: 0, Offset: 3, Time: at, Key: []byte("s-1"), Value: changeBytes})
-	add(KindNotices, kafka.Message{Topic: "consent.revocations", Partition: 0, Offset: 4, Time: at, Value: noticeBytes})
-	add(KindAudit, kafka.Message{Topic: "consent.audit", Partition: 1, Offset: 7, Time: at, Key: []byte("s-1"), Value: auditBytes})
-	add(KindDeadLetters, kafka.Message{Topic: "customer.events.dlq", Partition: 0, Offset: 5, Time: at, Value: []byte("secret@example.com"),
+	add(HoldsChanges, kafka.Message{Topic: "consent.changes", Partition: 0, Offset: 3, Time: at, Key: []byte("s-1"), Value: changeBytes})
+	add(HoldsNotices, kafka.Message{Topic: "consent.revocations", Partition: 0, Offset: 4, Time: at, Value: noticeBytes})
+	add(HoldsAudit, kafka.Message{Topic: "consent.audit", Partition: 1, Offset: 7, Time: at, Key: []byte("s-1"), Value: auditBytes})
+	add(HoldsDeadLetters, kafka.Message{Topic: "customer.events.dlq", Partition: 0, Offset: 5, Time: at, Value: []byte("secret@example.com"),
 		Headers: []kafka.Header{{Key: stream.HeaderDLQReason, Value: []byte("undecodable")}, {Key: stream.HeaderDLQError, Value: []byte("bad_magic")},
 			{Key: stream.HeaderSourceTopic, Value: []byte("customer.events")}, {Key: stream.HeaderSourcePart, Value: []byte("1")},
 			{Key: stream.HeaderSourceOffset, Value: []byte("99")}}})
-	add(KindAudit, kafka.Message{Topic: "consent.audit", Partition: 0, Offset: 8, Time: at, Value: []byte("secret@example.com not avro")})
-	add(KindChanges, kafka.Message{Topic: "consent.changes", Partition: 0, Offset: 9, Time: at, Value: noticeBytes})
+	add(HoldsAudit, kafka.Message{Topic: "consent.audit", Partition: 0, Offset: 8, Time: at, Value: []byte("secret@example.com not avro")})
+	add(HoldsChanges, kafka.Message{Topic: "consent.changes", Partition: 0, Offset: 9, Time: at, Value: noticeBytes})
 
 	if len(b.Changes) != 1 || b.Changes[0].ChangeID != "c-1" || b.Changes[0].Purpose != "marketing" || b.Changes[0].Action != "GRANT" ||
 		!b.Changes[0].CapturedAt.Equal(at) || !b.Changes[0].ExpiresAt.Equal(at.Add(time.Hour)) || b.Changes[0].Offset != 3 ||
@@ -119,7 +119,7 @@ func TestDecoderReturnsTransientFailuresAndAddsNothing(t *testing.T) {
 	d := &Decoder{Codec: avrocodec.New(cat, downRegistry{})}
 	var b Batch
 	// Confluent framing: magic 0, schema id 7, then a payload.
-	err = d.Add(context.Background(), &b, KindChanges, kafka.Message{Topic: "consent.changes", Value: []byte{0, 0, 0, 0, 7, 2, 'x'}})
+	err = d.Add(context.Background(), &b, HoldsChanges, kafka.Message{Topic: "consent.changes", Value: []byte{0, 0, 0, 0, 7, 2, 'x'}})
 	if !errors.Is(err, ErrTransient) {
 		t.Fatalf("registry out of reach: got %v, want ErrTransient", err)
 	}

@@ -81,3 +81,23 @@ func (s *Store) Checkpoints(ctx context.Context, auditTopic string, partition in
 	}
 	return out, rows.Err()
 }
+
+// AuditsOfEvent returns where the audit records of an event id are, in
+// audit order (an event decided again after a restart has more than one).
+func (s *Store) AuditsOfEvent(ctx context.Context, eventID string) ([]Coords, error) {
+	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT topic, partition_id, record_offset FROM audit_records WHERE event_id = ?
+		ORDER BY topic, partition_id, record_offset`), eventID)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: audits of an event: %w", err)
+	}
+	defer rows.Close()
+	var out []Coords
+	for rows.Next() {
+		var c Coords
+		if err := rows.Scan(&c.Topic, &c.Partition, &c.Offset); err != nil {
+			return nil, fmt.Errorf("ledger: audits of an event: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}

@@ -159,10 +159,10 @@ func (c Config) LogValue() slog.Value {
 
 // Topics lists the topics the ledger reads, with their kinds.
 func (c Config) Topics() []Topic {
-	ts := []Topic{{c.ChangesTopic, ledger.KindChanges}, {c.AuditTopic, ledger.KindAudit}, {c.RevocationsTopic, ledger.KindNotices},
-		{c.CheckpointsTopic, ledger.KindCheckpoints}}
+	ts := []Topic{{c.ChangesTopic, ledger.HoldsChanges}, {c.AuditTopic, ledger.HoldsAudit}, {c.RevocationsTopic, ledger.HoldsNotices},
+		{c.CheckpointsTopic, ledger.HoldsCheckpoints}}
 	for _, t := range c.DeadLetterTopics {
-		ts = append(ts, Topic{t, ledger.KindDeadLetters})
+		ts = append(ts, Topic{t, ledger.HoldsDeadLetters})
 	}
 	return ts
 }

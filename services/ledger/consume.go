@@ -17,7 +17,7 @@ import (
 // Topic is a topic the ledger reads, and what it holds.
 type Topic struct {
 	Name string
-	Kind ledger.Kind
+	Kind ledger.TopicKind
 }
 
 // Store is the part of the ledger store the consumer writes through.
@@ -109,7 +109,7 @@ type tp struct {
 func (c *Consumer) session(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	kinds := map[string]ledger.Kind{}
+	kinds := map[string]ledger.TopicKind{}
 	next := map[tp]int64{}
 	for _, t := range c.Topics {
 		kinds[t.Name] = t.Kind
@@ -203,7 +203,7 @@ func (c *Consumer) session(ctx context.Context) error {
 // BatchSize records) into a batch with the positions after them. A
 // transient decoding failure ends the batch before that record and is
 // returned with it.
-func (c *Consumer) collect(ctx context.Context, first kafka.Message, msgs <-chan kafka.Message, kinds map[string]ledger.Kind, next map[tp]int64) (*ledger.Batch, error) {
+func (c *Consumer) collect(ctx context.Context, first kafka.Message, msgs <-chan kafka.Message, kinds map[string]ledger.TopicKind, next map[tp]int64) (*ledger.Batch, error) {
 	b := &ledger.Batch{}
 	pos := map[tp]int64{}
 	add := func(m kafka.Message) error {

@@ -106,7 +106,7 @@ func Start(t testing.TB, name, bin string, env []string, args ...string) *Proc {
 	// Services' telemetry endpoints default to fixed ports; tests run many
 	// processes at once, so they get free ports unless the test says
 	// otherwise (its env comes later and wins).
-	p.cmd.Env = append(os.Environ(), "ENFORCER_TELEMETRY_ADDR=127.0.0.1:0", "CONSENT_SYNC_TELEMETRY_ADDR=127.0.0.1:0")
+	p.cmd.Env = append(os.Environ(), "ENFORCER_TELEMETRY_ADDR=127.0.0.1:0", "CONSENT_SYNC_TELEMETRY_ADDR=127.0.0.1:0", "LEDGER_TELEMETRY_ADDR=127.0.0.1:0")
 	p.cmd.Env = append(p.cmd.Env, env...)
 	p.cmd.Stdout = p.out
 	p.cmd.Stderr = p.out

@@ -10,6 +10,7 @@
 //	consentctl verify                recompute the audit's Merkle trees from the topic and check every checkpoint
 //	consentctl prove <event id>      an inclusion proof of an event's audit record
 //	consentctl verify-proof FILE     check an inclusion proof offline
+//	consentctl audit-export          the audit records and checkpoints to a file (verify --from-file)
 //	consentctl stats                 rows per table and consumed positions of the ledger
 //
 // Every command takes --help. Exit status: 0 when all is well, 2 when a
@@ -54,6 +55,7 @@ func init() {
 		"verify":            {"recompute the audit's Merkle trees from the topic and check every checkpoint", cmdVerify},
 		"prove":             {"print an inclusion proof of an event's audit record against a signed checkpoint", cmdProve},
 		"verify-proof":      {"check an inclusion proof offline", cmdVerifyProof},
+		"audit-export":      {"write every audit record (with its offset) and checkpoint to a file, for offline verification", cmdAuditExport},
 	}
 }
 

@@ -92,34 +92,46 @@ func (s *sealFlags) client() (*topicread.Client, error) {
 // audit partition, in publication order, and how many records name no
 // partition of the audit topic (malformed, or of another topic).
 func checkpointNotes(ctx context.Context, c *topicread.Client, topic, auditTopic string) (map[int32][][]byte, int, error) {
-	out := map[int32][][]byte{}
-	stray := 0
 	offs, err := c.Offsets(ctx, topic)
 	if errors.Is(err, topicread.ErrNoTopic) {
-		return out, 0, nil
+		return map[int32][][]byte{}, 0, nil
 	}
 	if err != nil {
 		return nil, 0, err
 	}
-	prefix := seal.Origin(auditTopic, 0)
-	prefix = prefix[:len(prefix)-1]
+	var all [][]byte
 	for _, p := range sortedKeys(offs) {
 		r := offs[p]
 		err := c.Read(ctx, topic, p, r.First, r.End, func(m kafka.Message) error {
-			line, _, _ := bytes.Cut(m.Value, []byte("\n"))
-			n, err := strconv.ParseInt(strings.TrimPrefix(string(line), prefix), 10, 32)
-			if !strings.HasPrefix(string(line), prefix) || err != nil || n < 0 {
-				stray++
-				return nil
-			}
-			out[int32(n)] = append(out[int32(n)], append([]byte(nil), m.Value...))
+			all = append(all, append([]byte(nil), m.Value...))
 			return nil
 		})
 		if err != nil {
 			return nil, 0, err
 		}
 	}
+	out, stray := groupNotes(all, auditTopic)
 	return out, stray, nil
+}
+
+// groupNotes sorts checkpoint notes by the audit partition their origin
+// line names, keeping their order; notes of no partition of auditTopic are
+// counted as stray.
+func groupNotes(all [][]byte, auditTopic string) (map[int32][][]byte, int) {
+	out := map[int32][][]byte{}
+	stray := 0
+	prefix := seal.Origin(auditTopic, 0)
+	prefix = prefix[:len(prefix)-1]
+	for _, v := range all {
+		line, _, _ := bytes.Cut(v, []byte("\n"))
+		n, err := strconv.ParseInt(strings.TrimPrefix(string(line), prefix), 10, 32)
+		if !strings.HasPrefix(string(line), prefix) || err != nil || n < 0 {
+			stray++
+			continue
+		}
+		out[int32(n)] = append(out[int32(n)], v)
+	}
+	return out, stray
 }
 
 func cmdVerify(ctx context.Context, e *env, args []string) error {
@@ -130,6 +142,7 @@ func cmdVerify(ctx context.Context, e *env, args []string) error {
 	lf.add(fs, e)
 	partition := fs.Int("partition", -1, "verify only this audit partition")
 	withLedger := fs.Bool("ledger", false, "also compare the ledger's copy (--dsn): names every altered record, and whether the topic or the ledger changed")
+	fromFile := fs.String("from-file", "", "verify the audit export in this file (consentctl audit-export) instead of the topics: offline, e.g. a backup")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -137,9 +150,17 @@ func cmdVerify(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := sf.client()
-	if err != nil {
-		return err
+	var src auditSource
+	if *fromFile != "" {
+		if src, err = readExport(*fromFile, sf.auditTopic); err != nil {
+			return err
+		}
+	} else {
+		c, err := sf.client()
+		if err != nil {
+			return err
+		}
+		src = &topicSource{ctx: ctx, c: c, audit: sf.auditTopic, checkpoints: sf.checkpointsTopic}
 	}
 	var store *ledger.Store
 	if *withLedger {
@@ -148,23 +169,21 @@ func cmdVerify(ctx context.Context, e *env, args []string) error {
 		}
 		defer store.Close()
 	}
-	offs, err := c.Offsets(ctx, sf.auditTopic)
+	parts, err := src.partitions()
 	if err != nil {
 		return fmt.Errorf("audit topic: %w", err)
 	}
-	notes, stray, err := checkpointNotes(ctx, c, sf.checkpointsTopic, sf.auditTopic)
+	notes, stray, err := src.notes()
 	if err != nil {
-		return fmt.Errorf("checkpoints topic: %w", err)
+		return fmt.Errorf("checkpoints: %w", err)
 	}
 	var reports []*seal.Report
 	failed := false
-	for _, p := range sortedKeys(offs) {
+	for _, p := range parts {
 		if *partition >= 0 && p != int32(*partition) {
 			continue
 		}
-		r := offs[p]
-		in := seal.Input{Topic: sf.auditTopic, Partition: p, Checkpoints: notes[p], Verifiers: verifiers,
-			Records: topicRecords(ctx, c, sf.auditTopic, p, r.First, r.End)}
+		in := seal.Input{Topic: sf.auditTopic, Partition: p, Checkpoints: notes[p], Verifiers: verifiers, Records: src.records(p)}
 		if store != nil {
 			hashes, err := ledgerHashes(ctx, store, sf.auditTopic, p)
 			if err != nil {
@@ -176,7 +195,7 @@ func cmdVerify(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return fmt.Errorf("verify %s/%d: %w", sf.auditTopic, p, err)
 		}
-		if len(in.Checkpoints) == 0 && r.End > r.First {
+		if len(in.Checkpoints) == 0 && rep.Records > 0 {
 			failed = true // records no checkpoint covers at all: nothing proves them
 		}
 		failed = failed || !rep.OK()

@@ -34,6 +34,7 @@ var DefaultTopics = []string{
 	"consent.changes",
 	"consent.audit",
 	"consent.revocations",
+	"consent.audit.checkpoints",
 }
 
 // DefaultConfig returns the settings used when nothing is set.

@@ -147,6 +147,9 @@ func (s *Sealer) SealOnce(ctx context.Context) error {
 		return nil
 	}
 	if err := s.Writer.WriteMessages(ctx, msgs...); err != nil {
+		if errors.Is(err, kafka.UnknownTopicOrPartition) {
+			return fmt.Errorf("publish %d checkpoints: the topic %s does not exist: create it (no retention limit; LEDGER_CHECKPOINTS_TOPIC names it): %w", len(msgs), s.CheckpointsTopic, err)
+		}
 		return fmt.Errorf("publish %d checkpoints: %w", len(msgs), err)
 	}
 	for _, x := range sizes {

@@ -162,7 +162,9 @@ func TestLedgerAndConsentctlOnThePipeline(t *testing.T) {
 			time.Sleep(300 * time.Millisecond)
 		}
 	}
-	complete := func(h *ledger.SubjectHistory) bool { return len(h.Changes) == 2 && len(h.Audits) == 4 && len(h.Notices) == 1 }
+	complete := func(h *ledger.SubjectHistory) bool {
+		return len(h.Changes) == 2 && len(h.Audits) == 4 && len(h.Notices) == 1
+	}
 	bobSQ, bobPQ := wait(sq, "bob", complete), wait(pq, "bob", complete)
 	a, _ := json.Marshal(bobSQ.Changes)
 	b, _ := json.Marshal(bobPQ.Changes)

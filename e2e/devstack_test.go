@@ -18,15 +18,16 @@ import (
 // that the stack stops cleanly by itself.
 func TestDevstackShowsEventsFlowing(t *testing.T) {
 	t.Parallel()
-	for _, svc := range []string{"devbroker", "consent-sync", "enforcer"} {
+	for _, svc := range []string{"devbroker", "consent-sync", "enforcer", "ledger"} {
 		proctest.Build(t, "services/"+svc) // devstack finds them beside itself
 	}
 	bin := proctest.Build(t, "services/devstack")
 	redis := redistest.Start(t)
 	root := proctest.RepoRoot(t)
+	dataDir := t.TempDir()
 	p := proctest.Start(t, "devstack", bin, []string{
 		"REDIS_ADDR=" + redis.Addr(),
-		"DEVSTACK_DATA_DIR=" + t.TempDir(),
+		"DEVSTACK_DATA_DIR=" + dataDir,
 		"DEVBROKER_PORT=0",
 		"POLICY_FILE=" + root + "/deploy/policy.yaml",
 		"DEVSTACK_DURATION=20s",
@@ -71,5 +72,17 @@ func TestDevstackShowsEventsFlowing(t *testing.T) {
 	}
 	if !regexp.MustCompile(`revocation notices [1-9]`).MatchString(out) {
 		t.Errorf("no revocation notices in the summary")
+	}
+	// The ledger ran beside the pipeline: its audit has no gap, and it
+	// holds records of every kind.
+	c := ctl{t: t, bin: proctest.Build(t, "services/consentctl"), env: []string{"LEDGER_DSN=sqlite:" + dataDir + "/ledger.db"}}
+	if out := c.must(0, "completeness"); !strings.Contains(out, "complete") {
+		t.Errorf("completeness of the dev stack's ledger:\n%s", out)
+	}
+	stats := c.must(0, "stats")
+	for _, table := range []string{"audit_records", "consent_changes", "revocation_notices", "audit_checkpoints"} {
+		if !regexp.MustCompile(`(?m)^\s+` + table + `\s+[1-9]`).MatchString(stats) {
+			t.Errorf("the dev stack's ledger has no %s:\n%s", table, stats)
+		}
 	}
 }

@@ -87,7 +87,7 @@ func (c Config) validate() error {
 	if c.Every < 100*time.Millisecond {
 		errs = append(errs, errors.New("DEVSTACK_SUMMARY_EVERY must be at least 100ms"))
 	}
-	for _, b := range []string{"devbroker", "consent-sync", "enforcer"} {
+	for _, b := range []string{"devbroker", "consent-sync", "enforcer", "ledger"} {
 		if _, err := os.Stat(filepath.Join(c.BinDir, b)); err != nil {
 			errs = append(errs, fmt.Errorf("no %s binary in %s: run `make build` (or `make run`), or set DEVSTACK_BIN_DIR", b, c.BinDir))
 		}
@@ -165,9 +165,17 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	if err := st.startService("enforcer", env); err != nil {
 		return err
 	}
+	ledgerEnv, err := ledgerSetup(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	if err := st.startService("ledger", append(append([]string{}, env...), ledgerEnv.env...)); err != nil {
+		return err
+	}
 	fmt.Printf("consentgate dev stack is up: broker %s, redis %s, policy %s (version %s)\n", brokerAddr, redisAddr, cfg.PolicyFile, pol.Version)
 	fmt.Printf("service logs: %s/*.log; producing %d events/s and %d consent changes/s for %d customers; Ctrl-C stops everything\n",
 		logDir, cfg.EventsPerSec, cfg.ChangesPerSec, cfg.Subjects)
+	ledgerEnv.describe(brokerAddr)
 
 	purposes := make([]string, len(pol.Purposes))
 	for i, p := range pol.Purposes {

@@ -66,7 +66,9 @@ func newFixture(t *testing.T, tamper bool) *fixture {
 	}
 	t.Cleanup(s.Close)
 	b := &ledger.Batch{}
-	co := func(topic string, off int64) ledger.Coord { return ledger.Coord{Topic: topic, Partition: 0, Offset: off, Time: t0} }
+	co := func(topic string, off int64) ledger.Coord {
+		return ledger.Coord{Topic: topic, Partition: 0, Offset: off, Time: t0}
+	}
 	b.Changes = []ledger.ConsentChange{
 		{Coord: co("consent.changes", 0), ChangeID: "c-grant", SubjectID: "alice", Purpose: "marketing", Action: "GRANT", LegalBasis: "CONSENT",
 			Source: "preference-centre", NoticeVersion: "2026-09", CapturedAt: t0.Add(time.Hour)},
@@ -410,11 +412,11 @@ func TestSubjectPage(t *testing.T) {
 		t.Fatalf("POST /subject = %d: %s", w.Code, text(w))
 	}
 	wantText(t, w, "History of alice",
-		"marketing withdrawn c-withdraw",                                       // consent now
-		"GRANT marketing c-grant preference-centre 2026-09 lost: ",             // the grant lost…
-		"WITHDRAW marketing c-withdraw preference-centre 2026-09 won",          // …to the withdrawal
-		"event ev-1 (consentgate.events.PageView), policy policy-7",           // audit record
-		"compliant.marketing PASSED granted marketing — marketing: c-grant",   // per stream
+		"marketing withdrawn c-withdraw",                                    // consent now
+		"GRANT marketing c-grant preference-centre 2026-09 lost: ",          // the grant lost…
+		"WITHDRAW marketing c-withdraw preference-centre 2026-09 won",       // …to the withdrawal
+		"event ev-1 (consentgate.events.PageView), policy policy-7",         // audit record
+		"compliant.marketing PASSED granted marketing — marketing: c-grant", // per stream
 		"compliant.analytics REDACTED granted_with_exclusions marketing ip_address",
 		"compliant.marketing DROPPED withdrawn",
 		"WITHDRAW marketing n-1", "consent_withdrawn", // notice

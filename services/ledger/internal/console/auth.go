@@ -135,15 +135,28 @@ func (a *Auth) logout(r *http.Request, secure bool) *http.Cookie {
 	return &http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: secure, SameSite: http.SameSiteStrictMode}
 }
 
-// sameOrigin reports whether a form POST comes from the console's own pages:
-// its Origin header (or its Referer when a browser sends no Origin) names
-// the console's host. A request with neither is a non-browser client and
-// is accepted only when it authenticates with a bearer header (bearerOK):
-// the session cookie is what a cross-site page could make a browser send.
-// The SameSite cookie is the first lock against cross-site posts, this the
-// second. An Origin of "null" (a sandboxed or privacy-restricted page) is
-// refused.
+// sameOrigin reports whether a form POST comes from the console's own
+// pages. A browser says so in Sec-Fetch-Site (a header no page can set):
+// only same-origin is accepted. Without it (an older browser), the Origin
+// header, or the Referer when there is no Origin, must name the console's
+// host; an Origin of "null" (a sandboxed page) is refused. A request with
+// none of the three is a non-browser client and is accepted only when it
+// authenticates with a bearer header (bearerOK): the session cookie is what
+// a cross-site page could make a browser send. The SameSite cookie is the
+// first lock against cross-site posts, this the second.
+//
+// Sec-Fetch-Site comes first because the console's pages are served with
+// Referrer-Policy: no-referrer, and under that policy browsers send
+// "Origin: null" and no Referer with the console's own form posts: the
+// Origin check alone refuses every form of the console in Chromium.
 func sameOrigin(r *http.Request, bearerOK bool) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "same-origin":
+		return true
+	case "":
+	default: // cross-site, same-site, none (typed or bookmarked: never a form post of ours)
+		return false
+	}
 	o := r.Header.Get("Origin")
 	if o == "" {
 		o = r.Header.Get("Referer")

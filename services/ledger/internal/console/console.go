@@ -78,6 +78,8 @@ type Console struct {
 	cfg   Config
 	pages map[string]*template.Template
 	mux   *http.ServeMux
+	// verifying admits one verification at a time.
+	verifying chan struct{}
 }
 
 // New checks cfg and parses the templates.
@@ -100,7 +102,7 @@ func New(cfg Config) (*Console, error) {
 	if cfg.QueryTimeout <= 0 {
 		cfg.QueryTimeout = 30 * time.Second
 	}
-	c := &Console{cfg: cfg, pages: map[string]*template.Template{}}
+	c := &Console{cfg: cfg, pages: map[string]*template.Template{}, verifying: make(chan struct{}, 1)}
 	base, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html")
 	if err != nil {
 		return nil, err

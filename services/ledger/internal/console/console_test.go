@@ -629,3 +629,39 @@ func TestErrorHidesDSN(t *testing.T) {
 		wantText(t, w, "The ledger could not answer")
 	}
 }
+
+func TestVerificationGapAndShortLedger(t *testing.T) {
+	s, err := ledger.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "l.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	tree := seal.NewTree("consent.audit", 0, 0)
+	b := &ledger.Batch{}
+	for off := int64(0); off < 4; off++ {
+		h := seal.LeafHash("consent.audit", 0, off, nil, []byte(fmt.Sprint(off)))
+		if err := tree.AppendLeafHash(off, h); err != nil {
+			t.Fatal(err)
+		}
+		if off == 2 {
+			continue // the ledger lacks offset 2
+		}
+		b.Audits = append(b.Audits, ledger.AuditEntry{Coord: ledger.Coord{Topic: "consent.audit", Offset: off, Time: t0}, LeafHash: h,
+			Record: pageView("alice", fmt.Sprint("ev-", off), off, t0, dec("compliant.marketing", decision.Passed, "granted"))})
+	}
+	for i, size := range []int64{2, 4} {
+		root, _ := tree.RootAt(size)
+		b.Checkpoints = append(b.Checkpoints, ledger.Checkpoint{AuditTopic: "consent.audit", Size: size, Root: root, Note: []byte("n"),
+			PublishedAt: t0.Add(time.Duration(i) * time.Hour), Coord: ledger.Coord{Topic: "consent.audit.checkpoints", Offset: int64(i), Time: t0}})
+	}
+	if err := s.Ingest(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, &fixture{store: s}, nil)
+	w := e.do("GET", "/verification", nil, authz)
+	wantText(t, w, "Audit of consent.audit: not verified", "the ledger's audit records skip offsets 2..2",
+		"2 records in the ledger from offset 0", "ledger lacks records")
+	if n := strings.Count(w.Body.String(), `<span class="ok">verified</span>`); n != 1 {
+		t.Errorf("%d checkpoints verified, want 1 (the one of size 2)", n)
+	}
+}

@@ -496,6 +496,15 @@ func (c *Console) verifyPartition(ctx context.Context, p int32) (partitionVerifi
 func (c *Console) verification(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := c.queryCtx(r)
 	defer cancel()
+	// One verification at a time: each holds a partition's whole tree in
+	// memory (about 64 bytes per audit record) while it runs.
+	select {
+	case c.verifying <- struct{}{}:
+		defer func() { <-c.verifying }()
+	case <-ctx.Done():
+		c.failed(w, r, "verification", ctx.Err())
+		return
+	}
 	parts, err := c.cfg.Store.AuditPartitions(ctx, c.cfg.AuditTopic)
 	if err != nil {
 		c.failed(w, r, "audit partitions", err)

@@ -141,6 +141,11 @@ func TestConsoleInBrowser(t *testing.T) {
 	if got := b.Text("#completeness-summary tbody tr"); !strings.Contains(got, "customer.events") || !strings.Contains(got, "complete") || strings.Contains(got, "incomplete") {
 		t.Errorf("overview completeness: %q", got)
 	}
+	for _, row := range b.Texts("#sealing tbody tr") {
+		if !strings.Contains(row, "sealing") || strings.Contains(row, "—") {
+			t.Errorf("overview sealing row %q: want a published checkpoint and the sealer sealing", row)
+		}
+	}
 	b.Screenshot("overview")
 
 	// The subject's timeline.

@@ -665,3 +665,13 @@ func TestVerificationGapAndShortLedger(t *testing.T) {
 		t.Errorf("%d checkpoints verified, want 1 (the one of size 2)", n)
 	}
 }
+
+func TestPublishedAtFallsBackToRecordTime(t *testing.T) {
+	rec := t0.Add(time.Minute)
+	if got := publishedAt(ledger.Checkpoint{Coord: ledger.Coord{Time: rec}}); !got.Equal(rec) {
+		t.Errorf("publishedAt without PublishedAt = %v, want the record time %v", got, rec)
+	}
+	if got := publishedAt(ledger.Checkpoint{PublishedAt: t0, Coord: ledger.Coord{Time: rec}}); !got.Equal(t0) {
+		t.Errorf("publishedAt = %v, want %v", got, t0)
+	}
+}

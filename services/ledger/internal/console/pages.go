@@ -95,7 +95,7 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 		}
 		row := sealRow{Partition: p, Checkpoints: len(cps), Problem: problems[p]}
 		if cp, ok := latest(cps); ok {
-			row.LatestSize, row.Latest = cp.Size, cp.PublishedAt
+			row.LatestSize, row.Latest = cp.Size, publishedAt(cp)
 		}
 		d.Seal = append(d.Seal, row)
 	}
@@ -106,6 +106,15 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 	c.render(w, r, http.StatusOK, "overview", page{Title: "Overview", Nav: "overview", Data: d})
 }
 
+// publishedAt is when a checkpoint was published: its own field, else the
+// timestamp of its record on the checkpoints topic.
+func publishedAt(cp ledger.Checkpoint) time.Time {
+	if !cp.PublishedAt.IsZero() {
+		return cp.PublishedAt
+	}
+	return cp.Time
+}
+
 // latest is the checkpoint of the largest tree.
 func latest(cps []ledger.Checkpoint) (ledger.Checkpoint, bool) {
 	if len(cps) == 0 {
@@ -113,7 +122,7 @@ func latest(cps []ledger.Checkpoint) (ledger.Checkpoint, bool) {
 	}
 	best := cps[0]
 	for _, cp := range cps[1:] {
-		if cp.Size > best.Size || (cp.Size == best.Size && cp.PublishedAt.After(best.PublishedAt)) {
+		if cp.Size > best.Size || (cp.Size == best.Size && publishedAt(cp).After(publishedAt(best))) {
 			best = cp
 		}
 	}
@@ -458,7 +467,7 @@ func (c *Console) verifyPartition(ctx context.Context, p int32) (partitionVerifi
 	pv.Records = tree.Size()
 	pv.Verified = len(cps) > 0 && pv.Problem == ""
 	for _, cp := range cps {
-		row := cpRow{Size: cp.Size, Base: cp.Base, Root: cp.Root, PublishedAt: cp.PublishedAt}
+		row := cpRow{Size: cp.Size, Base: cp.Base, Root: cp.Root, PublishedAt: publishedAt(cp)}
 		switch {
 		case cp.Base != base:
 			row.State = cpOther
@@ -482,7 +491,7 @@ func (c *Console) verifyPartition(ctx context.Context, p int32) (partitionVerifi
 	}
 	if l, ok := latest(cps); ok {
 		for i := range pv.Checkpoints {
-			if pv.Checkpoints[i].Size == l.Size && pv.Checkpoints[i].PublishedAt.Equal(l.PublishedAt) {
+			if pv.Checkpoints[i].Size == l.Size && pv.Checkpoints[i].PublishedAt.Equal(publishedAt(l)) {
 				pv.Latest = &pv.Checkpoints[i]
 			}
 		}

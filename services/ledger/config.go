@@ -41,6 +41,9 @@ type Config struct {
 	// keys (rotated or other sealers' keys).
 	SealKeyFile, VerifierKeysFile string
 	SealInterval                  time.Duration
+
+	// Console is the read-only web console (console.go).
+	Console ConsoleConfig
 }
 
 // DefaultConfig returns the settings used when nothing is set.
@@ -80,6 +83,7 @@ func (c *Config) flags() *envflag.Set {
 	s.String(&c.SealKeyFile, "seal-key-file", envPrefix+"SEAL_KEY_FILE", "file holding the sealer's signing key (note format, PRIVATE+KEY+consentgate-audit+...; make one with `consentctl keygen`); empty: the ledger does not seal the audit")
 	s.String(&c.VerifierKeysFile, "verifier-keys-file", envPrefix+"VERIFIER_KEYS_FILE", "file of further trusted checkpoint verifier keys, one per line (the seal key's own is always trusted)")
 	s.Duration(&c.SealInterval, "seal-interval", envPrefix+"SEAL_INTERVAL", "how often a checkpoint of each audit partition that grew is signed and published")
+	c.consoleFlags(s)
 	return s
 }
 
@@ -129,6 +133,7 @@ func (c Config) Validate() error {
 	if c.Refresh < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("refresh below 100ms: set %sREFRESH, e.g. 10s", envPrefix))
 	}
+	errs = append(errs, c.validateConsole())
 	return errors.Join(errs...)
 }
 
@@ -154,6 +159,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("seal_key_file", c.SealKeyFile),
 		slog.String("verifier_keys_file", c.VerifierKeysFile),
 		slog.Duration("seal_interval", c.SealInterval),
+		slog.String("console_addr", c.Console.Addr),
+		slog.String("console_tokens_file", c.Console.TokensFile),
 	)
 }
 

@@ -37,7 +37,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
-	store, err := ledger.Open(ctx, cfg.DSN)
+	store, err := ledger.Open(ctx, cfg.DSN, ledger.WithCatalog(codec.Catalog()))
 	if err != nil {
 		return fmt.Errorf("open the ledger (LEDGER_DSN): %w", err)
 	}
@@ -87,6 +87,15 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	} else {
 		log.Warn("the audit is not sealed by this ledger: set LEDGER_SEAL_KEY_FILE (consentctl keygen makes a key) for signed checkpoints")
 	}
+	stopConsole, err := startConsole(ctx, cfg, log, store, sealer, func() time.Time { return c.Stats().LastIngest })
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = stopConsole(sctx)
+	}()
 	log.Info("consuming", "topics", len(c.Topics), "sealing", sealer != nil)
 	var wg sync.WaitGroup
 	if sealer != nil {

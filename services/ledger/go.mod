@@ -6,6 +6,7 @@ require (
 	github.com/consentgate/consentgate/pkg v0.0.0
 	github.com/consentgate/consentgate/schemas v0.0.0
 	github.com/segmentio/kafka-go v0.4.51
+	golang.org/x/mod v0.43.0
 )
 
 require (

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentgate/consentgate/pkg/brokertest"
 	"github.com/consentgate/consentgate/pkg/proctest"
 	"github.com/consentgate/consentgate/pkg/redistest"
 )
@@ -28,6 +29,7 @@ func TestDevstackShowsEventsFlowing(t *testing.T) {
 	p := proctest.Start(t, "devstack", bin, []string{
 		"REDIS_ADDR=" + redis.Addr(),
 		"DEVSTACK_DATA_DIR=" + dataDir,
+		"DEVSTACK_CONSOLE_ADDR=127.0.0.1:" + strconv.Itoa(brokertest.FreePort(t)),
 		"DEVBROKER_PORT=0",
 		"POLICY_FILE=" + root + "/deploy/policy.yaml",
 		"DEVSTACK_DURATION=20s",
@@ -40,6 +42,9 @@ func TestDevstackShowsEventsFlowing(t *testing.T) {
 		t.Fatalf("devstack exited with %v", err)
 	}
 	out := p.Output()
+	if !regexp.MustCompile(`compliance ledger: sqlite:\S+; console http://127\.0\.0\.1:\d+/`).MatchString(out) {
+		t.Errorf("devstack did not say where the ledger and its console are")
+	}
 	if !strings.Contains(out, "stopped cleanly") {
 		t.Errorf("devstack did not report a clean stop")
 	}

@@ -18,10 +18,7 @@ type ledgerConfig struct {
 	dsn, pubFile, tokenFile, console string
 }
 
-// ConsoleAddr is where devstack's ledger serves the compliance console.
-const ConsoleAddr = "127.0.0.1:8089"
-
-func ledgerSetup(dataDir string) (*ledgerConfig, error) {
+func ledgerSetup(dataDir, consoleAddr string) (*ledgerConfig, error) {
 	abs, err := filepath.Abs(dataDir)
 	if err != nil {
 		return nil, err
@@ -49,7 +46,7 @@ func ledgerSetup(dataDir string) (*ledgerConfig, error) {
 			return nil, fmt.Errorf("write %s: %w", tokenFile, err)
 		}
 	}
-	c := &ledgerConfig{dsn: "sqlite:" + filepath.Join(abs, "ledger.db"), pubFile: pubFile, tokenFile: tokenFile, console: ConsoleAddr}
+	c := &ledgerConfig{dsn: "sqlite:" + filepath.Join(abs, "ledger.db"), pubFile: pubFile, tokenFile: tokenFile, console: consoleAddr}
 	c.env = []string{
 		"LEDGER_DSN=" + c.dsn,
 		"LEDGER_SEAL_KEY_FILE=" + keyFile,

@@ -42,6 +42,7 @@ type Config struct {
 	Subjects      int
 	Every         time.Duration
 	Duration      time.Duration
+	ConsoleAddr   string
 }
 
 func defaultConfig() Config {
@@ -53,7 +54,7 @@ func defaultConfig() Config {
 		DataDir: ".data", BinDir: bin, PolicyFile: "deploy/policy.yaml",
 		KafkaPort: 9092, Partitions: 3,
 		EventsPerSec: 50, ChangesPerSec: 5, Subjects: 300,
-		Every: 3 * time.Second,
+		Every: 3 * time.Second, ConsoleAddr: "127.0.0.1:8089",
 	}
 }
 
@@ -70,6 +71,7 @@ func (c *Config) flags() *envflag.Set {
 	s.Int(&c.Subjects, "subjects", "DEMO_SUBJECTS", "distinct customers in the demo")
 	s.Duration(&c.Every, "every", "DEVSTACK_SUMMARY_EVERY", "how often the summary is printed")
 	s.Duration(&c.Duration, "duration", "DEVSTACK_DURATION", "stop by itself after this long; 0 runs until Ctrl-C")
+	s.String(&c.ConsoleAddr, "console-addr", "DEVSTACK_CONSOLE_ADDR", "where the ledger serves the compliance console")
 	return s
 }
 
@@ -165,7 +167,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	if err := st.startService("enforcer", env); err != nil {
 		return err
 	}
-	ledgerEnv, err := ledgerSetup(cfg.DataDir)
+	ledgerEnv, err := ledgerSetup(cfg.DataDir, cfg.ConsoleAddr)
 	if err != nil {
 		return err
 	}

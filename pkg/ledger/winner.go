@@ -159,10 +159,10 @@ func Resolve(changes []ChangeOutcome, now time.Time) ([]ChangeOutcome, []Purpose
 		case w == erase:
 			po.Status = StatusErased
 		default:
-			po.LegalBasis, po.ExpiresAt, po.ExcludedCategories = w.LegalBasis, w.ExpiresAt, nonNil(w.ExcludedCategories)
+			po.LegalBasis, po.ExcludedCategories = w.LegalBasis, nonNil(w.ExcludedCategories)
 			switch consent.Action(w.Action) {
 			case consent.ActionGrant:
-				po.Status = StatusGranted
+				po.Status, po.ExpiresAt = StatusGranted, w.ExpiresAt
 				if w.Expired {
 					po.Status = StatusExpired
 				}

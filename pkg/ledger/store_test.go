@@ -200,3 +200,31 @@ func backendOf(s *Store) backend {
 	}
 	panic("unknown backend")
 }
+
+// TestSQLiteMemory checks the sqlite::memory: DSN: a private database that
+// holds what was ingested for as long as the store is open.
+func TestSQLiteMemory(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, "sqlite::memory:")
+	if err := s.Ingest(ctx, batchOf(genItems(rand.New(rand.NewPCG(9, 9)), 50))); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, c := range st.Tables {
+		n += c
+	}
+	if n < 50 || len(st.Positions) == 0 || st.Backend != "sqlite" {
+		t.Errorf("stats %+v", st)
+	}
+	other := openStore(t, "sqlite::memory:")
+	if st2, _ := other.Stats(ctx); st2.Tables["audit_records"] != 0 {
+		t.Errorf("a second memory store sees the first's rows")
+	}
+	if _, err := Open(ctx, "sqlite:"); err == nil {
+		t.Error("sqlite: without a path was accepted")
+	}
+}

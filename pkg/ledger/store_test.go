@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -226,5 +227,42 @@ func TestSQLiteMemory(t *testing.T) {
 	}
 	if _, err := Open(ctx, "sqlite:"); err == nil {
 		t.Error("sqlite: without a path was accepted")
+	}
+}
+
+// TestOpenConcurrently checks that stores opening one new database at once
+// (two ledger replicas starting together) all succeed and apply each
+// migration once.
+func TestOpenConcurrently(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			first, dsn := b.open(t)
+			// Start over from an empty database: drop what first created.
+			for _, tab := range append(ledgerTables, "ledger_positions", "ledger_migrations") {
+				if _, err := first.db.Exec("DROP TABLE " + tab); err != nil {
+					t.Fatal(err)
+				}
+			}
+			first.Close()
+			errs := make(chan error, 4)
+			for i := 0; i < 4; i++ {
+				go func() {
+					s, err := Open(context.Background(), dsn)
+					if err == nil {
+						s.Close()
+					}
+					errs <- err
+				}()
+			}
+			for i := 0; i < 4; i++ {
+				if err := <-errs; err != nil {
+					t.Errorf("concurrent open: %v", err)
+				}
+			}
+			s := openStore(t, dsn)
+			if vs, err := s.Migrations(context.Background()); err != nil || !reflect.DeepEqual(vs, []int{1}) {
+				t.Errorf("migrations %v (%v)", vs, err)
+			}
+		})
 	}
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/consentgate/consentgate/pkg/consent"
 )
 
-// Where a row was read from.
+// Coords are where a row was read from: topic, partition, offset.
 type Coords struct {
 	Topic     string `json:"topic"`
 	Partition int32  `json:"partition"`

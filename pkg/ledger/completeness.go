@@ -38,8 +38,8 @@ type PartitionCompleteness struct {
 	Records int64 `json:"records"`
 	Offsets int64 `json:"offsets"`
 	// Gaps are the ranges with no audit record.
-	Gaps        []OffsetRange `json:"gaps"`
-	MissingOffs int64         `json:"missing_offsets"`
+	Gaps           []OffsetRange `json:"gaps"`
+	MissingOffsets int64         `json:"missing_offsets"`
 	// Duplicates are the offsets with more than one audit record;
 	// Disagreeing counts those whose copies decided differently.
 	Duplicates  []Duplicate `json:"duplicates"`
@@ -151,7 +151,7 @@ WHERE source_topic = ? ORDER BY source_partition, source_offset, decision_digest
 	for i := range rep.Partitions {
 		pc := &rep.Partitions[i]
 		for _, g := range pc.Gaps {
-			pc.MissingOffs += g.End - g.Start
+			pc.MissingOffsets += g.End - g.Start
 		}
 		pc.Complete = len(pc.Gaps) == 0 && pc.Disagreeing == 0
 		rep.Complete = rep.Complete && pc.Complete

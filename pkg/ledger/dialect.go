@@ -135,13 +135,6 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS ledger_migrations (
-    version    INTEGER NOT NULL PRIMARY KEY,
-    name       TEXT    NOT NULL,
-    applied_at BIGINT  NOT NULL
-)`); err != nil {
-		return err
-	}
 	for _, m := range ms {
 		if err := s.applyMigration(ctx, m); err != nil {
 			return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
@@ -149,6 +142,12 @@ func (s *Store) migrate(ctx context.Context) error {
 	}
 	return nil
 }
+
+const migrationsTable = `CREATE TABLE IF NOT EXISTS ledger_migrations (
+    version    INTEGER NOT NULL PRIMARY KEY,
+    name       TEXT    NOT NULL,
+    applied_at BIGINT  NOT NULL
+)`
 
 func (s *Store) applyMigration(ctx context.Context, m migration) error {
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -160,6 +159,11 @@ func (s *Store) applyMigration(ctx context.Context, m migration) error {
 		if _, err := tx.ExecContext(ctx, s.d.lock); err != nil {
 			return err
 		}
+	}
+	// Created under the lock: two processes opening a new database at
+	// once must not both create it.
+	if _, err := tx.ExecContext(ctx, migrationsTable); err != nil {
+		return err
 	}
 	var n int
 	if err := tx.QueryRowContext(ctx, s.d.q("SELECT COUNT(*) FROM ledger_migrations WHERE version = ?"), m.version).Scan(&n); err != nil {

@@ -255,10 +255,10 @@ func TestCompleteness(t *testing.T) {
 		}
 		want := &CompletenessReport{SourceTopic: "customer.events", Complete: false, Partitions: []PartitionCompleteness{
 			{Partition: 0, Expected: &OffsetRange{0, 8}, Audited: OffsetRange{0, 7}, Records: 8, Offsets: 5,
-				Gaps: []OffsetRange{{3, 5}, {7, 8}}, MissingOffs: 3, Duplicates: []Duplicate{{2, 2, true}, {6, 3, false}}, Disagreeing: 1},
+				Gaps: []OffsetRange{{3, 5}, {7, 8}}, MissingOffsets: 3, Duplicates: []Duplicate{{2, 2, true}, {6, 3, false}}, Disagreeing: 1},
 			{Partition: 1, Expected: &OffsetRange{10, 12}, Audited: OffsetRange{10, 12}, Records: 2, Offsets: 2,
 				Gaps: []OffsetRange{}, Duplicates: []Duplicate{}, Complete: true},
-			{Partition: 2, Expected: &OffsetRange{0, 3}, Gaps: []OffsetRange{{0, 3}}, MissingOffs: 3, Duplicates: []Duplicate{}},
+			{Partition: 2, Expected: &OffsetRange{0, 3}, Gaps: []OffsetRange{{0, 3}}, MissingOffsets: 3, Duplicates: []Duplicate{}},
 		}}
 		if !reflect.DeepEqual(rep, want) {
 			t.Errorf("completeness\n%+v\nwant\n%+v", rep, want)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -199,4 +200,69 @@ func backendOf(s *Store) backend {
 		}
 	}
 	panic("unknown backend")
+}
+
+// TestSQLiteMemory checks the sqlite::memory: DSN: a private database that
+// holds what was ingested for as long as the store is open.
+func TestSQLiteMemory(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, "sqlite::memory:")
+	if err := s.Ingest(ctx, batchOf(genItems(rand.New(rand.NewPCG(9, 9)), 50))); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, c := range st.Tables {
+		n += c
+	}
+	if n < 50 || len(st.Positions) == 0 || st.Backend != "sqlite" {
+		t.Errorf("stats %+v", st)
+	}
+	other := openStore(t, "sqlite::memory:")
+	if st2, _ := other.Stats(ctx); st2.Tables["audit_records"] != 0 {
+		t.Errorf("a second memory store sees the first's rows")
+	}
+	if _, err := Open(ctx, "sqlite:"); err == nil {
+		t.Error("sqlite: without a path was accepted")
+	}
+}
+
+// TestOpenConcurrently checks that stores opening one new database at once
+// (two ledger replicas starting together) all succeed and apply each
+// migration once.
+func TestOpenConcurrently(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			first, dsn := b.open(t)
+			// Start over from an empty database: drop what first created.
+			for _, tab := range append(ledgerTables, "ledger_positions", "ledger_migrations") {
+				if _, err := first.db.Exec("DROP TABLE " + tab); err != nil {
+					t.Fatal(err)
+				}
+			}
+			first.Close()
+			errs := make(chan error, 4)
+			for i := 0; i < 4; i++ {
+				go func() {
+					s, err := Open(context.Background(), dsn)
+					if err == nil {
+						s.Close()
+					}
+					errs <- err
+				}()
+			}
+			for i := 0; i < 4; i++ {
+				if err := <-errs; err != nil {
+					t.Errorf("concurrent open: %v", err)
+				}
+			}
+			s := openStore(t, dsn)
+			if vs, err := s.Migrations(context.Background()); err != nil || !reflect.DeepEqual(vs, []int{1}) {
+				t.Errorf("migrations %v (%v)", vs, err)
+			}
+		})
+	}
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/consentgate/consentgate/pkg/consent"
 )
 
-// Where a row was read from.
+// Coords are where a row was read from: topic, partition, offset.
 type Coords struct {
 	Topic     string `json:"topic"`
 	Partition int32  `json:"partition"`
@@ -159,10 +159,10 @@ func Resolve(changes []ChangeOutcome, now time.Time) ([]ChangeOutcome, []Purpose
 		case w == erase:
 			po.Status = StatusErased
 		default:
-			po.LegalBasis, po.ExpiresAt, po.ExcludedCategories = w.LegalBasis, w.ExpiresAt, nonNil(w.ExcludedCategories)
+			po.LegalBasis, po.ExcludedCategories = w.LegalBasis, nonNil(w.ExcludedCategories)
 			switch consent.Action(w.Action) {
 			case consent.ActionGrant:
-				po.Status = StatusGranted
+				po.Status, po.ExpiresAt = StatusGranted, w.ExpiresAt
 				if w.Expired {
 					po.Status = StatusExpired
 				}

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
+	"slices"
+	"sort"
 	"testing"
 	"time"
 
@@ -208,4 +211,75 @@ func erasureOf(cs []ChangeOutcome) (bool, string) {
 		}
 	}
 	return false, ""
+}
+
+// FuzzResolve checks the invariants of the winner rule on arbitrary
+// changes: the result does not depend on the order the changes arrive in;
+// every purpose has exactly one deciding change, which is marked won (or
+// is the erasure); every lost change names a change of the input that
+// decides in its place, and that change is newer or the same change.
+func FuzzResolve(f *testing.F) {
+	f.Add([]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, uint64(1))
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4}, uint64(7))
+	f.Fuzz(func(t *testing.T, data []byte, seed uint64) {
+		actions := []string{"GRANT", "DENY", "WITHDRAW", "ERASE", "BOGUS"}
+		var changes []ChangeOutcome
+		for i := 0; i+2 < len(data) && len(changes) < 40; i += 3 {
+			// A change id names one change: equal ids are redeliveries.
+			purpose, action, at := []string{"m", "n", "o"}[data[i+1]%3], actions[data[i+2]%5], data[i+1]/3%4
+			c := chg(fmt.Sprintf("c%d-%s-%s-%d-%d", data[i]%8, purpose, action, at, data[i+2]>>7), purpose, action, time.Duration(at)*time.Millisecond)
+			if data[i+2]&0x80 != 0 {
+				c = expiring(c, 2*time.Millisecond)
+			}
+			changes = append(changes, c)
+		}
+		now := t0.Add(3 * time.Millisecond)
+		got, purposes := Resolve(changes, now)
+		shuffled := slices.Clone(changes)
+		r := rand.New(rand.NewPCG(seed, 1))
+		r.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+		got2, purposes2 := Resolve(shuffled, now)
+		if !reflect.DeepEqual(purposes, purposes2) {
+			t.Fatalf("purposes depend on the arrival order: %+v vs %+v", purposes, purposes2)
+		}
+		if len(got) != len(changes) || len(got2) != len(changes) {
+			t.Fatalf("changes lost")
+		}
+		// Same id, time and content sort the same way: compare verdicts.
+		verdicts := func(cs []ChangeOutcome) []string {
+			var out []string
+			for _, c := range cs {
+				out = append(out, fmt.Sprintf("%s/%s/%s/%d/%v/%s/%s", c.ChangeID, c.Purpose, c.Action, c.CapturedAt.UnixMilli(), c.Won, c.Lost, c.LostTo))
+			}
+			sort.Strings(out)
+			return out
+		}
+		if !reflect.DeepEqual(verdicts(got), verdicts(got2)) {
+			t.Fatalf("verdicts depend on the arrival order")
+		}
+		byID := map[string]*ChangeOutcome{}
+		for i := range got {
+			byID[got[i].ChangeID] = &got[i]
+		}
+		for _, c := range got {
+			if c.Won == (c.Lost != "") {
+				t.Fatalf("change %s: won %v and lost %q", c.ChangeID, c.Won, c.Lost)
+			}
+			if c.Lost != "" && c.Lost != LostInvalid {
+				w, ok := byID[c.LostTo]
+				if !ok || newer(&c, w) {
+					t.Fatalf("change %s lost to %q, which is not a newer change of the input", c.ChangeID, c.LostTo)
+				}
+			}
+		}
+		for _, p := range purposes {
+			w, ok := byID[p.ChangeID]
+			if !ok {
+				t.Fatalf("purpose %s decided by unknown change %q", p.Purpose, p.ChangeID)
+			}
+			if (p.Status == StatusErased) != (w.Action == "ERASE") {
+				t.Fatalf("purpose %s: status %s by a %s", p.Purpose, p.Status, w.Action)
+			}
+		}
+	})
 }

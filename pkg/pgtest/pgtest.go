@@ -11,7 +11,8 @@
 // (pg_ctl stop -m immediate) and removes its directory.
 //
 // The binaries are looked up on PATH, in /usr/local/bin and in
-// /usr/lib/postgresql/*/bin (newest version first). When they are missing,
+// /usr/lib/postgresql/*/bin (newest version first), or only in the
+// directory PGTEST_BINDIR when that is set. When they are missing,
 // Start fails the test if the environment variable CI is set (CI must
 // install postgresql) and skips it otherwise.
 //
@@ -105,6 +106,7 @@ func Start(tb testing.TB) *DB {
 			tb.Errorf("pgtest: drop database: %v", err)
 		}
 	})
+	tb.Logf("pgtest: database %s on %s (%s) at 127.0.0.1:%d", name, c.Version, c.BinDir, c.Port)
 	return &DB{Cluster: c, Name: name, DSN: c.DSN(name)}
 }
 
@@ -134,7 +136,7 @@ func cluster(tb testing.TB) *Cluster {
 			if os.Getenv("CI") != "" {
 				initErr = fmt.Errorf("%s (CI is set, so this fails: CI must install postgresql)", installHint)
 			} else {
-				skipMsg = installHint
+				skipMsg = installHint + " (set CI to make this a failure)"
 			}
 		} else {
 			shared, initErr = startCluster(binDir)
@@ -179,17 +181,14 @@ func Stop() {
 // the highest version down.
 func findBinDir() (string, error) {
 	var dirs []string
-	if p, err := exec.LookPath("initdb"); err == nil {
-		dirs = append(dirs, filepath.Dir(p))
+	if d := os.Getenv("PGTEST_BINDIR"); d != "" {
+		dirs = []string{d}
+	} else {
+		if p, err := exec.LookPath("initdb"); err == nil {
+			dirs = append(dirs, filepath.Dir(p))
+		}
+		dirs = append(dirs, searchDirs()...)
 	}
-	dirs = append(dirs, "/usr/local/bin")
-	versions, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	sort.Slice(versions, func(i, j int) bool {
-		vi, _ := strconv.Atoi(filepath.Base(filepath.Dir(versions[i])))
-		vj, _ := strconv.Atoi(filepath.Base(filepath.Dir(versions[j])))
-		return vi > vj
-	})
-	dirs = append(dirs, versions...)
 	for _, d := range dirs {
 		ok := true
 		for _, b := range []string{"initdb", "pg_ctl", "postgres"} {
@@ -203,6 +202,18 @@ func findBinDir() (string, error) {
 		}
 	}
 	return "", errors.New("not found")
+}
+
+// searchDirs are /usr/local/bin and /usr/lib/postgresql/*/bin, highest
+// version first.
+func searchDirs() []string {
+	versions, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(versions, func(i, j int) bool {
+		vi, _ := strconv.Atoi(filepath.Base(filepath.Dir(versions[i])))
+		vj, _ := strconv.Atoi(filepath.Base(filepath.Dir(versions[j])))
+		return vi > vj
+	})
+	return append([]string{"/usr/local/bin"}, versions...)
 }
 
 func startCluster(binDir string) (*Cluster, error) {

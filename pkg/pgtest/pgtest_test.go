@@ -3,6 +3,8 @@ package pgtest
 import (
 	"context"
 	"os"
+	"os/exec"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -43,4 +45,26 @@ func TestStart(t *testing.T) {
 		t.Errorf("fsync = %q (%v), want off", fsync, err)
 	}
 	t.Logf("%s from %s", a.Cluster.Version, a.Cluster.BinDir)
+}
+
+// TestMissingBinaries runs this test binary again with PGTEST_BINDIR
+// naming a directory without PostgreSQL: Start must skip the test, or fail
+// it when CI is set.
+func TestMissingBinaries(t *testing.T) {
+	if os.Getenv("PGTEST_CHILD") != "" {
+		Start(t)
+		t.Fatal("Start returned without binaries")
+	}
+	for _, ci := range []string{"", "1"} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestMissingBinaries$", "-test.v")
+		cmd.Env = append(os.Environ(), "PGTEST_CHILD=1", "PGTEST_BINDIR="+t.TempDir(), "CI="+ci)
+		out, err := cmd.CombinedOutput()
+		text := string(out)
+		switch {
+		case ci == "" && (err != nil || !strings.Contains(text, "--- SKIP") || !strings.Contains(text, "apt-get install postgresql")):
+			t.Errorf("without CI: want a skip naming the install, got %v:\n%s", err, text)
+		case ci != "" && (err == nil || !strings.Contains(text, "--- FAIL") || !strings.Contains(text, "CI must install postgresql")):
+			t.Errorf("with CI: want a failure, got %v:\n%s", err, text)
+		}
+	}
 }

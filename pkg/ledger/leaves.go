@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 )
 
@@ -52,32 +51,6 @@ func (s *Store) Leaves(ctx context.Context, topic string, partition int32, from 
 		}
 		copy(l.Hash[:], h)
 		out = append(out, l)
-	}
-	return out, rows.Err()
-}
-
-// Checkpoints returns the checkpoints of an audit partition in the ledger,
-// in the order they were published (by their coordinates on the
-// checkpoints topic, then size).
-func (s *Store) Checkpoints(ctx context.Context, auditTopic string, partition int32) ([]Checkpoint, error) {
-	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT tree_base, tree_size, root_hash, note, published_at, topic, partition_id, record_offset, record_time
-		FROM audit_checkpoints WHERE audit_topic = ? AND audit_partition = ?
-		ORDER BY topic, partition_id, record_offset, tree_size`), auditTopic, partition)
-	if err != nil {
-		return nil, fmt.Errorf("ledger: checkpoints: %w", err)
-	}
-	defer rows.Close()
-	var out []Checkpoint
-	for rows.Next() {
-		c := Checkpoint{AuditTopic: auditTopic, Partition: partition}
-		var root []byte
-		var published, rtime sql.NullInt64
-		if err := rows.Scan(&c.Base, &c.Size, &root, &c.Note, &published, &c.Topic, &c.Coord.Partition, &c.Offset, &rtime); err != nil {
-			return nil, fmt.Errorf("ledger: checkpoints: %w", err)
-		}
-		copy(c.Root[:], root)
-		c.PublishedAt, c.Time = fromMS(published), fromMS(rtime)
-		out = append(out, c)
 	}
 	return out, rows.Err()
 }

@@ -416,7 +416,7 @@ func printCompleteness(w io.Writer, rep *ledger.CompletenessReport, withExpected
 		}
 		fmt.Fprintln(w)
 		if len(p.Gaps) > 0 {
-			fmt.Fprintf(w, "    gaps (%d offsets without an audit record):", p.MissingOffs)
+			fmt.Fprintf(w, "    gaps (%d offsets without an audit record):", p.MissingOffsets)
 			for i, g := range p.Gaps {
 				if i == 20 {
 					fmt.Fprintf(w, " … %d more", len(p.Gaps)-20)

@@ -151,7 +151,7 @@ var funcs = template.FuncMap{
 	"missing": func(r *ledger.CompletenessReport) int64 {
 		var n int64
 		for _, p := range r.Partitions {
-			n += p.MissingOffs
+			n += p.MissingOffsets
 		}
 		return n
 	},

@@ -77,7 +77,12 @@ var ErrTransient = errors.New("transient decoding failure")
 func (d *Decoder) Add(ctx context.Context, b *Batch, k TopicKind, m kafka.Message) error {
 	c := Coord{Topic: m.Topic, Partition: int32(m.Partition), Offset: m.Offset, Time: m.Time.UTC()}
 	bad := func(err error) error {
-		b.Undecodable = append(b.Undecodable, Undecodable{Coord: c, Error: err.Error()})
+		u := Undecodable{Coord: c, Error: err.Error()}
+		if k == HoldsAudit && d.LeafHash != nil {
+			h := d.LeafHash(m.Topic, int32(m.Partition), m.Offset, m.Key, m.Value)
+			u.LeafHash = h[:]
+		}
+		b.Undecodable = append(b.Undecodable, u)
 		return nil
 	}
 	switch k {

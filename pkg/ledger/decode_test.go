@@ -56,10 +56,14 @@ func TestDecoderTurnsEachTopicsRecordsIntoRows(t *testing.T) {
 	var leafCalls int
 	d := &Decoder{Codec: codec, LeafHash: func(topic string, p int32, off int64, key, value []byte) [32]byte {
 		leafCalls++
-		if topic != "consent.audit" || p != 1 || off != 7 || string(key) != "s-1" || string(value) != string(auditBytes) {
-			t.Errorf("leaf hash asked for %s/%d@%d with other bytes than the record's", topic, p, off)
+		switch {
+		case topic == "consent.audit" && p == 1 && off == 7 && string(key) == "s-1" && string(value) == string(auditBytes):
+			return [32]byte{9}
+		case topic == "consent.audit" && p == 0 && off == 8 && key == nil && string(value) == "secret@example.com not avro":
+			return [32]byte{8}
 		}
-		return [32]byte{9}
+		t.Errorf("leaf hash asked for %s/%d@%d with other bytes than the record's", topic, p, off)
+		return [32]byte{}
 	}}
 	var b Batch
 	add := func(k TopicKind, m kafka.Message) {
@@ -88,14 +92,15 @@ func TestDecoderTurnsEachTopicsRecordsIntoRows(t *testing.T) {
 		t.Errorf("notices: %+v", b.Notices)
 	}
 	if len(b.Audits) != 1 || b.Audits[0].Record.EventID != "e-1" || b.Audits[0].Record.SourceOffset != 41 || b.Audits[0].LeafHash != [32]byte{9} ||
-		len(b.Audits[0].Record.Decisions) != 1 || b.Audits[0].Record.Decisions[0].Consents[0].ChangeID != "c-1" || leafCalls != 1 {
+		len(b.Audits[0].Record.Decisions) != 1 || b.Audits[0].Record.Decisions[0].Consents[0].ChangeID != "c-1" || leafCalls != 2 {
 		t.Errorf("audits: %+v (leaf hash calls %d)", b.Audits, leafCalls)
 	}
 	if len(b.DeadLetters) != 1 || b.DeadLetters[0].Reason != "undecodable" || b.DeadLetters[0].SourceOffset != 99 || b.DeadLetters[0].SourcePartition != 1 {
 		t.Errorf("dead letters: %+v", b.DeadLetters)
 	}
 	if len(b.Undecodable) != 2 || b.Undecodable[0].Offset != 8 || b.Undecodable[1].Offset != 9 ||
-		!strings.Contains(b.Undecodable[1].Error, "want "+ChangeSchema) {
+		!strings.Contains(b.Undecodable[1].Error, "want "+ChangeSchema) ||
+		len(b.Undecodable[0].LeafHash) != 32 || b.Undecodable[0].LeafHash[0] != 8 || b.Undecodable[1].LeafHash != nil {
 		t.Errorf("undecodable: %+v", b.Undecodable)
 	}
 	for _, u := range b.Undecodable {

@@ -14,7 +14,8 @@ type Leaf struct {
 // AuditPartitions lists the partitions of the audit topic that have
 // records in the ledger, in order.
 func (s *Store) AuditPartitions(ctx context.Context, topic string) ([]int32, error) {
-	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT DISTINCT partition_id FROM audit_records WHERE topic = ? ORDER BY partition_id`), topic)
+	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT DISTINCT partition_id FROM audit_records WHERE topic = ?
+		UNION SELECT DISTINCT partition_id FROM undecodable_records WHERE topic = ? AND leaf_hash IS NOT NULL ORDER BY partition_id`), topic, topic)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: audit partitions: %w", err)
 	}
@@ -30,11 +31,15 @@ func (s *Store) AuditPartitions(ctx context.Context, topic string) ([]int32, err
 	return out, rows.Err()
 }
 
-// Leaves returns up to limit leaf hashes of the partition's audit records
-// from offset from on, in offset order.
+// Leaves returns up to limit leaf hashes of the partition's records from
+// offset from on, in offset order: its audit records and the records of
+// the audit topic that did not decode (Undecodable.LeafHash).
 func (s *Store) Leaves(ctx context.Context, topic string, partition int32, from int64, limit int) ([]Leaf, error) {
-	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT record_offset, leaf_hash FROM audit_records
-		WHERE topic = ? AND partition_id = ? AND record_offset >= ? ORDER BY record_offset LIMIT ?`), topic, partition, from, limit)
+	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT record_offset, leaf_hash FROM (
+		SELECT record_offset, leaf_hash FROM audit_records WHERE topic = ? AND partition_id = ? AND record_offset >= ?
+		UNION ALL
+		SELECT record_offset, leaf_hash FROM undecodable_records WHERE topic = ? AND partition_id = ? AND record_offset >= ? AND leaf_hash IS NOT NULL
+	) l ORDER BY record_offset LIMIT ?`), topic, partition, from, topic, partition, from, limit)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: leaves: %w", err)
 	}

@@ -95,6 +95,11 @@ type DeadLetter struct {
 type Undecodable struct {
 	Coord
 	Error string
+	// LeafHash is the record's leaf hash when it is a record of the audit
+	// topic (nil otherwise): the sealer seals every record of the audit
+	// topic, those that are not audit records too, so that a stray or
+	// forged record neither breaks the seal nor hides in a gap.
+	LeafHash []byte
 }
 
 // Checkpoint is a signed checkpoint of an audit partition's Merkle tree

@@ -32,7 +32,7 @@ var (
 		"purposes", "action", "since", "change_id", "reason", "issued_at"}}
 	tDeadLetters = table{"dead_letters", []string{"topic", "partition_id", "record_offset", "record_time", "reason", "error_code",
 		"source_topic", "source_partition", "source_offset", "event_id"}}
-	tUndecodable = table{"undecodable_records", []string{"topic", "partition_id", "record_offset", "record_time", "error"}}
+	tUndecodable = table{"undecodable_records", []string{"topic", "partition_id", "record_offset", "record_time", "error", "leaf_hash"}}
 	tCheckpoints = table{"audit_checkpoints", []string{"audit_topic", "audit_partition", "tree_base", "tree_size", "root_hash", "note",
 		"published_at", "topic", "partition_id", "record_offset", "record_time"}}
 )
@@ -177,7 +177,11 @@ func rowsOf(b *Batch) ([]tableRows, error) {
 
 	rows = nil
 	for _, u := range b.Undecodable {
-		rows = append(rows, []any{u.Topic, u.Partition, u.Offset, ms(u.Time), u.Error})
+		var leaf any
+		if u.LeafHash != nil {
+			leaf = u.LeafHash
+		}
+		rows = append(rows, []any{u.Topic, u.Partition, u.Offset, ms(u.Time), u.Error, leaf})
 	}
 	add(tUndecodable, rows)
 

@@ -1,0 +1,4 @@
+-- Version 2: a record of the audit topic that is not an audit record keeps
+-- its leaf hash, so the sealer seals every record of the topic (NULL for
+-- the other topics' undecodable records).
+ALTER TABLE undecodable_records ADD COLUMN leaf_hash {{BYTES}};

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/consentgate/consentgate/pkg/ledger"
+)
+
+func runCtl(t *testing.T, vars map[string]string, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), &env{stdout: &out, stderr: &errb, getenv: func(k string) string { return vars[k] }}, args)
+	return out.String(), errb.String(), code
+}
+
+func TestCommandLine(t *testing.T) {
+	if _, _, code := runCtl(t, nil); code != 1 {
+		t.Errorf("no command: exit %d, want 1", code)
+	}
+	if out, _, code := runCtl(t, nil, "--help"); code != 0 || !strings.Contains(out, "completeness") {
+		t.Errorf("--help: exit %d\n%s", code, out)
+	}
+	if _, errs, code := runCtl(t, nil, "frobnicate"); code != 1 || !strings.Contains(errs, "unknown command") {
+		t.Errorf("unknown command: exit %d: %s", code, errs)
+	}
+	for _, c := range []string{"subject", "breach", "completeness", "verify", "prove", "keygen", "audit-export"} {
+		if out, _, code := runCtl(t, nil, c, "--help"); code != 0 || !strings.Contains(out, "Usage: consentctl "+c) {
+			t.Errorf("%s --help: exit %d\n%s", c, code, out)
+		}
+	}
+	if _, errs, code := runCtl(t, nil, "breach", "--from", "yesterday", "--to", "2026-12-01"); code != 1 || !strings.Contains(errs, "RFC 3339") {
+		t.Errorf("bad --from: exit %d: %s", code, errs)
+	}
+	if _, errs, code := runCtl(t, nil, "keygen"); code != 1 || !strings.Contains(errs, "--out") {
+		t.Errorf("keygen without --out: exit %d: %s", code, errs)
+	}
+}
+
+// TestSubjectOnAnEmptyLedgerAndWhatErrorsShow: a subject the ledger does
+// not know has an empty history (exit 0); a database that cannot be opened
+// is an error that shows neither the subject id nor the DSN's password.
+func TestSubjectOnAnEmptyLedgerAndWhatErrorsShow(t *testing.T) {
+	dir := t.TempDir()
+	dsn := "sqlite:" + filepath.Join(dir, "l.db")
+	out, _, code := runCtl(t, map[string]string{"LEDGER_DSN": dsn}, "subject", "jane@example.com", "--json")
+	if code != 0 || !strings.Contains(out, `"subject_id": "jane@example.com"`) {
+		t.Fatalf("empty ledger: exit %d\n%s", code, out)
+	}
+	_, errs, code := runCtl(t, map[string]string{"LEDGER_DSN": "postgres://u:hunter2secret@127.0.0.1:1/x?connect_timeout=1"}, "subject", "jane@example.com")
+	if code != 1 || strings.Contains(errs, "hunter2secret") || strings.Contains(errs, "jane@example.com") {
+		t.Fatalf("unreachable database: exit %d, stderr %q", code, errs)
+	}
+	// completeness on an empty ledger with nothing expected is complete;
+	// with a partition expected and no audit record, it is not (exit 2).
+	s, err := ledger.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, _, code := runCtl(t, map[string]string{"LEDGER_DSN": dsn}, "completeness"); code != 0 {
+		t.Errorf("completeness of nothing: exit %d", code)
+	}
+	export := filepath.Join(dir, "x.json")
+	if _, _, code := runCtl(t, map[string]string{"LEDGER_DSN": dsn}, "subject", "s-1", "--export", export); code != 0 {
+		t.Fatal("export failed")
+	}
+	if st, err := os.Stat(export); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("export mode %v, %v", st.Mode().Perm(), err)
+	}
+}

@@ -208,11 +208,24 @@ func (c *Consumer) collect(ctx context.Context, first kafka.Message, msgs <-chan
 	pos := map[tp]int64{}
 	add := func(m kafka.Message) error {
 		k := tp{m.Topic, int32(m.Partition)}
-		if m.Offset < next[k] || m.Offset < pos[k] {
+		want := max(next[k], pos[k])
+		if m.Offset < want {
 			return nil // already stored (read again after a restart)
 		}
 		if err := c.Decoder.Add(ctx, b, kinds[m.Topic], m); err != nil {
 			return err
+		}
+		if m.Offset > want {
+			// The reader skipped offsets: kafka-go moves to the first
+			// offset of a partition without a word when the one asked for
+			// was deleted (retention, DeleteRecords) before the ledger read
+			// it. Nothing of those records can be stored; the ledger keeps
+			// that they were never read, by coordinates, as an undecodable
+			// record at the first of them (no leaf hash: the sealer does
+			// not seal over the gap).
+			msg := fmt.Sprintf("offsets %d..%d were not on the topic when the ledger read it (deleted by retention or DeleteRecords, or compacted, before it was read): not in the ledger", want, m.Offset-1)
+			b.Undecodable = append(b.Undecodable, ledger.Undecodable{Coord: ledger.Coord{Topic: m.Topic, Partition: k.partition, Offset: want}, Error: msg})
+			c.Log.Warn("records skipped: not on the topic when the ledger read it", "topic", m.Topic, "partition", k.partition, "from", want, "to", m.Offset-1)
 		}
 		pos[k] = m.Offset + 1
 		return nil

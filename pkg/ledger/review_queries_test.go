@@ -130,3 +130,31 @@ func TestReviewSubjectWinnerIsWhatTheConsumerApplies(t *testing.T) {
 		}
 	}
 }
+
+// TestReviewCompletenessOfAnUnauditedTopicIsNotComplete: a topic the
+// ledger holds no audit record of (a mistyped --topic, an enforcer that
+// never audited, a ledger that has not consumed the audit) must not be
+// reported complete: nothing shows that any input offset was audited.
+func TestReviewCompletenessOfAnUnauditedTopicIsNotComplete(t *testing.T) {
+	eachBackend(t, func(t *testing.T, s *Store) {
+		f := newFixture()
+		f.audit(auditRecord("alice", "ev1", "customer.events", 0, 0, t0, "PASSED"))
+		f.ingest(t, s)
+		for _, topic := range []string{"customer.event", "orders"} {
+			rep, err := s.Completeness(context.Background(), topic, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Complete {
+				t.Errorf("topic %s without any audit record is reported complete: %+v", topic, rep)
+			}
+		}
+		rep, err := s.Completeness(context.Background(), "customer.events", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rep.Complete {
+			t.Errorf("customer.events, audited at offset 0, not complete: %+v", rep)
+		}
+	})
+}

@@ -158,3 +158,30 @@ func TestReviewCompletenessOfAnUnauditedTopicIsNotComplete(t *testing.T) {
 		}
 	})
 }
+
+// TestReviewSubjectErrorHoldsNoPartOfTheID: a subject id that is not
+// valid UTF-8 (typed or pasted into the console or consentctl) must get an
+// error that holds no byte of it: PostgreSQL's "invalid byte sequence"
+// error quotes the bytes, and consentctl prints errors to stderr, the
+// console to its log. (SQLite can hold such an id, so there it is looked
+// up.)
+func TestReviewSubjectErrorHoldsNoPartOfTheID(t *testing.T) {
+	id := "caf\xe9-\xd8\x42-secret"
+	eachBackend(t, func(t *testing.T, s *Store) {
+		_, err := s.Subject(context.Background(), id)
+		if s.Backend() == "sqlite" {
+			if err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		if err == nil {
+			t.Fatal("a subject id that is not UTF-8 is accepted")
+		}
+		for _, part := range []string{"0xe9", "0xd8", "caf", "secret", "\xe9"} {
+			if strings.Contains(strings.ToLower(err.Error()), part) {
+				t.Errorf("the error holds %q of the subject id: %v", part, err)
+			}
+		}
+	})
+}

@@ -5,10 +5,12 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // SubjectHistory is everything the ledger holds about one subject: what a
@@ -78,6 +80,11 @@ type TimelineEntry struct {
 // Subject returns the history of subjectID. A subject the ledger knows
 // nothing of has an empty history (not an error).
 func (s *Store) Subject(ctx context.Context, subjectID string) (*SubjectHistory, error) {
+	if s.d.dollar && !utf8.ValidString(subjectID) {
+		// PostgreSQL's error would quote the id's bytes; its TEXT
+		// columns cannot hold such an id, so nothing is missed.
+		return nil, errors.New("ledger: subject: the subject id is not valid UTF-8")
+	}
 	h := &SubjectHistory{SubjectID: subjectID, AsOf: s.now().UTC(), Changes: []ChangeOutcome{}, Purposes: []PurposeOutcome{},
 		Audits: []AuditView{}, Notices: []NoticeView{}, Timeline: []TimelineEntry{}}
 	changes, err := s.subjectChanges(ctx, subjectID)

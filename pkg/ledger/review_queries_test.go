@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -182,6 +183,31 @@ func TestReviewSubjectErrorHoldsNoPartOfTheID(t *testing.T) {
 			if strings.Contains(strings.ToLower(err.Error()), part) {
 				t.Errorf("the error holds %q of the subject id: %v", part, err)
 			}
+		}
+	})
+}
+
+// TestReviewPoliciesListEveryStreamOfVersion1Records: a version 1 audit
+// record holds one stream's decision (one record per event and stream), so
+// the first and last record of a policy version do not name its streams:
+// every stream its records decided must be listed (the console's breach
+// form offers the streams of Policies).
+func TestReviewPoliciesListEveryStreamOfVersion1Records(t *testing.T) {
+	eachBackend(t, func(t *testing.T, s *Store) {
+		f := newFixture()
+		for i, stream := range []string{"compliant.a", "compliant.b", "compliant.c", "compliant.a"} {
+			r := auditRecord("alice", fmt.Sprintf("ev%d", i), "customer.events", 0, int64(i), t0.Add(time.Duration(i)*time.Minute), "PASSED")
+			r.Version = 1
+			r.Decisions[0].Stream = stream
+			f.audit(r)
+		}
+		f.ingest(t, s)
+		ps, err := s.Policies(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ps) != 1 || strings.Join(ps[0].Streams, ",") != "compliant.a,compliant.b,compliant.c" {
+			t.Errorf("policies = %+v, want p1 with compliant.a, compliant.b, compliant.c", ps)
 		}
 	})
 }

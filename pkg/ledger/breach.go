@@ -36,6 +36,10 @@ type BreachReport struct {
 	PerDecision map[string]int64 `json:"per_decision"`
 	// BySubject is ordered by subject id (bytewise), streams by name.
 	BySubject []BreachSubject `json:"by_subject"`
+	// UnknownSchemas are the event schemas, over every subject and
+	// stream, that the catalog does not hold: the data categories of
+	// their events are unknown and must be assumed to be any.
+	UnknownSchemas []string `json:"unknown_schemas,omitempty"`
 }
 
 // BreachSubject is what one subject's data reached.
@@ -80,8 +84,16 @@ type CategoryUse struct {
 
 // where builds the WHERE clause of q on audit_outputs.
 func (q BreachQuery) where() (string, []any) {
+	// processed_at is in milliseconds: an output at millisecond m happened
+	// in [m, m+1), so it may lie in the window when m >= From truncated
+	// and m < To rounded up (truncating To would drop an output at m with
+	// m < To < m+1).
+	to := q.To.UnixMilli()
+	if q.To.After(time.UnixMilli(to)) {
+		to++
+	}
 	w := "WHERE processed_at >= ? AND processed_at < ?"
-	args := []any{q.From.UnixMilli(), q.To.UnixMilli()}
+	args := []any{q.From.UnixMilli(), to}
 	in := func(col string, vals []string) {
 		if len(vals) == 0 {
 			return
@@ -164,7 +176,11 @@ GROUP BY subject_id, stream, event_schema, decision, treated_fields`), args...)
 		return nil, fmt.Errorf("ledger: breach: %w", err)
 	}
 	bySubject := map[string][]BreachStream{}
+	unknown := map[string]bool{}
 	for k, g := range groups {
+		for u := range g.unknown {
+			unknown[u] = true
+		}
 		bs := g.BreachStream
 		bs.EventSchemas, bs.TreatedFields, bs.UnknownSchemas = sortedKeys(g.schemas), sortedKeys(g.treated), sortedKeys(g.unknown)
 		if len(bs.UnknownSchemas) == 0 {
@@ -187,6 +203,9 @@ GROUP BY subject_id, stream, event_schema, decision, treated_fields`), args...)
 	}
 	slices.SortFunc(rep.BySubject, func(a, b BreachSubject) int { return cmp.Compare(a.SubjectID, b.SubjectID) })
 	rep.Subjects = len(rep.BySubject)
+	if len(unknown) > 0 {
+		rep.UnknownSchemas = sortedKeys(unknown)
+	}
 	return rep, nil
 }
 

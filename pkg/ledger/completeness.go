@@ -17,8 +17,9 @@ type OffsetRange struct {
 // exactly one audit record.
 type CompletenessReport struct {
 	SourceTopic string `json:"source_topic"`
-	// Complete: no partition has a gap, a duplicate that disagrees, or
-	// (with expected ranges) a missing partition. Duplicates that agree (a
+	// Complete: at least one partition is known (audited or expected),
+	// and no partition has a gap, a duplicate that disagrees, or (with
+	// expected ranges) a missing partition. Duplicates that agree (a
 	// restart before commit decides an event again, the same way) do not
 	// make it incomplete.
 	Complete   bool                    `json:"complete"`
@@ -147,7 +148,10 @@ WHERE source_topic = ? ORDER BY source_partition, source_offset, decision_digest
 		}
 	}
 	slices.SortFunc(rep.Partitions, func(a, b PartitionCompleteness) int { return cmp.Compare(a.Partition, b.Partition) })
-	rep.Complete = true
+	// Nothing audited and no range to check: nothing shows an input was
+	// accounted for (a mistyped topic, an audit not consumed yet), so it
+	// is not complete.
+	rep.Complete = len(rep.Partitions) > 0
 	for i := range rep.Partitions {
 		pc := &rep.Partitions[i]
 		for _, g := range pc.Gaps {

@@ -3,6 +3,7 @@ package ledger
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -17,7 +18,8 @@ type PolicyUse struct {
 	Records       int64     `json:"records"`
 	// Streams are the streams of the version's decisions, read from its
 	// first and last decided record (one policy version has one set of
-	// streams), by name.
+	// streams) and from every version 1 record (which holds one stream's
+	// decision), by name.
 	Streams []string `json:"streams"`
 }
 
@@ -75,6 +77,32 @@ ORDER BY processed_at `+dir+` LIMIT 1`), p.PolicyVersion)
 					seen[sd.Stream] = true
 				}
 			}
+		}
+		// A version 1 record holds the decision of one stream only (one
+		// record per event and stream): its first and last records do
+		// not name the version's streams, every record's stream does.
+		first := "json_extract(decisions, '$[0].stream')"
+		if s.d.dollar {
+			first = "(decisions::json -> 0 ->> 'stream')"
+		}
+		r, err := s.db.QueryContext(ctx, s.d.q(`SELECT DISTINCT `+first+` FROM audit_records
+WHERE policy_version = ? AND record_version = 1`), p.PolicyVersion)
+		if err != nil {
+			return nil, fmt.Errorf("ledger: policies: version 1 streams: %w", err)
+		}
+		for r.Next() {
+			var st sql.NullString
+			if err := r.Scan(&st); err != nil {
+				r.Close()
+				return nil, fmt.Errorf("ledger: policies: version 1 streams: %w", err)
+			}
+			if st.Valid {
+				seen[st.String] = true
+			}
+		}
+		r.Close()
+		if err := r.Err(); err != nil {
+			return nil, fmt.Errorf("ledger: policies: version 1 streams: %w", err)
 		}
 		p.Streams = sortedKeys(seen)
 	}

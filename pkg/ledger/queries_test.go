@@ -29,7 +29,11 @@ func (f *fixture) coord(topic string) Coord {
 }
 
 func (f *fixture) change(subject, id, purpose, action string, at time.Duration, expires time.Duration) {
-	c := ConsentChange{Coord: f.coord("consent.changes"), ChangeID: id, SubjectID: subject, Purpose: purpose, Action: action,
+	// Recorded when captured: the record's timestamp is the intake's
+	// receive time, which the clock rule holds captured_at to.
+	co := f.coord("consent.changes")
+	co.Time = t0.Add(at)
+	c := ConsentChange{Coord: co, ChangeID: id, SubjectID: subject, Purpose: purpose, Action: action,
 		LegalBasis: "CONSENT", Source: "web", NoticeVersion: "n1", CapturedAt: t0.Add(at)}
 	if action == "ERASE" {
 		c.LegalBasis = ""

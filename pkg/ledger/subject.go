@@ -5,10 +5,12 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // SubjectHistory is everything the ledger holds about one subject: what a
@@ -78,6 +80,11 @@ type TimelineEntry struct {
 // Subject returns the history of subjectID. A subject the ledger knows
 // nothing of has an empty history (not an error).
 func (s *Store) Subject(ctx context.Context, subjectID string) (*SubjectHistory, error) {
+	if s.d.dollar && !utf8.ValidString(subjectID) {
+		// PostgreSQL's error would quote the id's bytes; its TEXT
+		// columns cannot hold such an id, so nothing is missed.
+		return nil, errors.New("ledger: subject: the subject id is not valid UTF-8")
+	}
 	h := &SubjectHistory{SubjectID: subjectID, AsOf: s.now().UTC(), Changes: []ChangeOutcome{}, Purposes: []PurposeOutcome{},
 		Audits: []AuditView{}, Notices: []NoticeView{}, Timeline: []TimelineEntry{}}
 	changes, err := s.subjectChanges(ctx, subjectID)
@@ -138,7 +145,7 @@ func (s *Store) Subject(ctx context.Context, subjectID string) (*SubjectHistory,
 
 func (s *Store) subjectChanges(ctx context.Context, subjectID string) ([]ChangeOutcome, error) {
 	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT topic, partition_id, record_offset, change_id, purpose, action, legal_basis,
-excluded_categories, source, notice_version, captured_at, expires_at
+excluded_categories, source, notice_version, captured_at, expires_at, record_time
 FROM consent_changes WHERE subject_id = ? ORDER BY COALESCE(captured_at, 0), change_id, topic, partition_id, record_offset`), subjectID)
 	if err != nil {
 		return nil, err
@@ -146,17 +153,17 @@ FROM consent_changes WHERE subject_id = ? ORDER BY COALESCE(captured_at, 0), cha
 	defer rows.Close()
 	var out []ChangeOutcome
 	for rows.Next() {
-		var c ChangeOutcome
+		c := ChangeOutcome{subject: subjectID}
 		var excl string
-		var captured, expires sql.NullInt64
+		var captured, expires, recorded sql.NullInt64
 		if err := rows.Scan(&c.Source.Topic, &c.Source.Partition, &c.Source.Offset, &c.ChangeID, &c.Purpose, &c.Action, &c.LegalBasis,
-			&excl, &c.ChangeSource, &c.NoticeVersion, &captured, &expires); err != nil {
+			&excl, &c.ChangeSource, &c.NoticeVersion, &captured, &expires, &recorded); err != nil {
 			return nil, err
 		}
 		if err := json.Unmarshal([]byte(excl), &c.ExcludedCategories); err != nil {
 			return nil, fmt.Errorf("excluded_categories of change at %s/%d/%d: %w", c.Source.Topic, c.Source.Partition, c.Source.Offset, err)
 		}
-		c.CapturedAt = fromMS(captured)
+		c.CapturedAt, c.RecordTime = fromMS(captured), fromMS(recorded)
 		if expires.Valid {
 			e := fromMS(expires)
 			c.ExpiresAt = &e

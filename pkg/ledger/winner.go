@@ -32,6 +32,11 @@ const (
 	// LostInvalid: the action is not GRANT, DENY, WITHDRAW or ERASE; the
 	// pipeline never applies such a change.
 	LostInvalid = "invalid_action"
+	// LostRefused: consent-sync's consumer refuses the change (it fails
+	// consent.Change.Validate, or it is a GRANT dated further after its
+	// record's timestamp than the clock rule allows) and dead-letters it:
+	// it was never applied.
+	LostRefused = "refused"
 )
 
 // Purpose statuses (PurposeOutcome.Status): the consent.Status values, and
@@ -70,6 +75,27 @@ type ChangeOutcome struct {
 	Why    string `json:"why,omitempty"`
 	// Expired: a GRANT whose expires_at has passed.
 	Expired bool `json:"expired,omitempty"`
+	// RecordTime is the Kafka timestamp of the change's record: the time
+	// the clock rule (consent.Change.BoundCapturedAt) measures captured_at
+	// against; zero applies no rule.
+	RecordTime time.Time `json:"record_time"`
+	// AppliedCapturedAt is set when the pipeline applies the change with
+	// another captured_at than it carries (the clock rule moved it), and
+	// AppliedChangeID when it applies it under another id (a restrictive
+	// change's over-long id, bounded): what audit records name, and what
+	// the winner rule compares.
+	AppliedCapturedAt *time.Time `json:"applied_captured_at,omitempty"`
+	AppliedChangeID   string     `json:"applied_change_id,omitempty"`
+
+	// subject is the subject id, for Validate (empty in tests that build
+	// changes by hand: a placeholder is validated then).
+	subject string
+	// at and id are what the pipeline applies: captured_at in
+	// milliseconds and change id; refused is why the consumer refuses the
+	// change ("" when it applies it).
+	at      int64
+	id      string
+	refused string
 }
 
 // PurposeOutcome is the current consent of a subject for one purpose.
@@ -88,13 +114,52 @@ type PurposeOutcome struct {
 }
 
 // newer is consent's order of changes: a later captured_at in
-// milliseconds, or the same millisecond and a greater change id (bytewise).
+// milliseconds, or the same millisecond and a greater change id (bytewise),
+// both as the pipeline applies them (see normalize).
 func newer(a, b *ChangeOutcome) bool {
-	ta, tb := a.CapturedAt.UnixMilli(), b.CapturedAt.UnixMilli()
-	if ta != tb {
-		return ta > tb
+	if a.at != b.at {
+		return a.at > b.at
 	}
-	return a.ChangeID > b.ChangeID
+	return a.id > b.id
+}
+
+// MaxClockSkew is the bound of the clock rule the winner rule assumes
+// consent-sync applies (its CONSENT_MAX_CLOCK_SKEW, 15 minutes by default).
+var MaxClockSkew = consent.DefaultMaxClockSkew
+
+// normalize does to c what consent-sync's consumer does to a record of
+// consent.changes before it applies it (apply.Syncer.Process): bound a
+// restrictive change's id, validate, apply the clock rule against the
+// record's timestamp. It sets the applied time and id, or why the change is
+// refused.
+func normalize(c *ChangeOutcome) {
+	cc := consent.Change{ChangeID: c.ChangeID, SubjectID: c.subject, Purpose: c.Purpose, Action: consent.Action(c.Action),
+		LegalBasis: consent.LegalBasis(c.LegalBasis), ExcludedCategories: c.ExcludedCategories, Source: c.ChangeSource,
+		NoticeVersion: c.NoticeVersion, CapturedAt: c.CapturedAt}
+	if cc.SubjectID == "" {
+		cc.SubjectID = "-"
+	}
+	if c.ExpiresAt != nil {
+		cc.ExpiresAt = *c.ExpiresAt
+	}
+	c.at, c.id, c.refused, c.AppliedCapturedAt, c.AppliedChangeID = c.CapturedAt.UnixMilli(), c.ChangeID, "", nil, ""
+	cc = cc.BoundRestrictiveID()
+	err := cc.Validate()
+	if err == nil {
+		cc, err = cc.BoundCapturedAt(c.RecordTime, MaxClockSkew)
+	}
+	if err != nil {
+		c.refused = err.Error()
+		return
+	}
+	if cc.ChangeID != c.ChangeID {
+		c.id, c.AppliedChangeID = cc.ChangeID, cc.ChangeID
+	}
+	if at := cc.CapturedAt.UnixMilli(); at != c.at {
+		c.at = at
+		t := time.UnixMilli(at).UTC()
+		c.AppliedCapturedAt = &t
+	}
 }
 
 func validPurposeAction(a string) bool {
@@ -106,8 +171,14 @@ func validPurposeAction(a string) bool {
 }
 
 // Resolve applies the pipeline's winner rule (consent.Store.Apply and
-// consent.State.Check) to every change of one subject, at time now. It
-// sorts changes in time order (captured_at, then change id, then source
+// consent.State.Check) to every change of one subject, at time now, to the
+// changes as consent-sync's consumer applies them: a change it refuses
+// (consent.Change.Validate, or a GRANT dated beyond the clock rule's
+// MaxClockSkew after its RecordTime) is lost as refused; a GRANT dated
+// after its RecordTime counts as made then, a restrictive change dated
+// beyond the skew as made at RecordTime + skew, and a restrictive change's
+// over-long id is bounded (AppliedCapturedAt, AppliedChangeID). It sorts
+// changes in time order (applied captured_at, then change id, then source
 // coordinates) and marks each as won or lost; it returns the purposes'
 // outcomes ordered by purpose. The rule: per purpose, the newest change
 // wins (newer captured_at in milliseconds; in a tie the greater change id);
@@ -116,11 +187,14 @@ func validPurposeAction(a string) bool {
 // expires_at is at or before now is expired.
 func Resolve(changes []ChangeOutcome, now time.Time) ([]ChangeOutcome, []PurposeOutcome) {
 	cs := slices.Clone(changes)
+	for i := range cs {
+		normalize(&cs[i])
+	}
 	slices.SortStableFunc(cs, func(a, b ChangeOutcome) int {
-		if c := a.CapturedAt.UnixMilli() - b.CapturedAt.UnixMilli(); c != 0 {
+		if c := a.at - b.at; c != 0 {
 			return cmp.Compare(c, 0)
 		}
-		return cmp.Or(cmp.Compare(a.ChangeID, b.ChangeID), cmp.Compare(a.Source.Topic, b.Source.Topic),
+		return cmp.Or(cmp.Compare(a.id, b.id), cmp.Compare(a.ChangeID, b.ChangeID), cmp.Compare(a.Source.Topic, b.Source.Topic),
 			cmp.Compare(a.Source.Partition, b.Source.Partition), cmp.Compare(a.Source.Offset, b.Source.Offset))
 	})
 	// The newest erasure, and the newest change per purpose (the first
@@ -132,6 +206,7 @@ func Resolve(changes []ChangeOutcome, now time.Time) ([]ChangeOutcome, []Purpose
 		c.Won, c.Lost, c.LostTo, c.Why, c.ErasedPurposes = false, "", "", "", nil
 		c.Expired = c.Action == string(consent.ActionGrant) && c.ExpiresAt != nil && !now.Before(*c.ExpiresAt)
 		switch {
+		case c.refused != "":
 		case c.Action == string(consent.ActionErase):
 			if erase == nil || newer(c, erase) {
 				erase = c
@@ -152,9 +227,9 @@ func Resolve(changes []ChangeOutcome, now time.Time) ([]ChangeOutcome, []Purpose
 			w = erase
 		}
 		winner[p] = w
-		po := PurposeOutcome{Purpose: p, ChangeID: w.ChangeID, CapturedAt: w.CapturedAt, ExcludedCategories: []string{}}
+		po := PurposeOutcome{Purpose: p, ChangeID: w.id, CapturedAt: time.UnixMilli(w.at).UTC(), ExcludedCategories: []string{}}
 		switch {
-		case len(w.ChangeID) > consent.MaxIDBytes:
+		case len(w.id) > consent.MaxIDBytes:
 			po.Status, po.ChangeID, po.CapturedAt = StatusChangeIDTooLong, "", time.Time{}
 		case w == erase:
 			po.Status = StatusErased
@@ -179,6 +254,10 @@ func Resolve(changes []ChangeOutcome, now time.Time) ([]ChangeOutcome, []Purpose
 	for i := range cs {
 		c := &cs[i]
 		switch {
+		case !validPurposeAction(c.Action) && c.Action != string(consent.ActionErase):
+			c.Lost, c.Why = LostInvalid, fmt.Sprintf("action %q is not GRANT, DENY, WITHDRAW or ERASE: never applied", c.Action)
+		case c.refused != "":
+			c.Lost, c.Why = LostRefused, "refused by consent-sync (dead-lettered as invalid_change), never applied: "+c.refused
 		case c.Action == string(consent.ActionErase):
 			if c == erase {
 				c.Won = true
@@ -190,8 +269,6 @@ func Resolve(changes []ChangeOutcome, now time.Time) ([]ChangeOutcome, []Purpose
 			} else {
 				lose(c, erase)
 			}
-		case !validPurposeAction(c.Action):
-			c.Lost, c.Why = LostInvalid, fmt.Sprintf("action %q is not GRANT, DENY, WITHDRAW or ERASE: never applied", c.Action)
 		default:
 			w := winner[c.Purpose]
 			if w == c {
@@ -208,11 +285,11 @@ func Resolve(changes []ChangeOutcome, now time.Time) ([]ChangeOutcome, []Purpose
 func lose(c, w *ChangeOutcome) {
 	c.LostTo = w.ChangeID
 	switch {
-	case w.ChangeID == c.ChangeID && !newer(w, c) && !newer(c, w):
+	case w.id == c.id && !newer(w, c) && !newer(c, w):
 		c.Lost, c.Why = LostDuplicate, fmt.Sprintf("a redelivery of %s", w.ChangeID)
 	case w.Action == string(consent.ActionErase) && c.Action != string(consent.ActionErase):
 		c.Lost, c.Why = LostErased, fmt.Sprintf("erased by %s", w.ChangeID)
-	case w.CapturedAt.UnixMilli() == c.CapturedAt.UnixMilli():
+	case w.at == c.at:
 		c.Lost, c.Why = LostTie, fmt.Sprintf("lost a tie to %s", w.ChangeID)
 	default:
 		c.Lost, c.Why = LostSuperseded, fmt.Sprintf("superseded by %s captured later", w.ChangeID)

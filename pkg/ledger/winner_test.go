@@ -15,7 +15,8 @@ import (
 )
 
 func chg(id, purpose, action string, at time.Duration) ChangeOutcome {
-	c := ChangeOutcome{ChangeID: id, Purpose: purpose, Action: action, CapturedAt: t0.Add(at), LegalBasis: "CONSENT"}
+	c := ChangeOutcome{ChangeID: id, Purpose: purpose, Action: action, CapturedAt: t0.Add(at), LegalBasis: "CONSENT",
+		ChangeSource: "web", NoticeVersion: "n1"}
 	if action == "ERASE" {
 		c.Purpose, c.LegalBasis = "", ""
 	}
@@ -83,9 +84,12 @@ func TestResolveTable(t *testing.T) {
 		{"an invalid action never applies", []ChangeOutcome{chg("a", "m", "GRANT", time.Hour), chg("b", "m", "MAYBE", 2*time.Hour)},
 			map[string]verdict{"a": {true, "", ""}, "b": {false, LostInvalid, ""}},
 			map[string][2]string{"m": {StatusGranted, "a"}}},
-		{"an over-long winning id names no change", []ChangeOutcome{chg(string(make([]byte, 300)), "m", "GRANT", time.Hour)},
-			nil,
-			map[string][2]string{"m": {StatusChangeIDTooLong, ""}}},
+		// consent-sync refuses a GRANT with an over-long id (Validate), so
+		// it decides nothing; a restrictive one is applied under a bounded
+		// id (TestReviewSubjectWinnerIsWhatTheConsumerApplies).
+		{"an over-long grant id is refused", []ChangeOutcome{chg(string(make([]byte, 300)), "m", "GRANT", time.Hour)},
+			map[string]verdict{string(make([]byte, 300)): {false, LostRefused, ""}},
+			map[string][2]string{}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -321,6 +321,10 @@ func cmdBreach(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(tw, "  %s\t%d\t%d\n", c, cats[c][0], cats[c][1])
 	}
 	tw.Flush()
+	if len(rep.UnknownSchemas) > 0 {
+		fmt.Fprintf(e.stdout, "\n  WARNING: the data categories of events of %s are unknown (not in the schema catalog, --schemas-dir):\n"+
+			"  assume their events carried any category, unchanged.\n", strings.Join(rep.UnknownSchemas, ", "))
+	}
 	if *export == "" && rep.Subjects > 0 {
 		fmt.Fprintln(e.stdout, "\nThe subjects themselves: --export FILE (CSV) or --json.")
 	}
@@ -329,7 +333,7 @@ func cmdBreach(ctx context.Context, e *env, args []string) error {
 
 func breachCSV(w io.Writer, rep *ledger.BreachReport) error {
 	cw := csv.NewWriter(w)
-	_ = cw.Write([]string{"subject_id", "stream", "events", "first", "last", "decisions", "event_schemas", "treated_fields", "categories_passed", "categories_redacted_only"})
+	_ = cw.Write([]string{"subject_id", "stream", "events", "first", "last", "decisions", "event_schemas", "treated_fields", "categories_passed", "categories_redacted_only", "unknown_schemas"})
 	for _, bs := range rep.BySubject {
 		for _, st := range bs.Streams {
 			var passed, redacted, decisions []string
@@ -344,7 +348,8 @@ func breachCSV(w io.Writer, rep *ledger.BreachReport) error {
 				decisions = append(decisions, fmt.Sprintf("%s=%d", d, st.Decisions[d]))
 			}
 			if err := cw.Write([]string{bs.SubjectID, st.Stream, fmt.Sprint(st.Events), ts(st.First), ts(st.Last), strings.Join(decisions, " "),
-				strings.Join(st.EventSchemas, " "), strings.Join(st.TreatedFields, " "), strings.Join(passed, " "), strings.Join(redacted, " ")}); err != nil {
+				strings.Join(st.EventSchemas, " "), strings.Join(st.TreatedFields, " "), strings.Join(passed, " "), strings.Join(redacted, " "),
+				strings.Join(st.UnknownSchemas, " ")}); err != nil {
 				return err
 			}
 		}

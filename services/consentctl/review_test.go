@@ -70,7 +70,7 @@ func exportFixture(t *testing.T, n int, keep func(l exportLine) bool) (string, s
 	return path, keys
 }
 
-func runCtl(t *testing.T, args ...string) (int, string, string) {
+func runReview(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	code := run(context.Background(), &env{stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}, args)
@@ -82,11 +82,11 @@ func runCtl(t *testing.T, args ...string) (int, string, string) {
 // not verify: its checkpoints say the partition held records.
 func TestReviewVerifyFromFileFailsWhenAPartitionIsDroppedWhole(t *testing.T) {
 	path, keys := exportFixture(t, 5, nil)
-	if code, out, errs := runCtl(t, "verify", "--from-file", path, "--verifier-keys-file", keys); code != 0 {
+	if code, out, errs := runReview(t, "verify", "--from-file", path, "--verifier-keys-file", keys); code != 0 {
 		t.Fatalf("the intact export does not verify: exit %d\n%s%s", code, out, errs)
 	}
 	path, keys = exportFixture(t, 5, func(l exportLine) bool { return !(l.Kind == "record" && l.Partition == 1) })
-	code, out, errs := runCtl(t, "verify", "--from-file", path, "--verifier-keys-file", keys)
+	code, out, errs := runReview(t, "verify", "--from-file", path, "--verifier-keys-file", keys)
 	if code != 2 {
 		t.Fatalf("an export without the records of partition 1 gave exit %d, want 2 (verification failed)\n%s%s", code, out, errs)
 	}
@@ -165,11 +165,11 @@ func TestReviewVerifyWithLedgerFailsOnATruncatedExport(t *testing.T) {
 		return p
 	}
 	full := write("full.jsonl", lines)
-	if code, out, errs := runCtl(t, "verify", "--from-file", full, "--verifier-keys-file", keys, "--ledger", "--dsn", dsn); code != 0 {
+	if code, out, errs := runReview(t, "verify", "--from-file", full, "--verifier-keys-file", keys, "--ledger", "--dsn", dsn); code != 0 {
 		t.Fatalf("the whole export does not verify against the ledger: exit %d\n%s%s", code, out, errs)
 	}
 	cut := write("cut.jsonl", lines[:6]) // records 0..4 and the checkpoint of size 5
-	code, out, errs := runCtl(t, "verify", "--from-file", cut, "--verifier-keys-file", keys, "--ledger", "--dsn", dsn)
+	code, out, errs := runReview(t, "verify", "--from-file", cut, "--verifier-keys-file", keys, "--ledger", "--dsn", dsn)
 	if code != 2 {
 		t.Fatalf("an export cut after offset 4 verified against a ledger sealed to offset 9: exit %d, want 2\n%s%s", code, out, errs)
 	}

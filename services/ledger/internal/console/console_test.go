@@ -77,6 +77,11 @@ func newFixture(t *testing.T, tamper bool) *fixture {
 		{Coord: co("consent.changes", 2), ChangeID: "c-xss", SubjectID: xssSubject, Purpose: "<b>purpose</b>", Action: "GRANT",
 			LegalBasis: "CONSENT", Source: "web", CapturedAt: t0.Add(time.Hour)},
 	}
+	// Change records are timestamped when they were captured (the
+	// intake's receive time), as the clock rule expects.
+	for i := range b.Changes {
+		b.Changes[i].Time = b.Changes[i].CapturedAt
+	}
 	recs := []audit.Record{
 		pageView("alice", "ev-1", 0, t0.Add(90*time.Minute), dec("compliant.marketing", decision.Passed, "granted"),
 			dec("compliant.analytics", decision.Redacted, "granted_with_exclusions", "ip_address")),

@@ -55,15 +55,15 @@ func TestSubjectOnAnEmptyLedgerAndWhatErrorsShow(t *testing.T) {
 	if code != 1 || strings.Contains(errs, "hunter2secret") || strings.Contains(errs, "jane@example.com") {
 		t.Fatalf("unreachable database: exit %d, stderr %q", code, errs)
 	}
-	// completeness on an empty ledger with nothing expected is complete;
-	// with a partition expected and no audit record, it is not (exit 2).
+	// completeness of a topic the ledger holds no audit record of is not
+	// complete (a mistyped topic, or a ledger not caught up): exit 2.
 	s, err := ledger.Open(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
-	if _, _, code := runCtl(t, map[string]string{"LEDGER_DSN": dsn}, "completeness"); code != 0 {
-		t.Errorf("completeness of nothing: exit %d", code)
+	if _, _, code := runCtl(t, map[string]string{"LEDGER_DSN": dsn}, "completeness"); code != 2 {
+		t.Errorf("completeness of nothing: exit %d, want 2", code)
 	}
 	export := filepath.Join(dir, "x.json")
 	if _, _, code := runCtl(t, map[string]string{"LEDGER_DSN": dsn}, "subject", "s-1", "--export", export); code != 0 {

@@ -331,6 +331,16 @@ func cmdBreach(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
+// csvCell keeps a value a spreadsheet would run as a formula (it starts
+// with = + - @, a tab or a carriage return: a subject id is whatever a
+// producer sent) from being one, by a leading apostrophe.
+func csvCell(v string) string {
+	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
+		return "'" + v
+	}
+	return v
+}
+
 func breachCSV(w io.Writer, rep *ledger.BreachReport) error {
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"subject_id", "stream", "events", "first", "last", "decisions", "event_schemas", "treated_fields", "categories_passed", "categories_redacted_only", "unknown_schemas"})
@@ -347,7 +357,7 @@ func breachCSV(w io.Writer, rep *ledger.BreachReport) error {
 			for _, d := range sortedKeys(st.Decisions) {
 				decisions = append(decisions, fmt.Sprintf("%s=%d", d, st.Decisions[d]))
 			}
-			if err := cw.Write([]string{bs.SubjectID, st.Stream, fmt.Sprint(st.Events), ts(st.First), ts(st.Last), strings.Join(decisions, " "),
+			if err := cw.Write([]string{csvCell(bs.SubjectID), csvCell(st.Stream), fmt.Sprint(st.Events), ts(st.First), ts(st.Last), strings.Join(decisions, " "),
 				strings.Join(st.EventSchemas, " "), strings.Join(st.TreatedFields, " "), strings.Join(passed, " "), strings.Join(redacted, " "),
 				strings.Join(st.UnknownSchemas, " ")}); err != nil {
 				return err

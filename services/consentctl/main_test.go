@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,5 +72,26 @@ func TestSubjectOnAnEmptyLedgerAndWhatErrorsShow(t *testing.T) {
 	}
 	if st, err := os.Stat(export); err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("export mode %v, %v", st.Mode().Perm(), err)
+	}
+}
+
+// TestBreachCSVCellsAreNotFormulas: the review found a subject id starting
+// with = landing as is in the breach export, which a spreadsheet runs.
+func TestBreachCSVCellsAreNotFormulas(t *testing.T) {
+	rep := &ledger.BreachReport{BySubject: []ledger.BreachSubject{
+		{SubjectID: `=HYPERLINK("http://x","y")`, Streams: []ledger.BreachStream{{Stream: "compliant.marketing"}}},
+		{SubjectID: "+1 555", Streams: []ledger.BreachStream{{Stream: "compliant.marketing"}}},
+		{SubjectID: "c-1001", Streams: []ledger.BreachStream{{Stream: "compliant.marketing"}}},
+	}}
+	var b bytes.Buffer
+	if err := breachCSV(&b, rep); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(&b).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 4 || rows[1][0] != `'=HYPERLINK("http://x","y")` || rows[2][0] != "'+1 555" || rows[3][0] != "c-1001" {
+		t.Fatalf("rows: %q", rows)
 	}
 }

@@ -122,16 +122,7 @@ func (c *Common) Flags(s *envflag.Set, prefix string) {
 // Validate reports every problem at once, each with what to set.
 func (c Common) Validate(prefix string) error {
 	errs := []error{c.Kafka.Validate(), c.Input.Validate(prefix), c.Redis.Validate(), c.Telemetry.Validate(prefix)}
-	if c.RegistryURL != "" {
-		if err := schemaregistry.ValidateURL(c.RegistryURL); err != nil {
-			errs = append(errs, fmt.Errorf("SCHEMA_REGISTRY_URL: %w", err))
-		}
-	}
-	if c.SchemasDir != "" {
-		if st, err := os.Stat(c.SchemasDir); err != nil || !st.IsDir() {
-			errs = append(errs, fmt.Errorf("SCHEMAS_DIR %q is not a folder: set it to the folder of .avsc files, or unset it", c.SchemasDir))
-		}
-	}
+	errs = append(errs, ValidateSchemas(c.SchemasDir, c.RegistryURL))
 	if c.DLQSuffix == "" {
 		errs = append(errs, errors.New("empty dead-letter suffix: set DLQ_SUFFIX, e.g. .dlq"))
 	}
@@ -167,18 +158,39 @@ func (c Common) LogAttrs() []slog.Attr {
 
 // Codec loads the schemas (built in, or SchemasDir) and, when RegistryURL is
 // set, a Schema Registry client for Confluent-framed input.
-func (c Common) Codec() (*avrocodec.Codec, error) {
+func (c Common) Codec() (*avrocodec.Codec, error) { return LoadCodec(c.SchemasDir, c.RegistryURL) }
+
+// ValidateSchemas checks SCHEMAS_DIR and SCHEMA_REGISTRY_URL (either may be
+// empty), saying what to set.
+func ValidateSchemas(schemasDir, registryURL string) error {
+	var errs []error
+	if registryURL != "" {
+		if err := schemaregistry.ValidateURL(registryURL); err != nil {
+			errs = append(errs, fmt.Errorf("SCHEMA_REGISTRY_URL: %w", err))
+		}
+	}
+	if schemasDir != "" {
+		if st, err := os.Stat(schemasDir); err != nil || !st.IsDir() {
+			errs = append(errs, fmt.Errorf("SCHEMAS_DIR %q is not a folder: set it to the folder of .avsc files, or unset it", schemasDir))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// LoadCodec loads the schemas (built in, or schemasDir) and, when
+// registryURL is set, a Schema Registry client for Confluent-framed input.
+func LoadCodec(schemasDir, registryURL string) (*avrocodec.Codec, error) {
 	var schemaFS fs.FS = schemas.FS
-	if c.SchemasDir != "" {
-		schemaFS = os.DirFS(c.SchemasDir)
+	if schemasDir != "" {
+		schemaFS = os.DirFS(schemasDir)
 	}
 	cat, err := avrocodec.LoadCatalog(schemaFS)
 	if err != nil {
 		return nil, fmt.Errorf("load schemas: %w", err)
 	}
 	var reg avrocodec.Registry
-	if c.RegistryURL != "" {
-		reg = schemaregistry.New(c.RegistryURL, &http.Client{Timeout: 5 * time.Second})
+	if registryURL != "" {
+		reg = schemaregistry.New(registryURL, &http.Client{Timeout: 5 * time.Second})
 	}
 	return avrocodec.New(cat, reg), nil
 }

@@ -3,20 +3,17 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"net/http"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/consentgate/consentgate/pkg/avrocodec"
+	"github.com/consentgate/consentgate/pkg/bootstrap"
 	"github.com/consentgate/consentgate/pkg/envflag"
 	"github.com/consentgate/consentgate/pkg/ledger"
-	"github.com/consentgate/consentgate/pkg/schemaregistry"
 	"github.com/consentgate/consentgate/pkg/stream"
 	"github.com/consentgate/consentgate/pkg/telemetry"
-	"github.com/consentgate/consentgate/schemas"
 )
 
 const envPrefix = "LEDGER_"
@@ -104,16 +101,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("bad topic name %q: fix %sDEAD_LETTER_TOPICS", t, envPrefix))
 		}
 	}
-	if c.RegistryURL != "" {
-		if err := schemaregistry.ValidateURL(c.RegistryURL); err != nil {
-			errs = append(errs, fmt.Errorf("SCHEMA_REGISTRY_URL: %w", err))
-		}
-	}
-	if c.SchemasDir != "" {
-		if st, err := os.Stat(c.SchemasDir); err != nil || !st.IsDir() {
-			errs = append(errs, fmt.Errorf("SCHEMAS_DIR %q is not a folder: set it to the folder of .avsc files, or unset it", c.SchemasDir))
-		}
-	}
+	errs = append(errs, bootstrap.ValidateSchemas(c.SchemasDir, c.RegistryURL))
 	if c.BatchSize < 1 || c.BatchSize > 100000 {
 		errs = append(errs, fmt.Errorf("batch size %d out of range: set %sBATCH_SIZE to 1..100000", c.BatchSize, envPrefix))
 	}
@@ -176,17 +164,5 @@ func (c Config) Topics() []Topic {
 
 // Codec loads the schemas and the optional registry client.
 func (c Config) Codec() (*avrocodec.Codec, error) {
-	var schemaFS fs.FS = schemas.FS
-	if c.SchemasDir != "" {
-		schemaFS = os.DirFS(c.SchemasDir)
-	}
-	cat, err := avrocodec.LoadCatalog(schemaFS)
-	if err != nil {
-		return nil, fmt.Errorf("load schemas: %w", err)
-	}
-	var reg avrocodec.Registry
-	if c.RegistryURL != "" {
-		reg = schemaregistry.New(c.RegistryURL, &http.Client{Timeout: 5 * time.Second})
-	}
-	return avrocodec.New(cat, reg), nil
+	return bootstrap.LoadCodec(c.SchemasDir, c.RegistryURL)
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -38,28 +39,41 @@ var ErrNoTopic = errors.New("no such topic")
 
 // Partitions lists the partitions of topic, in order.
 func (c *Client) Partitions(ctx context.Context, topic string) ([]int32, error) {
-	md, err := c.client().Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	m, err := c.PartitionsOf(ctx, []string{topic})
 	if err != nil {
-		return nil, fmt.Errorf("metadata of %s: %w", topic, err)
+		return nil, err
 	}
+	parts, ok := m[topic]
+	if !ok {
+		return nil, fmt.Errorf("%s: %w", topic, ErrNoTopic)
+	}
+	return parts, nil
+}
+
+// PartitionsOf lists the partitions of each of topics that exists, in
+// order, in one metadata request; a topic the brokers do not know is left
+// out of the map.
+func (c *Client) PartitionsOf(ctx context.Context, topics []string) (map[string][]int32, error) {
+	md, err := c.client().Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	if err != nil {
+		return nil, fmt.Errorf("metadata of %s: %w", strings.Join(topics, ", "), err)
+	}
+	out := make(map[string][]int32, len(md.Topics))
 	for _, t := range md.Topics {
-		if t.Name != topic {
-			continue
-		}
 		if t.Error != nil {
 			if errors.Is(t.Error, kafka.UnknownTopicOrPartition) {
-				return nil, fmt.Errorf("%s: %w", topic, ErrNoTopic)
+				continue
 			}
-			return nil, fmt.Errorf("metadata of %s: %w", topic, t.Error)
+			return nil, fmt.Errorf("metadata of %s: %w", t.Name, t.Error)
 		}
-		out := make([]int32, 0, len(t.Partitions))
+		parts := make([]int32, 0, len(t.Partitions))
 		for _, p := range t.Partitions {
-			out = append(out, int32(p.ID))
+			parts = append(parts, int32(p.ID))
 		}
-		sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-		return out, nil
+		sort.Slice(parts, func(i, j int) bool { return parts[i] < parts[j] })
+		out[t.Name] = parts
 	}
-	return nil, fmt.Errorf("%s: %w", topic, ErrNoTopic)
+	return out, nil
 }
 
 // Range is the offsets a partition holds: [First, End).

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -12,6 +11,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/consentgate/consentgate/pkg/ledger"
+	"github.com/consentgate/consentgate/pkg/topicread"
 )
 
 // Topic is a topic the ledger reads, and what it holds.
@@ -275,21 +275,15 @@ func (c *Consumer) partitions(ctx context.Context) ([]tp, error) {
 	for i, t := range c.Topics {
 		names[i] = t.Name
 	}
-	cl := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: 10 * time.Second, Transport: c.Transport}
-	md, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
+	cl := &topicread.Client{Brokers: c.Brokers, Dialer: c.Dialer, Transport: c.Transport}
+	byTopic, err := cl.PartitionsOf(ctx, names)
 	if err != nil {
-		return nil, fmt.Errorf("metadata: %w", err)
+		return nil, err
 	}
 	var out []tp
-	for _, t := range md.Topics {
-		if t.Error != nil {
-			if errors.Is(t.Error, kafka.UnknownTopicOrPartition) {
-				continue
-			}
-			return nil, fmt.Errorf("metadata of %s: %w", t.Name, t.Error)
-		}
-		for _, p := range t.Partitions {
-			out = append(out, tp{t.Name, int32(p.ID)})
+	for _, name := range names {
+		for _, p := range byTopic[name] {
+			out = append(out, tp{name, p})
 		}
 	}
 	return out, nil

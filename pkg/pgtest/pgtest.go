@@ -41,6 +41,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentgate/consentgate/pkg/internal/syncbuf"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -287,7 +288,7 @@ func startCluster(binDir string) (*Cluster, error) {
 // it if the test binary dies: a parent-death signal) and waits until it
 // accepts connections.
 func (c *Cluster) launch() error {
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd := c.command(filepath.Join(c.BinDir, "postgres"), "-D", c.dataDir,
 		"-c", "listen_addresses=127.0.0.1", "-p", strconv.Itoa(c.Port), "-k", c.Dir,
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
@@ -384,22 +385,4 @@ func randomHex(tb testing.TB, n int) string {
 		tb.Fatalf("pgtest: random: %v", err)
 	}
 	return hex.EncodeToString(b)
-}
-
-// syncBuffer collects a process's output, written from another goroutine.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return bytes.Clone(b.buf.Bytes())
 }

@@ -6,7 +6,6 @@ package proctest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/consentgate/consentgate/pkg/internal/syncbuf"
 )
 
 var (
@@ -91,7 +92,7 @@ func Build(t testing.TB, rel string) string {
 type Proc struct {
 	Name string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *syncbuf.Buffer
 	done chan struct{}
 	err  error
 }
@@ -101,7 +102,7 @@ type Proc struct {
 // and its output is logged when the test failed.
 func Start(t testing.TB, name, bin string, env []string, args ...string) *Proc {
 	t.Helper()
-	p := &Proc{Name: name, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &Proc{Name: name, out: &syncbuf.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	// Services' telemetry endpoints default to fixed ports; tests run many
 	// processes at once, so they get free ports unless the test says
@@ -222,21 +223,4 @@ func (p *Proc) ExitCode() int {
 		return -1
 	}
 	return 0
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

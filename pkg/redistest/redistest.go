@@ -28,6 +28,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentgate/consentgate/pkg/internal/syncbuf"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -63,7 +64,7 @@ type Server struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when cmd has been waited for
-	output *syncBuffer
+	output *syncbuf.Buffer
 }
 
 // Start launches a redis-server on a free 127.0.0.1 port, waits until it
@@ -169,7 +170,7 @@ func (s *Server) Restart() {
 // launch starts the process on s.port and waits for PONG. On failure the
 // process is gone and the error carries its output.
 func (s *Server) launch() error {
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd := exec.Command(s.bin,
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
@@ -265,22 +266,4 @@ func PrefixFor(tb testing.TB) string {
 		tb.Fatalf("redistest: random prefix: %v", err)
 	}
 	return "t" + hex.EncodeToString(b[:]) + ":"
-}
-
-// syncBuffer collects the process output; exec writes it from another goroutine.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return bytes.Clone(b.buf.Bytes())
 }

@@ -55,6 +55,23 @@ func (l *ledgerFlags) open(ctx context.Context) (*ledger.Store, error) {
 	return s, nil
 }
 
+// readLedger parses a subcommand's ledger flags, opens
+// the ledger and returns what query reads from it.
+func readLedger[T any](ctx context.Context, e *env, name string, args []string, lf *ledgerFlags, query func(*ledger.Store, context.Context) (T, error)) (T, error) {
+	var zero T
+	fs := e.flags(name, "")
+	lf.add(fs, e)
+	if _, err := parse(fs, args); err != nil {
+		return zero, err
+	}
+	s, err := lf.open(ctx)
+	if err != nil {
+		return zero, err
+	}
+	defer s.Close()
+	return query(s, ctx)
+}
+
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -467,18 +484,8 @@ func printCompleteness(w io.Writer, rep *ledger.CompletenessReport, withExpected
 }
 
 func cmdPolicies(ctx context.Context, e *env, args []string) error {
-	fs := e.flags("policies", "")
 	var lf ledgerFlags
-	lf.add(fs, e)
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	s, err := lf.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	uses, err := s.Policies(ctx)
+	uses, err := readLedger(ctx, e, "policies", args, &lf, (*ledger.Store).Policies)
 	if err != nil {
 		return err
 	}
@@ -494,18 +501,8 @@ func cmdPolicies(ctx context.Context, e *env, args []string) error {
 }
 
 func cmdStats(ctx context.Context, e *env, args []string) error {
-	fs := e.flags("stats", "")
 	var lf ledgerFlags
-	lf.add(fs, e)
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	s, err := lf.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	st, err := s.Stats(ctx)
+	st, err := readLedger(ctx, e, "stats", args, &lf, (*ledger.Store).Stats)
 	if err != nil {
 		return err
 	}

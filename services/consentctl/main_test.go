@@ -8,7 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/consentgate/consentgate/pkg/audit"
+	"github.com/consentgate/consentgate/pkg/decision"
 	"github.com/consentgate/consentgate/pkg/ledger"
 )
 
@@ -93,5 +96,41 @@ func TestBreachCSVCellsAreNotFormulas(t *testing.T) {
 	}
 	if len(rows) != 4 || rows[1][0] != `'=HYPERLINK("http://x","y")` || rows[2][0] != "'+1 555" || rows[3][0] != "c-1001" {
 		t.Fatalf("rows: %q", rows)
+	}
+}
+
+// TestPoliciesAndStatsReadTheLedger: both commands open the ledger their
+// flags name and print what it holds, as text and as JSON.
+func TestPoliciesAndStatsReadTheLedger(t *testing.T) {
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "l.db")
+	s, err := ledger.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	b := &ledger.Batch{
+		Audits: []ledger.AuditEntry{{Coord: ledger.Coord{Topic: "consent.audit", Offset: 0, Time: at}, Record: audit.Record{
+			Version: 2, EventID: "e-1", SubjectID: "s-1", Outcome: audit.Decided, EventSchema: "consentgate.events.PageView",
+			PolicyVersion: "2026-03-01", SourceTopic: "customer.events", ProcessedAt: at,
+			Decisions: []audit.StreamDecision{{Stream: "compliant.analytics", Purposes: []string{"analytics"}, Decision: decision.Passed, Reason: "granted"}},
+		}}},
+		Positions: []ledger.Position{{Topic: "consent.audit", Partition: 0, Next: 1}},
+	}
+	if err := s.Ingest(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	vars := map[string]string{"LEDGER_DSN": dsn}
+	if out, errs, code := runCtl(t, vars, "policies"); code != 0 || !strings.Contains(out, "2026-03-01") || !strings.Contains(out, "compliant.analytics") {
+		t.Errorf("policies: exit %d\n%s%s", code, out, errs)
+	}
+	if out, errs, code := runCtl(t, vars, "policies", "--json"); code != 0 || !strings.Contains(out, `"2026-03-01"`) {
+		t.Errorf("policies --json: exit %d\n%s%s", code, out, errs)
+	}
+	if out, errs, code := runCtl(t, vars, "stats"); code != 0 || !strings.Contains(out, "audit_records") || !strings.Contains(out, "consent.audit") {
+		t.Errorf("stats: exit %d\n%s%s", code, out, errs)
+	}
+	if _, errs, code := runCtl(t, map[string]string{"LEDGER_DSN": "postgres://u:p@127.0.0.1:1/x?connect_timeout=1"}, "stats"); code != 1 || !strings.Contains(errs, "LEDGER_DSN") {
+		t.Errorf("stats on an unreachable ledger: exit %d: %s", code, errs)
 	}
 }

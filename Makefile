@@ -71,7 +71,9 @@ bench:
 	$(MAKE) --no-print-directory bench-ledger
 
 # The ledger (issue 12): audit records/s ingested into SQLite and a real
-# PostgreSQL (started by the benchmark, pkg/pgtest), then with
+# PostgreSQL (started by the benchmark, pkg/pgtest), the ledger service's own
+# rate (records read from the devbroker, decoded and stored, against the
+# store alone on the same records), then with
 # LEDGER_BENCH_RECORDS audit records loaded (10,000,000 by default: about
 # 20 minutes of loading per database on 2 cores) the latency of the
 # queries behind consentctl subject, breach over a day, completeness and
@@ -79,6 +81,7 @@ bench:
 LEDGER_BENCH_RECORDS ?= 10000000
 bench-ledger:
 	cd pkg && $(GO) test -run='^$$' -bench='Ingest' -benchtime=20x ./ledger
+	cd services/ledger && $(GO) test -run='^$$' -bench='Consumer' -benchtime=3x .
 	cd pkg && LEDGER_BENCH_RECORDS=$(LEDGER_BENCH_RECORDS) $(GO) test -run='^$$' -bench='Queries' -benchtime=1x -timeout=180m -v ./ledger
 
 FUZZTIME ?= 30s

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -120,10 +121,11 @@ type Sealer struct {
 // partitionSeal is the sealer's state of one audit partition.
 type partitionSeal struct {
 	tree *seal.Tree
-	// through: every checkpoint of the tree's base and a size up to
-	// through that the ledger held when last read has been checked
-	// (through <= tree.Size(); -1 before the first read).
-	through int64
+	// after is where sealPartition reads the partition's checkpoints on
+	// from, in the ledger's (size, root) order: every checkpoint of the
+	// tree's base up to it that the ledger held when read has been checked
+	// (after.size <= tree.Size()).
+	after cpKey
 	// sealed is the largest size of a checkpoint checked or signed: the
 	// next one is signed for a larger tree only.
 	sealed int64
@@ -138,9 +140,12 @@ type partitionSeal struct {
 	checker *seal.Tree
 }
 
+// checkpointsPage is how many checkpoints one query reads (a variable for
+// the tests).
+var checkpointsPage = 1000
+
 const (
-	leavesPage      = 10000
-	checkpointsPage = 1000
+	leavesPage = 10000
 	// maxKnown bounds partitionSeal.known (pruned to half).
 	maxKnown = 256
 	// maxQueued bounds the checkpoints queued between two rounds.
@@ -155,6 +160,18 @@ var allRoots = func() (r [32]byte) {
 	}
 	return r
 }()
+
+// cpKey is a position in a partition's checkpoints of one base, ordered
+// by size, then root (bytewise), as the ledger orders them.
+type cpKey struct {
+	size int64
+	root [32]byte
+}
+
+// upTo reports whether cp is at or before k.
+func (k cpKey) upTo(cp ledger.Checkpoint) bool {
+	return cp.Size < k.size || cp.Size == k.size && bytes.Compare(cp.Root[:], k.root[:]) <= 0
+}
 
 // Run seals every Interval until ctx ends, and once more at the end.
 func (s *Sealer) Run(ctx context.Context) error {
@@ -392,7 +409,7 @@ func (s *Sealer) checkIngested(ctx context.Context) error {
 		var err error
 		if cp.Base != st.tree.Base() {
 			err = baseFailure(cp, st.tree.Base())
-		} else if cp.Size <= st.through {
+		} else if st.after.upTo(cp) {
 			err = s.check(ctx, st, cp)
 		} // else sealPartition reads it from the ledger
 		if err != nil && !s.failed(cp.Partition, err) {
@@ -424,8 +441,8 @@ func (s *Sealer) recheck(ctx context.Context, p int32) error {
 			return fmt.Errorf("read checkpoints of partition %d: %w", p, err)
 		}
 		for _, cp := range cps {
-			if cp.Size > st.through {
-				return nil // not checked yet: the next round reads it
+			if !st.after.upTo(cp) {
+				return nil // not read yet: sealPartition reads it
 			}
 			if err := s.check(ctx, st, cp); err != nil {
 				if s.failed(p, err) {
@@ -465,7 +482,7 @@ func baseFailure(cp ledger.Checkpoint, base int64) error {
 // tree has reached: with the tree's root, a root signed or checked
 // recently, or the root recomputed from the ledger's leaves. A checkpoint
 // of a larger size is left to sealPartition, which reads every checkpoint
-// of a size above through from the ledger as the tree grows.
+// after st.after from the ledger as the tree grows.
 func (s *Sealer) check(ctx context.Context, st *partitionSeal, cp ledger.Checkpoint) error {
 	tree := st.tree
 	if cp.Base != tree.Base() {
@@ -580,7 +597,7 @@ func (s *Sealer) open(ctx context.Context, p int32) (*partitionSeal, error) {
 		}
 		base = leaves[0].Offset
 	}
-	st := &partitionSeal{tree: seal.NewFrontierTree(s.AuditTopic, p, base), through: -1}
+	st := &partitionSeal{tree: seal.NewFrontierTree(s.AuditTopic, p, base), after: cpKey{-1, allRoots}}
 	if err := s.checkBases(ctx, st); err != nil {
 		return nil, err // a failure unfollows
 	}
@@ -604,11 +621,10 @@ func (s *Sealer) sealPartition(ctx context.Context, p int32) (*kafka.Message, in
 	// records: the ones the tree has not reached, in size order, as it
 	// grows to their size. A ledger that disagrees with its seals is not
 	// sealed over.
-	size, root := st.through, allRoots
 	waiting := int64(0)
 read:
 	for {
-		cps, err := s.Ledger.CheckpointsOfBase(ctx, s.AuditTopic, p, tree.Base(), size, root, checkpointsPage)
+		cps, err := s.Ledger.CheckpointsOfBase(ctx, s.AuditTopic, p, tree.Base(), st.after.size, st.after.root, checkpointsPage)
 		if err != nil {
 			return nil, 0, fmt.Errorf("read checkpoints of partition %d: %w", p, err)
 		}
@@ -620,21 +636,23 @@ read:
 				waiting = cp.Size
 				break read
 			}
-			st.through = tree.Size()
 			if err := s.check(ctx, st, cp); err != nil {
 				return nil, 0, err
 			}
-			size, root = cp.Size, cp.Root
+			st.after = cpKey{cp.Size, cp.Root}
 		}
 		if len(cps) < checkpointsPage {
 			break
 		}
 	}
+	// Every checkpoint up to the tree's size was checked. (After an error
+	// above, the next round reads on after the last checked, and check
+	// compares those the tree grew past with recomputed roots.)
 	if waiting > 0 {
-		st.through = tree.Size()
+		st.after = cpKey{tree.Size(), allRoots}
 		if st.waiting != waiting {
 			st.waiting = waiting
-			s.Log.Info("a published checkpoint covers audit records the ledger does not hold yet: the partition is signed again once they are read and reproduce it",
+			s.Log.Warn("a published checkpoint covers audit records the ledger does not hold yet: the partition is signed again once they are read and reproduce it",
 				"topic", s.AuditTopic, "partition", p, "checkpoint_size", waiting, "ledger_size", tree.Size())
 		}
 		return nil, 0, nil
@@ -643,7 +661,7 @@ read:
 	if err := s.growTo(ctx, tree, math.MaxInt64); err != nil {
 		return nil, 0, err
 	}
-	st.through = tree.Size()
+	st.after = cpKey{tree.Size(), allRoots}
 	if tree.Size() <= st.sealed {
 		return nil, 0, nil
 	}

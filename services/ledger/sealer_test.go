@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -545,5 +546,74 @@ func TestSealerDoesNotSignWithoutTheCheckpointsTopic(t *testing.T) {
 	}
 	if n := r.sealer.Published(); n != 0 {
 		t.Fatalf("published %d checkpoints", n)
+	}
+}
+
+// flakyLedger fails every n-th read of the sealer, as a database that drops
+// the connection would.
+type flakyLedger struct {
+	*ledger.Store
+	n, calls int
+}
+
+func (f *flakyLedger) fail() error {
+	f.calls++
+	if f.calls%f.n == 0 {
+		return errors.New("injected: connection lost")
+	}
+	return nil
+}
+
+func (f *flakyLedger) Leaves(ctx context.Context, topic string, partition int32, from int64, limit int) ([]ledger.Leaf, error) {
+	if err := f.fail(); err != nil {
+		return nil, err
+	}
+	return f.Store.Leaves(ctx, topic, partition, from, limit)
+}
+
+func (f *flakyLedger) CheckpointsOfBase(ctx context.Context, topic string, partition int32, base, afterSize int64, afterRoot [32]byte, limit int) ([]ledger.Checkpoint, error) {
+	if err := f.fail(); err != nil {
+		return nil, err
+	}
+	return f.Store.CheckpointsOfBase(ctx, topic, partition, base, afterSize, afterRoot, limit)
+}
+
+// TestSealerChecksEveryCheckpointDespiteFailedReads: reads that fail half
+// way (the tree grown, a page of checkpoints read) leave no checkpoint
+// unchecked: with one checkpoint per page and every n-th read failing, the
+// sealer finds the forged one of two of a size before it signs. (With
+// every other read failing no round gets past its second read: n starts
+// at 3.) A sealer that took a size as checked once it had checked one
+// checkpoint of it skipped the other after a failed read.
+func TestSealerChecksEveryCheckpointDespiteFailedReads(t *testing.T) {
+	defer func(n int) { checkpointsPage = n }(checkpointsPage)
+	checkpointsPage = 1
+	r := newSealRig(t, sealRigOptions{manual: true})
+	r.consume(t, DefaultConfig().Topics())
+	produce(t, r.broker.Addr, r.auditRecords(t, 0, 6))
+	sound := r.rootOf(t, 3)
+	forged := sound
+	forged[0] ^= 0xff // on either side of the sound root, by the bytes
+	for n := 1; n <= 5; n++ {
+		r.publish(t, int64(n), r.rootOf(t, n))
+	}
+	r.publish(t, 3, forged)
+	r.waitLeaves(t, 6)
+	r.waitCheckpoints(t, 3, 2)
+	r.waitCheckpoints(t, 5, 1)
+	for n := 3; n <= 8; n++ {
+		t.Run(fmt.Sprint("every ", n), func(t *testing.T) {
+			r.sealer = &Sealer{Ledger: &flakyLedger{Store: r.store, n: n}, Signer: r.signer, Writer: r.sealer.Writer, AuditTopic: "consent.audit",
+				CheckpointsTopic: "consent.audit.checkpoints", Offsets: r.sealer.Offsets, Interval: time.Second, Log: r.log}
+			for round := 0; round < 100 && len(r.sealer.Problems()) == 0; round++ {
+				_ = r.sealer.SealOnce(context.Background())
+			}
+			if p := r.sealer.Problems(); !strings.Contains(p[0], "do not reproduce the checkpoint of size 3") {
+				t.Fatalf("problems %v, want the forged checkpoint of size 3", p)
+			}
+			if n := r.sealer.Published(); n != 0 {
+				t.Fatalf("published %d checkpoints with a fork in the ledger", n)
+			}
+		})
 	}
 }

@@ -74,7 +74,10 @@ type Tree struct {
 }
 
 // NewTree returns an empty tree in memory for the partition, whose first
-// leaf will be the record at offset base.
+// leaf will be the record at offset base. It keeps every stored hash
+// (about 64 bytes per leaf), so it answers roots of every size, leaf
+// hashes and proofs; NewFrontierTree is a tree that appends and gives its
+// current root in bounded memory.
 func NewTree(topic string, partition int32, base int64) *Tree {
 	t, _ := OpenTree(topic, partition, base, 0, &MemStore{})
 	return t
@@ -148,12 +151,18 @@ func (t *Tree) AppendLeafHash(offset int64, h tlog.Hash) error {
 // Root is the root hash of the tree.
 func (t *Tree) Root() (tlog.Hash, error) { return t.RootAt(t.size) }
 
-// RootAt is the root hash of the tree of the first size leaves.
+// RootAt is the root hash of the tree of the first size leaves. Over a
+// FrontierStore only the current size is sure to be answered; an older
+// size is an error wrapping ErrNotKept.
 func (t *Tree) RootAt(size int64) (tlog.Hash, error) {
 	if size < 0 || size > t.size {
 		return tlog.Hash{}, fmt.Errorf("seal: root of %d leaves in a tree of %d", size, t.size)
 	}
-	return tlog.TreeHash(size, t.store)
+	h, err := tlog.TreeHash(size, t.store)
+	if err != nil {
+		return tlog.Hash{}, fmt.Errorf("seal: root of %d leaves in a tree of %d: %w", size, t.size, err)
+	}
+	return h, nil
 }
 
 // LeafHashAt is the leaf hash of the record at offset.

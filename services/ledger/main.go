@@ -23,6 +23,7 @@ import (
 	"github.com/consentgate/consentgate/pkg/seal"
 	"github.com/consentgate/consentgate/pkg/stream"
 	"github.com/consentgate/consentgate/pkg/telemetry"
+	"github.com/consentgate/consentgate/pkg/topicread"
 )
 
 func main() { bootstrap.Main("ledger", run) }
@@ -77,7 +78,8 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		w := stream.NewWriter(cfg.Kafka)
 		defer w.Close()
 		sealer = &Sealer{Ledger: store, Signer: signer, Writer: w, AuditTopic: cfg.AuditTopic, CheckpointsTopic: cfg.CheckpointsTopic,
-			Interval: cfg.SealInterval, Log: log}
+			Offsets: &topicread.Client{Brokers: cfg.Kafka.Brokers, Timeout: 10 * time.Second}, Interval: cfg.SealInterval, Log: log}
+		c.Ingested = sealer.Ingested // the checkpoints the ledger reads are checked
 		tel.AddReadiness("sealer", func(context.Context) error {
 			if p := sealer.Problems(); len(p) > 0 {
 				return fmt.Errorf("%d audit partitions are no longer sealed: see the logs", len(p))

@@ -414,7 +414,10 @@ type verificationData struct {
 const leafPage = 10000
 
 // verifyPartition rebuilds the partition's tree from the ledger's leaf
-// hashes and checks every checkpoint's root against it.
+// hashes and checks every checkpoint's root against it. The tree is a
+// frontier tree (memory bounded whatever the audit's size), which gives
+// only its current root: each checkpoint is compared when the tree,
+// growing, reaches its size.
 func (c *Console) verifyPartition(ctx context.Context, p int32) (partitionVerification, error) {
 	pv := partitionVerification{Partition: p}
 	cps, err := c.cfg.Store.Checkpoints(ctx, c.cfg.AuditTopic, p)
@@ -433,12 +436,41 @@ func (c *Console) verifyPartition(ctx context.Context, p int32) (partitionVerifi
 		base = cps[0].Base
 	}
 	pv.Base = base
-	tree := seal.NewTree(c.cfg.AuditTopic, p, base)
+	tree := seal.NewFrontierTree(c.cfg.AuditTopic, p, base)
+	states := make([]string, len(cps))
+	// The checkpoints of the tree's base, by size, to check as the tree
+	// reaches their size.
+	var order []int
 	var maxSize int64
-	for _, cp := range cps {
+	for i, cp := range cps {
 		if cp.Base == base {
+			order = append(order, i)
 			maxSize = max(maxSize, cp.Size)
+		} else {
+			states[i] = cpOther
 		}
+	}
+	sort.SliceStable(order, func(i, j int) bool { return cps[order[i]].Size < cps[order[j]].Size })
+	checkReached := func() error {
+		for len(order) > 0 && cps[order[0]].Size <= tree.Size() {
+			cp := cps[order[0]]
+			if cp.Size < tree.Size() {
+				return fmt.Errorf("verification: checkpoint of size %d passed at size %d", cp.Size, tree.Size())
+			}
+			root, err := tree.Root()
+			if err != nil {
+				return err
+			}
+			states[order[0]] = cpMismatch
+			if root == cp.Root {
+				states[order[0]] = cpVerified
+			}
+			order = order[1:]
+		}
+		return nil
+	}
+	if err := checkReached(); err != nil {
+		return pv, err
 	}
 	// Read every leaf (the tail after the last checkpoint is counted as
 	// unsealed), stopping at the first offset out of order.
@@ -458,36 +490,25 @@ func (c *Console) verifyPartition(ctx context.Context, p int32) (partitionVerifi
 				}
 				break
 			}
+			if err := checkReached(); err != nil {
+				return pv, err
+			}
 		}
 		if pv.Problem != "" || len(ls) < leafPage {
 			break
 		}
 		from = ls[len(ls)-1].Offset + 1
 	}
+	for _, i := range order {
+		states[i] = cpMissing // beyond the records read
+	}
 	pv.Records = tree.Size()
 	pv.Verified = len(cps) > 0 && pv.Problem == ""
-	for _, cp := range cps {
-		row := cpRow{Size: cp.Size, Base: cp.Base, Root: cp.Root, PublishedAt: publishedAt(cp)}
-		switch {
-		case cp.Base != base:
-			row.State = cpOther
+	for i, cp := range cps {
+		pv.Checkpoints = append(pv.Checkpoints, cpRow{Size: cp.Size, Base: cp.Base, Root: cp.Root, PublishedAt: publishedAt(cp), State: states[i]})
+		if states[i] != cpVerified {
 			pv.Verified = false
-		case cp.Size > tree.Size():
-			row.State = cpMissing
-			pv.Verified = false
-		default:
-			root, err := tree.RootAt(cp.Size)
-			if err != nil {
-				return pv, err
-			}
-			if root == cp.Root {
-				row.State = cpVerified
-			} else {
-				row.State = cpMismatch
-				pv.Verified = false
-			}
 		}
-		pv.Checkpoints = append(pv.Checkpoints, row)
 	}
 	if l, ok := latest(cps); ok {
 		for i := range pv.Checkpoints {
@@ -505,8 +526,9 @@ func (c *Console) verifyPartition(ctx context.Context, p int32) (partitionVerifi
 func (c *Console) verification(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := c.queryCtx(r)
 	defer cancel()
-	// One verification at a time: each holds a partition's whole tree in
-	// memory (about 64 bytes per audit record) while it runs.
+	// One verification at a time: each reads every leaf hash of the audit
+	// (its trees are frontier trees, so memory is bounded; the database's
+	// and the CPU's load are not).
 	select {
 	case c.verifying <- struct{}{}:
 		defer func() { <-c.verifying }()

@@ -12,6 +12,7 @@
 package ledger
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/consentgate/consentgate/pkg/audit"
@@ -35,6 +36,42 @@ type Position struct {
 	Topic     string
 	Partition int32
 	Next      int64
+	// Last is the RecordHash of the record at Next-1, the last one the
+	// position covers: the consumer checks it against the partition before
+	// it reads on, so that a partition whose offsets started again (a topic
+	// deleted and created again, another cluster) is not taken for the one
+	// it read. Nil when not known (a position written before migration 3,
+	// or by a caller that does not set it).
+	Last []byte
+}
+
+// Hold is a partition the ledger no longer reads: what it holds of the
+// partition is no longer what the partition holds (its stored position is
+// past the partition's end, the record before the position is another
+// one, or rows are stored past the position). Reason says which, with
+// offsets only. A hold is stored (ledger_holds) and stays until an
+// operator removes it.
+type Hold struct {
+	Topic     string
+	Partition int32
+	// Next is the ledger's position in the partition when it was held.
+	Next   int64
+	Reason string
+	At     time.Time
+}
+
+// PartitionError is Ingest refusing a batch because of one partition: it
+// is held, or rows are stored at or past its stored position, so that the
+// batch's rows could collide with rows of other records and be dropped by
+// ON CONFLICT DO NOTHING. Nothing of the batch is written.
+type PartitionError struct {
+	Topic     string
+	Partition int32
+	Reason    string
+}
+
+func (e *PartitionError) Error() string {
+	return fmt.Sprintf("partition %s/%d: %s", e.Topic, e.Partition, e.Reason)
 }
 
 // ConsentChange is one record of consent.changes.

@@ -2,15 +2,19 @@ package ledger
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"strings"
+	"time"
 
 	"github.com/consentgate/consentgate/pkg/audit"
 	"github.com/consentgate/consentgate/pkg/decision"
 	"github.com/jackc/pgx/v5"
+	"github.com/segmentio/kafka-go"
 )
 
 // table is one table Ingest writes: its columns in the order of the rows
@@ -198,24 +202,97 @@ func rowsOf(b *Batch) ([]tableRows, error) {
 	return out, nil
 }
 
-// positionSQL moves a position forward, never back.
-const positionSQL = `INSERT INTO ledger_positions (topic, partition_id, next_offset) VALUES (?, ?, ?)
-ON CONFLICT (topic, partition_id) DO UPDATE SET next_offset = excluded.next_offset
+// positionSQL moves a position forward, never back, with the hash of the
+// record before it.
+const positionSQL = `INSERT INTO ledger_positions (topic, partition_id, next_offset, last_hash) VALUES (?, ?, ?, ?)
+ON CONFLICT (topic, partition_id) DO UPDATE SET next_offset = excluded.next_offset, last_hash = excluded.last_hash
 WHERE excluded.next_offset > ledger_positions.next_offset`
+
+// guardSQL reads, for one partition, its stored position (0 when none),
+// whether it is held, and whether any row of a table of records is stored
+// at or past that position. Every stored row of a partition is before its
+// position (they are written in one transaction), so a row at or past it
+// means the position was removed or lowered while the rows stayed: rows
+// read from there could collide with stored rows of other records.
+const guardSQL = `WITH p AS (SELECT COALESCE((SELECT next_offset FROM ledger_positions WHERE topic = ? AND partition_id = ?), 0) AS n)
+SELECT p.n,
+  (SELECT COUNT(*) FROM ledger_holds WHERE topic = ? AND partition_id = ?),
+  CASE WHEN EXISTS (SELECT 1 FROM consent_changes WHERE topic = ? AND partition_id = ? AND record_offset >= p.n)
+    OR EXISTS (SELECT 1 FROM audit_records WHERE topic = ? AND partition_id = ? AND record_offset >= p.n)
+    OR EXISTS (SELECT 1 FROM revocation_notices WHERE topic = ? AND partition_id = ? AND record_offset >= p.n)
+    OR EXISTS (SELECT 1 FROM dead_letters WHERE topic = ? AND partition_id = ? AND record_offset >= p.n)
+    OR EXISTS (SELECT 1 FROM undecodable_records WHERE topic = ? AND partition_id = ? AND record_offset >= p.n)
+  THEN 1 ELSE 0 END
+FROM p`
+
+func guardArgs(p Position) []any {
+	args := make([]any, 0, 14)
+	for range 7 {
+		args = append(args, p.Topic, p.Partition)
+	}
+	return args
+}
+
+// guard turns what guardSQL read of p into the refusal of the batch, or nil.
+func guard(p Position, next, held, past int64) error {
+	switch {
+	case held > 0:
+		return &PartitionError{Topic: p.Topic, Partition: p.Partition, Reason: "the partition is held (ledger_holds): the ledger writes nothing of it"}
+	case past > 0:
+		return &PartitionError{Topic: p.Topic, Partition: p.Partition, Reason: fmt.Sprintf(
+			"rows are stored at or past the stored position %d (the position was removed or lowered while its rows stayed): "+
+				"records read from there would collide with them and be dropped", next)}
+	}
+	return nil
+}
+
+// RecordHash identifies a record of a partition for Position.Last: SHA-256
+// of its key, value, timestamp (milliseconds) and headers, each length
+// prefixed. Two records at the same offset with the same hash are taken
+// for the same record.
+func RecordHash(m kafka.Message) []byte {
+	h := sha256.New()
+	var n [8]byte
+	field := func(b []byte, isNil bool) {
+		if isNil {
+			binary.BigEndian.PutUint64(n[:], ^uint64(0))
+			h.Write(n[:])
+			return
+		}
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	h.Write([]byte("consentgate ledger record v1\x00"))
+	field(m.Key, m.Key == nil)
+	field(m.Value, m.Value == nil)
+	binary.BigEndian.PutUint64(n[:], uint64(m.Time.UnixMilli()))
+	h.Write(n[:])
+	binary.BigEndian.PutUint64(n[:], uint64(len(m.Headers)))
+	h.Write(n[:])
+	for _, hd := range m.Headers {
+		field([]byte(hd.Key), false)
+		field(hd.Value, hd.Value == nil)
+	}
+	return h.Sum(nil)
+}
 
 // Ingest writes every row of b and every position of b in one transaction:
 // all or nothing. A row whose (topic, partition, offset) is already in the
-// ledger is left as it is; a position only moves forward. On PostgreSQL the
-// rows go through COPY into temporary tables and one INSERT … SELECT … ON
-// CONFLICT DO NOTHING per table; on SQLite through prepared multi-row
-// INSERTs, one writer at a time.
+// ledger is left as it is; a position only moves forward. A batch with a
+// position of a partition that is held, or of one with rows stored at or
+// past its stored position, is refused with a *PartitionError: its rows
+// could collide with rows of other records and be dropped without a word.
+// On PostgreSQL the rows go through COPY into temporary tables and one
+// INSERT … SELECT … ON CONFLICT DO NOTHING per table; on SQLite through
+// prepared multi-row INSERTs, one writer at a time.
 func (s *Store) Ingest(ctx context.Context, b *Batch) error {
 	if b == nil {
 		return nil
 	}
 	for _, p := range b.Positions {
-		if p.Topic == "" || p.Partition < 0 || p.Next < 0 {
-			return fmt.Errorf("ledger: ingest: invalid position (topic %q, partition %d, next %d)", p.Topic, p.Partition, p.Next)
+		if p.Topic == "" || p.Partition < 0 || p.Next < 0 || (p.Last != nil && len(p.Last) != sha256.Size) {
+			return fmt.Errorf("ledger: ingest: invalid position (topic %q, partition %d, next %d, hash of %d bytes)", p.Topic, p.Partition, p.Next, len(p.Last))
 		}
 	}
 	tabs, err := rowsOf(b)
@@ -248,6 +325,15 @@ func (s *Store) ingestSQLite(ctx context.Context, tabs []tableRows, positions []
 		return err
 	}
 	defer func() { _ = tx.Rollback() }()
+	for _, p := range positions {
+		var next, held, past int64
+		if err := tx.QueryRowContext(ctx, guardSQL, guardArgs(p)...).Scan(&next, &held, &past); err != nil {
+			return fmt.Errorf("ledger_positions: %w", err)
+		}
+		if err := guard(p, next, held, past); err != nil {
+			return err
+		}
+	}
 	for _, tr := range tabs {
 		if err := insertMulti(ctx, tx, tr); err != nil {
 			return fmt.Errorf("%s: %w", tr.t.name, err)
@@ -260,7 +346,7 @@ func (s *Store) ingestSQLite(ctx context.Context, tabs []tableRows, positions []
 		}
 		defer st.Close()
 		for _, p := range positions {
-			if _, err := st.ExecContext(ctx, p.Topic, p.Partition, p.Next); err != nil {
+			if _, err := st.ExecContext(ctx, p.Topic, p.Partition, p.Next, hashArg(p.Last)); err != nil {
 				return fmt.Errorf("ledger_positions: %w", err)
 			}
 		}
@@ -321,6 +407,28 @@ func (s *Store) ingestPostgres(ctx context.Context, tabs []tableRows, positions 
 		return err
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if len(positions) > 0 {
+		gb := &pgx.Batch{}
+		q := postgresDialect.q(guardSQL)
+		for _, p := range positions {
+			gb.Queue(q, guardArgs(p)...)
+		}
+		res := tx.SendBatch(ctx, gb)
+		for _, p := range positions {
+			var next, held, past int64
+			if err := res.QueryRow().Scan(&next, &held, &past); err != nil {
+				_ = res.Close()
+				return fmt.Errorf("ledger_positions: %w", err)
+			}
+			if err := guard(p, next, held, past); err != nil {
+				_ = res.Close()
+				return err
+			}
+		}
+		if err := res.Close(); err != nil {
+			return fmt.Errorf("ledger_positions: %w", err)
+		}
+	}
 	for _, tr := range tabs {
 		tmp := "ledger_in_" + tr.t.name
 		if _, err := tx.Exec(ctx, "CREATE TEMP TABLE IF NOT EXISTS "+tmp+" (LIKE "+tr.t.name+") ON COMMIT DELETE ROWS"); err != nil {
@@ -340,7 +448,7 @@ func (s *Store) ingestPostgres(ctx context.Context, tabs []tableRows, positions 
 		pb := &pgx.Batch{}
 		q := postgresDialect.q(positionSQL)
 		for _, p := range positions {
-			pb.Queue(q, p.Topic, p.Partition, p.Next)
+			pb.Queue(q, p.Topic, p.Partition, p.Next, hashArg(p.Last))
 		}
 		if err := tx.SendBatch(ctx, pb).Close(); err != nil {
 			return fmt.Errorf("ledger_positions: %w", err)
@@ -368,6 +476,86 @@ func (s *Store) Positions(ctx context.Context, topic string) (map[int32]int64, e
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("ledger: positions: %w", err)
+	}
+	return out, nil
+}
+
+// hashArg is a position's hash as a query argument: NULL when unknown.
+func hashArg(h []byte) any {
+	if h == nil {
+		return nil
+	}
+	return h
+}
+
+// Resume returns the position of every partition of topic the ledger has
+// read, with the hash of the record before it (nil when not known): where
+// the consumer reads on, and what it checks first.
+func (s *Store) Resume(ctx context.Context, topic string) (map[int32]Position, error) {
+	rows, err := s.db.QueryContext(ctx, s.d.q("SELECT partition_id, next_offset, last_hash FROM ledger_positions WHERE topic = ?"), topic)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: positions: %w", err)
+	}
+	defer rows.Close()
+	out := map[int32]Position{}
+	for rows.Next() {
+		p := Position{Topic: topic}
+		var last []byte
+		if err := rows.Scan(&p.Partition, &p.Next, &last); err != nil {
+			return nil, fmt.Errorf("ledger: positions: %w", err)
+		}
+		if last != nil {
+			p.Last = append([]byte(nil), last...)
+		}
+		out[p.Partition] = p
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("ledger: positions: %w", err)
+	}
+	return out, nil
+}
+
+// Hold stores that the ledger no longer reads a partition, and why. A
+// partition already held keeps its first hold.
+func (s *Store) Hold(ctx context.Context, h Hold) error {
+	if h.Topic == "" || h.Partition < 0 || h.Reason == "" {
+		return fmt.Errorf("ledger: hold: invalid hold (topic %q, partition %d)", h.Topic, h.Partition)
+	}
+	if s.pool == nil {
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
+	}
+	at := h.At
+	if at.IsZero() {
+		at = s.now()
+	}
+	_, err := s.db.ExecContext(ctx, s.d.q(`INSERT INTO ledger_holds (topic, partition_id, next_offset, reason, held_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (topic, partition_id) DO NOTHING`), h.Topic, h.Partition, h.Next, h.Reason, at.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("ledger: hold: %w", err)
+	}
+	return nil
+}
+
+// Holds lists the held partitions, ordered by topic and partition.
+func (s *Store) Holds(ctx context.Context) ([]Hold, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT topic, partition_id, next_offset, reason, held_at FROM ledger_holds ORDER BY topic, partition_id")
+	if err != nil {
+		return nil, fmt.Errorf("ledger: holds: %w", err)
+	}
+	defer rows.Close()
+	var out []Hold
+	for rows.Next() {
+		var h Hold
+		var at int64
+		if err := rows.Scan(&h.Topic, &h.Partition, &h.Next, &h.Reason, &at); err != nil {
+			return nil, fmt.Errorf("ledger: holds: %w", err)
+		}
+		h.At = time.UnixMilli(at).UTC()
+		out = append(out, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("ledger: holds: %w", err)
 	}
 	return out, nil
 }

@@ -260,8 +260,8 @@ func compareWinner(h *SubjectHistory, st *consent.State, now time.Time) []string
 			continue
 		}
 		if po.Status != want || po.ChangeID != v.ChangeID || !po.CapturedAt.Equal(v.CapturedAt) {
-			diffs = append(diffs, fmt.Sprintf("purpose %s: the ledger says %s by %.24q at %v, the store %s by %.24q at %v",
-				p, po.Status, po.ChangeID, po.CapturedAt.Sub(t0), want, v.ChangeID, v.CapturedAt.Sub(t0)))
+			diffs = append(diffs, fmt.Sprintf("purpose %s: the ledger says %s by %.24q at %d ms, the store %s by %.24q at %d ms",
+				p, po.Status, po.ChangeID, po.CapturedAt.UnixMilli(), want, v.ChangeID, v.CapturedAt.UnixMilli()))
 			continue
 		}
 		if v.Reason != consent.ReasonErased && v.Reason != consent.ReasonChangeIDTooLong {

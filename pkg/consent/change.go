@@ -404,6 +404,16 @@ func checkExclusions(cats []string) error {
 	}
 }
 
+// MaxCapturedAt is the latest captured_at the pipeline keeps:
+// 9999-12-31T23:59:59.999Z. The consent store compares times in Redis's
+// Lua, as doubles, which are exact to the millisecond only up to 2^53 ms
+// (year 287,396); past that a DENY captured a millisecond after a GRANT
+// could lose to it. [Change.BoundCapturedAt] keeps every date at or
+// before this one and [Store.Apply] refuses a later one.
+var MaxCapturedAt = time.UnixMilli(maxCapturedMS).UTC()
+
+const maxCapturedMS = 253402300799999
+
 // DefaultMaxClockSkew is the default of the clock rule's bound (see
 // [Change.BoundCapturedAt]): how far a change's captured_at may lie after
 // the moment it reached the pipeline.
@@ -449,15 +459,25 @@ func (a Action) Restrictive() bool {
 // stamps LogAppendTime, and a rebuild, which sees the same record
 // timestamps, decides exactly as the live consumer did.
 //
-// A zero received time applies no rule. Times are compared in milliseconds;
+// Whatever the receive time (a zero one too: a record without timestamp),
+// no captured_at stays after [MaxCapturedAt]: a GRANT dated after it is
+// rejected, a DENY, WITHDRAW or ERASE moved back to it.
+//
+// A zero received time applies no other rule. Times are compared in milliseconds;
 // a moved captured_at is in UTC. The returned change is c with at most its
 // CapturedAt changed; compare it with c's to know whether it moved.
 func (c Change) BoundCapturedAt(received time.Time, skew time.Duration) (Change, error) {
+	captured := c.CapturedAt.UnixMilli()
+	if captured > maxCapturedMS {
+		if !c.Action.Restrictive() {
+			return c, fieldErr("captured_at", "lies after "+MaxCapturedAt.Format(time.RFC3339Nano)+": a GRANT dated that far ahead is refused; check the clock of whatever captured it")
+		}
+		c.CapturedAt, captured = MaxCapturedAt, maxCapturedMS
+	}
 	if received.IsZero() {
 		return c, nil
 	}
 	recv := received.UnixMilli()
-	captured := c.CapturedAt.UnixMilli()
 	if captured <= recv {
 		return c, nil
 	}

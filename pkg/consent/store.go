@@ -363,13 +363,19 @@ func (s *Store) Apply(ctx context.Context, c Change) (Outcome, error) {
 // first time even when a newer change was stored since. Remove the entry
 // with [Store.AckNotice] once the notice is acknowledged.
 //
-// c is validated first; an invalid change returns an error matching
+// c is validated first (and a captured_at after [MaxCapturedAt] refused);
+// an invalid change returns an error matching
 // ErrInvalidChange and touches nothing. Redis failures are returned wrapped
 // (retry them); a stored value that cannot be read returns a
 // *[CorruptError].
 func (s *Store) ApplyWith(ctx context.Context, c Change, opts ApplyOptions) (Outcome, error) {
 	if err := c.Validate(); err != nil {
 		return Outcome{}, err
+	}
+	if c.CapturedAt.UnixMilli() > maxCapturedMS {
+		// The script's times are doubles: past 2^53 ms two changes a
+		// millisecond apart compare equal.
+		return Outcome{}, fieldErr("captured_at", "lies after "+MaxCapturedAt.Format(time.RFC3339Nano)+", which the store cannot order to the millisecond: bound it first (Change.BoundCapturedAt)")
 	}
 	var (
 		kind, field string

@@ -205,6 +205,15 @@ func (s *Sealer) Problems() map[int32]string {
 	return out
 }
 
+// Ready is the sealer's readiness check: an error while some audit
+// partition is no longer sealed.
+func (s *Sealer) Ready(context.Context) error {
+	if p := s.Problems(); len(p) > 0 {
+		return fmt.Errorf("%d audit partitions are no longer sealed: see the logs", len(p))
+	}
+	return nil
+}
+
 // Published is the number of checkpoints published since start.
 func (s *Sealer) Published() int64 {
 	s.mu.Lock()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -214,5 +215,54 @@ func TestReviewSealerStatusDoesNotWaitForARound(t *testing.T) {
 	}
 	if first != "status" {
 		t.Fatal("Problems, Ready and Published waited for the round's database read to end")
+	}
+}
+
+// brokenPartitionLedger is a ledger one partition of which cannot be read
+// (a corrupt row, a query that always fails on it): it has checkpoints,
+// and reading them fails.
+type brokenPartitionLedger struct {
+	*ledger.Store
+	broken int32
+}
+
+func (b *brokenPartitionLedger) CheckpointPartitions(ctx context.Context, topic string) ([]int32, error) {
+	ps, err := b.Store.CheckpointPartitions(ctx, topic)
+	return append(ps, b.broken), err
+}
+
+func (b *brokenPartitionLedger) CheckpointOfBaseAbove(ctx context.Context, topic string, partition int32, base int64) (ledger.Checkpoint, bool, error) {
+	if partition == b.broken {
+		return ledger.Checkpoint{}, false, errors.New("injected: this partition's rows cannot be read")
+	}
+	return b.Store.CheckpointOfBaseAbove(ctx, topic, partition, base)
+}
+
+// TestReviewSealerSealsHealthyPartitionsPastABrokenOne: a partition whose
+// reads keep failing does not stop the others from being sealed. Before,
+// the first such error ended the round before anything was published, so
+// one unreadable partition stopped sealing every partition for good.
+func TestReviewSealerSealsHealthyPartitionsPastABrokenOne(t *testing.T) {
+	r := newSealRig(t, sealRigOptions{manual: true})
+	r.consume(t, DefaultConfig().Topics())
+	produce(t, r.broker.Addr, r.auditRecords(t, 0, 2))
+	r.waitLeaves(t, 2)
+	r.sealer.Ledger = &brokenPartitionLedger{Store: r.store, broken: 7}
+	for range 2 {
+		if err := r.sealer.SealOnce(context.Background()); err == nil || !strings.Contains(err.Error(), "injected") {
+			t.Fatalf("SealOnce = %v, want the broken partition's error", err)
+		}
+	}
+	if n := r.sealer.Published(); n != 1 {
+		t.Fatalf("published %d checkpoints, want the one of the healthy partition 0", n)
+	}
+	if err := r.sealer.Ready(context.Background()); err != nil {
+		t.Fatalf("not ready after two failed rounds (a moment's failure): %v", err)
+	}
+	if err := r.sealer.SealOnce(context.Background()); err == nil {
+		t.Fatal("the third round succeeded")
+	}
+	if err := r.sealer.Ready(context.Background()); err == nil {
+		t.Fatal("ready after three failed rounds in a row")
 	}
 }

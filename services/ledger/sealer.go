@@ -339,12 +339,11 @@ func (s *Sealer) sealOnce(ctx context.Context) error {
 	if err := s.checkIngested(ctx); err != nil {
 		return err
 	}
-	type signed struct {
-		p    int32
-		size int64
-	}
 	var msgs []kafka.Message
 	var sizes []signed
+	// A partition that cannot be read this round does not hold the others
+	// back: its error is returned after they are published.
+	var errs []error
 	for _, p := range parts {
 		if _, bad := s.problems[p]; bad {
 			continue
@@ -354,13 +353,30 @@ func (s *Sealer) sealOnce(ctx context.Context) error {
 			if s.failed(p, err) {
 				continue
 			}
-			return err
+			if ctx.Err() != nil {
+				return err
+			}
+			errs = append(errs, err)
+			continue
 		}
 		if m != nil {
 			msgs = append(msgs, *m)
 			sizes = append(sizes, signed{p, size})
 		}
 	}
+	if err := s.publish(ctx, msgs, sizes); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+type signed struct {
+	p    int32
+	size int64
+}
+
+// publish writes the round's checkpoints.
+func (s *Sealer) publish(ctx context.Context, msgs []kafka.Message, sizes []signed) error {
 	if len(msgs) == 0 {
 		return nil
 	}

@@ -21,6 +21,7 @@ WHERE audit_topic = ? AND audit_partition = ? AND tree_base = ? AND tree_size >=
 ORDER BY tree_size, root_hash LIMIT ?`
 	firstCheckpointSQL = `SELECT ` + checkpointKeyColumns + ` FROM audit_checkpoints
 WHERE audit_topic = ? AND audit_partition = ? ORDER BY tree_base, tree_size, root_hash LIMIT 1`
+	checkpointPartitionsSQL  = `SELECT DISTINCT audit_partition FROM audit_checkpoints WHERE audit_topic = ? ORDER BY audit_partition`
 	checkpointOfBaseAboveSQL = `SELECT ` + checkpointKeyColumns + ` FROM audit_checkpoints
 WHERE audit_topic = ? AND audit_partition = ? AND tree_base > ? ORDER BY tree_base, tree_size, root_hash LIMIT 1`
 )
@@ -49,6 +50,28 @@ func (s *Store) CheckpointOfBaseAbove(ctx context.Context, auditTopic string, pa
 		return Checkpoint{}, false, err
 	}
 	return cps[0], true, nil
+}
+
+// CheckpointPartitions lists, in order, the partitions of the audit topic
+// that have checkpoints in the ledger (with or without records).
+func (s *Store) CheckpointPartitions(ctx context.Context, auditTopic string) ([]int32, error) {
+	rows, err := s.db.QueryContext(ctx, s.d.q(checkpointPartitionsSQL), auditTopic)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: checkpoint partitions: %w", err)
+	}
+	defer rows.Close()
+	var out []int32
+	for rows.Next() {
+		var p int32
+		if err := rows.Scan(&p); err != nil {
+			return nil, fmt.Errorf("ledger: checkpoint partitions: %w", err)
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("ledger: checkpoint partitions: %w", err)
+	}
+	return out, nil
 }
 
 func (s *Store) checkpointKeys(ctx context.Context, query string, args ...any) ([]Checkpoint, error) {

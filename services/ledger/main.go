@@ -83,12 +83,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		sealer = &Sealer{Ledger: store, Signer: signer, Writer: w, AuditTopic: cfg.AuditTopic, CheckpointsTopic: cfg.CheckpointsTopic,
 			Offsets: &topicread.Client{Brokers: cfg.Kafka.Brokers, Timeout: 10 * time.Second}, Interval: cfg.SealInterval, Log: log}
 		c.Ingested = sealer.Ingested // the checkpoints the ledger reads are checked
-		tel.AddReadiness("sealer", func(context.Context) error {
-			if p := sealer.Problems(); len(p) > 0 {
-				return fmt.Errorf("%d audit partitions are no longer sealed: see the logs", len(p))
-			}
-			return nil
-		})
+		tel.AddReadiness("sealer", sealer.Ready)
 	} else {
 		log.Warn("the audit is not sealed by this ledger: set LEDGER_SEAL_KEY_FILE (consentctl keygen makes a key) for signed checkpoints")
 	}

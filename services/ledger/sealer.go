@@ -33,6 +33,9 @@ type SealLedger interface {
 	// of tree base base, in (size, root) order, after the one of size
 	// afterSize and root afterRoot, without notes.
 	CheckpointsOfBase(ctx context.Context, topic string, partition int32, base, afterSize int64, afterRoot [32]byte, limit int) ([]ledger.Checkpoint, error)
+	// CheckpointPartitions lists the partitions of topic that have
+	// checkpoints in the ledger.
+	CheckpointPartitions(ctx context.Context, topic string) ([]int32, error)
 	// CheckpointOfBaseAbove returns the partition's first checkpoint of
 	// a tree base larger than base (math.MinInt64: its first checkpoint).
 	CheckpointOfBaseAbove(ctx context.Context, topic string, partition int32, base int64) (ledger.Checkpoint, bool, error)
@@ -70,7 +73,11 @@ type TopicOffsets interface {
 //   - checkpoints of sizes the tree has not reached are read from the
 //     ledger in size order, and each is compared when the tree, growing,
 //     reaches its size; until the ledger holds the records a checkpoint
-//     covers, the partition is not signed;
+//     covers, the partition is not signed, and a checkpoint that covers
+//     offsets the audit topic does not have (past its end offset on the
+//     brokers, two rounds in a row) fails the partition;
+//   - the partitions checked are those the ledger has records or
+//     checkpoints of;
 //   - checkpoints the ledger reads of sizes the tree has passed reach the
 //     sealer through Ingested (which must be the ledger consumer's
 //     Ingested hook) and are compared with the roots it signed or checked
@@ -88,6 +95,12 @@ type TopicOffsets interface {
 // offset in order, or do not reproduce a checkpoint) is not sealed any
 // further, and Problems names it (readiness fails) until the cause is
 // found.
+//
+// Ready (the readiness check) fails while a partition is not sealed, while
+// the sealer signs nothing (before its first round, while it waits for the
+// ledger to read the published checkpoints or cannot learn where they
+// end), and after failedRounds failed rounds in a row; neither it nor
+// Problems waits for a round.
 type Sealer struct {
 	Ledger           SealLedger
 	Signer           note.Signer
@@ -98,10 +111,19 @@ type Sealer struct {
 	Interval         time.Duration
 	Log              *slog.Logger
 
+	// mu is held by a round (SealOnce) across its reads of the ledger;
+	// smu guards what readiness and the console read (problems, sealedN,
+	// the round's outcome), so that they never wait for a round. problems
+	// is written with both held.
 	mu       sync.Mutex
 	parts    map[int32]*partitionSeal
+	smu      sync.Mutex
 	problems map[int32]string
 	sealedN  int64
+	rounds   int    // rounds run
+	failures int    // consecutive rounds that ended in an error
+	lastErr  string // the last round's error
+	behind   string // why the sealer does not sign yet ("": it does)
 	// ends are the end offsets of the checkpoints topic's partitions that
 	// held records when the sealer first read them; caughtUp once the
 	// ledger's positions reached them.
@@ -132,6 +154,10 @@ type partitionSeal struct {
 	// waiting is the size of a checkpoint that covers records the ledger
 	// does not hold yet (0: none), logged once.
 	waiting int64
+	// beyond is a checkpoint that was found, at the last round, to cover
+	// offsets past the audit partition's end on the brokers (size 0:
+	// none); found so again, it is a failure.
+	beyond cpKey
 	// known are the roots of recent sizes signed or checked: the sealer's
 	// own checkpoints, read back by the ledger, are checked with them.
 	known map[int64]tlog.Hash
@@ -173,10 +199,14 @@ func (k cpKey) upTo(cp ledger.Checkpoint) bool {
 	return cp.Size < k.size || cp.Size == k.size && bytes.Compare(cp.Root[:], k.root[:]) <= 0
 }
 
-// Run seals every Interval until ctx ends, and once more at the end.
+// Run seals at once, then every Interval until ctx ends, and once more at
+// the end.
 func (s *Sealer) Run(ctx context.Context) error {
 	t := time.NewTicker(s.Interval)
 	defer t.Stop()
+	if err := s.SealOnce(ctx); err != nil && ctx.Err() == nil {
+		s.Log.Warn("seal failed; retried at the next interval", "error", err.Error())
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -194,10 +224,11 @@ func (s *Sealer) Run(ctx context.Context) error {
 	}
 }
 
-// Problems lists the partitions that are not sealed any more, and why.
+// Problems lists the partitions that are not sealed any more, and why. It
+// does not wait for a round.
 func (s *Sealer) Problems() map[int32]string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.smu.Lock()
+	defer s.smu.Unlock()
 	out := make(map[int32]string, len(s.problems))
 	for p, m := range s.problems {
 		out[p] = m
@@ -205,10 +236,35 @@ func (s *Sealer) Problems() map[int32]string {
 	return out
 }
 
+// failedRounds is how many rounds in a row may fail (a database or the
+// brokers out of reach for a moment) before readiness says so.
+const failedRounds = 3
+
+// Ready is the sealer's readiness check: an error while some audit
+// partition is no longer sealed, while the sealer signs nothing (it has
+// not run yet, or waits for the ledger to read the checkpoints already
+// published, or cannot learn where they end), and after failedRounds
+// rounds in a row failed. It does not wait for a round.
+func (s *Sealer) Ready(context.Context) error {
+	s.smu.Lock()
+	defer s.smu.Unlock()
+	switch {
+	case len(s.problems) > 0:
+		return fmt.Errorf("%d audit partitions are no longer sealed: see the logs", len(s.problems))
+	case s.rounds == 0:
+		return errors.New("the sealer has not run yet")
+	case s.behind != "":
+		return fmt.Errorf("the sealer signs nothing yet: %s", s.behind)
+	case s.failures >= failedRounds:
+		return fmt.Errorf("the last %d rounds of the sealer failed (the last: %s): see the logs", s.failures, s.lastErr)
+	}
+	return nil
+}
+
 // Published is the number of checkpoints published since start.
 func (s *Sealer) Published() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.smu.Lock()
+	defer s.smu.Unlock()
 	return s.sealedN
 }
 
@@ -256,26 +312,38 @@ func (s *Sealer) follow(p int32, on bool) {
 func (s *Sealer) SealOnce(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	err := s.sealOnce(ctx)
+	s.smu.Lock()
+	defer s.smu.Unlock()
+	s.rounds++
+	if err != nil {
+		s.failures++
+		s.lastErr = err.Error()
+	} else {
+		s.failures, s.lastErr = 0, ""
+	}
+	return err
+}
+
+func (s *Sealer) sealOnce(ctx context.Context) error {
 	if s.parts == nil {
-		s.parts, s.problems = map[int32]*partitionSeal{}, map[int32]string{}
+		s.parts = map[int32]*partitionSeal{}
 	}
 	if ok, err := s.readPublished(ctx); err != nil || !ok {
 		return err
 	}
-	parts, err := s.Ledger.AuditPartitions(ctx, s.AuditTopic)
+	parts, err := s.partitions(ctx)
 	if err != nil {
-		return fmt.Errorf("list audit partitions: %w", err)
+		return err
 	}
-	sort.Slice(parts, func(i, j int) bool { return parts[i] < parts[j] })
 	if err := s.checkIngested(ctx); err != nil {
 		return err
 	}
-	type signed struct {
-		p    int32
-		size int64
-	}
 	var msgs []kafka.Message
 	var sizes []signed
+	// A partition that cannot be read this round does not hold the others
+	// back: its error is returned after they are published.
+	var errs []error
 	for _, p := range parts {
 		if _, bad := s.problems[p]; bad {
 			continue
@@ -285,13 +353,30 @@ func (s *Sealer) SealOnce(ctx context.Context) error {
 			if s.failed(p, err) {
 				continue
 			}
-			return err
+			if ctx.Err() != nil {
+				return err
+			}
+			errs = append(errs, err)
+			continue
 		}
 		if m != nil {
 			msgs = append(msgs, *m)
 			sizes = append(sizes, signed{p, size})
 		}
 	}
+	if err := s.publish(ctx, msgs, sizes); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+type signed struct {
+	p    int32
+	size int64
+}
+
+// publish writes the round's checkpoints.
+func (s *Sealer) publish(ctx context.Context, msgs []kafka.Message, sizes []signed) error {
 	if len(msgs) == 0 {
 		return nil
 	}
@@ -306,8 +391,34 @@ func (s *Sealer) SealOnce(ctx context.Context) error {
 			st.sealed = max(st.sealed, x.size)
 		}
 	}
+	s.smu.Lock()
 	s.sealedN += int64(len(msgs))
+	s.smu.Unlock()
 	return nil
+}
+
+// partitions lists, in order, the audit partitions the ledger has records
+// of or checkpoints of: a partition with checkpoints and no record (its
+// records not read, or gone, or a checkpoint forged) is checked too.
+func (s *Sealer) partitions(ctx context.Context) ([]int32, error) {
+	parts, err := s.Ledger.AuditPartitions(ctx, s.AuditTopic)
+	if err != nil {
+		return nil, fmt.Errorf("list audit partitions: %w", err)
+	}
+	sealed, err := s.Ledger.CheckpointPartitions(ctx, s.AuditTopic)
+	if err != nil {
+		return nil, fmt.Errorf("list audit partitions: %w", err)
+	}
+	seen := make(map[int32]bool, len(parts)+len(sealed))
+	var out []int32
+	for _, p := range append(parts, sealed...) {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out, nil
 }
 
 // sealFailure is a partition that must not be sealed further.
@@ -322,7 +433,12 @@ func (s *Sealer) failed(p int32, err error) bool {
 	if !errors.As(err, &fail) {
 		return false
 	}
+	s.smu.Lock()
+	if s.problems == nil {
+		s.problems = map[int32]string{}
+	}
 	s.problems[p] = fail.msg
+	s.smu.Unlock()
 	delete(s.parts, p)
 	s.follow(p, false)
 	s.Log.Error("audit partition no longer sealed (fail closed): find the cause before restarting the ledger", "topic", s.AuditTopic, "partition", p, "problem", fail.msg)
@@ -336,6 +452,21 @@ func (s *Sealer) readPublished(ctx context.Context) (bool, error) {
 	if s.caughtUp {
 		return true, nil
 	}
+	ok, err := s.readPublishedOnce(ctx)
+	s.smu.Lock()
+	switch {
+	case err != nil:
+		s.behind = err.Error()
+	case !ok:
+		s.behind = fmt.Sprintf("the ledger has not read the checkpoints already published on %s yet (it signs once it has, and has checked them)", s.CheckpointsTopic)
+	default:
+		s.behind = ""
+	}
+	s.smu.Unlock()
+	return ok, err
+}
+
+func (s *Sealer) readPublishedOnce(ctx context.Context) (bool, error) {
 	if s.ends == nil {
 		if s.Offsets == nil {
 			return false, fmt.Errorf("the sealer has no reader of the offsets of %s (LEDGER_CHECKPOINTS_TOPIC): it signs nothing", s.CheckpointsTopic)
@@ -604,6 +735,38 @@ func (s *Sealer) open(ctx context.Context, p int32) (*partitionSeal, error) {
 	return st, nil
 }
 
+// checkWritten fails the partition when cp, a checkpoint of records the
+// ledger does not hold yet, covers offsets the audit partition has never
+// had: records are on the topic before a ledger reads them and a sealer
+// signs them, so an honest checkpoint never ends past the partition's end
+// offset on the brokers. (A partition the brokers do not list ends at 0.)
+// It takes two rounds that find so, for a leader's high watermark may lag
+// for a moment after an election. When the offsets cannot be read the
+// partition keeps waiting, and the next round asks again.
+func (s *Sealer) checkWritten(ctx context.Context, st *partitionSeal, cp ledger.Checkpoint) error {
+	if s.Offsets == nil {
+		return nil
+	}
+	offs, err := s.Offsets.Offsets(ctx, s.AuditTopic)
+	if err != nil {
+		s.Log.Warn("the audit topic's offsets cannot be read: a checkpoint past the ledger's records is not compared with them this round",
+			"topic", s.AuditTopic, "partition", st.tree.Partition(), "error", err.Error())
+		return nil
+	}
+	end := offs[st.tree.Partition()].End
+	key := cpKey{cp.Size, cp.Root}
+	if cp.Size <= end-cp.Base { // cp.Base+cp.Size <= end, without overflow
+		st.beyond = cpKey{}
+		return nil
+	}
+	if st.beyond != key {
+		st.beyond = key
+		return nil
+	}
+	return &sealFailure{fmt.Sprintf("a checkpoint of size %d covers offsets %d..%d of partition %d, which the audit topic ends before (at offset %d): records never written (a forged checkpoint, or the topic was recreated)",
+		cp.Size, cp.Base, cp.Base+cp.Size-1, st.tree.Partition(), end)}
+}
+
 // sealPartition brings the partition's tree up to the ledger, checking on
 // the way every checkpoint of a size it had not reached, and returns the
 // checkpoint to publish if it grew past the last.
@@ -621,7 +784,7 @@ func (s *Sealer) sealPartition(ctx context.Context, p int32) (*kafka.Message, in
 	// records: the ones the tree has not reached, in size order, as it
 	// grows to their size. A ledger that disagrees with its seals is not
 	// sealed over.
-	waiting := int64(0)
+	var waiting ledger.Checkpoint
 read:
 	for {
 		cps, err := s.Ledger.CheckpointsOfBase(ctx, s.AuditTopic, p, tree.Base(), st.after.size, st.after.root, checkpointsPage)
@@ -633,7 +796,7 @@ read:
 				return nil, 0, err
 			}
 			if cp.Size > tree.Size() {
-				waiting = cp.Size
+				waiting = cp
 				break read
 			}
 			if err := s.check(ctx, st, cp); err != nil {
@@ -648,16 +811,19 @@ read:
 	// Every checkpoint up to the tree's size was checked. (After an error
 	// above, the next round reads on after the last checked, and check
 	// compares those the tree grew past with recomputed roots.)
-	if waiting > 0 {
+	if waiting.Size > 0 {
 		st.after = cpKey{tree.Size(), allRoots}
-		if st.waiting != waiting {
-			st.waiting = waiting
+		if err := s.checkWritten(ctx, st, waiting); err != nil {
+			return nil, 0, err
+		}
+		if st.waiting != waiting.Size {
+			st.waiting = waiting.Size
 			s.Log.Warn("a published checkpoint covers audit records the ledger does not hold yet: the partition is signed again once they are read and reproduce it",
-				"topic", s.AuditTopic, "partition", p, "checkpoint_size", waiting, "ledger_size", tree.Size())
+				"topic", s.AuditTopic, "partition", p, "checkpoint_size", waiting.Size, "ledger_size", tree.Size())
 		}
 		return nil, 0, nil
 	}
-	st.waiting = 0
+	st.waiting, st.beyond = 0, cpKey{}
 	if err := s.growTo(ctx, tree, math.MaxInt64); err != nil {
 		return nil, 0, err
 	}

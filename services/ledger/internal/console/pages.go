@@ -72,21 +72,15 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 		d.Expected = d.Expected || expected
 		d.Completeness = append(d.Completeness, rep)
 	}
-	parts, err := c.cfg.Store.AuditPartitions(ctx, c.cfg.AuditTopic)
-	if err != nil {
-		c.failed(w, r, "audit partitions", err)
-		return
-	}
 	var problems map[int32]string
 	if c.cfg.Sealer != nil {
 		problems = c.cfg.Sealer.Problems()
 	}
-	for p := range problems {
-		if !slices.Contains(parts, p) {
-			parts = append(parts, p)
-		}
+	parts, err := c.auditPartitions(ctx, problems)
+	if err != nil {
+		c.failed(w, r, "audit partitions", err)
+		return
 	}
-	slices.Sort(parts)
 	for _, p := range parts {
 		cps, err := c.cfg.Store.Checkpoints(ctx, c.cfg.AuditTopic, p)
 		if err != nil {
@@ -104,6 +98,27 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.render(w, r, http.StatusOK, "overview", page{Title: "Overview", Nav: "overview", Data: d})
+}
+
+// auditPartitions lists, in order, the audit partitions the ledger has
+// records or checkpoints of, and those the sealer has a problem with: a
+// partition with checkpoints and no record (its records gone from the
+// ledger, never read, or a checkpoint forged) is shown, and not verified.
+func (c *Console) auditPartitions(ctx context.Context, problems map[int32]string) ([]int32, error) {
+	parts, err := c.cfg.Store.AuditPartitions(ctx, c.cfg.AuditTopic)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := c.cfg.Store.CheckpointPartitions(ctx, c.cfg.AuditTopic)
+	if err != nil {
+		return nil, err
+	}
+	parts = append(parts, sealed...)
+	for p := range problems {
+		parts = append(parts, p)
+	}
+	slices.Sort(parts)
+	return slices.Compact(parts), nil
 }
 
 // publishedAt is when a checkpoint was published: its own field, else the
@@ -536,14 +551,14 @@ func (c *Console) verification(w http.ResponseWriter, r *http.Request) {
 		c.failed(w, r, "verification", ctx.Err())
 		return
 	}
-	parts, err := c.cfg.Store.AuditPartitions(ctx, c.cfg.AuditTopic)
-	if err != nil {
-		c.failed(w, r, "audit partitions", err)
-		return
-	}
 	var problems map[int32]string
 	if c.cfg.Sealer != nil {
 		problems = c.cfg.Sealer.Problems()
+	}
+	parts, err := c.auditPartitions(ctx, problems)
+	if err != nil {
+		c.failed(w, r, "audit partitions", err)
+		return
 	}
 	d := verificationData{AuditTopic: c.cfg.AuditTopic, Verified: len(parts) > 0, Sealing: c.cfg.Sealer != nil}
 	for _, p := range parts {

@@ -64,7 +64,7 @@ func (s *Store) Leaves(ctx context.Context, topic string, partition int32, from 
 // audit order (an event decided again after a restart has more than one).
 func (s *Store) AuditsOfEvent(ctx context.Context, eventID string) ([]Coords, error) {
 	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT topic, partition_id, record_offset FROM audit_records WHERE event_id = ?
-		ORDER BY topic, partition_id, record_offset`), eventID)
+		ORDER BY topic, partition_id, record_offset`), storeText(eventID))
 	if err != nil {
 		return nil, fmt.Errorf("ledger: audits of an event: %w", err)
 	}

@@ -5,12 +5,10 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // SubjectHistory is everything the ledger holds about one subject: what a
@@ -80,14 +78,10 @@ type TimelineEntry struct {
 // Subject returns the history of subjectID. A subject the ledger knows
 // nothing of has an empty history (not an error).
 func (s *Store) Subject(ctx context.Context, subjectID string) (*SubjectHistory, error) {
-	if s.d.dollar && !utf8.ValidString(subjectID) {
-		// PostgreSQL's error would quote the id's bytes; its TEXT
-		// columns cannot hold such an id, so nothing is missed.
-		return nil, errors.New("ledger: subject: the subject id is not valid UTF-8")
-	}
+	stored := storeText(subjectID) // as the ledger stores it
 	h := &SubjectHistory{SubjectID: subjectID, AsOf: s.now().UTC(), Changes: []ChangeOutcome{}, Purposes: []PurposeOutcome{},
 		Audits: []AuditView{}, Notices: []NoticeView{}, Timeline: []TimelineEntry{}}
-	changes, err := s.subjectChanges(ctx, subjectID)
+	changes, err := s.subjectChanges(ctx, subjectID, stored)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: subject: changes: %w", err)
 	}
@@ -98,10 +92,10 @@ func (s *Store) Subject(ctx context.Context, subjectID string) (*SubjectHistory,
 	if h.Purposes == nil {
 		h.Purposes = []PurposeOutcome{}
 	}
-	if h.Audits, err = s.audits(ctx, "WHERE subject_id = ? ORDER BY processed_at, topic, partition_id, record_offset", subjectID); err != nil {
+	if h.Audits, err = s.audits(ctx, "WHERE subject_id = ? ORDER BY processed_at, topic, partition_id, record_offset", stored); err != nil {
 		return nil, fmt.Errorf("ledger: subject: audits: %w", err)
 	}
-	if h.Notices, err = s.subjectNotices(ctx, subjectID); err != nil {
+	if h.Notices, err = s.subjectNotices(ctx, stored); err != nil {
 		return nil, fmt.Errorf("ledger: subject: notices: %w", err)
 	}
 	for i, c := range h.Changes {
@@ -143,10 +137,10 @@ func (s *Store) Subject(ctx context.Context, subjectID string) (*SubjectHistory,
 	return h, nil
 }
 
-func (s *Store) subjectChanges(ctx context.Context, subjectID string) ([]ChangeOutcome, error) {
+func (s *Store) subjectChanges(ctx context.Context, subjectID, stored string) ([]ChangeOutcome, error) {
 	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT topic, partition_id, record_offset, change_id, purpose, action, legal_basis,
 excluded_categories, source, notice_version, captured_at, expires_at, record_time
-FROM consent_changes WHERE subject_id = ? ORDER BY COALESCE(captured_at, 0), change_id, topic, partition_id, record_offset`), subjectID)
+FROM consent_changes WHERE subject_id = ? ORDER BY COALESCE(captured_at, 0), change_id, topic, partition_id, record_offset`), stored)
 	if err != nil {
 		return nil, err
 	}
@@ -201,9 +195,9 @@ func (s *Store) audits(ctx context.Context, where string, args ...any) ([]AuditV
 	return out, rows.Err()
 }
 
-func (s *Store) subjectNotices(ctx context.Context, subjectID string) ([]NoticeView, error) {
+func (s *Store) subjectNotices(ctx context.Context, stored string) ([]NoticeView, error) {
 	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT topic, partition_id, record_offset, notice_id, purposes, action, since, change_id,
-reason, issued_at FROM revocation_notices WHERE subject_id = ? ORDER BY COALESCE(issued_at, 0), topic, partition_id, record_offset`), subjectID)
+reason, issued_at FROM revocation_notices WHERE subject_id = ? ORDER BY COALESCE(issued_at, 0), topic, partition_id, record_offset`), stored)
 	if err != nil {
 		return nil, err
 	}

@@ -133,16 +133,23 @@ var MaxClockSkew = consent.DefaultMaxClockSkew
 // record's timestamp. It sets the applied time and id, or why the change is
 // refused.
 func normalize(c *ChangeOutcome) {
-	cc := consent.Change{ChangeID: c.ChangeID, SubjectID: c.subject, Purpose: c.Purpose, Action: consent.Action(c.Action),
-		LegalBasis: consent.LegalBasis(c.LegalBasis), ExcludedCategories: c.ExcludedCategories, Source: c.ChangeSource,
-		NoticeVersion: c.NoticeVersion, CapturedAt: c.CapturedAt}
+	// The rule runs on the strings consent-sync saw, not on the ledger's
+	// quoted form of odd ones (storeText): ids order byte by byte.
+	raw := loadText(c.ChangeID)
+	excl := make([]string, len(c.ExcludedCategories))
+	for i, e := range c.ExcludedCategories {
+		excl[i] = loadText(e)
+	}
+	cc := consent.Change{ChangeID: raw, SubjectID: c.subject, Purpose: loadText(c.Purpose), Action: consent.Action(loadText(c.Action)),
+		LegalBasis: consent.LegalBasis(loadText(c.LegalBasis)), ExcludedCategories: excl, Source: loadText(c.ChangeSource),
+		NoticeVersion: loadText(c.NoticeVersion), CapturedAt: c.CapturedAt}
 	if cc.SubjectID == "" {
 		cc.SubjectID = "-"
 	}
 	if c.ExpiresAt != nil {
 		cc.ExpiresAt = *c.ExpiresAt
 	}
-	c.at, c.id, c.refused, c.AppliedCapturedAt, c.AppliedChangeID = c.CapturedAt.UnixMilli(), c.ChangeID, "", nil, ""
+	c.at, c.id, c.refused, c.AppliedCapturedAt, c.AppliedChangeID = c.CapturedAt.UnixMilli(), raw, "", nil, ""
 	cc = cc.BoundRestrictiveID()
 	err := cc.Validate()
 	if err == nil {
@@ -152,8 +159,8 @@ func normalize(c *ChangeOutcome) {
 		c.refused = err.Error()
 		return
 	}
-	if cc.ChangeID != c.ChangeID {
-		c.id, c.AppliedChangeID = cc.ChangeID, cc.ChangeID
+	if cc.ChangeID != raw {
+		c.id, c.AppliedChangeID = cc.ChangeID, storeText(cc.ChangeID)
 	}
 	if at := cc.CapturedAt.UnixMilli(); at != c.at {
 		c.at = at
@@ -227,7 +234,7 @@ func Resolve(changes []ChangeOutcome, now time.Time) ([]ChangeOutcome, []Purpose
 			w = erase
 		}
 		winner[p] = w
-		po := PurposeOutcome{Purpose: p, ChangeID: w.id, CapturedAt: time.UnixMilli(w.at).UTC(), ExcludedCategories: []string{}}
+		po := PurposeOutcome{Purpose: p, ChangeID: storeText(w.id), CapturedAt: time.UnixMilli(w.at).UTC(), ExcludedCategories: []string{}}
 		switch {
 		case len(w.id) > consent.MaxIDBytes:
 			po.Status, po.ChangeID, po.CapturedAt = StatusChangeIDTooLong, "", time.Time{}

@@ -76,11 +76,11 @@ func decisionsOf(r *audit.Record) []StreamDecision {
 	out := make([]StreamDecision, 0, len(r.Decisions))
 	for _, d := range r.Decisions {
 		sd := StreamDecision{
-			Stream: d.Stream, Purposes: nonNil(d.Purposes), Decision: string(d.Decision), Reason: d.Reason,
-			DecidingPurpose: d.DecidingPurpose, TreatedFields: nonNil(d.TreatedFields), Consents: []ConsentRef{},
+			Stream: storeText(d.Stream), Purposes: storeTexts(d.Purposes), Decision: storeText(string(d.Decision)), Reason: storeText(d.Reason),
+			DecidingPurpose: storeText(d.DecidingPurpose), TreatedFields: storeTexts(d.TreatedFields), Consents: []ConsentRef{},
 		}
 		for _, c := range d.Consents {
-			ref := ConsentRef{Purpose: c.Purpose, ChangeID: c.ChangeID}
+			ref := ConsentRef{Purpose: storeText(c.Purpose), ChangeID: storeText(c.ChangeID)}
 			if !c.CapturedAt.IsZero() {
 				t := c.CapturedAt.UnixMilli()
 				ref.CapturedAt = &t
@@ -100,7 +100,7 @@ func nonNil(s []string) []string {
 }
 
 func jsonList(s []string) string {
-	b, _ := json.Marshal(nonNil(s))
+	b, _ := json.Marshal(storeTexts(s))
 	return string(b)
 }
 
@@ -130,8 +130,9 @@ func rowsOf(b *Batch) ([]tableRows, error) {
 		if !c.ExpiresAt.IsZero() {
 			exp = c.ExpiresAt.UnixMilli()
 		}
-		rows = append(rows, []any{c.Topic, c.Partition, c.Offset, ms(c.Time), c.ChangeID, c.SubjectID, c.Purpose, c.Action,
-			c.LegalBasis, jsonList(c.ExcludedCategories), c.Source, c.NoticeVersion, ms(c.CapturedAt), exp})
+		rows = append(rows, []any{c.Topic, c.Partition, c.Offset, ms(c.Time), storeText(c.ChangeID), storeText(c.SubjectID), storeText(c.Purpose),
+			storeText(c.Action), storeText(c.LegalBasis), jsonList(c.ExcludedCategories), storeText(c.Source), storeText(c.NoticeVersion),
+			ms(c.CapturedAt), exp})
 	}
 	add(tChanges, rows)
 
@@ -149,16 +150,18 @@ func rowsOf(b *Batch) ([]tableRows, error) {
 			return nil, err
 		}
 		at := r.ProcessedAt.UnixMilli()
-		rows = append(rows, []any{a.Topic, a.Partition, a.Offset, ms(a.Time), a.LeafHash[:], int32(r.Version), r.EventID, r.SubjectID,
-			string(r.Outcome), r.DeadLetterReason, r.EventSchema, r.PolicyVersion, r.SourceTopic, r.SourcePartition, r.SourceOffset,
-			at, string(dj), digest(string(r.Outcome), r.DeadLetterReason, string(dj))})
+		outcome, reason := storeText(string(r.Outcome)), storeText(r.DeadLetterReason)
+		subject, schema, source := storeText(r.SubjectID), storeText(r.EventSchema), storeText(r.SourceTopic)
+		rows = append(rows, []any{a.Topic, a.Partition, a.Offset, ms(a.Time), a.LeafHash[:], int32(r.Version), storeText(r.EventID), subject,
+			outcome, reason, schema, storeText(r.PolicyVersion), source, r.SourcePartition, r.SourceOffset,
+			at, string(dj), digest(outcome, reason, string(dj))})
 		seen := map[string]bool{}
 		for _, d := range ds {
 			if !published(d.Decision) || seen[d.Stream] {
 				continue
 			}
 			seen[d.Stream] = true
-			outputs = append(outputs, []any{at, d.Stream, a.Topic, a.Partition, a.Offset, r.SubjectID, r.SourceTopic, r.EventSchema,
+			outputs = append(outputs, []any{at, d.Stream, a.Topic, a.Partition, a.Offset, subject, source, schema,
 				d.Decision, jsonList(d.TreatedFields)})
 		}
 	}
@@ -167,15 +170,15 @@ func rowsOf(b *Batch) ([]tableRows, error) {
 
 	rows = nil
 	for _, n := range b.Notices {
-		rows = append(rows, []any{n.Topic, n.Partition, n.Offset, ms(n.Time), n.NoticeID, n.SubjectID, jsonList(n.Purposes), n.Action,
-			ms(n.Since), n.ChangeID, n.Reason, ms(n.IssuedAt)})
+		rows = append(rows, []any{n.Topic, n.Partition, n.Offset, ms(n.Time), storeText(n.NoticeID), storeText(n.SubjectID), jsonList(n.Purposes),
+			storeText(n.Action), ms(n.Since), storeText(n.ChangeID), storeText(n.Reason), ms(n.IssuedAt)})
 	}
 	add(tNotices, rows)
 
 	rows = nil
 	for _, d := range b.DeadLetters {
-		rows = append(rows, []any{d.Topic, d.Partition, d.Offset, ms(d.Time), d.Reason, d.Error, d.SourceTopic, d.SourcePartition,
-			d.SourceOffset, d.EventID})
+		rows = append(rows, []any{d.Topic, d.Partition, d.Offset, ms(d.Time), storeText(d.Reason), storeText(d.Error), storeText(d.SourceTopic),
+			d.SourcePartition, d.SourceOffset, storeText(d.EventID)})
 	}
 	add(tDeadLetters, rows)
 
@@ -185,7 +188,7 @@ func rowsOf(b *Batch) ([]tableRows, error) {
 		if u.LeafHash != nil {
 			leaf = u.LeafHash
 		}
-		rows = append(rows, []any{u.Topic, u.Partition, u.Offset, ms(u.Time), u.Error, leaf})
+		rows = append(rows, []any{u.Topic, u.Partition, u.Offset, ms(u.Time), storeText(u.Error), leaf})
 	}
 	add(tUndecodable, rows)
 

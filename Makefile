@@ -94,6 +94,7 @@ fuzz:
 	cd services/consent-sync && $(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/intake
 	cd services/enforcer && $(GO) test -run='^$$' -fuzz=FuzzReferenceModel -fuzztime=$(FUZZTIME) ./internal/enforce
 	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzResolve -fuzztime=$(FUZZTIME) ./ledger
+	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzStoreText -fuzztime=$(FUZZTIME) ./ledger
 	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzOpen -fuzztime=$(FUZZTIME) ./seal
 	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzVerifyProof -fuzztime=$(FUZZTIME) ./seal
 

@@ -250,51 +250,101 @@ func (c *Consumer) session(ctx context.Context) error {
 	}
 	tick := time.NewTicker(c.Refresh)
 	defer tick.Stop()
+
+	// One writer commits the batches in order while the next one is read
+	// and decoded. The collector moves next on at the hand-over (collect
+	// skips what a batch in flight holds); a failed transaction ends the
+	// session, which starts again from the store's positions. The session
+	// returns only once the writer has stopped, so that no transaction of
+	// it commits after the next session has read the positions.
+	work := make(chan handoff, 1)
+	var writerErr error
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		for h := range work {
+			if writerErr != nil {
+				continue // drain: nothing after a failed batch is written
+			}
+			if err := c.write(ctx, h); err != nil {
+				writerErr = err
+				cancel()
+			}
+		}
+	}()
+	finish := func(err error) error {
+		close(work)
+		<-writerDone
+		if writerErr != nil {
+			return writerErr
+		}
+		return err
+	}
 	for {
 		var first kafka.Message
 		select {
 		case <-ctx.Done():
 			select {
 			case err := <-errc:
-				return err
+				return finish(err)
 			default:
-				return ctx.Err()
+				return finish(ctx.Err())
 			}
 		case <-tick.C:
 			if err := discover(); err != nil {
-				return err
+				return finish(err)
 			}
 			continue
 		case first = <-msgs:
 		}
 		b, err := c.collect(ctx, first, msgs, kinds, next)
 		if len(b.Positions) > 0 {
-			if ierr := c.Store.Ingest(ctx, b); ierr != nil {
-				// The store refuses a partition whose rows could collide
-				// with the batch's (its position removed or lowered while
-				// its rows stayed, or held by another ledger process): that
-				// partition is held, and the next session reads the others.
-				var pe *ledger.PartitionError
-				if errors.As(ierr, &pe) {
-					k := tp{pe.Topic, pe.Partition}
-					if herr := c.hold(ctx, k, next[k], pe.Reason); herr != nil {
-						return herr
-					}
-				}
-				return fmt.Errorf("ingest: %w", ierr)
-			}
+			h := handoff{b: b, prev: make(map[tp]int64, len(b.Positions))}
 			for _, p := range b.Positions {
-				next[tp{p.Topic, p.Partition}] = p.Next
+				k := tp{p.Topic, p.Partition}
+				h.prev[k] = next[k]
+				next[k] = p.Next
 			}
-			c.count(b)
-			if c.Ingested != nil {
-				c.Ingested(b)
+			select {
+			case work <- h:
+			case <-ctx.Done():
+				return finish(ctx.Err())
 			}
 		}
 		if err != nil {
-			return err
+			return finish(err)
 		}
 	}
+}
+
+// handoff is a batch for the writer, with the positions its partitions
+// had before it (the store's, once the batches before it committed).
+type handoff struct {
+	b    *ledger.Batch
+	prev map[tp]int64
+}
+
+// write commits one batch with its positions and reports it.
+func (c *Consumer) write(ctx context.Context, h handoff) error {
+	if err := c.Store.Ingest(ctx, h.b); err != nil {
+		// The store refuses a partition whose rows could collide with the
+		// batch's (its position removed or lowered while its rows stayed,
+		// or held by another ledger process): that partition is held, and
+		// the next session reads the others.
+		var pe *ledger.PartitionError
+		if errors.As(err, &pe) {
+			k := tp{pe.Topic, pe.Partition}
+			if herr := c.hold(ctx, k, h.prev[k], pe.Reason); herr != nil {
+				return herr
+			}
+		}
+		return fmt.Errorf("ingest: %w", err)
+	}
+	c.count(h.b)
+	if c.Ingested != nil {
+		c.Ingested(h.b)
+	}
+	return nil
 }
 
 // collect decodes first and what follows it within Linger (up to

@@ -390,6 +390,7 @@ func cmdCompleteness(ctx context.Context, e *env, args []string) error {
 	var lf ledgerFlags
 	lf.add(fs, e)
 	topic := fs.String("topic", "customer.events", "input topic whose offsets must each have exactly one audit record")
+	auditTopic := fs.String("audit-topic", envOr(e, "LEDGER_AUDIT_TOPIC", "consent.audit"), "the audit topic, whose held partitions make no input topic complete (env LEDGER_AUDIT_TOPIC)")
 	brokers := fs.String("brokers", e.getenv("KAFKA_BROKERS"), "Kafka brokers (env KAFKA_BROKERS): the input topic's offsets are then checked from its start to its end; without, between the first and last audited offsets")
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -415,14 +416,22 @@ func cmdCompleteness(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	out, err := withHolds(ctx, s, rep, *auditTopic)
+	if err != nil {
+		return err
+	}
 	if lf.json {
-		if err := writeJSON(e.stdout, rep); err != nil {
+		if err := writeJSON(e.stdout, out); err != nil {
 			return err
 		}
 	} else {
 		printCompleteness(e.stdout, rep, expected != nil)
+		printCompletenessHolds(e.stdout, out)
 	}
-	if !rep.Complete {
+	switch {
+	case len(out.HeldAudit) > 0:
+		return fmt.Errorf("%w: the audit of %s is not complete: held audit partitions: %d", errFound, *topic, len(out.HeldAudit))
+	case !rep.Complete:
 		return fmt.Errorf("%w: the audit of %s is not complete", errFound, *topic)
 	}
 	return nil
@@ -507,7 +516,13 @@ func cmdStats(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if lf.json {
-		return writeJSON(e.stdout, st)
+		if err := writeJSON(e.stdout, st); err != nil {
+			return err
+		}
+		if len(st.Holds) > 0 {
+			return heldError(st)
+		}
+		return nil
 	}
 	fmt.Fprintf(e.stdout, "ledger on %s, migrations %v\n\n", st.Backend, st.Migrations)
 	tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
@@ -518,5 +533,24 @@ func cmdStats(ctx context.Context, e *env, args []string) error {
 	for _, p := range st.Positions {
 		fmt.Fprintf(tw, "  %s/%d\t%d\n", p.Topic, p.Partition, p.Next)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return statsHolds(e.stdout, st)
+}
+
+// statsHolds prints the held partitions, if any, and what to do; a hold is
+// a problem found (exit 2).
+func statsHolds(w io.Writer, st *ledger.Stats) error {
+	if len(st.Holds) == 0 {
+		return nil
+	}
+	fmt.Fprintf(w, "\nHELD partitions (%d), which the ledger no longer reads (ledger_holds):\n", len(st.Holds))
+	printHolds(w, st.Holds)
+	fmt.Fprintf(w, "\n%s\n", holdAdvice)
+	return heldError(st)
+}
+
+func heldError(st *ledger.Stats) error {
+	return fmt.Errorf("%w: held partitions: %d (the ledger reads nothing more of them and is not ready)", errFound, len(st.Holds))
 }

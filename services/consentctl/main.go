@@ -11,11 +11,12 @@
 //	consentctl prove <event id>      an inclusion proof of an event's audit record
 //	consentctl verify-proof FILE     check an inclusion proof offline
 //	consentctl audit-export          the audit records and checkpoints to a file (verify --from-file)
-//	consentctl stats                 rows per table and consumed positions of the ledger
+//	consentctl stats                 rows per table, consumed positions and held partitions of the ledger
+//	consentctl release               have a held partition read again, once an operator has decided
 //
 // Every command takes --help. Exit status: 0 when all is well, 2 when a
-// check found a problem (incomplete audit, verification failure), 1 on an
-// error. Subject ids are printed where asked for (that is the point of
+// check found a problem (incomplete audit, verification failure, a held
+// partition), 1 on an error. Subject ids are printed where asked for (that is the point of
 // subject and breach) and never written to the error stream. The library
 // behind the commands is pkg/ledger (queries), pkg/seal (the Merkle trees
 // and checkpoints) and pkg/ropa (the record of processing activities).
@@ -50,7 +51,8 @@ func init() {
 		"completeness":      {"check that every input offset of a topic has exactly one audit record", cmdCompleteness},
 		"policies":          {"which policy versions decided events, and when", cmdPolicies},
 		"processing-record": {"the record of processing activities generated from the policy (Markdown or JSON)", cmdProcessingRecord},
-		"stats":             {"rows per table and consumed positions of the ledger", cmdStats},
+		"stats":             {"rows per table, consumed positions and held partitions of the ledger (exit 2 while a partition is held)", cmdStats},
+		"release":           {"delete the hold of a partition the ledger stopped reading, once an operator has decided (printed for the change log)", cmdRelease},
 		"keygen":            {"make a signing key for the audit sealer and print its verifier key", cmdKeygen},
 		"verify":            {"recompute the audit's Merkle trees from the topic and check every checkpoint", cmdVerify},
 		"prove":             {"print an inclusion proof of an event's audit record against a signed checkpoint", cmdProve},

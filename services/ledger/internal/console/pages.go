@@ -32,13 +32,15 @@ type sealRow struct {
 }
 
 type overviewData struct {
-	Backend      string
-	Migrations   []int
+	Backend    string
+	Migrations []int
+	// Holds are the partitions the ledger no longer reads: shown first.
+	Holds        []ledger.HeldPartition
 	Tables       []countRow
 	Positions    []ledger.Position
 	LastIngest   time.Time
 	HasIngest    bool
-	Completeness []*ledger.CompletenessReport
+	Completeness []completenessRow
 	Expected     bool
 	AuditTopic   string
 	Sealing      bool
@@ -54,7 +56,7 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 		c.failed(w, r, "stats", err)
 		return
 	}
-	d := overviewData{Backend: st.Backend, Migrations: st.Migrations, Positions: st.Positions, AuditTopic: c.cfg.AuditTopic,
+	d := overviewData{Backend: st.Backend, Migrations: st.Migrations, Holds: st.Holds, Positions: st.Positions, AuditTopic: c.cfg.AuditTopic,
 		Sealing: c.cfg.Sealer != nil}
 	for _, t := range tableOrder {
 		d.Tables = append(d.Tables, countRow{t, st.Tables[t]})
@@ -64,13 +66,13 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 		d.HasIngest = true
 	}
 	for _, topic := range c.cfg.SourceTopics {
-		rep, expected, err := c.completenessOf(ctx, topic)
+		rep, held, expected, err := c.completenessOf(ctx, topic)
 		if err != nil {
 			c.failed(w, r, "completeness", err)
 			return
 		}
 		d.Expected = d.Expected || expected
-		d.Completeness = append(d.Completeness, rep)
+		d.Completeness = append(d.Completeness, completenessRow{rep, len(held)})
 	}
 	var problems map[int32]string
 	if c.cfg.Sealer != nil {
@@ -144,14 +146,23 @@ func latest(cps []ledger.Checkpoint) (ledger.Checkpoint, bool) {
 	return best, true
 }
 
+// completenessRow is an input topic's completeness on the overview, and
+// how many audit partitions are held.
+type completenessRow struct {
+	*ledger.CompletenessReport
+	Held int
+}
+
 // completenessOf checks topic, with the brokers' ranges when the console
-// has a client for them.
-func (c *Console) completenessOf(ctx context.Context, topic string) (*ledger.CompletenessReport, bool, error) {
+// has a client for them, and returns the held partitions of the audit
+// topic: while one is held, the audit records it holds past the ledger's
+// position are not in the ledger, so the report is not complete.
+func (c *Console) completenessOf(ctx context.Context, topic string) (*ledger.CompletenessReport, []ledger.HeldPartition, bool, error) {
 	var expected map[int32]ledger.OffsetRange
 	if c.cfg.Offsets != nil {
 		offs, err := c.cfg.Offsets.Offsets(ctx, topic)
 		if err != nil {
-			return nil, false, fmt.Errorf("input offsets of the brokers: %w", err)
+			return nil, nil, false, fmt.Errorf("input offsets of the brokers: %w", err)
 		}
 		expected = map[int32]ledger.OffsetRange{}
 		for p, rg := range offs {
@@ -159,7 +170,21 @@ func (c *Console) completenessOf(ctx context.Context, topic string) (*ledger.Com
 		}
 	}
 	rep, err := c.cfg.Store.Completeness(ctx, topic, expected)
-	return rep, expected != nil, err
+	if err != nil {
+		return nil, nil, false, err
+	}
+	holds, err := c.cfg.Store.AuditHolds(ctx, c.cfg.AuditTopic)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	var held []ledger.HeldPartition
+	for _, h := range holds {
+		held = append(held, ledger.HeldPartition{Topic: h.Topic, Partition: h.Partition, Next: h.Next, Reason: h.Reason, Since: h.At})
+	}
+	if len(held) > 0 {
+		rep.Complete = false
+	}
+	return rep, held, expected != nil, nil
 }
 
 func (c *Console) subjectForm(w http.ResponseWriter, r *http.Request) {
@@ -353,6 +378,9 @@ type completenessData struct {
 	Topics   []string
 	Report   *ledger.CompletenessReport
 	Expected bool
+	// Held are the held partitions of the audit topic (the report is then
+	// not complete).
+	Held []ledger.HeldPartition
 }
 
 // validTopic accepts Kafka topic names.
@@ -381,12 +409,12 @@ func (c *Console) completeness(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := c.queryCtx(r)
 	defer cancel()
-	rep, expected, err := c.completenessOf(ctx, topic)
+	rep, held, expected, err := c.completenessOf(ctx, topic)
 	if err != nil {
 		c.failed(w, r, "completeness", err)
 		return
 	}
-	d.Report, d.Expected = rep, expected
+	d.Report, d.Held, d.Expected = rep, held, expected
 	c.render(w, r, http.StatusOK, "completeness", page{Title: "Completeness", Nav: "completeness", Data: d})
 }
 

@@ -100,6 +100,13 @@ func TestReleaseDeletesTheHold(t *testing.T) {
 			if len(hs) != 1 || hs[0] != other {
 				t.Errorf("holds after the release %+v, want only %+v", hs, other)
 			}
+			rs, err := s.HoldReleases(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rs) != 1 || rs[0].Hold != held || rs[0].By != "ops" || rs[0].Reason != "pointed back at the right cluster" || rs[0].At.IsZero() {
+				t.Errorf("releases kept %+v, want the one release of %+v", rs, held)
+			}
 			if pos, _ := s.Positions(ctx, "dlq"); pos[0] != 3 {
 				t.Errorf("position after the release %d, want 3 (unchanged)", pos[0])
 			}

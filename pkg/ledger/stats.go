@@ -17,6 +17,9 @@ type Stats struct {
 	// while any is listed, what the ledger holds of that partition stops
 	// at its position, and the ledger is not ready.
 	Holds []HeldPartition `json:"holds"`
+	// Releases are the holds operators released (ledger_hold_releases),
+	// in release order: who, when, why.
+	Releases []HoldRelease `json:"hold_releases"`
 }
 
 // HeldPartition is a hold as Stats shows it: coordinates, the ledger's
@@ -68,6 +71,9 @@ func (s *Store) Stats(ctx context.Context) (*Stats, error) {
 		return nil, fmt.Errorf("ledger: stats: %w", err)
 	}
 	st.Holds = heldPartitions(holds)
+	if st.Releases, err = s.HoldReleases(ctx); err != nil {
+		return nil, fmt.Errorf("ledger: stats: %w", err)
+	}
 	return st, nil
 }
 

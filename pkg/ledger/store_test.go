@@ -24,8 +24,8 @@ func TestOpenTwice(t *testing.T) {
 			s.Close()
 			s2 := openStore(t, dsn)
 			vs, err := s2.Migrations(ctx)
-			if err != nil || !reflect.DeepEqual(vs, []int{1, 2, 3}) {
-				t.Fatalf("migrations %v (%v), want [1 2 3]", vs, err)
+			if err != nil || !reflect.DeepEqual(vs, []int{1, 2, 3, 4}) {
+				t.Fatalf("migrations %v (%v), want [1 2 3 4]", vs, err)
 			}
 			if after := dump(t, s2); after != before {
 				t.Errorf("data changed across a reopen:\n%s\nvs\n%s", before, after)
@@ -238,7 +238,7 @@ func TestOpenConcurrently(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			first, dsn := b.open(t)
 			// Start over from an empty database: drop what first created.
-			for _, tab := range append(ledgerTables, "ledger_positions", "ledger_holds", "ledger_migrations") {
+			for _, tab := range append(ledgerTables, "ledger_positions", "ledger_holds", "ledger_hold_releases", "ledger_migrations") {
 				if _, err := first.db.Exec("DROP TABLE " + tab); err != nil {
 					t.Fatal(err)
 				}
@@ -260,7 +260,7 @@ func TestOpenConcurrently(t *testing.T) {
 				}
 			}
 			s := openStore(t, dsn)
-			if vs, err := s.Migrations(context.Background()); err != nil || !reflect.DeepEqual(vs, []int{1, 2, 3}) {
+			if vs, err := s.Migrations(context.Background()); err != nil || !reflect.DeepEqual(vs, []int{1, 2, 3, 4}) {
 				t.Errorf("migrations %v (%v)", vs, err)
 			}
 		})

@@ -52,12 +52,12 @@ type Position struct {
 // offsets only. A hold is stored (ledger_holds) and stays until an
 // operator removes it.
 type Hold struct {
-	Topic     string
-	Partition int32
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
 	// Next is the ledger's position in the partition when it was held.
-	Next   int64
-	Reason string
-	At     time.Time
+	Next   int64     `json:"next_offset"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"held_at"`
 }
 
 // PartitionError is Ingest refusing a batch because of one partition: it

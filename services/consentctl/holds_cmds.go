@@ -92,8 +92,7 @@ func printCompletenessHolds(w io.Writer, out *completenessOutput) {
 }
 
 // releaseRecord is what release prints: the hold deleted, and who decided
-// when and why. The ledger keeps no record of a release: this is it, for
-// the operator's change log.
+// when and why (the ledger keeps the same in ledger_hold_releases).
 type releaseRecord struct {
 	Format     string               `json:"format"`
 	Ledger     string               `json:"ledger"`
@@ -109,7 +108,7 @@ func cmdRelease(ctx context.Context, e *env, args []string) error {
 	lf.add(fs, e)
 	topic := fs.String("topic", "", "topic of the held partition (see consentctl stats)")
 	partition := fs.String("partition", "", "the held partition")
-	reason := fs.String("reason", "", "why it may be read again: what was checked and decided (required; printed for the change log)")
+	reason := fs.String("reason", "", "why it may be read again: what was checked and decided (required; kept in the ledger)")
 	by := fs.String("by", envOr(e, "USER", e.getenv("LOGNAME")), "who decided (env USER)")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -128,7 +127,7 @@ func cmdRelease(ctx context.Context, e *env, args []string) error {
 	case perr != nil || p < 0:
 		return fmt.Errorf("--partition %q: give a partition number", *partition)
 	case strings.TrimSpace(*reason) == "":
-		return errors.New(`--reason is required: say what was checked and decided (the ledger pointed back at the right cluster, a change ticket), for the change log`)
+		return errors.New(`--reason is required: say what was checked and decided (the ledger pointed back at the right cluster, a change ticket)`)
 	case strings.TrimSpace(*by) == "":
 		return errors.New("--by is required (who decided): USER is not set")
 	}
@@ -152,7 +151,7 @@ func cmdRelease(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "released %s/%d: held at position %d since %s: %s\n", h.Topic, h.Partition, h.Next, ts(h.At), h.Reason)
 	fmt.Fprintf(e.stdout, "  by %s at %s: %s\n", rel.By, ts(rel.ReleasedAt), rel.Reason)
-	fmt.Fprintf(e.stdout, "\nThe ledger keeps no record of this release: put these lines (or --json) in the change log.\n"+
+	fmt.Fprintf(e.stdout, "\nThe ledger keeps this release (consentctl stats lists the releases).\n"+
 		"Restart the ledger: it checks %s/%d against position %d again, and holds it again if it still differs.\n", h.Topic, h.Partition, h.Next)
 	return nil
 }

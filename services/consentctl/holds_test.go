@@ -156,7 +156,7 @@ func TestReleaseDeletesTheHoldAndSaysWhat(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("release: exit %d\n%s%s", code, out, errs)
 	}
-	if out, errs, code := runCtl(t, vars, "stats"); code != 0 || strings.Contains(out, "HELD") {
+	if out, errs, code := runCtl(t, vars, "stats"); code != 0 || strings.Contains(out, "HELD") || !strings.Contains(out, "hold released") {
 		t.Errorf("stats after the release: exit %d\n%s%s", code, out, errs)
 	}
 	if _, errs, code := runCtl(t, vars, "release", "--topic", "consent.audit", "--partition", "1", "--reason", "again"); code != 1 || !strings.Contains(errs, "not held") {

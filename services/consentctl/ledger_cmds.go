@@ -533,6 +533,12 @@ func cmdStats(ctx context.Context, e *env, args []string) error {
 	for _, p := range st.Positions {
 		fmt.Fprintf(tw, "  %s/%d\t%d\n", p.Topic, p.Partition, p.Next)
 	}
+	if len(st.Releases) > 0 {
+		fmt.Fprintln(tw, "\n  hold released\tby\tat\twhy")
+		for _, r := range st.Releases {
+			fmt.Fprintf(tw, "  %s/%d (held at %d since %s)\t%s\t%s\t%s\n", r.Topic, r.Partition, r.Hold.Next, ts(r.Hold.At), r.By, ts(r.At), r.Reason)
+		}
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}

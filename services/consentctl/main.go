@@ -52,7 +52,7 @@ func init() {
 		"policies":          {"which policy versions decided events, and when", cmdPolicies},
 		"processing-record": {"the record of processing activities generated from the policy (Markdown or JSON)", cmdProcessingRecord},
 		"stats":             {"rows per table, consumed positions and held partitions of the ledger (exit 2 while a partition is held)", cmdStats},
-		"release":           {"delete the hold of a partition the ledger stopped reading, once an operator has decided (printed for the change log)", cmdRelease},
+		"release":           {"delete the hold of a partition the ledger stopped reading, once an operator has decided (who, when and why kept in the ledger)", cmdRelease},
 		"keygen":            {"make a signing key for the audit sealer and print its verifier key", cmdKeygen},
 		"verify":            {"recompute the audit's Merkle trees from the topic and check every checkpoint", cmdVerify},
 		"prove":             {"print an inclusion proof of an event's audit record against a signed checkpoint", cmdProve},

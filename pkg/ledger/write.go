@@ -141,9 +141,10 @@ func rowsOf(b *Batch) ([]tableRows, error) {
 	for i := range b.Audits {
 		a := &b.Audits[i]
 		r := &a.Record
-		if r.ProcessedAt.IsZero() {
-			return nil, fmt.Errorf("audit record at %s/%d/%d has no processed_at", a.Topic, a.Partition, a.Offset)
-		}
+		// processed_at is a required long of the record: the zero time
+		// is 0001-01-01 (-62135596800000 ms), a date like any other, and
+		// is stored as such. Refusing it refused the batch on every try,
+		// and the consumer stopped there for good.
 		ds := decisionsOf(r)
 		dj, err := json.Marshal(ds)
 		if err != nil {

@@ -169,6 +169,10 @@ func (c Change) Validate() error {
 		errs = append(errs, fieldErr("change_id", "is empty"))
 	case len(c.ChangeID) > MaxIDBytes:
 		errs = append(errs, fieldErr("change_id", "is longer than "+strconv.Itoa(MaxIDBytes)+" bytes"))
+	case c.Action == ActionGrant && !utf8.ValidString(c.ChangeID):
+		// The store keeps the id in JSON, which has no such bytes: it
+		// would compare another id than this one with the next change's.
+		errs = append(errs, fieldErr("change_id", "is not valid UTF-8; a GRANT needs an id that is"))
 	}
 	switch {
 	case c.SubjectID == "":
@@ -506,16 +510,31 @@ func (c Change) BoundCapturedAt(received time.Time, skew time.Duration) (Change,
 // restrictive change wins). A bare hash would order at random against the
 // other changes' ids, letting a grant survive the withdrawal that should
 // win the tie.
+//
+// An id that is not valid UTF-8 is bounded too, whatever its length, with
+// the valid UTF-8 before its first invalid byte as the kept bytes: the
+// store keeps ids in JSON, which would write those bytes as U+FFFD, so
+// that the stored id would compare with the next change's as another
+// string (the state then depended on the order changes were applied).
 func BoundChangeID(id string) string {
-	if len(id) <= MaxIDBytes {
+	if len(id) <= MaxIDBytes && utf8.ValidString(id) {
 		return id
 	}
 	sum := sha256.Sum256([]byte(id))
-	k := boundKeep
-	for k > 0 && !utf8.RuneStart(id[k]) {
+	k := min(boundKeep, len(id))
+	for k > 0 && k < len(id) && !utf8.RuneStart(id[k]) {
 		k--
 	}
-	return id[:k] + "~sha256:" + hex.EncodeToString(sum[:])
+	keep := id[:k]
+	for i, r := range keep {
+		if r == utf8.RuneError {
+			if _, n := utf8.DecodeRuneInString(keep[i:]); n == 1 {
+				keep = keep[:i]
+				break
+			}
+		}
+	}
+	return keep + "~sha256:" + hex.EncodeToString(sum[:])
 }
 
 // boundKeep is how many bytes of an over-long change id its bounded id
@@ -523,7 +542,8 @@ func BoundChangeID(id string) string {
 const boundKeep = MaxIDBytes - len("~sha256:") - 2*sha256.Size
 
 // BoundRestrictiveID returns c with its change_id bounded
-// ([BoundChangeID]) when c takes consent away (WITHDRAW, DENY, ERASE):
+// ([BoundChangeID]: over-long or not valid UTF-8) when c takes consent
+// away (WITHDRAW, DENY, ERASE):
 // such a change must never be refused for its id, or the grant it
 // withdraws would stay in force. A GRANT keeps its id, and Validate
 // refuses it when that is over the bound (fail closed: no grant). The

@@ -187,6 +187,10 @@ local kind, field, t, c, value = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], A
 local channel, subject, revokes, ttl = ARGV[6], ARGV[7], ARGV[8] == '1', ARGV[9]
 local incomplete, entry = ARGV[10] == '1', ARGV[11]
 local TOMB = '` + TombstoneField + `'
+-- MaxCapturedAt: a stored time after it was written before the bound (the
+-- clock rule now refuses such a GRANT and moves a restrictive change back
+-- to it); it is read as the rule would have stored it.
+local MAX = ` + strconv.FormatInt(maxCapturedMS, 10) + `
 
 local function gt(a, b)
   if a == b then return false end
@@ -236,7 +240,7 @@ local tomb = redis.call('HGET', key, TOMB)
 if tomb then
   local v = decode(tomb)
   if not v then return redis.error_reply('CORRUPT ' .. TOMB) end
-  if not newer(t, c, v.t, v.c) then
+  if not newer(t, c, math.min(v.t, MAX), v.c) then
     notApplied(v.c)
     return result(0, false, v.c)
   end
@@ -250,7 +254,7 @@ if kind == 'E' then
     if f ~= TOMB then
       local v = decode(all[i + 1])
       if not v then return redis.error_reply('CORRUPT ' .. f) end
-      if not newer(v.t, v.c, t, c) then stale[#stale + 1] = f end
+      if (v.t > MAX and v.s == 'granted') or not newer(math.min(v.t, MAX), v.c, t, c) then stale[#stale + 1] = f end
     end
   end
   if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
@@ -265,7 +269,9 @@ local granted = false
 if cur then
   local v = decode(cur)
   if not v then return redis.error_reply('CORRUPT ' .. field) end
-  if not newer(t, c, v.t, v.c) then
+  -- A grant dated after MAX is one the rule refuses: any change replaces
+  -- it (and a restrictive one owes the notice of a replaced grant).
+  if not (v.t > MAX and v.s == 'granted') and not newer(t, c, math.min(v.t, MAX), v.c) then
     notApplied(v.c)
     return result(0, cur, false)
   end
@@ -531,6 +537,12 @@ func decodeState(subject string, fields map[string]string) (*State, error) {
 		ps, err := decodePurpose(f, raw)
 		if err != nil {
 			return nil, err
+		}
+		if ps.Status == StatusGranted && ps.CapturedAt.UnixMilli() > maxCapturedMS {
+			// Stored before MaxCapturedAt bounded every change: the clock
+			// rule refuses such a grant, which is not in force (fail
+			// closed); the next change of the purpose replaces it.
+			continue
 		}
 		st.Purposes[f] = ps
 	}

@@ -63,8 +63,9 @@ func (s *Store) Leaves(ctx context.Context, topic string, partition int32, from 
 // AuditsOfEvent returns where the audit records of an event id are, in
 // audit order (an event decided again after a restart has more than one).
 func (s *Store) AuditsOfEvent(ctx context.Context, eventID string) ([]Coords, error) {
-	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT topic, partition_id, record_offset FROM audit_records WHERE event_id = ?
-		ORDER BY topic, partition_id, record_offset`), storeText(eventID))
+	forms := s.textForms(eventID)
+	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT topic, partition_id, record_offset FROM audit_records WHERE `+inForms("event_id", forms)+`
+		ORDER BY topic, partition_id, record_offset`), forms...)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: audits of an event: %w", err)
 	}

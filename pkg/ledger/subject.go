@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // SubjectHistory is everything the ledger holds about one subject: what a
@@ -78,7 +79,7 @@ type TimelineEntry struct {
 // Subject returns the history of subjectID. A subject the ledger knows
 // nothing of has an empty history (not an error).
 func (s *Store) Subject(ctx context.Context, subjectID string) (*SubjectHistory, error) {
-	stored := storeText(subjectID) // as the ledger stores it
+	stored := s.textForms(subjectID) // as the ledger stores it
 	h := &SubjectHistory{SubjectID: subjectID, AsOf: s.now().UTC(), Changes: []ChangeOutcome{}, Purposes: []PurposeOutcome{},
 		Audits: []AuditView{}, Notices: []NoticeView{}, Timeline: []TimelineEntry{}}
 	changes, err := s.subjectChanges(ctx, subjectID, stored)
@@ -92,7 +93,7 @@ func (s *Store) Subject(ctx context.Context, subjectID string) (*SubjectHistory,
 	if h.Purposes == nil {
 		h.Purposes = []PurposeOutcome{}
 	}
-	if h.Audits, err = s.audits(ctx, "WHERE subject_id = ? ORDER BY processed_at, topic, partition_id, record_offset", stored); err != nil {
+	if h.Audits, err = s.audits(ctx, "WHERE "+inForms("subject_id", stored)+" ORDER BY processed_at, topic, partition_id, record_offset", stored...); err != nil {
 		return nil, fmt.Errorf("ledger: subject: audits: %w", err)
 	}
 	if h.Notices, err = s.subjectNotices(ctx, stored); err != nil {
@@ -137,10 +138,41 @@ func (s *Store) Subject(ctx context.Context, subjectID string) (*SubjectHistory,
 	return h, nil
 }
 
-func (s *Store) subjectChanges(ctx context.Context, subjectID, stored string) ([]ChangeOutcome, error) {
+// textForms are the forms in which the ledger may hold the string s: as
+// storeText stores it, and, when that differs, s as it is, which is how
+// the ledger stored it before storeText (SQLite took any bytes; PostgreSQL
+// only valid UTF-8 without NUL, the only raw form looked up there), so
+// that the rows of an id written before and after the upgrade are found
+// together.
+func (s *Store) textForms(v string) []any {
+	stored := storeText(v)
+	if stored == v || (s.pool != nil && (!utf8.ValidString(v) || strings.ContainsRune(v, 0))) {
+		return []any{stored}
+	}
+	return []any{stored, v}
+}
+
+// inForms is the condition that col holds one of forms.
+func inForms(col string, forms []any) string {
+	if len(forms) == 1 {
+		return col + " = ?"
+	}
+	return col + " IN (" + strings.TrimSuffix(strings.Repeat("?, ", len(forms)), ", ") + ")"
+}
+
+// canonText is the stored string t as storeText stores it now: a row
+// written before storeText holds its strings as they are.
+func canonText(t string) string {
+	if _, ok := boundedText(t); ok {
+		return t
+	}
+	return storeText(loadText(t))
+}
+
+func (s *Store) subjectChanges(ctx context.Context, subjectID string, stored []any) ([]ChangeOutcome, error) {
 	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT topic, partition_id, record_offset, change_id, purpose, action, legal_basis,
 excluded_categories, source, notice_version, captured_at, expires_at, record_time
-FROM consent_changes WHERE subject_id = ? ORDER BY COALESCE(captured_at, 0), change_id, topic, partition_id, record_offset`), stored)
+FROM consent_changes WHERE `+inForms("subject_id", stored)+` ORDER BY COALESCE(captured_at, 0), change_id, topic, partition_id, record_offset`), stored...)
 	if err != nil {
 		return nil, err
 	}
@@ -156,6 +188,12 @@ FROM consent_changes WHERE subject_id = ? ORDER BY COALESCE(captured_at, 0), cha
 		}
 		if err := json.Unmarshal([]byte(excl), &c.ExcludedCategories); err != nil {
 			return nil, fmt.Errorf("excluded_categories of change at %s/%d/%d: %w", c.Source.Topic, c.Source.Partition, c.Source.Offset, err)
+		}
+		for _, f := range []*string{&c.ChangeID, &c.Purpose, &c.Action, &c.LegalBasis, &c.ChangeSource, &c.NoticeVersion} {
+			*f = canonText(*f)
+		}
+		for i, e := range c.ExcludedCategories {
+			c.ExcludedCategories[i] = canonText(e)
 		}
 		c.CapturedAt, c.RecordTime = fromMS(captured), fromMS(recorded)
 		if expires.Valid {
@@ -195,9 +233,9 @@ func (s *Store) audits(ctx context.Context, where string, args ...any) ([]AuditV
 	return out, rows.Err()
 }
 
-func (s *Store) subjectNotices(ctx context.Context, stored string) ([]NoticeView, error) {
+func (s *Store) subjectNotices(ctx context.Context, stored []any) ([]NoticeView, error) {
 	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT topic, partition_id, record_offset, notice_id, purposes, action, since, change_id,
-reason, issued_at FROM revocation_notices WHERE subject_id = ? ORDER BY COALESCE(issued_at, 0), topic, partition_id, record_offset`), stored)
+reason, issued_at FROM revocation_notices WHERE `+inForms("subject_id", stored)+` ORDER BY COALESCE(issued_at, 0), topic, partition_id, record_offset`), stored...)
 	if err != nil {
 		return nil, err
 	}

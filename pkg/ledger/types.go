@@ -51,10 +51,14 @@ type Position struct {
 // one, or rows are stored past the position). Reason says which, with
 // offsets only. A hold is stored (ledger_holds) and stays until an
 // operator removes it.
+// Ingest refuses a batch of a held partition whose position is past the
+// hold's Next; records before it (read before the partition was found to
+// differ, and committed after the hold) are stored.
 type Hold struct {
 	Topic     string `json:"topic"`
 	Partition int32  `json:"partition"`
-	// Next is the ledger's position in the partition when it was held.
+	// Next is the ledger's position in the partition when it was held:
+	// the offset after the last record it read of it.
 	Next   int64     `json:"next_offset"`
 	Reason string    `json:"reason"`
 	At     time.Time `json:"held_at"`

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/consentgate/consentgate/pkg/consent"
@@ -135,12 +136,23 @@ var MaxClockSkew = consent.DefaultMaxClockSkew
 func normalize(c *ChangeOutcome) {
 	// The rule runs on the strings consent-sync saw, not on the ledger's
 	// quoted form of odd ones (storeText): ids order byte by byte.
+	// A change id stored bounded (longer than consent.MaxIDBytes, see
+	// storeText) is checked as one over the bound: a GRANT refused, a
+	// restrictive change applied under its bounded id, as consent-sync
+	// does.
 	raw := loadText(c.ChangeID)
+	id := raw
+	if b, long := boundedText(c.ChangeID); long {
+		id = b
+		if consent.Action(loadText(c.Action)) == consent.ActionGrant {
+			id = b + strings.Repeat("~", consent.MaxIDBytes+1-len(b)) // over the bound: Validate refuses it
+		}
+	}
 	excl := make([]string, len(c.ExcludedCategories))
 	for i, e := range c.ExcludedCategories {
 		excl[i] = loadText(e)
 	}
-	cc := consent.Change{ChangeID: raw, SubjectID: c.subject, Purpose: loadText(c.Purpose), Action: consent.Action(loadText(c.Action)),
+	cc := consent.Change{ChangeID: id, SubjectID: c.subject, Purpose: ruleText(c.Purpose), Action: consent.Action(loadText(c.Action)),
 		LegalBasis: consent.LegalBasis(loadText(c.LegalBasis)), ExcludedCategories: excl, Source: loadText(c.ChangeSource),
 		NoticeVersion: loadText(c.NoticeVersion), CapturedAt: c.CapturedAt}
 	if cc.SubjectID == "" {

@@ -141,9 +141,10 @@ func rowsOf(b *Batch) ([]tableRows, error) {
 	for i := range b.Audits {
 		a := &b.Audits[i]
 		r := &a.Record
-		if r.ProcessedAt.IsZero() {
-			return nil, fmt.Errorf("audit record at %s/%d/%d has no processed_at", a.Topic, a.Partition, a.Offset)
-		}
+		// processed_at is a required long of the record: the zero time
+		// is 0001-01-01 (-62135596800000 ms), a date like any other, and
+		// is stored as such. Refusing it refused the batch on every try,
+		// and the consumer stopped there for good.
 		ds := decisionsOf(r)
 		dj, err := json.Marshal(ds)
 		if err != nil {
@@ -212,14 +213,18 @@ ON CONFLICT (topic, partition_id) DO UPDATE SET next_offset = excluded.next_offs
 WHERE excluded.next_offset > ledger_positions.next_offset`
 
 // guardSQL reads, for one partition, its stored position (0 when none),
-// whether it is held, and whether any row of a table of records is stored
-// at or past that position. Every stored row of a partition is before its
+// whether it is held at an offset before the batch's position (a batch up
+// to the hold's offset holds records read before the partition was found
+// to differ: the consumer holds a partition at the offset after the last
+// record it read, and the batches of those records may commit after the
+// hold), and whether any row of a table of records is stored at or past
+// the stored position. Every stored row of a partition is before its
 // position (they are written in one transaction), so a row at or past it
 // means the position was removed or lowered while the rows stayed: rows
 // read from there could collide with stored rows of other records.
 const guardSQL = `WITH p AS (SELECT COALESCE((SELECT next_offset FROM ledger_positions WHERE topic = ? AND partition_id = ?), 0) AS n)
 SELECT p.n,
-  (SELECT COUNT(*) FROM ledger_holds WHERE topic = ? AND partition_id = ?),
+  (SELECT COUNT(*) FROM ledger_holds WHERE topic = ? AND partition_id = ? AND next_offset < ?),
   CASE WHEN EXISTS (SELECT 1 FROM consent_changes WHERE topic = ? AND partition_id = ? AND record_offset >= p.n)
     OR EXISTS (SELECT 1 FROM audit_records WHERE topic = ? AND partition_id = ? AND record_offset >= p.n)
     OR EXISTS (SELECT 1 FROM revocation_notices WHERE topic = ? AND partition_id = ? AND record_offset >= p.n)
@@ -229,9 +234,12 @@ SELECT p.n,
 FROM p`
 
 func guardArgs(p Position) []any {
-	args := make([]any, 0, 14)
-	for range 7 {
+	args := make([]any, 0, 15)
+	for i := range 7 {
 		args = append(args, p.Topic, p.Partition)
+		if i == 1 {
+			args = append(args, p.Next)
+		}
 	}
 	return args
 }
@@ -240,7 +248,7 @@ func guardArgs(p Position) []any {
 func guard(p Position, next, held, past int64) error {
 	switch {
 	case held > 0:
-		return &PartitionError{Topic: p.Topic, Partition: p.Partition, Reason: "the partition is held (ledger_holds): the ledger writes nothing of it"}
+		return &PartitionError{Topic: p.Topic, Partition: p.Partition, Reason: "the partition is held (ledger_holds): the ledger writes nothing of it past the offset it was held at"}
 	case past > 0:
 		return &PartitionError{Topic: p.Topic, Partition: p.Partition, Reason: fmt.Sprintf(
 			"rows are stored at or past the stored position %d (the position was removed or lowered while its rows stayed): "+
@@ -283,8 +291,9 @@ func RecordHash(m kafka.Message) []byte {
 // Ingest writes every row of b and every position of b in one transaction:
 // all or nothing. A row whose (topic, partition, offset) is already in the
 // ledger is left as it is; a position only moves forward. A batch with a
-// position of a partition that is held, or of one with rows stored at or
-// past its stored position, is refused with a *PartitionError: its rows
+// position of a partition that is held at an offset before it, or of one
+// with rows stored at or past its stored position, is refused with a
+// *PartitionError: its rows
 // could collide with rows of other records and be dropped without a word.
 // On PostgreSQL the rows go through COPY into temporary tables and one
 // INSERT … SELECT … ON CONFLICT DO NOTHING per table; on SQLite through

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -20,7 +21,7 @@ func TestStoreTextIsOneToOneAndStorable(t *testing.T) {
 }
 
 func FuzzStoreText(f *testing.F) {
-	for _, s := range []string{"a", "\x00", "\xff", "\u2400\"\\x00\""} {
+	for _, s := range []string{"a", "\x00", "\xff", "\u2400\"\\x00\"", strings.Repeat("x", 1300), strings.Repeat("\x00", 300)} {
 		f.Add(s, "b")
 	}
 	f.Fuzz(func(t *testing.T, a, b string) {
@@ -28,8 +29,19 @@ func FuzzStoreText(f *testing.F) {
 		if !utf8.ValidString(sa) || strings.ContainsRune(sa, 0) {
 			t.Fatalf("storeText(%q) = %q: not storable", a, sa)
 		}
-		if loadText(sa) != a {
+		if len(sa) > maxStoredText+len(textMark) {
+			t.Fatalf("storeText(%q) is %d bytes, over the bound", a, len(sa))
+		}
+		if _, bounded := boundedText(sa); !bounded && loadText(sa) != a {
 			t.Fatalf("loadText(storeText(%q)) = %q", a, loadText(sa))
+		}
+		// Bounded exactly when the plain or quoted form is too long.
+		plain := a
+		if !utf8.ValidString(a) || strings.ContainsRune(a, 0) || strings.HasPrefix(a, textMark) {
+			plain = textMark + strconv.Quote(a)
+		}
+		if _, bounded := boundedText(sa); bounded != (len(plain) > maxStoredText) {
+			t.Fatalf("storeText of %d bytes bounded %v, its plain form has %d", len(a), bounded, len(plain))
 		}
 		if (a == b) != (sa == sb) {
 			t.Fatalf("storeText(%q) = %q and storeText(%q) = %q: not one-to-one", a, sa, b, sb)

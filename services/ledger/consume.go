@@ -100,7 +100,7 @@ func (c *Consumer) Stats() ConsumerStats {
 // into the log with the reason.
 const holdAction = "the ledger's rows of this partition are the records it read before: keep this database as their record. " +
 	"If the topic was deleted and created again, or the cluster replaced, start a new ledger database (LEDGER_DSN) for the new partition; " +
-	"if the ledger was pointed at the wrong cluster, point it back. Then delete the partition's row from ledger_holds and restart the ledger: " +
+	"if the ledger was pointed at the wrong cluster, point it back. Then release the hold (consentctl release --topic T --partition N --reason ...) and restart the ledger: " +
 	"it checks the partition again and holds it again if it still differs"
 
 // setHolds makes the stored holds the consumer's, and logs each the first

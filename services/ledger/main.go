@@ -66,7 +66,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	tel.AddReadiness("ledger-consumer", func(context.Context) error {
 		st := c.Stats()
 		if len(st.Held) > 0 {
-			return fmt.Errorf("%d partitions are held (not read: their offsets started again): see the logs and ledger_holds", len(st.Held))
+			return fmt.Errorf("%d partitions are held (not read: their offsets started again): consentctl stats lists them, the logs say what to do", len(st.Held))
 		}
 		if st.LastError != "" && time.Since(st.LastIngest) > 30*time.Second {
 			return errors.New("the consumer has not written for 30 s and is restarting: see the logs")

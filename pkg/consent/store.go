@@ -528,7 +528,10 @@ func decodeState(subject string, fields map[string]string) (*State, error) {
 			if tb.ChangeID == "" || tb.CapturedAt <= 0 {
 				return nil, &CorruptError{Field: f, Err: errors.New("tombstone lacks change id or time")}
 			}
-			st.ErasedAt, st.ErasedBy = msTime(tb.CapturedAt), tb.ChangeID
+			// A tombstone dated after MaxCapturedAt (stored before the
+			// bound) compares in the script as MaxCapturedAt: Check must
+			// compare it so too, or it decides otherwise than Apply did.
+			st.ErasedAt, st.ErasedBy = msTime(min(tb.CapturedAt, maxCapturedMS)), tb.ChangeID
 			continue
 		}
 		if strings.HasPrefix(f, ReservedPrefix) {
@@ -543,6 +546,11 @@ func decodeState(subject string, fields map[string]string) (*State, error) {
 			// rule refuses such a grant, which is not in force (fail
 			// closed); the next change of the purpose replaces it.
 			continue
+		}
+		if ps.CapturedAt.UnixMilli() > maxCapturedMS {
+			// A restrictive state from before the bound: the script
+			// compares it as MaxCapturedAt (with the tombstone too).
+			ps.CapturedAt = MaxCapturedAt
 		}
 		st.Purposes[f] = ps
 	}

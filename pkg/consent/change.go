@@ -149,6 +149,8 @@ func fieldErr(field, problem string) error { return &FieldError{Field: field, Pr
 //     headers, which must stay small (a revocation with an over-long id is
 //     refused too: the intake answers 400 so that its sender resends it
 //     with a proper id);
+//   - a GRANT's change_id must be valid UTF-8 without U+10FFFF (the mark
+//     of a bounded id, see [BoundChangeID]);
 //   - GRANT, DENY and WITHDRAW need a purpose, which must not start with
 //     [ReservedPrefix];
 //   - GRANT also needs a legal_basis, a source and a notice_version, an
@@ -173,6 +175,11 @@ func (c Change) Validate() error {
 		// The store keeps the id in JSON, which has no such bytes: it
 		// would compare another id than this one with the next change's.
 		errs = append(errs, fieldErr("change_id", "is not valid UTF-8; a GRANT needs an id that is"))
+	case c.Action == ActionGrant && strings.Contains(c.ChangeID, maxRune):
+		// The mark of the bounded id of a restrictive change whose id
+		// is not UTF-8 (BoundChangeID): a GRANT id holding it could win
+		// the tie that change should win.
+		errs = append(errs, fieldErr("change_id", "holds U+10FFFF, which a GRANT id may not"))
 	}
 	switch {
 	case c.SubjectID == "":
@@ -511,31 +518,44 @@ func (c Change) BoundCapturedAt(received time.Time, skew time.Duration) (Change,
 // other changes' ids, letting a grant survive the withdrawal that should
 // win the tie.
 //
-// An id that is not valid UTF-8 is bounded too, whatever its length, with
-// the valid UTF-8 before its first invalid byte as the kept bytes: the
+// An id that is not valid UTF-8 is bounded too, whatever its length: the
 // store keeps ids in JSON, which would write those bytes as U+FFFD, so
 // that the stored id would compare with the next change's as another
-// string (the state then depended on the order changes were applied).
+// string (the state then depended on the order changes were applied). Its
+// bounded id is the valid UTF-8 before its first invalid byte (at most
+// [boundKeep] - 4 bytes, cut at a rune boundary), U+10FFFF, "~sha256:"
+// and the hex SHA-256 of the whole id. An invalid byte is 0x80 or more,
+// above "~": cut there and marked with "~", the id would lose the tie to
+// a GRANT with the same valid prefix and then any non-ASCII character
+// ("aé" against "a\xff"). U+10FFFF is the greatest character, and
+// Validate refuses a GRANT id holding it, so the bounded id orders
+// against every GRANT id as the id does or wins.
 func BoundChangeID(id string) string {
 	if len(id) <= MaxIDBytes && utf8.ValidString(id) {
 		return id
 	}
 	sum := sha256.Sum256([]byte(id))
-	k := min(boundKeep, len(id))
-	for k > 0 && k < len(id) && !utf8.RuneStart(id[k]) {
-		k--
-	}
-	keep := id[:k]
-	for i, r := range keep {
-		if r == utf8.RuneError {
-			if _, n := utf8.DecodeRuneInString(keep[i:]); n == 1 {
-				keep = keep[:i]
+	if !utf8.ValidString(id) {
+		k := 0
+		for k < len(id) {
+			r, n := utf8.DecodeRuneInString(id[k:])
+			if (r == utf8.RuneError && n == 1) || k+n > boundKeep-len(maxRune) {
 				break
 			}
+			k += n
 		}
+		return id[:k] + maxRune + "~sha256:" + hex.EncodeToString(sum[:])
 	}
-	return keep + "~sha256:" + hex.EncodeToString(sum[:])
+	k := boundKeep
+	for k > 0 && !utf8.RuneStart(id[k]) {
+		k--
+	}
+	return id[:k] + "~sha256:" + hex.EncodeToString(sum[:])
 }
+
+// maxRune is U+10FFFF, the greatest character: the mark of a bounded id
+// derived from an id that is not valid UTF-8, which no GRANT id may hold.
+const maxRune = "\U0010FFFF"
 
 // boundKeep is how many bytes of an over-long change id its bounded id
 // keeps: the rest of [MaxIDBytes] after "~sha256:" and 64 hex digits.

@@ -149,8 +149,9 @@ func fieldErr(field, problem string) error { return &FieldError{Field: field, Pr
 //     headers, which must stay small (a revocation with an over-long id is
 //     refused too: the intake answers 400 so that its sender resends it
 //     with a proper id);
-//   - a GRANT's change_id must be valid UTF-8 without U+10FFFF (the mark
-//     of a bounded id, see [BoundChangeID]);
+//   - a GRANT's change_id must be at most [MaxGrantIDBytes] bytes, valid
+//     UTF-8 and without U+10FFFF (the mark of a bounded id, see
+//     [BoundChangeID]);
 //   - GRANT, DENY and WITHDRAW need a purpose, which must not start with
 //     [ReservedPrefix];
 //   - GRANT also needs a legal_basis, a source and a notice_version, an
@@ -171,6 +172,12 @@ func (c Change) Validate() error {
 		errs = append(errs, fieldErr("change_id", "is empty"))
 	case len(c.ChangeID) > MaxIDBytes:
 		errs = append(errs, fieldErr("change_id", "is longer than "+strconv.Itoa(MaxIDBytes)+" bytes"))
+	case c.Action == ActionGrant && len(c.ChangeID) > MaxGrantIDBytes:
+		// A restrictive change's over-long id is applied under its
+		// bounded id, which keeps only its first bytes: a longer GRANT id
+		// sharing them could win the same-millisecond tie the restrictive
+		// change wins by its whole id (see MaxGrantIDBytes).
+		errs = append(errs, fieldErr("change_id", "is longer than "+strconv.Itoa(MaxGrantIDBytes)+" bytes, the bound of a GRANT's id"))
 	case c.Action == ActionGrant && !utf8.ValidString(c.ChangeID):
 		// The store keeps the id in JSON, which has no such bytes: it
 		// would compare another id than this one with the next change's.
@@ -552,6 +559,18 @@ func BoundChangeID(id string) string {
 	}
 	return id[:k] + "~sha256:" + hex.EncodeToString(sum[:])
 }
+
+// MaxGrantIDBytes bounds a GRANT's change_id (180 bytes; other actions:
+// [MaxIDBytes]). A DENY, WITHDRAW or ERASE with a longer id than
+// [MaxIDBytes], or one that is not UTF-8, is applied under its bounded id
+// ([BoundChangeID]), which keeps at least its first MaxGrantIDBytes+1
+// bytes (or its valid prefix and U+10FFFF, the greatest character): so
+// against every GRANT id the bounded id orders as the whole id does, or
+// is the greater (the restrictive change wins), and no GRANT wins a
+// same-millisecond tie its restrictive change should win. With GRANT ids
+// up to [MaxIDBytes], one sharing the first bytes of a bounded id and then
+// a character above "~" won it.
+const MaxGrantIDBytes = boundKeep - 4
 
 // maxRune is U+10FFFF, the greatest character: the mark of a bounded id
 // derived from an id that is not valid UTF-8, which no GRANT id may hold.

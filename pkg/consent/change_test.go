@@ -47,8 +47,12 @@ func TestChangeValidate(t *testing.T) {
 		{"empty change id", func(c *Change) { c.ChangeID = "" }, []string{"change_id"}},
 		{"empty subject", func(c *Change) { c.SubjectID = "" }, []string{"subject_id"}},
 		{"ids at the bound", func(c *Change) {
-			c.ChangeID, c.SubjectID = strings.Repeat("c", MaxIDBytes), "subject-secret-42"+strings.Repeat("s", MaxIDBytes-17)
+			c.ChangeID, c.SubjectID = strings.Repeat("c", MaxGrantIDBytes), "subject-secret-42"+strings.Repeat("s", MaxIDBytes-17)
 		}, nil},
+		{"withdrawal's change id at the bound", func(c *Change) {
+			c.Action, c.ChangeID = ActionWithdraw, strings.Repeat("c", MaxIDBytes)
+		}, nil},
+		{"grant's change id one byte over its bound", func(c *Change) { c.ChangeID = strings.Repeat("c", MaxGrantIDBytes+1) }, []string{"change_id"}},
 		{"change id one byte over the bound", func(c *Change) { c.ChangeID = strings.Repeat("c", MaxIDBytes+1) }, []string{"change_id"}},
 		{"subject one byte over the bound", func(c *Change) { c.SubjectID = "subject-secret-42" + strings.Repeat("s", MaxIDBytes-16) },
 			[]string{"subject_id"}},

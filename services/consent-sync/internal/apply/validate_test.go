@@ -2,6 +2,7 @@ package apply
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -65,8 +66,9 @@ func TestUnknownExclusionIsDeadLettered(t *testing.T) {
 }
 
 // TestOverLongIDsAreDeadLettered: a change whose change_id or subject_id is
-// longer than consent.MaxIDBytes (the rule the intake applies, in
-// consent.Change.Validate) is not applied but dead-lettered invalid_change,
+// longer than consent.MaxIDBytes, or a GRANT whose change_id is longer than
+// consent.MaxGrantIDBytes (the rules the intake applies, in
+// consent.Change.Validate), is not applied but dead-lettered invalid_change,
 // with an error that names the field, never the value; an erasure too.
 func TestOverLongIDsAreDeadLettered(t *testing.T) {
 	t.Parallel()
@@ -83,7 +85,8 @@ func TestOverLongIDsAreDeadLettered(t *testing.T) {
 	changes := []consent.Change{
 		{ChangeID: "c-" + strings.Repeat("c", consent.MaxIDBytes-1), SubjectID: "s0", Purpose: "marketing", Action: consent.ActionGrant},
 		{ChangeID: "c1", SubjectID: longSubject, Purpose: "marketing", Action: consent.ActionGrant},
-		{ChangeID: strings.Repeat("c", consent.MaxIDBytes), SubjectID: "s3", Purpose: "marketing", Action: consent.ActionGrant},
+		{ChangeID: strings.Repeat("c", consent.MaxGrantIDBytes+1), SubjectID: "s4", Purpose: "marketing", Action: consent.ActionGrant},
+		{ChangeID: strings.Repeat("c", consent.MaxGrantIDBytes), SubjectID: "s3", Purpose: "marketing", Action: consent.ActionGrant},
 	}
 	var batch []kafka.Message
 	for i, c := range changes {
@@ -103,29 +106,30 @@ func TestOverLongIDsAreDeadLettered(t *testing.T) {
 	}
 	// (A WITHDRAW, DENY or ERASE with an over-long id is applied under a
 	// bounded id instead: TestOverLongIDOfARestrictiveChangeStillTakesEffect.)
-	wantField := []string{"change_id", "subject_id"}
+	wantField := []string{"change_id", "subject_id", "change_id"}
+	wantBound := []int{consent.MaxIDBytes, consent.MaxIDBytes, consent.MaxGrantIDBytes}
 	if len(out) != len(wantField) {
 		t.Fatalf("%d records out, want %d dead letters", len(out), len(wantField))
 	}
 	for i, m := range out {
 		reason, _ := stream.Header(m, HeaderDLQReason)
 		msg, _ := stream.Header(m, HeaderDLQError)
-		if m.Topic != "consent.changes.dlq" || reason != "invalid_change" || !strings.Contains(msg, wantField[i]+": is longer than 256 bytes") ||
+		if m.Topic != "consent.changes.dlq" || reason != "invalid_change" || !strings.Contains(msg, fmt.Sprintf("%s: is longer than %d bytes", wantField[i], wantBound[i])) ||
 			strings.Contains(msg, "ccc") || strings.Contains(msg, "sss") {
 			t.Errorf("record %d on %s: %s %q, want a dead letter invalid_change naming %s", i, m.Topic, reason, msg, wantField[i])
 		}
 	}
-	states, err := store.Lookup(context.Background(), []string{"s0", longSubject, "s3"})
+	states, err := store.Lookup(context.Background(), []string{"s0", longSubject, "s3", "s4"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, subj := range []string{"s0", longSubject} {
+	for _, subj := range []string{"s0", longSubject, "s4"} {
 		if states[subj] != nil {
 			t.Errorf("a change with an over-long id was applied (subject of %d bytes)", len(subj))
 		}
 	}
 	if states["s3"] == nil || states["s3"].Purposes["marketing"].Status != consent.StatusGranted {
-		t.Error("the grant whose change id is exactly at the bound was not applied")
+		t.Error("the grant whose change id is exactly at the GRANT bound was not applied")
 	}
 }
 

@@ -11,12 +11,15 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/consentgate/consentgate/pkg/kafkaconn"
 	"github.com/consentgate/consentgate/pkg/proctest"
 )
 
@@ -24,9 +27,26 @@ import (
 type Broker struct {
 	Addr string
 	Proc *proctest.Proc
-	bin  string
-	args []string
-	t    testing.TB
+	// Security is what a client needs to connect (Options.TLS,
+	// Options.Users): the CA, the client certificate when one is
+	// required, and the first user with its password file. The zero
+	// value for a plain broker.
+	Security kafkaconn.Config
+	// Certs are the TLS files (nil without TLS).
+	Certs *Certs
+
+	passwordFiles map[string]string // by user
+	bin           string
+	args          []string
+	t             testing.TB
+}
+
+// User is a SASL user of the broker.
+type User struct {
+	Mechanism string // PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
+	Name      string
+	Password  string // no spaces
+	Superuser bool   // passes every ACL
 }
 
 // Options tune the broker.
@@ -39,6 +59,21 @@ type Options struct {
 	// 0 keeps the default, 1048588. See CreateTopicsWithConfig for one
 	// topic's own limit.
 	MaxMessageBytes int
+
+	// TLS makes the listener TLS only, with the server certificate of
+	// Certs (NewCerts(t) when nil); ClientCerts also requires a client
+	// certificate signed by Certs' CA.
+	TLS         bool
+	Certs       *Certs
+	ClientCerts bool
+	// Users makes every connection authenticate with SASL as one of
+	// them; Broker.Security is the first.
+	Users []User
+	// ACLs turns ACL checking on; ACLLines are the users' ACLs in the
+	// devbroker's form, "acl USER allow|deny OPERATION RESOURCE_TYPE
+	// NAME [literal|prefixed]".
+	ACLs     bool
+	ACLLines []string
 }
 
 // Start builds (once) and starts a devbroker on a free port.
@@ -58,11 +93,81 @@ func Start(t testing.TB, o Options) *Broker {
 	if o.DataDir != "" {
 		args = append(args, "--data-dir", o.DataDir)
 	}
-	b := &Broker{bin: proctest.Build(t, "services/devbroker"), args: args, t: t, Addr: fmt.Sprintf("127.0.0.1:%d", port)}
+	b := &Broker{bin: proctest.Build(t, "services/devbroker"), t: t, Addr: fmt.Sprintf("127.0.0.1:%d", port)}
+	args = append(args, b.secure(t, o)...)
+	b.args = args
 	b.start()
-	t.Logf("brokertest: using the local devbroker process (kfake) at %s; no Docker engine is used", b.Addr)
+	t.Logf("brokertest: using the local devbroker process (kfake) at %s (tls %v, sasl users %d, acls %v); no Docker engine is used",
+		b.Addr, o.TLS, len(o.Users), o.ACLs)
 	return b
 }
+
+// secure writes the files of o's TLS and SASL settings, fills b.Security
+// and returns the devbroker's flags.
+func (b *Broker) secure(t testing.TB, o Options) []string {
+	t.Helper()
+	var args []string
+	if o.TLS {
+		if o.Certs == nil {
+			o.Certs = NewCerts(t)
+		}
+		b.Certs = o.Certs
+		args = append(args, "--tls-cert-file", o.Certs.ServerCert, "--tls-key-file", o.Certs.ServerKey)
+		b.Security.TLS, b.Security.CAFile = true, o.Certs.CAFile
+		if o.ClientCerts {
+			args = append(args, "--tls-client-ca-file", o.Certs.CAFile)
+			b.Security.CertFile, b.Security.KeyFile = o.Certs.ClientCert, o.Certs.ClientKey
+		}
+	} else if o.ClientCerts {
+		t.Fatal("brokertest: ClientCerts needs TLS")
+	}
+	if len(o.Users) > 0 {
+		dir := t.TempDir()
+		var lines []string
+		b.passwordFiles = map[string]string{}
+		for i, u := range o.Users {
+			line := u.Mechanism + " " + u.Name + " " + u.Password
+			if u.Superuser {
+				line += " superuser"
+			}
+			lines = append(lines, line)
+			if _, ok := b.passwordFiles[u.Name]; !ok {
+				f := filepath.Join(dir, fmt.Sprintf("password-%d", i))
+				if err := os.WriteFile(f, []byte(u.Password+"\n"), 0o600); err != nil {
+					t.Fatalf("brokertest: write a password file: %v", err)
+				}
+				b.passwordFiles[u.Name] = f
+			}
+		}
+		lines = append(lines, o.ACLLines...)
+		users := filepath.Join(dir, "users")
+		if err := os.WriteFile(users, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+			t.Fatalf("brokertest: write the users file: %v", err)
+		}
+		args = append(args, "--sasl-users-file", users)
+		b.Security.SASLMechanism, b.Security.SASLUsername, b.Security.SASLPasswordFile = o.Users[0].Mechanism, o.Users[0].Name, b.passwordFiles[o.Users[0].Name]
+	}
+	if o.ACLs {
+		args = append(args, "--acls")
+	}
+	return args
+}
+
+// SecurityAs is Security with user name and mechanism instead of the first
+// user's (name must be one of Options.Users).
+func (b *Broker) SecurityAs(mechanism, name string) kafkaconn.Config {
+	b.t.Helper()
+	f, ok := b.passwordFiles[name]
+	if !ok {
+		b.t.Fatalf("brokertest: no user %q", name)
+	}
+	c := b.Security
+	c.SASLMechanism, c.SASLUsername, c.SASLPasswordFile = mechanism, name, f
+	return c
+}
+
+// Dialer returns a kafka-go Dialer that connects to b (Security).
+func (b *Broker) Dialer() *kafka.Dialer { return b.Security.Dialer("brokertest") }
 
 func (b *Broker) start() {
 	b.t.Helper()
@@ -96,7 +201,7 @@ func (b *Broker) CreateTopicsWithConfig(t testing.TB, partitions int, config map
 	for k, v := range config {
 		entries = append(entries, kafka.ConfigEntry{ConfigName: k, ConfigValue: v})
 	}
-	conn, err := kafka.Dial("tcp", b.Addr)
+	conn, err := b.Dialer().Dial("tcp", b.Addr)
 	if err != nil {
 		t.Fatalf("dial broker: %v", err)
 	}
@@ -115,7 +220,7 @@ func (b *Broker) CreateTopicsWithConfig(t testing.TB, partitions int, config map
 // partition (no consumer group).
 func (b *Broker) ReadAll(t testing.TB, topic string, quiet, timeout time.Duration) []kafka.Message {
 	t.Helper()
-	conn, err := kafka.Dial("tcp", b.Addr)
+	conn, err := b.Dialer().Dial("tcp", b.Addr)
 	if err != nil {
 		t.Fatalf("dial broker: %v", err)
 	}
@@ -127,7 +232,7 @@ func (b *Broker) ReadAll(t testing.TB, topic string, quiet, timeout time.Duratio
 	var out []kafka.Message
 	for _, p := range parts {
 		r := kafka.NewReader(kafka.ReaderConfig{
-			Brokers: []string{b.Addr}, Topic: topic, Partition: p.ID,
+			Brokers: []string{b.Addr}, Topic: topic, Partition: p.ID, Dialer: b.Dialer(),
 			MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond,
 		})
 		deadline := time.Now().Add(timeout)

@@ -6,18 +6,66 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/consentgate/consentgate/pkg/kafkaconn"
+	"github.com/consentgate/consentgate/pkg/topicread"
 )
 
-// Client returns a kafka-go admin client for c.
+// Client returns a kafka-go admin client for c. Its Transport is shared by
+// every Client of the same client id and security settings, so that
+// frequent calls (the enforcer reads committed offsets five times a second)
+// reuse connections instead of a TLS handshake and a SASL exchange each.
 func (c Config) Client() *kafka.Client {
 	return &kafka.Client{
 		Addr:      kafka.TCP(c.Brokers...),
 		Timeout:   10 * time.Second,
-		Transport: &kafka.Transport{ClientID: c.ClientID},
+		Transport: c.sharedTransport(),
 	}
+}
+
+// Dialer returns the kafka-go Dialer of c's readers and kafka.Conn: its
+// client id, TLS and SASL (see kafkaconn.Config.Dialer).
+func (c Config) Dialer() *kafka.Dialer { return c.Security.Dialer(c.ClientID) }
+
+// Transport returns a new kafka-go Transport for a writer or kafka.Client
+// of c: its client id, TLS and SASL.
+func (c Config) Transport() *kafka.Transport { return c.Security.Transport(c.ClientID) }
+
+// TopicReader returns a topicread.Client of c's brokers that connects as
+// c says; timeout bounds each request (0 is 10 s).
+func (c Config) TopicReader(timeout time.Duration) *topicread.Client {
+	return &topicread.Client{Brokers: c.Brokers, Dialer: c.Dialer(), Transport: c.sharedTransport(), Timeout: timeout}
+}
+
+// Explain returns err, an error of a client of c, with what to check when
+// it is a failed TLS handshake or SASL authentication (matching
+// kafkaconn.ErrSecurity; see kafkaconn.Diagnose), or when a plain client
+// was closed by a broker that may require TLS or SASL.
+func (c Config) Explain(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	return kafkaconn.Diagnose(ctx, c.Dialer(), c.Brokers, err)
+}
+
+type transportKey struct {
+	clientID string
+	security kafkaconn.Config
+}
+
+var transports sync.Map // transportKey → *kafka.Transport
+
+func (c Config) sharedTransport() *kafka.Transport {
+	k := transportKey{c.ClientID, c.Security}
+	if t, ok := transports.Load(k); ok {
+		return t.(*kafka.Transport)
+	}
+	t, _ := transports.LoadOrStore(k, c.Transport())
+	return t.(*kafka.Transport)
 }
 
 // Committed returns the offsets consumer group has committed on every
@@ -27,7 +75,7 @@ func Committed(ctx context.Context, c Config, group string, topics []string) (ma
 	client := c.Client()
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
 	if err != nil {
-		return nil, fmt.Errorf("read topic metadata: %w", err)
+		return nil, fmt.Errorf("read topic metadata: %w", c.Explain(ctx, err))
 	}
 	req := &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{}}
 	for _, t := range meta.Topics {
@@ -45,7 +93,7 @@ func Committed(ctx context.Context, c Config, group string, topics []string) (ma
 	}
 	resp, err := client.OffsetFetch(ctx, req)
 	if err != nil {
-		return nil, fmt.Errorf("read committed offsets of group %s: %w", group, err)
+		return nil, fmt.Errorf("read committed offsets of group %s: %w", group, c.Explain(ctx, err))
 	}
 	if errors.Is(resp.Error, kafka.GroupIdNotFound) {
 		// A group that never committed: nothing committed anywhere.
@@ -85,7 +133,7 @@ func CheckKeptForever(ctx context.Context, c Config, topic string) error {
 		Resources: []kafka.DescribeConfigRequestResource{{ResourceType: kafka.ResourceTypeTopic, ResourceName: topic}},
 	})
 	if err != nil {
-		return fmt.Errorf("describe the configuration of topic %s: %w", topic, err)
+		return fmt.Errorf("describe the configuration of topic %s: %w", topic, c.Explain(ctx, err))
 	}
 	if len(resp.Resources) != 1 {
 		return fmt.Errorf("describe the configuration of topic %s: %d resources in the answer", topic, len(resp.Resources))

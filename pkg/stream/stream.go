@@ -29,6 +29,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/consentgate/consentgate/pkg/envflag"
+	"github.com/consentgate/consentgate/pkg/kafkaconn"
 )
 
 // Config is the Kafka part of a service's configuration.
@@ -38,6 +39,9 @@ type Config struct {
 	AutoCreateTopics bool
 	WriteTimeout     time.Duration
 	BatchBytes       int
+	// Security is how every client connects: TLS and SASL
+	// (KAFKA_TLS*, KAFKA_SASL_*); the zero value is plain TCP.
+	Security kafkaconn.Config
 }
 
 // DefaultConfig returns the settings used when nothing is set.
@@ -66,6 +70,7 @@ func (c Config) Validate() error {
 	if c.BatchBytes < 1024 {
 		errs = append(errs, errors.New("batch bytes below 1024: set KAFKA_BATCH_BYTES, e.g. 4194304"))
 	}
+	errs = append(errs, c.Security.Validate())
 	return errors.Join(errs...)
 }
 
@@ -88,7 +93,7 @@ func NewWriter(c Config) *kafka.Writer {
 		ReadTimeout:            c.WriteTimeout,
 		MaxAttempts:            3,
 		AllowAutoTopicCreation: c.AutoCreateTopics,
-		Transport:              &kafka.Transport{ClientID: c.ClientID},
+		Transport:              c.Transport(),
 	}
 }
 
@@ -146,7 +151,7 @@ func NewReader(c Config, r ReaderConfig) *kafka.Reader {
 		JoinGroupBackoff:  500 * time.Millisecond,
 		ReadBackoffMin:    50 * time.Millisecond,
 		ReadBackoffMax:    500 * time.Millisecond,
-		Dialer:            &kafka.Dialer{ClientID: c.ClientID, Timeout: 10 * time.Second, DualStack: true},
+		Dialer:            c.Dialer(),
 	})
 }
 
@@ -504,6 +509,7 @@ func (c *Config) Flags(s *envflag.Set) {
 	s.Bool(&c.AutoCreateTopics, "kafka-auto-create-topics", "KAFKA_AUTO_CREATE_TOPICS", "ask the brokers to create missing output topics")
 	s.Duration(&c.WriteTimeout, "kafka-write-timeout", "KAFKA_WRITE_TIMEOUT", "deadline of one produce request")
 	s.Int(&c.BatchBytes, "kafka-batch-bytes", "KAFKA_BATCH_BYTES", "largest produce request, in bytes")
+	c.Security.Flags(s)
 }
 
 // Flags declares the consumer settings on s; prefix names the service's
@@ -517,8 +523,10 @@ func (r *ReaderConfig) Flags(s *envflag.Set, prefix string) {
 }
 
 // Ping checks that a broker of c answers, within ctx: a readiness probe.
+// A failed authentication or TLS handshake says what to check
+// (kafkaconn.Explain).
 func Ping(ctx context.Context, c Config) error {
-	var d kafka.Dialer
+	d := c.Dialer()
 	var errs []error
 	for _, b := range c.Brokers {
 		conn, err := d.DialContext(ctx, "tcp", b)
@@ -529,7 +537,26 @@ func Ping(ctx context.Context, c Config) error {
 				return nil
 			}
 		}
-		errs = append(errs, err)
+		errs = append(errs, c.Security.Hint(kafkaconn.Explain(err)))
 	}
 	return fmt.Errorf("no broker answers: %w", errors.Join(errs...))
+}
+
+// CheckSecurity connects to c's brokers once, within 10 s, when c has TLS
+// or SASL, and returns the error when the brokers refused the TLS
+// handshake or the authentication (matching kafkaconn.ErrSecurity, saying
+// what to check): a setting to fix, which should stop start-up. A broker
+// that cannot be reached is not an error here: it may come later, and the
+// readiness probe (Ping) tells.
+func CheckSecurity(ctx context.Context, c Config) error {
+	if !c.Security.Enabled() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err := Ping(ctx, c)
+	if errors.Is(err, kafkaconn.ErrSecurity) {
+		return fmt.Errorf("connect to the Kafka brokers (KAFKA_BROKERS): %w", err)
+	}
+	return nil
 }

@@ -14,12 +14,17 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/consentgate/consentgate/pkg/kafkaconn"
 )
 
 // Client reads topics from brokers.
 type Client struct {
 	Brokers []string
-	// Dialer and Transport connect (TLS, SASL); nil: plain TCP.
+	// Dialer and Transport connect (TLS, SASL); nil: plain TCP. Set
+	// both, from the same kafkaconn.Config (stream.Config.TopicReader
+	// does): a failed authentication or TLS handshake is explained
+	// through the Dialer (kafkaconn.Diagnose).
 	Dialer    *kafka.Dialer
 	Transport kafka.RoundTripper
 	// Timeout bounds each request; 0 is 10 s.
@@ -32,6 +37,12 @@ func (c *Client) client() *kafka.Client {
 		t = 10 * time.Second
 	}
 	return &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: t, Transport: c.Transport}
+}
+
+// explain says what to check when err is a failed TLS handshake or SASL
+// authentication.
+func (c *Client) explain(ctx context.Context, err error) error {
+	return kafkaconn.Diagnose(ctx, c.Dialer, c.Brokers, err)
 }
 
 // ErrNoTopic is returned for a topic the brokers do not know.
@@ -56,7 +67,7 @@ func (c *Client) Partitions(ctx context.Context, topic string) ([]int32, error) 
 func (c *Client) PartitionsOf(ctx context.Context, topics []string) (map[string][]int32, error) {
 	md, err := c.client().Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
 	if err != nil {
-		return nil, fmt.Errorf("metadata of %s: %w", strings.Join(topics, ", "), err)
+		return nil, fmt.Errorf("metadata of %s: %w", strings.Join(topics, ", "), c.explain(ctx, err))
 	}
 	out := make(map[string][]int32, len(md.Topics))
 	for _, t := range md.Topics {
@@ -93,7 +104,7 @@ func (c *Client) Offsets(ctx context.Context, topic string) (map[int32]Range, er
 	}
 	res, err := c.client().ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
 	if err != nil {
-		return nil, fmt.Errorf("offsets of %s: %w", topic, err)
+		return nil, fmt.Errorf("offsets of %s: %w", topic, c.explain(ctx, err))
 	}
 	out := make(map[int32]Range, len(parts))
 	for _, po := range res.Topics[topic] {
@@ -137,7 +148,7 @@ func (c *Client) Read(ctx context.Context, topic string, partition int32, from, 
 			if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 				return nil
 			}
-			return fmt.Errorf("read %s/%d: %w", topic, partition, err)
+			return fmt.Errorf("read %s/%d: %w", topic, partition, c.explain(ctx, err))
 		}
 		if m.Offset >= to {
 			return nil

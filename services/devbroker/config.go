@@ -23,6 +23,15 @@ type Config struct {
 	// record batch a topic without its own max.message.bytes accepts;
 	// 0 keeps kfake's default (1048588, as Kafka).
 	MaxMessageBytes int
+	// TLSCertFile and TLSKeyFile make the listener TLS only (PEM
+	// certificate and key); TLSClientCAFile then also requires a client
+	// certificate signed by one of its CAs.
+	TLSCertFile, TLSKeyFile, TLSClientCAFile string
+	// SASLUsersFile lists the SASL users (see security.go); set, every
+	// connection must authenticate as one of them.
+	SASLUsersFile string
+	// ACLs checks every request against the users' ACLs (superusers pass).
+	ACLs bool
 }
 
 // DefaultTopics are the pipeline's topics (DESIGN.md, default names). Purpose
@@ -64,6 +73,15 @@ func (c Config) Validate() error {
 	if c.MaxMessageBytes < 0 || (c.MaxMessageBytes > 0 && c.MaxMessageBytes < 1024) {
 		errs = append(errs, fmt.Errorf("max message bytes %d out of range: set DEVBROKER_MAX_MESSAGE_BYTES or --max-message-bytes to 0 (default) or at least 1024", c.MaxMessageBytes))
 	}
+	switch {
+	case c.TLSCertFile != "" && c.TLSKeyFile == "", c.TLSCertFile == "" && c.TLSKeyFile != "":
+		errs = append(errs, errors.New("TLS needs both DEVBROKER_TLS_CERT_FILE (--tls-cert-file) and DEVBROKER_TLS_KEY_FILE (--tls-key-file)"))
+	case c.TLSClientCAFile != "" && c.TLSCertFile == "":
+		errs = append(errs, errors.New("DEVBROKER_TLS_CLIENT_CA_FILE (--tls-client-ca-file) needs TLS: set DEVBROKER_TLS_CERT_FILE and DEVBROKER_TLS_KEY_FILE"))
+	}
+	if c.ACLs && c.SASLUsersFile == "" {
+		errs = append(errs, errors.New("DEVBROKER_ACLS (--acls) needs SASL users to check: set DEVBROKER_SASL_USERS_FILE (--sasl-users-file)"))
+	}
 	if c.MinSessionTimeout <= 0 {
 		errs = append(errs, errors.New("min session timeout must be positive: set DEVBROKER_MIN_SESSION_TIMEOUT or --min-session-timeout, e.g. 1s"))
 	}
@@ -104,6 +122,17 @@ func loadConfig(args []string, getenv func(string) string) (Config, error) {
 		}
 		cfg.MinSessionTimeout = d
 	}
+	cfg.TLSCertFile = getenv("DEVBROKER_TLS_CERT_FILE")
+	cfg.TLSKeyFile = getenv("DEVBROKER_TLS_KEY_FILE")
+	cfg.TLSClientCAFile = getenv("DEVBROKER_TLS_CLIENT_CA_FILE")
+	cfg.SASLUsersFile = getenv("DEVBROKER_SASL_USERS_FILE")
+	if v := getenv("DEVBROKER_ACLS"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("DEVBROKER_ACLS=%q is not true or false", v))
+		}
+		cfg.ACLs = b
+	}
 	if err := errors.Join(errs...); err != nil {
 		return cfg, err
 	}
@@ -117,6 +146,11 @@ func loadConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.BoolVar(&cfg.SyncWrites, "sync", cfg.SyncWrites, "fsync every produced batch (slower)")
 	fs.IntVar(&cfg.MaxMessageBytes, "max-message-bytes", cfg.MaxMessageBytes, "largest record batch the broker accepts (message.max.bytes), 0 for the default 1048588 (env DEVBROKER_MAX_MESSAGE_BYTES)")
 	fs.DurationVar(&cfg.MinSessionTimeout, "min-session-timeout", cfg.MinSessionTimeout, "smallest consumer-group session timeout accepted (env DEVBROKER_MIN_SESSION_TIMEOUT)")
+	fs.StringVar(&cfg.TLSCertFile, "tls-cert-file", cfg.TLSCertFile, "PEM certificate of a TLS-only listener, with --tls-key-file; empty: plain TCP (env DEVBROKER_TLS_CERT_FILE)")
+	fs.StringVar(&cfg.TLSKeyFile, "tls-key-file", cfg.TLSKeyFile, "PEM key of that certificate (env DEVBROKER_TLS_KEY_FILE)")
+	fs.StringVar(&cfg.TLSClientCAFile, "tls-client-ca-file", cfg.TLSClientCAFile, "require client certificates signed by a CA of this PEM file (env DEVBROKER_TLS_CLIENT_CA_FILE)")
+	fs.StringVar(&cfg.SASLUsersFile, "sasl-users-file", cfg.SASLUsersFile, "require SASL: file of users, one a line 'MECHANISM USER PASSWORD [superuser]' (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), and ACL lines 'acl USER allow|deny OPERATION RESOURCE_TYPE NAME [literal|prefixed]' (env DEVBROKER_SASL_USERS_FILE)")
+	fs.BoolVar(&cfg.ACLs, "acls", cfg.ACLs, "check every request against the users' ACLs; superusers pass (env DEVBROKER_ACLS)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "devbroker: an embedded Kafka-protocol broker for development and tests.\n\nDefault topics: %s\n\nSettings:\n", strings.Join(DefaultTopics, ", "))
 		fs.PrintDefaults()

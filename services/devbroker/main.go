@@ -4,6 +4,12 @@
 // consumer groups and offsets, persists its log in a data directory when one
 // is given, and creates the pipeline's default topics at start.
 //
+// By default it listens in plain TCP without authentication. For testing
+// the clients' security it can listen in TLS only (--tls-cert-file,
+// --tls-key-file, and --tls-client-ca-file to require client
+// certificates), require SASL (--sasl-users-file: PLAIN, SCRAM-SHA-256 and
+// SCRAM-SHA-512 users) and check ACLs (--acls); see security.go.
+//
 // It prints one line "devbroker ready <host:port>" on standard output once it
 // accepts connections, and shuts down cleanly (flushing the data directory) on
 // SIGINT or SIGTERM.
@@ -71,6 +77,11 @@ func run(log *slog.Logger, args []string) error {
 	if cfg.SyncWrites {
 		opts = append(opts, kfake.SyncWrites())
 	}
+	sec, secAttrs, err := securityOpts(cfg)
+	if err != nil {
+		return err
+	}
+	opts = append(opts, sec...)
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		return fmt.Errorf("start broker: %w", err)
@@ -78,6 +89,9 @@ func run(log *slog.Logger, args []string) error {
 	addrs := c.ListenAddrs()
 	log.Info("devbroker started", "addr", addrs[0], "partitions", cfg.Partitions,
 		"topics", cfg.Topics, "data_dir", cfg.DataDir, "auto_create", cfg.AutoCreate, "max_message_bytes", cfg.MaxMessageBytes)
+	if len(secAttrs) > 0 {
+		log.Info("devbroker security", secAttrs...)
+	}
 	fmt.Printf("devbroker ready %s\n", addrs[0])
 
 	<-ctx.Done()

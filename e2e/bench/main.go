@@ -397,7 +397,7 @@ func (b *bench) startInfra(ctx context.Context, dataDir string) error {
 	b.kcfg.Brokers = []string{b.broker}
 	b.kcfg.ClientID = "consentgate-bench"
 	b.writer = stream.NewWriter(b.kcfg)
-	b.admin = newKafkaAdmin(b.broker)
+	b.admin = newKafkaAdmin(b.kcfg)
 	b.baseEnv = []string{
 		"KAFKA_BROKERS=" + b.broker,
 		"REDIS_ADDR=" + b.redis,
@@ -856,7 +856,7 @@ func (b *bench) pacedRun(ctx context.Context, pr pacedRun) (latencyResult, error
 	}
 	errs := make(chan error, len(topics))
 	for _, t := range topics {
-		r, err := tailReader(b.broker, t, probePartition)
+		r, err := tailReader(b.kcfg, t, probePartition)
 		if err != nil {
 			return latencyResult{}, err
 		}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/consentgate/consentgate/pkg/stream"
 )
 
 // kafkaAdmin reads partition end offsets and consumer-group commits.
@@ -16,8 +18,10 @@ type kafkaAdmin struct {
 	client *kafka.Client
 }
 
-func newKafkaAdmin(broker string) *kafkaAdmin {
-	return &kafkaAdmin{client: &kafka.Client{Addr: kafka.TCP(broker), Timeout: 10 * time.Second}}
+// newKafkaAdmin returns the admin client of kc's brokers (its TLS and SASL
+// too).
+func newKafkaAdmin(kc stream.Config) *kafkaAdmin {
+	return &kafkaAdmin{client: kc.Client()}
 }
 
 func partitionList(n int) []int {
@@ -183,15 +187,15 @@ func percentilesOf(ds []time.Duration) percentiles {
 // only one partition of each topic, a sixth (with 6 partitions) of the
 // traffic keyed by subject, so that observing costs the 2-core machine
 // little.
-func tailReader(broker, topic string, partition int) (*kafka.Reader, error) {
+func tailReader(kc stream.Config, topic string, partition int) (*kafka.Reader, error) {
 	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:   []string{broker},
+		Brokers:   kc.Brokers,
 		Topic:     topic,
 		Partition: partition,
 		MinBytes:  1,
 		MaxBytes:  10 << 20,
 		MaxWait:   100 * time.Millisecond,
-		Dialer:    &kafka.Dialer{ClientID: "consentgate-bench", Timeout: 10 * time.Second},
+		Dialer:    kc.Dialer(),
 	})
 	if err := r.SetOffset(kafka.LastOffset); err != nil {
 		r.Close()

@@ -140,7 +140,7 @@ func (c Common) Validate(prefix string) error {
 
 // LogAttrs lists the shared settings for the start-up log, secrets masked.
 func (c Common) LogAttrs() []slog.Attr {
-	return []slog.Attr{
+	return append([]slog.Attr{
 		slog.Any("kafka_brokers", c.Kafka.Brokers),
 		slog.Any("input_topics", c.Input.Topics),
 		slog.String("group_id", c.Input.GroupID),
@@ -153,7 +153,7 @@ func (c Common) LogAttrs() []slog.Attr {
 		slog.Duration("linger", c.Linger),
 		slog.String("telemetry_addr", c.Telemetry.Addr),
 		slog.Float64("trace_sample_ratio", c.Telemetry.SampleRatio),
-	}
+	}, c.Kafka.Security.LogAttrs()...)
 }
 
 // Codec loads the schemas (built in, or SchemasDir) and, when RegistryURL is

@@ -38,6 +38,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		return err
 	}
 	log.Info("starting", "config", cfg)
+	cfg.Kafka.Security.LogWarnings(log)
 
 	known, err := cfg.catalogue()
 	if err != nil {
@@ -56,6 +57,9 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 
 	if cfg.Kafka.ClientID == "" {
 		cfg.Kafka.ClientID = "consentgate-consent-sync"
+	}
+	if err := stream.CheckSecurity(ctx, cfg.Kafka); err != nil {
+		return err
 	}
 	opts := apply.Options{RevocationsTopic: cfg.RevocationsTopic, DLQSuffix: cfg.DLQSuffix, KnownPurposes: known, MaxClockSkew: cfg.MaxClockSkew,
 		OnUnknownPurpose: func(purpose string) {

@@ -16,7 +16,6 @@ import (
 
 	"github.com/consentgate/consentgate/pkg/avrocodec"
 	"github.com/consentgate/consentgate/pkg/ledger"
-	"github.com/consentgate/consentgate/pkg/topicread"
 	"github.com/consentgate/consentgate/schemas"
 )
 
@@ -392,12 +391,17 @@ func cmdCompleteness(ctx context.Context, e *env, args []string) error {
 	topic := fs.String("topic", "customer.events", "input topic whose offsets must each have exactly one audit record")
 	auditTopic := fs.String("audit-topic", envOr(e, "LEDGER_AUDIT_TOPIC", "consent.audit"), "the audit topic, whose held partitions make no input topic complete (env LEDGER_AUDIT_TOPIC)")
 	brokers := fs.String("brokers", e.getenv("KAFKA_BROKERS"), "Kafka brokers (env KAFKA_BROKERS): the input topic's offsets are then checked from its start to its end; without, between the first and last audited offsets")
+	var kf kafkaFlags
+	kf.add(fs, e)
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
 	var expected map[int32]ledger.OffsetRange
 	if *brokers != "" {
-		c := &topicread.Client{Brokers: strings.Split(*brokers, ",")}
+		c, err := kf.client(*brokers)
+		if err != nil {
+			return err
+		}
 		offs, err := c.Offsets(ctx, *topic)
 		if err != nil {
 			return fmt.Errorf("input offsets: %w", err)

@@ -115,7 +115,9 @@ func usage(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-18s %s\n", n, commands[n].about)
 	}
-	fmt.Fprintln(w, "\nThe ledger is LEDGER_DSN (or --dsn): sqlite:<file> or postgres://…; the brokers KAFKA_BROKERS (or --brokers).")
+	fmt.Fprintln(w, "\nThe ledger is LEDGER_DSN (or --dsn): sqlite:<file> or postgres://…; the brokers KAFKA_BROKERS (or --brokers),")
+	fmt.Fprintln(w, "reached as the services reach them: KAFKA_TLS, KAFKA_TLS_CA_FILE, KAFKA_TLS_CERT_FILE, KAFKA_TLS_KEY_FILE,")
+	fmt.Fprintln(w, "KAFKA_TLS_SERVER_NAME, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD_FILE (or --kafka-tls...).")
 	fmt.Fprintln(w, "Exit status: 0 all well, 2 a check found problems, 1 an error.")
 }
 

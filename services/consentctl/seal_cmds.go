@@ -55,6 +55,7 @@ func cmdKeygen(ctx context.Context, e *env, args []string) error {
 // sealFlags are the flags of the commands that check checkpoints.
 type sealFlags struct {
 	brokers, auditTopic, checkpointsTopic, verifierKeys string
+	kafka                                               kafkaFlags
 }
 
 func (s *sealFlags) add(fs *flag.FlagSet, e *env) {
@@ -62,6 +63,7 @@ func (s *sealFlags) add(fs *flag.FlagSet, e *env) {
 	fs.StringVar(&s.auditTopic, "audit-topic", envOr(e, "LEDGER_AUDIT_TOPIC", "consent.audit"), "the audit topic (env LEDGER_AUDIT_TOPIC)")
 	fs.StringVar(&s.checkpointsTopic, "checkpoints-topic", envOr(e, "LEDGER_CHECKPOINTS_TOPIC", "consent.audit.checkpoints"), "the checkpoints topic (env LEDGER_CHECKPOINTS_TOPIC)")
 	fs.StringVar(&s.verifierKeys, "verifier-keys-file", e.getenv("LEDGER_VERIFIER_KEYS_FILE"), "trusted verifier keys, one per line (from consentctl keygen; env LEDGER_VERIFIER_KEYS_FILE)")
+	s.kafka.add(fs, e)
 }
 
 func envOr(e *env, name, def string) string {
@@ -86,7 +88,7 @@ func (s *sealFlags) client() (*topicread.Client, error) {
 	if s.brokers == "" {
 		return nil, errors.New("--brokers (or KAFKA_BROKERS) is required")
 	}
-	return &topicread.Client{Brokers: strings.Split(s.brokers, ",")}, nil
+	return s.kafka.client(s.brokers)
 }
 
 // checkpointNotes reads the checkpoints topic and returns the notes per
@@ -440,8 +442,11 @@ func cmdVerifyProof(ctx context.Context, e *env, args []string) error {
 		}
 		var rec *seal.Record
 		if sf.brokers != "" {
-			c, _ := sf.client()
-			err := c.Read(ctx, p.Topic, p.Partition, p.Offset, p.Offset+1, func(m kafka.Message) error {
+			c, err := sf.client()
+			if err != nil {
+				return err
+			}
+			err = c.Read(ctx, p.Topic, p.Partition, p.Offset, p.Offset+1, func(m kafka.Message) error {
 				rec = &seal.Record{Offset: m.Offset, Key: m.Key, Value: m.Value}
 				return nil
 			})

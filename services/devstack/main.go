@@ -159,8 +159,9 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
-	env := []string{"KAFKA_BROKERS=" + brokerAddr, "REDIS_ADDR=" + redisAddr, "POLICY_FILE=" + policyAbs,
-		"PSEUDONYMISATION_KEY_FILE=" + keyFile}
+	kc := brokerConfig(brokerAddr)
+	env := append([]string{"KAFKA_BROKERS=" + brokerAddr, "REDIS_ADDR=" + redisAddr, "POLICY_FILE=" + policyAbs,
+		"PSEUDONYMISATION_KEY_FILE=" + keyFile}, securityEnv(kc.Security)...)
 	if err := st.startService("consent-sync", env); err != nil {
 		return err
 	}
@@ -183,7 +184,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	for i, p := range pol.Purposes {
 		purposes[i] = p.ID
 	}
-	sum, err := newSummary(brokerAddr, pol)
+	sum, err := newSummary(kc, pol)
 	if err != nil {
 		return err
 	}
@@ -191,7 +192,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	sumDone := make(chan error, 1)
 	go func() { sumDone <- sum.run(sumCtx, cfg.Every) }()
 
-	prod, err := newProducer(brokerAddr, newDemo(uint64(time.Now().UnixNano()), cfg.Subjects, purposes))
+	prod, err := newProducer(kc, newDemo(uint64(time.Now().UnixNano()), cfg.Subjects, purposes))
 	if err != nil {
 		stopSum()
 		return err

@@ -23,13 +23,12 @@ type producer struct {
 	events, changes, poison int64
 }
 
-func newProducer(broker string, d *demo) (*producer, error) {
+func newProducer(kc stream.Config, d *demo) (*producer, error) {
 	cat, err := avrocodec.LoadCatalog(schemas.FS)
 	if err != nil {
 		return nil, fmt.Errorf("load schemas: %w", err)
 	}
-	cfg := stream.DefaultConfig()
-	cfg.Brokers = []string{broker}
+	cfg := kc
 	cfg.ClientID = "consentgate-demo-producer"
 	return &producer{w: stream.NewWriter(cfg), cat: cat, codec: avrocodec.New(cat, nil), demo: d}, nil
 }

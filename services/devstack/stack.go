@@ -10,12 +10,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+
+	"github.com/consentgate/consentgate/pkg/kafkaconn"
+	"github.com/consentgate/consentgate/pkg/stream"
 )
 
 // stack owns the processes devstack started and stops them in reverse
@@ -271,5 +275,31 @@ func waitTCP(addr string, timeout time.Duration) error {
 			return err
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// brokerConfig is how the dev stack's own clients (the demo producer and
+// the summary) reach its broker: plain TCP, as the devbroker it starts
+// listens.
+func brokerConfig(addr string) stream.Config {
+	kc := stream.DefaultConfig()
+	kc.Brokers = []string{addr}
+	return kc
+}
+
+// securityEnv sets every KAFKA_TLS* and KAFKA_SASL_* variable of the
+// services to sec's values, so that none set in the shell that started
+// the dev stack (inherited by the services) points them at another
+// security than its broker's. An empty value is unset for the services.
+func securityEnv(sec kafkaconn.Config) []string {
+	return []string{
+		"KAFKA_TLS=" + strconv.FormatBool(sec.TLSOn()),
+		"KAFKA_TLS_CA_FILE=" + sec.CAFile,
+		"KAFKA_TLS_CERT_FILE=" + sec.CertFile,
+		"KAFKA_TLS_KEY_FILE=" + sec.KeyFile,
+		"KAFKA_TLS_SERVER_NAME=" + sec.ServerName,
+		"KAFKA_SASL_MECHANISM=" + sec.SASLMechanism,
+		"KAFKA_SASL_USERNAME=" + sec.SASLUsername,
+		"KAFKA_SASL_PASSWORD_FILE=" + sec.SASLPasswordFile,
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/consentgate/consentgate/pkg/avrocodec"
 	"github.com/consentgate/consentgate/pkg/policy"
+	"github.com/consentgate/consentgate/pkg/stream"
 	"github.com/consentgate/consentgate/schemas"
 )
 
@@ -30,7 +31,7 @@ type summary struct {
 	lastPrint time.Time
 }
 
-func newSummary(broker string, pol *policy.Policy) (*summary, error) {
+func newSummary(kc stream.Config, pol *policy.Policy) (*summary, error) {
 	cat, err := avrocodec.LoadCatalog(schemas.FS)
 	if err != nil {
 		return nil, fmt.Errorf("load schemas: %w", err)
@@ -44,7 +45,8 @@ func newSummary(broker string, pol *policy.Policy) (*summary, error) {
 	// records written since this run started: nothing is missed while the
 	// group is still joining.
 	s.r = kafka.NewReader(kafka.ReaderConfig{
-		Brokers:        []string{broker},
+		Brokers:        kc.Brokers,
+		Dialer:         kc.Dialer(),
 		GroupID:        fmt.Sprintf("consentgate-devstack-summary-%d", time.Now().UnixNano()),
 		GroupTopics:    []string{"consent.audit", "customer.events.dlq", "consent.revocations"},
 		StartOffset:    kafka.FirstOffset,

@@ -52,6 +52,14 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		return err
 	}
 	log.Info("starting", "config", cfg)
+	cfg.Kafka.Security.LogWarnings(log)
+
+	if cfg.Kafka.ClientID == "" {
+		cfg.Kafka.ClientID = "consentgate-enforcer"
+	}
+	if err := stream.CheckSecurity(ctx, cfg.Kafka); err != nil {
+		return err
+	}
 
 	pol, err := policy.Load(cfg.Policy)
 	if err != nil {
@@ -106,9 +114,6 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		})
 	}
 
-	if cfg.Kafka.ClientID == "" {
-		cfg.Kafka.ClientID = "consentgate-enforcer"
-	}
 	w := stream.NewWriter(cfg.Kafka)
 	defer w.Close()
 	r := stream.NewReader(cfg.Kafka, cfg.Input)

@@ -131,7 +131,7 @@ func (c Config) LogValue() slog.Value {
 	if !strings.HasPrefix(c.DSN, "sqlite:") {
 		kind = "postgres"
 	}
-	return slog.GroupValue(
+	return slog.GroupValue(append([]slog.Attr{
 		slog.Any("kafka_brokers", c.Kafka.Brokers),
 		slog.String("database", kind),
 		slog.String("changes_topic", c.ChangesTopic),
@@ -149,7 +149,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("seal_interval", c.SealInterval),
 		slog.String("console_addr", c.Console.Addr),
 		slog.String("console_tokens_file", c.Console.TokensFile),
-	)
+	}, c.Kafka.Security.LogAttrs()...)...)
 }
 
 // Topics lists the topics the ledger reads, with their kinds.

@@ -12,7 +12,6 @@ import (
 	"github.com/consentgate/consentgate/pkg/bearer"
 	"github.com/consentgate/consentgate/pkg/envflag"
 	"github.com/consentgate/consentgate/pkg/ledger"
-	"github.com/consentgate/consentgate/pkg/topicread"
 	"github.com/consentgate/consentgate/services/ledger/internal/console"
 )
 
@@ -60,7 +59,7 @@ func startConsole(ctx context.Context, cfg Config, log *slog.Logger, store *ledg
 	}
 	ccfg := console.Config{
 		Store: store, Auth: console.NewAuth(tokens), Log: log.With("component", "console"), AuditTopic: cfg.AuditTopic,
-		Offsets: &topicread.Client{Brokers: cfg.Kafka.Brokers, Timeout: 5 * time.Second}, LastIngest: lastIngest,
+		Offsets: cfg.Kafka.TopicReader(5 * time.Second), LastIngest: lastIngest,
 	}
 	if sealer != nil {
 		ccfg.Sealer = sealer // a nil *Sealer must not become a non-nil interface

@@ -14,6 +14,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/consentgate/consentgate/pkg/kafkaconn"
 	"github.com/consentgate/consentgate/pkg/ledger"
 	"github.com/consentgate/consentgate/pkg/topicread"
 )
@@ -514,7 +515,7 @@ func (c *Consumer) offsets(ctx context.Context, k tp) (first, end int64, err err
 	res, err := cl.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
 		k.topic: {kafka.FirstOffsetOf(int(k.partition)), kafka.LastOffsetOf(int(k.partition))}}})
 	if err != nil {
-		return 0, 0, fmt.Errorf("offsets of %s/%d: %w", k.topic, k.partition, err)
+		return 0, 0, fmt.Errorf("offsets of %s/%d: %w", k.topic, k.partition, kafkaconn.Diagnose(ctx, c.Dialer, c.Brokers, err))
 	}
 	for _, po := range res.Topics[k.topic] {
 		if int32(po.Partition) != k.partition {

@@ -23,7 +23,6 @@ import (
 	"github.com/consentgate/consentgate/pkg/seal"
 	"github.com/consentgate/consentgate/pkg/stream"
 	"github.com/consentgate/consentgate/pkg/telemetry"
-	"github.com/consentgate/consentgate/pkg/topicread"
 )
 
 func main() { bootstrap.Main("ledger", run) }
@@ -34,6 +33,13 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		return err
 	}
 	log.Info("starting", "config", cfg)
+	cfg.Kafka.Security.LogWarnings(log)
+	if cfg.Kafka.ClientID == "" {
+		cfg.Kafka.ClientID = "consentgate-ledger"
+	}
+	if err := stream.CheckSecurity(ctx, cfg.Kafka); err != nil {
+		return err
+	}
 	codec, err := cfg.Codec()
 	if err != nil {
 		return err
@@ -60,7 +66,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	dec := &ledger.Decoder{Codec: codec, LeafHash: leafHash, Checkpoint: checkpointReader(cfg.AuditTopic, verifiers)}
 	c := &Consumer{
-		Brokers: cfg.Kafka.Brokers, Topics: cfg.Topics(), Store: store, Decoder: dec,
+		Brokers: cfg.Kafka.Brokers, Dialer: cfg.Kafka.Dialer(), Transport: cfg.Kafka.Transport(), Topics: cfg.Topics(), Store: store, Decoder: dec,
 		BatchSize: cfg.BatchSize, Linger: cfg.Linger, Refresh: cfg.Refresh, Log: log,
 	}
 	tel.AddReadiness("ledger-consumer", func(context.Context) error {
@@ -75,13 +81,10 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	})
 	var sealer *Sealer
 	if signer != nil {
-		if cfg.Kafka.ClientID == "" {
-			cfg.Kafka.ClientID = "consentgate-ledger"
-		}
 		w := stream.NewWriter(cfg.Kafka)
 		defer w.Close()
 		sealer = &Sealer{Ledger: store, Signer: signer, Writer: w, AuditTopic: cfg.AuditTopic, CheckpointsTopic: cfg.CheckpointsTopic,
-			Offsets: &topicread.Client{Brokers: cfg.Kafka.Brokers, Timeout: 10 * time.Second}, Interval: cfg.SealInterval, Log: log}
+			Offsets: cfg.Kafka.TopicReader(10 * time.Second), Interval: cfg.SealInterval, Log: log}
 		c.Ingested = sealer.Ingested // the checkpoints the ledger reads are checked
 		tel.AddReadiness("sealer", sealer.Ready)
 	} else {

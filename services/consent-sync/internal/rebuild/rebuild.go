@@ -283,7 +283,7 @@ func Targets(ctx context.Context, kc stream.Config, topics []string) ([]Partitio
 	defer cancel()
 	meta, err := client.Metadata(mctx, &kafka.MetadataRequest{Topics: topics})
 	if err != nil {
-		return nil, fmt.Errorf("read topic metadata: %w", err)
+		return nil, fmt.Errorf("read topic metadata: %w", kc.Explain(ctx, err))
 	}
 	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
 	var errs []error
@@ -346,7 +346,7 @@ func replayPartition(ctx context.Context, log *slog.Logger, opts Options, p Part
 		MaxBytes:      10 << 20,
 		MaxWait:       500 * time.Millisecond,
 		QueueCapacity: max(opts.BatchSize, 100),
-		Dialer:        &kafka.Dialer{ClientID: opts.Kafka.ClientID, Timeout: 10 * time.Second, DualStack: true},
+		Dialer:        opts.Kafka.Dialer(), // TLS and SASL as the service's other clients
 	})
 	defer r.Close()
 	if err := r.SetOffset(p.First); err != nil {

@@ -15,16 +15,21 @@ import (
 	"github.com/consentgate/consentgate/pkg/topicread"
 )
 
-// Client returns a kafka-go admin client for c. Its Transport is shared by
-// every Client of the same client id and security settings, so that
-// frequent calls (the enforcer reads committed offsets five times a second)
-// reuse connections instead of a TLS handshake and a SASL exchange each.
+// Client returns a kafka-go admin client for c, with a Transport of its
+// own: its metadata is fresh (a Transport caches the topics it knows for
+// MetadataTTL, 6 s, so that a shared one does not see a topic created in
+// the meantime).
 func (c Config) Client() *kafka.Client {
-	return &kafka.Client{
-		Addr:      kafka.TCP(c.Brokers...),
-		Timeout:   10 * time.Second,
-		Transport: c.sharedTransport(),
-	}
+	return &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: 10 * time.Second, Transport: c.Transport()}
+}
+
+// sharedClient is Client with the Transport shared by every client of the
+// same client id and security settings, for frequent calls (the enforcer
+// reads committed offsets five times a second), which then reuse
+// connections instead of a TLS handshake and a SASL exchange each. Its
+// topics are those the brokers had up to 6 s ago.
+func (c Config) sharedClient() *kafka.Client {
+	return &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: 10 * time.Second, Transport: c.sharedTransport()}
 }
 
 // Dialer returns the kafka-go Dialer of c's readers and kafka.Conn: its
@@ -36,7 +41,9 @@ func (c Config) Dialer() *kafka.Dialer { return c.Security.Dialer(c.ClientID) }
 func (c Config) Transport() *kafka.Transport { return c.Security.Transport(c.ClientID) }
 
 // TopicReader returns a topicread.Client of c's brokers that connects as
-// c says; timeout bounds each request (0 is 10 s).
+// c says; timeout bounds each request (0 is 10 s). Its Transport is shared
+// (as kafka-go's DefaultTransport, which a topicread.Client without one
+// uses): it sees a new topic within 6 s.
 func (c Config) TopicReader(timeout time.Duration) *topicread.Client {
 	return &topicread.Client{Brokers: c.Brokers, Dialer: c.Dialer(), Transport: c.sharedTransport(), Timeout: timeout}
 }
@@ -72,7 +79,7 @@ func (c Config) sharedTransport() *kafka.Transport {
 // partition of topics: the next offset the group will read, or -1 where it
 // has committed nothing.
 func Committed(ctx context.Context, c Config, group string, topics []string) (map[string]map[int]int64, error) {
-	client := c.Client()
+	client := c.sharedClient()
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
 	if err != nil {
 		return nil, fmt.Errorf("read topic metadata: %w", c.Explain(ctx, err))

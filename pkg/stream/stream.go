@@ -531,7 +531,12 @@ func Ping(ctx context.Context, c Config) error {
 	for _, b := range c.Brokers {
 		conn, err := d.DialContext(ctx, "tcp", b)
 		if err == nil {
-			_, err = conn.ApiVersions()
+			// A metadata request, not only ApiVersions, which a broker
+			// answers before SASL authentication too.
+			if dl, ok := ctx.Deadline(); ok {
+				_ = conn.SetDeadline(dl)
+			}
+			_, err = conn.Brokers()
 			conn.Close()
 			if err == nil {
 				return nil

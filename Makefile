@@ -1,7 +1,7 @@
 # consentgate: the two commands the README promises are `make run` and
 # `make test`. Everything loops over the workspace's modules.
 
-MODULES := schemas pkg services/devbroker services/consent-sync services/enforcer services/ledger services/consentctl services/devstack e2e
+MODULES := schemas pkg services/devbroker services/consent-sync services/enforcer services/ledger services/consentctl services/devstack e2e deploy
 SERVICES := devbroker consent-sync enforcer ledger consentctl devstack
 GO ?= go
 TEST_TIMEOUT ?= 12m

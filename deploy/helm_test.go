@@ -26,7 +26,9 @@ import (
 	"helm.sh/helm/v4/pkg/engine"
 )
 
-func chartDir(t *testing.T) string { return filepath.Join(repoRoot(t), "deploy", "helm", "consentgate") }
+func chartDir(t *testing.T) string {
+	return filepath.Join(repoRoot(t), "deploy", "helm", "consentgate")
+}
 
 // rendered is one render of the chart: its objects by kind and name.
 type rendered struct {
@@ -570,8 +572,8 @@ func TestChartEverythingOn(t *testing.T) {
 			MinReplicaCount int                   `json:"minReplicaCount"`
 			MaxReplicaCount int                   `json:"maxReplicaCount"`
 			Triggers        []struct {
-				Type              string            `json:"type"`
-				Metadata          map[string]string `json:"metadata"`
+				Type              string                `json:"type"`
+				Metadata          map[string]string     `json:"metadata"`
 				AuthenticationRef struct{ Name string } `json:"authenticationRef"`
 			} `json:"triggers"`
 		} `json:"spec"`

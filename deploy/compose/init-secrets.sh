@@ -5,7 +5,7 @@
 # the ledger console's bearer token. A file that exists is kept, so pseudonyms
 # and tokens stay the same across runs. Nothing secret is printed; read a
 # token with
-#   docker compose run --rm --no-deps init-secrets cat /secrets/intake.tokens
+#   docker compose run --rm --no-deps --entrypoint cat init-secrets /secrets/intake.tokens
 set -eu
 umask 077
 cd /secrets

@@ -1,12 +1,12 @@
 # consentgate: the two commands the README promises are `make run` and
 # `make test`. Everything loops over the workspace's modules.
 
-MODULES := schemas pkg services/devbroker services/consent-sync services/enforcer services/ledger services/consentctl services/devstack e2e
+MODULES := schemas pkg services/devbroker services/consent-sync services/enforcer services/ledger services/consentctl services/devstack e2e deploy
 SERVICES := devbroker consent-sync enforcer ledger consentctl devstack
 GO ?= go
 TEST_TIMEOUT ?= 12m
 
-.PHONY: all build run test test-concurrency vet fmt-check tidy bench bench-ledger fuzz soak clean help
+.PHONY: all build images run test test-concurrency vet fmt-check tidy bench bench-ledger fuzz soak clean help
 
 all: build
 
@@ -14,6 +14,7 @@ help:
 	@echo "make run     start the whole pipeline on embedded defaults (broker, Redis, services, demo producer)"
 	@echo "make test    vet, format check and every module's tests with -race (needs redis-server on PATH)"
 	@echo "make build   build the binaries into bin/"
+	@echo "make images  build every service's container image (deploy/Dockerfile; needs a Docker engine)"
 	@echo "make fuzz    run each fuzz target for FUZZTIME (default 30s)"
 	@echo "make bench   micro-benchmarks and the end-to-end benchmark (BENCH_EVENTS=20000 for a quick run)"
 	@echo "make bench-ledger  the ledger's ingest and query benchmarks (LEDGER_BENCH_RECORDS=1000000 for a quick run)"
@@ -23,6 +24,21 @@ help:
 build:
 	@mkdir -p bin
 	@for s in $(SERVICES); do echo "building bin/$$s"; $(GO) build -o bin/$$s ./services/$$s || exit 1; done
+
+# make images: one image per service from deploy/Dockerfile (build arg
+# SERVICE), tagged $(IMAGE_PREFIX)<service>:$(IMAGE_TAG). Needs a Docker
+# engine with BuildKit; without one it says so and fails.
+IMAGE_SERVICES := enforcer consent-sync ledger consentctl demo-producer
+IMAGE_PREFIX ?= consentgate/
+IMAGE_TAG ?= dev
+DOCKER ?= docker
+images:
+	@command -v $(DOCKER) >/dev/null 2>&1 || { echo "make images: no '$(DOCKER)' command on this machine: install Docker (with BuildKit) to build the images; nothing was built" >&2; exit 1; }
+	@$(DOCKER) info >/dev/null 2>&1 || { echo "make images: '$(DOCKER)' is installed but no Docker engine answers ($(DOCKER) info failed); nothing was built" >&2; exit 1; }
+	@for s in $(IMAGE_SERVICES); do \
+		echo "building $(IMAGE_PREFIX)$$s:$(IMAGE_TAG)"; \
+		DOCKER_BUILDKIT=1 $(DOCKER) build -f deploy/Dockerfile --build-arg SERVICE=$$s -t $(IMAGE_PREFIX)$$s:$(IMAGE_TAG) . || exit 1; \
+	done
 
 run: build
 	./bin/devstack

@@ -1,0 +1,331 @@
+{{/* Names and labels. */}}
+{{- define "consentgate.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "consentgate.labels" -}}
+app.kubernetes.io/name: {{ .root.Chart.Name }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
+{{- end -}}
+
+{{- define "consentgate.selectorLabels" -}}
+app.kubernetes.io/name: {{ .root.Chart.Name }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "consentgate.image" -}}
+{{- $v := .root.Values.image -}}
+{{- $reg := ternary "" (printf "%s/" (trimSuffix "/" $v.registry)) (empty $v.registry) -}}
+{{- printf "%s%s%s:%s" $reg $v.prefix .service (default .root.Chart.AppVersion $v.tag) -}}
+{{- end -}}
+
+{{- define "consentgate.policy" -}}
+{{- if .Values.policy -}}{{ .Values.policy }}{{- else -}}{{ .Files.Get "files/policy.yaml" }}{{- end -}}
+{{- end -}}
+
+{{/* Checks of the values: a bad value stops the render saying what to set. */}}
+{{- define "consentgate.validate" -}}
+{{- $v := .Values -}}
+{{- if not $v.kafka.brokers -}}{{ fail "set kafka.brokers: the Kafka bootstrap brokers, comma-separated host:port" }}{{- end -}}
+{{- if and $v.kafka.tls.enabled (not $v.kafka.tls.existingSecret) -}}{{ fail "kafka.tls.enabled needs kafka.tls.existingSecret: a Secret with ca.crt (and tls.crt, tls.key with kafka.tls.clientCert)" }}{{- end -}}
+{{- if $v.kafka.sasl.mechanism -}}
+{{- if not (has $v.kafka.sasl.mechanism (list "PLAIN" "SCRAM-SHA-256" "SCRAM-SHA-512")) -}}{{ fail (printf "kafka.sasl.mechanism %q: use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512" $v.kafka.sasl.mechanism) }}{{- end -}}
+{{- if not $v.kafka.sasl.existingSecret -}}{{ fail "kafka.sasl.mechanism needs kafka.sasl.existingSecret: a Secret with the user name and the password" }}{{- end -}}
+{{- end -}}
+{{- if or $v.enforcer.enabled $v.consentSync.enabled -}}
+{{- if not $v.redis.addr -}}{{ fail "set redis.addr: Redis host:port (several, comma-separated, for a Redis Cluster)" }}{{- end -}}
+{{- end -}}
+{{- if and $v.redis.tls.enabled (not $v.redis.tls.existingSecret) -}}{{ fail "redis.tls.enabled needs redis.tls.existingSecret: a Secret with ca.crt (and tls.crt, tls.key with redis.tls.clientCert)" }}{{- end -}}
+{{- if and $v.redis.usernameKey (not $v.redis.existingSecret) -}}{{ fail "redis.usernameKey needs redis.existingSecret" }}{{- end -}}
+{{- if and $v.enforcer.enabled (not $v.pseudonymisation.existingSecret) -}}{{ fail "set pseudonymisation.existingSecret: the Secret holding the pseudonymisation key (the same for every enforcer; there is no default key)" }}{{- end -}}
+{{- if and $v.consentSync.enabled $v.consentSync.intake.enabled (not (or $v.consentSync.intake.tokensSecret $v.consentSync.intake.clientCASecret)) -}}{{ fail "the intake needs consentSync.intake.tokensSecret (bearer tokens) or consentSync.intake.clientCASecret (mutual TLS)" }}{{- end -}}
+{{- if and $v.consentSync.intake.clientCASecret (not $v.consentSync.intake.tlsSecret) -}}{{ fail "consentSync.intake.clientCASecret needs consentSync.intake.tlsSecret (the intake's own certificate)" }}{{- end -}}
+{{- if and $v.ledger.enabled $v.ledger.console.enabled (not $v.ledger.console.tokensSecret) -}}{{ fail "ledger.console.enabled needs ledger.console.tokensSecret" }}{{- end -}}
+{{- $a := $v.enforcer.autoscaling -}}
+{{- if and $v.enforcer.enabled $a.enabled -}}
+{{- if lt (int $v.topics.inputPartitions) 1 -}}{{ fail "topics.inputPartitions must be at least 1" }}{{- end -}}
+{{- if gt (int $a.maxReplicaCount) (int $v.topics.inputPartitions) -}}{{ fail (printf "enforcer.autoscaling.maxReplicaCount %d is above topics.inputPartitions %d: an enforcer beyond the input topic's partitions gets no work; lower it or add partitions" (int $a.maxReplicaCount) (int $v.topics.inputPartitions)) }}{{- end -}}
+{{- if gt (int $a.minReplicaCount) (int $a.maxReplicaCount) -}}{{ fail "enforcer.autoscaling.minReplicaCount is above maxReplicaCount" }}{{- end -}}
+{{- if lt (int $a.minReplicaCount) 1 -}}{{ fail "enforcer.autoscaling.minReplicaCount must be at least 1: scaled to zero, nobody decides the events" }}{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Environment of every service: Kafka, schema registry, telemetry. */}}
+{{- define "consentgate.kafkaEnv" -}}
+{{- $v := .Values -}}
+- name: KAFKA_BROKERS
+  value: {{ $v.kafka.brokers | quote }}
+{{- if $v.kafka.tls.enabled }}
+- name: KAFKA_TLS
+  value: "true"
+- name: KAFKA_TLS_CA_FILE
+  value: /var/run/secrets/consentgate/kafka-tls/ca.crt
+{{- if $v.kafka.tls.clientCert }}
+- name: KAFKA_TLS_CERT_FILE
+  value: /var/run/secrets/consentgate/kafka-tls/tls.crt
+- name: KAFKA_TLS_KEY_FILE
+  value: /var/run/secrets/consentgate/kafka-tls/tls.key
+{{- end }}
+{{- if $v.kafka.tls.serverName }}
+- name: KAFKA_TLS_SERVER_NAME
+  value: {{ $v.kafka.tls.serverName | quote }}
+{{- end }}
+{{- end }}
+{{- if $v.kafka.sasl.mechanism }}
+- name: KAFKA_SASL_MECHANISM
+  value: {{ $v.kafka.sasl.mechanism | quote }}
+- name: KAFKA_SASL_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.kafka.sasl.existingSecret }}
+      key: {{ $v.kafka.sasl.usernameKey }}
+- name: KAFKA_SASL_PASSWORD_FILE
+  value: /var/run/secrets/consentgate/kafka-sasl/password
+{{- end }}
+{{- if $v.schemaRegistry.url }}
+- name: SCHEMA_REGISTRY_URL
+  value: {{ $v.schemaRegistry.url | quote }}
+{{- end }}
+- name: TRACE_SAMPLE_RATIO
+  value: {{ $v.telemetry.traceSampleRatio | quote }}
+{{- if $v.telemetry.otlpEndpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ $v.telemetry.otlpEndpoint | quote }}
+{{- end }}
+{{- end -}}
+
+{{- define "consentgate.redisEnv" -}}
+{{- $v := .Values -}}
+- name: REDIS_ADDR
+  value: {{ $v.redis.addr | quote }}
+{{- if $v.redis.keyPrefix }}
+- name: CONSENT_KEY_PREFIX
+  value: {{ $v.redis.keyPrefix | quote }}
+{{- end }}
+{{- if $v.redis.tls.enabled }}
+- name: REDIS_TLS
+  value: "true"
+- name: REDIS_TLS_CA_FILE
+  value: /var/run/secrets/consentgate/redis-tls/ca.crt
+{{- if $v.redis.tls.clientCert }}
+- name: REDIS_TLS_CERT_FILE
+  value: /var/run/secrets/consentgate/redis-tls/tls.crt
+- name: REDIS_TLS_KEY_FILE
+  value: /var/run/secrets/consentgate/redis-tls/tls.key
+{{- end }}
+{{- if $v.redis.tls.serverName }}
+- name: REDIS_TLS_SERVER_NAME
+  value: {{ $v.redis.tls.serverName | quote }}
+{{- end }}
+{{- end }}
+{{- if $v.redis.existingSecret }}
+{{- if $v.redis.usernameKey }}
+- name: REDIS_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.redis.existingSecret }}
+      key: {{ $v.redis.usernameKey }}
+{{- end }}
+- name: REDIS_PASSWORD_FILE
+  value: /var/run/secrets/consentgate/redis-auth/password
+{{- end }}
+{{- end -}}
+
+{{/* Secret volumes and their mounts; redis: whether Redis is used. */}}
+{{- define "consentgate.secretVolumes" -}}
+{{- $v := .root.Values -}}
+{{- if $v.kafka.tls.enabled }}
+- name: kafka-tls
+  secret:
+    secretName: {{ $v.kafka.tls.existingSecret }}
+    defaultMode: 0440
+    items:
+      - {key: ca.crt, path: ca.crt}
+{{- if $v.kafka.tls.clientCert }}
+      - {key: tls.crt, path: tls.crt}
+      - {key: tls.key, path: tls.key}
+{{- end }}
+{{- end }}
+{{- if $v.kafka.sasl.mechanism }}
+- name: kafka-sasl
+  secret:
+    secretName: {{ $v.kafka.sasl.existingSecret }}
+    defaultMode: 0440
+    items:
+      - {key: {{ $v.kafka.sasl.passwordKey }}, path: password}
+{{- end }}
+{{- if .redis }}
+{{- if $v.redis.tls.enabled }}
+- name: redis-tls
+  secret:
+    secretName: {{ $v.redis.tls.existingSecret }}
+    defaultMode: 0440
+    items:
+      - {key: ca.crt, path: ca.crt}
+{{- if $v.redis.tls.clientCert }}
+      - {key: tls.crt, path: tls.crt}
+      - {key: tls.key, path: tls.key}
+{{- end }}
+{{- end }}
+{{- if $v.redis.existingSecret }}
+- name: redis-auth
+  secret:
+    secretName: {{ $v.redis.existingSecret }}
+    defaultMode: 0440
+    items:
+      - {key: {{ $v.redis.passwordKey }}, path: password}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "consentgate.secretMounts" -}}
+{{- $v := .root.Values -}}
+{{- if $v.kafka.tls.enabled }}
+- {name: kafka-tls, mountPath: /var/run/secrets/consentgate/kafka-tls, readOnly: true}
+{{- end }}
+{{- if $v.kafka.sasl.mechanism }}
+- {name: kafka-sasl, mountPath: /var/run/secrets/consentgate/kafka-sasl, readOnly: true}
+{{- end }}
+{{- if .redis }}
+{{- if $v.redis.tls.enabled }}
+- {name: redis-tls, mountPath: /var/run/secrets/consentgate/redis-tls, readOnly: true}
+{{- end }}
+{{- if $v.redis.existingSecret }}
+- {name: redis-auth, mountPath: /var/run/secrets/consentgate/redis-auth, readOnly: true}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+A Deployment of one component. Arguments (a dict): root, component, service
+(the image), values (the component's values), telemetryEnv (its
+*_TELEMETRY_ADDR), env, volumes, mounts, ports (YAML), redis (bool),
+replicas (bool: set spec.replicas), policy (bool: mount the policy).
+*/}}
+{{- define "consentgate.deployment" -}}
+{{- $root := .root -}}
+{{- include "consentgate.validate" $root -}}
+{{- $c := .values -}}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ include "consentgate.fullname" $root }}-{{ .component }}
+  labels:
+    {{- include "consentgate.labels" . | nindent 4 }}
+spec:
+  {{- if .replicas }}
+  replicas: {{ $c.replicas }}
+  {{- end }}
+  revisionHistoryLimit: 5
+  selector:
+    matchLabels:
+      {{- include "consentgate.selectorLabels" . | nindent 6 }}
+  {{- if get . "strategy" }}
+  strategy:
+    {{- get . "strategy" | nindent 4 }}
+  {{- end }}
+  template:
+    metadata:
+      labels:
+        {{- include "consentgate.selectorLabels" . | nindent 8 }}
+      annotations:
+        {{- if .policy }}
+        checksum/policy: {{ include "consentgate.policy" $root | sha256sum }}
+        {{- end }}
+        prometheus.io/scrape: "true"
+        prometheus.io/port: {{ $c.port | quote }}
+        prometheus.io/path: /metrics
+    spec:
+      automountServiceAccountToken: false
+      {{- with $root.Values.imagePullSecrets }}
+      imagePullSecrets:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      securityContext:
+        {{- toYaml $root.Values.podSecurityContext | nindent 8 }}
+      terminationGracePeriodSeconds: {{ $c.terminationGracePeriodSeconds }}
+      containers:
+        - name: {{ .service }}
+          image: {{ include "consentgate.image" (dict "root" $root "service" .service) }}
+          imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+          securityContext:
+            {{- toYaml $root.Values.securityContext | nindent 12 }}
+          ports:
+            - {name: telemetry, containerPort: {{ $c.port }}, protocol: TCP}
+            {{- with get . "ports" }}
+            {{- . | nindent 12 }}
+            {{- end }}
+          env:
+            - name: {{ .telemetryEnv }}
+              value: "0.0.0.0:{{ $c.port }}"
+            {{- include "consentgate.kafkaEnv" $root | nindent 12 }}
+            {{- if .redis }}
+            {{- include "consentgate.redisEnv" $root | nindent 12 }}
+            {{- end }}
+            {{- with get . "env" }}
+            {{- . | nindent 12 }}
+            {{- end }}
+            {{- range $k, $val := $c.env }}
+            - name: {{ $k }}
+              value: {{ $val | quote }}
+            {{- end }}
+          livenessProbe:
+            httpGet: {path: /healthz, port: telemetry}
+            initialDelaySeconds: 10
+            periodSeconds: 10
+            timeoutSeconds: 3
+            failureThreshold: 3
+          readinessProbe:
+            httpGet: {path: /readyz, port: telemetry}
+            periodSeconds: 5
+            timeoutSeconds: 3
+            failureThreshold: 2
+          startupProbe:
+            httpGet: {path: /healthz, port: telemetry}
+            periodSeconds: 2
+            failureThreshold: 60
+          resources:
+            {{- toYaml $c.resources | nindent 12 }}
+          volumeMounts:
+            - {name: tmp, mountPath: /tmp}
+            {{- if .policy }}
+            - {name: policy, mountPath: /etc/consentgate, readOnly: true}
+            {{- end }}
+            {{- include "consentgate.secretMounts" . | nindent 12 }}
+            {{- with get . "mounts" }}
+            {{- . | nindent 12 }}
+            {{- end }}
+      volumes:
+        - name: tmp
+          emptyDir: {sizeLimit: 256Mi}
+        {{- if .policy }}
+        - name: policy
+          configMap:
+            name: {{ include "consentgate.fullname" $root }}-policy
+        {{- end }}
+        {{- include "consentgate.secretVolumes" . | nindent 8 }}
+        {{- with get . "volumes" }}
+        {{- . | nindent 8 }}
+        {{- end }}
+      {{- with $c.nodeSelector }}
+      nodeSelector:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $c.tolerations }}
+      tolerations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $c.affinity }}
+      affinity:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+{{- end -}}

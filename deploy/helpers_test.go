@@ -101,27 +101,18 @@ func helpEnv(t testing.TB, service string) map[string]bool {
 	return set
 }
 
-// pendingSecurityEnv are the Kafka and Redis TLS/SASL settings that other
-// branches are adding to the services. The Helm chart wires them already;
-// until those branches merge they are accepted while missing from --help.
-// The lead removes this set once they have merged (then every name must be
-// in --help).
+// pendingSecurityEnv are the Redis TLS/ACL settings that the Redis branch
+// is adding to the services. The Helm chart wires them already; until that
+// branch merges they are accepted while missing from --help. The Kafka
+// settings have merged and must be in --help.
 var pendingSecurityEnv = map[string]bool{
-	"KAFKA_TLS":                true,
-	"KAFKA_TLS_CA_FILE":        true,
-	"KAFKA_TLS_CERT_FILE":      true,
-	"KAFKA_TLS_KEY_FILE":       true,
-	"KAFKA_TLS_SERVER_NAME":    true,
-	"KAFKA_SASL_MECHANISM":     true,
-	"KAFKA_SASL_USERNAME":      true,
-	"KAFKA_SASL_PASSWORD_FILE": true,
-	"REDIS_TLS":                true,
-	"REDIS_TLS_CA_FILE":        true,
-	"REDIS_TLS_CERT_FILE":      true,
-	"REDIS_TLS_KEY_FILE":       true,
-	"REDIS_TLS_SERVER_NAME":    true,
-	"REDIS_USERNAME":           true,
-	"REDIS_PASSWORD_FILE":      true,
+	"REDIS_TLS":             true,
+	"REDIS_TLS_CA_FILE":     true,
+	"REDIS_TLS_CERT_FILE":   true,
+	"REDIS_TLS_KEY_FILE":    true,
+	"REDIS_TLS_SERVER_NAME": true,
+	"REDIS_USERNAME":        true,
+	"REDIS_PASSWORD_FILE":   true,
 }
 
 // checkEnvKnown fails the test for every name the service's --help does not

@@ -65,6 +65,11 @@ type Config struct {
 	// SASLUsername is the user; SASLPasswordFile the file holding its
 	// password (a trailing newline is not part of it).
 	SASLUsername, SASLPasswordFile string
+
+	// passwordVar is KAFKA_SASL_PASSWORD (or its flag), which is never
+	// used: the password is read only from a file, so that a value there
+	// stops start-up instead of being ignored. It is never printed.
+	passwordVar string
 }
 
 // TLSOn reports whether connections use TLS.
@@ -100,6 +105,7 @@ func (c *Config) Flags(s *envflag.Set) {
 	s.String(&c.SASLMechanism, "kafka-sasl-mechanism", "KAFKA_SASL_MECHANISM", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty: no SASL")
 	s.String(&c.SASLUsername, "kafka-sasl-username", "KAFKA_SASL_USERNAME", "SASL user name")
 	s.String(&c.SASLPasswordFile, "kafka-sasl-password-file", "KAFKA_SASL_PASSWORD_FILE", "file holding the SASL password (a trailing newline is ignored); the password is never read from a variable or a flag")
+	s.Secret(&c.passwordVar, "kafka-sasl-password", "KAFKA_SASL_PASSWORD", "not read: setting it stops start-up (the password is read only from KAFKA_SASL_PASSWORD_FILE)")
 }
 
 // StdFlags declares the same settings on a standard flag set, each with
@@ -126,6 +132,9 @@ func (c *Config) StdFlags(fs *flag.FlagSet, getenv func(string) string) error {
 	str(&c.SASLMechanism, "kafka-sasl-mechanism", "KAFKA_SASL_MECHANISM", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
 	str(&c.SASLUsername, "kafka-sasl-username", "KAFKA_SASL_USERNAME", "SASL user name")
 	str(&c.SASLPasswordFile, "kafka-sasl-password-file", "KAFKA_SASL_PASSWORD_FILE", "file holding the SASL password")
+	// Not a flag (its value would show as the default in -help): only
+	// noticed, so that Validate stops start-up.
+	c.passwordVar = getenv("KAFKA_SASL_PASSWORD")
 	return err
 }
 
@@ -142,6 +151,9 @@ func (c Config) Validate() error {
 // and the SASL mechanism (nil without SASL).
 func (c Config) load() (*tls.Config, sasl.Mechanism, error) {
 	var errs []error
+	if c.passwordVar != "" {
+		errs = append(errs, errors.New("KAFKA_SASL_PASSWORD is set, but the password is read only from a file: write it to a file readable by this service only, set KAFKA_SASL_PASSWORD_FILE to that file, and unset KAFKA_SASL_PASSWORD"))
+	}
 	var tc *tls.Config
 	if c.TLSOn() {
 		tc = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName}

@@ -284,3 +284,47 @@ func TestExplain(t *testing.T) {
 		t.Errorf("Hint with TLS and SASL on: %v, want the error as it is", err)
 	}
 }
+
+// TestPasswordInAVariableStopsStartUp: the password is read only from
+// KAFKA_SASL_PASSWORD_FILE; an operator who sets KAFKA_SASL_PASSWORD
+// (the name other Kafka tools use) must be told so at start-up instead of
+// the setting being ignored, and the message must not show the value.
+func TestPasswordInAVariableStopsStartUp(t *testing.T) {
+	f := writeFiles(t)
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+	}{
+		{"alone", map[string]string{"KAFKA_SASL_PASSWORD": "var-secret-1"}},
+		{"with SASL set up", map[string]string{"KAFKA_TLS_CA_FILE": f.ca, "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512", "KAFKA_SASL_USERNAME": "app", "KAFKA_SASL_PASSWORD_FILE": f.pw, "KAFKA_SASL_PASSWORD": "var-secret-1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c Config
+			s := envflag.New("svc", "test")
+			c.Flags(s)
+			if err := s.Parse(nil, func(k string) string { return tc.env[k] }); err != nil {
+				t.Fatal(err)
+			}
+			err := c.Validate()
+			if err == nil || !strings.Contains(err.Error(), "KAFKA_SASL_PASSWORD_FILE") || !strings.Contains(err.Error(), "unset KAFKA_SASL_PASSWORD") {
+				t.Fatalf("KAFKA_SASL_PASSWORD set: Validate() = %v, want an error saying to use KAFKA_SASL_PASSWORD_FILE and unset KAFKA_SASL_PASSWORD", err)
+			}
+			if strings.Contains(err.Error(), "var-secret-1") {
+				t.Error("the error shows the password")
+			}
+			var help bytes.Buffer
+			s.PrintUsage(&help)
+			if strings.Contains(help.String(), "var-secret-1") {
+				t.Error("--help shows the password")
+			}
+		})
+	}
+	var c Config
+	fs := flag.NewFlagSet("consentctl", flag.ContinueOnError)
+	if err := c.StdFlags(fs, func(k string) string { return map[string]string{"KAFKA_SASL_PASSWORD": "var-secret-1"}[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err == nil || strings.Contains(err.Error(), "var-secret-1") {
+		t.Errorf("consentctl with KAFKA_SASL_PASSWORD set: Validate() = %v, want an error without the value", err)
+	}
+}

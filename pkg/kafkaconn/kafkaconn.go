@@ -381,7 +381,12 @@ func Explain(err error) error {
 		verify    *tls.CertificateVerificationError
 		header    tls.RecordHeaderError
 		alert     tls.AlertError
+		opErr     *net.OpError
 	)
+	// crypto/tls reports an alert the peer sent over TCP as a
+	// *net.OpError with Op "remote error" (its alert type is not
+	// exported; tls.AlertError is used only with QUIC).
+	remoteAlert := errors.As(err, &alert) || (errors.As(err, &opErr) && opErr.Op == "remote error")
 	switch {
 	case errors.As(err, &kerr) && (kerr == kafka.SASLAuthenticationFailed || kerr == kafka.IllegalSASLState):
 		return &SecurityError{What: "SASL authentication", Check: "the brokers refused the user name or password: " + checkSASL, Err: err}
@@ -395,7 +400,7 @@ func Explain(err error) error {
 		return &SecurityError{What: "TLS handshake", Check: "the brokers' certificate cannot be trusted (expired, or not for a server): check the brokers' certificate and KAFKA_TLS_CA_FILE", Err: err}
 	case errors.As(err, &header):
 		return &SecurityError{What: "TLS handshake", Check: "the brokers did not answer in TLS: unset KAFKA_TLS and the KAFKA_TLS_* files for a plain listener, or point KAFKA_BROKERS at the TLS listener", Err: err}
-	case errors.As(err, &alert):
+	case remoteAlert:
 		return &SecurityError{What: "TLS handshake", Check: "the brokers refused the TLS connection (a client certificate may be required or refused): check KAFKA_TLS_CERT_FILE and KAFKA_TLS_KEY_FILE", Err: err}
 	}
 	return err

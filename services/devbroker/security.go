@@ -155,6 +155,9 @@ func securityOpts(cfg Config) ([]kfake.Opt, []any, error) {
 		if err != nil {
 			return nil, nil, err
 		}
+		if len(u.acls) > 0 && !cfg.ACLs {
+			return nil, nil, fmt.Errorf("%s has acl lines, which are checked only with ACLs on: set DEVBROKER_ACLS=true (--acls), or remove the acl lines", cfg.SASLUsersFile)
+		}
 		opts = append(opts, kfake.EnableSASL())
 		seen := map[string]bool{}
 		var names []string

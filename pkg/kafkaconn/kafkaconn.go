@@ -230,11 +230,13 @@ func (c Config) load() (*tls.Config, sasl.Mechanism, error) {
 func readPassword(file string) (string, error) {
 	b, err := os.ReadFile(file)
 	if err != nil {
-		return "", fmt.Errorf("KAFKA_SASL_PASSWORD_FILE %s cannot be read (%v): set it to a readable file holding the password", file, pathErr(err))
+		// The path is not shown: an operator who put the password itself
+		// into the setting would see it printed.
+		return "", fmt.Errorf("KAFKA_SASL_PASSWORD_FILE cannot be read (%v): set it to the path of a readable file holding the password (not the password itself)", pathErr(err))
 	}
 	p := strings.TrimRight(string(b), "\r\n")
 	if p == "" {
-		return "", fmt.Errorf("KAFKA_SASL_PASSWORD_FILE %s is empty: write the password into it", file)
+		return "", errors.New("KAFKA_SASL_PASSWORD_FILE is empty: write the password into it")
 	}
 	return p, nil
 }

@@ -328,3 +328,25 @@ func TestPasswordInAVariableStopsStartUp(t *testing.T) {
 		t.Errorf("consentctl with KAFKA_SASL_PASSWORD set: Validate() = %v, want an error without the value", err)
 	}
 }
+
+// TestPasswordMisplacedAsItsFileIsNotShown: an operator who puts the
+// password itself into KAFKA_SASL_PASSWORD_FILE gets an error that names
+// the setting without echoing its value (which is then the password).
+func TestPasswordMisplacedAsItsFileIsNotShown(t *testing.T) {
+	c := Config{TLS: true, SASLMechanism: ScramSHA512, SASLUsername: "app", SASLPasswordFile: "misplaced-secret-7"}
+	err := c.Validate()
+	if err == nil || !strings.Contains(err.Error(), "KAFKA_SASL_PASSWORD_FILE") {
+		t.Fatalf("Validate() = %v, want an error naming KAFKA_SASL_PASSWORD_FILE", err)
+	}
+	if strings.Contains(err.Error(), "misplaced-secret-7") {
+		t.Errorf("the error shows the value of KAFKA_SASL_PASSWORD_FILE, which may be the password: %v", err)
+	}
+	empty := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.SASLPasswordFile = empty
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "is empty") {
+		t.Errorf("empty password file: Validate() = %v, want it to say the file is empty", err)
+	}
+}

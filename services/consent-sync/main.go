@@ -104,6 +104,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	defer stopTelemetry()
 	tel.AddReadiness("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
+	tel.AddReadiness("kafka", func(ctx context.Context) error { return stream.Ping(ctx, cfg.Kafka) })
 	tel.AddReadiness("consent-state", func(ctx context.Context) error {
 		need, _, err := replayDue(ctx, cfg, store)
 		if err == nil && need {

@@ -80,7 +80,9 @@ type Consumer struct {
 type ConsumerStats struct {
 	Batches, Records, Undecodable int64
 	LastIngest                    time.Time
-	LastError                     string
+	// LastError is what ended the last session; cleared once a new
+	// session has reached the brokers.
+	LastError string
 	// Partitions are the partitions being read.
 	Partitions int
 	// Held are the partitions the ledger does not read, with the reason
@@ -243,6 +245,10 @@ func (c *Consumer) session(ctx context.Context) error {
 		}
 		c.mu.Lock()
 		c.stats.Partitions = len(started)
+		// The brokers answered: whatever ended an earlier session is
+		// over, and readiness must not keep reporting it while no
+		// record comes (an idle night after a broker restart).
+		c.stats.LastError = ""
 		c.mu.Unlock()
 		return nil
 	}

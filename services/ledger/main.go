@@ -79,6 +79,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		}
 		return nil
 	})
+	tel.AddReadiness("kafka", func(ctx context.Context) error { return stream.Ping(ctx, cfg.Kafka) })
 	var sealer *Sealer
 	if signer != nil {
 		w := stream.NewWriter(cfg.Kafka)

@@ -160,8 +160,10 @@ func KafkaRequest(host string, hostPort, partitions int) testcontainers.GenericC
 // KRaft controller, the PLAINTEXT listener advertised as advertised, one
 // replica of everything, topics created on first use with partitions
 // partitions (as the devbroker does), no delay before a group's first
-// rebalance, and session timeouts down to 1s allowed (the devbroker's
-// minimum; the services use 6s).
+// rebalance, session timeouts down to 1s allowed (the devbroker's
+// minimum; the services use 6s), and no time or size retention: like the
+// devbroker, the broker keeps every record, since consent-sync refuses a
+// consent topic the broker may delete changes from.
 func KafkaEnv(advertised string, partitions int) map[string]string {
 	return map[string]string{
 		"CLUSTER_ID":                                     kafkaClusterID,
@@ -183,6 +185,8 @@ func KafkaEnv(advertised string, partitions int) map[string]string {
 		"KAFKA_AUTO_CREATE_TOPICS_ENABLE":                "true",
 		"KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS":         "0",
 		"KAFKA_GROUP_MIN_SESSION_TIMEOUT_MS":             "1000",
+		"KAFKA_LOG_RETENTION_MS":                         "-1",
+		"KAFKA_LOG_RETENTION_BYTES":                      "-1",
 	}
 }
 

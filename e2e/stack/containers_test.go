@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"encoding/base64"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -53,13 +54,16 @@ func TestKafkaRequest(t *testing.T) {
 		"KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR":         "1",
 		"KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
 		"KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS":         "0",
+		"KAFKA_LOG_RETENTION_MS":                         "-1", // consent-sync refuses a consent topic with retention
+		"KAFKA_LOG_RETENTION_BYTES":                      "-1",
 	} {
 		if env[k] != want {
 			t.Errorf("%s=%q, want %q", k, env[k], want)
 		}
 	}
-	if env["CLUSTER_ID"] == "" {
-		t.Error("no CLUSTER_ID: the KRaft storage cannot be formatted")
+	// kafka-storage format takes a UUID in URL-safe base64 without padding.
+	if id, err := base64.RawURLEncoding.DecodeString(env["CLUSTER_ID"]); err != nil || len(id) != 16 {
+		t.Errorf("CLUSTER_ID %q is not a base64 UUID (%d bytes, %v): the KRaft storage cannot be formatted", env["CLUSTER_ID"], len(id), err)
 	}
 	for k := range env {
 		if strings.Contains(k, "ZOOKEEPER") {

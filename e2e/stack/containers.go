@@ -38,8 +38,9 @@ const (
 	// kafkaClusterID is the KRaft cluster id the storage is formatted
 	// with (any base64 UUID; one container is one cluster).
 	kafkaClusterID = "Y29uc2VudGdhdGUtZTJlLQ"
-	// kafkaStartTimeout bounds the first start (an image pull included).
-	kafkaStartTimeout = 3 * time.Minute
+	// kafkaStartTimeout bounds the first start of the stack (image pulls
+	// included).
+	kafkaStartTimeout = 5 * time.Minute
 	// readyTimeout bounds the wait for the broker or Redis to answer after
 	// a restart.
 	readyTimeout = 90 * time.Second
@@ -100,6 +101,9 @@ func StartContainers(t testing.TB, o Options) *Containers {
 			break
 		}
 		errs = append(errs, err)
+		if !portTaken(err) {
+			break
+		}
 	}
 	if c.kafka == nil {
 		t.Fatalf("containers stack: start %s: %v", KafkaImage, errors.Join(errs...))
@@ -118,6 +122,9 @@ func StartContainers(t testing.TB, o Options) *Containers {
 			break
 		}
 		errs = append(errs, err)
+		if !portTaken(err) {
+			break
+		}
 	}
 	if c.redis == nil {
 		t.Fatalf("containers stack: start %s: %v", RedisImage, errors.Join(errs...))
@@ -247,6 +254,13 @@ func dockerHost(ctx context.Context) (host string, err error) {
 	}
 	defer p.Close()
 	return p.DaemonHost(ctx)
+}
+
+// portTaken reports whether a container failed to start because its host
+// port was taken meanwhile (then another port is tried).
+func portTaken(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "port is already allocated") || strings.Contains(s, "address already in use")
 }
 
 // freePort picks a port of this host that was free a moment ago; the

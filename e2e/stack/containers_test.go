@@ -2,6 +2,7 @@ package stack
 
 import (
 	"encoding/base64"
+	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -170,5 +171,20 @@ func TestDefaultTopicsAsDevbroker(t *testing.T) {
 	want := "Default topics: " + strings.Join(DefaultTopics, ", ") + "\n"
 	if !strings.Contains(help.Output(), want) {
 		t.Errorf("devbroker --help does not list %q:\n%s", want, help.Output())
+	}
+}
+
+// TestPortTaken: a start that failed on a taken host port is retried on
+// another port; any other failure is not.
+func TestPortTaken(t *testing.T) {
+	for msg, want := range map[string]bool{
+		"Error response from daemon: driver failed programming external connectivity on endpoint x: Bind for 127.0.0.1:41234 failed: port is already allocated": true,
+		"listen tcp4 127.0.0.1:41234: bind: address already in use":      true,
+		"pull access denied for apache/kafka, repository does not exist": false,
+		"container exited with code 1":                                   false,
+	} {
+		if got := portTaken(errors.New(msg)); got != want {
+			t.Errorf("portTaken(%q) = %v, want %v", msg, got, want)
+		}
 	}
 }

@@ -149,7 +149,7 @@ func TestFaultHot(t *testing.T) {
 	// The flippers, on a writer of their own so that the events' batches do
 	// not delay their acknowledgements.
 	cfg := stream.DefaultConfig()
-	cfg.Brokers = []string{s.broker.Addr}
+	cfg.Brokers = s.stack.Brokers()
 	fw := stream.NewWriter(cfg)
 	defer fw.Close()
 	stop := make(chan struct{})

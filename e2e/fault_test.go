@@ -14,6 +14,11 @@ package e2e
 //
 // Every scenario logs one "FAULT SUMMARY" line: events sent, faults
 // injected, lost, leaked, duplicated, dead-lettered.
+//
+// The scenarios that use a broker and Redis run on the e2e stack that
+// CONSENTGATE_E2E_STACK chooses (e2e/stack: the devbroker and redis-server
+// processes, or Apache Kafka and Redis containers when a Docker engine
+// answers); the first lines of each test's log say which.
 
 import (
 	"context"
@@ -30,12 +35,14 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/consentgate/consentgate/e2e/stack"
 	"github.com/consentgate/consentgate/pkg/avrocodec"
 	"github.com/consentgate/consentgate/pkg/consent"
 	"github.com/consentgate/consentgate/pkg/policy"
 	"github.com/consentgate/consentgate/pkg/proctest"
 	"github.com/consentgate/consentgate/pkg/redistest"
 	"github.com/consentgate/consentgate/pkg/stream"
+	"github.com/consentgate/consentgate/schemas"
 )
 
 // fsRun is the common shape of the kill and restart scenarios: static
@@ -99,25 +106,28 @@ func TestFaultKillEnforcerGroup(t *testing.T) {
 	})
 }
 
-// TestFaultBrokerRestart restarts the broker process mid-run with its data
-// directory kept: producers and both services reconnect and carry on, and
-// the checker finds nothing lost.
+// TestFaultBrokerRestart restarts the broker mid-run with its log kept:
+// producers and both services reconnect and carry on, and the checker
+// finds nothing lost.
 //
-// brokertest.Options has no switch for the devbroker's --sync flag (fsync
-// every produced batch), so the broker runs with DataDir but without sync
-// writes; the restart is a clean stop (SIGTERM), which flushes the log.
+// On the local stack the devbroker process restarts with its data
+// directory; brokertest.Options has no switch for the devbroker's --sync
+// flag (fsync every produced batch), so it runs without sync writes and the
+// restart is a clean stop (SIGTERM), which flushes the log. On the
+// container stack the Kafka container is stopped (SIGTERM: a controlled
+// shutdown) and started again on the same published port.
 func TestFaultBrokerRestart(t *testing.T) {
-	s := fsStart(t, fsOptions{DataDir: t.TempDir()})
+	s := fsStart(t, fsOptions{RestartableBroker: true})
 	rng := fsRand(t)
 	fsRun(t, s, rng, "fs-broker", func(window time.Duration) string {
 		start := time.Now()
 		n := 0
 		for _, at := range fsSchedule(rng, fsKnob(t, "FAULT_BROKER_RESTARTS", 1), window/5, window*4/5, 5*time.Second) {
 			time.Sleep(time.Until(start.Add(at)))
-			s.broker.Restart()
+			s.stack.RestartBroker(t)
 			n++
 		}
-		return fmt.Sprintf("%d broker restart(s) with the data directory kept", n)
+		return fmt.Sprintf("%d %s broker restart(s) with the log kept", n, s.stack.Name())
 	})
 }
 
@@ -128,7 +138,7 @@ func TestFaultBrokerRestart(t *testing.T) {
 // prefix, hash for hash, and every revocation notice that the changes call
 // for must have been published.
 func TestFaultKillConsentSync(t *testing.T) {
-	cs := csStart(t, 3)
+	cs := fsCSStart(t, 3)
 	rng := fsRand(t)
 	nChanges := fsKnob(t, "FAULT_CHANGES", 3000)
 	kills := fsKnob(t, "FAULT_KILLS", 3)
@@ -180,7 +190,7 @@ func TestFaultKillConsentSync(t *testing.T) {
 		t.Fatalf("produce changes: %v", err)
 	}
 	deadline := time.Now().Add(3 * time.Minute)
-	ghosts := &fsGhosts{t: t, addr: cs.broker.Addr, group: group, live: func() int { return 1 }}
+	ghosts := &fsGhosts{t: t, addr: cs.broker.Addr, group: group, live: func() int { return 1 }, off: !fsDevbroker(cs.stack)}
 	for {
 		ghosts.poll()
 		if proc.Exited() {
@@ -273,6 +283,53 @@ func TestFaultKillConsentSync(t *testing.T) {
 		t.Name(), len(msgs), killed, ghosts.Evictions, differ+lostNotices, differ, len(want), lostNotices, len(expected), dups)
 }
 
+// fsCS is the consent-sync stack of the consent-sync scenarios: the
+// csStack of consentsync_test.go on the e2e stack (either kind).
+type fsCS struct {
+	*csStack
+	stack stack.Stack
+}
+
+// fsCSStart is csStart on the e2e stack: every topic with partitions
+// partitions, consent.changes.dlq created at start.
+func fsCSStart(t *testing.T, partitions int) *fsCS {
+	t.Helper()
+	st := stack.Start(t, stack.Options{Partitions: partitions, Topics: []string{csChangesTopic + ".dlq"}})
+	s := &fsCS{stack: st, csStack: &csStack{
+		broker: st.Broker(),
+		redis:  st.LocalRedis(),
+		rdb:    st.RedisClient(t),
+		bin:    proctest.Build(t, "services/consent-sync"),
+	}}
+	cat, err := avrocodec.LoadCatalog(schemas.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.codec = avrocodec.New(cat, nil)
+	cfg := stream.DefaultConfig()
+	cfg.Brokers = st.Brokers()
+	s.writer = stream.NewWriter(cfg)
+	t.Cleanup(func() { s.writer.Close() })
+	if s.policy, err = filepath.Abs("testdata/policy.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// env is csStack.env with the e2e stack's addresses (csStack.env reads
+// Redis' address from the redis-server process, which the container stack
+// does not have).
+func (s *fsCS) env(prefix, group string, extra ...string) []string {
+	return append([]string{
+		"KAFKA_BROKERS=" + strings.Join(s.stack.Brokers(), ","),
+		"REDIS_ADDR=" + s.stack.RedisAddr(),
+		"POLICY_FILE=" + s.policy,
+		"CONSENT_KEY_PREFIX=" + prefix,
+		"CONSENT_SYNC_GROUP_ID=" + group,
+		"CONSENT_SYNC_SESSION_TIMEOUT=6s",
+	}, extra...)
+}
+
 // fsExpectedNotices replays the consent topic, partition by partition in
 // log order, through the store's rules (newest captured_at wins, ties to
 // the greater change id, erasure tombstones) and returns the change ids that
@@ -341,7 +398,7 @@ func fsExpectedNotices(t *testing.T, codec *avrocodec.Codec, input []kafka.Messa
 // re-reads the withdrawal from the uncommitted offset; the notice must still
 // be published: downstream systems rely on it to delete what they hold.
 func TestFaultConsentSyncCrashAfterApply(t *testing.T) {
-	cs := csStart(t, 1)
+	cs := fsCSStart(t, 1)
 	prefix := redistest.PrefixFor(t)
 	const revocations = "fs.revocations.late"
 	env := cs.env(prefix, "fs-cs-crash", "CONSENT_SYNC_FROM_BEGINNING=true", "REVOCATIONS_TOPIC="+revocations)
@@ -375,7 +432,7 @@ func TestFaultConsentSyncCrashAfterApply(t *testing.T) {
 		t.Fatalf("consent-sync did not try to publish the notice: %v", err)
 	}
 	proc.Kill()
-	cs.broker.CreateTopics(t, 1, revocations)
+	cs.stack.CreateTopics(t, 1, revocations)
 	proc = proctest.Start(t, "consent-sync#1", cs.bin, env)
 	if err := proc.WaitFor(`"msg":"syncing consent"`, 60*time.Second); err != nil {
 		t.Fatal(err)
@@ -391,8 +448,8 @@ func TestFaultConsentSyncCrashAfterApply(t *testing.T) {
 	}
 }
 
-// TestFaultRedisOutage stops the redis-server process mid-run and starts it
-// again empty, as a cache restart would.
+// TestFaultRedisOutage kills Redis (the redis-server process, or the Redis
+// container) mid-run and starts it again empty, as a cache restart would.
 //
 // How the enforcer knows the cache is warm again (README, Rebuild): a
 // rebuild that reached the end of the consent topic sets the warm marker
@@ -433,7 +490,7 @@ func TestFaultRedisOutage(t *testing.T) {
 	produce(phase("A"))
 	s.waitCommitted(fsEnforcerGroup, fsEventsTopic, 2*time.Minute)
 
-	s.redis.Stop()
+	s.stack.StopRedis(t)
 	time.Sleep(500 * time.Millisecond)
 	outageStart := time.Now()
 	produce(phase("B"))
@@ -454,7 +511,7 @@ func TestFaultRedisOutage(t *testing.T) {
 	if !strings.Contains(s.enforcers[0].Output(), "fail closed") {
 		t.Error("the enforcer did not report pausing fail-closed while Redis was down")
 	}
-	s.redis.Restart() // empty: persistence is off
+	s.stack.RestartRedis(t) // empty: persistence is off
 	restarted := time.Now()
 	t.Logf("redis down for %v, restarted empty", restarted.Sub(outageStart).Round(time.Millisecond))
 	s.waitCommitted(fsEnforcerGroup, fsEventsTopic, 2*time.Minute)
@@ -498,7 +555,7 @@ func TestFaultRedisOutage(t *testing.T) {
 			return []string{fsDropped}
 		}}
 	n := c.Check(t)
-	fsSummary(t, t.Name(), fmt.Sprintf("redis-server killed for %v and restarted empty (consent-sync rebuilt it in %v), then a manual consent-sync --rebuild --rebuild-force",
+	fsSummary(t, t.Name(), fmt.Sprintf("redis ("+s.stack.Name()+") killed for %v and restarted empty (consent-sync rebuilt it in %v), then a manual consent-sync --rebuild --rebuild-force",
 		restarted.Sub(outageStart).Round(100*time.Millisecond), warmAt.Sub(restarted).Round(10*time.Millisecond)), n)
 }
 

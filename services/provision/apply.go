@@ -145,6 +145,8 @@ func Apply(ctx context.Context, client *kafka.Client, plan *Plan) (*Report, erro
 				// Created by someone else meanwhile: check it as existing.
 				t, _ := plan.topic(tc.Topic)
 				present = append(present, t)
+			case errors.Is(e, kafka.TopicAuthorizationFailed), errors.Is(e, kafka.ClusterAuthorizationFailed):
+				return nil, fmt.Errorf("create topic %s: %w: run provision as a principal allowed to create topics and ACLs (a superuser, or Create, Describe and Alter on the cluster)", tc.Topic, e)
 			case errors.Is(e, kafka.InvalidReplicationFactor):
 				errs = append(errs, fmt.Errorf("create topic %s: %w: the cluster has fewer brokers than the replication factor %d; set PROVISION_REPLICATION_FACTOR (and PROVISION_MIN_INSYNC_REPLICAS) lower for a small cluster", tc.Topic, e, tc.ReplicationFactor))
 			default:

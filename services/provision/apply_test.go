@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/consentgate/consentgate/pkg/brokertest"
 	"github.com/consentgate/consentgate/pkg/kafkaconn"
 	"github.com/consentgate/consentgate/pkg/stream"
@@ -105,6 +107,21 @@ func TestApplyIsIdempotent(t *testing.T) {
 		if !have[a.key()] {
 			t.Errorf("the brokers lack %s", a)
 		}
+	}
+
+	// An ACL someone else gave the marketing principal is more than the
+	// plan: apply warns, and leaves it.
+	extra := ACL{Principal: "User:marketing", Host: "*", Operation: OpRead, ResourceType: ResourceTopic, ResourceName: "t.audit", PatternType: PatternLiteral}
+	if resp, err := kc.Client().CreateACLs(ctx, &kafka.CreateACLsRequest{ACLs: []kafka.ACLEntry{entry(extra)}}); err != nil || resp.Errors[0] != nil {
+		t.Fatalf("create an ACL beyond the plan: %v %v", err, resp)
+	}
+	code, out, errOut = runProvision(t, env, "apply")
+	if code != 0 || !strings.Contains(out, "warning: User:marketing holds an ACL beyond the plan (not removed): User:marketing allow READ TOPIC t.audit LITERAL from *") ||
+		!strings.Contains(out, "nothing to do") {
+		t.Errorf("apply with an ACL beyond the plan: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if have, err := describeACLs(ctx, kc.Client()); err != nil || !have[extra.key()] {
+		t.Errorf("the ACL beyond the plan is gone (%v): apply must not remove ACLs", err)
 	}
 }
 

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 	"github.com/consentgate/consentgate/pkg/ledger"
 	"github.com/consentgate/consentgate/pkg/proctest"
 	"github.com/consentgate/consentgate/pkg/redistest"
+	"github.com/consentgate/consentgate/pkg/seal"
 	"github.com/consentgate/consentgate/pkg/stream"
 	"github.com/consentgate/consentgate/schemas"
 )
@@ -60,7 +62,7 @@ var provTopics = []string{
 // but the provisioned ACLs: consent-sync (with its intake) applies a
 // grant and publishes a revocation notice, the real enforcer passes a
 // granted event to compliant.marketing, dead-letters a poison record and
-// audits both, the ledger ingests the change and the audit, and the
+// audits both, the ledger ingests the changes and the audit and seals it, and the
 // marketing principal reads compliant.marketing in a group of its prefix.
 // The marketing principal is refused, with authorization errors from the
 // broker (not timeouts), the input, the consent topic, the audit, the other
@@ -134,8 +136,16 @@ func TestProvisionLeastPrivilege(t *testing.T) {
 		append(append(secEnv("consent-sync"), common...), "CONSENT_INTAKE_ADDR="+intakeAddr, "CONSENT_INTAKE_TOKENS_FILE="+tokens))
 	p.enforce = proctest.Start(t, "enforcer", proctest.Build(t, "services/enforcer"), append(secEnv("enforcer"), common...))
 	dsn := "sqlite:" + filepath.Join(t.TempDir(), "ledger.db")
+	skey, _, err := seal.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "seal.key")
+	if err := os.WriteFile(keyFile, []byte(skey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	led := proctest.Start(t, "ledger", proctest.Build(t, "services/ledger"), append(secEnv("ledger"),
-		"LEDGER_DSN="+dsn, "LEDGER_LINGER=20ms", "LEDGER_REFRESH=300ms", "LEDGER_CHANGES_TOPIC=shop.consent", "LEDGER_AUDIT_TOPIC=shop.audit",
+		"LEDGER_DSN="+dsn, "LEDGER_LINGER=20ms", "LEDGER_REFRESH=300ms", "LEDGER_SEAL_KEY_FILE="+keyFile, "LEDGER_SEAL_INTERVAL=300ms", "LEDGER_CHANGES_TOPIC=shop.consent", "LEDGER_AUDIT_TOPIC=shop.audit",
 		"REVOCATIONS_TOPIC=shop.revocations", "LEDGER_CHECKPOINTS_TOPIC=shop.checkpoints", "LEDGER_DEAD_LETTER_TOPICS=shop.events.dlq,shop.consent.dlq"))
 	for proc, line := range map[*proctest.Proc]string{p.sync: `"msg":"syncing consent"`, p.enforce: `"msg":"enforcing"`, led: `"msg":"consuming"`} {
 		if err := proc.WaitFor(line, 60*time.Second); err != nil {
@@ -208,6 +218,15 @@ func TestProvisionLeastPrivilege(t *testing.T) {
 			t.Fatalf("the ledger's history of prov-alice after 60s: %d changes, %d audits; want 2 and 1", len(h.Changes), len(h.Audits))
 		}
 		time.Sleep(300 * time.Millisecond)
+	}
+
+	// The ledger's sealer publishes signed checkpoints of the audit.
+	var cps []kafka.Message
+	for deadline := time.Now().Add(30 * time.Second); len(cps) == 0 && time.Now().Before(deadline); {
+		cps = b.ReadAll(t, "shop.checkpoints", 300*time.Millisecond, 10*time.Second)
+	}
+	if len(cps) == 0 {
+		t.Error("the ledger published no audit checkpoint to shop.checkpoints within 30s")
 	}
 
 	// Refused, each with the broker's authorization error.

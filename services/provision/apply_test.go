@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -193,5 +195,26 @@ func TestApplyWithoutACLsOnAPlainBroker(t *testing.T) {
 	}
 	if code, out, _ := runProvision(t, env, "apply"); code != 0 || !strings.Contains(out, "nothing to do") {
 		t.Errorf("second apply without ACLs: exit %d\n%s", code, out)
+	}
+}
+
+// TestApplyWithAWrongPasswordSaysWhatToCheck: the brokers refuse the
+// password; apply stops saying which settings to check, and shows neither
+// password.
+func TestApplyWithAWrongPasswordSaysWhatToCheck(t *testing.T) {
+	t.Parallel()
+	b := brokertest.Start(t, brokertest.Options{ACLs: true,
+		Users: []brokertest.User{{Mechanism: kafkaconn.ScramSHA512, Name: "admin", Password: adminPassword, Superuser: true}}})
+	wrong := filepath.Join(t.TempDir(), "wrong")
+	const wrongPassword = "wrong-secret-5f1e"
+	if err := os.WriteFile(wrong, []byte(wrongPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runProvision(t, provisionEnv(b, writePolicy(t, twoStreams), "KAFKA_SASL_PASSWORD_FILE="+wrong), "apply")
+	if code != 1 || out != "" || !strings.Contains(errOut, "SASL authentication failed") || !strings.Contains(errOut, "KAFKA_SASL_PASSWORD_FILE") {
+		t.Fatalf("apply with a wrong password: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if strings.Contains(errOut+out, wrongPassword) || strings.Contains(errOut+out, adminPassword) {
+		t.Errorf("apply showed a password:\n%s", errOut)
 	}
 }

@@ -116,9 +116,14 @@ func (c *Config) flags(cmd string) *envflag.Set {
 	return s
 }
 
-// Validate reports every problem at once, each with what to set.
-func (c Config) Validate() error {
-	errs := []error{c.Kafka.Validate()}
+// Validate reports every problem at once, each with what to set. The
+// Kafka settings are checked only when connect is set (apply): plan needs
+// no cluster.
+func (c Config) Validate(connect bool) error {
+	var errs []error
+	if connect {
+		errs = append(errs, c.Kafka.Validate())
+	}
 	if c.Policy == "" {
 		errs = append(errs, errors.New("no policy: set POLICY_FILE (or --policy) to the policy YAML file the enforcer reads"))
 	}

@@ -79,7 +79,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		set.PrintUsage(stdout)
 		return 0
 	}
-	if err := errors.Join(perr, cfg.Validate()); err != nil {
+	if err := errors.Join(perr, cfg.Validate(cmd == "apply")); err != nil {
 		fmt.Fprintf(stderr, "provision %s: bad configuration (see --help):\n%v\n", cmd, err)
 		return 1
 	}

@@ -49,7 +49,7 @@ func derive(t *testing.T, text string, c Config) *Plan {
 		t.Fatal(err)
 	}
 	c.Policy = "policy.yaml"
-	if err := c.Validate(); err != nil {
+	if err := c.Validate(true); err != nil {
 		t.Fatalf("config: %v", err)
 	}
 	p, err := Derive(pol, c)
@@ -277,7 +277,7 @@ streams:
 			c := DefaultConfig()
 			c.Policy = "policy.yaml"
 			tt.edit(&c)
-			if err := c.Validate(); err != nil {
+			if err := c.Validate(true); err != nil {
 				t.Fatalf("config: %v", err)
 			}
 			_, err = Derive(pol, c)
@@ -294,19 +294,30 @@ func TestBadSettingsStopStartUp(t *testing.T) {
 	tests := []struct {
 		env   map[string]string
 		wants []string
+		cmd   string // plan when empty
 	}{
-		{map[string]string{}, []string{"set POLICY_FILE"}},
-		{map[string]string{"POLICY_FILE": pf, "PROVISION_REPLICATION_FACTOR": "1"}, []string{"PROVISION_MIN_INSYNC_REPLICAS is 2 with replication factor 1"}},
+		{map[string]string{}, []string{"set POLICY_FILE"}, ""},
+		{map[string]string{"POLICY_FILE": pf, "PROVISION_REPLICATION_FACTOR": "1"}, []string{"PROVISION_MIN_INSYNC_REPLICAS is 2 with replication factor 1"}, ""},
 		{map[string]string{"POLICY_FILE": pf, "PROVISION_PARTITIONS": "0", "PROVISION_AUDIT_RETENTION_MS": "0", "PROVISION_ENFORCER_PRINCIPAL": "enforcer",
 			"PROVISION_CONSUMER_PRINCIPAL": "User:consumers", "PROVISION_CONSUMER_GROUP_PREFIX": "shared", "AUDIT_TOPIC": "a b", "PROVISION_CONSUMER_PRINCIPALS": "x"},
 			[]string{"PROVISION_PARTITIONS is 0", "PROVISION_AUDIT_RETENTION_MS is 0", "set PROVISION_ENFORCER_PRINCIPAL to TYPE:NAME", "PROVISION_CONSUMER_PRINCIPAL \"User:consumers\" names no {stream}",
-				"PROVISION_CONSUMER_GROUP_PREFIX \"shared\" names no {stream}", "fix AUDIT_TOPIC", "PROVISION_CONSUMER_PRINCIPALS item 1"}},
-		{map[string]string{"POLICY_FILE": pf, "PROVISION_CONSUMER_PRINCIPALS": "compliant.marketing=User:*"}, []string{"PROVISION_CONSUMER_PRINCIPALS item 1"}},
-		{map[string]string{"POLICY_FILE": pf, "CONSENT_INTAKE_TOPIC": "elsewhere"}, []string{"CONSENT_INTAKE_TOPIC elsewhere is not one of CONSENT_SYNC_TOPICS"}},
-		{map[string]string{"POLICY_FILE": pf, "PROVISION_REPLICATION_FACTOR": "three"}, []string{"PROVISION_REPLICATION_FACTOR"}},
+				"PROVISION_CONSUMER_GROUP_PREFIX \"shared\" names no {stream}", "fix AUDIT_TOPIC", "PROVISION_CONSUMER_PRINCIPALS item 1"}, ""},
+		{map[string]string{"POLICY_FILE": pf, "PROVISION_CONSUMER_PRINCIPALS": "compliant.marketing=User:*"}, []string{"PROVISION_CONSUMER_PRINCIPALS item 1"}, ""},
+		{map[string]string{"POLICY_FILE": pf, "CONSENT_INTAKE_TOPIC": "elsewhere"}, []string{"CONSENT_INTAKE_TOPIC elsewhere is not one of CONSENT_SYNC_TOPICS"}, ""},
+		{map[string]string{"POLICY_FILE": pf, "PROVISION_REPLICATION_FACTOR": "three"}, []string{"PROVISION_REPLICATION_FACTOR"}, ""},
+		{map[string]string{"POLICY_FILE": pf, "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512", "KAFKA_SASL_USERNAME": "admin"}, []string{"KAFKA_SASL_PASSWORD_FILE is empty"}, "apply"},
+		{map[string]string{"POLICY_FILE": pf, "KAFKA_BROKERS": "nohost"}, []string{"fix KAFKA_BROKERS"}, "apply"},
+	}
+	// plan needs no cluster: Kafka settings it does not use do not stop it.
+	if code, _, errOut := runProvision(t, map[string]string{"POLICY_FILE": pf, "KAFKA_BROKERS": "nohost"}, "plan"); code != 0 {
+		t.Errorf("plan with a bad KAFKA_BROKERS: exit %d\n%s", code, errOut)
 	}
 	for _, tt := range tests {
-		code, out, errOut := runProvision(t, tt.env, "plan")
+		cmd := "plan"
+		if tt.cmd != "" {
+			cmd = tt.cmd
+		}
+		code, out, errOut := runProvision(t, tt.env, cmd)
 		if code != 1 || out != "" {
 			t.Errorf("plan with %v: exit %d, output %q", tt.env, code, out)
 		}

@@ -1,8 +1,8 @@
 # consentgate: the two commands the README promises are `make run` and
 # `make test`. Everything loops over the workspace's modules.
 
-MODULES := schemas pkg services/devbroker services/consent-sync services/enforcer services/ledger services/consentctl services/devstack e2e deploy
-SERVICES := devbroker consent-sync enforcer ledger consentctl devstack
+MODULES := schemas pkg services/devbroker services/consent-sync services/enforcer services/ledger services/consentctl services/provision services/devstack e2e deploy
+SERVICES := devbroker consent-sync enforcer ledger consentctl provision devstack
 GO ?= go
 TEST_TIMEOUT ?= 12m
 
@@ -28,7 +28,7 @@ build:
 # make images: one image per service from deploy/Dockerfile (build arg
 # SERVICE), tagged $(IMAGE_PREFIX)<service>:$(IMAGE_TAG). Needs a Docker
 # engine with BuildKit; without one it says so and fails.
-IMAGE_SERVICES := enforcer consent-sync ledger consentctl demo-producer
+IMAGE_SERVICES := enforcer consent-sync ledger consentctl provision demo-producer
 IMAGE_PREFIX ?= consentgate/
 IMAGE_TAG ?= dev
 DOCKER ?= docker

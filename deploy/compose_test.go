@@ -2,9 +2,11 @@ package deploy
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -272,12 +274,12 @@ func TestComposeHealthchecksAndStartOrder(t *testing.T) {
 		}
 	}
 	needs := map[string][]string{
-		"kafka-init":      {"kafka-1", "kafka-2", "kafka-3"},
+		"provision":       {"kafka-1", "kafka-2", "kafka-3"},
 		"schema-registry": {"kafka-1", "kafka-2", "kafka-3"},
-		"consent-sync":    {"kafka-init", "init-secrets", "redis", "schema-registry"},
-		"enforcer":        {"kafka-init", "init-secrets", "redis", "schema-registry", "consent-sync"},
-		"ledger":          {"kafka-init", "init-secrets", "schema-registry"},
-		"demo-producer":   {"kafka-init", "consent-sync"},
+		"consent-sync":    {"provision", "init-secrets", "redis", "schema-registry"},
+		"enforcer":        {"provision", "init-secrets", "redis", "schema-registry", "consent-sync"},
+		"ledger":          {"provision", "init-secrets", "schema-registry"},
+		"demo-producer":   {"provision", "consent-sync"},
 		"grafana":         {"prometheus"},
 	}
 	for name, deps := range needs {
@@ -352,52 +354,94 @@ func TestComposeKafkaIsThreeKRaftBrokers(t *testing.T) {
 			t.Errorf("%s KAFKA_BROKERS %q, want every broker %q", name, got, brokers)
 		}
 	}
-	init := p.Services["kafka-init"]
-	if envOf(init, "REPLICATION_FACTOR") != "3" || envOf(init, "BOOTSTRAP") != brokers {
-		t.Errorf("kafka-init: REPLICATION_FACTOR %q, BOOTSTRAP %q", envOf(init, "REPLICATION_FACTOR"), envOf(init, "BOOTSTRAP"))
+	prov := p.Services["provision"]
+	if envOf(prov, "PROVISION_REPLICATION_FACTOR") != "3" || envOf(prov, "PROVISION_MIN_INSYNC_REPLICAS") != "2" {
+		t.Errorf("provision: PROVISION_REPLICATION_FACTOR %q, PROVISION_MIN_INSYNC_REPLICAS %q, want 3 and 2", envOf(prov, "PROVISION_REPLICATION_FACTOR"), envOf(prov, "PROVISION_MIN_INSYNC_REPLICAS"))
 	}
 }
 
-// TestComposeTopicsMatchThePipeline checks the topic script against what the
-// services read and write: the policy's output topics, the consent topic
-// kept for ever, the audit checkpoints, the dead letters.
+// TestComposeTopicsMatchThePipeline runs `provision plan --json` with the
+// environment of the compose service provision (its policy file mapped to
+// deploy/policy.yaml) and checks the plan against what the services of the
+// compose file read and write: the policy's output topics, the consent
+// topic kept for ever, the audit and its checkpoints, the notices, the dead
+// letters, replication 3 and min.insync.replicas 2 everywhere.
 func TestComposeTopicsMatchThePipeline(t *testing.T) {
 	p := loadCompose(t)
 	root := repoRoot(t)
-	pol, err := policy.Load(filepath.Join(root, "deploy", "policy.yaml"))
-	if err != nil {
-		t.Fatal(err)
+	prov := p.Services["provision"]
+	if consentgateService(prov) != "provision" || !oneShot(prov) || !slices.Equal([]string(prov.Command), []string{"apply"}) {
+		t.Fatalf("compose service provision: image %q, restart %q, command %v; want the provision image run once with apply", prov.Image, prov.Restart, prov.Command)
 	}
-	var outputs []string
-	for _, s := range pol.Streams {
-		outputs = append(outputs, s.Topic)
+	policyFile := filepath.Join(root, "deploy", "policy.yaml")
+	if got := envOf(prov, "POLICY_FILE"); got != envOf(p.Services["enforcer"], "POLICY_FILE") || !mounted(prov, got) {
+		t.Errorf("provision reads the policy %q, the enforcer %q", got, envOf(p.Services["enforcer"], "POLICY_FILE"))
 	}
-	if got := envOf(p.Services["kafka-init"], "OUTPUT_TOPICS"); got != strings.Join(outputs, ",") {
-		t.Errorf("kafka-init OUTPUT_TOPICS %q, the policy's streams are %q", got, strings.Join(outputs, ","))
-	}
-	b, err := os.ReadFile(filepath.Join(root, "deploy", "compose", "create-topics.sh"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	script := string(b)
-	for _, line := range []string{
-		`create consent.changes "$PARTITIONS" "$keep"`,
-		`create consent.audit "$PARTITIONS" "$keep"`,
-		`create consent.audit.checkpoints 1 "$keep"`,
-		`create consent.revocations 3 "$keep"`,
-		`create customer.events "$PARTITIONS"`,
-		`create customer.events.dlq 3`,
-		`create consent.changes.dlq 3`,
-		`keep='retention.ms=-1,retention.bytes=-1'`,
-		`--replication-factor "$RF"`,
-		`min.insync.replicas=2,cleanup.policy=delete`,
-	} {
-		if !strings.Contains(script, line) {
-			t.Errorf("create-topics.sh lacks %q", line)
+	env := []string{"PATH=" + os.Getenv("PATH")}
+	for k, v := range prov.Environment {
+		if v != nil && k != "POLICY_FILE" {
+			env = append(env, k+"="+*v)
 		}
 	}
-	if strings.Contains(script, "cleanup.policy=compact") {
-		t.Error("create-topics.sh compacts a topic: no consentgate topic may be compacted")
+	cmd := exec.Command(binary(t, "provision"), "plan", "--json")
+	cmd.Env = append(env, "POLICY_FILE="+policyFile)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("provision plan with the compose environment: %v\n%s", err, out)
+	}
+	var plan struct {
+		Topics []struct {
+			Name              string            `json:"name"`
+			Partitions        int               `json:"partitions"`
+			ReplicationFactor int               `json:"replication_factor"`
+			Configs           map[string]string `json:"configs"`
+		} `json:"topics"`
+		ACLsApplied bool `json:"acls_applied"`
+	}
+	if err := json.Unmarshal(out, &plan); err != nil {
+		t.Fatalf("provision plan --json: %v\n%s", err, out)
+	}
+	if plan.ACLsApplied {
+		t.Error("provision applies ACLs on the compose brokers, which have no authorizer: set PROVISION_ACLS=false")
+	}
+	pol, err := policy.Load(policyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := func(c map[string]string) bool { return c["retention.ms"] == "-1" && c["retention.bytes"] == "-1" }
+	want := map[string]func(map[string]string) bool{
+		"consent.changes": kept, "consent.audit": kept, "consent.audit.checkpoints": kept, "consent.revocations": kept,
+		"customer.events": nil, "customer.events.dlq": nil, "consent.changes.dlq": nil,
+	}
+	for _, s := range pol.Streams {
+		want[s.Topic] = nil
+	}
+	got := map[string]bool{}
+	for _, tp := range plan.Topics {
+		got[tp.Name] = true
+		check, ok := want[tp.Name]
+		if !ok {
+			t.Errorf("the plan has the topic %s, which no compose service uses", tp.Name)
+		}
+		if check != nil && !check(tp.Configs) {
+			t.Errorf("%s: configs %v, want retention.ms=-1 and retention.bytes=-1 (kept for ever)", tp.Name, tp.Configs)
+		}
+		if tp.ReplicationFactor != 3 || tp.Configs["min.insync.replicas"] != "2" || tp.Configs["cleanup.policy"] != "delete" {
+			t.Errorf("%s: replication %d, configs %v; want 3, min.insync.replicas=2, cleanup.policy=delete (never compacted)", tp.Name, tp.ReplicationFactor, tp.Configs)
+		}
+	}
+	for name := range want {
+		if !got[name] {
+			t.Errorf("the plan lacks the topic %s", name)
+		}
+	}
+	// The services of the compose file use the plan's names.
+	for svc, vars := range map[string][]string{"enforcer": {"ENFORCER_TOPICS", "AUDIT_TOPIC"}, "consent-sync": {"CONSENT_SYNC_TOPICS", "REVOCATIONS_TOPIC"}, "ledger": {"LEDGER_CHECKPOINTS_TOPIC"}} {
+		for _, v := range vars {
+			if val := envOf(p.Services[svc], v); val != "" && !got[val] {
+				t.Errorf("%s %s=%s is not a topic of the plan", svc, v, val)
+			}
+		}
 	}
 }
 

@@ -30,6 +30,7 @@ var commands = map[string]string{
 	"consent-sync":  "./services/consent-sync",
 	"ledger":        "./services/ledger",
 	"consentctl":    "./services/consentctl",
+	"provision":     "./services/provision",
 	"devbroker":     "./services/devbroker",
 	"demo-producer": "./deploy/cmd/demo-producer",
 }

@@ -1,0 +1,304 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/consentgate/consentgate/pkg/policy"
+)
+
+// Plan is what a cluster must hold for consentgate: its topics, with
+// partitions, replication factor and configuration, and the ACLs of each
+// principal (allow only: a principal may do what is listed, nothing else).
+type Plan struct {
+	Topics []Topic `json:"topics"`
+	ACLs   []ACL   `json:"acls"`
+	// Principals lists, for each principal of the plan, what it is (the
+	// enforcer, consent-sync, the ledger, or the consumer of a stream).
+	Principals []Principal `json:"principals"`
+	// ACLsApplied is false when the plan's ACLs are not applied
+	// (PROVISION_ACLS=false): printed, not created.
+	ACLsApplied bool `json:"acls_applied"`
+}
+
+// Topic is one topic of the plan.
+type Topic struct {
+	Name              string            `json:"name"`
+	Partitions        int               `json:"partitions"`
+	ReplicationFactor int               `json:"replication_factor"`
+	Configs           map[string]string `json:"configs"`
+	// Role says what the topic holds, for people.
+	Role string `json:"role"`
+}
+
+// The resource types, operations and pattern types of the plan's ACLs, in
+// Kafka's names (kafka-acls.sh --operation, --topic/--group, and
+// --resource-pattern-type).
+const (
+	ResourceTopic = "TOPIC"
+	ResourceGroup = "GROUP"
+
+	OpRead            = "READ"
+	OpWrite           = "WRITE"
+	OpDescribe        = "DESCRIBE"
+	OpDescribeConfigs = "DESCRIBE_CONFIGS"
+
+	PatternLiteral  = "LITERAL"
+	PatternPrefixed = "PREFIXED"
+)
+
+// ACL is one allow rule: Principal may do Operation on the resource from
+// Host.
+type ACL struct {
+	Principal    string `json:"principal"`
+	Host         string `json:"host"`
+	Operation    string `json:"operation"`
+	ResourceType string `json:"resource_type"`
+	ResourceName string `json:"resource_name"`
+	PatternType  string `json:"pattern_type"`
+	// Why says which client call needs it, for people (not compared).
+	Why string `json:"why"`
+}
+
+// key is what makes two ACLs the same rule (Why aside).
+func (a ACL) key() string {
+	return strings.Join([]string{a.Principal, a.Host, a.Operation, a.ResourceType, a.ResourceName, a.PatternType}, "\x00")
+}
+
+// String is the rule as one line: "User:enforcer allow READ TOPIC
+// customer.events LITERAL from *".
+func (a ACL) String() string {
+	return fmt.Sprintf("%s allow %s %s %s %s from %s", a.Principal, a.Operation, a.ResourceType, a.ResourceName, a.PatternType, a.Host)
+}
+
+// Principal is one principal of the plan and what it is.
+type Principal struct {
+	Name string `json:"name"`
+	Role string `json:"role"`
+}
+
+// Derive builds the plan of pol under the settings c (which Validate
+// accepted). It fails when two streams would share a consumer principal or
+// a consumer group prefix would cover another stream's, saying what to set.
+func Derive(pol *policy.Policy, c Config) (*Plan, error) {
+	p := &Plan{ACLsApplied: c.ACLs}
+	base := map[string]string{"cleanup.policy": "delete", "min.insync.replicas": strconv.Itoa(c.MinInsyncReplicas)}
+	kept := map[string]string{"retention.ms": "-1", "retention.bytes": "-1"}
+	topic := func(name string, partitions int, role string, extra ...map[string]string) {
+		cfg := map[string]string{}
+		for k, v := range base {
+			cfg[k] = v
+		}
+		for _, e := range extra {
+			for k, v := range e {
+				cfg[k] = v
+			}
+		}
+		p.Topics = append(p.Topics, Topic{Name: name, Partitions: partitions, ReplicationFactor: c.ReplicationFactor, Configs: cfg, Role: role})
+	}
+	audit := map[string]string{"retention.ms": strconv.Itoa(c.AuditRetentionMs)}
+	if c.AuditRetentionMs == -1 {
+		audit = kept
+	}
+
+	for _, t := range c.EnforcerTopics {
+		topic(t, c.Partitions, "input of the enforcer (customer events)")
+		topic(t+c.DLQSuffix, c.SmallPartitions, "dead letters of "+t)
+	}
+	for _, t := range c.ConsentTopics {
+		topic(t, c.Partitions, "consent changes: the system of record (no retention limit, no compaction)", kept)
+		topic(t+c.DLQSuffix, c.SmallPartitions, "dead letters of "+t)
+	}
+	topic(c.RevocationsTopic, c.SmallPartitions, "revocation notices (kept)", kept)
+	topic(c.AuditTopic, c.Partitions, "audit records, one per input event", audit)
+	topic(c.CheckpointsTopic, 1, "the ledger's signed audit checkpoints (kept)", kept)
+	for _, s := range pol.Streams {
+		topic(s.Topic, c.Partitions, "purpose stream of "+strings.Join(s.Purposes, ", "))
+	}
+	seen := map[string]bool{}
+	for _, t := range p.Topics {
+		if seen[t.Name] {
+			return nil, fmt.Errorf("topic %s is planned twice (check ENFORCER_TOPICS, CONSENT_SYNC_TOPICS, AUDIT_TOPIC, REVOCATIONS_TOPIC, LEDGER_CHECKPOINTS_TOPIC, DLQ_SUFFIX and the policy's stream topics): every topic must have one role", t.Name)
+		}
+		seen[t.Name] = true
+	}
+
+	allow := func(principal, op, rtype, name, pattern, why string) {
+		p.ACLs = append(p.ACLs, ACL{Principal: principal, Host: c.ACLHost, Operation: op, ResourceType: rtype, ResourceName: name, PatternType: pattern, Why: why})
+	}
+	lit := PatternLiteral
+
+	// The enforcer: a consumer group reader of the input topics, a writer
+	// of the streams, the audit and the dead letters; with
+	// ENFORCER_REQUIRE_WARM, a reader of consent-sync's committed offsets.
+	e := c.EnforcerPrincipal
+	p.Principals = append(p.Principals, Principal{e, "enforcer"})
+	for _, t := range c.EnforcerTopics {
+		allow(e, OpRead, ResourceTopic, t, lit, "consume the input (Metadata, ListOffsets, Fetch, OffsetCommit; READ implies DESCRIBE)")
+	}
+	allow(e, OpRead, ResourceGroup, c.EnforcerGroup, lit, "its consumer group (FindCoordinator, JoinGroup, SyncGroup, Heartbeat, OffsetFetch, OffsetCommit, LeaveGroup)")
+	for _, s := range pol.Streams {
+		allow(e, OpWrite, ResourceTopic, s.Topic, lit, "publish the purpose stream (Metadata, Produce)")
+	}
+	allow(e, OpWrite, ResourceTopic, c.AuditTopic, lit, "publish the audit records")
+	for _, t := range c.EnforcerTopics {
+		allow(e, OpWrite, ResourceTopic, t+c.DLQSuffix, lit, "publish dead letters")
+	}
+	if c.EnforcerRequireWarm {
+		for _, t := range c.ConsentTopics {
+			allow(e, OpDescribe, ResourceTopic, t, lit, "ENFORCER_REQUIRE_WARM: the partitions of the consent topic (Metadata, OffsetFetch)")
+		}
+		allow(e, OpDescribe, ResourceGroup, c.ConsentSyncGroup, lit, "ENFORCER_REQUIRE_WARM: consent-sync's committed offsets (OffsetFetch)")
+	}
+
+	// consent-sync: a consumer group reader of the consent topics (which it
+	// checks keep every record, and replays), a writer of the notices and
+	// dead letters, and with the intake a writer of the consent topic.
+	s := c.ConsentSyncPrincipal
+	p.Principals = append(p.Principals, Principal{s, "consent-sync"})
+	for _, t := range c.ConsentTopics {
+		allow(s, OpRead, ResourceTopic, t, lit, "consume and replay the consent changes")
+		allow(s, OpDescribeConfigs, ResourceTopic, t, lit, "check at start that the topic keeps every record (DescribeConfigs)")
+	}
+	allow(s, OpRead, ResourceGroup, c.ConsentSyncGroup, lit, "its consumer group")
+	if c.Intake {
+		allow(s, OpWrite, ResourceTopic, c.intakeTopic(), lit, "the HTTP intake produces consent changes")
+	}
+	allow(s, OpWrite, ResourceTopic, c.RevocationsTopic, lit, "publish revocation notices")
+	for _, t := range c.ConsentTopics {
+		allow(s, OpWrite, ResourceTopic, t+c.DLQSuffix, lit, "publish dead letters")
+	}
+
+	// The ledger: partition readers (no consumer group) of everything it
+	// keeps; the sealer writes the checkpoints.
+	l := c.LedgerPrincipal
+	p.Principals = append(p.Principals, Principal{l, "ledger"})
+	ledgerReads := append(append([]string{}, c.ConsentTopics...), c.AuditTopic, c.RevocationsTopic, c.CheckpointsTopic)
+	for _, t := range c.EnforcerTopics {
+		ledgerReads = append(ledgerReads, t+c.DLQSuffix)
+	}
+	for _, t := range c.ConsentTopics {
+		ledgerReads = append(ledgerReads, t+c.DLQSuffix)
+	}
+	for _, t := range ledgerReads {
+		allow(l, OpRead, ResourceTopic, t, lit, "ingest into the ledger (Metadata, ListOffsets, Fetch; no consumer group)")
+	}
+	if c.LedgerSeals {
+		allow(l, OpWrite, ResourceTopic, c.CheckpointsTopic, lit, "the sealer publishes signed checkpoints")
+	}
+
+	// One consumer principal per stream: its topic, its groups, nothing else.
+	service := map[string]string{e: "the enforcer", s: "consent-sync", l: "the ledger"}
+	if len(service) < 3 {
+		return nil, errors.New("the enforcer, consent-sync and the ledger must have different principals: set PROVISION_ENFORCER_PRINCIPAL, PROVISION_CONSENT_SYNC_PRINCIPAL and PROVISION_LEDGER_PRINCIPAL apart")
+	}
+	byPrincipal := map[string]string{}
+	type prefix struct{ prefix, topic string }
+	var prefixes []prefix
+	for _, st := range pol.Streams {
+		who, group := c.consumerOf(st.Topic)
+		if what, ok := service[who]; ok {
+			return nil, fmt.Errorf("%s:%d: the consumer principal of stream %s is %s, which is %s's: give the stream's consumers a principal of their own (PROVISION_CONSUMER_PRINCIPAL, PROVISION_CONSUMER_PRINCIPALS)", c.Policy, st.Line, st.Topic, who, what)
+		}
+		if other, ok := byPrincipal[who]; ok {
+			return nil, fmt.Errorf("streams %s and %s have the same consumer principal %s, which could then read both: give each stream its own (PROVISION_CONSUMER_PRINCIPALS=%s=User:...)", other, st.Topic, who, st.Topic)
+		}
+		byPrincipal[who] = st.Topic
+		for _, o := range prefixes {
+			if strings.HasPrefix(group, o.prefix) || strings.HasPrefix(o.prefix, group) {
+				return nil, fmt.Errorf("the consumer group prefixes %q (stream %s) and %q (stream %s) overlap, so one stream's consumers could join the other's groups: set PROVISION_CONSUMER_GROUP_PREFIX to a pattern that keeps them apart (such as {stream}.)", o.prefix, o.topic, group, st.Topic)
+			}
+		}
+		for _, g := range []string{c.EnforcerGroup, c.ConsentSyncGroup} {
+			if strings.HasPrefix(g, group) {
+				return nil, fmt.Errorf("the consumer group prefix %q of stream %s covers the service group %s: set PROVISION_CONSUMER_GROUP_PREFIX so that it does not", group, st.Topic, g)
+			}
+		}
+		prefixes = append(prefixes, prefix{group, st.Topic})
+		p.Principals = append(p.Principals, Principal{who, "consumer of " + st.Topic})
+		allow(who, OpRead, ResourceTopic, st.Topic, lit, "consume its purpose stream, and nothing else")
+		allow(who, OpRead, ResourceGroup, group, PatternPrefixed, "its consumer groups (any group id starting so)")
+	}
+	return p, nil
+}
+
+// PrintText writes the plan as readable text.
+func (p *Plan) PrintText(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "Topics (%d):\n", len(p.Topics))
+	fmt.Fprintln(tw, "  TOPIC\tPARTITIONS\tREPLICATION\tCONFIGS\tHOLDS")
+	for _, t := range p.Topics {
+		fmt.Fprintf(tw, "  %s\t%d\t%d\t%s\t%s\n", t.Name, t.Partitions, t.ReplicationFactor, configString(t.Configs), t.Role)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	note := ""
+	if !p.ACLsApplied {
+		note = " (PROVISION_ACLS=false: printed, not applied)"
+	}
+	fmt.Fprintf(w, "\nACLs (%d, allow only; everything not listed is denied)%s:\n", len(p.ACLs), note)
+	for _, pr := range p.Principals {
+		fmt.Fprintf(w, "  %s (%s)\n", pr.Name, pr.Role)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, a := range p.ACLs {
+			if a.Principal == pr.Name {
+				fmt.Fprintf(tw, "    allow %s\t%s %s\t%s\tfrom %s\t%s\n", a.Operation, a.ResourceType, a.ResourceName, a.PatternType, a.Host, a.Why)
+			}
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PrintJSON writes the plan as indented JSON.
+func (p *Plan) PrintJSON(w io.Writer) error { return printJSON(w, p) }
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// configString renders configs sorted by name: "a=1 b=2".
+func configString(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + m[k]
+	}
+	return strings.Join(parts, " ")
+}
+
+// aclsOf returns the plan's ACLs of principal.
+func (p *Plan) aclsOf(principal string) []ACL {
+	var out []ACL
+	for _, a := range p.ACLs {
+		if a.Principal == principal {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// topic returns the plan's topic name.
+func (p *Plan) topic(name string) (Topic, bool) {
+	i := slices.IndexFunc(p.Topics, func(t Topic) bool { return t.Name == name })
+	if i < 0 {
+		return Topic{}, false
+	}
+	return p.Topics[i], true
+}

@@ -215,9 +215,13 @@ func (b *Broker) CreateTopicsWithConfig(t testing.TB, partitions int, config map
 	}
 }
 
-// ReadAll reads every record of topic from the beginning until no new record
-// arrives for quiet, or until timeout. It uses a plain partition reader per
-// partition (no consumer group).
+// ReadAll reads every record of topic from the beginning: at least up to
+// the end each partition had when it was called (waiting up to timeout for
+// them), then on until no new record arrives for quiet, or until timeout.
+// It uses a plain partition reader per partition (no consumer group). The
+// records already written never depend on quiet: a first fetch slower
+// than quiet on a loaded machine used to end a partition's read before its
+// first record, so that the records of whole partitions were missing.
 func (b *Broker) ReadAll(t testing.TB, topic string, quiet, timeout time.Duration) []kafka.Message {
 	t.Helper()
 	conn, err := b.Dialer().Dial("tcp", b.Addr)
@@ -231,23 +235,59 @@ func (b *Broker) ReadAll(t testing.TB, topic string, quiet, timeout time.Duratio
 	}
 	var out []kafka.Message
 	for _, p := range parts {
+		deadline := time.Now().Add(timeout)
+		end := b.partitionEnd(t, topic, p.ID, deadline)
 		r := kafka.NewReader(kafka.ReaderConfig{
 			Brokers: []string{b.Addr}, Topic: topic, Partition: p.ID, Dialer: b.Dialer(),
 			MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond,
 		})
-		deadline := time.Now().Add(timeout)
+		next := int64(0)
 		for time.Now().Before(deadline) {
-			ctx, cancel := context.WithTimeout(context.Background(), quiet)
+			wait := quiet
+			if next < end {
+				wait = time.Until(deadline) // written before the call: wait for it
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
 			m, err := r.ReadMessage(ctx)
 			cancel()
 			if err != nil {
 				break
 			}
 			out = append(out, m)
+			next = m.Offset + 1
 		}
 		r.Close()
+		if next < end {
+			t.Fatalf("brokertest: read %s/%d up to offset %d within %v, but it ends at %d", topic, p.ID, next, timeout, end)
+		}
 	}
 	return out
+}
+
+// partitionEnd returns the offset after the last record of topic's
+// partition (its high watermark), retrying until deadline.
+func (b *Broker) partitionEnd(t testing.TB, topic string, partition int, deadline time.Time) int64 {
+	t.Helper()
+	var err error
+	for {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		var conn *kafka.Conn
+		if conn, err = b.Dialer().DialLeader(ctx, "tcp", b.Addr, topic, partition); err == nil {
+			var end int64
+			end, err = conn.ReadLastOffset()
+			conn.Close()
+			cancel()
+			if err == nil {
+				return end
+			}
+		} else {
+			cancel()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("brokertest: read the end offset of %s/%d: %v", topic, partition, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.

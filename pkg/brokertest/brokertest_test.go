@@ -2,6 +2,7 @@ package brokertest_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -65,5 +66,38 @@ func TestProduceConsumeGroupAcrossRestart(t *testing.T) {
 	all := b.ReadAll(t, "bt.in", 500*time.Millisecond, 10*time.Second)
 	if len(all) != 6 {
 		t.Errorf("log holds %d records after restart, want 6", len(all))
+	}
+}
+
+// TestReadAllReturnsWhatWasWrittenHoweverShortTheQuiet: the records written
+// before ReadAll is called come back even when the first fetch of a
+// partition takes longer than quiet (a loaded machine). With quiet shorter
+// than any fetch, ReadAll returned no record at all.
+func TestReadAllReturnsWhatWasWrittenHoweverShortTheQuiet(t *testing.T) {
+	b := brokertest.Start(t, brokertest.Options{Partitions: 3, Topics: []string{"ra.in"}})
+	w := &kafka.Writer{Addr: kafka.TCP(b.Addr), Balancer: &kafka.RoundRobin{}, BatchSize: 1, RequiredAcks: kafka.RequireAll}
+	defer w.Close()
+	const n = 30
+	msgs := make([]kafka.Message, n)
+	for i := range msgs {
+		msgs[i] = kafka.Message{Topic: "ra.in", Value: []byte(fmt.Sprint(i))}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	got := b.ReadAll(t, "ra.in", time.Nanosecond, 20*time.Second)
+	seen := map[string]bool{}
+	parts := map[int]bool{}
+	for _, m := range got {
+		seen[string(m.Value)] = true
+		parts[m.Partition] = true
+	}
+	if len(got) != n || len(seen) != n {
+		t.Fatalf("ReadAll returned %d records (%d distinct), want the %d written", len(got), len(seen), n)
+	}
+	if len(parts) != 3 {
+		t.Fatalf("records came from %d partitions, want 3", len(parts))
 	}
 }

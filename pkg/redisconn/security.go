@@ -207,7 +207,8 @@ func (e *SecurityError) Unwrap() []error { return []error{ErrSecurity, e.Err} }
 
 // Explain returns err with what to check when it is a refused TLS
 // handshake, a refused user name or password (WRONGPASS, NOAUTH) or a
-// missing ACL permission (NOPERM): a *SecurityError matching ErrSecurity.
+// missing ACL permission (NOPERM, or a command a script may not run): a
+// *SecurityError matching ErrSecurity.
 // Any other error is returned as it is. The servers' texts, which Explain
 // keeps, name neither the password nor a key.
 func Explain(err error) error { return Config{}.explain(err) }
@@ -245,7 +246,7 @@ func (c Config) explain(err error) error {
 		return &SecurityError{What: "authentication", Check: "the servers refused the user name or password: " + checkAuth, Err: err}
 	case strings.HasPrefix(reply, "NOAUTH"), strings.HasPrefix(reply, "ERR AUTH") && strings.Contains(reply, "without any password"):
 		return &SecurityError{What: "authentication", Check: "the servers and the settings disagree on whether a password is needed: " + checkAuth, Err: err}
-	case strings.HasPrefix(reply, "NOPERM"):
+	case strings.HasPrefix(reply, "NOPERM"), strings.Contains(reply, "user executing the script can't run this command"):
 		return &SecurityError{What: "permission", Check: "the Redis user may not run a command, or use a key or channel, this service needs: give REDIS_USERNAME the ACL line of this service (README, \"Redis in production\")", Err: err}
 	case errors.As(err, &unknownCA):
 		return &SecurityError{What: "TLS handshake", Check: "the servers' certificate is not signed by a trusted CA: set REDIS_TLS_CA_FILE to the CA that signed the Redis servers' certificates", Err: err}

@@ -1,6 +1,7 @@
 package redisconn
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -258,6 +259,11 @@ func (c Config) explain(err error) error {
 		return &SecurityError{What: "TLS handshake", Check: "the server did not answer in TLS: point REDIS_ADDR/REDIS_URL at the TLS port (tls-port), or unset REDIS_TLS and the REDIS_TLS_* files for a plain port", Err: err}
 	case remoteAlert:
 		return &SecurityError{What: "TLS handshake", Check: "the server refused the TLS connection (it may require a client certificate, or refuse this one): check REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE against the servers' tls-ca-cert-file", Err: err}
+	}
+	var ne net.Error
+	timeout := errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+	if c.TLSOn() && timeout {
+		return fmt.Errorf("%w (no answer over TLS: a port without TLS does not answer a TLS handshake; check that REDIS_ADDR/REDIS_URL is the servers' tls-port)", err)
 	}
 	if !c.TLSOn() && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)) {
 		return fmt.Errorf("%w (a Redis server that requires TLS closes plain connections: if it does, set REDIS_TLS=true and REDIS_TLS_CA_FILE, or use rediss://)", err)

@@ -375,3 +375,312 @@ func TestACLLinesAreDocumented(t *testing.T) {
 		t.Errorf("%s has users %v, want %s and %s", aclFile, names, enforcerUser, syncUser)
 	}
 }
+
+// mastersOf returns the address of the master holding each key.
+func mastersOf(t *testing.T, ctx context.Context, rdb *redis.ClusterClient, keys ...string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, k := range keys {
+		m, err := rdb.MasterForKey(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[k] = m.Options().Addr
+	}
+	return out
+}
+
+// TestClusterBatchedLookupsMatchASingleServer: the same changes applied to
+// a single server and to the 3-master TLS cluster give the same states for
+// a batch whose subjects (with duplicates and unknown ones) live on every
+// master, with and without the freshness gate.
+func TestClusterBatchedLookupsMatchASingleServer(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	p := startProdCluster(t)
+	single := NewStore(redistest.Start(t).Client(t), p.prefix)
+	clustered := NewStore(p.syn, p.prefix)
+	subjects := subjectsOnEveryMaster(t, ctx, clustered, p.admin, 4)
+	if m := mastersOf(t, ctx, p.admin, func() []string {
+		var ks []string
+		for _, s := range subjects {
+			ks = append(ks, clustered.Key(s))
+		}
+		return ks
+	}()...); len(distinct(m)) != 3 {
+		t.Fatalf("the batch spans %d masters, want 3", len(distinct(m)))
+	}
+	var changes []Change
+	for i, s := range subjects {
+		changes = append(changes, grantAt(s, int64(1000+i)))
+		switch i % 4 {
+		case 1:
+			changes = append(changes, Change{ChangeID: "w-" + s, SubjectID: s, Purpose: "marketing", Action: ActionWithdraw, LegalBasis: "CONSENT", Source: "test", NoticeVersion: "v1", CapturedAt: time.UnixMilli(int64(3000 + i))})
+		case 2:
+			changes = append(changes, Change{ChangeID: "e-" + s, SubjectID: s, Action: ActionErase, Source: "test", CapturedAt: time.UnixMilli(int64(4000 + i))})
+		case 3:
+			c := grantAt(s, int64(2000+i))
+			c.Purpose, c.ChangeID = "analytics", "a-"+s
+			changes = append(changes, c)
+		}
+	}
+	for _, c := range changes {
+		for _, st := range []*Store{single, clustered} {
+			if _, err := st.Apply(ctx, c); err != nil {
+				t.Fatalf("apply: %v", err)
+			}
+		}
+	}
+	batch := append(append([]string{"unknown-1"}, subjects...), subjects[0], subjects[5], "unknown-2")
+	want, err := single.Lookup(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	markReplayed(t, clustered, Offsets{tp0: int64(len(changes))})
+	for name, st := range map[string]*Store{
+		"consent-sync's user":        clustered,
+		"the enforcer's user":        NewStore(p.enforcer, p.prefix),
+		"the enforcer's user, gated": NewStore(p.enforcer, p.prefix).RequireFresh(freshAt(Offsets{tp0: int64(len(changes))})),
+	} {
+		got, err := st.Lookup(ctx, batch)
+		if err != nil {
+			t.Fatalf("%s: cluster lookup: %v", name, err)
+		}
+		if d := diffStates(want, got); d != "" {
+			t.Errorf("%s: the cluster's batch differs from the single server's: %s", name, d)
+		}
+	}
+	cache := NewCache(NewStore(p.enforcer, p.prefix).RequireFresh(freshAt(Offsets{tp0: int64(len(changes))})), p.enforcer, 1000, time.Minute)
+	if err := cache.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+	for round := range 2 { // a miss for every subject, then hits
+		got, err := cache.Lookup(ctx, batch)
+		if err != nil {
+			t.Fatalf("cache lookup %d: %v", round, err)
+		}
+		if d := diffStates(want, got); d != "" {
+			t.Errorf("cache lookup %d differs from the single server's: %s", round, d)
+		}
+	}
+	if cache.Hits.Load() == 0 {
+		t.Error("the second cache lookup read Redis again for every subject")
+	}
+}
+
+func distinct(m map[string]string) map[string]bool {
+	out := map[string]bool{}
+	for _, v := range m {
+		out[v] = true
+	}
+	return out
+}
+
+// diffStates describes the first difference between two lookups' results
+// (subjects are test ids, not personal data).
+func diffStates(want, got map[string]*State) string {
+	if len(want) != len(got) {
+		return fmt.Sprintf("%d subjects, want %d", len(got), len(want))
+	}
+	for s, w := range want {
+		g := got[s]
+		if g == nil {
+			return s + " missing"
+		}
+		if fmt.Sprintf("%+v", *g) != fmt.Sprintf("%+v", *w) {
+			return fmt.Sprintf("%s: %+v, want %+v", s, *g, *w)
+		}
+	}
+	return ""
+}
+
+// TestClusterInvalidationsArriveFromEveryShard: the enforcer's cache holds
+// one subscription, on one node; a change written on each of the three
+// masters reaches it (Redis Cluster forwards PUBLISH over the bus) and
+// drops that subject's entry, so the next lookup sees the change.
+func TestClusterInvalidationsArriveFromEveryShard(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	p := startProdCluster(t)
+	syncStore := NewStore(p.syn, p.prefix)
+	subjects := subjectsOnEveryMaster(t, ctx, syncStore, p.admin, 1)
+	for i, s := range subjects {
+		if _, err := syncStore.Apply(ctx, grantAt(s, int64(1000+i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cache := NewCache(NewStore(p.enforcer, p.prefix), p.enforcer, 100, time.Hour)
+	invalidated := make(chan string, 10)
+	cache.onInvalidate = func(s string) { invalidated <- s }
+	if err := cache.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+	if _, err := cache.Lookup(ctx, subjects); err != nil || cache.Len() != len(subjects) {
+		t.Fatalf("fill the cache: %d entries, %v", cache.Len(), err)
+	}
+	for i, s := range subjects {
+		m := mastersOf(t, ctx, p.admin, syncStore.Key(s))[syncStore.Key(s)]
+		w := Change{ChangeID: fmt.Sprintf("w-%d", i), SubjectID: s, Purpose: "marketing", Action: ActionWithdraw, LegalBasis: "CONSENT", Source: "test", NoticeVersion: "v1", CapturedAt: time.UnixMilli(5000)}
+		if _, err := syncStore.Apply(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-invalidated:
+			if got != s {
+				t.Fatalf("shard %s: invalidation of another subject", m)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no invalidation from the change written on master %s", m)
+		}
+		st, err := cache.Lookup(ctx, []string{s})
+		if err != nil || st[s].Purposes["marketing"].Status != StatusWithdrawn {
+			t.Fatalf("lookup after the change on master %s: %v %v, want withdrawn", m, st, err)
+		}
+	}
+	if n := cache.Invalidations.Load(); n != int64(len(subjects)) {
+		t.Errorf("%d entries dropped by invalidation, want %d", n, len(subjects))
+	}
+}
+
+// TestClusterFreshnessPerShard: each master in turn is restored from a
+// snapshot older than a withdrawal that consent-sync applied and committed
+// (the other masters keep their data): lookups of the subject on that
+// shard, and of a batch of subjects on the other shards, fail closed
+// instead of answering the restored grant, until consent-sync's replay
+// marks the shard again. (TestWatermarkClusterShardLost covers one shard
+// restarting empty.)
+func TestClusterFreshnessPerShard(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	p := startProdCluster(t)
+	syncStore := NewStore(p.syn, p.prefix)
+	subjects := subjectsOnEveryMaster(t, ctx, syncStore, p.admin, 1)
+	masters := mastersOf(t, ctx, p.admin, func() []string {
+		var ks []string
+		for _, s := range subjects {
+			ks = append(ks, syncStore.Key(s))
+		}
+		return ks
+	}()...)
+	node := func(addr string) *redistest.Server {
+		for _, n := range p.Nodes {
+			if n.Addr() == addr {
+				return n
+			}
+		}
+		t.Fatalf("no node %s", addr)
+		return nil
+	}
+	offset := int64(0)
+	for i, s := range subjects {
+		if _, err := syncStore.Apply(ctx, grantAt(s, int64(1000+i))); err != nil {
+			t.Fatal(err)
+		}
+		offset++
+	}
+	markReplayed(t, syncStore, Offsets{tp0: offset})
+	fresh := freshAt(Offsets{tp0: offset})
+	gated := NewStore(p.enforcer, p.prefix).RequireFresh(fresh)
+	for i, s := range subjects {
+		others := append(append([]string{}, subjects[:i]...), subjects[i+1:]...)
+		shard := node(masters[syncStore.Key(s)])
+		shard.Snapshot(t)
+		w := Change{ChangeID: fmt.Sprintf("w-%d", i), SubjectID: s, Purpose: "marketing", Action: ActionWithdraw, LegalBasis: "CONSENT", Source: "test", NoticeVersion: "v1", CapturedAt: time.UnixMilli(5000)}
+		if _, err := syncStore.Apply(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+		if err := syncStore.Advance(ctx, []Range{{tp0, offset, offset + 1}}); err != nil {
+			t.Fatal(err)
+		}
+		offset++
+		fresh.Set(Offsets{tp0: offset}, time.Now(), nil) // consent-sync committed it
+		if got, err := gated.Lookup(ctx, []string{s}); err != nil || got[s].Purposes["marketing"].Status != StatusWithdrawn {
+			t.Fatalf("shard %d: lookup before the restore: %v %v", i, got, err)
+		}
+		shard.Restart() // from the snapshot: the grant, not the withdrawal
+		p.WaitOK(t)
+		raw, err := NewStore(p.syn, p.prefix).Lookup(ctx, []string{s})
+		for err != nil && ctx.Err() == nil { // the clients reconnect
+			time.Sleep(100 * time.Millisecond)
+			raw, err = NewStore(p.syn, p.prefix).Lookup(ctx, []string{s})
+		}
+		if raw[s] == nil || raw[s].Purposes["marketing"].Status != StatusGranted {
+			t.Fatalf("shard %d: the restored shard should hold the old grant (test premise): %v %v", i, raw, err)
+		}
+		for _, batch := range [][]string{{s}, others, subjects} {
+			if got, err := gated.Lookup(ctx, batch); !errors.Is(err, ErrCold) {
+				t.Fatalf("shard %d restored from an older snapshot: lookup of %d subjects = %v %v, want ErrCold", i, len(batch), got, err)
+			}
+		}
+		// consent-sync replays the topic (the withdrawal again) and marks
+		// the shard: lookups resume with the withdrawal.
+		if _, err := syncStore.Apply(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+		markReplayed(t, syncStore, Offsets{tp0: offset})
+		got, err := gated.Lookup(ctx, subjects)
+		if err != nil || got[s].Purposes["marketing"].Status != StatusWithdrawn {
+			t.Fatalf("shard %d: lookup after the replay: %v %v", i, got, err)
+		}
+		shard.DropSnapshot(t)
+	}
+}
+
+// TestClusterOutboxAndNotices: on the TLS cluster, as consent-sync's user,
+// a withdrawal and an erasure of subjects on every master record their
+// notices in the outbox beside the state (same slot, so the apply script
+// can write both), a redelivery after a newer change finds the same notice,
+// an acknowledgement removes it, and a change applied while the state is
+// incomplete owes one.
+func TestClusterOutboxAndNotices(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	p := startProdCluster(t)
+	st := NewStore(p.syn, p.prefix)
+	subjects := subjectsOnEveryMaster(t, ctx, st, p.admin, 1)
+	for i, s := range subjects {
+		m := mastersOf(t, ctx, p.admin, st.Key(s), st.OutboxKey(s))
+		if m[st.Key(s)] != m[st.OutboxKey(s)] {
+			t.Fatalf("the outbox of a subject lives on another master than its state")
+		}
+		if _, err := st.Apply(ctx, grantAt(s, 1000)); err != nil {
+			t.Fatal(err)
+		}
+		w := Change{ChangeID: fmt.Sprintf("w-%d", i), SubjectID: s, Purpose: "marketing", Action: ActionWithdraw, LegalBasis: "CONSENT", Source: "test", NoticeVersion: "v1", CapturedAt: time.UnixMilli(2000)}
+		o, err := st.Apply(ctx, w)
+		if err != nil || !o.Applied || !o.NoticeDue || o.Notice.Reason != NoticeGrantReplaced {
+			t.Fatalf("master %s: withdrawal: %+v %v, want a grant_replaced notice", m[st.Key(s)], o, err)
+		}
+		// A newer grant, then the withdrawal redelivered: the same notice.
+		if _, err := st.Apply(ctx, grantAt(s, 3000)); err != nil {
+			t.Fatal(err)
+		}
+		again, err := st.Apply(ctx, w)
+		if err != nil || again.Applied || !again.NoticeDue || again.Notice != o.Notice {
+			t.Fatalf("master %s: redelivered withdrawal: %+v %v, want notice %+v", m[st.Key(s)], again, err, o.Notice)
+		}
+		if err := st.AckNotice(ctx, s, w.ChangeID); err != nil {
+			t.Fatal(err)
+		}
+		if left, err := p.admin.HExists(ctx, st.OutboxKey(s), w.ChangeID).Result(); err != nil || left {
+			t.Fatalf("master %s: the outbox entry is still there after the acknowledgement: %v", m[st.Key(s)], err)
+		}
+		e := Change{ChangeID: fmt.Sprintf("e-%d", i), SubjectID: s, Action: ActionErase, Source: "test", CapturedAt: time.UnixMilli(4000)}
+		if o, err := st.Apply(ctx, e); err != nil || !o.Erased || !o.NoticeDue || o.Notice.Reason != NoticeErased {
+			t.Fatalf("master %s: erasure: %+v %v", m[st.Key(s)], o, err)
+		}
+		d := Change{ChangeID: fmt.Sprintf("d-%d", i), SubjectID: s, Purpose: "analytics", Action: ActionDeny, LegalBasis: "CONSENT", Source: "test", NoticeVersion: "v1", CapturedAt: time.UnixMilli(5000)}
+		if o, err := st.ApplyWith(ctx, d, ApplyOptions{StateIncomplete: true}); err != nil || !o.NoticeDue || o.Notice.Reason != NoticeStateIncomplete {
+			t.Fatalf("master %s: denial on an incomplete state: %+v %v", m[st.Key(s)], o, err)
+		}
+	}
+	if d := p.aclDenials(t); len(d) > 0 {
+		t.Fatalf("refused: %v", d)
+	}
+}

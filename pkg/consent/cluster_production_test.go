@@ -371,7 +371,7 @@ func TestACLLinesAreDocumented(t *testing.T) {
 		}
 	}
 	sort.Strings(names)
-	if strings.Join(names, ",") != syncUser+","+enforcerUser {
+	if strings.Join(names, ",") != enforcerUser+","+syncUser {
 		t.Errorf("%s has users %v, want %s and %s", aclFile, names, enforcerUser, syncUser)
 	}
 }

@@ -249,13 +249,8 @@ func TestACLLinesLetEachServiceWork(t *testing.T) {
 	if err != nil || !o.NoticeDue {
 		t.Fatalf("withdraw as %s: %+v %v", syncUser, o, err)
 	}
-	select {
-	case s := <-invalidated:
-		if s != subjects[0] {
-			t.Fatalf("invalidation for another subject")
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the enforcer's cache got no invalidation")
+	if !awaitInvalidation(invalidated, subjects[0]) {
+		t.Fatal("the enforcer's cache got no invalidation of the withdrawn subject")
 	}
 	if err := syncStore.AckNotice(ctx, subjects[0], "w-0"); err != nil {
 		t.Fatalf("AckNotice as %s: %v", syncUser, err)
@@ -470,6 +465,23 @@ func TestClusterBatchedLookupsMatchASingleServer(t *testing.T) {
 	}
 }
 
+// awaitInvalidation waits up to 5 s for the invalidation of subject. Others
+// may come first: the grants published before the cache subscribed travel
+// the cluster bus and can reach the subscribed node after the subscription.
+func awaitInvalidation(ch <-chan string, subject string) bool {
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case s := <-ch:
+			if s == subject {
+				return true
+			}
+		case <-deadline:
+			return false
+		}
+	}
+}
+
 func distinct(m map[string]string) map[string]bool {
 	out := map[string]bool{}
 	for _, v := range m {
@@ -528,12 +540,7 @@ func TestClusterInvalidationsArriveFromEveryShard(t *testing.T) {
 		if _, err := syncStore.Apply(ctx, w); err != nil {
 			t.Fatal(err)
 		}
-		select {
-		case got := <-invalidated:
-			if got != s {
-				t.Fatalf("shard %s: invalidation of another subject", m)
-			}
-		case <-time.After(5 * time.Second):
+		if !awaitInvalidation(invalidated, s) {
 			t.Fatalf("no invalidation from the change written on master %s", m)
 		}
 		st, err := cache.Lookup(ctx, []string{s})
@@ -541,8 +548,8 @@ func TestClusterInvalidationsArriveFromEveryShard(t *testing.T) {
 			t.Fatalf("lookup after the change on master %s: %v %v, want withdrawn", m, st, err)
 		}
 	}
-	if n := cache.Invalidations.Load(); n != int64(len(subjects)) {
-		t.Errorf("%d entries dropped by invalidation, want %d", n, len(subjects))
+	if n := cache.Invalidations.Load(); n < int64(len(subjects)) {
+		t.Errorf("%d entries dropped by invalidation, want %d or more", n, len(subjects))
 	}
 }
 

@@ -8,6 +8,13 @@
 // that share a server (for example the one a developer runs on 6379) cannot see
 // each other's keys.
 //
+// [StartWith] adds what production servers have: a TLS port only, with a
+// throwaway CA and certificates made in Go ([NewCerts]), client
+// certificates, and ACL users with the default user off ([Options]).
+// [StartCluster] and [StartClusterWith] start a Redis Cluster of masters
+// joined by redis-cli --cluster create, optionally over TLS and with ACL
+// users.
+//
 // When redis-server is not on PATH the test fails (it never skips) with a
 // message saying how to install it.
 package redistest

@@ -558,8 +558,10 @@ func TestClusterInvalidationsArriveFromEveryShard(t *testing.T) {
 // (the other masters keep their data): lookups of the subject on that
 // shard, and of a batch of subjects on the other shards, fail closed
 // instead of answering the restored grant, until consent-sync's replay
-// marks the shard again. (TestWatermarkClusterShardLost covers one shard
-// restarting empty.)
+// marks the shard again. Then the same master restarts empty: lookups fail
+// closed again until the replay. (TestWatermarkClusterShardLost shows one
+// shard restarting empty on a plain cluster; this runs every shard, on the
+// TLS cluster as the enforcer's ACL user.)
 func TestClusterFreshnessPerShard(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
@@ -634,7 +636,36 @@ func TestClusterFreshnessPerShard(t *testing.T) {
 		if err != nil || got[s].Purposes["marketing"].Status != StatusWithdrawn {
 			t.Fatalf("shard %d: lookup after the replay: %v %v", i, got, err)
 		}
+
+		// The same shard loses everything (an empty restart): the
+		// lookups fail closed, not "unknown subject" from the empty
+		// shard, until the replay fills and marks it again.
 		shard.DropSnapshot(t)
+		shard.Restart()
+		p.WaitOK(t)
+		for _, batch := range [][]string{{s}, others} {
+			var err error
+			for err = errors.New("not yet"); err != nil && !errors.Is(err, ErrCold) && ctx.Err() == nil; {
+				var got map[string]*State
+				if got, err = gated.Lookup(ctx, batch); err == nil {
+					t.Fatalf("shard %d restarted empty: lookup of %d subjects answered %v, want ErrCold", i, len(batch), got)
+				}
+				time.Sleep(50 * time.Millisecond) // errors while the clients reconnect
+			}
+			if !errors.Is(err, ErrCold) {
+				t.Fatalf("shard %d restarted empty: %v, want ErrCold", i, err)
+			}
+		}
+		if _, err := syncStore.Apply(ctx, grantAt(s, int64(1000+i))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := syncStore.Apply(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+		markReplayed(t, syncStore, Offsets{tp0: offset})
+		if got, err := gated.Lookup(ctx, subjects); err != nil || got[s].Purposes["marketing"].Status != StatusWithdrawn {
+			t.Fatalf("shard %d: lookup after the replay of the empty shard: %v %v", i, got, err)
+		}
 	}
 }
 

@@ -2,6 +2,13 @@
 // server or a Redis Cluster through go-redis' universal client, configured by
 // REDIS_ADDR (comma-separated host:port; several addresses mean a cluster) or
 // REDIS_URL (redis:// or rediss://, single server).
+//
+// In production the connection is secured (security.go): TLS with the
+// servers' CA, an optional client certificate and the name the servers'
+// certificates are checked against (REDIS_TLS, REDIS_TLS_*), and an ACL user
+// (REDIS_USERNAME) whose password is read from a file (REDIS_PASSWORD_FILE).
+// The files are read at start-up; no message of this package shows a
+// password or the content of a file.
 package redisconn
 
 import (
@@ -27,6 +34,30 @@ type Config struct {
 	Timeout      time.Duration
 	PoolSize     int
 	PingDeadline time.Duration
+
+	// TLS turns TLS on; it is on too with a rediss:// URL or when any of
+	// the TLS files is set. REDIS_TLS=false with any of them stops
+	// start-up instead (see tlsVar).
+	TLS bool
+	// TLSCAFile holds the PEM certificates of the CAs that signed the
+	// servers' certificates; empty: the system's roots.
+	TLSCAFile string
+	// TLSCertFile and TLSKeyFile are the client certificate and its key
+	// (PEM), for servers that require one (tls-auth-clients): both or
+	// neither.
+	TLSCertFile, TLSKeyFile string
+	// TLSServerName is the name the servers' certificates must hold;
+	// empty: the host of each address (of each cluster node).
+	TLSServerName string
+	// Username is the Redis ACL user; empty: the default user.
+	Username string
+	// PasswordFile is the file holding the password (a trailing newline is
+	// not part of it), instead of Password.
+	PasswordFile string
+
+	// tlsVar is REDIS_TLS (or --redis-tls) as given: "" when not set, so
+	// that an explicit false can be told from no setting.
+	tlsVar string
 }
 
 // DefaultConfig returns the settings used when nothing is set.
@@ -60,6 +91,9 @@ func (c Config) Validate() error {
 	if c.PingDeadline <= 0 {
 		errs = append(errs, errors.New("redis ping deadline must be positive"))
 	}
+	if _, err := c.security(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -80,6 +114,7 @@ var (
 	errURLPort     = errors.New("REDIS_URL port is not a number from 1 to 65535" + urlHidden + ": " + urlForm)
 	errURLDB       = errors.New("REDIS_URL path is not a database number such as /0" + urlHidden + ": " + urlForm)
 	errURLOption   = errors.New("REDIS_URL has an unknown or malformed ?option" + urlHidden + ": the options are go-redis' ParseURL ones (such as dial_timeout=2s, pool_size=10, db=0); a password goes before the host, not in the query")
+	errURLSkip     = errors.New("REDIS_URL has the option skip_verify" + urlHidden + ": the servers' certificates would not be checked; remove it and set REDIS_TLS_CA_FILE to the CA that signed them")
 )
 
 // checkURL reports what is wrong with raw as a REDIS_URL, in a message that
@@ -110,6 +145,9 @@ func checkURL(raw string) error {
 	}
 	if _, err := redis.ParseURL(raw); err != nil {
 		return errURLOption
+	}
+	if u.Query().Has("skip_verify") {
+		return errURLSkip
 	}
 	return nil
 }
@@ -165,11 +203,17 @@ func (e *scrubbedError) Error() string { return e.msg }
 func (e *scrubbedError) Unwrap() error { return e.err }
 
 // Open connects and pings within PingDeadline. The caller closes the client.
-// Its errors, like Validate's, never show a password.
+// Its errors, like Validate's, never show a password; a refused TLS
+// handshake or authentication, or a missing permission, says what to check
+// ([Explain]).
 func Open(ctx context.Context, c Config) (redis.UniversalClient, error) {
+	sec, err := c.security()
+	if err != nil {
+		return nil, err
+	}
 	var (
 		rdb     redis.UniversalClient
-		secrets = []string{c.Password}
+		secrets = []string{c.Password, sec.password}
 	)
 	if c.URL != "" {
 		if err := checkURL(c.URL); err != nil {
@@ -188,22 +232,39 @@ func Open(ctx context.Context, c Config) (redis.UniversalClient, error) {
 		if c.PoolSize > 0 {
 			opt.PoolSize = c.PoolSize
 		}
+		// security() refused a URL user or password set twice.
+		if sec.username != "" {
+			opt.Username = sec.username
+		}
+		if sec.password != "" {
+			opt.Password = sec.password
+		}
+		// A rediss:// URL has TLS on (security() refused a redis:// URL
+		// with TLS settings): the CA, client certificate and server name
+		// apply to it.
+		opt.TLSConfig = sec.tls
+		opt.DisableIdentity = true
 		rdb = redis.NewClient(opt)
 	} else {
 		rdb = redis.NewUniversalClient(&redis.UniversalOptions{
 			Addrs:        c.Addrs,
-			Password:     c.Password,
+			Username:     sec.username,
+			Password:     sec.password,
+			TLSConfig:    sec.tls,
 			ReadTimeout:  c.Timeout,
 			WriteTimeout: c.Timeout,
 			DialTimeout:  2 * c.Timeout,
 			PoolSize:     c.PoolSize,
+			// No CLIENT SETINFO on connect: a command the ACL users
+			// would need (Redis 7.2 on) for nothing the services use.
+			DisableIdentity: true,
 		})
 	}
 	pctx, cancel := context.WithTimeout(ctx, c.PingDeadline)
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {
 		rdb.Close()
-		return nil, fmt.Errorf("ping redis: %w", scrubbed(err, secrets...))
+		return nil, fmt.Errorf("ping redis: %w", scrubbed(c.explain(err), secrets...))
 	}
 	return rdb, nil
 }
@@ -212,7 +273,14 @@ func Open(ctx context.Context, c Config) (redis.UniversalClient, error) {
 func (c *Config) Flags(s *envflag.Set) {
 	s.List(&c.Addrs, "redis-addr", "REDIS_ADDR", "Redis host:port; several, comma-separated, for a Redis Cluster")
 	s.Secret(&c.URL, "redis-url", "REDIS_URL", "Redis URL (redis:// or rediss://), instead of REDIS_ADDR")
-	s.Secret(&c.Password, "redis-password", "REDIS_PASSWORD", "Redis password for REDIS_ADDR")
+	s.Secret(&c.Password, "redis-password", "REDIS_PASSWORD", "Redis password (of REDIS_USERNAME, or of the default user); prefer REDIS_PASSWORD_FILE")
+	s.String(&c.PasswordFile, "redis-password-file", "REDIS_PASSWORD_FILE", "file holding the Redis password (a trailing newline is ignored), instead of REDIS_PASSWORD")
+	s.String(&c.Username, "redis-username", "REDIS_USERNAME", "Redis ACL user name; empty: the default user")
+	s.String(&c.tlsVar, "redis-tls", "REDIS_TLS", "true: connect over TLS (1.2 or later); on with rediss:// or any REDIS_TLS_*_FILE; false with those set stops start-up")
+	s.String(&c.TLSCAFile, "redis-tls-ca-file", "REDIS_TLS_CA_FILE", "PEM file of the CA certificates that signed the Redis servers' certificates; empty: the system's roots")
+	s.String(&c.TLSCertFile, "redis-tls-cert-file", "REDIS_TLS_CERT_FILE", "PEM client certificate, for servers that require one (with REDIS_TLS_KEY_FILE)")
+	s.String(&c.TLSKeyFile, "redis-tls-key-file", "REDIS_TLS_KEY_FILE", "PEM key of that client certificate (with REDIS_TLS_CERT_FILE)")
+	s.String(&c.TLSServerName, "redis-tls-server-name", "REDIS_TLS_SERVER_NAME", "name the Redis servers' certificates must hold; empty: the host of each address")
 	s.Duration(&c.Timeout, "redis-timeout", "REDIS_TIMEOUT", "deadline of one Redis call")
 	s.Int(&c.PoolSize, "redis-pool-size", "REDIS_POOL_SIZE", "connections per Redis node; 0 for go-redis' default")
 }

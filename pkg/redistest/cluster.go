@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,9 +15,11 @@ import (
 )
 
 // Cluster is a local Redis Cluster of masters only (no replicas), each a
-// redis-server child process with cluster mode on, slots split evenly.
+// redis-server child process started with --cluster-enabled yes and joined
+// by `redis-cli --cluster create`, which splits the slots evenly.
 type Cluster struct {
 	Nodes []*Server
+	opts  Options
 }
 
 // StartCluster starts a cluster of n masters and waits until every node
@@ -24,14 +28,29 @@ type Cluster struct {
 // its slots but without its data: a shard that lost its data.
 func StartCluster(tb testing.TB, n int) *Cluster {
 	tb.Helper()
-	bin, err := exec.LookPath("redis-server")
+	return StartClusterWith(tb, n, Options{})
+}
+
+// StartClusterWith is StartCluster with TLS (clients, the cluster bus and
+// redis-cli all use it) and ACL users (the same ACL file on every node;
+// redis-cli joins them as [AdminUser]).
+func StartClusterWith(tb testing.TB, n int, o Options) *Cluster {
+	tb.Helper()
+	cli, err := exec.LookPath("redis-cli")
 	if err != nil {
-		tb.Fatalf("redistest: %s (%v)", installHint, err)
+		tb.Fatalf("redistest: redis-cli is not on PATH: install it with redis-server (Debian/Ubuntu: apt-get install redis-tools) (%v)", err)
 	}
-	c := &Cluster{}
+	o = o.withAdmin()
+	c := &Cluster{opts: o}
 	for i := 0; i < n; i++ {
-		s := &Server{tb: tb, bin: bin, dir: tb.TempDir(),
-			args: []string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"}}
+		// The bus port is chosen too: port+10000, redis-server's default,
+		// may lie above 65535 or be taken.
+		bus, err := freePort()
+		if err != nil {
+			tb.Fatalf("redistest: pick a free port: %v", err)
+		}
+		s := newServer(tb, o, []string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+			"--cluster-node-timeout", "2000", "--cluster-port", strconv.Itoa(bus)})
 		var errs []error
 		for attempt := 0; ; attempt++ {
 			port, err := freePort()
@@ -50,27 +69,35 @@ func StartCluster(tb testing.TB, n int) *Cluster {
 		tb.Cleanup(s.Stop)
 		c.Nodes = append(c.Nodes, s)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	args := append(c.cliArgs(), "--cluster", "create")
+	args = append(args, c.Addrs()...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	per := 16384 / n
-	for i, s := range c.Nodes {
-		cl := redis.NewClient(&redis.Options{Addr: s.Addr()})
-		lo, hi := i*per, (i+1)*per-1
-		if i == n-1 {
-			hi = 16383
-		}
-		if err := cl.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", lo, hi).Err(); err != nil {
-			tb.Fatalf("redistest: CLUSTER ADDSLOTSRANGE on %s: %v", s.Addr(), err)
-		}
-		if i > 0 {
-			if err := cl.ClusterMeet(ctx, "127.0.0.1", fmt.Sprint(c.Nodes[0].port)).Err(); err != nil {
-				tb.Fatalf("redistest: CLUSTER MEET: %v", err)
-			}
-		}
-		cl.Close()
+	cmd := exec.CommandContext(ctx, cli, args...)
+	if o.acl() {
+		// Not on the command line (ps shows it): redis-cli reads the
+		// password from REDISCLI_AUTH.
+		cmd.Env = append(os.Environ(), "REDISCLI_AUTH="+o.adminPassword)
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("redistest: redis-cli --cluster create: %v\n%s", err, out)
 	}
 	c.WaitOK(tb)
 	return c
+}
+
+// cliArgs are redis-cli's connection flags for the cluster: TLS with the
+// CA and client certificate, the administrator's user name.
+func (c *Cluster) cliArgs() []string {
+	var args []string
+	if t := c.opts.TLS; t != nil {
+		args = append(args, "--tls", "--cacert", t.CAFile, "--cert", t.ClientCert, "--key", t.ClientKey)
+	}
+	if c.opts.acl() {
+		args = append(args, "--user", AdminUser)
+	}
+	return args
 }
 
 // WaitOK waits until every node reports cluster_state:ok and knows every
@@ -81,7 +108,7 @@ func (c *Cluster) WaitOK(tb testing.TB) {
 	for {
 		ok := true
 		for _, s := range c.Nodes {
-			cl := redis.NewClient(&redis.Options{Addr: s.Addr()})
+			cl := redis.NewClient(s.Options())
 			info, err := cl.ClusterInfo(context.Background()).Result()
 			cl.Close()
 			if err != nil || !strings.Contains(info, "cluster_state:ok") || !strings.Contains(info, fmt.Sprintf("cluster_known_nodes:%d", len(c.Nodes))) {
@@ -108,10 +135,20 @@ func (c *Cluster) Addrs() []string {
 	return out
 }
 
-// Client returns a cluster client, closed when tb ends.
+// Options returns the go-redis options of an administrator's cluster
+// client (with TLS and the administrator's credentials when the cluster has
+// them).
+func (c *Cluster) Options() *redis.ClusterOptions {
+	o := &redis.ClusterOptions{Addrs: c.Addrs()}
+	c.opts.apply(&o.TLSConfig, &o.Username, &o.Password)
+	return o
+}
+
+// Client returns a cluster client (the administrator's), closed when tb
+// ends.
 func (c *Cluster) Client(tb testing.TB) *redis.ClusterClient {
 	tb.Helper()
-	cl := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
+	cl := redis.NewClusterClient(c.Options())
 	tb.Cleanup(func() { _ = cl.Close() })
 	return cl
 }

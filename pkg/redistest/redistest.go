@@ -8,6 +8,13 @@
 // that share a server (for example the one a developer runs on 6379) cannot see
 // each other's keys.
 //
+// [StartWith] adds what production servers have: a TLS port only, with a
+// throwaway CA and certificates made in Go ([NewCerts]), client
+// certificates, and ACL users with the default user off ([Options]).
+// [StartCluster] and [StartClusterWith] start a Redis Cluster of masters
+// joined by redis-cli --cluster create, optionally over TLS and with ACL
+// users.
+//
 // When redis-server is not on PATH the test fails (it never skips) with a
 // message saying how to install it.
 package redistest
@@ -59,7 +66,8 @@ type Server struct {
 	bin  string
 	dir  string
 	port int
-	args []string // extra redis-server arguments (cluster mode)
+	args []string // extra redis-server arguments (cluster mode, TLS, ACL)
+	opts Options
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -75,11 +83,13 @@ type Server struct {
 // does not come up.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		tb.Fatalf("redistest: %s (%v)", installHint, err)
-	}
-	s := &Server{tb: tb, bin: bin, dir: tb.TempDir()}
+	return StartWith(tb, Options{})
+}
+
+// StartWith is Start with TLS, ACL users or both (see [Options]).
+func StartWith(tb testing.TB, o Options) *Server {
+	tb.Helper()
+	s := newServer(tb, o.withAdmin(), nil)
 	var errs []error
 	for attempt := 0; attempt < startAttempts; attempt++ {
 		port, err := freePort()
@@ -99,17 +109,28 @@ func Start(tb testing.TB) *Server {
 }
 
 // Addr returns the server's "127.0.0.1:port" address, suitable for
-// redis.Options.Addr and for REDIS_ADDR.
+// redis.Options.Addr and for REDIS_ADDR. With TLS it is the TLS port (the
+// server has no plain port).
 func (s *Server) Addr() string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
 }
 
-// Client returns a new go-redis client connected to the server, closed when tb
-// ends. Each call returns a separate client with its own connection pool, so
-// tests can race two independent clients against one server.
+// Options returns the go-redis options of an administrator's connection:
+// the address, and with TLS or ACL users the TLS configuration (with the
+// client certificate) and the administrator's user and password.
+func (s *Server) Options() *redis.Options {
+	o := &redis.Options{Addr: s.Addr()}
+	s.opts.apply(&o.TLSConfig, &o.Username, &o.Password)
+	return o
+}
+
+// Client returns a new go-redis client connected to the server (as the
+// administrator when the server has ACL users), closed when tb ends. Each
+// call returns a separate client with its own connection pool, so tests can
+// race two independent clients against one server.
 func (s *Server) Client(tb testing.TB) *redis.Client {
 	tb.Helper()
-	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	c := redis.NewClient(s.Options())
 	tb.Cleanup(func() { _ = c.Close() })
 	return c
 }
@@ -181,6 +202,11 @@ func (s *Server) launch() error {
 		"--loglevel", "warning",
 	)
 	cmd.Args = append(cmd.Args, s.args...)
+	if s.opts.TLS != nil {
+		// The TLS port replaces the plain one.
+		cmd.Args[2] = "0"
+		cmd.Args = append(cmd.Args, "--tls-port", strconv.Itoa(s.port))
+	}
 	cmd.Stdout = out
 	cmd.Stderr = out
 	setParentDeathSignal(cmd)
@@ -196,7 +222,7 @@ func (s *Server) launch() error {
 	s.cmd, s.exited, s.output = cmd, exited, out
 	s.mu.Unlock()
 
-	if err := waitReady(s.Addr(), cmd.Process.Pid, exited); err != nil {
+	if err := waitReady(s.Options(), cmd.Process.Pid, exited); err != nil {
 		s.Stop()
 		return fmt.Errorf("port %d: %w; server output: %s", s.port, err, bytes.TrimSpace(out.Bytes()))
 	}
@@ -219,8 +245,9 @@ func (s *Server) stopLocked() {
 // waitReady pings addr until it answers or the process exits. It then checks
 // that the server answering is the process it started (pid), not another
 // server that already held the port.
-func waitReady(addr string, pid int, exited <-chan struct{}) error {
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
+func waitReady(o *redis.Options, pid int, exited <-chan struct{}) error {
+	o.MaxRetries, o.DialTimeout = -1, time.Second
+	c := redis.NewClient(o)
 	defer c.Close()
 	deadline := time.Now().Add(readyTimeout)
 	var last error

@@ -15,7 +15,7 @@ import (
 // written after the snapshot, as a server restored from a backup does.
 func (s *Server) Snapshot(tb testing.TB) {
 	tb.Helper()
-	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	c := redis.NewClient(s.Options())
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

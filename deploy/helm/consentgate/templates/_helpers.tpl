@@ -103,8 +103,28 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end -}}
 
+{{/*
+The Redis credentials of a component (a dict with root and values): the
+component's own redis.existingSecret (its ACL user, README "Redis in
+production"), or else the shared redis.existingSecret. Each prints a
+string; redisSecret prints "" without credentials.
+*/}}
+{{- define "consentgate.redisSecret" -}}
+{{- $own := dig "redis" "existingSecret" "" .values -}}
+{{- default .root.Values.redis.existingSecret $own -}}
+{{- end -}}
+{{- define "consentgate.redisUsernameKey" -}}
+{{- if dig "redis" "existingSecret" "" .values -}}{{ dig "redis" "usernameKey" "username" .values }}{{- else -}}{{ .root.Values.redis.usernameKey }}{{- end -}}
+{{- end -}}
+{{- define "consentgate.redisPasswordKey" -}}
+{{- if dig "redis" "existingSecret" "" .values -}}{{ dig "redis" "passwordKey" "password" .values }}{{- else -}}{{ .root.Values.redis.passwordKey }}{{- end -}}
+{{- end -}}
+
+{{/* The Redis settings of a component (a dict with root and values). */}}
 {{- define "consentgate.redisEnv" -}}
-{{- $v := .Values -}}
+{{- $v := .root.Values -}}
+{{- $secret := include "consentgate.redisSecret" . -}}
+{{- $userKey := include "consentgate.redisUsernameKey" . -}}
 - name: REDIS_ADDR
   value: {{ $v.redis.addr | quote }}
 {{- if $v.redis.keyPrefix }}
@@ -127,13 +147,13 @@ app.kubernetes.io/component: {{ .component }}
   value: {{ $v.redis.tls.serverName | quote }}
 {{- end }}
 {{- end }}
-{{- if $v.redis.existingSecret }}
-{{- if $v.redis.usernameKey }}
+{{- if $secret }}
+{{- if $userKey }}
 - name: REDIS_USERNAME
   valueFrom:
     secretKeyRef:
-      name: {{ $v.redis.existingSecret }}
-      key: {{ $v.redis.usernameKey }}
+      name: {{ $secret }}
+      key: {{ $userKey }}
 {{- end }}
 - name: REDIS_PASSWORD_FILE
   value: /var/run/secrets/consentgate/redis-auth/password
@@ -176,13 +196,14 @@ app.kubernetes.io/component: {{ .component }}
       - {key: tls.key, path: tls.key}
 {{- end }}
 {{- end }}
-{{- if $v.redis.existingSecret }}
+{{- $secret := include "consentgate.redisSecret" (dict "root" .root "values" .values) }}
+{{- if $secret }}
 - name: redis-auth
   secret:
-    secretName: {{ $v.redis.existingSecret }}
+    secretName: {{ $secret }}
     defaultMode: 0440
     items:
-      - {key: {{ $v.redis.passwordKey }}, path: password}
+      - {key: {{ include "consentgate.redisPasswordKey" (dict "root" .root "values" .values) }}, path: password}
 {{- end }}
 {{- end }}
 {{- end -}}
@@ -199,7 +220,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- if $v.redis.tls.enabled }}
 - {name: redis-tls, mountPath: /var/run/secrets/consentgate/redis-tls, readOnly: true}
 {{- end }}
-{{- if $v.redis.existingSecret }}
+{{- if include "consentgate.redisSecret" (dict "root" .root "values" .values) }}
 - {name: redis-auth, mountPath: /var/run/secrets/consentgate/redis-auth, readOnly: true}
 {{- end }}
 {{- end }}
@@ -269,7 +290,7 @@ spec:
               value: "0.0.0.0:{{ $c.port }}"
             {{- include "consentgate.kafkaEnv" $root | nindent 12 }}
             {{- if .redis }}
-            {{- include "consentgate.redisEnv" $root | nindent 12 }}
+            {{- include "consentgate.redisEnv" (dict "root" $root "values" $c) | nindent 12 }}
             {{- end }}
             {{- with get . "env" }}
             {{- . | nindent 12 }}

@@ -144,8 +144,6 @@ func (c Common) LogAttrs() []slog.Attr {
 		slog.Any("kafka_brokers", c.Kafka.Brokers),
 		slog.Any("input_topics", c.Input.Topics),
 		slog.String("group_id", c.Input.GroupID),
-		slog.Any("redis_addr", c.Redis.Addrs),
-		slog.Bool("redis_url_set", c.Redis.URL != ""),
 		slog.String("schemas_dir", c.SchemasDir),
 		slog.Bool("schema_registry_set", c.RegistryURL != ""),
 		slog.String("dlq_suffix", c.DLQSuffix),
@@ -153,7 +151,7 @@ func (c Common) LogAttrs() []slog.Attr {
 		slog.Duration("linger", c.Linger),
 		slog.String("telemetry_addr", c.Telemetry.Addr),
 		slog.Float64("trace_sample_ratio", c.Telemetry.SampleRatio),
-	}, c.Kafka.Security.LogAttrs()...)
+	}, append(c.Kafka.Security.LogAttrs(), c.Redis.LogAttrs()...)...)
 }
 
 // Codec loads the schemas (built in, or SchemasDir) and, when RegistryURL is

@@ -1,0 +1,30 @@
+package redisconn
+
+import "log/slog"
+
+// LogAttrs lists the Redis settings for a start-up log: the addresses,
+// whether a URL is set, whether TLS is on, the CA file, whether a client
+// certificate is used, the server name and the user name; never the URL
+// itself, a password or the password file (which may hold the password
+// when an operator misplaced it).
+func (c Config) LogAttrs() []slog.Attr {
+	attrs := []slog.Attr{
+		slog.Any("redis_addr", c.Addrs),
+		slog.Bool("redis_url_set", c.URL != ""),
+		slog.Bool("redis_tls", c.TLSOn()),
+	}
+	if c.TLSCAFile != "" {
+		attrs = append(attrs, slog.String("redis_tls_ca_file", c.TLSCAFile))
+	}
+	if c.TLSCertFile != "" {
+		attrs = append(attrs, slog.Bool("redis_tls_client_cert", true))
+	}
+	if c.TLSServerName != "" {
+		attrs = append(attrs, slog.String("redis_tls_server_name", c.TLSServerName))
+	}
+	if c.Username != "" {
+		attrs = append(attrs, slog.String("redis_username", c.Username))
+	}
+	attrs = append(attrs, slog.Bool("redis_password_set", c.Password != "" || c.PasswordFile != ""))
+	return attrs
+}

@@ -1,0 +1,34 @@
+package redisconn
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+)
+
+// TestLogAttrsShowTheSecuritySettingsButNoSecret: the start-up log says
+// whether Redis is reached over TLS, with which CA, server name and user,
+// and never shows the URL, the password or the password file's path.
+func TestLogAttrsShowTheSecuritySettingsButNoSecret(t *testing.T) {
+	c := DefaultConfig()
+	c.URL = "rediss://svc:url-secret-1@redis:6380/0"
+	c.TLSCAFile = "/run/ca.pem"
+	c.TLSCertFile, c.TLSKeyFile = "/run/c.pem", "/run/k.pem"
+	c.TLSServerName = "redis.internal"
+	c.Username = "consentgate-enforcer"
+	c.PasswordFile = "/run/misplaced-secret-2"
+	var b strings.Builder
+	slog.New(slog.NewJSONHandler(&b, nil)).Info("config", slog.Any("redis", slog.GroupValue(c.LogAttrs()...)))
+	out := b.String()
+	for _, want := range []string{`"redis_tls":true`, `"redis_tls_ca_file":"/run/ca.pem"`, `"redis_tls_client_cert":true`,
+		`"redis_tls_server_name":"redis.internal"`, `"redis_username":"consentgate-enforcer"`, `"redis_password_set":true`, `"redis_url_set":true`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("start-up log lacks %s: %s", want, out)
+		}
+	}
+	for _, secret := range []string{"url-secret-1", "misplaced-secret-2", "/run/k.pem"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("start-up log shows %q: %s", secret, out)
+		}
+	}
+}

@@ -24,6 +24,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 
+	"helm.sh/helm/v4/pkg/strvals"
+
 	"github.com/consentgate/consentgate/pkg/avrocodec"
 	"github.com/consentgate/consentgate/pkg/brokertest"
 	"github.com/consentgate/consentgate/pkg/policy"
@@ -403,6 +405,78 @@ func TestReviewChartRefusesAnIntakeExposedWithoutTLS(t *testing.T) {
 		v := with(minimal(), "consentSync", map[string]any{"intake": map[string]any{"tokensSecret": "cg-intake-tokens",
 			"service": map[string]any{"type": typ, "port": 8080}}})
 		refuses(t, "intake Service "+typ+" without TLS", v, "tlsSecret")
+	}
+}
+
+// readmeSection returns the README's text from the heading to the next
+// heading of the same level.
+func readmeSection(t *testing.T, heading string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	i := strings.Index(text, "\n"+heading+"\n")
+	if i < 0 {
+		t.Fatalf("README.md has no %q", heading)
+	}
+	rest := text[i+len(heading)+2:]
+	if j := strings.Index(rest, "\n## "); j >= 0 {
+		rest = rest[:j]
+	}
+	return rest
+}
+
+// The README's install command passes
+// --set kafka.brokers=kafka-0.kafka:9092,kafka-1.kafka:9092, but helm --set
+// splits on commas: helm refuses the command (`key "kafka:9092" has no
+// value`). A user who copies it gets no install; one who drops the
+// second broker gets a single bootstrap broker. The comma must be escaped
+// (\,) or the value given in a values file.
+func TestReviewReadmeHelmInstallCommandWorks(t *testing.T) {
+	sec := readmeSection(t, "## Kubernetes (Helm)")
+	start := strings.Index(sec, "```sh\n")
+	end := strings.Index(sec[start+6:], "```")
+	if start < 0 || end < 0 {
+		t.Fatal("no sh block in the README's Kubernetes (Helm) section")
+	}
+	cmd := strings.ReplaceAll(sec[start+6:start+6+end], "\\\n", " ")
+	fields := strings.Fields(cmd)
+	vals := map[string]any{}
+	var sets []string
+	for i, f := range fields {
+		if f == "--set" && i+1 < len(fields) {
+			sets = append(sets, fields[i+1])
+			if err := strvals.ParseInto(fields[i+1], vals); err != nil {
+				t.Errorf("README: helm refuses --set %s: %v", fields[i+1], err)
+			}
+		}
+	}
+	if len(sets) == 0 {
+		t.Fatalf("no --set in the README's install command:\n%s", cmd)
+	}
+	r, err := render(t, vals)
+	if err != nil {
+		t.Fatalf("the README's install values %v do not render: %v", sets, err)
+	}
+	env := containerEnv(map[string]corev1.EnvVar{}, deployments(t, r)["enforcer"].Spec.Template.Spec.Containers[0])
+	if got := env["KAFKA_BROKERS"].Value; strings.Count(got, ",") != 1 {
+		t.Errorf("the README's install gives KAFKA_BROKERS=%q, want the two brokers it names", got)
+	}
+}
+
+// consent-sync re-reads the intake's bearer tokens (and TLS certificate)
+// only on SIGHUP. In Kubernetes nobody sends it: revoking a leaked token in
+// its Secret changes the mounted file, and the old token keeps granting
+// consent until the pods happen to restart. The chart has nothing to roll
+// them and the README's Kubernetes section does not say to.
+func TestReviewReadmeSaysHowARotatedSecretTakesEffectInKubernetes(t *testing.T) {
+	sec := readmeSection(t, "## Kubernetes (Helm)")
+	if !strings.Contains(sec, "rollout restart") {
+		t.Error("README, Kubernetes (Helm): nothing says that a changed Secret (a revoked intake token, a new certificate) " +
+			"takes effect only once the pods restart (kubectl rollout restart deployment/<release>-consentgate-consent-sync), " +
+			"and the chart has no checksum or reloader annotation to do it")
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/segmentio/kafka-go"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 
@@ -202,6 +203,56 @@ func TestReviewChartRefusesEnforcerReplicasAbovePartitions(t *testing.T) {
 	v := with(minimal(), "enforcer", map[string]any{"replicas": 8})
 	v = with(v, "topics", map[string]any{"inputPartitions": 6})
 	refuses(t, "enforcer.replicas 8 on 6 input partitions", v, "topics.inputPartitions")
+}
+
+// values.yaml says topics.inputPartitions is the input topics' partitions
+// "summed over all of them: the most enforcers that get work", and the chart
+// lets enforcer.autoscaling.maxReplicaCount reach it. The enforcers' group
+// is assigned by kafka-go's default balancers, range first (pkg/stream sets
+// none), and range assigns each topic on its own: two topics of 3
+// partitions and 6 enforcers leave 3 of them without a partition, while
+// KEDA (which also sums) scales to 6 on lag.
+func TestReviewChartPartitionBoundHoldsForSeveralInputTopics(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(chartDir(t), "values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const topics, total = 2, 6
+	perTopic := total // the bound read as the largest input topic's partitions
+	if strings.Contains(string(b), "summed over all of them") {
+		perTopic = total / topics
+	}
+	v := everything()
+	v["topics"] = map[string]any{"input": []any{"orders.events", "clicks.events"}, "inputPartitions": total}
+	v["enforcer"] = map[string]any{"autoscaling": map[string]any{"enabled": true, "minReplicaCount": 2, "maxReplicaCount": total}}
+	if _, err := render(t, v); err != nil {
+		return // refused: nothing idles
+	}
+	var members []kafka.GroupMember
+	for i := range total {
+		members = append(members, kafka.GroupMember{ID: fmt.Sprintf("enforcer-%d", i), Topics: []string{"orders.events", "clicks.events"}})
+	}
+	var parts []kafka.Partition
+	for _, tp := range []string{"orders.events", "clicks.events"} {
+		for p := range perTopic {
+			parts = append(parts, kafka.Partition{Topic: tp, ID: p})
+		}
+	}
+	working := 0
+	for _, byTopic := range (kafka.RangeGroupBalancer{}).AssignGroups(members, parts) {
+		n := 0
+		for _, ps := range byTopic {
+			n += len(ps)
+		}
+		if n > 0 {
+			working++
+		}
+	}
+	if working < total {
+		t.Errorf("the chart accepts maxReplicaCount %d for two input topics with topics.inputPartitions %d (%d partitions each, as values.yaml "+
+			"defines it), and the range assignment of the enforcers' group gives work to %d of them: say the bound is the largest input "+
+			"topic's partitions (or have the reader balance round-robin)", total, total, perTopic, working)
+	}
 }
 
 // maxUnavailable 0 blocks every node drain for good; maxUnavailable equal to

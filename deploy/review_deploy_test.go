@@ -595,6 +595,47 @@ func TestReviewChartEnvIsKnownWithoutPendingAllowance(t *testing.T) {
 			t.Errorf("chart %s sets %v, which `%s --help` does not list: the service ignores them", component, unknown, c.Name)
 		}
 	}
+	// The compose file against the same strict list.
+	p := loadCompose(t)
+	for name, s := range p.Services {
+		svc := consentgateService(s)
+		if svc == "" {
+			continue
+		}
+		col := environmentColumn(t, svc)
+		for k := range s.Environment {
+			if !col[k] && !strings.HasPrefix(k, "OTEL_") {
+				t.Errorf("docker-compose.yml %s sets %s, which `%s --help` does not list", name, k, svc)
+			}
+		}
+	}
+}
+
+// Guard (sound today, unchecked by the other tests): no Secret the chart
+// mounts is readable by other users of the node's pods, whatever the
+// component; with fsGroup 65532 the owner group is the service's.
+func TestReviewChartSecretFilesAreNotWorldReadable(t *testing.T) {
+	for label, v := range map[string]map[string]any{"minimal": minimal(), "everything": everything()} {
+		for component, d := range deployments(t, mustRender(t, v)) {
+			for _, vol := range d.Spec.Template.Spec.Volumes {
+				if vol.Secret == nil {
+					continue
+				}
+				mode := int32(0o644) // Kubernetes' default
+				if vol.Secret.DefaultMode != nil {
+					mode = *vol.Secret.DefaultMode
+				}
+				for _, it := range vol.Secret.Items {
+					if it.Mode != nil {
+						mode |= *it.Mode
+					}
+				}
+				if mode&0o007 != 0 {
+					t.Errorf("%s %s: Secret %s mounted with mode %#o: readable by others", label, component, vol.Secret.SecretName, mode)
+				}
+			}
+		}
+	}
 }
 
 // ------------------------------------------------------------- Dockerfile

@@ -197,8 +197,9 @@ func TestReviewDemoProducerSeedsEveryPurposeOfEverySubject(t *testing.T) {
 // ------------------------------------------------------------------- chart
 
 // With autoscaling off the chart sets enforcer.replicas without looking at
-// topics.inputPartitions: 8 enforcers on 6 partitions render, and two of them
-// sit idle (and hold PDB budget) while the README says the chart refuses.
+// topics.inputPartitions ("the most enforcers that get work", values.yaml):
+// 8 enforcers on 6 partitions render, and two of them sit idle. The bound
+// the chart enforces for KEDA it forgets for a fixed count.
 func TestReviewChartRefusesEnforcerReplicasAbovePartitions(t *testing.T) {
 	v := with(minimal(), "enforcer", map[string]any{"replicas": 8})
 	v = with(v, "topics", map[string]any{"inputPartitions": 6})

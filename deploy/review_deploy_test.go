@@ -406,6 +406,34 @@ func TestReviewChartNetworkPolicyEgressIsPerComponent(t *testing.T) {
 	}
 }
 
+// The egress rule opens a fixed list of ports (networkPolicy.egressPorts);
+// nothing compares it with the addresses the values name. Brokers on 9096,
+// a registry on https (443) or an OTLP collector on another port render, and
+// the pods cannot reach them: the enforcers pause (fail closed) and nobody
+// is told why. The chart should open those ports or refuse, naming
+// networkPolicy.egressPorts.
+func TestReviewChartNetworkPolicyLetsThePodsReachWhatTheValuesName(t *testing.T) {
+	v := minimal()
+	v["kafka"] = map[string]any{"brokers": "kafka-0.kafka:9096,kafka-1.kafka:9096"}
+	v["schemaRegistry"] = map[string]any{"url": "https://registry.example.com"}
+	v["telemetry"] = map[string]any{"otlpEndpoint": "http://collector.observability:14318"}
+	r, err := render(t, v)
+	if err != nil {
+		if !strings.Contains(err.Error(), "networkPolicy.egressPorts") {
+			t.Errorf("render: %v, want it to open the ports or name networkPolicy.egressPorts", err)
+		}
+		return
+	}
+	for _, c := range []string{"enforcer", "consent-sync"} {
+		open := egressPorts(networkPolicy(t, r, c))
+		for what, port := range map[string]int{"kafka.brokers": 9096, "schemaRegistry.url": 443, "telemetry.otlpEndpoint": 14318} {
+			if !open[port] {
+				t.Errorf("%s NetworkPolicy: %s is on port %d, which its egress does not allow", c, what, port)
+			}
+		}
+	}
+}
+
 // With the default values the intake and the console rules have no `from`:
 // every pod of every namespace may call them (values.yaml: "empty: anyone").
 // A NetworkPolicy that admits anyone by default is no policy; the default

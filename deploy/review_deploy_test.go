@@ -289,11 +289,16 @@ func TestReviewChartRefusesTLSSettingsWithTLSOff(t *testing.T) {
 }
 
 // SASL PLAIN sends the password itself; without TLS it crosses the network
-// in clear text, for every pod of every component. The chart renders it.
+// in clear text, for every pod of every component. The chart renders it. So
+// it does a SASL Secret without a mechanism: the pods connect without SASL.
 func TestReviewChartRefusesSASLPlainWithoutTLS(t *testing.T) {
 	v := minimal()
 	v["kafka"] = map[string]any{"brokers": "kafka:9092", "sasl": map[string]any{"mechanism": "PLAIN", "existingSecret": "kafka-user"}}
 	refuses(t, "kafka.sasl.mechanism PLAIN with kafka.tls.enabled false", v, "kafka.tls.enabled")
+	// The SASL Secret named without a mechanism: no SASL at all, silently.
+	v = minimal()
+	v["kafka"] = map[string]any{"brokers": "kafka:9093", "sasl": map[string]any{"existingSecret": "kafka-user"}}
+	refuses(t, "kafka.sasl.existingSecret without kafka.sasl.mechanism", v, "kafka.sasl.mechanism")
 }
 
 // <component>.env is copied into the pods as plain values: a password, the

@@ -159,7 +159,6 @@ func TestComposePortsAndVolumes(t *testing.T) {
 		"kafka-2":         {9092: "29093"},
 		"kafka-3":         {9092: "29094"},
 		"schema-registry": {8081: "8081"},
-		"redis":           {6379: "6379"},
 		"otel-collector":  {4317: "4317", 4318: "4318"},
 		"consent-sync":    {8080: "8080", 9465: "9465"},
 		"ledger":          {8089: "8089", 9467: "9467"},

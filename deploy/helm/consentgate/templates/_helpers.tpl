@@ -37,12 +37,24 @@ app.kubernetes.io/component: {{ .component }}
 {{- $v := .Values -}}
 {{- if not $v.kafka.brokers -}}{{ fail "set kafka.brokers: the Kafka bootstrap brokers, comma-separated host:port" }}{{- end -}}
 {{- if and $v.kafka.tls.enabled (not $v.kafka.tls.existingSecret) -}}{{ fail "kafka.tls.enabled needs kafka.tls.existingSecret: a Secret with ca.crt (and tls.crt, tls.key with kafka.tls.clientCert)" }}{{- end -}}
+{{- if not $v.kafka.tls.enabled -}}
+{{- range $k := list "existingSecret" "clientCert" "serverName" -}}
+{{- if get $v.kafka.tls $k -}}{{ fail (printf "kafka.tls.%s is set while kafka.tls.enabled is false: the clients would connect in plaintext; set kafka.tls.enabled=true or unset kafka.tls.%s" $k $k) }}{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if and $v.kafka.sasl.existingSecret (not $v.kafka.sasl.mechanism) -}}{{ fail "kafka.sasl.existingSecret is set without kafka.sasl.mechanism: the clients would connect without SASL; set kafka.sasl.mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512) or unset kafka.sasl.existingSecret" }}{{- end -}}
+{{- if and (eq (toString $v.kafka.sasl.mechanism) "PLAIN") (not $v.kafka.tls.enabled) -}}{{ fail "kafka.sasl.mechanism PLAIN sends the password itself: it needs kafka.tls.enabled=true (or use SCRAM-SHA-256/SCRAM-SHA-512)" }}{{- end -}}
 {{- if $v.kafka.sasl.mechanism -}}
 {{- if not (has $v.kafka.sasl.mechanism (list "PLAIN" "SCRAM-SHA-256" "SCRAM-SHA-512")) -}}{{ fail (printf "kafka.sasl.mechanism %q: use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512" $v.kafka.sasl.mechanism) }}{{- end -}}
 {{- if not $v.kafka.sasl.existingSecret -}}{{ fail "kafka.sasl.mechanism needs kafka.sasl.existingSecret: a Secret with the user name and the password" }}{{- end -}}
 {{- end -}}
 {{- if or $v.enforcer.enabled $v.consentSync.enabled -}}
 {{- if not $v.redis.addr -}}{{ fail "set redis.addr: Redis host:port (several, comma-separated, for a Redis Cluster)" }}{{- end -}}
+{{- end -}}
+{{- if not $v.redis.tls.enabled -}}
+{{- range $k := list "existingSecret" "clientCert" "serverName" -}}
+{{- if get $v.redis.tls $k -}}{{ fail (printf "redis.tls.%s is set while redis.tls.enabled is false: the clients would connect in plaintext; set redis.tls.enabled=true or unset redis.tls.%s" $k $k) }}{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- if and $v.redis.tls.enabled (not $v.redis.tls.existingSecret) -}}{{ fail "redis.tls.enabled needs redis.tls.existingSecret: a Secret with ca.crt (and tls.crt, tls.key with redis.tls.clientCert)" }}{{- end -}}
 {{- if and $v.redis.usernameKey (not $v.redis.existingSecret) -}}{{ fail "redis.usernameKey needs redis.existingSecret" }}{{- end -}}

@@ -62,13 +62,46 @@ app.kubernetes.io/component: {{ .component }}
 {{- if and $v.consentSync.enabled $v.consentSync.intake.enabled (not (or $v.consentSync.intake.tokensSecret $v.consentSync.intake.clientCASecret)) -}}{{ fail "the intake needs consentSync.intake.tokensSecret (bearer tokens) or consentSync.intake.clientCASecret (mutual TLS)" }}{{- end -}}
 {{- if and $v.consentSync.intake.clientCASecret (not $v.consentSync.intake.tlsSecret) -}}{{ fail "consentSync.intake.clientCASecret needs consentSync.intake.tlsSecret (the intake's own certificate)" }}{{- end -}}
 {{- if and $v.ledger.enabled $v.ledger.console.enabled (not $v.ledger.console.tokensSecret) -}}{{ fail "ledger.console.enabled needs ledger.console.tokensSecret" }}{{- end -}}
+{{- /*
+The enforcers' consumer group is assigned partitions per input topic (the
+range balancer of kafka-go, first of its defaults): the most enforcers that
+get work is the largest input topic's partition count, not the sum over the
+topics. topics.inputPartitions is that largest count.
+*/ -}}
 {{- $a := $v.enforcer.autoscaling -}}
-{{- if and $v.enforcer.enabled $a.enabled -}}
+{{- if $v.enforcer.enabled -}}
 {{- if lt (int $v.topics.inputPartitions) 1 -}}{{ fail "topics.inputPartitions must be at least 1" }}{{- end -}}
-{{- if gt (int $a.maxReplicaCount) (int $v.topics.inputPartitions) -}}{{ fail (printf "enforcer.autoscaling.maxReplicaCount %d is above topics.inputPartitions %d: an enforcer beyond the input topic's partitions gets no work; lower it or add partitions" (int $a.maxReplicaCount) (int $v.topics.inputPartitions)) }}{{- end -}}
+{{- if $a.enabled -}}
+{{- if gt (int $a.maxReplicaCount) (int $v.topics.inputPartitions) -}}{{ fail (printf "enforcer.autoscaling.maxReplicaCount %d is above topics.inputPartitions %d: an enforcer beyond the largest input topic's partitions gets no work; lower it or add partitions" (int $a.maxReplicaCount) (int $v.topics.inputPartitions)) }}{{- end -}}
 {{- if gt (int $a.minReplicaCount) (int $a.maxReplicaCount) -}}{{ fail "enforcer.autoscaling.minReplicaCount is above maxReplicaCount" }}{{- end -}}
 {{- if lt (int $a.minReplicaCount) 1 -}}{{ fail "enforcer.autoscaling.minReplicaCount must be at least 1: scaled to zero, nobody decides the events" }}{{- end -}}
+{{- else -}}
+{{- if lt (int $v.enforcer.replicas) 1 -}}{{ fail "enforcer.replicas must be at least 1: with none, nobody decides the events" }}{{- end -}}
+{{- if gt (int $v.enforcer.replicas) (int $v.topics.inputPartitions) -}}{{ fail (printf "enforcer.replicas %d is above topics.inputPartitions %d: an enforcer beyond the largest input topic's partitions gets no work; lower it or add partitions (and raise topics.inputPartitions)" (int $v.enforcer.replicas) (int $v.topics.inputPartitions)) }}{{- end -}}
 {{- end -}}
+{{- end -}}
+{{- /*
+A PodDisruptionBudget must let a drain go on (maxUnavailable >= 1) and keep
+one replica up (maxUnavailable below the replicas, so at least 2 of them).
+*/ -}}
+{{- range $key := list "enforcer" "consentSync" -}}
+{{- $c := get $v $key -}}
+{{- if and $c.enabled $c.pdb.enabled -}}
+{{- $min := int $c.replicas -}}
+{{- $what := printf "%s.replicas" $key -}}
+{{- if and (eq $key "enforcer") $c.autoscaling.enabled -}}
+{{- $min = int $c.autoscaling.minReplicaCount -}}
+{{- $what = "enforcer.autoscaling.minReplicaCount" -}}
+{{- end -}}
+{{- if kindIs "string" $c.pdb.maxUnavailable -}}{{ fail (printf "%s.pdb.maxUnavailable must be a whole number of pods (1 or more, below %s), not a percentage" $key $what) }}{{- end -}}
+{{- $mu := int $c.pdb.maxUnavailable -}}
+{{- if lt $min 2 -}}{{ fail (printf "%s %d with %s.pdb.enabled: a node drain may take the only replica; set %s to 2 or more (or %s.pdb.enabled=false)" $what $min $key $what $key) }}{{- end -}}
+{{- if lt $mu 1 -}}{{ fail (printf "%s.pdb.maxUnavailable %d blocks every node drain for good: set it to 1 or more" $key $mu) }}{{- end -}}
+{{- if ge $mu $min -}}{{ fail (printf "%s.pdb.maxUnavailable %d lets a drain take all %d replicas (%s): set it below %d" $key $mu $min $what $min) }}{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $svc := $v.consentSync.intake.service.type -}}
+{{- if and $v.consentSync.enabled $v.consentSync.intake.enabled (has $svc (list "LoadBalancer" "NodePort")) (not $v.consentSync.intake.tlsSecret) -}}{{ fail (printf "consentSync.intake.service.type %s exposes the intake outside the cluster: it needs consentSync.intake.tlsSecret (HTTPS), or the bearer tokens and subject ids cross networks in clear text" $svc) }}{{- end -}}
 {{- end -}}
 
 {{/* Environment of every service: Kafka, schema registry, telemetry. */}}

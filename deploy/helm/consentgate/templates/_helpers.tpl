@@ -61,6 +61,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- if and $v.enforcer.enabled (not $v.pseudonymisation.existingSecret) -}}{{ fail "set pseudonymisation.existingSecret: the Secret holding the pseudonymisation key (the same for every enforcer; there is no default key)" }}{{- end -}}
 {{- if and $v.consentSync.enabled $v.consentSync.intake.enabled (not (or $v.consentSync.intake.tokensSecret $v.consentSync.intake.clientCASecret)) -}}{{ fail "the intake needs consentSync.intake.tokensSecret (bearer tokens) or consentSync.intake.clientCASecret (mutual TLS)" }}{{- end -}}
 {{- if and $v.consentSync.intake.clientCASecret (not $v.consentSync.intake.tlsSecret) -}}{{ fail "consentSync.intake.clientCASecret needs consentSync.intake.tlsSecret (the intake's own certificate)" }}{{- end -}}
+{{- if and $v.ledger.enabled (gt (len $v.topics.consent) 1) -}}{{ fail (printf "topics.consent names %d topics and the ledger reads one (LEDGER_CHANGES_TOPIC): the changes on the others would never reach the compliance ledger; use one consent topic with ledger.enabled" (len $v.topics.consent)) }}{{- end -}}
 {{- if and $v.ledger.enabled $v.ledger.console.enabled (not $v.ledger.console.tokensSecret) -}}{{ fail "ledger.console.enabled needs ledger.console.tokensSecret" }}{{- end -}}
 {{- /*
 The enforcers' consumer group is assigned partitions per input topic (the

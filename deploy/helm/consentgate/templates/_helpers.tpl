@@ -252,6 +252,62 @@ one replica up (maxUnavailable below the replicas, so at least 2 of them).
 {{- end -}}
 
 {{/*
+Names the chart sets (or that would undo what its values set) in some
+component: <component>.env may not set them. The names rendered in a given
+Deployment are added to these by consentgate.checkEnv.
+*/}}
+{{- define "consentgate.chartEnv" -}}
+{{- list "KAFKA_BROKERS" "KAFKA_TLS" "KAFKA_TLS_CA_FILE" "KAFKA_TLS_CERT_FILE" "KAFKA_TLS_KEY_FILE" "KAFKA_TLS_SERVER_NAME"
+    "KAFKA_SASL_MECHANISM" "KAFKA_SASL_USERNAME" "KAFKA_SASL_PASSWORD_FILE" "KAFKA_SASL_PASSWORD"
+    "SCHEMA_REGISTRY_URL" "TRACE_SAMPLE_RATIO" "OTEL_EXPORTER_OTLP_ENDPOINT" "POLICY_FILE"
+    "REDIS_ADDR" "REDIS_URL" "REDIS_PASSWORD" "REDIS_TLS" "REDIS_TLS_CA_FILE" "REDIS_TLS_CERT_FILE" "REDIS_TLS_KEY_FILE"
+    "REDIS_TLS_SERVER_NAME" "REDIS_USERNAME" "REDIS_PASSWORD_FILE" "CONSENT_KEY_PREFIX"
+    "PSEUDONYMISATION_KEY" "PSEUDONYMISATION_KEY_FILE" "ENFORCER_TOPICS" "ENFORCER_GROUP_ID" "ENFORCER_WORKERS"
+    "AUDIT_TOPIC" "DLQ_SUFFIX" "CONSENT_SYNC_TOPICS" "CONSENT_SYNC_GROUP_ID" "REVOCATIONS_TOPIC"
+    "CONSENT_INTAKE_ADDR" "CONSENT_INTAKE_TOKENS_FILE" "CONSENT_INTAKE_TLS_CERT_FILE" "CONSENT_INTAKE_TLS_KEY_FILE"
+    "CONSENT_INTAKE_TLS_CLIENT_CA_FILE" "CONSENT_INTAKE_INSECURE"
+    "LEDGER_DSN" "LEDGER_AUDIT_TOPIC" "LEDGER_CHANGES_TOPIC" "LEDGER_DEAD_LETTER_TOPICS" "LEDGER_SEAL_KEY_FILE"
+    "LEDGER_CONSOLE_ADDR" "LEDGER_CONSOLE_TOKENS_FILE"
+    "ENFORCER_TELEMETRY_ADDR" "CONSENT_SYNC_TELEMETRY_ADDR" "LEDGER_TELEMETRY_ADDR" | toJson -}}
+{{- end -}}
+
+{{/*
+<component>.env is copied into the pod as plain values (the Deployment, etcd,
+the release Secret): refuse a secret there, and a name the chart sets itself
+(it would be set twice, and the second would undo the chart's: a telemetry
+address off the probes' port, an intake without authentication). The
+messages name the variable, never its value. Arguments: as
+consentgate.deployment.
+*/}}
+{{- define "consentgate.checkEnv" -}}
+{{- $root := .root -}}
+{{- $key := get (dict "enforcer" "enforcer" "consent-sync" "consentSync" "ledger" "ledger") .component -}}
+{{- $managed := include "consentgate.chartEnv" . | fromJsonArray -}}
+{{- $managed = append $managed .telemetryEnv -}}
+{{- range (include "consentgate.kafkaEnv" $root | fromYamlArray) -}}{{- $managed = append $managed .name -}}{{- end -}}
+{{- if .redis -}}
+{{- range (include "consentgate.redisEnv" $root | fromYamlArray) -}}{{- $managed = append $managed .name -}}{{- end -}}
+{{- end -}}
+{{- with get . "env" -}}
+{{- range (fromYamlArray .) -}}{{- $managed = append $managed .name -}}{{- end -}}
+{{- end -}}
+{{- range $k, $val := .values.env -}}
+{{- if and (not (hasSuffix "_FILE" $k)) (regexMatch "(PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|DSN|PRIVATE|(^|_)KEY$)" $k) -}}
+{{- fail (printf "%s.env.%s looks like a secret, and %s.env is copied into the Deployment as a plain value: put it in a Secret and use the chart's setting for it (values.yaml: existingSecret, dsnSecret, tokensSecret...)" $key $k $key) -}}
+{{- end -}}
+{{- if has $k $managed -}}
+{{- fail (printf "%s.env.%s is set by the chart itself: remove it from %s.env and use the chart's value for it (values.yaml)" $key $k $key) -}}
+{{- end -}}
+{{- if regexMatch "://[^/@[:space:]]*:[^/@[:space:]]*@" (toString $val) -}}
+{{- fail (printf "%s.env.%s holds a URL with a password in it, and %s.env is copied into the Deployment as a plain value: put it in a Secret" $key $k $key) -}}
+{{- end -}}
+{{- if not (regexMatch "^[A-Z][A-Z0-9_]*$" $k) -}}
+{{- fail (printf "%s.env: %q is no environment variable name of the services (capitals, digits and _)" $key $k) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
 A Deployment of one component. Arguments (a dict): root, component, service
 (the image), values (the component's values), telemetryEnv (its
 *_TELEMETRY_ADDR), env, volumes, mounts, ports (YAML), redis (bool),
@@ -260,6 +316,7 @@ replicas (bool: set spec.replicas), policy (bool: mount the policy).
 {{- define "consentgate.deployment" -}}
 {{- $root := .root -}}
 {{- include "consentgate.validate" $root -}}
+{{- include "consentgate.checkEnv" . -}}
 {{- $c := .values -}}
 apiVersion: apps/v1
 kind: Deployment

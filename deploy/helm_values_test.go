@@ -1,10 +1,10 @@
 package deploy
 
 import (
-	corev1 "k8s.io/api/core/v1"
-
 	"strings"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 // <component>.env passes a setting the chart has no value for, and refuses
@@ -26,4 +26,29 @@ func TestChartComponentEnvPassesTuningAndRefusesOverrides(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "enforcer.env.SOME_ENDPOINT") || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("a URL with a password in enforcer.env: %v, want a refusal naming the variable and not the password", err)
 	}
+}
+
+// networkPolicy.egressPorts adds a port for every component; the ledger's
+// database port is opened for the ledger only, and only on PostgreSQL.
+func TestChartNetworkPolicyExtraAndDatabasePorts(t *testing.T) {
+	v := everything()
+	v["networkPolicy"] = map[string]any{"egressPorts": []any{9999}}
+	v["ledger"].(map[string]any)["dsnSecret"] = "ledger-dsn"
+	v["ledger"].(map[string]any)["databasePort"] = 6432
+	r := mustRender(t, v)
+	for _, c := range []string{"enforcer", "consent-sync", "ledger"} {
+		open := egressPorts(networkPolicy(t, r, c))
+		if !open[9999] {
+			t.Errorf("%s: networkPolicy.egressPorts 9999 not opened (%v)", c, open)
+		}
+		if open[6432] != (c == "ledger") {
+			t.Errorf("%s: ledger.databasePort 6432 opened %v", c, open[6432])
+		}
+	}
+	if egressPorts(networkPolicy(t, mustRender(t, everything()), "ledger"))[5432] {
+		t.Error("the ledger on SQLite may reach PostgreSQL's port")
+	}
+	bad := minimal()
+	bad["telemetry"] = map[string]any{"otlpEndpoint": "otel-collector:4318"}
+	refuses(t, "an OTLP endpoint that is no URL", bad, "telemetry.otlpEndpoint")
 }

@@ -32,6 +32,25 @@ app.kubernetes.io/component: {{ .component }}
 {{- if .Values.policy -}}{{ .Values.policy }}{{- else -}}{{ .Files.Get "files/policy.yaml" }}{{- end -}}
 {{- end -}}
 
+{{/* The port of host:port (addr), or default; what names the value. */}}
+{{- define "consentgate.addrPort" -}}
+{{- $p := regexFind ":[0-9]+$" .addr | trimPrefix ":" -}}
+{{- if not $p -}}{{- $p = toString .default -}}{{- end -}}
+{{- if or (lt (int $p) 1) (gt (int $p) 65535) -}}{{ fail (printf "%s: %q has no port between 1 and 65535" .what .addr) }}{{- end -}}
+{{- $p -}}
+{{- end -}}
+
+{{/* The port a URL connects to: its own, or its scheme's (http 80, https 443). */}}
+{{- define "consentgate.urlPort" -}}
+{{- $u := urlParse .url -}}
+{{- $p := regexFind ":[0-9]+$" $u.host | trimPrefix ":" -}}
+{{- if not $p -}}
+{{- $p = get (dict "http" "80" "https" "443") $u.scheme -}}
+{{- end -}}
+{{- if not $p -}}{{ fail (printf "%s must be an http:// or https:// URL (the NetworkPolicy opens its port; networkPolicy.egressPorts adds others)" .what) }}{{- end -}}
+{{- $p -}}
+{{- end -}}
+
 {{/* Checks of the values: a bad value stops the render saying what to set. */}}
 {{- define "consentgate.validate" -}}
 {{- $v := .Values -}}

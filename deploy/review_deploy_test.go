@@ -526,8 +526,17 @@ func TestReviewReadmeHelmInstallCommandWorks(t *testing.T) {
 	if start < 0 || end < 0 {
 		t.Fatal("no sh block in the README's Kubernetes (Helm) section")
 	}
-	cmd := strings.ReplaceAll(sec[start+6:start+6+end], "\\\n", " ")
-	fields := strings.Fields(cmd)
+	cmd := sec[start+6 : start+6+end]
+	// The arguments helm gets are what the shell makes of the block (quotes
+	// and backslashes removed): run it in sh, with helm a function that
+	// prints them.
+	sh := exec.Command("sh", "-c", "helm() { printf '%s\\0' \"$@\"; }\n"+cmd)
+	sh.Env = []string{"PATH=" + os.Getenv("PATH")}
+	out, err := sh.Output()
+	if err != nil {
+		t.Fatalf("sh on the README's install command: %v\n%s", err, cmd)
+	}
+	fields := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
 	vals := map[string]any{}
 	var sets []string
 	for i, f := range fields {

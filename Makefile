@@ -30,7 +30,7 @@ build:
 # engine with BuildKit; without one it says so and fails.
 IMAGE_SERVICES := enforcer consent-sync ledger consentctl provision demo-producer
 IMAGE_PREFIX ?= consentgate/
-IMAGE_TAG ?= dev
+IMAGE_TAG ?= 0.1.0
 DOCKER ?= docker
 images:
 	@command -v $(DOCKER) >/dev/null 2>&1 || { echo "make images: no '$(DOCKER)' command on this machine: install Docker (with BuildKit) to build the images; nothing was built" >&2; exit 1; }

@@ -613,7 +613,7 @@ func TestChartRefusesMoreReplicasThanPartitions(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "enforcer.autoscaling.maxReplicaCount 5 is above topics.inputPartitions 4") {
 		t.Fatalf("render with 5 replicas for 4 partitions: %v, want the chart to refuse", err)
 	}
-	v["enforcer"] = map[string]any{"autoscaling": map[string]any{"enabled": true, "minReplicaCount": 1, "maxReplicaCount": 4}}
+	v["enforcer"] = map[string]any{"autoscaling": map[string]any{"enabled": true, "minReplicaCount": 2, "maxReplicaCount": 4}}
 	r := mustRender(t, v)
 	if n := r.names("ScaledObject"); len(n) != 1 {
 		t.Fatalf("ScaledObjects %v", n)

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -73,11 +74,17 @@ func binary(t testing.TB, service string) string {
 	return out
 }
 
-var envName = regexp.MustCompile(`\b[A-Z][A-Z0-9_]*_[A-Z0-9_]+\b|\b[A-Z]{3,}\b`)
+// otelName is an OpenTelemetry SDK variable (OTEL_EXPORTER_OTLP_ENDPOINT...),
+// which the services' help names in its text rather than in a row.
+var otelName = regexp.MustCompile(`\bOTEL_[A-Z0-9_]*[A-Z0-9]\b`)
+
+// envColumnName is what the ENVIRONMENT column of a row holds.
+var envColumnName = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
 
 // helpEnv returns the environment variable names that service's --help
-// prints (the ENVIRONMENT column, and names its help text mentions, such as
-// OTEL_EXPORTER_OTLP_ENDPOINT).
+// prints: the ENVIRONMENT column of its rows (the second field of a line
+// starting with a --flag), and the OTEL_* variables its text names. No
+// other word of the text counts (PLAIN, PEM, YAML, GRANT are no settings).
 func helpEnv(t testing.TB, service string) map[string]bool {
 	t.Helper()
 	helpMu.Lock()
@@ -91,15 +98,56 @@ func helpEnv(t testing.TB, service string) map[string]bool {
 	if err != nil {
 		t.Fatalf("%s --help: %v\n%s", service, err, out)
 	}
-	if !strings.Contains(string(out), "ENVIRONMENT") {
+	set := parseHelpEnv(string(out))
+	if len(set) == 0 {
 		t.Fatalf("%s --help has no ENVIRONMENT column:\n%s", service, out)
-	}
-	set := map[string]bool{}
-	for _, m := range envName.FindAllString(string(out), -1) {
-		set[m] = true
 	}
 	helpSeen[service] = set
 	return set
+}
+
+// parseHelpEnv is helpEnv on a help text: nil when it has no FLAG /
+// ENVIRONMENT header.
+func parseHelpEnv(help string) map[string]bool {
+	set := map[string]bool{}
+	header := false
+	for _, line := range strings.Split(help, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == "FLAG" && f[1] == "ENVIRONMENT" {
+			header = true
+			continue
+		}
+		if header && len(f) >= 2 && strings.HasPrefix(f[0], "--") && envColumnName.MatchString(f[1]) {
+			set[f[1]] = true
+		}
+	}
+	if !header {
+		return nil
+	}
+	for _, m := range otelName.FindAllString(help, -1) {
+		set[m] = true
+	}
+	return set
+}
+
+func TestParseHelpEnvTakesTheEnvironmentColumnOnly(t *testing.T) {
+	help := `svc: does things with PLAIN, SCRAM and YAML.
+
+Settings (a flag wins over its environment variable):
+
+  FLAG              ENVIRONMENT          DEFAULT   MEANING
+  --kafka-tls       KAFKA_TLS            false     on when any KAFKA_TLS_*_FILE is set; PEM files
+  --policy          POLICY_FILE          ""        policy YAML; GRANT or DENY
+  --trace-ratio     TRACE_SAMPLE_RATIO   0.01      OTLP export when OTEL_EXPORTER_OTLP_ENDPOINT is set
+`
+	got := parseHelpEnv(help)
+	want := map[string]bool{"KAFKA_TLS": true, "POLICY_FILE": true, "TRACE_SAMPLE_RATIO": true, "OTEL_EXPORTER_OTLP_ENDPOINT": true}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("parseHelpEnv = %v, want %v", got, want)
+	}
+	if parseHelpEnv("no table here: KAFKA_BROKERS") != nil {
+		t.Error("a help text without the FLAG ENVIRONMENT header gave names")
+	}
 }
 
 // pendingSecurityEnv are settings a branch is adding to the services that

@@ -170,6 +170,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("intake_topic", c.IntakeTopic()),
 		slog.Int("intake_max_body", c.Intake.MaxBodyBytes),
 		slog.String("intake_tokens_file", c.Intake.TokensFile),
+		slog.Duration("intake_reload_interval", c.Intake.ReloadInterval),
 		slog.String("intake_tls_cert_file", c.Intake.TLSCertFile),
 		slog.String("intake_tls_client_ca_file", c.Intake.TLSClientCAFile),
 		slog.Bool("intake_insecure", c.Intake.Insecure),

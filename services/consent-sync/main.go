@@ -125,6 +125,10 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 			return fmt.Errorf("intake credentials:\n%w", err)
 		}
 		auth.ReloadOnSIGHUP(consumeCtx, log)
+		// A Kubernetes Secret volume changes its files and sends no signal:
+		// a changed file is re-read within the interval.
+		auth.Watch(consumeCtx, cfg.Intake.ReloadInterval, log)
+		tel.AddReadiness("intake-credentials", func(context.Context) error { return auth.Ready() })
 		iopts := intake.Options{
 			Topic: cfg.IntakeTopic(), MaxBodyBytes: int64(cfg.Intake.MaxBodyBytes), ProduceTimeout: cfg.Kafka.WriteTimeout, Log: log,
 			Auth: auth, Purposes: known, MaxClockSkew: cfg.MaxClockSkew,

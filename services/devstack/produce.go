@@ -48,14 +48,12 @@ func (p *producer) encodeChange(v map[string]any) (kafka.Message, error) {
 // next tick, so stopping loses nothing that was reported sent.
 func (p *producer) run(ctx context.Context, eventsPerSec, changesPerSec int) error {
 	var seed []kafka.Message
-	for i := range p.demo.subjects {
-		for range p.demo.purposes {
-			m, err := p.encodeChange(p.demo.change(fmt.Sprintf("cust-%05d", i), true))
-			if err != nil {
-				return err
-			}
-			seed = append(seed, m)
+	for _, v := range p.demo.seed() {
+		m, err := p.encodeChange(v)
+		if err != nil {
+			return err
 		}
+		seed = append(seed, m)
 	}
 	if err := stream.WriteAll(ctx, p.w, seed, nil); err != nil {
 		return fmt.Errorf("seed consent: %w", err)
@@ -97,6 +95,24 @@ func (p *producer) run(ctx context.Context, eventsPerSec, changesPerSec int) err
 		p.changes += int64(nChanges)
 		p.events += int64(len(msgs) - nChanges)
 	}
+}
+
+// seed returns the initial consent changes: for every subject, one grant or
+// denial about each purpose of the policy (never two about one purpose and
+// none about another).
+func (d *demo) seed() []map[string]any {
+	var out []map[string]any
+	for i := range d.subjects {
+		for _, purpose := range d.purposes {
+			v := d.change(fmt.Sprintf("cust-%05d", i), true)
+			// An initial change is a grant or a denial, never an
+			// erasure: it always has a purpose, drawn at random by
+			// change; the seed is about this one.
+			v["purpose"] = map[string]any{"string": purpose}
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func (p *producer) event() (kafka.Message, error) {

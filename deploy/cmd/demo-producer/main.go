@@ -159,9 +159,10 @@ func (p *producer) nextID(kind string) string {
 	return fmt.Sprintf("%s-%s-%08d", kind, p.runID, p.seq)
 }
 
-// change returns a consent change for subject. Initial changes are grants or
-// denials; later ones also withdraw, deny again or erase.
-func (p *producer) change(subject string, initial bool) (kafka.Message, error) {
+// change returns a consent change for subject about purpose (one of the
+// policy's drawn at random when purpose is ""). Initial changes are grants
+// or denials; later ones also withdraw, deny again or erase.
+func (p *producer) change(subject, purposeID string, initial bool) (kafka.Message, error) {
 	now := time.Now()
 	action := "GRANT"
 	switch r := p.rng.Float64(); {
@@ -177,7 +178,10 @@ func (p *producer) change(subject string, initial bool) (kafka.Message, error) {
 	}
 	var purpose any
 	if action != "ERASE" {
-		purpose = map[string]any{"string": p.purposes[p.rng.IntN(len(p.purposes))]}
+		if purposeID == "" {
+			purposeID = p.purposes[p.rng.IntN(len(p.purposes))]
+		}
+		purpose = map[string]any{"string": purposeID}
 	}
 	excluded := []any{}
 	var expires any
@@ -233,8 +237,8 @@ func (p *producer) run(ctx context.Context) error {
 	if p.cfg.seed {
 		var seed []kafka.Message
 		for i := range p.cfg.subjects {
-			for range p.purposes {
-				m, err := p.change(p.subject(i), true)
+			for _, purpose := range p.purposes {
+				m, err := p.change(p.subject(i), purpose, true)
 				if err != nil {
 					return err
 				}
@@ -263,7 +267,7 @@ func (p *producer) run(ctx context.Context) error {
 		chAcc += float64(p.cfg.changesPerSec) / ticks
 		var msgs []kafka.Message
 		for ; chAcc >= 1; chAcc-- {
-			m, err := p.change(p.subject(p.rng.IntN(p.cfg.subjects)), false)
+			m, err := p.change(p.subject(p.rng.IntN(p.cfg.subjects)), "", false)
 			if err != nil {
 				return err
 			}

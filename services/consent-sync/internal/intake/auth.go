@@ -2,6 +2,7 @@ package intake
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -11,8 +12,10 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/consentgate/consentgate/pkg/bearer"
 )
@@ -23,8 +26,14 @@ const MinTokenLength = bearer.MinTokenLength
 // Auth holds the intake's credentials: the bearer tokens
 // (CONSENT_INTAKE_TOKENS_FILE) and the TLS files
 // (CONSENT_INTAKE_TLS_CERT_FILE, _KEY_FILE, _CLIENT_CA_FILE). [Auth.Reload]
-// re-reads all of them at once (consent-sync does on SIGHUP); a reload that
-// fails keeps the credentials in use. It is safe for concurrent use.
+// re-reads all of them at once: consent-sync does on SIGHUP and, with
+// [Auth.Watch], whenever their content changes (a Kubernetes Secret volume
+// swaps its files without telling anyone). It is safe for concurrent use.
+//
+// A re-read that fails fails closed: the credentials read before are no
+// longer trusted (a token just revoked must not keep working because the
+// file that revokes it has a typo), every request is answered 503 and
+// [Auth.Ready] reports an error, until a re-read succeeds.
 //
 // With tokens, every request needs "Authorization: Bearer <token>" with one
 // of them. With a client CA, the TLS handshake requires a client certificate
@@ -35,6 +44,11 @@ type Auth struct {
 	tokens atomic.Pointer[bearer.Digests]
 	cert   atomic.Pointer[tls.Certificate]
 	pool   atomic.Pointer[x509.CertPool]
+	// stale is set while the last re-read failed: nothing is authorized.
+	stale atomic.Bool
+
+	mu   sync.Mutex // serialises re-reads
+	seen [sha256.Size]byte
 }
 
 // NewAuth reads the credentials that cfg names. Its errors name the setting
@@ -47,8 +61,32 @@ func NewAuth(cfg Config) (*Auth, error) {
 	return a, nil
 }
 
-// Reload re-reads every credential file; on an error nothing changes.
+// ErrStale is what [Auth.Ready] reports while the credential files could
+// not be re-read.
+var ErrStale = errors.New("the intake's credential files (CONSENT_INTAKE_TOKENS_FILE, CONSENT_INTAKE_TLS_*_FILE) changed and could not be re-read: " +
+	"every request is refused until they can (the log says what is wrong)")
+
+// Ready reports whether the credentials in use are those of the files: nil,
+// or [ErrStale] after a failed re-read.
+func (a *Auth) Ready() error {
+	if a.stale.Load() {
+		return ErrStale
+	}
+	return nil
+}
+
+// Reload re-reads every credential file. On an error the credentials read
+// before are kept in memory but no longer used: every request is refused
+// (see [Auth]) until a Reload succeeds.
 func (a *Auth) Reload() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.seen = a.fingerprint()
+	return a.reload()
+}
+
+// reload re-reads the files; a.mu is held.
+func (a *Auth) reload() error {
 	var (
 		tokens bearer.Digests
 		cert   *tls.Certificate
@@ -81,6 +119,7 @@ func (a *Auth) Reload() error {
 		}
 	}
 	if len(errs) > 0 {
+		a.stale.Store(true)
 		return errors.Join(errs...)
 	}
 	if a.cfg.TokensFile != "" {
@@ -92,7 +131,69 @@ func (a *Auth) Reload() error {
 	if pool != nil {
 		a.pool.Store(pool)
 	}
+	a.stale.Store(false)
 	return nil
+}
+
+// fingerprint is a digest of the content of every credential file (or of
+// the error reading it), following symbolic links as a Kubernetes Secret
+// volume's files are.
+func (a *Auth) fingerprint() [sha256.Size]byte {
+	h := sha256.New()
+	for _, f := range []string{a.cfg.TokensFile, a.cfg.TLSCertFile, a.cfg.TLSKeyFile, a.cfg.TLSClientCAFile} {
+		if f == "" {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			fmt.Fprintf(h, "%s\x00error %v\x00", f, err)
+			continue
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", f, len(b))
+		h.Write(b)
+	}
+	var d [sha256.Size]byte
+	h.Sum(d[:0])
+	return d
+}
+
+// Watch re-reads the credentials whenever the content of one of their files
+// changes, looking every interval, until ctx ends, and logs the outcome
+// (counts and setting names only, never a token).
+func (a *Auth) Watch(ctx context.Context, every time.Duration, log *slog.Logger) {
+	if every <= 0 {
+		every = DefaultReloadInterval
+	}
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			a.mu.Lock()
+			now := a.fingerprint()
+			if now == a.seen {
+				a.mu.Unlock()
+				continue
+			}
+			a.seen = now
+			err := a.reload()
+			a.mu.Unlock()
+			a.logReload(log, "changed on disk", err)
+		}
+	}()
+}
+
+func (a *Auth) logReload(log *slog.Logger, why string, err error) {
+	if err != nil {
+		log.Error("intake: credentials could not be re-read: the intake answers every request 503 and is not ready until they can",
+			"why", why, "error", err.Error())
+		return
+	}
+	log.Info("intake: credentials reloaded", "why", why, "tokens", strconv.Itoa(a.Tokens()), "mutual_tls", a.MutualTLS())
 }
 
 // readTokens reads one token per line; blank lines and lines starting with
@@ -141,6 +242,9 @@ func (a *Auth) TLSConfig() *tls.Config {
 // of every configured token (no early exit), so that neither which token
 // matched nor how long the tokens are shows in the answer's timing.
 func (a *Auth) authorized(r *http.Request) bool {
+	if a.stale.Load() {
+		return false
+	}
 	if a.MutualTLS() && (r.TLS == nil || len(r.TLS.VerifiedChains) == 0) {
 		return false // the handshake enforces it; this is a second lock
 	}
@@ -163,11 +267,7 @@ func (a *Auth) ReloadOnSIGHUP(ctx context.Context, log *slog.Logger) {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				if err := a.Reload(); err != nil {
-					log.Warn("intake: credentials not reloaded; the previous ones stay in use", "error", err.Error())
-					continue
-				}
-				log.Info("intake: credentials reloaded", "tokens", strconv.Itoa(a.Tokens()), "mutual_tls", a.MutualTLS())
+				a.logReload(log, "SIGHUP", a.Reload())
 			}
 		}
 	}()

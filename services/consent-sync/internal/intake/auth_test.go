@@ -136,13 +136,26 @@ func TestBearerTokens(t *testing.T) {
 		t.Errorf("unauthorized %d accepted %d rejected %d, want 9 2 1", h.Unauthorized.Load(), h.Accepted.Load(), h.Rejected.Load())
 	}
 
-	// A bad file on reload keeps the tokens in use.
+	// A bad file on reload fails closed: the tokens read before are not
+	// trusted any more (the bad file may be the one revoking a token), every
+	// request is answered 503, and the intake is not ready.
 	writeFile(t, dir, "tokens", "tiny-secret\n")
 	if err := auth.Reload(); err == nil || strings.Contains(err.Error(), "tiny-secret") {
 		t.Fatalf("reload of a bad file: %v, want an error naming the line only", err)
 	}
-	if code, _, _ := do(t, c, srv.URL, "Bearer "+tokenA, validGrant); code != http.StatusAccepted {
-		t.Errorf("after a failed reload: status %d, want 202", code)
+	if code, hdr, _ := do(t, c, srv.URL, "Bearer "+tokenA, validGrant); code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
+		t.Errorf("after a failed reload: status %d (Retry-After %q), want 503 with Retry-After", code, hdr.Get("Retry-After"))
+	}
+	if auth.Ready() == nil {
+		t.Error("after a failed reload the intake reports ready")
+	}
+	writeFile(t, dir, "tokens", tokenA+"\n"+tokenB+"\n")
+	if err := auth.Reload(); err != nil || auth.Ready() != nil {
+		t.Fatalf("reload of a good file: %v, ready %v", err, auth.Ready())
+	}
+	body := strings.Replace(validGrant, `"c1"`, `"c-again"`, 1)
+	if code, _, _ := do(t, c, srv.URL, "Bearer "+tokenA, body); code != http.StatusAccepted {
+		t.Errorf("after a good reload: status %d, want 202", code)
 	}
 	// SIGHUP reloads: token A is retired, C is new.
 	const tokenC = "tok-c-0123456789abcdef0123456789"

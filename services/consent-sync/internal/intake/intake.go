@@ -29,7 +29,9 @@
 //	503  the brokers did not acknowledge within the produce timeout: nothing
 //	     is claimed. The record may still have been written (a timeout is
 //	     ambiguous); sending the same change again is safe, because changes
-//	     are applied by compare-and-set on (captured_at, change_id).
+//	     are applied by compare-and-set on (captured_at, change_id); also
+//	     every request, before any other check, while the credential files
+//	     changed and could not be re-read (see [Auth]).
 //
 // The intake does not apply the change itself: the consumer applies it from
 // the topic like every other change, so the topic stays the system of record.
@@ -79,27 +81,38 @@ type Config struct {
 	// MaxBodyBytes limits a request body.
 	MaxBodyBytes int
 	// TokensFile holds the bearer tokens, one per line ("#" comments and
-	// blank lines allowed), re-read on SIGHUP.
+	// blank lines allowed), re-read when it changes and on SIGHUP.
 	TokensFile string
 	// TLSCertFile and TLSKeyFile make the intake serve HTTPS;
 	// TLSClientCAFile also requires client certificates verified by it.
 	TLSCertFile, TLSKeyFile, TLSClientCAFile string
 	// Insecure lets the intake start with neither tokens nor mutual TLS.
 	Insecure bool
+	// ReloadInterval is how often the credential files are looked at; a
+	// change of their content re-reads them ([Auth.Watch]). Zero means
+	// DefaultReloadInterval.
+	ReloadInterval time.Duration
 }
 
+// DefaultReloadInterval is how often the intake looks for changed
+// credential files by default.
+const DefaultReloadInterval = 10 * time.Second
+
 // DefaultConfig returns the intake's defaults: off.
-func DefaultConfig() Config { return Config{MaxBodyBytes: DefaultMaxBodyBytes} }
+func DefaultConfig() Config {
+	return Config{MaxBodyBytes: DefaultMaxBodyBytes, ReloadInterval: DefaultReloadInterval}
+}
 
 // Flags declares the intake settings (CONSENT_INTAKE_*) on s.
 func (c *Config) Flags(s *envflag.Set) {
 	s.String(&c.Addr, "intake-addr", "CONSENT_INTAKE_ADDR", "host:port of the HTTP intake (POST "+Path+"), e.g. 127.0.0.1:8081; empty: no intake")
 	s.String(&c.Topic, "intake-topic", "CONSENT_INTAKE_TOPIC", "topic the intake produces to; empty: the first input topic")
 	s.Int(&c.MaxBodyBytes, "intake-max-body", "CONSENT_INTAKE_MAX_BODY", "largest request body of the intake, in bytes (413 above)")
-	s.String(&c.TokensFile, "intake-tokens-file", "CONSENT_INTAKE_TOKENS_FILE", "file of the intake's bearer tokens, one per line (# comments), at least 16 characters each; re-read on SIGHUP")
-	s.String(&c.TLSCertFile, "intake-tls-cert-file", "CONSENT_INTAKE_TLS_CERT_FILE", "PEM certificate (chain) of the intake: serve HTTPS; re-read on SIGHUP")
+	s.String(&c.TokensFile, "intake-tokens-file", "CONSENT_INTAKE_TOKENS_FILE", "file of the intake's bearer tokens, one per line (# comments), at least 16 characters each; re-read when its content changes and on SIGHUP")
+	s.String(&c.TLSCertFile, "intake-tls-cert-file", "CONSENT_INTAKE_TLS_CERT_FILE", "PEM certificate (chain) of the intake: serve HTTPS; re-read when it changes and on SIGHUP")
 	s.String(&c.TLSKeyFile, "intake-tls-key-file", "CONSENT_INTAKE_TLS_KEY_FILE", "PEM private key of CONSENT_INTAKE_TLS_CERT_FILE")
 	s.String(&c.TLSClientCAFile, "intake-tls-client-ca-file", "CONSENT_INTAKE_TLS_CLIENT_CA_FILE", "PEM CA bundle: require client certificates it verifies (mutual TLS); needs the cert and key")
+	s.Duration(&c.ReloadInterval, "intake-reload-interval", "CONSENT_INTAKE_RELOAD_INTERVAL", "how often the tokens and TLS files are looked at: a changed content is re-read (a revoked token stops working); a file that does not read then refuses every request (503) and fails readiness until it does; 100ms..5m")
 	s.Bool(&c.Insecure, "intake-insecure", "CONSENT_INTAKE_INSECURE", "let the intake start without tokens or mutual TLS: anyone who reaches it can grant consent (development only)")
 }
 
@@ -125,6 +138,9 @@ func (c Config) Validate() error {
 	}
 	if c.TLSClientCAFile != "" && c.TLSCertFile == "" {
 		errs = append(errs, errors.New("CONSENT_INTAKE_TLS_CLIENT_CA_FILE needs CONSENT_INTAKE_TLS_CERT_FILE and CONSENT_INTAKE_TLS_KEY_FILE: mutual TLS is TLS"))
+	}
+	if c.ReloadInterval != 0 && (c.ReloadInterval < 100*time.Millisecond || c.ReloadInterval > 5*time.Minute) {
+		errs = append(errs, fmt.Errorf("CONSENT_INTAKE_RELOAD_INTERVAL %s out of range: set it to 100ms..5m (a revoked token keeps working up to this long)", c.ReloadInterval))
 	}
 	if c.Addr != "" && !c.Authenticated() && !c.Insecure {
 		errs = append(errs, errors.New("the intake (CONSENT_INTAKE_ADDR) has no authentication: anyone who reaches it could grant consent; "+
@@ -256,6 +272,16 @@ type Accepted struct {
 // ServeHTTP implements the contract of the package documentation.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	received := h.opts.Now().Truncate(time.Millisecond)
+	if h.opts.Auth != nil && h.opts.Auth.Ready() != nil {
+		// The credential files changed and could not be re-read: which
+		// tokens are valid is unknown, so none is (fail closed).
+		h.Unavailable.Add(1)
+		w.Header().Set("Retry-After", "10")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"errors": []Problem{{
+			Reason: "the intake cannot check credentials now: nothing was recorded; send it again later",
+		}}})
+		return
+	}
 	if h.opts.Auth != nil && !h.opts.Auth.authorized(r) {
 		h.Unauthorized.Add(1)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="consentgate-intake"`)

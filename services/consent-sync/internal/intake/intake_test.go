@@ -207,6 +207,9 @@ func TestConfigValidate(t *testing.T) {
 		{"no port", Config{Addr: "localhost", MaxBodyBytes: DefaultMaxBodyBytes, Insecure: true}, "CONSENT_INTAKE_ADDR"},
 		{"bad topic", Config{Topic: "a b", MaxBodyBytes: DefaultMaxBodyBytes}, "CONSENT_INTAKE_TOPIC"},
 		{"tiny body", Config{MaxBodyBytes: 10}, "CONSENT_INTAKE_MAX_BODY"},
+		{"reload every 10m", Config{Addr: ":8081", MaxBodyBytes: DefaultMaxBodyBytes, TokensFile: "t", ReloadInterval: 10 * time.Minute}, "CONSENT_INTAKE_RELOAD_INTERVAL"},
+		{"negative reload", Config{Addr: ":8081", MaxBodyBytes: DefaultMaxBodyBytes, TokensFile: "t", ReloadInterval: -time.Second}, "CONSENT_INTAKE_RELOAD_INTERVAL"},
+		{"reload every second", Config{Addr: ":8081", MaxBodyBytes: DefaultMaxBodyBytes, TokensFile: "t", ReloadInterval: time.Second}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

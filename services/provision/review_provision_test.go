@@ -255,3 +255,42 @@ func TestReviewProvisionApplyBeyondIsNotAMatch(t *testing.T) {
 		t.Errorf("apply with User:marketing allowed to read t.* : exit %d, want 1 and no claim that the cluster matches the plan\n%s\n%s", code, out, errOut)
 	}
 }
+
+// TestReviewProvisionRefusesACLHostsKafkaNeverMatches: Kafka matches an
+// ACL's host against the client's IP address literally ("*" for any); a
+// CIDR block or a host name never matches, so every service would be
+// refused everything while apply reports the ACLs added. Validate accepts
+// any non-empty PROVISION_ACL_HOST; it must want "*" or an IP address.
+func TestReviewProvisionRefusesACLHostsKafkaNeverMatches(t *testing.T) {
+	t.Parallel()
+	for _, host := range []string{"10.0.0.0/8", "enforcer.internal", "10.0.0.*"} {
+		c := DefaultConfig()
+		c.Policy = "policy.yaml"
+		c.ACLHost = host
+		if err := c.Validate(false); err == nil || !strings.Contains(err.Error(), "PROVISION_ACL_HOST") {
+			t.Errorf("PROVISION_ACL_HOST=%s: Validate says %v, want an error asking for * or an IP address", host, err)
+		}
+	}
+}
+
+// TestReviewProvisionKeptTopicsPinUncleanElection: the plan sets
+// min.insync.replicas so that acks=all means something, but leaves
+// unclean.leader.election.enable to the brokers: on a cluster that turns
+// it on, a failover to an out-of-sync replica silently drops acknowledged
+// consent changes, revocations and audit records (the system of record).
+// The kept topics must pin it to false (and apply compare it). Hardening:
+// the devbroker (kfake) does not know this config yet, so the fix needs
+// it to accept or ignore it.
+func TestReviewProvisionKeptTopicsPinUncleanElection(t *testing.T) {
+	t.Parallel()
+	p := derive(t, twoStreams, DefaultConfig())
+	for _, name := range []string{"consent.changes", "consent.revocations", "consent.audit", "consent.audit.checkpoints"} {
+		tp, ok := p.topic(name)
+		if !ok {
+			t.Fatalf("no %s in the plan", name)
+		}
+		if got := tp.Configs["unclean.leader.election.enable"]; got != "false" {
+			t.Errorf("%s: unclean.leader.election.enable %q (the brokers' default), want \"false\"; configs %s", name, got, configString(tp.Configs))
+		}
+	}
+}

@@ -294,3 +294,30 @@ func TestReviewProvisionKeptTopicsPinUncleanElection(t *testing.T) {
 		}
 	}
 }
+
+// TestReviewProvisionRacedTopicIsCheckedWhole: a planned topic that
+// Metadata did not list but CreateTopics finds existing (TopicAlreadyExists:
+// created meanwhile, e.g. auto-created by a service or producer that
+// started first, with the brokers' defaults) is compared by Apply with the
+// metadata read before it existed: compare then skips its partitions and
+// replication factor, and a one-partition topic whose configs happen to
+// match is reported "as planned". This calls compare as Apply's
+// TopicAlreadyExists branch does (the topic absent from the metadata it
+// passes), on a real broker.
+func TestReviewProvisionRacedTopicIsCheckedWhole(t *testing.T) {
+	t.Parallel()
+	b := brokertest.Start(t, brokertest.Options{Partitions: 1})
+	b.CreateTopicsWithConfig(t, 1, map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1"}, "t.raced")
+	kc := stream.DefaultConfig()
+	kc.Brokers = []string{b.Addr}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	planned := Topic{Name: "t.raced", Partitions: 6, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1"}}
+	r := &Report{}
+	if err := compare(ctx, kc.Client(), []Topic{planned}, map[string]kafka.Topic{}, r); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Differs) != 1 {
+		t.Errorf("a topic created meanwhile with 1 partition, planned with 6: as planned %v, differs %v; want it reported as differing (1 partitions, the plan has 6)", r.AsPlanned, r.Differs)
+	}
+}

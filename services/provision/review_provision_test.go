@@ -321,3 +321,39 @@ func TestReviewProvisionRacedTopicIsCheckedWhole(t *testing.T) {
 		t.Errorf("a topic created meanwhile with 1 partition, planned with 6: as planned %v, differs %v; want it reported as differing (1 partitions, the plan has 6)", r.AsPlanned, r.Differs)
 	}
 }
+
+// TestReviewProvisionRetiredConsumerKeepsItsRead: the policy drops the
+// analytics stream (or PROVISION_CONSUMER_PRINCIPALS hands it to another
+// principal). Apply looks for rules beyond the plan only among the
+// principals the new plan names, so User:analytics keeps READ on
+// compliant.analytics and its groups, still reading every event the
+// stream ever got, and apply says nothing of it: it warns about the
+// enforcer's left-over WRITE only. The rules on the plan's topics and
+// groups held by any principal the plan does not give them are beyond
+// least privilege and must be reported.
+func TestReviewProvisionRetiredConsumerKeepsItsRead(t *testing.T) {
+	t.Parallel()
+	const mech = kafkaconn.ScramSHA256
+	b := brokertest.Start(t, brokertest.Options{ACLs: true, Partitions: 1, Users: []brokertest.User{
+		{Mechanism: mech, Name: "admin", Password: adminPassword, Superuser: true},
+		{Mechanism: mech, Name: "analytics", Password: "rv-analytics-pw-4"},
+	}})
+	if code, out, errOut := runProvision(t, provisionEnv(b, writePolicy(t, twoStreams)), "apply"); code != 0 {
+		t.Fatalf("apply of two streams: exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+	}{
+		{"the stream dropped from the policy", provisionEnv(b, writePolicy(t, "purposes:\n  - id: marketing\n  - id: analytics\nstreams:\n  - topic: compliant.marketing\n    purposes: [marketing]\n"))},
+		{"the stream handed to another principal", provisionEnv(b, writePolicy(t, twoStreams), "PROVISION_CONSUMER_PRINCIPALS=compliant.analytics=User:bi")},
+	} {
+		code, out, errOut := runProvision(t, tt.env, "apply")
+		if err := rvFetch(t, b, "analytics", "compliant.analytics"); err != nil {
+			t.Fatalf("%s: User:analytics fetching compliant.analytics: %v (it should still be able to, to show the rule is live)", tt.name, err)
+		}
+		if !strings.Contains(out, "User:analytics") {
+			t.Errorf("%s: User:analytics still reads compliant.analytics, and apply (exit %d) does not name it\n%s\n%s", tt.name, code, out, errOut)
+		}
+	}
+}

@@ -257,13 +257,15 @@ func TestReviewProvisionApplyBeyondIsNotAMatch(t *testing.T) {
 }
 
 // TestReviewProvisionRefusesACLHostsKafkaNeverMatches: Kafka matches an
-// ACL's host against the client's IP address literally ("*" for any); a
-// CIDR block or a host name never matches, so every service would be
-// refused everything while apply reports the ACLs added. Validate accepts
-// any non-empty PROVISION_ACL_HOST; it must want "*" or an IP address.
+// ACL's host against the client's IP address literally ("*" for any; CIDR
+// blocks only from KIP-1276 on); a host name, a glob or a list never
+// matches, so every service would be refused everything while apply
+// reports the ACLs added. Validate accepts any non-empty
+// PROVISION_ACL_HOST; it must want "*" or an IP address (or a CIDR block,
+// saying that it needs a broker with KIP-1276).
 func TestReviewProvisionRefusesACLHostsKafkaNeverMatches(t *testing.T) {
 	t.Parallel()
-	for _, host := range []string{"10.0.0.0/8", "enforcer.internal", "10.0.0.*"} {
+	for _, host := range []string{"enforcer.internal", "10.0.0.*", "10.0.0.1,10.0.0.2"} {
 		c := DefaultConfig()
 		c.Policy = "policy.yaml"
 		c.ACLHost = host

@@ -49,6 +49,9 @@ type Config struct {
 	// Set, they must name the plan's audit topic and one of its consent
 	// topics.
 	LedgerAuditTopic, LedgerChangesTopic string
+	// IntakeAddr is consent-sync's CONSENT_INTAKE_ADDR, read only to
+	// refuse PROVISION_CONSENT_SYNC_INTAKE=false with the intake on.
+	IntakeAddr string
 
 	ACLs    bool
 	ACLHost string
@@ -114,7 +117,8 @@ func (c *Config) flags(cmd string) *envflag.Set {
 	s.List(&c.ConsentTopics, "consent-topics", "CONSENT_SYNC_TOPICS", "the consent topics consent-sync reads, comma-separated")
 	s.String(&c.ConsentSyncGroup, "consent-sync-group-id", "CONSENT_SYNC_GROUP_ID", "consent-sync's consumer group")
 	s.String(&c.IntakeTopicName, "intake-topic", "CONSENT_INTAKE_TOPIC", "topic consent-sync's HTTP intake produces to; empty: the first consent topic")
-	s.Bool(&c.Intake, "consent-sync-intake", "PROVISION_CONSENT_SYNC_INTAKE", "consent-sync runs the HTTP intake (Write on the intake topic)")
+	s.Bool(&c.Intake, "consent-sync-intake", "PROVISION_CONSENT_SYNC_INTAKE", "consent-sync runs the HTTP intake (Write on the intake topic); false is refused with CONSENT_INTAKE_ADDR set")
+	s.String(&c.IntakeAddr, "consent-intake-addr", "CONSENT_INTAKE_ADDR", "consent-sync's intake address, when this environment is consent-sync's too: set, the intake runs, and PROVISION_CONSENT_SYNC_INTAKE must not be false")
 	s.String(&c.RevocationsTopic, "revocations-topic", "REVOCATIONS_TOPIC", "topic of the revocation notices")
 	s.String(&c.CheckpointsTopic, "checkpoints-topic", "LEDGER_CHECKPOINTS_TOPIC", "topic of the ledger's audit checkpoints")
 	s.Bool(&c.LedgerSeals, "ledger-seals", "PROVISION_LEDGER_SEALS", "the ledger seals the audit (Write on the checkpoints topic)")
@@ -222,6 +226,9 @@ func (c Config) Validate(connect bool) error {
 		errs = append(errs, errors.New("empty ACL host: set PROVISION_ACL_HOST (* for any host)"))
 	case c.ACLHost != "*" && net.ParseIP(c.ACLHost) == nil:
 		errs = append(errs, fmt.Errorf("PROVISION_ACL_HOST %q is neither * nor an IP address: Kafka matches an ACL's host literally against the client's IP address, so a host name, a pattern or a list never matches and every service would be refused; set * or one IP address", c.ACLHost))
+	}
+	if !c.Intake && c.IntakeAddr != "" {
+		errs = append(errs, errors.New("PROVISION_CONSENT_SYNC_INTAKE is false, but CONSENT_INTAKE_ADDR is set: consent-sync would run its intake and be refused every write; unset CONSENT_INTAKE_ADDR, or set PROVISION_CONSENT_SYNC_INTAKE=true"))
 	}
 	if c.LedgerAuditTopic != "" && c.LedgerAuditTopic != c.AuditTopic {
 		errs = append(errs, fmt.Errorf("LEDGER_AUDIT_TOPIC %s is not AUDIT_TOPIC %s: the ledger would keep a topic the enforcer does not write; set both to the same topic", c.LedgerAuditTopic, c.AuditTopic))

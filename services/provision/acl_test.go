@@ -88,17 +88,19 @@ func TestBeyondPlan(t *testing.T) {
 		held.allow[a.key()] = a
 	}
 	beyond := []ACL{
-		rule("User:marketing", OpRead, ResourceTopic, "t.audit", PatternLiteral),           // a plan principal, beyond
-		rule("User:enforcer", "ALL", "CLUSTER", "kafka-cluster", PatternLiteral),           // a plan principal on the cluster
-		rule(WildcardPrincipal, OpRead, ResourceTopic, "elsewhere", PatternLiteral),        // User:* holds for every principal
-		rule("User:bi", OpRead, ResourceTopic, "compliant.analytics", PatternLiteral),      // another principal on a plan topic
-		rule("User:bi", OpRead, ResourceGroup, "analytics.x", PatternLiteral),              // in a plan group prefix
-		rule("User:bi", OpRead, ResourceTopic, "t.", PatternPrefixed),                      // a prefix over plan topics
-		rule("User:enforcer", OpWrite, ResourceTopic, "compliant.retired", PatternLiteral), // a retired stream's writes...
-		rule("User:retired", OpRead, ResourceTopic, "compliant.retired", PatternLiteral),   // ...and its reader
+		rule("User:marketing", OpRead, ResourceTopic, "t.audit", PatternLiteral),             // a plan principal, beyond
+		rule("User:enforcer", "ALL", "CLUSTER", "kafka-cluster", PatternLiteral),             // a plan principal on the cluster
+		rule(WildcardPrincipal, OpRead, ResourceTopic, "elsewhere", PatternLiteral),          // User:* holds for every principal
+		rule("User:bi", OpRead, ResourceTopic, "compliant.analytics", PatternLiteral),        // another principal on a plan topic
+		rule("User:bi", OpRead, ResourceGroup, "analytics.x", PatternLiteral),                // in a plan group prefix
+		rule("User:bi", OpRead, ResourceTopic, "t.", PatternPrefixed),                        // a prefix over plan topics
+		rule("User:enforcer", OpWrite, ResourceTopic, "compliant.retired", PatternLiteral),   // a retired stream's writes...
+		rule("User:retired", OpRead, ResourceTopic, "compliant.retired", PatternLiteral),     // ...and its reader
+		rule("User:marketing", OpWrite, ResourceTopic, "marketing.enriched", PatternLiteral), // a consumer's own output...
 	}
 	left := []ACL{rule("User:shop", OpWrite, ResourceTopic, "t.events", PatternLiteral)}
 	other := []ACL{
+		rule("User:crm", OpRead, ResourceTopic, "marketing.enriched", PatternLiteral), // ...whose readers are not judged
 		rule("User:orders", OpRead, ResourceTopic, "orders", PatternLiteral),
 		rule("User:orders", OpRead, ResourceGroup, "orders.", PatternPrefixed),
 		rule("User:ops", "ALL", "CLUSTER", "kafka-cluster", PatternLiteral),

@@ -220,13 +220,8 @@ func Apply(ctx context.Context, client *kafka.Client, plan *Plan, prune bool) (*
 	}
 	if len(present) > 0 {
 		// The metadata read before creating knows neither the topics
-		// created nor those found existing meanwhile: compare reads it
-		// again for them.
-		for _, t := range present {
-			if slices.Contains(r.Created, t.Name) {
-				delete(existing, t.Name)
-			}
-		}
+		// created nor those found existing meanwhile (existing lacks
+		// them): compare reads it again for them.
 		if err := compare(ctx, client, present, existing, r); err != nil {
 			return nil, err
 		}
@@ -298,24 +293,9 @@ func compare(ctx context.Context, client *kafka.Client, topics []Topic, meta map
 		}
 	}
 
-	req := &kafka.DescribeConfigsRequest{}
-	for _, t := range topics {
-		req.Resources = append(req.Resources, kafka.DescribeConfigRequestResource{ResourceType: kafka.ResourceTypeTopic, ResourceName: t.Name})
-	}
-	resp, err := client.DescribeConfigs(ctx, req)
+	configs, err := describeConfigs(ctx, client, topics)
 	if err != nil {
-		return fmt.Errorf("describe the configuration of %d topic(s): %w", len(topics), err)
-	}
-	configs := map[string]map[string]string{}
-	for _, res := range resp.Resources {
-		if res.Error != nil {
-			return fmt.Errorf("describe the configuration of topic %s: %w", res.ResourceName, res.Error)
-		}
-		m := map[string]string{}
-		for _, e := range res.ConfigEntries {
-			m[e.ConfigName] = e.ConfigValue
-		}
-		configs[res.ResourceName] = m
+		return err
 	}
 	for _, t := range topics {
 		var problems []string
@@ -351,6 +331,51 @@ func compare(ctx context.Context, client *kafka.Client, topics []Topic, meta map
 	}
 	sort.Slice(r.Differs, func(i, j int) bool { return r.Differs[i].Topic < r.Differs[j].Topic })
 	return nil
+}
+
+// describeConfigs returns the configuration of each topic, asking again
+// for a little while about topics the brokers do not know yet (just
+// created: a broker learns of a new topic shortly after).
+func describeConfigs(ctx context.Context, client *kafka.Client, topics []Topic) (map[string]map[string]string, error) {
+	configs := map[string]map[string]string{}
+	pending := make([]string, len(topics))
+	for i, t := range topics {
+		pending[i] = t.Name
+	}
+	for wait := 50 * time.Millisecond; ; wait *= 2 {
+		req := &kafka.DescribeConfigsRequest{}
+		for _, n := range pending {
+			req.Resources = append(req.Resources, kafka.DescribeConfigRequestResource{ResourceType: kafka.ResourceTypeTopic, ResourceName: n})
+		}
+		resp, err := client.DescribeConfigs(ctx, req)
+		if err != nil {
+			return nil, fmt.Errorf("describe the configuration of %d topic(s): %w", len(pending), err)
+		}
+		var again []string
+		for _, res := range resp.Resources {
+			switch {
+			case res.Error == nil:
+			case errors.Is(res.Error, kafka.UnknownTopicOrPartition) && wait <= 3*time.Second:
+				again = append(again, res.ResourceName)
+				continue
+			default:
+				return nil, fmt.Errorf("describe the configuration of topic %s: %w", res.ResourceName, res.Error)
+			}
+			m := map[string]string{}
+			for _, e := range res.ConfigEntries {
+				m[e.ConfigName] = e.ConfigValue
+			}
+			configs[res.ResourceName] = m
+		}
+		if pending = again; len(pending) == 0 {
+			return configs, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("describe the configuration of topic(s) %s: %w", strings.Join(pending, ", "), ctx.Err())
+		case <-time.After(wait):
+		}
+	}
 }
 
 // sameValue compares a configuration value: numbers as numbers (a
@@ -572,9 +597,10 @@ func overlaps(a, b resource) bool {
 // beyondPlan returns the allow rules the brokers hold beyond the plan:
 // every rule not planned of a principal of the plan or of User:*, and
 // every rule not planned on the plan's topics and groups, whoever holds it
-// (a retired or replaced stream consumer). The topics the plan's
-// principals may write beyond it (a stream dropped from the policy) count
-// as the plan's: their readers read consentgate's output. The rules of
+// (a retired or replaced stream consumer). The topics the services (the
+// enforcer, consent-sync, the ledger) may write beyond the plan (a stream
+// dropped from the policy) count as the plan's: their readers read
+// consentgate's output. The rules of
 // PROVISION_UNMANAGED_PRINCIPALS on the plan's resources are returned
 // apart (leftAlone).
 func beyondPlan(plan *Plan, have *heldACLs) (beyond, leftAlone []ACL) {
@@ -583,8 +609,12 @@ func beyondPlan(plan *Plan, have *heldACLs) (beyond, leftAlone []ACL) {
 		planned[a.key()] = true
 	}
 	principals := map[string]bool{WildcardPrincipal: true}
+	services := map[string]bool{} // the enforcer, consent-sync, the ledger
 	for _, p := range plan.Principals {
 		principals[p.Name] = true
+		if !strings.HasPrefix(p.Role, "consumer of ") {
+			services[p.Name] = true
+		}
 	}
 	var resources []resource
 	seen := map[resource]bool{}
@@ -603,7 +633,7 @@ func beyondPlan(plan *Plan, have *heldACLs) (beyond, leftAlone []ACL) {
 	keys := sortedKeys(have.allow)
 	for _, k := range keys {
 		a := have.allow[k]
-		if !planned[k] && principals[a.Principal] && a.Principal != WildcardPrincipal && a.ResourceType == ResourceTopic &&
+		if !planned[k] && services[a.Principal] && a.ResourceType == ResourceTopic &&
 			a.PatternType == PatternLiteral && a.ResourceName != "*" && (a.Operation == OpWrite || a.Operation == "ALL") {
 			addResource(a.resource())
 		}

@@ -20,7 +20,10 @@
 //
 // Apply is idempotent: it creates the missing topics and ACLs, and reports
 // (and fails on) existing topics whose partitions, replication or
-// configuration differ from the plan, which it does not change.
+// configuration differ from the plan, which it does not change; ACL rules
+// beyond the plan (of its principals, of User:*, or of anyone on its
+// topics and groups), which it deletes only with --prune; and deny rules
+// that take a planned allow away.
 package main
 
 import (

@@ -191,3 +191,20 @@ func TestApplyWithTooFewBrokersSaysSoOnce(t *testing.T) {
 		t.Errorf("apply with replication 3 on one broker: exit %d, want 1 and the hint once, naming the topics\n%s\n%s", code, out, errOut)
 	}
 }
+
+// TestApplyNamesTheDenyRule: a deny rule against a planned allow fails
+// apply, which names it (output and error); --prune does not remove it.
+func TestApplyNamesTheDenyRule(t *testing.T) {
+	t.Parallel()
+	b, env := rvBroker(t)
+	rvAdd(t, b, kafka.ACLEntry{ResourceType: kafka.ResourceTypeTopic, ResourceName: "t.", ResourcePatternType: kafka.PatternTypePrefixed,
+		Principal: WildcardPrincipal, Host: "*", Operation: kafka.ACLOperationTypeRead, PermissionType: kafka.ACLPermissionTypeDeny})
+	const want = "User:* deny READ TOPIC t. PREFIXED from *"
+	for _, args := range [][]string{{"apply"}, {"apply", "--prune"}} {
+		code, out, errOut := runProvision(t, env, args...)
+		if code != 1 || !strings.Contains(out, "DENY rule takes away what the plan allows: "+want) || !strings.Contains(errOut, "1 deny rule(s) that take away what the plan allows") ||
+			!strings.Contains(errOut, want) || strings.Contains(out, "removed ACL") || strings.Contains(out, "matches the plan") {
+			t.Errorf("%v with %s: exit %d, want 1 naming it, nothing removed\n%s\n%s", args, want, code, out, errOut)
+		}
+	}
+}

@@ -312,6 +312,9 @@ func (p *Plan) PrintText(w io.Writer) error {
 			return err
 		}
 	}
+	if len(p.Unmanaged) > 0 {
+		fmt.Fprintf(w, "\nNot consentgate's (PROVISION_UNMANAGED_PRINCIPALS: their rules on these topics and groups are left alone): %s\n", strings.Join(p.Unmanaged, ", "))
+	}
 	return nil
 }
 

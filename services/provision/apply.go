@@ -61,10 +61,13 @@ func (r *Report) Changed() bool {
 
 // beyondLeft are the rules beyond the plan that are still there.
 func (r *Report) beyondLeft() []ACL {
-	if len(r.Pruned) == len(r.Beyond) {
-		return nil
+	var left []ACL
+	for _, a := range r.Beyond {
+		if !slices.ContainsFunc(r.Pruned, func(p ACL) bool { return p.key() == a.key() }) {
+			left = append(left, a)
+		}
 	}
-	return r.Beyond
+	return left
 }
 
 // Err is the error of an apply that left the cluster differing from the

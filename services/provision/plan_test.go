@@ -395,3 +395,23 @@ func TestPlanOutput(t *testing.T) {
 		t.Errorf("--help: exit %d\n%s", code, help.String())
 	}
 }
+
+// TestLedgerReadsItsOwnChangesTopic: with two consent topics and
+// LEDGER_CHANGES_TOPIC naming one, the ledger reads only that one of them
+// (and each one's dead letters, which LEDGER_DEAD_LETTER_TOPICS lists).
+func TestLedgerReadsItsOwnChangesTopic(t *testing.T) {
+	t.Parallel()
+	c := DefaultConfig()
+	c.ConsentTopics = []string{"consent.changes", "consent.changes.eu"}
+	c.LedgerChangesTopic, c.LedgerAuditTopic = "consent.changes.eu", "consent.audit"
+	p := derive(t, twoStreams, c)
+	var reads []string
+	for _, a := range p.aclsOf("User:ledger") {
+		if a.Operation == OpRead && strings.HasPrefix(a.ResourceName, "consent.changes") {
+			reads = append(reads, a.ResourceName)
+		}
+	}
+	if want := sorted("consent.changes.eu", "consent.changes.dlq", "consent.changes.eu.dlq"); !slices.Equal(sorted(reads...), want) {
+		t.Errorf("the ledger reads %v of the consent topics, want %v", sorted(reads...), want)
+	}
+}

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 )
@@ -18,18 +21,29 @@ type Report struct {
 	// with the plan's partitions, replication and configuration.
 	Created   []string `json:"created"`
 	AsPlanned []string `json:"as_planned"`
-	// Differs are topics that exist but differ from the plan: apply does
-	// not change them (fewer partitions cannot be had back, and a
-	// configuration may have been set on purpose); they fail the apply.
+	// Differs are topics that exist (or were just created) but differ
+	// from the plan: apply does not change them (fewer partitions cannot
+	// be had back, and a configuration may have been set on purpose); they
+	// fail the apply.
 	Differs []Difference `json:"differs"`
 	// ACLsAdded are the plan's ACLs apply created; ACLsPresent counts
 	// those the brokers had already.
 	ACLsAdded   []ACL `json:"acls_added"`
 	ACLsPresent int   `json:"acls_present"`
-	// Beyond are ACLs the brokers hold for a principal of the plan that
-	// the plan does not have: more than least privilege. Reported, not
-	// removed (another tool may own them).
+	// Beyond are the allow rules the brokers hold beyond the plan: of a
+	// principal of the plan (or User:*, which holds for each) that the
+	// plan does not have, and of any other principal on the plan's topics
+	// and groups (a retired or replaced stream consumer). More than least
+	// privilege: they fail the apply, unless Pruned removed them.
 	Beyond []ACL `json:"beyond_plan"`
+	// Pruned are the rules of Beyond that apply deleted (--prune).
+	Pruned []ACL `json:"pruned"`
+	// Denied are deny rules (of a principal of the plan, or User:*) that
+	// take away an allow of the plan: they fail the apply.
+	Denied []ACL `json:"denied"`
+	// LeftAlone are rules of PROVISION_UNMANAGED_PRINCIPALS on the plan's
+	// topics and groups: listed, not judged.
+	LeftAlone []ACL `json:"left_alone"`
 	// ACLsSkipped: PROVISION_ACLS=false.
 	ACLsSkipped bool `json:"acls_skipped"`
 }
@@ -41,21 +55,58 @@ type Difference struct {
 }
 
 // Changed reports whether apply changed the cluster.
-func (r *Report) Changed() bool { return len(r.Created) > 0 || len(r.ACLsAdded) > 0 }
+func (r *Report) Changed() bool {
+	return len(r.Created) > 0 || len(r.ACLsAdded) > 0 || len(r.Pruned) > 0
+}
+
+// beyondLeft are the rules beyond the plan that are still there.
+func (r *Report) beyondLeft() []ACL {
+	var left []ACL
+	for _, a := range r.Beyond {
+		if !slices.ContainsFunc(r.Pruned, func(p ACL) bool { return p.key() == a.key() }) {
+			left = append(left, a)
+		}
+	}
+	return left
+}
 
 // Err is the error of an apply that left the cluster differing from the
-// plan: nil when every topic is as planned.
+// plan: nil when every topic is as planned and the brokers hold exactly
+// the plan's rules.
 func (r *Report) Err() error {
-	if len(r.Differs) == 0 {
+	var b strings.Builder
+	if len(r.Differs) > 0 {
+		fmt.Fprintf(&b, "%d existing topic(s) differ from the plan, and were left as they are:", len(r.Differs))
+		for _, d := range r.Differs {
+			fmt.Fprintf(&b, "\n  %s: %s", d.Topic, strings.Join(d.Problems, "; "))
+		}
+		b.WriteString("\nchange them (kafka-configs.sh --alter --entity-type topics --entity-name TOPIC --add-config NAME=VALUE; kafka-topics.sh --alter --partitions N), " +
+			"or change the settings (PROVISION_PARTITIONS, PROVISION_REPLICATION_FACTOR, ...) to what the cluster has, and apply again")
+	}
+	if len(r.Denied) > 0 {
+		if b.Len() > 0 {
+			b.WriteString("\n")
+		}
+		fmt.Fprintf(&b, "the cluster holds %d deny rule(s) that take away what the plan allows (a deny overrides every allow):", len(r.Denied))
+		for _, a := range r.Denied {
+			fmt.Fprintf(&b, "\n  %s", a)
+		}
+		b.WriteString("\nremove them (kafka-acls.sh --remove --deny-principal ...), or change the plan, and apply again")
+	}
+	if left := r.beyondLeft(); len(left) > 0 {
+		if b.Len() > 0 {
+			b.WriteString("\n")
+		}
+		fmt.Fprintf(&b, "the cluster holds %d ACL rules beyond the plan (more than least privilege):", len(left))
+		for _, a := range left {
+			fmt.Fprintf(&b, "\n  %s", a)
+		}
+		b.WriteString("\nremove them (provision apply --prune, or PROVISION_PRUNE=true, deletes exactly these), " +
+			"or, for the rules of a principal that is not consentgate's (a producer of the input topics, an operator's tool), name it in PROVISION_UNMANAGED_PRINCIPALS")
+	}
+	if b.Len() == 0 {
 		return nil
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d existing topic(s) differ from the plan, and were left as they are:", len(r.Differs))
-	for _, d := range r.Differs {
-		fmt.Fprintf(&b, "\n  %s: %s", d.Topic, strings.Join(d.Problems, "; "))
-	}
-	b.WriteString("\nchange them (kafka-configs.sh --alter --entity-type topics --entity-name TOPIC --add-config NAME=VALUE; kafka-topics.sh --alter --partitions N), " +
-		"or change the settings (PROVISION_PARTITIONS, PROVISION_REPLICATION_FACTOR, ...) to what the cluster has, and apply again")
 	return errors.New(b.String())
 }
 
@@ -77,45 +128,51 @@ func (r *Report) PrintText(w io.Writer) {
 			fmt.Fprintf(w, "added ACL %s\n", a)
 		}
 		fmt.Fprintf(w, "%d ACL(s) of the plan were present already\n", r.ACLsPresent)
-		for _, a := range r.Beyond {
-			fmt.Fprintf(w, "warning: %s holds an ACL beyond the plan (not removed): %s\n", a.Principal, a)
+		for _, a := range r.LeftAlone {
+			fmt.Fprintf(w, "left alone (PROVISION_UNMANAGED_PRINCIPALS): %s\n", a)
+		}
+		for _, a := range r.Denied {
+			fmt.Fprintf(w, "DENY rule takes away what the plan allows: %s\n", a)
+		}
+		for _, a := range r.Pruned {
+			fmt.Fprintf(w, "removed ACL %s (beyond the plan)\n", a)
+		}
+		if left := r.beyondLeft(); len(left) > 0 {
+			for _, a := range left {
+				fmt.Fprintf(w, "beyond the plan: %s\n", a)
+			}
+			fmt.Fprintf(w, "the cluster holds %d ACL rules beyond the plan (not removed: provision apply --prune removes them)\n", len(left))
 		}
 	}
 	switch {
-	case len(r.Differs) > 0:
+	case len(r.Differs) > 0 || len(r.Denied) > 0 || len(r.beyondLeft()) > 0:
 		fmt.Fprintln(w, "the cluster differs from the plan (see above)")
 	case !r.Changed():
 		fmt.Fprintln(w, "nothing to do: the cluster already matches the plan")
 	default:
-		fmt.Fprintf(w, "done: %d topic(s) created, %d ACL(s) added\n", len(r.Created), len(r.ACLsAdded))
+		fmt.Fprintf(w, "done: %d topic(s) created, %d ACL(s) added", len(r.Created), len(r.ACLsAdded))
+		if len(r.Pruned) > 0 {
+			fmt.Fprintf(w, ", %d removed", len(r.Pruned))
+		}
+		fmt.Fprintln(w)
 	}
 }
 
 // Apply makes the cluster behind client hold plan: it creates the missing
-// topics, reports those that exist but differ, and adds the missing ACLs
-// (unless the plan's ACLs are not applied). It is idempotent: a second
+// topics, reports those that exist but differ, adds the missing ACLs
+// (unless the plan's ACLs are not applied) and reports the rules beyond
+// the plan and the deny rules against it. With prune it deletes the rules
+// beyond the plan; without, it never deletes. It is idempotent: a second
 // apply changes nothing and says so.
-func Apply(ctx context.Context, client *kafka.Client, plan *Plan) (*Report, error) {
+func Apply(ctx context.Context, client *kafka.Client, plan *Plan, prune bool) (*Report, error) {
 	r := &Report{ACLsSkipped: !plan.ACLsApplied}
 	names := make([]string, len(plan.Topics))
 	for i, t := range plan.Topics {
 		names[i] = t.Name
 	}
-	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
+	existing, err := metadata(ctx, client, names)
 	if err != nil {
-		return nil, fmt.Errorf("read the topics' metadata: %w", err)
-	}
-	existing := map[string]kafka.Topic{}
-	for _, t := range meta.Topics {
-		switch {
-		case t.Error == nil:
-			existing[t.Name] = t
-		case errors.Is(t.Error, kafka.UnknownTopicOrPartition):
-		case errors.Is(t.Error, kafka.TopicAuthorizationFailed):
-			return nil, fmt.Errorf("topic %s: %w: run provision as a principal allowed to describe and create topics and to create ACLs (a superuser, or Alter and Create on the cluster)", t.Name, t.Error)
-		default:
-			return nil, fmt.Errorf("topic %s: %w", t.Name, t.Error)
-		}
+		return nil, err
 	}
 
 	var missing []kafka.TopicConfig
@@ -137,27 +194,37 @@ func Apply(ctx context.Context, client *kafka.Client, plan *Plan) (*Report, erro
 			return nil, fmt.Errorf("create %d topic(s): %w", len(missing), err)
 		}
 		var errs []error
+		var tooFew []string
 		for _, tc := range missing {
+			t, _ := plan.topic(tc.Topic)
 			switch e := resp.Errors[tc.Topic]; {
 			case e == nil:
 				r.Created = append(r.Created, tc.Topic)
+				present = append(present, t) // checked too: what the brokers made of it
 			case errors.Is(e, kafka.TopicAlreadyExists):
-				// Created by someone else meanwhile: check it as existing.
-				t, _ := plan.topic(tc.Topic)
+				// Created by someone else meanwhile (perhaps with the
+				// brokers' defaults): checked whole, as existing.
 				present = append(present, t)
 			case errors.Is(e, kafka.TopicAuthorizationFailed), errors.Is(e, kafka.ClusterAuthorizationFailed):
 				return nil, fmt.Errorf("create topic %s: %w: run provision as a principal allowed to create topics and ACLs (a superuser, or Create, Describe and Alter on the cluster)", tc.Topic, e)
 			case errors.Is(e, kafka.InvalidReplicationFactor):
-				errs = append(errs, fmt.Errorf("create topic %s: %w: the cluster has fewer brokers than the replication factor %d; set PROVISION_REPLICATION_FACTOR (and PROVISION_MIN_INSYNC_REPLICAS) lower for a small cluster", tc.Topic, e, tc.ReplicationFactor))
+				tooFew = append(tooFew, tc.Topic)
 			default:
 				errs = append(errs, fmt.Errorf("create topic %s: %w", tc.Topic, e))
 			}
+		}
+		if len(tooFew) > 0 {
+			errs = append(errs, fmt.Errorf("create topic(s) %s: %w: the cluster has fewer brokers than the replication factor %d; set PROVISION_REPLICATION_FACTOR (and PROVISION_MIN_INSYNC_REPLICAS) lower for a small cluster",
+				strings.Join(tooFew, ", "), kafka.InvalidReplicationFactor, plan.Topics[0].ReplicationFactor))
 		}
 		if err := errors.Join(errs...); err != nil {
 			return nil, err
 		}
 	}
 	if len(present) > 0 {
+		// The metadata read before creating knows neither the topics
+		// created nor those found existing meanwhile (existing lacks
+		// them): compare reads it again for them.
 		if err := compare(ctx, client, present, existing, r); err != nil {
 			return nil, err
 		}
@@ -168,35 +235,76 @@ func Apply(ctx context.Context, client *kafka.Client, plan *Plan) (*Report, erro
 	if !plan.ACLsApplied {
 		return r, nil
 	}
-	return r, applyACLs(ctx, client, plan, r)
+	return r, applyACLs(ctx, client, plan, prune, r)
 }
 
-// compare checks the existing topics against the plan: partitions,
-// replication factor and every planned configuration's effective value.
-func compare(ctx context.Context, client *kafka.Client, topics []Topic, meta map[string]kafka.Topic, r *Report) error {
-	req := &kafka.DescribeConfigsRequest{}
-	for _, t := range topics {
-		req.Resources = append(req.Resources, kafka.DescribeConfigRequestResource{ResourceType: kafka.ResourceTypeTopic, ResourceName: t.Name})
-	}
-	resp, err := client.DescribeConfigs(ctx, req)
+// metadata returns the topics of names that exist, by name.
+func metadata(ctx context.Context, client *kafka.Client, names []string) (map[string]kafka.Topic, error) {
+	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
 	if err != nil {
-		return fmt.Errorf("describe the configuration of %d existing topic(s): %w", len(topics), err)
+		return nil, fmt.Errorf("read the topics' metadata: %w", err)
 	}
-	configs := map[string]map[string]string{}
-	for _, res := range resp.Resources {
-		if res.Error != nil {
-			return fmt.Errorf("describe the configuration of topic %s: %w", res.ResourceName, res.Error)
+	existing := map[string]kafka.Topic{}
+	for _, t := range meta.Topics {
+		switch {
+		case t.Error == nil:
+			existing[t.Name] = t
+		case errors.Is(t.Error, kafka.UnknownTopicOrPartition):
+		case errors.Is(t.Error, kafka.TopicAuthorizationFailed):
+			return nil, fmt.Errorf("topic %s: %w: run provision as a principal allowed to describe and create topics and to create ACLs (a superuser, or Alter and Create on the cluster)", t.Name, t.Error)
+		default:
+			return nil, fmt.Errorf("topic %s: %w", t.Name, t.Error)
 		}
-		m := map[string]string{}
-		for _, e := range res.ConfigEntries {
-			m[e.ConfigName] = e.ConfigValue
+	}
+	return existing, nil
+}
+
+// compare checks topics against the plan: partitions, replication factor
+// and every planned configuration's effective value. It reads the
+// metadata of the topics meta lacks (created, or found existing at create
+// time), waiting a little for brokers that do not know them yet. A topic
+// that is as planned is reported so unless apply created it.
+func compare(ctx context.Context, client *kafka.Client, topics []Topic, meta map[string]kafka.Topic, r *Report) error {
+	var unknown []string
+	for _, t := range topics {
+		if _, ok := meta[t.Name]; !ok {
+			unknown = append(unknown, t.Name)
 		}
-		configs[res.ResourceName] = m
+	}
+	known := maps.Clone(meta)
+	for wait := 50 * time.Millisecond; len(unknown) > 0; wait *= 2 {
+		found, err := metadata(ctx, client, unknown)
+		if err != nil {
+			return err
+		}
+		var still []string
+		for _, n := range unknown {
+			if t, ok := found[n]; ok && len(t.Partitions) > 0 {
+				known[n] = t
+			} else {
+				still = append(still, n)
+			}
+		}
+		unknown = still
+		if len(unknown) == 0 || wait > 3*time.Second {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("read the metadata of topic(s) %s: %w", strings.Join(unknown, ", "), ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+
+	configs, err := describeConfigs(ctx, client, topics)
+	if err != nil {
+		return err
 	}
 	for _, t := range topics {
 		var problems []string
-		mt, known := meta[t.Name]
-		if known {
+		if mt, ok := known[t.Name]; !ok {
+			problems = append(problems, "not in the brokers' metadata: its partitions and replication factor cannot be checked")
+		} else {
 			if n := len(mt.Partitions); n != t.Partitions {
 				problems = append(problems, fmt.Sprintf("%d partitions, the plan has %d", n, t.Partitions))
 			}
@@ -217,14 +325,60 @@ func compare(ctx context.Context, client *kafka.Client, topics []Topic, meta map
 				problems = append(problems, fmt.Sprintf("%s=%s, the plan has %s", k, v, t.Configs[k]))
 			}
 		}
-		if len(problems) > 0 {
+		switch {
+		case len(problems) > 0:
 			r.Differs = append(r.Differs, Difference{Topic: t.Name, Problems: problems})
-		} else {
+		case !slices.Contains(r.Created, t.Name):
 			r.AsPlanned = append(r.AsPlanned, t.Name)
 		}
 	}
 	sort.Slice(r.Differs, func(i, j int) bool { return r.Differs[i].Topic < r.Differs[j].Topic })
 	return nil
+}
+
+// describeConfigs returns the configuration of each topic, asking again
+// for a little while about topics the brokers do not know yet (just
+// created: a broker learns of a new topic shortly after).
+func describeConfigs(ctx context.Context, client *kafka.Client, topics []Topic) (map[string]map[string]string, error) {
+	configs := map[string]map[string]string{}
+	pending := make([]string, len(topics))
+	for i, t := range topics {
+		pending[i] = t.Name
+	}
+	for wait := 50 * time.Millisecond; ; wait *= 2 {
+		req := &kafka.DescribeConfigsRequest{}
+		for _, n := range pending {
+			req.Resources = append(req.Resources, kafka.DescribeConfigRequestResource{ResourceType: kafka.ResourceTypeTopic, ResourceName: n})
+		}
+		resp, err := client.DescribeConfigs(ctx, req)
+		if err != nil {
+			return nil, fmt.Errorf("describe the configuration of %d topic(s): %w", len(pending), err)
+		}
+		var again []string
+		for _, res := range resp.Resources {
+			switch {
+			case res.Error == nil:
+			case errors.Is(res.Error, kafka.UnknownTopicOrPartition) && wait <= 3*time.Second:
+				again = append(again, res.ResourceName)
+				continue
+			default:
+				return nil, fmt.Errorf("describe the configuration of topic %s: %w", res.ResourceName, res.Error)
+			}
+			m := map[string]string{}
+			for _, e := range res.ConfigEntries {
+				m[e.ConfigName] = e.ConfigValue
+			}
+			configs[res.ResourceName] = m
+		}
+		if pending = again; len(pending) == 0 {
+			return configs, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("describe the configuration of topic(s) %s: %w", strings.Join(pending, ", "), ctx.Err())
+		case <-time.After(wait):
+		}
+	}
 }
 
 // sameValue compares a configuration value: numbers as numbers (a
@@ -257,36 +411,36 @@ func replication(t kafka.Topic) int {
 	return n
 }
 
-// applyACLs adds the plan's missing ACLs, and reports those the brokers
-// hold for the plan's principals beyond it.
-func applyACLs(ctx context.Context, client *kafka.Client, plan *Plan, r *Report) error {
+// applyACLs adds the plan's missing ACLs; reports the rules beyond the
+// plan (and with prune deletes them) and the deny rules against it.
+func applyACLs(ctx context.Context, client *kafka.Client, plan *Plan, prune bool, r *Report) error {
 	have, err := describeACLs(ctx, client)
 	if err != nil {
 		return err
 	}
-	planned := map[string]bool{}
 	var add []ACL
 	for _, a := range plan.ACLs {
-		planned[a.key()] = true
-		if have[a.key()] {
+		if _, ok := have.allow[a.key()]; ok {
 			r.ACLsPresent++
 		} else {
 			add = append(add, a)
 		}
 	}
-	principals := map[string]bool{}
-	for _, p := range plan.Principals {
-		principals[p.Name] = true
-	}
-	for _, k := range sortedKeys(have) {
-		a := fromKey(k)
-		if principals[a.Principal] && !planned[k] {
-			r.Beyond = append(r.Beyond, a)
+	r.Beyond, r.LeftAlone = beyondPlan(plan, have)
+	r.Denied = deniedByRules(plan, have.deny)
+
+	if len(add) > 0 {
+		if err := createACLs(ctx, client, add, r); err != nil {
+			return err
 		}
 	}
-	if len(add) == 0 {
-		return nil
+	if prune && len(r.Beyond) > 0 {
+		return pruneACLs(ctx, client, have, r)
 	}
+	return nil
+}
+
+func createACLs(ctx context.Context, client *kafka.Client, add []ACL, r *Report) error {
 	req := &kafka.CreateACLsRequest{}
 	for _, a := range add {
 		req.ACLs = append(req.ACLs, entry(a))
@@ -314,11 +468,61 @@ func applyACLs(ctx context.Context, client *kafka.Client, plan *Plan, r *Report)
 	return errors.Join(errs...)
 }
 
-// describeACLs returns the keys of every allow ACL the brokers hold.
-func describeACLs(ctx context.Context, client *kafka.Client) (map[string]bool, error) {
+// pruneACLs deletes the rules of r.Beyond, each with a filter that
+// matches it exactly (its own resource, pattern, principal, host,
+// operation and permission), and reports those deleted in r.Pruned.
+func pruneACLs(ctx context.Context, client *kafka.Client, have *heldACLs, r *Report) error {
+	req := &kafka.DeleteACLsRequest{}
+	for _, a := range r.Beyond {
+		req.Filters = append(req.Filters, have.raw[a.key()])
+	}
+	resp, err := client.DeleteACLs(ctx, req)
+	if err != nil {
+		return fmt.Errorf("delete %d ACL(s) beyond the plan: %w", len(r.Beyond), err)
+	}
+	if len(resp.Results) != len(r.Beyond) {
+		return fmt.Errorf("delete %d ACL(s) beyond the plan: %d results in the brokers' answer", len(r.Beyond), len(resp.Results))
+	}
+	var errs []error
+	for i, res := range resp.Results {
+		a := r.Beyond[i]
+		switch e := res.Error; {
+		case e == nil:
+		case errors.Is(e, kafka.ClusterAuthorizationFailed):
+			return fmt.Errorf("delete ACLs: %w: run provision as a principal allowed to delete ACLs (a superuser, or Alter on the cluster)", e)
+		default:
+			errs = append(errs, fmt.Errorf("delete ACL %s: %w", a, e))
+			continue
+		}
+		deleted := false
+		for _, m := range res.MatchingACLs {
+			if m.Error != nil {
+				errs = append(errs, fmt.Errorf("delete ACL %s: %w", a, m.Error))
+			} else {
+				deleted = true
+			}
+		}
+		if deleted {
+			r.Pruned = append(r.Pruned, a)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// heldACLs are the rules the brokers hold: the allow rules by key (with
+// the exact filter of each, to delete it), and the deny rules.
+type heldACLs struct {
+	allow map[string]ACL
+	raw   map[string]kafka.DeleteACLsFilter
+	deny  []ACL
+}
+
+// describeACLs reads every rule the brokers hold, allow and deny, of
+// every resource, pattern and operation type.
+func describeACLs(ctx context.Context, client *kafka.Client) (*heldACLs, error) {
 	resp, err := client.DescribeACLs(ctx, &kafka.DescribeACLsRequest{Filter: kafka.ACLFilter{
 		ResourceTypeFilter: kafka.ResourceTypeAny, ResourcePatternTypeFilter: kafka.PatternTypeAny,
-		Operation: kafka.ACLOperationTypeAny, PermissionType: kafka.ACLPermissionTypeAllow,
+		Operation: kafka.ACLOperationTypeAny, PermissionType: kafka.ACLPermissionTypeAny,
 	}})
 	if err != nil {
 		return nil, fmt.Errorf("describe the ACLs: %w", err)
@@ -332,19 +536,155 @@ func describeACLs(ctx context.Context, client *kafka.Client) (map[string]bool, e
 		}
 		return nil, fmt.Errorf("describe the ACLs: %w", resp.Error)
 	}
-	have := map[string]bool{}
+	h := &heldACLs{allow: map[string]ACL{}, raw: map[string]kafka.DeleteACLsFilter{}}
 	for _, res := range resp.Resources {
-		rtype, ok1 := resourceName[res.ResourceType]
-		pattern, ok2 := patternName[res.PatternType]
 		for _, d := range res.ACLs {
-			op, ok3 := operationName[d.Operation]
-			if !ok1 || !ok2 || !ok3 || d.PermissionType != kafka.ACLPermissionTypeAllow {
-				continue // not a kind of rule the plan has
+			// Every rule is kept, of a kind the plan has or not: one
+			// the plan does not know is beyond it, never skipped.
+			a := ACL{Principal: d.Principal, Host: d.Host, Operation: nameOf(operationName, d.Operation, "OPERATION"),
+				ResourceType: nameOf(resourceName, res.ResourceType, "RESOURCE"), ResourceName: res.ResourceName, PatternType: nameOf(patternName, res.PatternType, "PATTERN")}
+			switch d.PermissionType {
+			case kafka.ACLPermissionTypeAllow:
+				h.allow[a.key()] = a
+				h.raw[a.key()] = kafka.DeleteACLsFilter{ResourceTypeFilter: res.ResourceType, ResourceNameFilter: res.ResourceName, ResourcePatternTypeFilter: res.PatternType,
+					PrincipalFilter: d.Principal, HostFilter: d.Host, Operation: d.Operation, PermissionType: d.PermissionType}
+			case kafka.ACLPermissionTypeDeny:
+				a.Permission = PermissionDeny
+				h.deny = append(h.deny, a)
 			}
-			have[ACL{Principal: d.Principal, Host: d.Host, Operation: op, ResourceType: rtype, ResourceName: res.ResourceName, PatternType: pattern}.key()] = true
 		}
 	}
-	return have, nil
+	sort.Slice(h.deny, func(i, j int) bool { return h.deny[i].key() < h.deny[j].key() })
+	return h, nil
+}
+
+// nameOf is Kafka's name of v, or kind(v) for a value this build does not
+// know.
+func nameOf[K ~int8](names map[K]string, v K, kind string) string {
+	if n, ok := names[v]; ok {
+		return n
+	}
+	return fmt.Sprintf("%s(%d)", kind, v)
+}
+
+// resource is a resource pattern of an ACL.
+type resource struct{ typ, name, pattern string }
+
+func (a ACL) resource() resource { return resource{a.ResourceType, a.ResourceName, a.PatternType} }
+
+// overlaps reports whether some resource name matches both a and b:
+// the same type, and literal names equal (or one the wildcard *), or a
+// literal name under a prefix, or two prefixes one of which starts the
+// other.
+func overlaps(a, b resource) bool {
+	if a.typ != b.typ {
+		return false
+	}
+	wild := func(x resource) bool { return x.pattern == PatternLiteral && x.name == "*" }
+	if wild(a) || wild(b) {
+		return true
+	}
+	switch {
+	case a.pattern == PatternLiteral && b.pattern == PatternLiteral:
+		return a.name == b.name
+	case a.pattern == PatternLiteral && b.pattern == PatternPrefixed:
+		return strings.HasPrefix(a.name, b.name)
+	case a.pattern == PatternPrefixed && b.pattern == PatternLiteral:
+		return strings.HasPrefix(b.name, a.name)
+	case a.pattern == PatternPrefixed && b.pattern == PatternPrefixed:
+		return strings.HasPrefix(a.name, b.name) || strings.HasPrefix(b.name, a.name)
+	}
+	return false
+}
+
+// beyondPlan returns the allow rules the brokers hold beyond the plan:
+// every rule not planned of a principal of the plan or of User:*, and
+// every rule not planned on the plan's topics and groups, whoever holds it
+// (a retired or replaced stream consumer). The topics the services (the
+// enforcer, consent-sync, the ledger) may write beyond the plan (a stream
+// dropped from the policy) count as the plan's: their readers read
+// consentgate's output. The rules of
+// PROVISION_UNMANAGED_PRINCIPALS on the plan's resources are returned
+// apart (leftAlone).
+func beyondPlan(plan *Plan, have *heldACLs) (beyond, leftAlone []ACL) {
+	planned := map[string]bool{}
+	for _, a := range plan.ACLs {
+		planned[a.key()] = true
+	}
+	principals := map[string]bool{WildcardPrincipal: true}
+	services := map[string]bool{} // the enforcer, consent-sync, the ledger
+	for _, p := range plan.Principals {
+		principals[p.Name] = true
+		if !strings.HasPrefix(p.Role, "consumer of ") {
+			services[p.Name] = true
+		}
+	}
+	var resources []resource
+	seen := map[resource]bool{}
+	addResource := func(x resource) {
+		if !seen[x] {
+			seen[x] = true
+			resources = append(resources, x)
+		}
+	}
+	for _, t := range plan.Topics {
+		addResource(resource{ResourceTopic, t.Name, PatternLiteral})
+	}
+	for _, a := range plan.ACLs {
+		addResource(a.resource())
+	}
+	keys := sortedKeys(have.allow)
+	for _, k := range keys {
+		a := have.allow[k]
+		if !planned[k] && services[a.Principal] && a.ResourceType == ResourceTopic &&
+			a.PatternType == PatternLiteral && a.ResourceName != "*" && (a.Operation == OpWrite || a.Operation == "ALL") {
+			addResource(a.resource())
+		}
+	}
+	onPlan := func(x resource) bool {
+		for _, y := range resources {
+			if overlaps(x, y) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, k := range keys {
+		a := have.allow[k]
+		switch {
+		case planned[k]:
+		case principals[a.Principal]:
+			beyond = append(beyond, a)
+		case !onPlan(a.resource()):
+		case slices.Contains(plan.Unmanaged, a.Principal):
+			leftAlone = append(leftAlone, a)
+		default:
+			beyond = append(beyond, a)
+		}
+	}
+	return beyond, leftAlone
+}
+
+// deniedByRules returns the deny rules that take away an allow of the
+// plan: of its principal or of User:*, from its host or any (or any
+// allow of the plan's from every host), for its operation, ALL, or
+// DESCRIBE (which READ and WRITE need), on a resource pattern that
+// matches its resource.
+func deniedByRules(plan *Plan, deny []ACL) []ACL {
+	var out []ACL
+	for _, d := range deny {
+		for _, a := range plan.ACLs {
+			who := d.Principal == a.Principal || d.Principal == WildcardPrincipal
+			host := d.Host == "*" || d.Host == a.Host || a.Host == "*"
+			op := d.Operation == a.Operation || d.Operation == "ALL" ||
+				d.Operation == OpDescribe && (a.Operation == OpRead || a.Operation == OpWrite)
+			if who && host && op && overlaps(d.resource(), a.resource()) {
+				out = append(out, d)
+				break
+			}
+		}
+	}
+	return out
 }
 
 var (
@@ -378,12 +718,6 @@ func entry(a ACL) kafka.ACLEntry {
 		}
 	}
 	return e
-}
-
-// fromKey is the ACL of a key (ACL.key).
-func fromKey(k string) ACL {
-	f := strings.Split(k, "\x00")
-	return ACL{Principal: f[0], Host: f[1], Operation: f[2], ResourceType: f[3], ResourceName: f[4], PatternType: f[5]}
 }
 
 func sortedKeys[V any](m map[string]V) []string {

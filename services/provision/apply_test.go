@@ -91,7 +91,7 @@ func TestApplyIsIdempotent(t *testing.T) {
 	kc.Brokers, kc.Security = []string{b.Addr}, b.Security
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	again, err := Apply(ctx, kc.Client(), plan)
+	again, err := Apply(ctx, kc.Client(), plan, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,28 +102,47 @@ func TestApplyIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(have) != len(plan.ACLs) {
-		t.Errorf("the brokers hold %d ACLs, the plan has %d", len(have), len(plan.ACLs))
+	if len(have.allow) != len(plan.ACLs) || len(have.deny) != 0 {
+		t.Errorf("the brokers hold %d allow and %d deny ACLs, the plan has %d allow", len(have.allow), len(have.deny), len(plan.ACLs))
 	}
 	for _, a := range plan.ACLs {
-		if !have[a.key()] {
+		if _, ok := have.allow[a.key()]; !ok {
 			t.Errorf("the brokers lack %s", a)
 		}
 	}
 
 	// An ACL someone else gave the marketing principal is more than the
-	// plan: apply warns, and leaves it.
+	// plan: apply says so, never that the cluster matches, fails, and
+	// leaves it.
 	extra := ACL{Principal: "User:marketing", Host: "*", Operation: OpRead, ResourceType: ResourceTopic, ResourceName: "t.audit", PatternType: PatternLiteral}
 	if resp, err := kc.Client().CreateACLs(ctx, &kafka.CreateACLsRequest{ACLs: []kafka.ACLEntry{entry(extra)}}); err != nil || resp.Errors[0] != nil {
 		t.Fatalf("create an ACL beyond the plan: %v %v", err, resp)
 	}
 	code, out, errOut = runProvision(t, env, "apply")
-	if code != 0 || !strings.Contains(out, "warning: User:marketing holds an ACL beyond the plan (not removed): User:marketing allow READ TOPIC t.audit LITERAL from *") ||
-		!strings.Contains(out, "nothing to do") {
-		t.Errorf("apply with an ACL beyond the plan: exit %d\n%s\n%s", code, out, errOut)
+	if code != 1 || !strings.Contains(out, "beyond the plan: User:marketing allow READ TOPIC t.audit LITERAL from *") ||
+		!strings.Contains(out, "the cluster holds 1 ACL rules beyond the plan") || strings.Contains(out, "matches the plan") ||
+		!strings.Contains(errOut, "the cluster holds 1 ACL rules beyond the plan") || !strings.Contains(errOut, "--prune") {
+		t.Errorf("apply with an ACL beyond the plan: exit %d, want 1 naming the rule and --prune\n%s\n%s", code, out, errOut)
 	}
-	if have, err := describeACLs(ctx, kc.Client()); err != nil || !have[extra.key()] {
-		t.Errorf("the ACL beyond the plan is gone (%v): apply must not remove ACLs", err)
+	if have, err := describeACLs(ctx, kc.Client()); err != nil || have.allow[extra.key()].Principal == "" {
+		t.Errorf("the ACL beyond the plan is gone (%v): apply without --prune must not remove ACLs", err)
+	}
+
+	// --prune deletes exactly that rule, and says so; then the cluster
+	// matches the plan.
+	code, out, errOut = runProvision(t, env, "apply", "--prune")
+	if code != 0 || !strings.Contains(out, "removed ACL User:marketing allow READ TOPIC t.audit LITERAL from * (beyond the plan)") || !strings.Contains(out, "done: 0 topic(s) created, 0 ACL(s) added, 1 removed") {
+		t.Errorf("apply --prune: exit %d\n%s\n%s", code, out, errOut)
+	}
+	have, err = describeACLs(ctx, kc.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := have.allow[extra.key()]; ok || len(have.allow) != len(plan.ACLs) {
+		t.Errorf("after --prune the brokers hold %d ACLs (the extra one still: %v), want the plan's %d", len(have.allow), ok, len(plan.ACLs))
+	}
+	if code, out, errOut := runProvision(t, env, "apply"); code != 0 || !strings.Contains(out, "nothing to do: the cluster already matches the plan") {
+		t.Errorf("apply after --prune: exit %d\n%s\n%s", code, out, errOut)
 	}
 }
 

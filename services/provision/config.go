@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -37,8 +38,25 @@ type Config struct {
 	// ConsumerPrincipals are per-topic exceptions, "topic=User:name".
 	ConsumerPrincipals []string
 
+	// UnmanagedPrincipals are principals outside the plan (producers of
+	// the input topics, operators' tools) whose rules on the plan's topics
+	// and groups apply leaves alone: listed, neither counted beyond the
+	// plan nor pruned.
+	UnmanagedPrincipals []string
+
+	// LedgerAuditTopic and LedgerChangesTopic are the ledger's own
+	// settings (LEDGER_AUDIT_TOPIC, LEDGER_CHANGES_TOPIC); empty: unset.
+	// Set, they must name the plan's audit topic and one of its consent
+	// topics.
+	LedgerAuditTopic, LedgerChangesTopic string
+	// IntakeAddr is consent-sync's CONSENT_INTAKE_ADDR, read only to
+	// refuse PROVISION_CONSENT_SYNC_INTAKE=false with the intake on.
+	IntakeAddr string
+
 	ACLs    bool
 	ACLHost string
+	// Prune: apply deletes the rules beyond the plan (PROVISION_PRUNE).
+	Prune   bool
 	JSON    bool
 	Timeout time.Duration
 }
@@ -99,7 +117,8 @@ func (c *Config) flags(cmd string) *envflag.Set {
 	s.List(&c.ConsentTopics, "consent-topics", "CONSENT_SYNC_TOPICS", "the consent topics consent-sync reads, comma-separated")
 	s.String(&c.ConsentSyncGroup, "consent-sync-group-id", "CONSENT_SYNC_GROUP_ID", "consent-sync's consumer group")
 	s.String(&c.IntakeTopicName, "intake-topic", "CONSENT_INTAKE_TOPIC", "topic consent-sync's HTTP intake produces to; empty: the first consent topic")
-	s.Bool(&c.Intake, "consent-sync-intake", "PROVISION_CONSENT_SYNC_INTAKE", "consent-sync runs the HTTP intake (Write on the intake topic)")
+	s.Bool(&c.Intake, "consent-sync-intake", "PROVISION_CONSENT_SYNC_INTAKE", "consent-sync runs the HTTP intake (Write on the intake topic); false is refused with CONSENT_INTAKE_ADDR set")
+	s.String(&c.IntakeAddr, "consent-intake-addr", "CONSENT_INTAKE_ADDR", "consent-sync's intake address, when this environment is consent-sync's too: set, the intake runs, and PROVISION_CONSENT_SYNC_INTAKE must not be false")
 	s.String(&c.RevocationsTopic, "revocations-topic", "REVOCATIONS_TOPIC", "topic of the revocation notices")
 	s.String(&c.CheckpointsTopic, "checkpoints-topic", "LEDGER_CHECKPOINTS_TOPIC", "topic of the ledger's audit checkpoints")
 	s.Bool(&c.LedgerSeals, "ledger-seals", "PROVISION_LEDGER_SEALS", "the ledger seals the audit (Write on the checkpoints topic)")
@@ -109,8 +128,12 @@ func (c *Config) flags(cmd string) *envflag.Set {
 	s.String(&c.ConsumerPrincipal, "consumer-principal", "PROVISION_CONSUMER_PRINCIPAL", "principal of each stream's consumers: {stream} is the stream's topic without 'compliant.', {topic} the topic")
 	s.List(&c.ConsumerPrincipals, "consumer-principals", "PROVISION_CONSUMER_PRINCIPALS", "exceptions to that pattern, comma-separated topic=principal (compliant.marketing=User:braze)")
 	s.String(&c.ConsumerGroupPrefix, "consumer-group-prefix", "PROVISION_CONSUMER_GROUP_PREFIX", "prefix of the consumer groups each stream's consumers may use ({stream}, {topic} as above)")
+	s.List(&c.UnmanagedPrincipals, "unmanaged-principals", "PROVISION_UNMANAGED_PRINCIPALS", "principals outside the plan whose rules on the plan's topics and groups apply leaves alone (producers of the input topics, operators' tools), comma-separated; every other principal's rule there is beyond the plan")
+	s.String(&c.LedgerAuditTopic, "ledger-audit-topic", "LEDGER_AUDIT_TOPIC", "the ledger's audit topic; set, it must be AUDIT_TOPIC")
+	s.String(&c.LedgerChangesTopic, "ledger-changes-topic", "LEDGER_CHANGES_TOPIC", "the ledger's consent topic; set, it must be one of CONSENT_SYNC_TOPICS, and the ledger reads only that one")
+	s.Bool(&c.Prune, "prune", "PROVISION_PRUNE", "apply deletes the ACL rules beyond the plan (on the plan's topics and groups, and of the plan's principals and User:*), printing each; without it apply never deletes")
 	s.Bool(&c.ACLs, "acls", "PROVISION_ACLS", "apply the ACLs too; false for a cluster without an authorizer (they are still printed)")
-	s.String(&c.ACLHost, "acl-host", "PROVISION_ACL_HOST", "host the ACLs allow connections from (* for any)")
+	s.String(&c.ACLHost, "acl-host", "PROVISION_ACL_HOST", "host the ACLs allow connections from: * for any, or one IP address (Kafka matches it literally against the client's address)")
 	s.Duration(&c.Timeout, "timeout", "PROVISION_TIMEOUT", "deadline of the whole apply")
 	s.Bool(&c.JSON, "json", "", "print the plan (or what apply did) as JSON")
 	return s
@@ -137,6 +160,8 @@ func (c Config) Validate(connect bool) error {
 	}
 	if c.MinInsyncReplicas < 1 || c.MinInsyncReplicas > c.ReplicationFactor {
 		errs = append(errs, fmt.Errorf("PROVISION_MIN_INSYNC_REPLICAS is %d with replication factor %d: set it to 1..%d (2 with replication 3, so that acks=all survives one broker down)", c.MinInsyncReplicas, c.ReplicationFactor, max(c.ReplicationFactor, 1)))
+	} else if c.MinInsyncReplicas == 1 && c.ReplicationFactor >= 3 {
+		errs = append(errs, fmt.Errorf("PROVISION_MIN_INSYNC_REPLICAS is 1 with replication factor %d: an acks=all write would be acknowledged by the leader alone and lost with it; set it to 2 (or more)", c.ReplicationFactor))
 	}
 	if c.AuditRetentionMs != -1 && c.AuditRetentionMs < 1 {
 		errs = append(errs, fmt.Errorf("PROVISION_AUDIT_RETENTION_MS is %d: set -1 (keep every record) or a positive number of milliseconds", c.AuditRetentionMs))
@@ -180,14 +205,36 @@ func (c Config) Validate(connect bool) error {
 	if !strings.Contains(c.ConsumerGroupPrefix, "{stream}") && !strings.Contains(c.ConsumerGroupPrefix, "{topic}") {
 		errs = append(errs, fmt.Errorf("PROVISION_CONSUMER_GROUP_PREFIX %q names no {stream} or {topic}: every stream's consumers would share the groups; use a pattern such as {stream}.", c.ConsumerGroupPrefix))
 	}
+	excepted := map[string]bool{}
 	for i, kv := range c.ConsumerPrincipals {
 		t, p, ok := strings.Cut(kv, "=")
-		if !ok || !validTopic(t) || !validPrincipal(p) {
+		switch {
+		case !ok || !validTopic(t) || !validPrincipal(p):
 			errs = append(errs, fmt.Errorf("PROVISION_CONSUMER_PRINCIPALS item %d is not topic=TYPE:NAME (compliant.marketing=User:braze)", i+1))
+		case excepted[t]:
+			errs = append(errs, fmt.Errorf("PROVISION_CONSUMER_PRINCIPALS names topic %s twice: give each stream one principal", t))
+		}
+		excepted[t] = true
+	}
+	for i, p := range c.UnmanagedPrincipals {
+		if !validPrincipal(p) {
+			errs = append(errs, fmt.Errorf("PROVISION_UNMANAGED_PRINCIPALS item %d is not TYPE:NAME (User:shop-producer; not User:*)", i+1))
 		}
 	}
-	if c.ACLHost == "" {
+	switch {
+	case c.ACLHost == "":
 		errs = append(errs, errors.New("empty ACL host: set PROVISION_ACL_HOST (* for any host)"))
+	case c.ACLHost != "*" && net.ParseIP(c.ACLHost) == nil:
+		errs = append(errs, fmt.Errorf("PROVISION_ACL_HOST %q is neither * nor an IP address: Kafka matches an ACL's host literally against the client's IP address, so a host name, a pattern or a list never matches and every service would be refused; set * or one IP address", c.ACLHost))
+	}
+	if !c.Intake && c.IntakeAddr != "" {
+		errs = append(errs, errors.New("PROVISION_CONSENT_SYNC_INTAKE is false, but CONSENT_INTAKE_ADDR is set: consent-sync would run its intake and be refused every write; unset CONSENT_INTAKE_ADDR, or set PROVISION_CONSENT_SYNC_INTAKE=true"))
+	}
+	if c.LedgerAuditTopic != "" && c.LedgerAuditTopic != c.AuditTopic {
+		errs = append(errs, fmt.Errorf("LEDGER_AUDIT_TOPIC %s is not AUDIT_TOPIC %s: the ledger would keep a topic the enforcer does not write; set both to the same topic", c.LedgerAuditTopic, c.AuditTopic))
+	}
+	if c.LedgerChangesTopic != "" && !contains(c.ConsentTopics, c.LedgerChangesTopic) {
+		errs = append(errs, fmt.Errorf("LEDGER_CHANGES_TOPIC %s is not one of CONSENT_SYNC_TOPICS: the ledger would keep a topic consent-sync does not read; set it to a consent topic, or unset it", c.LedgerChangesTopic))
 	}
 	if c.Timeout <= 0 {
 		errs = append(errs, errors.New("PROVISION_TIMEOUT must be positive, e.g. 30s"))
@@ -207,12 +254,48 @@ func (c Config) intakeTopic() string {
 // the stream publishing to topic.
 func (c Config) consumerOf(topic string) (principal, groupPrefix string) {
 	principal = expand(c.ConsumerPrincipal, topic)
-	for _, kv := range c.ConsumerPrincipals {
-		if t, p, _ := strings.Cut(kv, "="); t == topic {
-			principal = p
-		}
+	if p, ok := c.exception(topic); ok {
+		principal = p
 	}
 	return principal, expand(c.ConsumerGroupPrefix, topic)
+}
+
+// checkConsumer refuses a consumer principal or group prefix that is not
+// well made: an empty {stream} (the topic "compliant.") makes "User:" and
+// ".".
+func (c Config) checkConsumer(topic, principal, group string) error {
+	stream := strings.TrimPrefix(topic, "compliant.")
+	_, excepted := c.exception(topic)
+	if stream == "" && (!excepted && strings.Contains(c.ConsumerPrincipal, "{stream}") || strings.Contains(c.ConsumerGroupPrefix, "{stream}")) {
+		return fmt.Errorf("stream %s has an empty {stream}: name the topic compliant.<name> in the policy (or set PROVISION_CONSUMER_PRINCIPAL and PROVISION_CONSUMER_GROUP_PREFIX without {stream})", topic)
+	}
+	if !validPrincipal(principal) {
+		return fmt.Errorf("the consumer principal %q of stream %s is not TYPE:NAME: fix PROVISION_CONSUMER_PRINCIPAL or PROVISION_CONSUMER_PRINCIPALS", principal, topic)
+	}
+	if group == "" || strings.ContainsAny(group, " ,*") {
+		return fmt.Errorf("the consumer group prefix %q of stream %s is not a group name: fix PROVISION_CONSUMER_GROUP_PREFIX", group, topic)
+	}
+	return nil
+}
+
+// exception returns the principal PROVISION_CONSUMER_PRINCIPALS gives
+// topic, if any.
+func (c Config) exception(topic string) (string, bool) {
+	for _, kv := range c.ConsumerPrincipals {
+		if t, p, _ := strings.Cut(kv, "="); t == topic {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+// ledgerConsentTopics are the consent topics the ledger reads:
+// LEDGER_CHANGES_TOPIC when set, else every consent topic.
+func (c Config) ledgerConsentTopics() []string {
+	if c.LedgerChangesTopic != "" {
+		return []string{c.LedgerChangesTopic}
+	}
+	return c.ConsentTopics
 }
 
 // expand fills {stream} and {topic} of pattern for topic.

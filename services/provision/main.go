@@ -20,7 +20,10 @@
 //
 // Apply is idempotent: it creates the missing topics and ACLs, and reports
 // (and fails on) existing topics whose partitions, replication or
-// configuration differ from the plan, which it does not change.
+// configuration differ from the plan, which it does not change; ACL rules
+// beyond the plan (of its principals, of User:*, or of anyone on its
+// topics and groups), which it deletes only with --prune; and deny rules
+// that take a planned allow away.
 package main
 
 import (
@@ -32,6 +35,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/consentgate/consentgate/pkg/policy"
@@ -48,13 +53,16 @@ func main() {
 const usage = `provision: the Kafka topics and ACLs of consentgate, derived from the policy.
 
   provision plan  [settings]   print the plan (--json for JSON)
-  provision apply [settings]   create what is missing; report what differs
+  provision apply [settings]   create what is missing; report what differs and
+                               every ACL rule beyond the plan (--prune deletes those)
 
 Every setting is a flag or an environment variable (provision plan --help).
 `
 
 // run is main with its inputs and outputs; it returns the exit code: 0 when
-// done (apply: the cluster matches the plan), 1 on an error, 2 for bad usage.
+// done (apply: the cluster matches the plan: no topic differs, no rule
+// beyond the plan is left, no deny rule takes a planned one away), 1 on an
+// error, 2 for bad usage.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
@@ -79,7 +87,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		set.PrintUsage(stdout)
 		return 0
 	}
-	if err := errors.Join(perr, cfg.Validate(cmd == "apply")); err != nil {
+	var secret error
+	if cmd == "plan" && (getenv("KAFKA_SASL_PASSWORD") != "" || slices.ContainsFunc(args[1:], func(a string) bool {
+		return strings.HasPrefix(strings.TrimLeft(a, "-"), "kafka-sasl-password") && !strings.HasPrefix(strings.TrimLeft(a, "-"), "kafka-sasl-password-file")
+	})) {
+		// As the services stop (apply does in cfg.Kafka.Validate): a
+		// password in a variable is a secret in the environment.
+		secret = errors.New("KAFKA_SASL_PASSWORD is set, but the password is read only from a file: write it to a file readable by this service only, set KAFKA_SASL_PASSWORD_FILE to that file, and unset KAFKA_SASL_PASSWORD")
+	}
+	if err := errors.Join(perr, secret, cfg.Validate(cmd == "apply")); err != nil {
 		fmt.Fprintf(stderr, "provision %s: bad configuration (see --help):\n%v\n", cmd, err)
 		return 1
 	}
@@ -113,7 +129,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "provision apply: %v\n", err)
 		return 1
 	}
-	report, err := Apply(ctx, cfg.Kafka.Client(), plan)
+	report, err := Apply(ctx, cfg.Kafka.Client(), plan, cfg.Prune)
 	if err != nil {
 		fmt.Fprintf(stderr, "provision apply: %v\n", cfg.Kafka.Explain(ctx, err))
 		return 1

@@ -23,6 +23,10 @@ type Plan struct {
 	// Principals lists, for each principal of the plan, what it is (the
 	// enforcer, consent-sync, the ledger, or the consumer of a stream).
 	Principals []Principal `json:"principals"`
+	// Unmanaged are principals outside the plan whose rules on the
+	// plan's topics and groups apply leaves alone
+	// (PROVISION_UNMANAGED_PRINCIPALS).
+	Unmanaged []string `json:"unmanaged_principals"`
 	// ACLsApplied is false when the plan's ACLs are not applied
 	// (PROVISION_ACLS=false): printed, not created.
 	ACLsApplied bool `json:"acls_applied"`
@@ -52,10 +56,16 @@ const (
 
 	PatternLiteral  = "LITERAL"
 	PatternPrefixed = "PREFIXED"
+
+	PermissionDeny = "DENY"
+
+	// WildcardPrincipal is Kafka's principal of every user: its rules
+	// hold for each principal of the plan.
+	WildcardPrincipal = "User:*"
 )
 
 // ACL is one allow rule: Principal may do Operation on the resource from
-// Host.
+// Host. A rule read from the brokers may be a deny rule (Permission DENY).
 type ACL struct {
 	Principal    string `json:"principal"`
 	Host         string `json:"host"`
@@ -64,7 +74,10 @@ type ACL struct {
 	ResourceName string `json:"resource_name"`
 	PatternType  string `json:"pattern_type"`
 	// Why says which client call needs it, for people (not compared).
-	Why string `json:"why"`
+	Why string `json:"why,omitempty"`
+	// Permission is empty for an allow rule (every rule of the plan),
+	// DENY for a deny rule the brokers hold.
+	Permission string `json:"permission,omitempty"`
 }
 
 // key is what makes two ACLs the same rule (Why aside).
@@ -75,7 +88,11 @@ func (a ACL) key() string {
 // String is the rule as one line: "User:enforcer allow READ TOPIC
 // customer.events LITERAL from *".
 func (a ACL) String() string {
-	return fmt.Sprintf("%s allow %s %s %s %s from %s", a.Principal, a.Operation, a.ResourceType, a.ResourceName, a.PatternType, a.Host)
+	verb := "allow"
+	if a.Permission == PermissionDeny {
+		verb = "deny"
+	}
+	return fmt.Sprintf("%s %s %s %s %s %s from %s", a.Principal, verb, a.Operation, a.ResourceType, a.ResourceName, a.PatternType, a.Host)
 }
 
 // Principal is one principal of the plan and what it is.
@@ -88,9 +105,13 @@ type Principal struct {
 // accepted). It fails when two streams would share a consumer principal or
 // a consumer group prefix would cover another stream's, saying what to set.
 func Derive(pol *policy.Policy, c Config) (*Plan, error) {
-	p := &Plan{ACLsApplied: c.ACLs}
+	p := &Plan{ACLsApplied: c.ACLs, Unmanaged: append([]string{}, c.UnmanagedPrincipals...)}
 	base := map[string]string{"cleanup.policy": "delete", "min.insync.replicas": strconv.Itoa(c.MinInsyncReplicas)}
-	kept := map[string]string{"retention.ms": "-1", "retention.bytes": "-1"}
+	// The kept topics (the system of record, the notices, the audit and
+	// its checkpoints) never fail over to an out-of-sync replica, which
+	// would drop acknowledged records.
+	const unclean = "unclean.leader.election.enable"
+	kept := map[string]string{"retention.ms": "-1", "retention.bytes": "-1", unclean: "false"}
 	topic := func(name string, partitions int, role string, extra ...map[string]string) {
 		cfg := map[string]string{}
 		for k, v := range base {
@@ -103,10 +124,9 @@ func Derive(pol *policy.Policy, c Config) (*Plan, error) {
 		}
 		p.Topics = append(p.Topics, Topic{Name: name, Partitions: partitions, ReplicationFactor: c.ReplicationFactor, Configs: cfg, Role: role})
 	}
-	audit := map[string]string{"retention.ms": strconv.Itoa(c.AuditRetentionMs)}
-	if c.AuditRetentionMs == -1 {
-		audit = kept
-	}
+	// The audit is kept for its time, never trimmed by size (the brokers'
+	// log.retention.bytes).
+	audit := map[string]string{"retention.ms": strconv.Itoa(c.AuditRetentionMs), "retention.bytes": "-1", unclean: "false"}
 
 	for _, t := range c.EnforcerTopics {
 		topic(t, c.Partitions, "input of the enforcer (customer events)")
@@ -180,7 +200,7 @@ func Derive(pol *policy.Policy, c Config) (*Plan, error) {
 	// keeps; the sealer writes the checkpoints.
 	l := c.LedgerPrincipal
 	p.Principals = append(p.Principals, Principal{l, "ledger"})
-	ledgerReads := append(append([]string{}, c.ConsentTopics...), c.AuditTopic, c.RevocationsTopic, c.CheckpointsTopic)
+	ledgerReads := append(append([]string{}, c.ledgerConsentTopics()...), c.AuditTopic, c.RevocationsTopic, c.CheckpointsTopic)
 	for _, t := range c.EnforcerTopics {
 		ledgerReads = append(ledgerReads, t+c.DLQSuffix)
 	}
@@ -199,11 +219,46 @@ func Derive(pol *policy.Policy, c Config) (*Plan, error) {
 	if len(service) < 3 {
 		return nil, errors.New("the enforcer, consent-sync and the ledger must have different principals: set PROVISION_ENFORCER_PRINCIPAL, PROVISION_CONSENT_SYNC_PRINCIPAL and PROVISION_LEDGER_PRINCIPAL apart")
 	}
+	// The principal provision runs as (with SASL) is a superuser: a
+	// principal of the plan that is it holds everything.
+	if u := c.Kafka.Security.SASLUsername; u != "" {
+		runner := "User:" + u
+		if what, ok := service[runner]; ok {
+			return nil, fmt.Errorf("%s's principal %s is the principal provision runs as (KAFKA_SASL_USERNAME), which may do anything: give %s a principal of its own", what, runner, what)
+		}
+		for _, st := range pol.Streams {
+			if who, _ := c.consumerOf(st.Topic); who == runner {
+				return nil, fmt.Errorf("%s:%d: the consumer principal of stream %s is %s, the principal provision runs as (KAFKA_SASL_USERNAME), which may do anything: give the stream's consumers a principal of their own (PROVISION_CONSUMER_PRINCIPAL, PROVISION_CONSUMER_PRINCIPALS)", c.Policy, st.Line, st.Topic, runner)
+			}
+		}
+	}
+	streams := map[string]bool{}
+	for _, st := range pol.Streams {
+		streams[st.Topic] = true
+	}
+	for _, kv := range c.ConsumerPrincipals {
+		if t, _, _ := strings.Cut(kv, "="); !streams[t] {
+			return nil, fmt.Errorf("PROVISION_CONSUMER_PRINCIPALS names %s, which is no stream topic of the policy %s: fix the topic (a typo would leave the stream it meant to the pattern's principal), or remove the item", t, c.Policy)
+		}
+	}
+	for _, u := range c.UnmanagedPrincipals {
+		for _, pr := range p.Principals {
+			if pr.Name == u {
+				return nil, fmt.Errorf("PROVISION_UNMANAGED_PRINCIPALS names %s, which is %s's principal in the plan: remove it", u, pr.Role)
+			}
+		}
+	}
 	byPrincipal := map[string]string{}
 	type prefix struct{ prefix, topic string }
 	var prefixes []prefix
 	for _, st := range pol.Streams {
 		who, group := c.consumerOf(st.Topic)
+		if err := c.checkConsumer(st.Topic, who, group); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", c.Policy, st.Line, err)
+		}
+		if slices.Contains(c.UnmanagedPrincipals, who) {
+			return nil, fmt.Errorf("%s:%d: the consumer principal of stream %s is %s, which PROVISION_UNMANAGED_PRINCIPALS names: remove it there", c.Policy, st.Line, st.Topic, who)
+		}
 		if what, ok := service[who]; ok {
 			return nil, fmt.Errorf("%s:%d: the consumer principal of stream %s is %s, which is %s's: give the stream's consumers a principal of their own (PROVISION_CONSUMER_PRINCIPAL, PROVISION_CONSUMER_PRINCIPALS)", c.Policy, st.Line, st.Topic, who, what)
 		}
@@ -256,6 +311,9 @@ func (p *Plan) PrintText(w io.Writer) error {
 		if err := tw.Flush(); err != nil {
 			return err
 		}
+	}
+	if len(p.Unmanaged) > 0 {
+		fmt.Fprintf(w, "\nNot consentgate's (PROVISION_UNMANAGED_PRINCIPALS: their rules on these topics and groups are left alone): %s\n", strings.Join(p.Unmanaged, ", "))
 	}
 	return nil
 }

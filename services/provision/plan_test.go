@@ -183,7 +183,7 @@ streams:
 
 func TestDeriveTopics(t *testing.T) {
 	t.Parallel()
-	kept := map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "2", "retention.ms": "-1", "retention.bytes": "-1"}
+	kept := map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "2", "retention.ms": "-1", "retention.bytes": "-1", "unclean.leader.election.enable": "false"}
 	plain := map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "2"}
 	tests := []struct {
 		name string
@@ -208,11 +208,11 @@ func TestDeriveTopics(t *testing.T) {
 		}, []Topic{
 			{Name: "customer.events", Partitions: 2, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1"}},
 			{Name: "customer.events-dead", Partitions: 1, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1"}},
-			{Name: "consents", Partitions: 2, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1", "retention.ms": "-1", "retention.bytes": "-1"}},
+			{Name: "consents", Partitions: 2, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1", "retention.ms": "-1", "retention.bytes": "-1", "unclean.leader.election.enable": "false"}},
 			{Name: "consents-dead", Partitions: 1, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1"}},
-			{Name: "consent.revocations", Partitions: 1, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1", "retention.ms": "-1", "retention.bytes": "-1"}},
-			{Name: "audit", Partitions: 2, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1", "retention.ms": "2592000000"}},
-			{Name: "consent.audit.checkpoints", Partitions: 1, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1", "retention.ms": "-1", "retention.bytes": "-1"}},
+			{Name: "consent.revocations", Partitions: 1, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1", "retention.ms": "-1", "retention.bytes": "-1", "unclean.leader.election.enable": "false"}},
+			{Name: "audit", Partitions: 2, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1", "retention.ms": "2592000000", "retention.bytes": "-1", "unclean.leader.election.enable": "false"}},
+			{Name: "consent.audit.checkpoints", Partitions: 1, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1", "retention.ms": "-1", "retention.bytes": "-1", "unclean.leader.election.enable": "false"}},
 			{Name: "compliant.marketing", Partitions: 2, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1"}},
 			{Name: "compliant.analytics", Partitions: 2, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1"}},
 		}},
@@ -241,6 +241,7 @@ func TestDeriveTopics(t *testing.T) {
 
 func TestDeriveRefusesSharedOrOverlappingConsumers(t *testing.T) {
 	t.Parallel()
+	passwordFile := writePolicy(t, "a-password") // any file: Validate reads it
 	tests := []struct {
 		name, policy string
 		edit         func(*Config)
@@ -266,6 +267,19 @@ streams:
 		}, "covers the service group consentgate-marketing-enforcer"},
 		{"a topic planned twice", twoStreams, func(c *Config) { c.AuditTopic = "compliant.marketing" }, "topic compliant.marketing is planned twice"},
 		{"services sharing a principal", twoStreams, func(c *Config) { c.LedgerPrincipal = "User:enforcer" }, "must have different principals"},
+		{"a stream consumed as the superuser running provision", twoStreams, func(c *Config) {
+			c.Kafka.Security.SASLMechanism, c.Kafka.Security.SASLUsername, c.Kafka.Security.SASLPasswordFile = "SCRAM-SHA-512", "marketing", passwordFile
+		}, "policy.yaml:7: the consumer principal of stream compliant.marketing is User:marketing, the principal provision runs as (KAFKA_SASL_USERNAME)"},
+		{"a service as the superuser running provision", twoStreams, func(c *Config) {
+			c.Kafka.Security.SASLMechanism, c.Kafka.Security.SASLUsername, c.Kafka.Security.SASLPasswordFile = "SCRAM-SHA-512", "ledger", passwordFile
+		}, "the ledger's principal User:ledger is the principal provision runs as"},
+		{"an unmanaged principal of the plan", twoStreams, func(c *Config) { c.UnmanagedPrincipals = []string{"User:shop", "User:analytics"} },
+			"the consumer principal of stream compliant.analytics is User:analytics, which PROVISION_UNMANAGED_PRINCIPALS names"},
+		{"an unmanaged service principal", twoStreams, func(c *Config) { c.UnmanagedPrincipals = []string{"User:consent-sync"} },
+			"PROVISION_UNMANAGED_PRINCIPALS names User:consent-sync, which is consent-sync's principal"},
+		{"an empty {stream} in the group prefix only", "purposes:\n  - id: m\nstreams:\n  - topic: compliant.\n    purposes: [m]\n", func(c *Config) {
+			c.ConsumerPrincipals = []string{"compliant.=User:m"}
+		}, "stream compliant. has an empty {stream}"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -305,6 +319,13 @@ func TestBadSettingsStopStartUp(t *testing.T) {
 		{map[string]string{"POLICY_FILE": pf, "PROVISION_CONSUMER_PRINCIPALS": "compliant.marketing=User:*"}, []string{"PROVISION_CONSUMER_PRINCIPALS item 1"}, ""},
 		{map[string]string{"POLICY_FILE": pf, "CONSENT_INTAKE_TOPIC": "elsewhere"}, []string{"CONSENT_INTAKE_TOPIC elsewhere is not one of CONSENT_SYNC_TOPICS"}, ""},
 		{map[string]string{"POLICY_FILE": pf, "PROVISION_REPLICATION_FACTOR": "three"}, []string{"PROVISION_REPLICATION_FACTOR"}, ""},
+		{map[string]string{"POLICY_FILE": pf, "PROVISION_MIN_INSYNC_REPLICAS": "1"}, []string{"PROVISION_MIN_INSYNC_REPLICAS is 1 with replication factor 3", "set it to 2"}, ""},
+		{map[string]string{"POLICY_FILE": pf, "PROVISION_ACL_HOST": "10.0.0.0/8"}, []string{"PROVISION_ACL_HOST \"10.0.0.0/8\" is neither * nor an IP address"}, ""},
+		{map[string]string{"POLICY_FILE": pf, "PROVISION_UNMANAGED_PRINCIPALS": "User:*"}, []string{"PROVISION_UNMANAGED_PRINCIPALS item 1"}, ""},
+		{map[string]string{"POLICY_FILE": pf, "LEDGER_AUDIT_TOPIC": "shop.audit"}, []string{"LEDGER_AUDIT_TOPIC shop.audit is not AUDIT_TOPIC consent.audit"}, ""},
+		{map[string]string{"POLICY_FILE": pf, "LEDGER_CHANGES_TOPIC": "shop.consent"}, []string{"LEDGER_CHANGES_TOPIC shop.consent is not one of CONSENT_SYNC_TOPICS"}, ""},
+		{map[string]string{"POLICY_FILE": pf, "PROVISION_CONSENT_SYNC_INTAKE": "false", "CONSENT_INTAKE_ADDR": ":8080"}, []string{"PROVISION_CONSENT_SYNC_INTAKE is false, but CONSENT_INTAKE_ADDR is set"}, ""},
+		{map[string]string{"POLICY_FILE": pf, "KAFKA_SASL_PASSWORD": "plan-secret-9d2c"}, []string{"KAFKA_SASL_PASSWORD is set, but the password is read only from a file"}, ""},
 		{map[string]string{"POLICY_FILE": pf, "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512", "KAFKA_SASL_USERNAME": "admin"}, []string{"KAFKA_SASL_PASSWORD_FILE is empty"}, "apply"},
 		{map[string]string{"POLICY_FILE": pf, "KAFKA_BROKERS": "nohost"}, []string{"fix KAFKA_BROKERS"}, "apply"},
 	}
@@ -320,6 +341,9 @@ func TestBadSettingsStopStartUp(t *testing.T) {
 		code, out, errOut := runProvision(t, tt.env, cmd)
 		if code != 1 || out != "" {
 			t.Errorf("plan with %v: exit %d, output %q", tt.env, code, out)
+		}
+		if strings.Contains(out+errOut, "plan-secret-9d2c") {
+			t.Errorf("plan with %v showed the password:\n%s", tt.env, errOut)
 		}
 		for _, w := range tt.wants {
 			if !strings.Contains(errOut, w) {
@@ -369,5 +393,25 @@ func TestPlanOutput(t *testing.T) {
 	var help bytes.Buffer
 	if code := run(t.Context(), []string{"--help"}, func(string) string { return "" }, &help, &help); code != 0 || !strings.Contains(help.String(), "ENVIRONMENT") || !strings.Contains(help.String(), "PROVISION_REPLICATION_FACTOR") {
 		t.Errorf("--help: exit %d\n%s", code, help.String())
+	}
+}
+
+// TestLedgerReadsItsOwnChangesTopic: with two consent topics and
+// LEDGER_CHANGES_TOPIC naming one, the ledger reads only that one of them
+// (and each one's dead letters, which LEDGER_DEAD_LETTER_TOPICS lists).
+func TestLedgerReadsItsOwnChangesTopic(t *testing.T) {
+	t.Parallel()
+	c := DefaultConfig()
+	c.ConsentTopics = []string{"consent.changes", "consent.changes.eu"}
+	c.LedgerChangesTopic, c.LedgerAuditTopic = "consent.changes.eu", "consent.audit"
+	p := derive(t, twoStreams, c)
+	var reads []string
+	for _, a := range p.aclsOf("User:ledger") {
+		if a.Operation == OpRead && strings.HasPrefix(a.ResourceName, "consent.changes") {
+			reads = append(reads, a.ResourceName)
+		}
+	}
+	if want := sorted("consent.changes.eu", "consent.changes.dlq", "consent.changes.eu.dlq"); !slices.Equal(sorted(reads...), want) {
+		t.Errorf("the ledger reads %v of the consent topics, want %v", sorted(reads...), want)
 	}
 }

@@ -61,11 +61,19 @@ app.kubernetes.io/component: {{ .component }}
 {{- if get $v.kafka.tls $k -}}{{ fail (printf "kafka.tls.%s is set while kafka.tls.enabled is false: the clients would connect in plaintext; set kafka.tls.enabled=true or unset kafka.tls.%s" $k $k) }}{{- end -}}
 {{- end -}}
 {{- end -}}
+{{- range $key := list "enforcer" "consentSync" "ledger" -}}
+{{- if and (dig "kafka" "sasl" "existingSecret" "" (get $v $key)) (not $v.kafka.sasl.mechanism) -}}{{ fail (printf "%s.kafka.sasl.existingSecret is set without kafka.sasl.mechanism: the clients would connect without SASL; set kafka.sasl.mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512) or unset it" $key) }}{{- end -}}
+{{- end -}}
 {{- if and $v.kafka.sasl.existingSecret (not $v.kafka.sasl.mechanism) -}}{{ fail "kafka.sasl.existingSecret is set without kafka.sasl.mechanism: the clients would connect without SASL; set kafka.sasl.mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512) or unset kafka.sasl.existingSecret" }}{{- end -}}
 {{- if and (eq (toString $v.kafka.sasl.mechanism) "PLAIN") (not $v.kafka.tls.enabled) -}}{{ fail "kafka.sasl.mechanism PLAIN sends the password itself: it needs kafka.tls.enabled=true (or use SCRAM-SHA-256/SCRAM-SHA-512)" }}{{- end -}}
 {{- if $v.kafka.sasl.mechanism -}}
 {{- if not (has $v.kafka.sasl.mechanism (list "PLAIN" "SCRAM-SHA-256" "SCRAM-SHA-512")) -}}{{ fail (printf "kafka.sasl.mechanism %q: use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512" $v.kafka.sasl.mechanism) }}{{- end -}}
-{{- if not $v.kafka.sasl.existingSecret -}}{{ fail "kafka.sasl.mechanism needs kafka.sasl.existingSecret: a Secret with the user name and the password" }}{{- end -}}
+{{- if not $v.kafka.sasl.existingSecret -}}
+{{- range $key := list "enforcer" "consentSync" "ledger" -}}
+{{- $c := get $v $key -}}
+{{- if and $c.enabled (not (dig "kafka" "sasl" "existingSecret" "" $c)) -}}{{ fail (printf "kafka.sasl.mechanism needs a Secret with the user name and the password: set kafka.sasl.existingSecret (shared), or %s.kafka.sasl.existingSecret (its own principal, as provision plans)" $key) }}{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- if or $v.enforcer.enabled $v.consentSync.enabled -}}
 {{- if not $v.redis.addr -}}{{ fail "set redis.addr: Redis host:port (several, comma-separated, for a Redis Cluster)" }}{{- end -}}
@@ -124,9 +132,25 @@ one replica up (maxUnavailable below the replicas, so at least 2 of them).
 {{- if and $v.consentSync.enabled $v.consentSync.intake.enabled (has $svc (list "LoadBalancer" "NodePort")) (not $v.consentSync.intake.tlsSecret) -}}{{ fail (printf "consentSync.intake.service.type %s exposes the intake outside the cluster: it needs consentSync.intake.tlsSecret (HTTPS), or the bearer tokens and subject ids cross networks in clear text" $svc) }}{{- end -}}
 {{- end -}}
 
-{{/* Environment of every service: Kafka, schema registry, telemetry. */}}
+{{/*
+The Kafka SASL credentials of a component (a dict with root and values):
+the component's own kafka.sasl.existingSecret (its own principal, as
+provision plans one per service), or else the shared kafka.sasl.existingSecret.
+*/}}
+{{- define "consentgate.kafkaSaslSecret" -}}
+{{- default .root.Values.kafka.sasl.existingSecret (dig "kafka" "sasl" "existingSecret" "" .values) -}}
+{{- end -}}
+{{- define "consentgate.kafkaSaslUsernameKey" -}}
+{{- if dig "kafka" "sasl" "existingSecret" "" .values -}}{{ dig "kafka" "sasl" "usernameKey" "username" .values }}{{- else -}}{{ .root.Values.kafka.sasl.usernameKey }}{{- end -}}
+{{- end -}}
+{{- define "consentgate.kafkaSaslPasswordKey" -}}
+{{- if dig "kafka" "sasl" "existingSecret" "" .values -}}{{ dig "kafka" "sasl" "passwordKey" "password" .values }}{{- else -}}{{ .root.Values.kafka.sasl.passwordKey }}{{- end -}}
+{{- end -}}
+
+{{/* Environment of every service (a dict with root and the component's
+values): Kafka, schema registry, telemetry. */}}
 {{- define "consentgate.kafkaEnv" -}}
-{{- $v := .Values -}}
+{{- $v := .root.Values -}}
 - name: KAFKA_BROKERS
   value: {{ $v.kafka.brokers | quote }}
 {{- if $v.kafka.tls.enabled }}
@@ -151,8 +175,8 @@ one replica up (maxUnavailable below the replicas, so at least 2 of them).
 - name: KAFKA_SASL_USERNAME
   valueFrom:
     secretKeyRef:
-      name: {{ $v.kafka.sasl.existingSecret }}
-      key: {{ $v.kafka.sasl.usernameKey }}
+      name: {{ include "consentgate.kafkaSaslSecret" . }}
+      key: {{ include "consentgate.kafkaSaslUsernameKey" . }}
 - name: KAFKA_SASL_PASSWORD_FILE
   value: /var/run/secrets/consentgate/kafka-sasl/password
 {{- end }}
@@ -243,10 +267,10 @@ string; redisSecret prints "" without credentials.
 {{- if $v.kafka.sasl.mechanism }}
 - name: kafka-sasl
   secret:
-    secretName: {{ $v.kafka.sasl.existingSecret }}
+    secretName: {{ include "consentgate.kafkaSaslSecret" (dict "root" .root "values" .values) }}
     defaultMode: 0440
     items:
-      - {key: {{ $v.kafka.sasl.passwordKey }}, path: password}
+      - {key: {{ include "consentgate.kafkaSaslPasswordKey" (dict "root" .root "values" .values) }}, path: password}
 {{- end }}
 {{- if .redis }}
 {{- if $v.redis.tls.enabled }}
@@ -324,7 +348,7 @@ consentgate.deployment.
 {{- $key := get (dict "enforcer" "enforcer" "consent-sync" "consentSync" "ledger" "ledger") .component -}}
 {{- $managed := include "consentgate.chartEnv" . | fromJsonArray -}}
 {{- $managed = append $managed .telemetryEnv -}}
-{{- range (include "consentgate.kafkaEnv" $root | fromYamlArray) -}}{{- $managed = append $managed .name -}}{{- end -}}
+{{- range (include "consentgate.kafkaEnv" (dict "root" $root "values" .values) | fromYamlArray) -}}{{- $managed = append $managed .name -}}{{- end -}}
 {{- if .redis -}}
 {{- range (include "consentgate.redisEnv" (dict "root" $root "values" .values) | fromYamlArray) -}}{{- $managed = append $managed .name -}}{{- end -}}
 {{- end -}}
@@ -410,7 +434,7 @@ spec:
           env:
             - name: {{ .telemetryEnv }}
               value: "0.0.0.0:{{ $c.port }}"
-            {{- include "consentgate.kafkaEnv" $root | nindent 12 }}
+            {{- include "consentgate.kafkaEnv" (dict "root" $root "values" $c) | nindent 12 }}
             {{- if .redis }}
             {{- include "consentgate.redisEnv" (dict "root" $root "values" $c) | nindent 12 }}
             {{- end }}

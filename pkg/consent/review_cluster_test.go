@@ -1,0 +1,176 @@
+package consent
+
+// Adversarial review of "Redis for production" (issue 13 part 7): the
+// documented ACL lines and the invalidations on a Redis Cluster. Each test
+// states what must hold; a failure is a finding of the review.
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/consentgate/consentgate/pkg/redistest"
+)
+
+// reviewUsers starts a single server with the documented ACL lines for
+// prefix and returns the administrator's client and one client per user.
+func reviewUsers(t *testing.T, prefix string) (admin, enforcer, syn *redis.Client) {
+	t.Helper()
+	pw := map[string]string{enforcerUser: "enf-review-pw", syncUser: "sync-review-pw"}
+	s := redistest.StartWith(t, redistest.Options{Users: aclLines(t, prefix, pw)})
+	admin = s.Client(t)
+	open := func(user string) *redis.Client {
+		o := s.Options()
+		o.Username, o.Password, o.DisableIdentity = user, pw[user], true
+		cl := redis.NewClient(o)
+		t.Cleanup(func() { _ = cl.Close() })
+		if err := cl.Ping(context.Background()).Err(); err != nil {
+			t.Fatalf("ping as %s: %v", user, err)
+		}
+		return cl
+	}
+	return admin, open(enforcerUser), open(syncUser)
+}
+
+// TestReviewACLSyncUserCannotListOtherTenantsSubjects: the prefix "isolates
+// tenants" (NewStore), and the README gives each service an ACL user
+// "limited to the consent key prefix". consent-sync's user has +scan, and
+// Redis does not filter SCAN by the user's key patterns: consent-sync of one
+// tenant lists every key of the server, and the keys hold the subject ids
+// (personal data) of every other tenant.
+func TestReviewACLSyncUserCannotListOtherTenantsSubjects(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	admin, _, syn := reviewUsers(t, "tenant-a:")
+	other := NewStore(admin, "tenant-b:")
+	if _, err := other.Apply(ctx, grantAt("alice@example.com", 1000)); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	var cursor uint64
+	for {
+		keys, next, err := syn.Scan(ctx, cursor, "*", 1000).Result()
+		if err != nil {
+			t.Logf("SCAN refused: %v", err)
+			break
+		}
+		for _, k := range keys {
+			if !strings.HasPrefix(k, "tenant-a:") {
+				seen = append(seen, k)
+			}
+		}
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	if len(seen) > 0 {
+		t.Errorf("consent-sync's ACL user (prefix tenant-a:) listed %d keys outside its prefix, with their subject ids: %q", len(seen), seen)
+	}
+}
+
+// TestReviewACLPrefixWithGlobCharactersStaysInsideIt: the ACL lines put
+// CONSENT_KEY_PREFIX into key patterns as it is, and nothing refuses or
+// escapes a prefix with glob characters (CONSENT_KEY_PREFIX is accepted as
+// any string). With the prefix "t*:" the enforcer's read pattern
+// %R~t*consent:{* covers every tenant whose prefix starts with t, and
+// consent-sync's ~t*consent:{* lets it overwrite their consent state.
+func TestReviewACLPrefixWithGlobCharactersStaysInsideIt(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	admin, enf, syn := reviewUsers(t, "t*:")
+	own := NewStore(syn, "t*:")
+	if _, err := own.Apply(ctx, grantAt("bob", 1000)); err != nil {
+		t.Fatalf("consent-sync in its own prefix: %v", err)
+	}
+	other := NewStore(admin, "tenant-b:")
+	if _, err := other.Apply(ctx, grantAt("alice", 1000)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := enf.HGetAll(ctx, other.Key("alice")).Result(); err == nil {
+		t.Errorf("the enforcer's user of prefix t*: read tenant-b:'s consent state of alice (%d fields); want NOPERM", len(got))
+	}
+	if err := syn.HSet(ctx, other.Key("alice"), "forged", "1").Err(); err == nil {
+		t.Errorf("consent-sync's user of prefix t*: wrote into tenant-b:'s consent state of alice; want NOPERM")
+	}
+}
+
+// TestReviewClusterInvalidationLostOnTheBus: on a Redis Cluster the enforcer's
+// cache subscribes on one node (the master of the channel's slot, go-redis'
+// choice) and consent-sync publishes, inside its apply script, on the master
+// of the subject's slot: the invalidation reaches the subscriber only over
+// the cluster bus. The cache's heartbeat checks its own connection, not that
+// bus. When the subscriber's node stops hearing the publisher's node (here:
+// CLUSTER FORGET on the subscriber's node, which drops the bus messages of a
+// node it does not know, as a bus link that is down drops them), the cache
+// stays live and keeps serving a withdrawn grant from memory, up to MaxAge
+// (ENFORCER_CONSENT_CACHE_MAX_AGE, 30s by default), though every Redis read
+// would answer "withdrawn".
+func TestReviewClusterInvalidationLostOnTheBus(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := redistest.StartCluster(t, 3)
+	admin := c.Client(t)
+	enf := c.Client(t)
+	syncStore := NewStore(c.Client(t), redistest.PrefixFor(t))
+	enfStore := NewStore(enf, syncStore.prefix)
+
+	subNode, err := admin.MasterForKey(ctx, syncStore.InvalidationChannel())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var subject string
+	var pubNode *redis.Client
+	for i := 0; subject == ""; i++ {
+		s := fmt.Sprintf("subj-%d", i)
+		m, err := admin.MasterForKey(ctx, syncStore.Key(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Options().Addr != subNode.Options().Addr {
+			subject, pubNode = s, m
+		}
+	}
+	if _, err := syncStore.Apply(ctx, grantAt(subject, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	cache := NewCache(enfStore, enf, 100, 30*time.Second)
+	if err := cache.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+	if st, err := cache.Lookup(ctx, []string{subject}); err != nil || st[subject].Purposes["marketing"].Status != StatusGranted || cache.Len() != 1 {
+		t.Fatalf("fill the cache: %v %v (len %d)", st, err, cache.Len())
+	}
+
+	pubID, err := pubNode.ClusterMyID(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := subNode.ClusterForget(ctx, pubID).Err(); err != nil {
+		t.Fatalf("CLUSTER FORGET on the subscriber's node: %v", err)
+	}
+
+	w := Change{ChangeID: "w-1", SubjectID: subject, Purpose: "marketing", Action: ActionWithdraw, LegalBasis: "CONSENT", Source: "test", NoticeVersion: "v1", CapturedAt: time.UnixMilli(5000)}
+	if _, err := syncStore.Apply(ctx, w); err != nil {
+		t.Fatalf("withdraw: %v", err)
+	}
+	direct, err := enfStore.Lookup(ctx, []string{subject})
+	if err != nil || direct[subject].Purposes["marketing"].Status != StatusWithdrawn {
+		t.Fatalf("direct read after the withdrawal: %v %v, want withdrawn", direct, err)
+	}
+	// Far more than pub/sub's propagation delay, and several heartbeats.
+	time.Sleep(2 * time.Second)
+	st, err := cache.Lookup(ctx, []string{subject})
+	if err != nil {
+		t.Logf("lookup failed (closed): %v", err)
+		return
+	}
+	if got := st[subject].Purposes["marketing"].Status; got != StatusWithdrawn {
+		t.Errorf("2s after the withdrawal, with Redis answering withdrawn, the cache (live=%v, %d hits) still serves %v for the subject: the invalidation was lost between cluster nodes and nothing noticed", cache.Live(), cache.Hits.Load(), got)
+	}
+}

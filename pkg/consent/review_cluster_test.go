@@ -174,3 +174,101 @@ func TestReviewClusterInvalidationLostOnTheBus(t *testing.T) {
 		t.Errorf("2s after the withdrawal, with Redis answering withdrawn, the cache (live=%v, %d hits) still serves %v for the subject: the invalidation was lost between cluster nodes and nothing noticed", cache.Live(), cache.Hits.Load(), got)
 	}
 }
+
+// TestReviewACLUsersFollowASKDuringAReshard: resharding a Redis Cluster
+// (redis-cli --cluster reshard or rebalance, as when a master is added) moves
+// slots key by key; while a slot migrates, a key already moved is answered
+// with an ASK redirection, which go-redis follows by sending ASKING before
+// the command on the target node. The documented ACL lines do not allow
+// ASKING: for the whole migration the enforcer cannot read the subjects of
+// the slot (its batches fail and it pauses) and consent-sync cannot apply
+// their changes (withdrawals wait), a path no test of the lines covers.
+// (Checked by hand: with +asking added to both lines this test passes.)
+func TestReviewACLUsersFollowASKDuringAReshard(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	prefix := redistest.PrefixFor(t)
+	pw := map[string]string{enforcerUser: "enf-review-pw", syncUser: "sync-review-pw"}
+	c := redistest.StartClusterWith(t, 3, redistest.Options{Users: aclLines(t, prefix, pw)})
+	admin := c.Client(t)
+	userClient := func(user string) *redis.ClusterClient {
+		o := c.Options()
+		o.Username, o.Password, o.DisableIdentity = user, pw[user], true
+		cl := redis.NewClusterClient(o)
+		t.Cleanup(func() { _ = cl.Close() })
+		return cl
+	}
+	enf, syn := userClient(enforcerUser), userClient(syncUser)
+	syncStore, enfStore := NewStore(syn, prefix), NewStore(enf, prefix)
+	const subject = "moving-subject"
+	if _, err := syncStore.Apply(ctx, grantAt(subject, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	// Both users read and write the subject before the reshard.
+	if _, err := enfStore.Lookup(ctx, []string{subject}); err != nil {
+		t.Fatalf("lookup before the reshard: %v", err)
+	}
+
+	key := syncStore.Key(subject)
+	slot, err := admin.ClusterKeySlot(ctx, key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srcCl, err := admin.MasterForKey(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var src, dst *redis.Client
+	for _, n := range c.Nodes {
+		cl := redis.NewClient(n.Options())
+		t.Cleanup(func() { _ = cl.Close() })
+		if n.Addr() == srcCl.Options().Addr {
+			src = cl
+		} else if dst == nil {
+			dst = cl
+		}
+	}
+	srcID, err := src.ClusterMyID(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dstID, err := dst.ClusterMyID(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", srcID).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", dstID).Err(); err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := strings.Cut(dst.Options().Addr, ":")
+	ao := dst.Options()
+	// Every key of the slot (the subject's state and its outbox) moves, as
+	// redis-cli does before it hands the slot over (CLUSTER SETSLOT NODE).
+	keys, err := src.ClusterGetKeysInSlot(ctx, int(slot), 1000).Result()
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("keys in slot %d: %v %v", slot, keys, err)
+	}
+	args := []any{"MIGRATE", host, port, "", 0, 5000, "AUTH2", ao.Username, ao.Password, "KEYS"}
+	for _, k := range keys {
+		args = append(args, k)
+	}
+	if err := src.Do(ctx, args...).Err(); err != nil {
+		t.Fatalf("MIGRATE: %v", err)
+	}
+	// The administrator follows the ASK redirection: the slot is healthy.
+	if got, err := NewStore(admin, prefix).Lookup(ctx, []string{subject}); err != nil || got[subject] == nil {
+		t.Fatalf("the administrator's lookup during the migration: %v %v", got, err)
+	}
+	if _, err := enfStore.Lookup(ctx, []string{subject}); err != nil {
+		t.Errorf("the enforcer's user during a slot migration: %v", err)
+	}
+	w := Change{ChangeID: "w-1", SubjectID: subject, Purpose: "marketing", Action: ActionWithdraw, LegalBasis: "CONSENT", Source: "test", NoticeVersion: "v1", CapturedAt: time.UnixMilli(5000)}
+	// A script on two keys of a migrating slot may get TRYAGAIN from Redis
+	// itself (transient: consent-sync retries); a refused command is not.
+	if _, err := syncStore.Apply(ctx, w); err != nil && strings.Contains(err.Error(), "NOPERM") {
+		t.Errorf("consent-sync's user applying a withdrawal during a slot migration: %v", err)
+	}
+}

@@ -7,6 +7,7 @@ package consent
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -270,5 +271,119 @@ func TestReviewACLUsersFollowASKDuringAReshard(t *testing.T) {
 	// itself (transient: consent-sync retries); a refused command is not.
 	if _, err := syncStore.Apply(ctx, w); err != nil && strings.Contains(err.Error(), "NOPERM") {
 		t.Errorf("consent-sync's user applying a withdrawal during a slot migration: %v", err)
+	}
+}
+
+// TestReviewClusterScaleInSilencesInvalidations: scaling a Redis Cluster in
+// the documented way (move a master's slots away with redis-cli --cluster
+// reshard, then redis-cli --cluster del-node, which makes the other nodes
+// forget it and sends it CLUSTER RESET SOFT) leaves that node running, alone.
+// When it is the node the enforcer's cache subscribed on (go-redis picks the
+// master of the channel's slot at subscription time and never moves), the
+// subscription stays up and answers the heartbeat's pings, but no
+// invalidation reaches it any more: the cache stays live and serves every
+// withdrawn grant from memory for up to MaxAge, forever renewed by new fills.
+func TestReviewClusterScaleInSilencesInvalidations(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := redistest.StartCluster(t, 3)
+	admin := c.Client(t)
+	enf := c.Client(t)
+	syncStore := NewStore(c.Client(t), redistest.PrefixFor(t))
+	enfStore := NewStore(enf, syncStore.prefix)
+
+	subNode, err := admin.MasterForKey(ctx, syncStore.InvalidationChannel())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var subject string
+	var keep *redis.Client
+	for i := 0; subject == ""; i++ {
+		s := fmt.Sprintf("subj-%d", i)
+		m, err := admin.MasterForKey(ctx, syncStore.Key(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Options().Addr != subNode.Options().Addr {
+			subject, keep = s, m
+		}
+	}
+	if _, err := syncStore.Apply(ctx, grantAt(subject, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	cache := NewCache(enfStore, enf, 100, 30*time.Second)
+	if err := cache.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+	if st, err := cache.Lookup(ctx, []string{subject}); err != nil || st[subject].Purposes["marketing"].Status != StatusGranted {
+		t.Fatalf("fill the cache: %v %v", st, err)
+	}
+
+	goneID, err := subNode.ClusterMyID(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keepID, err := keep.ClusterMyID(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	slots, err := admin.ClusterSlots(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, r := range slots {
+		if r.Nodes[0].ID == goneID {
+			n += r.End - r.Start + 1
+		}
+	}
+	run := func(args ...string) {
+		t.Helper()
+		out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("redis-cli %v: %v\n%s", args, err, out)
+		}
+	}
+	run("--cluster", "reshard", keep.Options().Addr, "--cluster-from", goneID, "--cluster-to", keepID,
+		"--cluster-slots", fmt.Sprint(n), "--cluster-yes")
+	run("--cluster", "del-node", keep.Options().Addr, goneID)
+	// The subscriber's node is still up, and the cache still trusts it.
+	if err := subNode.Ping(ctx).Err(); err != nil {
+		t.Fatalf("the removed node is down (%v): this scenario needs it up", err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		info, err := keep.ClusterInfo(ctx).Result()
+		if err == nil && strings.Contains(info, "cluster_state:ok") && strings.Contains(info, "cluster_known_nodes:2") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the cluster of two did not settle: %v %v", info, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	w := Change{ChangeID: "w-1", SubjectID: subject, Purpose: "marketing", Action: ActionWithdraw, LegalBasis: "CONSENT", Source: "test", NoticeVersion: "v1", CapturedAt: time.UnixMilli(5000)}
+	if _, err := syncStore.Apply(ctx, w); err != nil {
+		t.Fatalf("withdraw: %v", err)
+	}
+	direct, err := enfStore.Lookup(ctx, []string{subject})
+	if err != nil || direct[subject].Purposes["marketing"].Status != StatusWithdrawn {
+		t.Fatalf("direct read after the withdrawal: %v %v, want withdrawn", direct, err)
+	}
+	time.Sleep(2 * time.Second)
+	st, err := cache.Lookup(ctx, []string{subject})
+	if err != nil {
+		t.Logf("lookup failed (closed): %v", err)
+		return
+	}
+	if got := st[subject].Purposes["marketing"].Status; got != StatusWithdrawn {
+		t.Errorf("2s after the withdrawal, once the cluster was scaled in with redis-cli, the cache (live=%v) still serves %v: its subscription is on the removed node, which no longer hears the cluster", cache.Live(), got)
 	}
 }

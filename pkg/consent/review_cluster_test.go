@@ -6,7 +6,9 @@ package consent
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"os/exec"
 	"strings"
 	"testing"
@@ -385,5 +387,90 @@ func TestReviewClusterScaleInSilencesInvalidations(t *testing.T) {
 	}
 	if got := st[subject].Purposes["marketing"].Status; got != StatusWithdrawn {
 		t.Errorf("2s after the withdrawal, once the cluster was scaled in with redis-cli, the cache (live=%v) still serves %v: its subscription is on the removed node, which no longer hears the cluster", cache.Live(), got)
+	}
+}
+
+// TestReviewClusterFreshnessWithANodeOutsideTheCluster: REDIS_ADDR lists a
+// node that is not (or no longer) a member of the cluster: one removed with
+// redis-cli --cluster del-node (it stays up, reset), one being added, or one
+// that came back without its nodes.conf (a new node id, knowing nobody). Such
+// a node answers CLUSTER SLOTS with no slots. Were WatermarkKeys to read
+// that answer, it would return no key at all, which the freshness check
+// accepts (it checks every listed master: none). Meanwhile a shard restored
+// from an old snapshot answers its old grant: the lookup must fail closed
+// with ErrCold, every time. This holds (checked in the review): go-redis
+// 9.23 answers "cluster has no nodes" with a state loaded from that node
+// instead of routing CLUSTER SLOTS to it, so about one fresh client in four
+// fails its first lookups (closed), none answers the grant.
+func TestReviewClusterFreshnessWithANodeOutsideTheCluster(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	c := redistest.StartCluster(t, 3)
+	bus, err := func() (int, error) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		defer l.Close()
+		return l.Addr().(*net.TCPAddr).Port, nil
+	}()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lonely := redistest.StartWith(t, redistest.Options{Args: []string{"--cluster-enabled", "yes",
+		"--cluster-config-file", "nodes.conf", "--cluster-port", fmt.Sprint(bus)}})
+	admin := c.Client(t)
+	prefix := redistest.PrefixFor(t)
+	syncStore := NewStore(c.Client(t), prefix)
+	const subject = "restored-subject"
+	if _, err := syncStore.Apply(ctx, grantAt(subject, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	markReplayed(t, syncStore, Offsets{tp0: 1})
+	m, err := admin.MasterForKey(ctx, syncStore.Key(subject))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shard *redistest.Server
+	for _, n := range c.Nodes {
+		if n.Addr() == m.Options().Addr {
+			shard = n
+		}
+	}
+	shard.Snapshot(t)
+	w := Change{ChangeID: "w-1", SubjectID: subject, Purpose: "marketing", Action: ActionWithdraw, LegalBasis: "CONSENT", Source: "test", NoticeVersion: "v1", CapturedAt: time.UnixMilli(5000)}
+	if _, err := syncStore.Apply(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	if err := syncStore.Advance(ctx, []Range{{tp0, 1, 2}}); err != nil {
+		t.Fatal(err)
+	}
+	fresh := freshAt(Offsets{tp0: 2}) // consent-sync committed the withdrawal
+	shard.Restart()                   // from the snapshot: the grant again
+	c.WaitOK(t)
+
+	addrs := append(c.Addrs(), lonely.Addr())
+	stale, cold, other := 0, 0, 0
+	var firstOther error
+	for i := 0; i < 200 && stale == 0; i++ {
+		enf := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, DisableIdentity: true})
+		got, err := NewStore(enf, prefix).RequireFresh(fresh).Lookup(ctx, []string{subject})
+		_ = enf.Close()
+		switch {
+		case err == nil && got[subject] != nil && got[subject].Purposes["marketing"].Status == StatusGranted:
+			stale++
+		case errors.Is(err, ErrCold):
+			cold++
+		default:
+			other++
+			if firstOther == nil {
+				firstOther = fmt.Errorf("%v %v", got, err)
+			}
+		}
+	}
+	t.Logf("lookups: %d ErrCold, %d other (first: %v), %d stale", cold, other, firstOther, stale)
+	if stale > 0 {
+		t.Errorf("with %s (a node outside the cluster) in REDIS_ADDR, a lookup of a subject on a shard restored from an old snapshot passed the freshness check and answered the withdrawn grant (after %d ErrCold)", lonely.Addr(), cold)
 	}
 }

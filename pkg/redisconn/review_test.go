@@ -5,6 +5,8 @@ package redisconn
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -118,5 +120,75 @@ func TestReviewPasswordFileWithBOM(t *testing.T) {
 	}
 	if err := open(t, c); err != nil {
 		t.Errorf("password file \"\\ufeffapp-pw\\r\\n\" (BOM, CRLF) accepted by Validate, then: %v", err)
+	}
+}
+
+// TestReviewNegativePoolSizeStopsStartUp: REDIS_POOL_SIZE=-1 passes
+// Validate, and go-redis is then given a negative pool size (only the
+// REDIS_URL path ignores it). A bad setting must stop start-up with a
+// message saying what to set, not a panic or a client without a pool.
+func TestReviewNegativePoolSizeStopsStartUp(t *testing.T) {
+	t.Parallel()
+	s := redistest.Start(t)
+	c, err := parseEnv(t, map[string]string{"REDIS_ADDR": s.Addr(), "REDIS_POOL_SIZE": "-1"})
+	if err != nil {
+		if !strings.Contains(err.Error(), "REDIS_POOL_SIZE") {
+			t.Errorf("refused without naming REDIS_POOL_SIZE: %v", err)
+		}
+		return
+	}
+	if err := c.Validate(); err != nil {
+		if !strings.Contains(err.Error(), "REDIS_POOL_SIZE") {
+			t.Errorf("refused without naming REDIS_POOL_SIZE: %v", err)
+		}
+		return
+	}
+	var oerr error
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				oerr = errors.New("panic: " + fmt.Sprint(r))
+			}
+		}()
+		oerr = open(t, c)
+	}()
+	t.Errorf("REDIS_POOL_SIZE=-1 passed Validate; Open then gave: %v", oerr)
+}
+
+// TestReviewClusterNodesAllUseTLS: on a TLS cluster every node client go-redis
+// makes (for the seeds and for the nodes it learns from CLUSTER SLOTS and
+// MOVED) carries the configured TLS settings, with the CA of
+// REDIS_TLS_CA_FILE (not the system roots) and the client certificate: no
+// node is dialled in clear. (Checked sound in the review.)
+func TestReviewClusterNodesAllUseTLS(t *testing.T) {
+	t.Parallel()
+	certs := redistest.NewCerts(t)
+	cl := redistest.StartClusterWith(t, 3, redistest.Options{TLS: certs, ClientCerts: true})
+	c := tlsConfig(t, certs, "", "", "")
+	c.Addrs = cl.Addrs()[:2] // the third is learnt from the cluster
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rdb, err := Open(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	cc := rdb.(*redis.ClusterClient)
+	for i := 0; i < 50; i++ {
+		if err := cc.Set(ctx, fmt.Sprintf("k%d", i), "1", time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := 0
+	err = cc.ForEachShard(ctx, func(ctx context.Context, n *redis.Client) error {
+		o := n.Options()
+		if o.TLSConfig == nil || o.TLSConfig.RootCAs == nil || len(o.TLSConfig.Certificates) != 1 || o.TLSConfig.InsecureSkipVerify {
+			t.Errorf("node %s: TLS %+v, want the CA pool and the client certificate", o.Addr, o.TLSConfig)
+		}
+		seen++
+		return nil
+	})
+	if err != nil || seen != 3 {
+		t.Fatalf("ForEachShard: %d nodes, %v", seen, err)
 	}
 }

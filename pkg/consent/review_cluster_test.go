@@ -474,3 +474,76 @@ func TestReviewClusterFreshnessWithANodeOutsideTheCluster(t *testing.T) {
 		t.Errorf("with %s (a node outside the cluster) in REDIS_ADDR, a lookup of a subject on a shard restored from an old snapshot passed the freshness check and answered the withdrawn grant (after %d ErrCold)", lonely.Addr(), cold)
 	}
 }
+
+// TestReviewCacheResubscribesAsTheEnforcerUser: on the TLS cluster with only
+// the documented users, the node the enforcer's cache subscribed on
+// restarts: the cache stops serving from memory, subscribes again (as the
+// enforcer's ACL user, which may), empties itself, and then receives the
+// invalidations of changes written on the other masters; no node refuses a
+// command. (Checked sound in the review.)
+func TestReviewCacheResubscribesAsTheEnforcerUser(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	p := startProdCluster(t)
+	syncStore := NewStore(p.syn, p.prefix)
+	subNode, err := p.admin.MasterForKey(ctx, syncStore.InvalidationChannel())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var subject string
+	for i := 0; subject == ""; i++ {
+		s := fmt.Sprintf("subj-%d", i)
+		m, err := p.admin.MasterForKey(ctx, syncStore.Key(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Options().Addr != subNode.Options().Addr {
+			subject = s
+		}
+	}
+	if _, err := syncStore.Apply(ctx, grantAt(subject, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	cache := NewCache(NewStore(p.enforcer, p.prefix), p.enforcer, 100, time.Hour)
+	invalidated := make(chan string, 10)
+	cache.onInvalidate = func(s string) { invalidated <- s }
+	if err := cache.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+	var node *redistest.Server
+	for _, n := range p.Nodes {
+		if n.Addr() == subNode.Options().Addr {
+			node = n
+		}
+	}
+	node.Restart()
+	p.WaitOK(t)
+	deadline := time.Now().Add(20 * time.Second)
+	for !cache.Live() && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !cache.Live() {
+		t.Fatalf("the cache did not subscribe again after its node restarted")
+	}
+	for i := 0; ; i++ {
+		if _, err := cache.Lookup(ctx, []string{subject}); err == nil && cache.Len() == 1 {
+			break
+		}
+		if i > 100 {
+			t.Fatalf("the cache does not fill after the restart")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	w := Change{ChangeID: "w-1", SubjectID: subject, Purpose: "marketing", Action: ActionWithdraw, LegalBasis: "CONSENT", Source: "test", NoticeVersion: "v1", CapturedAt: time.UnixMilli(5000)}
+	if _, err := syncStore.Apply(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	if !awaitInvalidation(invalidated, subject) {
+		t.Errorf("no invalidation after the subscriber's node restarted")
+	}
+	if d := p.aclDenials(t); len(d) > 0 {
+		t.Errorf("refused: %v", d)
+	}
+}

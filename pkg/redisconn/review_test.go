@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -179,16 +180,16 @@ func TestReviewClusterNodesAllUseTLS(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	seen := 0
+	var seen atomic.Int32 // ForEachShard runs the function concurrently
 	err = cc.ForEachShard(ctx, func(ctx context.Context, n *redis.Client) error {
 		o := n.Options()
 		if o.TLSConfig == nil || o.TLSConfig.RootCAs == nil || len(o.TLSConfig.Certificates) != 1 || o.TLSConfig.InsecureSkipVerify {
 			t.Errorf("node %s: TLS %+v, want the CA pool and the client certificate", o.Addr, o.TLSConfig)
 		}
-		seen++
+		seen.Add(1)
 		return nil
 	})
-	if err != nil || seen != 3 {
-		t.Fatalf("ForEachShard: %d nodes, %v", seen, err)
+	if err != nil || seen.Load() != 3 {
+		t.Fatalf("ForEachShard: %d nodes, %v", seen.Load(), err)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"net"
 	"os/exec"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -545,5 +547,183 @@ func TestReviewCacheResubscribesAsTheEnforcerUser(t *testing.T) {
 	}
 	if d := p.aclDenials(t); len(d) > 0 {
 		t.Errorf("refused: %v", d)
+	}
+}
+
+// busProxy forwards TCP connections to a cluster node's bus port; black
+// makes it swallow everything in both directions while keeping the
+// connections open (a network partition neither end notices at once).
+type busProxy struct {
+	ln       net.Listener
+	target   string
+	black    atomic.Bool
+	accepted atomic.Int32
+	mu       sync.Mutex
+	conns    []net.Conn
+}
+
+func startBusProxy(t *testing.T, target string) *busProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &busProxy{ln: ln, target: target}
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", target)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			p.accepted.Add(1)
+			p.mu.Lock()
+			p.conns = append(p.conns, in, out)
+			p.mu.Unlock()
+			go p.pipe(in, out)
+			go p.pipe(out, in)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, c := range p.conns {
+			c.Close()
+		}
+	})
+	return p
+}
+
+func (p *busProxy) pipe(from, to net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := from.Read(buf)
+		if n > 0 && !p.black.Load() {
+			if _, werr := to.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			to.Close()
+			return
+		}
+	}
+}
+
+func (p *busProxy) port() int { return p.ln.Addr().(*net.TCPAddr).Port }
+
+// TestReviewClusterInvalidationLostInABusPartition: the same loss as
+// TestReviewClusterInvalidationLostOnTheBus, from a real network fault: the
+// cluster bus towards the enforcer's subscription node goes silent (a
+// partition of the bus network, a firewall change, a dropped conntrack entry)
+// while the enforcer still reaches that node and every master. For the
+// cluster's node timeout (15 s by default; 2 s here) nobody notices; the
+// withdrawal published meanwhile is gone for good, and the cache, whose
+// heartbeat only checks its own connection, serves the grant.
+func TestReviewClusterInvalidationLostInABusPartition(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := redistest.StartCluster(t, 3)
+	admin := c.Client(t)
+	enf := c.Client(t)
+	syncStore := NewStore(c.Client(t), redistest.PrefixFor(t))
+	enfStore := NewStore(enf, syncStore.prefix)
+	subNode, err := admin.MasterForKey(ctx, syncStore.InvalidationChannel())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var subject string
+	var pubNode *redis.Client
+	for i := 0; subject == ""; i++ {
+		s := fmt.Sprintf("subj-%d", i)
+		m, err := admin.MasterForKey(ctx, syncStore.Key(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Options().Addr != subNode.Options().Addr {
+			subject, pubNode = s, m
+		}
+	}
+	// The subscriber's node announces its bus through the proxy.
+	subID, err := subNode.ClusterMyID(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := subNode.ClusterNodes(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cport string
+	for _, l := range strings.Split(nodes, "\n") {
+		if f := strings.Fields(l); len(f) > 2 && f[0] == subID {
+			_, cport, _ = strings.Cut(f[1], "@")
+			cport, _, _ = strings.Cut(cport, ",")
+		}
+	}
+	if cport == "" {
+		t.Fatalf("no bus port for %s in %s", subID, nodes)
+	}
+	proxy := startBusProxy(t, "127.0.0.1:"+cport)
+	if err := subNode.ConfigSet(ctx, "cluster-announce-bus-port", fmt.Sprint(proxy.port())).Err(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		v, _ := pubNode.ClusterNodes(ctx).Result()
+		if strings.Contains(v, fmt.Sprintf("@%d", proxy.port())) && proxy.accepted.Load() >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the other nodes did not move to the proxied bus port (%d connections)", proxy.accepted.Load())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // old links closed
+
+	if _, err := syncStore.Apply(ctx, grantAt(subject, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	cache := NewCache(enfStore, enf, 100, 30*time.Second)
+	invalidated := make(chan string, 10)
+	cache.onInvalidate = func(s string) { invalidated <- s }
+	if err := cache.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+	// Control: through the proxy, the bus carries invalidations.
+	g2 := grantAt(subject, 2000)
+	if _, err := syncStore.Apply(ctx, g2); err != nil {
+		t.Fatal(err)
+	}
+	if !awaitInvalidation(invalidated, subject) {
+		t.Fatalf("control: no invalidation through the proxied bus")
+	}
+	if st, err := cache.Lookup(ctx, []string{subject}); err != nil || st[subject].Purposes["marketing"].Status != StatusGranted || cache.Len() != 1 {
+		t.Fatalf("fill the cache: %v %v", st, err)
+	}
+
+	proxy.black.Store(true)
+	w := Change{ChangeID: "w-1", SubjectID: subject, Purpose: "marketing", Action: ActionWithdraw, LegalBasis: "CONSENT", Source: "test", NoticeVersion: "v1", CapturedAt: time.UnixMilli(5000)}
+	if _, err := syncStore.Apply(ctx, w); err != nil {
+		t.Fatalf("withdraw: %v", err)
+	}
+	direct, err := enfStore.Lookup(ctx, []string{subject})
+	if err != nil || direct[subject].Purposes["marketing"].Status != StatusWithdrawn {
+		t.Fatalf("direct read after the withdrawal: %v %v, want withdrawn", direct, err)
+	}
+	time.Sleep(time.Second) // below the node timeout: the cluster is healthy
+	st, err := cache.Lookup(ctx, []string{subject})
+	if err != nil {
+		t.Logf("lookup failed (closed): %v", err)
+		return
+	}
+	if got := st[subject].Purposes["marketing"].Status; got != StatusWithdrawn {
+		t.Errorf("1s after the withdrawal, with the bus to the subscriber's node partitioned and Redis answering withdrawn, the cache (live=%v) still serves %v", cache.Live(), got)
 	}
 }

@@ -286,7 +286,8 @@ func TestReviewACLUsersFollowASKDuringAReshard(t *testing.T) {
 // master of the channel's slot at subscription time and never moves), the
 // subscription stays up and answers the heartbeat's pings, but no
 // invalidation reaches it any more: the cache stays live and serves every
-// withdrawn grant from memory for up to MaxAge, forever renewed by new fills.
+// withdrawn grant from memory for up to MaxAge after every change, until the
+// enforcer restarts.
 func TestReviewClusterScaleInSilencesInvalidations(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

@@ -88,6 +88,9 @@ func (c Config) Validate() error {
 	if c.Timeout <= 0 {
 		errs = append(errs, errors.New("redis timeout must be positive: set REDIS_TIMEOUT, e.g. 500ms"))
 	}
+	if c.PoolSize < 0 {
+		errs = append(errs, errPoolSize)
+	}
 	if c.PingDeadline <= 0 {
 		errs = append(errs, errors.New("redis ping deadline must be positive"))
 	}
@@ -96,6 +99,10 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// errPoolSize is a negative REDIS_POOL_SIZE, which go-redis would take
+// (and panic on) instead of refusing.
+var errPoolSize = errors.New("REDIS_POOL_SIZE is negative: set it to the number of connections per Redis node, or to 0 (or unset it) for go-redis' default")
 
 // Messages of REDIS_URL problems. They are fixed texts: none quotes the
 // URL, nor the error of a parser that would.
@@ -207,6 +214,9 @@ func (e *scrubbedError) Unwrap() error { return e.err }
 // handshake or authentication, or a missing permission, says what to check
 // ([Explain]).
 func Open(ctx context.Context, c Config) (redis.UniversalClient, error) {
+	if c.PoolSize < 0 {
+		return nil, errPoolSize
+	}
 	sec, err := c.security()
 	if err != nil {
 		return nil, err

@@ -158,8 +158,9 @@ func (c Config) security() (secured, error) {
 	return out, nil
 }
 
-// readPassword reads the password file; trailing newlines are not part of
-// the password.
+// readPassword reads the password file; trailing line ends (LF or CRLF)
+// and a leading UTF-8 byte order mark (written by some Windows editors)
+// are not part of the password.
 func readPassword(file string) (string, error) {
 	b, err := os.ReadFile(file)
 	if err != nil {
@@ -167,7 +168,7 @@ func readPassword(file string) (string, error) {
 		// into the setting would see it printed.
 		return "", fmt.Errorf("REDIS_PASSWORD_FILE cannot be read (%v): set it to the path of a readable file holding the password (not the password itself)", pathErr(err))
 	}
-	p := strings.TrimRight(string(b), "\r\n")
+	p := strings.TrimRight(strings.TrimPrefix(string(b), "\ufeff"), "\r\n")
 	switch {
 	case p == "":
 		return "", errors.New("REDIS_PASSWORD_FILE is empty: write the password into it")

@@ -91,15 +91,16 @@ func (c Config) security() (secured, error) {
 	}
 	if c.TLSOn() && !explicitOff && scheme != "redis" {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.TLSServerName}
+		// No message quotes these settings: a Secret mapped as a value
+		// puts the key itself where its path goes (readPEM).
 		if c.TLSCAFile != "" {
-			pem, err := os.ReadFile(c.TLSCAFile)
-			switch {
-			case err != nil:
-				errs = append(errs, fmt.Errorf("REDIS_TLS_CA_FILE %s cannot be read (%v): set it to a readable PEM file of the CA certificates that signed the Redis servers' certificates", c.TLSCAFile, pathErr(err)))
-			default:
+			const what = "the PEM file of the CA certificates that signed the Redis servers' certificates"
+			if pem, err := readPEM("REDIS_TLS_CA_FILE", c.TLSCAFile, what); err != nil {
+				errs = append(errs, err)
+			} else {
 				pool := x509.NewCertPool()
 				if !pool.AppendCertsFromPEM(pem) {
-					errs = append(errs, fmt.Errorf("REDIS_TLS_CA_FILE %s holds no PEM certificate: set it to the PEM file of the CA certificates that signed the Redis servers' certificates", c.TLSCAFile))
+					errs = append(errs, errors.New("REDIS_TLS_CA_FILE holds no PEM certificate: set it to the path of "+what))
 				}
 				tc.RootCAs = pool
 			}
@@ -110,11 +111,17 @@ func (c Config) security() (secured, error) {
 		case c.TLSCertFile == "" && c.TLSKeyFile != "":
 			errs = append(errs, errors.New("REDIS_TLS_KEY_FILE is set without REDIS_TLS_CERT_FILE: set both (the client certificate and its key) or neither"))
 		case c.TLSCertFile != "":
-			// tls.LoadX509KeyPair's errors name what is wrong (no PEM
-			// data, a key that does not match), never the key itself.
-			cert, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile)
+			certPEM, cerr := readPEM("REDIS_TLS_CERT_FILE", c.TLSCertFile, "the PEM file of the client certificate")
+			keyPEM, kerr := readPEM("REDIS_TLS_KEY_FILE", c.TLSKeyFile, "the PEM file of the client certificate's key")
+			if cerr != nil || kerr != nil {
+				errs = append(errs, cerr, kerr) // errors.Join drops a nil
+				break
+			}
+			// tls.X509KeyPair's errors name what is wrong (no PEM data, a
+			// key that does not match), never the key itself.
+			cert, err := tls.X509KeyPair(certPEM, keyPEM)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("REDIS_TLS_CERT_FILE %s and REDIS_TLS_KEY_FILE %s are not a usable client certificate and key (%v): set them to the PEM certificate and its PEM key", c.TLSCertFile, c.TLSKeyFile, pathErr(err)))
+				errs = append(errs, fmt.Errorf("REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE are not a usable client certificate and key (%v): set them to the paths of the PEM certificate and its PEM key", err))
 			} else {
 				tc.Certificates = []tls.Certificate{cert}
 			}
@@ -176,6 +183,28 @@ func readPassword(file string) (string, error) {
 		return "", errors.New("REDIS_PASSWORD_FILE holds more than one line (not shown): write only the password into it")
 	}
 	return p, nil
+}
+
+// LooksLikeContent reports whether the value of a setting that takes a
+// file's path looks like the file's content instead (several lines, or a
+// PEM block): a Kubernetes Secret mapped to the variable as a value rather
+// than mounted as a file. Such a value is never shown.
+func LooksLikeContent(v string) bool {
+	return strings.ContainsAny(v, "\r\n") || strings.Contains(v, "-----BEGIN")
+}
+
+// readPEM reads the file of the setting name (what: the file it must be,
+// for the message). No message shows the value: it may be the content of
+// the file, a private key, instead of its path.
+func readPEM(name, path, what string) ([]byte, error) {
+	if LooksLikeContent(path) {
+		return nil, fmt.Errorf("%s looks like the content of a file, not its path (the value is not shown): mount it as a file (a Kubernetes Secret as a volume, not as a variable's value) and set %s to the path of %s", name, name, what)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s cannot be read (%v; the value is not shown): set it to the path of a readable file, %s", name, pathErr(err), what)
+	}
+	return b, nil
 }
 
 // pathErr is the reason of a file error without the operation and path,

@@ -56,9 +56,9 @@ type Config struct {
 	// not part of it), instead of Password.
 	PasswordFile string
 
-	// tlsVar is REDIS_TLS (or --redis-tls) as given: "" when not set, so
-	// that an explicit false can be told from no setting.
-	tlsVar string
+	// tlsVar is REDIS_TLS (or --redis-tls), unset when not given, so that
+	// an explicit false can be told from no setting.
+	tlsVar envflag.OptBool
 }
 
 // DefaultConfig returns the settings used when nothing is set.
@@ -337,7 +337,7 @@ func (c *Config) Flags(s *envflag.Set) {
 	s.Secret(&c.Password, "redis-password", "REDIS_PASSWORD", "Redis password (of REDIS_USERNAME, or of the default user); prefer REDIS_PASSWORD_FILE")
 	s.String(&c.PasswordFile, "redis-password-file", "REDIS_PASSWORD_FILE", "file holding the Redis password (a trailing newline is ignored), instead of REDIS_PASSWORD")
 	s.String(&c.Username, "redis-username", "REDIS_USERNAME", "Redis ACL user name; empty: the default user")
-	s.String(&c.tlsVar, "redis-tls", "REDIS_TLS", "true: connect over TLS (1.2 or later); on with rediss:// or any REDIS_TLS_*_FILE; false with those set stops start-up")
+	s.OptBool(&c.tlsVar, "redis-tls", "REDIS_TLS", "true (or the flag alone): connect over TLS (1.2 or later); on with rediss:// or any REDIS_TLS_*_FILE; false with those set stops start-up")
 	s.String(&c.TLSCAFile, "redis-tls-ca-file", "REDIS_TLS_CA_FILE", "PEM file of the CA certificates that signed the Redis servers' certificates; empty: the system's roots")
 	s.String(&c.TLSCertFile, "redis-tls-cert-file", "REDIS_TLS_CERT_FILE", "PEM client certificate, for servers that require one (with REDIS_TLS_KEY_FILE)")
 	s.String(&c.TLSKeyFile, "redis-tls-key-file", "REDIS_TLS_KEY_FILE", "PEM key of that client certificate (with REDIS_TLS_CERT_FILE)")

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -45,22 +44,17 @@ func (c Config) tlsFiles() bool {
 // URL or any of the TLS files. Validate refuses the contradictions
 // (REDIS_TLS=false or a redis:// URL with TLS settings).
 func (c Config) TLSOn() bool {
-	on, _, _ := c.tlsSetting()
+	on, _ := c.tlsSetting()
 	return on || c.urlScheme() == "rediss" || c.TLSCAFile != "" || c.TLSCertFile != "" || c.TLSKeyFile != ""
 }
 
-// tlsSetting returns REDIS_TLS: whether it is on, whether it was set
-// explicitly, or an error when it is not true or false.
-func (c Config) tlsSetting() (on, explicit bool, err error) {
-	if c.tlsVar == "" {
-		return c.TLS, c.TLS, nil
+// tlsSetting returns REDIS_TLS: whether it is on, and whether it was set
+// explicitly (envflag refuses a value that is not true or false).
+func (c Config) tlsSetting() (on, explicit bool) {
+	if v, set := c.tlsVar.Get(); set {
+		return v || c.TLS, true
 	}
-	b, perr := strconv.ParseBool(strings.TrimSpace(c.tlsVar))
-	if perr != nil {
-		// Not quoted: a value in the wrong variable may be a secret.
-		return c.TLS, false, errors.New("REDIS_TLS is not true or false (the value is not shown): set it to true or false, or unset it")
-	}
-	return b || c.TLS, true, nil
+	return c.TLS, c.TLS
 }
 
 // security checks the TLS and authentication settings, reads their files
@@ -73,10 +67,7 @@ func (c Config) security() (secured, error) {
 		errs []error
 		out  secured
 	)
-	tlsVar, explicit, err := c.tlsSetting()
-	if err != nil {
-		errs = append(errs, err)
-	}
+	tlsVar, explicit := c.tlsSetting()
 	scheme := c.urlScheme()
 	explicitOff := explicit && !tlsVar
 	switch {

@@ -35,6 +35,10 @@ type entry struct {
 	def              string
 	secret           bool
 	set              func(string) error
+	// flagErr is the error of a flag whose value must not be quoted: Set
+	// keeps it here, for Parse, instead of giving it to package flag,
+	// which would quote the value.
+	flagErr error
 }
 
 // New returns an empty set for the command name; about is printed first by
@@ -113,6 +117,43 @@ func (s *Set) Bool(p *bool, flagName, env, usage string) {
 	s.fs.Var(boolValue{funcValue{set: set, get: get}}, flagName, usage)
 }
 
+// OptBool is a boolean setting that tells "not set" from false, declared
+// with [Set.OptBool]. Its zero value is not set.
+type OptBool struct{ val, set bool }
+
+// Get returns the value and whether the variable or the flag set it.
+func (b OptBool) Get() (val, set bool) { return b.val, b.set }
+
+// OptBool declares a boolean setting that tells "not set" from false (for a
+// setting whose explicit false means something). Like [Set.Bool], the flag
+// given alone (--name) means true, and --name=false is false. A value that
+// is not true or false is reported by Parse without quoting it (a value in
+// the wrong setting may be a secret); an empty variable is not set.
+func (s *Set) OptBool(p *OptBool, flagName, env, usage string) {
+	get := func() string {
+		if !p.set {
+			return ""
+		}
+		return strconv.FormatBool(p.val)
+	}
+	set := func(v string) error {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			return errors.New("not true or false (the value is not shown)")
+		}
+		*p = OptBool{val: b, set: true}
+		return nil
+	}
+	e := &entry{flag: flagName, env: env, usage: usage, def: get(), set: set}
+	s.entries = append(s.entries, e)
+	s.fs.Var(boolValue{funcValue{get: get, set: func(v string) error {
+		if err := set(v); err != nil {
+			e.flagErr = err
+		}
+		return nil
+	}}}, flagName, usage)
+}
+
 // Duration declares a duration setting such as "250ms" or "5s".
 func (s *Set) Duration(p *time.Duration, flagName, env, usage string) {
 	s.add(flagName, env, usage, false, func() string { return p.String() }, func(v string) error {
@@ -131,6 +172,7 @@ func (s *Set) Duration(p *time.Duration, flagName, env, usage string) {
 func (s *Set) Parse(args []string, getenv func(string) string) error {
 	var errs []error
 	for _, e := range s.entries {
+		e.flagErr = nil
 		if e.env == "" {
 			continue
 		}
@@ -143,7 +185,13 @@ func (s *Set) Parse(args []string, getenv func(string) string) error {
 		}
 	}
 	s.fs.SetOutput(io.Discard)
-	if err := s.fs.Parse(args); err != nil {
+	err := s.fs.Parse(args)
+	for _, e := range s.entries {
+		if e.flagErr != nil {
+			errs = append(errs, fmt.Errorf("--%s: %w; set it to a valid value or leave it out", e.flag, e.flagErr))
+		}
+	}
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return flag.ErrHelp
 		}

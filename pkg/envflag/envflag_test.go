@@ -94,3 +94,56 @@ func TestHelpListsEverySettingAndMasksSecrets(t *testing.T) {
 		t.Errorf("help prints a secret:\n%s", out)
 	}
 }
+
+// TestOptBool: an OptBool tells unset from false; its flag alone means
+// true (like a Bool's), the flag wins over the variable, and a value that
+// is not true or false is refused without being shown, from the variable
+// or the flag.
+func TestOptBool(t *testing.T) {
+	t.Parallel()
+	const secret = "pw-Zq7x"
+	tests := []struct {
+		name     string
+		env      map[string]string
+		args     []string
+		val, set bool
+		wantErr  string
+	}{
+		{name: "unset"},
+		{name: "empty variable is unset", env: map[string]string{"TLS": ""}},
+		{name: "variable false", env: map[string]string{"TLS": "false"}, set: true},
+		{name: "variable true", env: map[string]string{"TLS": " 1 "}, val: true, set: true},
+		{name: "flag alone", args: []string{"--tls"}, val: true, set: true},
+		{name: "flag alone, one dash", args: []string{"-tls"}, val: true, set: true},
+		{name: "flag false", args: []string{"--tls=false"}, set: true},
+		{name: "flag wins over variable", env: map[string]string{"TLS": "true"}, args: []string{"--tls=false"}, set: true},
+		{name: "flag alone wins over variable false", env: map[string]string{"TLS": "false"}, args: []string{"--tls"}, val: true, set: true},
+		{name: "bad variable", env: map[string]string{"TLS": secret}, wantErr: "TLS: not true or false (the value is not shown)"},
+		{name: "bad flag", args: []string{"--tls=" + secret}, wantErr: "--tls: not true or false (the value is not shown)"},
+		{name: "bad flag and a stray argument", args: []string{"--tls=" + secret, secret}, wantErr: "--tls: not true or false"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var b OptBool
+			s := New("svc", "does things")
+			s.OptBool(&b, "tls", "TLS", "TLS on or off; unset: decided by the other settings")
+			err := s.Parse(tt.args, func(k string) string { return tt.env[k] })
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Parse: %v, want an error with %q", err, tt.wantErr)
+				}
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("the error shows the value: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if val, set := b.Get(); val != tt.val || set != tt.set {
+				t.Errorf("Get() = %v, %v; want %v, %v", val, set, tt.val, tt.set)
+			}
+		})
+	}
+}

@@ -157,15 +157,16 @@ func (c Config) load() (*tls.Config, sasl.Mechanism, error) {
 	var tc *tls.Config
 	if c.TLSOn() {
 		tc = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName}
+		// No message quotes these settings: a Secret mapped as a value
+		// puts the key itself where its path goes (readPEM).
 		if c.CAFile != "" {
-			pem, err := os.ReadFile(c.CAFile)
-			switch {
-			case err != nil:
-				errs = append(errs, fmt.Errorf("KAFKA_TLS_CA_FILE %s cannot be read (%v): set it to a readable PEM file of the CA certificates that signed the brokers' certificates", c.CAFile, pathErr(err)))
-			default:
+			const what = "the PEM file of the CA certificates that signed the brokers' certificates"
+			if pem, err := readPEM("KAFKA_TLS_CA_FILE", c.CAFile, what); err != nil {
+				errs = append(errs, err)
+			} else {
 				pool := x509.NewCertPool()
 				if !pool.AppendCertsFromPEM(pem) {
-					errs = append(errs, fmt.Errorf("KAFKA_TLS_CA_FILE %s holds no PEM certificate: set it to the PEM file of the CA certificates that signed the brokers' certificates", c.CAFile))
+					errs = append(errs, errors.New("KAFKA_TLS_CA_FILE holds no PEM certificate: set it to the path of "+what))
 				}
 				tc.RootCAs = pool
 			}
@@ -176,11 +177,17 @@ func (c Config) load() (*tls.Config, sasl.Mechanism, error) {
 		case c.CertFile == "" && c.KeyFile != "":
 			errs = append(errs, errors.New("KAFKA_TLS_KEY_FILE is set without KAFKA_TLS_CERT_FILE: set both (the client certificate and its key) or neither"))
 		case c.CertFile != "":
-			// tls.LoadX509KeyPair's errors name what is wrong (no PEM
-			// data, a key that does not match), never the key itself.
-			cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+			certPEM, cerr := readPEM("KAFKA_TLS_CERT_FILE", c.CertFile, "the PEM file of the client certificate")
+			keyPEM, kerr := readPEM("KAFKA_TLS_KEY_FILE", c.KeyFile, "the PEM file of the client certificate's key")
+			if cerr != nil || kerr != nil {
+				errs = append(errs, cerr, kerr) // errors.Join drops a nil
+				break
+			}
+			// tls.X509KeyPair's errors name what is wrong (no PEM data, a
+			// key that does not match), never the key itself.
+			cert, err := tls.X509KeyPair(certPEM, keyPEM)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("KAFKA_TLS_CERT_FILE %s and KAFKA_TLS_KEY_FILE %s are not a usable client certificate and key (%v): set them to the PEM certificate and its PEM key", c.CertFile, c.KeyFile, pathErr(err)))
+				errs = append(errs, fmt.Errorf("KAFKA_TLS_CERT_FILE and KAFKA_TLS_KEY_FILE are not a usable client certificate and key (%v): set them to the paths of the PEM certificate and its PEM key", err))
 			} else {
 				tc.Certificates = []tls.Certificate{cert}
 			}
@@ -241,6 +248,28 @@ func readPassword(file string) (string, error) {
 	return p, nil
 }
 
+// looksLikeContent reports whether the value of a setting that takes a
+// file's path looks like the file's content instead (several lines, or a
+// PEM block): a Kubernetes Secret mapped to the variable as a value rather
+// than mounted as a file. Such a value is never shown.
+func looksLikeContent(v string) bool {
+	return strings.ContainsAny(v, "\r\n") || strings.Contains(v, "-----BEGIN")
+}
+
+// readPEM reads the file of the setting name (what: the file it must be,
+// for the message). No message shows the value: it may be the content of
+// the file, a private key, instead of its path.
+func readPEM(name, path, what string) ([]byte, error) {
+	if looksLikeContent(path) {
+		return nil, fmt.Errorf("%s looks like the content of a file, not its path (the value is not shown): mount it as a file (a Kubernetes Secret as a volume, not as a variable's value) and set %s to the path of %s", name, name, what)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s cannot be read (%v; the value is not shown): set it to the path of a readable file, %s", name, pathErr(err), what)
+	}
+	return b, nil
+}
+
 // pathErr is the reason of a file error without the operation and path,
 // which the message already names.
 func pathErr(err error) error {
@@ -294,10 +323,15 @@ func (c Config) LogWarnings(log *slog.Logger) {
 }
 
 // LogAttrs lists the settings for a start-up log: whether TLS is on, the
-// files, the mechanism and the user; never the password.
+// CA file (unless it looks like a file's content), whether a client
+// certificate is used, the mechanism and the user; never the password.
 func (c Config) LogAttrs() []slog.Attr {
 	attrs := []slog.Attr{slog.Bool("kafka_tls", c.TLSOn())}
-	if c.CAFile != "" {
+	switch {
+	case looksLikeContent(c.CAFile):
+		// A Secret mapped as a value: the content, never logged.
+		attrs = append(attrs, slog.String("kafka_tls_ca_file", "(not a path: not shown)"))
+	case c.CAFile != "":
 		attrs = append(attrs, slog.String("kafka_tls_ca_file", c.CAFile))
 	}
 	if c.CertFile != "" {

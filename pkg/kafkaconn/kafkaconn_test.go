@@ -350,3 +350,48 @@ func TestPasswordMisplacedAsItsFileIsNotShown(t *testing.T) {
 		t.Errorf("empty password file: Validate() = %v, want it to say the file is empty", err)
 	}
 }
+
+// TestKeyContentInAFileSettingIsNotShown: an operator who maps the Secret of
+// the client key (or certificate, or CA) to KAFKA_TLS_*_FILE as a value
+// instead of mounting it as a file gets an error that says the setting
+// holds a file's content, and shows neither that content nor any of these
+// settings' values (a path may be the key too); nor does the start-up log.
+func TestKeyContentInAFileSettingIsNotShown(t *testing.T) {
+	f := writeFiles(t)
+	key := string(keyPEM)
+	body := strings.Split(key, "\n")[1] // a line of the key's base64 body
+	misplaced := "misplaced-key-line-9"
+	for _, tc := range []struct {
+		name string
+		c    Config
+		want string
+	}{
+		{"key content as KAFKA_TLS_KEY_FILE", Config{CertFile: f.cert, KeyFile: key}, "KAFKA_TLS_KEY_FILE looks like the content of a file"},
+		{"key content as KAFKA_TLS_CERT_FILE", Config{CertFile: key, KeyFile: f.key}, "KAFKA_TLS_CERT_FILE looks like the content of a file"},
+		{"key content as KAFKA_TLS_CA_FILE", Config{CAFile: key}, "KAFKA_TLS_CA_FILE looks like the content of a file"},
+		{"two lines as KAFKA_TLS_KEY_FILE", Config{CertFile: f.cert, KeyFile: misplaced + "\r\n" + misplaced}, "KAFKA_TLS_KEY_FILE looks like the content of a file"},
+		{"one line as KAFKA_TLS_KEY_FILE", Config{CertFile: f.cert, KeyFile: misplaced}, "KAFKA_TLS_KEY_FILE cannot be read"},
+		{"one line as KAFKA_TLS_CERT_FILE", Config{CertFile: misplaced, KeyFile: f.key}, "KAFKA_TLS_CERT_FILE cannot be read"},
+		{"one line as KAFKA_TLS_CA_FILE", Config{CAFile: misplaced}, "KAFKA_TLS_CA_FILE cannot be read"},
+	} {
+		err := tc.c.Validate()
+		if err == nil {
+			t.Errorf("%s: accepted", tc.name)
+			continue
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, tc.want) {
+			t.Errorf("%s: the error does not say %q:\n%s", tc.name, tc.want, msg)
+		}
+		for _, s := range []string{body, "PRIVATE KEY", misplaced} {
+			if strings.Contains(msg, s) {
+				t.Errorf("%s: the error shows the setting's value (%q):\n%s", tc.name, s, msg)
+			}
+		}
+		var b strings.Builder
+		slog.New(slog.NewJSONHandler(&b, nil)).Info("config", slog.Any("kafka", slog.GroupValue(tc.c.LogAttrs()...)))
+		if out := b.String(); strings.Contains(out, body) || strings.Contains(out, "PRIVATE KEY") {
+			t.Errorf("%s: the start-up log shows the key: %s", tc.name, out)
+		}
+	}
+}

@@ -32,3 +32,21 @@ func TestLogAttrsShowTheSecuritySettingsButNoSecret(t *testing.T) {
 		}
 	}
 }
+
+// TestLogAttrsHideFileContentInTheCAFileSetting: a CA file setting that
+// holds a file's content (a Secret mapped as a value, perhaps the key's) is
+// not logged.
+func TestLogAttrsHideFileContentInTheCAFileSetting(t *testing.T) {
+	c := DefaultConfig()
+	c.Addrs = []string{"redis:6380"}
+	c.TLSCAFile = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n"
+	var b strings.Builder
+	slog.New(slog.NewJSONHandler(&b, nil)).Info("config", slog.Any("redis", slog.GroupValue(c.LogAttrs()...)))
+	out := b.String()
+	if strings.Contains(out, "PRIVATE KEY") || strings.Contains(out, "MIGHAgEA") {
+		t.Errorf("start-up log shows the content of REDIS_TLS_CA_FILE: %s", out)
+	}
+	if !strings.Contains(out, `"redis_tls_ca_file":"(not a path: not shown)"`) {
+		t.Errorf("start-up log does not say REDIS_TLS_CA_FILE is not a path: %s", out)
+	}
+}

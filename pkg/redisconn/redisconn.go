@@ -1,7 +1,8 @@
 // Package redisconn opens the Redis connection every service uses: a single
 // server or a Redis Cluster through go-redis' universal client, configured by
-// REDIS_ADDR (comma-separated host:port; several addresses mean a cluster) or
-// REDIS_URL (redis:// or rediss://, single server).
+// REDIS_ADDR (comma-separated host:port; several addresses mean a cluster, and
+// so does one address of a cluster node: Open asks the server) or REDIS_URL
+// (redis:// or rediss://, single server only).
 //
 // In production the connection is secured (security.go): TLS with the
 // servers' CA, an optional client certificate and the name the servers'
@@ -55,9 +56,9 @@ type Config struct {
 	// not part of it), instead of Password.
 	PasswordFile string
 
-	// tlsVar is REDIS_TLS (or --redis-tls) as given: "" when not set, so
-	// that an explicit false can be told from no setting.
-	tlsVar string
+	// tlsVar is REDIS_TLS (or --redis-tls), unset when not given, so that
+	// an explicit false can be told from no setting.
+	tlsVar envflag.OptBool
 }
 
 // DefaultConfig returns the settings used when nothing is set.
@@ -88,6 +89,9 @@ func (c Config) Validate() error {
 	if c.Timeout <= 0 {
 		errs = append(errs, errors.New("redis timeout must be positive: set REDIS_TIMEOUT, e.g. 500ms"))
 	}
+	if c.PoolSize < 0 {
+		errs = append(errs, errPoolSize)
+	}
 	if c.PingDeadline <= 0 {
 		errs = append(errs, errors.New("redis ping deadline must be positive"))
 	}
@@ -96,6 +100,10 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// errPoolSize is a negative REDIS_POOL_SIZE, which go-redis would take
+// (and panic on) instead of refusing.
+var errPoolSize = errors.New("REDIS_POOL_SIZE is negative: set it to the number of connections per Redis node, or to 0 (or unset it) for go-redis' default")
 
 // Messages of REDIS_URL problems. They are fixed texts: none quotes the
 // URL, nor the error of a parser that would.
@@ -202,17 +210,25 @@ type scrubbedError struct {
 func (e *scrubbedError) Error() string { return e.msg }
 func (e *scrubbedError) Unwrap() error { return e.err }
 
-// Open connects and pings within PingDeadline. The caller closes the client.
+// Open connects and pings within PingDeadline. The caller closes the client:
+// a *redis.ClusterClient for several addresses or for one address of a
+// Redis Cluster node (INFO server says redis_mode:cluster), else a
+// *redis.Client; a REDIS_URL of a cluster node is refused.
 // Its errors, like Validate's, never show a password; a refused TLS
 // handshake or authentication, or a missing permission, says what to check
 // ([Explain]).
 func Open(ctx context.Context, c Config) (redis.UniversalClient, error) {
+	if c.PoolSize < 0 {
+		return nil, errPoolSize
+	}
 	sec, err := c.security()
 	if err != nil {
 		return nil, err
 	}
 	var (
-		rdb     redis.UniversalClient
+		rdb redis.UniversalClient
+		// uo: the options of REDIS_ADDR (nil with REDIS_URL).
+		uo      *redis.UniversalOptions
 		secrets = []string{c.Password, sec.password}
 	)
 	if c.URL != "" {
@@ -246,7 +262,7 @@ func Open(ctx context.Context, c Config) (redis.UniversalClient, error) {
 		opt.DisableIdentity = true
 		rdb = redis.NewClient(opt)
 	} else {
-		rdb = redis.NewUniversalClient(&redis.UniversalOptions{
+		uo = &redis.UniversalOptions{
 			Addrs:        c.Addrs,
 			Username:     sec.username,
 			Password:     sec.password,
@@ -258,7 +274,8 @@ func Open(ctx context.Context, c Config) (redis.UniversalClient, error) {
 			// No CLIENT SETINFO on connect: a command the ACL users
 			// would need (Redis 7.2 on) for nothing the services use.
 			DisableIdentity: true,
-		})
+		}
+		rdb = redis.NewUniversalClient(uo)
 	}
 	pctx, cancel := context.WithTimeout(ctx, c.PingDeadline)
 	defer cancel()
@@ -266,7 +283,51 @@ func Open(ctx context.Context, c Config) (redis.UniversalClient, error) {
 		rdb.Close()
 		return nil, fmt.Errorf("ping redis: %w", scrubbed(c.explain(err), secrets...))
 	}
+	single, ok := rdb.(*redis.Client)
+	if !ok {
+		return rdb, nil // several addresses: a cluster client already
+	}
+	// One address may be a node (or a Service in front of the nodes) of a
+	// Redis Cluster, for which a single-server client would get MOVED for
+	// most keys: ask the server (INFO server, which the services' ACL
+	// users may run) and open a cluster client if it is one.
+	mode, err := serverMode(pctx, single)
+	if err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("redis INFO server (to tell a cluster node from a single server): %w", scrubbed(c.explain(err), secrets...))
+	}
+	if mode != "cluster" {
+		return rdb, nil
+	}
+	rdb.Close()
+	if uo == nil {
+		return nil, errURLCluster
+	}
+	uo.IsClusterMode = true
+	rdb = redis.NewUniversalClient(uo)
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("ping redis cluster: %w", scrubbed(c.explain(err), secrets...))
+	}
 	return rdb, nil
+}
+
+// errURLCluster is a REDIS_URL of a Redis Cluster node.
+var errURLCluster = errors.New("REDIS_URL points at a node of a Redis Cluster, and REDIS_URL is for a single server" + urlHidden + ": unset REDIS_URL and set REDIS_ADDR to the host:port of one or more nodes (TLS with REDIS_TLS=true and REDIS_TLS_*; the user with REDIS_USERNAME and REDIS_PASSWORD_FILE)")
+
+// serverMode returns the redis_mode of INFO server: "standalone",
+// "cluster" or "sentinel" ("" when the server does not say).
+func serverMode(ctx context.Context, rdb *redis.Client) (string, error) {
+	info, err := rdb.Info(ctx, "server").Result()
+	if err != nil {
+		return "", err
+	}
+	for _, l := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "redis_mode:"); ok {
+			return v, nil
+		}
+	}
+	return "", nil
 }
 
 // Flags declares the Redis settings (REDIS_*) on s.
@@ -276,7 +337,7 @@ func (c *Config) Flags(s *envflag.Set) {
 	s.Secret(&c.Password, "redis-password", "REDIS_PASSWORD", "Redis password (of REDIS_USERNAME, or of the default user); prefer REDIS_PASSWORD_FILE")
 	s.String(&c.PasswordFile, "redis-password-file", "REDIS_PASSWORD_FILE", "file holding the Redis password (a trailing newline is ignored), instead of REDIS_PASSWORD")
 	s.String(&c.Username, "redis-username", "REDIS_USERNAME", "Redis ACL user name; empty: the default user")
-	s.String(&c.tlsVar, "redis-tls", "REDIS_TLS", "true: connect over TLS (1.2 or later); on with rediss:// or any REDIS_TLS_*_FILE; false with those set stops start-up")
+	s.OptBool(&c.tlsVar, "redis-tls", "REDIS_TLS", "true (or the flag alone): connect over TLS (1.2 or later); on with rediss:// or any REDIS_TLS_*_FILE; false with those set stops start-up")
 	s.String(&c.TLSCAFile, "redis-tls-ca-file", "REDIS_TLS_CA_FILE", "PEM file of the CA certificates that signed the Redis servers' certificates; empty: the system's roots")
 	s.String(&c.TLSCertFile, "redis-tls-cert-file", "REDIS_TLS_CERT_FILE", "PEM client certificate, for servers that require one (with REDIS_TLS_KEY_FILE)")
 	s.String(&c.TLSKeyFile, "redis-tls-key-file", "REDIS_TLS_KEY_FILE", "PEM key of that client certificate (with REDIS_TLS_CERT_FILE)")

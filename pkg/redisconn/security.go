@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -45,22 +44,17 @@ func (c Config) tlsFiles() bool {
 // URL or any of the TLS files. Validate refuses the contradictions
 // (REDIS_TLS=false or a redis:// URL with TLS settings).
 func (c Config) TLSOn() bool {
-	on, _, _ := c.tlsSetting()
+	on, _ := c.tlsSetting()
 	return on || c.urlScheme() == "rediss" || c.TLSCAFile != "" || c.TLSCertFile != "" || c.TLSKeyFile != ""
 }
 
-// tlsSetting returns REDIS_TLS: whether it is on, whether it was set
-// explicitly, or an error when it is not true or false.
-func (c Config) tlsSetting() (on, explicit bool, err error) {
-	if c.tlsVar == "" {
-		return c.TLS, c.TLS, nil
+// tlsSetting returns REDIS_TLS: whether it is on, and whether it was set
+// explicitly (envflag refuses a value that is not true or false).
+func (c Config) tlsSetting() (on, explicit bool) {
+	if v, set := c.tlsVar.Get(); set {
+		return v || c.TLS, true
 	}
-	b, perr := strconv.ParseBool(strings.TrimSpace(c.tlsVar))
-	if perr != nil {
-		// Not quoted: a value in the wrong variable may be a secret.
-		return c.TLS, false, errors.New("REDIS_TLS is not true or false (the value is not shown): set it to true or false, or unset it")
-	}
-	return b || c.TLS, true, nil
+	return c.TLS, c.TLS
 }
 
 // security checks the TLS and authentication settings, reads their files
@@ -73,10 +67,7 @@ func (c Config) security() (secured, error) {
 		errs []error
 		out  secured
 	)
-	tlsVar, explicit, err := c.tlsSetting()
-	if err != nil {
-		errs = append(errs, err)
-	}
+	tlsVar, explicit := c.tlsSetting()
 	scheme := c.urlScheme()
 	explicitOff := explicit && !tlsVar
 	switch {
@@ -91,15 +82,16 @@ func (c Config) security() (secured, error) {
 	}
 	if c.TLSOn() && !explicitOff && scheme != "redis" {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.TLSServerName}
+		// No message quotes these settings: a Secret mapped as a value
+		// puts the key itself where its path goes (readPEM).
 		if c.TLSCAFile != "" {
-			pem, err := os.ReadFile(c.TLSCAFile)
-			switch {
-			case err != nil:
-				errs = append(errs, fmt.Errorf("REDIS_TLS_CA_FILE %s cannot be read (%v): set it to a readable PEM file of the CA certificates that signed the Redis servers' certificates", c.TLSCAFile, pathErr(err)))
-			default:
+			const what = "the PEM file of the CA certificates that signed the Redis servers' certificates"
+			if pem, err := readPEM("REDIS_TLS_CA_FILE", c.TLSCAFile, what); err != nil {
+				errs = append(errs, err)
+			} else {
 				pool := x509.NewCertPool()
 				if !pool.AppendCertsFromPEM(pem) {
-					errs = append(errs, fmt.Errorf("REDIS_TLS_CA_FILE %s holds no PEM certificate: set it to the PEM file of the CA certificates that signed the Redis servers' certificates", c.TLSCAFile))
+					errs = append(errs, errors.New("REDIS_TLS_CA_FILE holds no PEM certificate: set it to the path of "+what))
 				}
 				tc.RootCAs = pool
 			}
@@ -110,11 +102,17 @@ func (c Config) security() (secured, error) {
 		case c.TLSCertFile == "" && c.TLSKeyFile != "":
 			errs = append(errs, errors.New("REDIS_TLS_KEY_FILE is set without REDIS_TLS_CERT_FILE: set both (the client certificate and its key) or neither"))
 		case c.TLSCertFile != "":
-			// tls.LoadX509KeyPair's errors name what is wrong (no PEM
-			// data, a key that does not match), never the key itself.
-			cert, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile)
+			certPEM, cerr := readPEM("REDIS_TLS_CERT_FILE", c.TLSCertFile, "the PEM file of the client certificate")
+			keyPEM, kerr := readPEM("REDIS_TLS_KEY_FILE", c.TLSKeyFile, "the PEM file of the client certificate's key")
+			if cerr != nil || kerr != nil {
+				errs = append(errs, cerr, kerr) // errors.Join drops a nil
+				break
+			}
+			// tls.X509KeyPair's errors name what is wrong (no PEM data, a
+			// key that does not match), never the key itself.
+			cert, err := tls.X509KeyPair(certPEM, keyPEM)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("REDIS_TLS_CERT_FILE %s and REDIS_TLS_KEY_FILE %s are not a usable client certificate and key (%v): set them to the PEM certificate and its PEM key", c.TLSCertFile, c.TLSKeyFile, pathErr(err)))
+				errs = append(errs, fmt.Errorf("REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE are not a usable client certificate and key (%v): set them to the paths of the PEM certificate and its PEM key", err))
 			} else {
 				tc.Certificates = []tls.Certificate{cert}
 			}
@@ -158,8 +156,9 @@ func (c Config) security() (secured, error) {
 	return out, nil
 }
 
-// readPassword reads the password file; trailing newlines are not part of
-// the password.
+// readPassword reads the password file; trailing line ends (LF or CRLF)
+// and a leading UTF-8 byte order mark (written by some Windows editors)
+// are not part of the password.
 func readPassword(file string) (string, error) {
 	b, err := os.ReadFile(file)
 	if err != nil {
@@ -167,7 +166,7 @@ func readPassword(file string) (string, error) {
 		// into the setting would see it printed.
 		return "", fmt.Errorf("REDIS_PASSWORD_FILE cannot be read (%v): set it to the path of a readable file holding the password (not the password itself)", pathErr(err))
 	}
-	p := strings.TrimRight(string(b), "\r\n")
+	p := strings.TrimRight(strings.TrimPrefix(string(b), "\ufeff"), "\r\n")
 	switch {
 	case p == "":
 		return "", errors.New("REDIS_PASSWORD_FILE is empty: write the password into it")
@@ -175,6 +174,28 @@ func readPassword(file string) (string, error) {
 		return "", errors.New("REDIS_PASSWORD_FILE holds more than one line (not shown): write only the password into it")
 	}
 	return p, nil
+}
+
+// LooksLikeContent reports whether the value of a setting that takes a
+// file's path looks like the file's content instead (several lines, or a
+// PEM block): a Kubernetes Secret mapped to the variable as a value rather
+// than mounted as a file. Such a value is never shown.
+func LooksLikeContent(v string) bool {
+	return strings.ContainsAny(v, "\r\n") || strings.Contains(v, "-----BEGIN")
+}
+
+// readPEM reads the file of the setting name (what: the file it must be,
+// for the message). No message shows the value: it may be the content of
+// the file, a private key, instead of its path.
+func readPEM(name, path, what string) ([]byte, error) {
+	if LooksLikeContent(path) {
+		return nil, fmt.Errorf("%s looks like the content of a file, not its path (the value is not shown): mount it as a file (a Kubernetes Secret as a volume, not as a variable's value) and set %s to the path of %s", name, name, what)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s cannot be read (%v; the value is not shown): set it to the path of a readable file, %s", name, pathErr(err), what)
+	}
+	return b, nil
 }
 
 // pathErr is the reason of a file error without the operation and path,

@@ -33,6 +33,15 @@ func writeFile(t *testing.T, name, content string) string {
 	return f
 }
 
+func readString(t *testing.T, file string) string {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 // TestSecuritySettingsRefused: every contradictory or unusable TLS or
 // password setting stops start-up with a message naming what to set, and
 // no message shows the password, the content of a file or the path of the
@@ -46,6 +55,8 @@ func TestSecuritySettingsRefused(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "missing.pem")
 	// An operator who puts the password itself where its file's path goes.
 	misplaced := secret + "-as-path"
+	// The files' content where their paths go (a Secret mapped as a value).
+	keyPEM, certPEM, caPEM := readString(t, certs.ClientKey), readString(t, certs.ClientCert), readString(t, certs.CAFile)
 	tests := []struct {
 		name string
 		env  map[string]string
@@ -55,7 +66,14 @@ func TestSecuritySettingsRefused(t *testing.T) {
 		{"key without cert", map[string]string{"REDIS_ADDR": "127.0.0.1:1", "REDIS_TLS_KEY_FILE": certs.ClientKey}, []string{"REDIS_TLS_KEY_FILE is set without REDIS_TLS_CERT_FILE"}},
 		{"unreadable CA file", map[string]string{"REDIS_ADDR": "127.0.0.1:1", "REDIS_TLS_CA_FILE": missing}, []string{"REDIS_TLS_CA_FILE", "cannot be read"}},
 		{"CA file without a certificate", map[string]string{"REDIS_ADDR": "127.0.0.1:1", "REDIS_TLS_CA_FILE": notPEM}, []string{"REDIS_TLS_CA_FILE", "holds no PEM certificate"}},
-		{"unreadable client certificate", map[string]string{"REDIS_ADDR": "127.0.0.1:1", "REDIS_TLS_CERT_FILE": missing, "REDIS_TLS_KEY_FILE": certs.ClientKey}, []string{"REDIS_TLS_CERT_FILE", "not a usable client certificate"}},
+		{"unreadable client certificate", map[string]string{"REDIS_ADDR": "127.0.0.1:1", "REDIS_TLS_CERT_FILE": missing, "REDIS_TLS_KEY_FILE": certs.ClientKey}, []string{"REDIS_TLS_CERT_FILE cannot be read", "no such file"}},
+		{"unreadable client key", map[string]string{"REDIS_ADDR": "127.0.0.1:1", "REDIS_TLS_CERT_FILE": certs.ClientCert, "REDIS_TLS_KEY_FILE": missing}, []string{"REDIS_TLS_KEY_FILE cannot be read", "no such file"}},
+		{"key content as REDIS_TLS_KEY_FILE", map[string]string{"REDIS_ADDR": "127.0.0.1:1", "REDIS_TLS_CERT_FILE": certs.ClientCert, "REDIS_TLS_KEY_FILE": keyPEM}, []string{"REDIS_TLS_KEY_FILE looks like the content of a file, not its path", "mount it as a file"}},
+		{"certificate content as REDIS_TLS_CERT_FILE", map[string]string{"REDIS_ADDR": "127.0.0.1:1", "REDIS_TLS_CERT_FILE": certPEM, "REDIS_TLS_KEY_FILE": certs.ClientKey}, []string{"REDIS_TLS_CERT_FILE looks like the content of a file"}},
+		{"CA content as REDIS_TLS_CA_FILE", map[string]string{"REDIS_ADDR": "127.0.0.1:1", "REDIS_TLS_CA_FILE": caPEM}, []string{"REDIS_TLS_CA_FILE looks like the content of a file"}},
+		{"a secret of two lines as REDIS_TLS_KEY_FILE", map[string]string{"REDIS_ADDR": "127.0.0.1:1", "REDIS_TLS_CERT_FILE": certs.ClientCert, "REDIS_TLS_KEY_FILE": secret + "\r\n" + secret}, []string{"REDIS_TLS_KEY_FILE looks like the content of a file"}},
+		{"a path that is a secret, as REDIS_TLS_CA_FILE", map[string]string{"REDIS_ADDR": "127.0.0.1:1", "REDIS_TLS_CA_FILE": misplaced}, []string{"REDIS_TLS_CA_FILE cannot be read"}},
+		{"a path that is a secret, as REDIS_TLS_KEY_FILE", map[string]string{"REDIS_ADDR": "127.0.0.1:1", "REDIS_TLS_CERT_FILE": certs.ClientCert, "REDIS_TLS_KEY_FILE": misplaced}, []string{"REDIS_TLS_KEY_FILE cannot be read"}},
 		{"key that is not the certificate's", map[string]string{"REDIS_ADDR": "127.0.0.1:1", "REDIS_TLS_CERT_FILE": certs.ClientCert, "REDIS_TLS_KEY_FILE": certs.ServerKey}, []string{"not a usable client certificate"}},
 		{"REDIS_TLS=false with a CA file", map[string]string{"REDIS_ADDR": "127.0.0.1:1", "REDIS_TLS": "false", "REDIS_TLS_CA_FILE": certs.CAFile}, []string{"REDIS_TLS is false", "set REDIS_TLS=true"}},
 		{"REDIS_TLS=false with a client certificate", map[string]string{"REDIS_ADDR": "127.0.0.1:1", "REDIS_TLS": "0", "REDIS_TLS_CERT_FILE": certs.ClientCert, "REDIS_TLS_KEY_FILE": certs.ClientKey}, []string{"REDIS_TLS is false"}},
@@ -63,7 +81,6 @@ func TestSecuritySettingsRefused(t *testing.T) {
 		{"REDIS_TLS=false with rediss://", map[string]string{"REDIS_URL": "rediss://127.0.0.1:1", "REDIS_TLS": "false"}, []string{"REDIS_TLS is false but REDIS_URL is rediss://"}},
 		{"redis:// with TLS files", map[string]string{"REDIS_URL": "redis://127.0.0.1:1", "REDIS_TLS_CA_FILE": certs.CAFile}, []string{"REDIS_URL is redis://", "rediss://"}},
 		{"redis:// with REDIS_TLS=true", map[string]string{"REDIS_URL": "redis://127.0.0.1:1", "REDIS_TLS": "true"}, []string{"REDIS_URL is redis://"}},
-		{"REDIS_TLS not a boolean", map[string]string{"REDIS_ADDR": "127.0.0.1:1", "REDIS_TLS": secret}, []string{"REDIS_TLS is not true or false"}},
 		{"server name without TLS", map[string]string{"REDIS_ADDR": "127.0.0.1:1", "REDIS_TLS_SERVER_NAME": "redis"}, []string{"REDIS_TLS_SERVER_NAME is set but TLS is off"}},
 		{"skip_verify in a rediss URL", map[string]string{"REDIS_URL": "rediss://127.0.0.1:1?skip_verify=true"}, []string{"skip_verify"}},
 		{"REDIS_PASSWORD and REDIS_PASSWORD_FILE", map[string]string{"REDIS_ADDR": "127.0.0.1:1", "REDIS_PASSWORD": secret, "REDIS_PASSWORD_FILE": pwFile}, []string{"both REDIS_PASSWORD and REDIS_PASSWORD_FILE are set"}},
@@ -101,6 +118,12 @@ func TestSecuritySettingsRefused(t *testing.T) {
 			for _, msg := range []string{verr.Error(), oerr.Error()} {
 				if part, ok := leaks(msg, secret); ok {
 					t.Errorf("error shows %q of the secret:\n%s", part, msg)
+				}
+				// Not even a path: the value may be the key itself.
+				for _, name := range []string{"REDIS_TLS_CA_FILE", "REDIS_TLS_CERT_FILE", "REDIS_TLS_KEY_FILE"} {
+					if v := tt.env[name]; v != "" && strings.Contains(msg, v) {
+						t.Errorf("error shows the value of %s:\n%s", name, msg)
+					}
 				}
 				for _, content := range []string{"not a certificate", "BEGIN", "extra-line-content"} {
 					if strings.Contains(msg, content) {
@@ -157,6 +180,55 @@ func TestSecurityFlags(t *testing.T) {
 	for _, n := range []string{"REDIS_TLS ", "REDIS_TLS_CA_FILE", "REDIS_TLS_CERT_FILE", "REDIS_TLS_KEY_FILE", "REDIS_TLS_SERVER_NAME", "REDIS_USERNAME", "REDIS_PASSWORD_FILE"} {
 		if !strings.Contains(help.String(), n) {
 			t.Errorf("--help lacks %s", n)
+		}
+	}
+}
+
+// TestRedisTLSFlagAlone: --redis-tls alone turns TLS on, like --kafka-tls;
+// --redis-tls=false is an explicit false (refused with TLS files), and so
+// is REDIS_TLS=false; a bad value is refused without being shown.
+func TestRedisTLSFlagAlone(t *testing.T) {
+	t.Parallel()
+	c, err := parseEnv(t, map[string]string{"REDIS_ADDR": "127.0.0.1:1"}, "--redis-tls")
+	if err != nil {
+		t.Fatalf("--redis-tls alone: %v", err)
+	}
+	if !c.TLSOn() || c.Validate() != nil {
+		t.Errorf("--redis-tls alone: TLS on %v, Validate %v; want on and valid", c.TLSOn(), c.Validate())
+	}
+	c, err = parseEnv(t, map[string]string{"REDIS_ADDR": "127.0.0.1:1", "REDIS_TLS": "false"}, "--redis-tls")
+	if err != nil || !c.TLSOn() {
+		t.Errorf("--redis-tls over REDIS_TLS=false: TLS on %v, %v; want on", c.TLSOn(), err)
+	}
+	for _, args := range [][]string{{"--redis-tls=false"}, nil} {
+		env := map[string]string{"REDIS_ADDR": "127.0.0.1:1", "REDIS_TLS_SERVER_NAME": "redis"}
+		if args == nil {
+			env["REDIS_TLS"] = "false"
+		}
+		c, err = parseEnv(t, env, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "REDIS_TLS is false") {
+			t.Errorf("%v %v: Validate %v, want the explicit false refused with REDIS_TLS_SERVER_NAME", args, env, err)
+		}
+	}
+	const secret = "Zq7-secret-Xw9"
+	for _, in := range []struct {
+		env  map[string]string
+		args []string
+	}{
+		{map[string]string{"REDIS_ADDR": "127.0.0.1:1", "REDIS_TLS": secret}, nil},
+		{map[string]string{"REDIS_ADDR": "127.0.0.1:1"}, []string{"--redis-tls=" + secret}},
+	} {
+		c, err := parseEnv(t, in.env, in.args...)
+		if err == nil {
+			err = c.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), "REDIS_TLS") && !strings.Contains(err.Error(), "--redis-tls") {
+			t.Errorf("a REDIS_TLS that is not a boolean: %v, want it refused naming it", err)
+		} else if strings.Contains(err.Error(), secret) {
+			t.Errorf("the error shows the value of REDIS_TLS: %v", err)
 		}
 	}
 }

@@ -241,7 +241,9 @@ func readPassword(file string) (string, error) {
 		// into the setting would see it printed.
 		return "", fmt.Errorf("KAFKA_SASL_PASSWORD_FILE cannot be read (%v): set it to the path of a readable file holding the password (not the password itself)", pathErr(err))
 	}
-	p := strings.TrimRight(string(b), "\r\n")
+	// A leading UTF-8 byte order mark (some editors write one) is not
+	// part of the password.
+	p := strings.TrimRight(strings.TrimPrefix(string(b), "\ufeff"), "\r\n")
 	if p == "" {
 		return "", errors.New("KAFKA_SASL_PASSWORD_FILE is empty: write the password into it")
 	}

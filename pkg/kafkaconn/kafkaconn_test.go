@@ -395,3 +395,19 @@ func TestKeyContentInAFileSettingIsNotShown(t *testing.T) {
 		}
 	}
 }
+
+// TestPasswordFileByteOrderMarkIsNotPartOfIt: a password file written by an
+// editor that puts a UTF-8 byte order mark first gives the password
+// without it (the brokers would refuse it otherwise, with nothing visible
+// to explain why).
+func TestPasswordFileByteOrderMarkIsNotPartOfIt(t *testing.T) {
+	pw := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pw, []byte("\ufeffbom-secret\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := Config{TLS: true, SASLMechanism: "PLAIN", SASLUsername: "app", SASLPasswordFile: pw}
+	m, ok := c.Dialer("id").SASLMechanism.(plain.Mechanism)
+	if !ok || m.Password != "bom-secret" {
+		t.Errorf("password %q, want bom-secret (the byte order mark and CRLF left out)", m.Password)
+	}
+}

@@ -114,7 +114,9 @@ func (c Config) Validate() error {
 	for name, f := range map[string]string{envPrefix + "SEAL_KEY_FILE": c.SealKeyFile, envPrefix + "VERIFIER_KEYS_FILE": c.VerifierKeysFile} {
 		if f != "" {
 			if _, err := os.Stat(f); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %s cannot be read: fix the path, or unset it", name, f))
+				// The value is not shown: an operator who mapped the key
+				// itself into the setting would see it printed.
+				errs = append(errs, fmt.Errorf("%s cannot be read (the value is not shown: it may be a key): set it to the path of a readable file, or unset it", name))
 			}
 		}
 	}

@@ -11,7 +11,9 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -207,7 +209,7 @@ func TestReviewFailedReReadIsNeverRetried(t *testing.T) {
 	auth.Watch(ctx, every, slog.New(slog.NewJSONHandler(logs, nil)))
 	t.Cleanup(func() {
 		cancel()
-		time.Sleep(3 * every) // the watcher sees ctx end between two reads
+		time.Sleep(6 * every) // the watcher sees ctx end between two reads
 		fifo.shutdown()
 	})
 	h := newBrokerHandler(t, auth)
@@ -326,4 +328,129 @@ func listenLocal(t *testing.T) net.Listener {
 		t.Fatal(err)
 	}
 	return ln
+}
+
+// TestReviewSlowBodyOutlivesRevocation: the token is checked when the
+// headers arrive, the change produced after the body has been read. A
+// client that sends its headers with token A and then trickles the body
+// (the server allows 15 s for a whole request) gets its change produced
+// and a 202 after the revocation of A was read and is in force: a leaked
+// token keeps working, on connections opened before, up to ReadTimeout
+// after the rotation, longer than CONSENT_INTAKE_RELOAD_INTERVAL.
+func TestReviewSlowBodyOutlivesRevocation(t *testing.T) {
+	dir := t.TempDir()
+	path := writeFile(t, dir, "tokens", tokenA+"\n"+tokenB+"\n")
+	auth, err := NewAuth(Config{TokensFile: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const every = 100 * time.Millisecond
+	auth.Watch(t.Context(), every, slog.New(slog.DiscardHandler))
+	h := newBrokerHandler(t, auth)
+	srv, err := Start("127.0.0.1:0", h, nil, 10*time.Second, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+	url := "http://" + srv.Addr().String() + Path
+
+	body := reviewGrant("slow-1")
+	pr, pw := io.Pipe()
+	req, err := http.NewRequest(http.MethodPost, url, pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+tokenA)
+	type result struct {
+		code int
+		err  error
+	}
+	res := make(chan result, 1)
+	go func() {
+		resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(req)
+		if err != nil {
+			res <- result{0, err}
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		res <- result{resp.StatusCode, nil}
+	}()
+	if _, err := io.WriteString(pw, body[:10]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the handler has checked the token and waits for the body
+
+	// Token A is revoked; the watcher reads it.
+	writeFile(t, dir, "tokens", tokenB+"\n")
+	waitFor(t, "token A refused", func() bool { return !auth.authorized(bearerReq(tokenA)) })
+	time.Sleep(5 * every) // well past the interval: the revocation is in force
+	if _, err := io.WriteString(pw, body[10:]); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	r := <-res
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.code == http.StatusAccepted {
+		t.Errorf("a change sent with token A, revoked %s before the body ended, answered %d and produced (accepted %d): "+
+			"want 401, the token checked again once the body is read", 5*every, r.code, h.Accepted.Load())
+	}
+}
+
+// TestReviewWatchAndSIGHUPConverge (sound, run with -race): while the
+// tokens file is swapped again and again (Secret volume), SIGHUPs and the
+// watcher re-read it concurrently; once it settles, within a few intervals
+// the intake is ready with exactly the last file's tokens, and the
+// watcher's goroutine ends with its context.
+func TestReviewWatchAndSIGHUPConverge(t *testing.T) {
+	// A guard so that a SIGHUP delivered after ReloadOnSIGHUP stopped
+	// cannot kill the test binary.
+	guard := make(chan os.Signal, 1)
+	signal.Notify(guard, syscall.SIGHUP)
+	t.Cleanup(func() { time.Sleep(200 * time.Millisecond); signal.Stop(guard) })
+
+	const tokenC = "tok-c-0123456789abcdef0123456789"
+	vol, path := newSecretVolume(t, "tokens", tokenA+"\n")
+	auth, err := NewAuth(Config{TokensFile: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, nil))
+	const every = 100 * time.Millisecond
+	auth.ReloadOnSIGHUP(ctx, log)
+	auth.Watch(ctx, every, log)
+	contents := []string{tokenB + "\n", "short\n", tokenA + "\n" + tokenC + "\n", "", tokenC + "\n"}
+	for i := range 60 {
+		vol.update("tokens", contents[i%len(contents)])
+		if i%3 == 0 {
+			if err := syscall.Kill(syscall.Getpid(), syscall.SIGHUP); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(7 * time.Millisecond)
+	}
+	vol.update("tokens", tokenB+"\n")
+	waitFor(t, "ready with the last file", func() bool {
+		return auth.Ready() == nil && auth.authorized(bearerReq(tokenB)) && !auth.authorized(bearerReq(tokenA)) && !auth.authorized(bearerReq(tokenC))
+	})
+	time.Sleep(3 * every)
+	if auth.Ready() != nil || !auth.authorized(bearerReq(tokenB)) || auth.authorized(bearerReq(tokenC)) {
+		t.Errorf("after settling: ready %v", auth.Ready())
+	}
+	for _, s := range []string{tokenA, tokenB, tokenC, "short\n"} {
+		if strings.Contains(logs.String(), strings.TrimSpace(s)) && len(strings.TrimSpace(s)) > 5 {
+			t.Errorf("the log shows a token")
+		}
+	}
+	cancel()
+	waitFor(t, "the watcher's goroutine gone after its context ended", func() bool {
+		buf := make([]byte, 1<<20)
+		return !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "(*Auth).Watch.func1")
+	})
 }

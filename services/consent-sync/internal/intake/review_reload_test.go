@@ -2,11 +2,18 @@ package intake
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -453,4 +460,67 @@ func TestReviewWatchAndSIGHUPConverge(t *testing.T) {
 		buf := make([]byte, 1<<20)
 		return !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "(*Auth).Watch.func1")
 	})
+}
+
+// TestReviewReadyWithAnExpiredServerCertificate: a rotation to a key pair
+// that matches but whose certificate has expired (the wrong file copied, a
+// renewal that never ran) is taken: tls.LoadX509KeyPair does not look at
+// the dates. The intake stays ready while every client refuses the
+// handshake: it accepts nothing, and neither readiness nor the log says so.
+// (The same holds, without any rotation, when the certificate in use
+// expires.)
+func TestReviewReadyWithAnExpiredServerCertificate(t *testing.T) {
+	p := newPKI(t)
+	tokens := writeFile(t, p.dir, "tokens", tokenA+"\n")
+	auth, err := NewAuth(Config{TokensFile: tokens, TLSCertFile: p.certFile, TLSKeyFile: p.keyFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth.Watch(t.Context(), 100*time.Millisecond, slog.New(slog.DiscardHandler))
+	h := newBrokerHandler(t, auth)
+	srv, err := Start("127.0.0.1:0", h, auth.TLSConfig(), 10*time.Second, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+	url := "https://" + srv.Addr().String() + Path
+
+	// An expired, self-signed server certificate for 127.0.0.1 (the client
+	// trusts it: only its dates are wrong).
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(99), Subject: pkix.Name{CommonName: "expired"},
+		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA: true, BasicConstraintsValid: true, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired, _ := x509.ParseCertificate(der)
+	p.roots.AddCert(expired)
+	kb, _ := x509.MarshalECPrivateKey(key)
+	if code, _, err := postTraced(t, p.httpClient(), url, "Bearer "+tokenA, reviewGrant("exp-0")); err != nil || code != http.StatusAccepted {
+		t.Fatalf("before the rotation: %d %v", code, err)
+	}
+	// Key first, then certificate: in between the pair does not match (stale).
+	if err := os.WriteFile(p.keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p.certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the expired certificate in use", func() bool {
+		c, _ := auth.TLSConfig().GetCertificate(&tls.ClientHelloInfo{})
+		return c != nil && len(c.Certificate) > 0 && string(c.Certificate[0]) == string(der)
+	})
+	time.Sleep(300 * time.Millisecond)
+	c := p.httpClient()
+	_, _, herr := postTraced(t, c, url, "Bearer "+tokenA, reviewGrant("exp-1"))
+	if herr == nil {
+		t.Fatal("the handshake with an expired server certificate succeeded: the test is wrong")
+	}
+	if auth.Ready() == nil {
+		t.Errorf("every client refuses the intake's certificate (%v) and the intake reports ready: "+
+			"want not ready (and start-up refused) while the certificate in use is outside its validity", herr)
+	}
 }

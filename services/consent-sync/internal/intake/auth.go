@@ -50,12 +50,14 @@ type Auth struct {
 	every atomic.Int64
 
 	// readSem serialises the reads of the files (outside mu: a file that
-	// blocks, a named pipe or a hung mount, blocks its reader only); gen
-	// numbers the reads in the order they start.
+	// blocks, a named pipe or a hung mount, blocks its reader only, and a
+	// read that times out is abandoned); gen numbers the reads in the
+	// order they start.
 	readSem     chan struct{}
 	gen         atomic.Uint64
 	readTimeout time.Duration
-	reading     atomic.Pointer[string] // setting of the file being read
+	blocked     atomic.Int32           // reads abandoned, still blocked
+	blockedOn   atomic.Pointer[string] // setting of the last one's file
 
 	mu      sync.Mutex // serialises applying what was read, and logging it
 	seen    [sha256.Size]byte
@@ -153,40 +155,64 @@ type snapshot struct {
 	whole error // the read as a whole failed (timed out)
 }
 
+// maxBlockedReads bounds the reads of the credential files left blocked
+// (each holds a thread) before no new one is started.
+const maxBlockedReads = 4
+
+// Read states.
+const (
+	readRunning int32 = iota
+	readFinished
+	readAbandoned
+)
+
 // read reads every credential file once, following symbolic links as a
-// Kubernetes Secret volume's files are. A read that does not end within
-// the read timeout (a named pipe, a hung mount) is a failed read; it goes
-// on in the background, and the next read waits for it (within its own
-// timeout). ok is false when ctx ended first.
+// Kubernetes Secret volume's files are. Reads are one at a time, numbered
+// in order. A read that does not end within the read timeout (a named pipe
+// without a writer, a hung mount) is a failed read: it is abandoned to the
+// background, its result discarded, and the next read starts afresh (up to
+// maxBlockedReads left blocked). ok is false when ctx ended first.
 func (a *Auth) read(ctx context.Context) (s snapshot, ok bool) {
 	timer := time.NewTimer(a.readTimeout)
 	defer timer.Stop()
-	timedOut := func() snapshot {
-		setting := "CONSENT_INTAKE_TOKENS_FILE, CONSENT_INTAKE_TLS_*_FILE"
-		if p := a.reading.Load(); p != nil {
-			setting = *p
-		}
-		s := snapshot{gen: a.gen.Add(1), whole: fmt.Errorf("%s: not read within %s (a named pipe, or a hung mount?); it is read again every interval", setting, a.readTimeout)}
-		s.fp = sha256.Sum256([]byte(s.whole.Error()))
+	failed := func(err error) snapshot {
+		s := snapshot{gen: a.gen.Add(1), whole: err}
+		s.fp = sha256.Sum256([]byte(err.Error()))
 		return s
+	}
+	blockedOn := func(p *string) string {
+		if p != nil {
+			return *p
+		}
+		return "CONSENT_INTAKE_TOKENS_FILE, CONSENT_INTAKE_TLS_*_FILE"
 	}
 	select {
 	case a.readSem <- struct{}{}:
 	case <-timer.C:
-		return timedOut(), true
+		return failed(fmt.Errorf("%s: not read within %s (a named pipe, or a hung mount?); it is read again every interval", blockedOn(a.blockedOn.Load()), a.readTimeout)), true
 	case <-ctx.Done():
 		return snapshot{}, false
 	}
-	done := make(chan snapshot, 1)
+	release := func() { <-a.readSem }
+	if n := a.blocked.Load(); n >= maxBlockedReads {
+		release()
+		return failed(fmt.Errorf("%s: %d earlier reads are still blocked (a named pipe, or a hung mount?): no new one is started until they end",
+			blockedOn(a.blockedOn.Load()), n)), true
+	}
+	var (
+		state   atomic.Int32
+		reading atomic.Pointer[string]
+		done    = make(chan snapshot, 1)
+	)
+	gen := a.gen.Add(1)
 	go func() {
-		defer func() { <-a.readSem }()
-		s := snapshot{gen: a.gen.Add(1)}
+		s := snapshot{gen: gen}
 		h := sha256.New()
 		for i, f := range a.files() {
 			if f.path == "" {
 				continue
 			}
-			a.reading.Store(&f.setting)
+			reading.Store(&f.setting)
 			s.b[i], s.errs[i] = os.ReadFile(f.path)
 			if s.errs[i] != nil {
 				fmt.Fprintf(h, "%s\x00error %v\x00", f.path, s.errs[i])
@@ -195,17 +221,35 @@ func (a *Auth) read(ctx context.Context) (s snapshot, ok bool) {
 			fmt.Fprintf(h, "%s\x00%d\x00", f.path, len(s.b[i]))
 			h.Write(s.b[i])
 		}
-		a.reading.Store(nil)
 		h.Sum(s.fp[:0])
-		done <- s
+		if state.CompareAndSwap(readRunning, readFinished) {
+			done <- s
+			return
+		}
+		a.blocked.Add(-1) // abandoned: nobody waits for it
 	}()
+	abandon := func(err error) (snapshot, bool) {
+		if !state.CompareAndSwap(readRunning, readAbandoned) {
+			s := <-done // it finished meanwhile
+			release()
+			return s, true
+		}
+		a.blocked.Add(1)
+		a.blockedOn.Store(reading.Load())
+		release()
+		if err != nil {
+			return snapshot{}, false
+		}
+		return failed(fmt.Errorf("%s: not read within %s (a named pipe, or a hung mount?); it is read again every interval", blockedOn(reading.Load()), a.readTimeout)), true
+	}
 	select {
 	case s := <-done:
+		release()
 		return s, true
 	case <-timer.C:
-		return timedOut(), true
+		return abandon(nil)
 	case <-ctx.Done():
-		return snapshot{}, false
+		return abandon(ctx.Err())
 	}
 }
 
@@ -343,6 +387,9 @@ func checkValidity(c tls.Certificate, now time.Time) (*servedCert, error) {
 func (a *Auth) Watch(ctx context.Context, every time.Duration, log *slog.Logger) {
 	if every <= 0 {
 		every = DefaultReloadInterval
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
 	a.every.Store(int64(every))
 	go func() {

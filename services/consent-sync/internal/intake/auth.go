@@ -30,14 +30,23 @@ const MinTokenLength = bearer.MinTokenLength
 // [Auth.Watch], whenever their content changes (a Kubernetes Secret volume
 // swaps its files without telling anyone). It is safe for concurrent use.
 //
-// A re-read that fails fails closed: the credentials read before are no
-// longer trusted (a token just revoked must not keep working because the
-// file that revokes it has a typo), every request is answered 503 and
-// [Auth.Ready] reports an error, until a re-read succeeds.
+// Each file is read once per look, and what is checked for a change is
+// what is parsed. A re-read that fails fails closed: the credentials read
+// before are no longer trusted (a token just revoked must not keep working
+// because the file that revokes it has a typo), every request is answered
+// 503 and [Auth.Ready] reports an error, until a re-read succeeds; the
+// watcher tries again on every tick. A read that does not end within
+// [DefaultReadTimeout] (a named pipe, a hung mount) is a failed one; it
+// holds no lock. A server certificate outside its validity dates is
+// refused like a file that does not parse, and [Auth.Ready] also fails
+// once the certificate in use has expired.
 //
 // With tokens, every request needs "Authorization: Bearer <token>" with one
 // of them. With a client CA, the TLS handshake requires a client certificate
-// that the CA verifies. With both, a request needs both.
+// that the CA verifies, and every request is checked again against the CA
+// in use (a connection kept alive may outlive a CA's withdrawal). With
+// both, a request needs both. The handler checks the credentials when the
+// headers arrive and again once the body is read.
 type Auth struct {
 	cfg Config
 

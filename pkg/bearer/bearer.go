@@ -31,6 +31,13 @@ func ReadFile(path, setting string) (Digests, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", setting, err)
 	}
+	return Parse(b, setting)
+}
+
+// Parse reads the content of a token file, as [ReadFile] does: a caller
+// that also hashes the content (to notice a change) parses the very bytes
+// it hashed. Its errors name setting and the line, never a token.
+func Parse(b []byte, setting string) (Digests, error) {
 	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
 	var (
 		out  Digests

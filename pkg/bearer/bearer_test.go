@@ -57,3 +57,33 @@ func TestReadFileAndMatch(t *testing.T) {
 		t.Fatalf("empty file: %v", err)
 	}
 }
+
+// TestParseIsReadFile: Parse of a file's bytes gives what ReadFile of the
+// file gives, tokens and errors alike.
+func TestParseIsReadFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for name, text := range map[string]string{
+		"good": "\xef\xbb\xbf# c\n0123456789abcdef0123\r\nsecond-token-0123456789\n",
+		"bad":  "ok-token-0123456789\nshort-secret\n",
+		"none": "# nothing\n",
+	} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		fromFile, ferr := ReadFile(p, "X_FILE")
+		fromBytes, berr := Parse([]byte(text), "X_FILE")
+		if len(fromFile) != len(fromBytes) || (ferr == nil) != (berr == nil) || (ferr != nil && ferr.Error() != berr.Error()) {
+			t.Errorf("%s: ReadFile %d tokens, %v; Parse %d tokens, %v", name, len(fromFile), ferr, len(fromBytes), berr)
+		}
+		for i := range fromFile {
+			if fromFile[i] != fromBytes[i] {
+				t.Errorf("%s: digest %d differs", name, i)
+			}
+		}
+	}
+	if d, err := Parse([]byte("0123456789abcdef0123\n"), "X_FILE"); err != nil || !d.Match("0123456789abcdef0123") {
+		t.Errorf("Parse: %d tokens, %v", len(d), err)
+	}
+}

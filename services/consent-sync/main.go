@@ -196,7 +196,8 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		"invalid", s.Invalid.Load(), "unknown_purpose", s.UnknownPurpose.Load(), "notices", s.Notices.Load(), "notice_ack_errors", s.NoticeAckErrors.Load()}
 	if h != nil {
 		attrs = append(attrs, "intake_accepted", h.Accepted.Load(), "intake_rejected", h.Rejected.Load(),
-			"intake_unauthorized", h.Unauthorized.Load(), "intake_unavailable", h.Unavailable.Load(), "intake_clock_adjusted", h.ClockAdjusted.Load())
+			"intake_unauthorized", h.Unauthorized.Load(), "intake_unavailable", h.Unavailable.Load(),
+			"intake_credentials_unavailable", h.CredentialsUnavailable.Load(), "intake_clock_adjusted", h.ClockAdjusted.Load())
 	}
 	log.Info("stopped", attrs...)
 	return err

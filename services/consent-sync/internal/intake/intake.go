@@ -20,8 +20,10 @@
 //	400  {"errors":[{"field":"captured_at","reason":"…"}, …]}, every problem
 //	     found; nothing was produced. A problem with the body as a whole has
 //	     no "field";
-//	401  no or a wrong bearer token (or no verified client certificate);
-//	     nothing else about the request is looked at;
+//	401  no or a wrong bearer token (or no client certificate that the
+//	     client CA in use verifies); nothing else about the request is
+//	     looked at. The credentials are checked when the headers arrive
+//	     and again once the body is read, before anything is produced;
 //	405  not POST; 413 body over the size limit, or a change whose record
 //	     the consent topic refuses as too large (sending it again will not
 //	     help; 500 when the topic refuses it as invalid); 415 not
@@ -31,7 +33,8 @@
 //	     ambiguous); sending the same change again is safe, because changes
 //	     are applied by compare-and-set on (captured_at, change_id); also
 //	     every request, before any other check, while the credential files
-//	     changed and could not be re-read (see [Auth]).
+//	     changed and could not be re-read (see [Auth]), with Retry-After
+//	     the reload interval.
 //
 // The intake does not apply the change itself: the consumer applies it from
 // the topic like every other change, so the topic stays the system of record.
@@ -197,9 +200,12 @@ type Handler struct {
 	pending map[*byte]*ack
 
 	// Accepted counts 202 answers; Rejected 4xx answers other than 401;
-	// Unauthorized 401 answers; Unavailable 503 answers; ClockAdjusted
-	// accepted changes whose captured_at the clock rule moved.
-	Accepted, Rejected, Unauthorized, Unavailable, ClockAdjusted atomic.Int64
+	// Unauthorized 401 answers; Unavailable 503 answers, of which
+	// CredentialsUnavailable those because the credential files could not
+	// be re-read (the others: the brokers did not acknowledge);
+	// ClockAdjusted accepted changes whose captured_at the clock rule
+	// moved.
+	Accepted, Rejected, Unauthorized, Unavailable, CredentialsUnavailable, ClockAdjusted atomic.Int64
 }
 
 type ack struct {
@@ -272,22 +278,7 @@ type Accepted struct {
 // ServeHTTP implements the contract of the package documentation.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	received := h.opts.Now().Truncate(time.Millisecond)
-	if h.opts.Auth != nil && h.opts.Auth.Ready() != nil {
-		// The credential files changed and could not be re-read: which
-		// tokens are valid is unknown, so none is (fail closed).
-		h.Unavailable.Add(1)
-		w.Header().Set("Retry-After", "10")
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"errors": []Problem{{
-			Reason: "the intake cannot check credentials now: nothing was recorded; send it again later",
-		}}})
-		return
-	}
-	if h.opts.Auth != nil && !h.opts.Auth.authorized(r) {
-		h.Unauthorized.Add(1)
-		w.Header().Set("WWW-Authenticate", `Bearer realm="consentgate-intake"`)
-		writeJSON(w, http.StatusUnauthorized, map[string]any{"errors": []Problem{{
-			Reason: "not authenticated: send Authorization: Bearer <token> with a token of the intake (or the client certificate it requires)",
-		}}})
+	if !h.admit(w, r) {
 		return
 	}
 	if r.Method != http.MethodPost {
@@ -308,6 +299,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		h.fail(w, http.StatusBadRequest, "body could not be read")
+		return
+	}
+	// The credentials are checked again once the body is in: a client
+	// that trickles its body must not outlive its token's revocation (or
+	// its CA's withdrawal) read while it was sending.
+	if !h.admit(w, r) {
 		return
 	}
 	c, problems := Parse(body, h.opts.Purposes)
@@ -386,6 +383,42 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusAccepted, Accepted{ChangeID: c.ChangeID, Topic: h.opts.Topic, Partition: got.partition, Offset: got.offset,
 		CapturedAt: c.CapturedAt.UTC().Format(rfc3339Milli), CapturedAtAdjusted: adjusted})
+}
+
+// admit answers 503 while the credential files could not be re-read and
+// 401 to a request without the credentials in use, and reports whether r
+// may go on.
+func (h *Handler) admit(w http.ResponseWriter, r *http.Request) bool {
+	a := h.opts.Auth
+	if a == nil {
+		return true
+	}
+	if a.stale.Load() {
+		// The credential files changed and could not be re-read: which
+		// tokens are valid is unknown, so none is (fail closed).
+		h.Unavailable.Add(1)
+		h.CredentialsUnavailable.Add(1)
+		w.Header().Set("Retry-After", a.RetryAfter())
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"errors": []Problem{{
+			Reason: "the intake cannot check credentials now: nothing was recorded; send it again later",
+		}}})
+		return false
+	}
+	if !a.authorized(r) {
+		h.Unauthorized.Add(1)
+		if r.TLS != nil && a.MutualTLS() && !a.clientCertValid(r.TLS, time.Now()) {
+			// A connection made under a client CA since withdrawn (or
+			// with a certificate since expired): end it, so that the
+			// client has to handshake again.
+			w.Header().Set("Connection", "close")
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="consentgate-intake"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]any{"errors": []Problem{{
+			Reason: "not authenticated: send Authorization: Bearer <token> with a token of the intake (or the client certificate it requires)",
+		}}})
+		return false
+	}
+	return true
 }
 
 // rfc3339Milli formats times as the intake reads them, to the millisecond.

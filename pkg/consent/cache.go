@@ -79,6 +79,11 @@ type Cache struct {
 	live    bool       // subscription confirmed and not broken since
 	fills   map[*fill]struct{}
 
+	// On a Redis Cluster (see cache_cluster.go): one subscription per
+	// master, by address; live is viewOK and every one confirmed.
+	nodes  map[string]*nodeSub
+	viewOK bool // the last look at the cluster's masters succeeded
+
 	// onInvalidate, when set before Start, is called with c.mu held after
 	// each invalidation is applied (tests observe deliveries with it).
 	onInvalidate func(subject string)
@@ -126,6 +131,7 @@ func (c *Cache) Start(ctx context.Context) error {
 		if o := cc.Options(); o.ReadOnly || o.RouteByLatency || o.RouteRandomly {
 			return errors.New("consent cache: the Redis client reads replicas (ReadOnly, RouteByLatency or RouteRandomly); the cache needs reads from primaries")
 		}
+		return c.startCluster(ctx, cc)
 	}
 	sub := c.rdb.Subscribe(context.Background(), c.store.InvalidationChannel())
 	if _, err := sub.Receive(ctx); err != nil {
@@ -135,7 +141,12 @@ func (c *Cache) Start(ctx context.Context) error {
 	c.setLive(true)
 	bg, cancel := context.WithCancel(context.Background())
 	c.cancel, c.done = cancel, make(chan struct{})
-	go c.listen(bg, sub)
+	go func() {
+		defer close(c.done)
+		c.listen(bg, sub, func(ctx context.Context) *redis.PubSub {
+			return c.rdb.Subscribe(ctx, c.store.InvalidationChannel())
+		}, c.setLive)
+	}()
 	return nil
 }
 
@@ -147,11 +158,11 @@ func (c *Cache) Start(ctx context.Context) error {
 // is distrusted within 2 × Heartbeat.
 const Heartbeat = 250 * time.Millisecond
 
-// listen applies invalidations until ctx ends. Every (re)subscription
-// confirmation empties the cache; a broken or silent subscription stops
-// serving from memory (setLive(false)) until it is confirmed again.
-func (c *Cache) listen(ctx context.Context, sub *redis.PubSub) {
-	defer close(c.done)
+// listen applies the invalidations received on sub until ctx ends, and
+// closes sub. Every (re)subscription confirmation calls setLive(true); a
+// broken or silent subscription calls setLive(false) and is replaced by
+// resubscribe's, on a new connection.
+func (c *Cache) listen(ctx context.Context, sub *redis.PubSub, resubscribe func(context.Context) *redis.PubSub, setLive func(bool)) {
 	defer func() { _ = sub.Close() }()
 	awaitingPong := false
 	for {
@@ -169,7 +180,7 @@ func (c *Cache) listen(ctx context.Context, sub *redis.PubSub) {
 			}
 			// Broken, or silent for two heartbeats: distrust it and
 			// subscribe again on a new connection.
-			c.setLive(false)
+			setLive(false)
 			awaitingPong = false
 			_ = sub.Close()
 			select {
@@ -177,14 +188,14 @@ func (c *Cache) listen(ctx context.Context, sub *redis.PubSub) {
 				return
 			case <-time.After(100 * time.Millisecond):
 			}
-			sub = c.rdb.Subscribe(ctx, c.store.InvalidationChannel())
+			sub = resubscribe(ctx)
 			continue
 		}
 		awaitingPong = false
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" {
-				c.setLive(true)
+				setLive(true)
 			}
 		case *redis.Message:
 			c.invalidate(m.Payload)
@@ -328,5 +339,7 @@ func (c *Cache) Close() {
 		// the cancelled context and closes its subscription.
 		c.cancel()
 		<-c.done
+		c.cancel = nil
 	}
+	c.stopNodes() // a cluster's subscriptions, one per master
 }

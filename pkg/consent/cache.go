@@ -18,7 +18,8 @@ import (
 //
 // Freshness rules, all on the side of reading Redis again:
 //
-//   - an entry is used only while the invalidation subscription is live; while
+//   - an entry is used only while the invalidation subscription is live (on
+//     a Redis Cluster: the subscription on every master); while
 //     it is down (never confirmed, or broken), every lookup goes to Redis and
 //     nothing is cached, and when it is (re)established the cache is emptied,
 //     since invalidations may have been missed meanwhile;
@@ -60,8 +61,39 @@ import (
 // The argument needs reads from the primary that the store writes to (Start
 // refuses a cluster client that reads replicas), and invalidations that are
 // received at all: while a subscription is broken without go-redis noticing
-// (a half-open connection), changes are missed until it does, and MaxAge
-// bounds how long a state is kept.
+// (a half-open connection), changes are missed until the heartbeat finds
+// out (within 2 × Heartbeat), and MaxAge bounds how long a state is kept.
+//
+// # On a Redis Cluster
+//
+// The store's script PUBLISHes on the master that holds the subject. Redis
+// delivers a PUBLISH to the subscribers of that node directly and to those
+// of other nodes over the cluster bus, which can lose it without anyone
+// noticing (a partition of the bus network, a node that forgot another, a
+// node removed by a scale-in that stays up alone): a cache subscribed on one
+// node would then stay live and serve a withdrawn grant until MaxAge. So the
+// cache subscribes on every master (cache_cluster.go) and is live only while
+// every master's subscription is confirmed and answers its heartbeat, and
+// the last look at the set of masters succeeded. A change written on a
+// master M while the cache is live is then received on M's own
+// subscription, bus or not, and "received" in the argument above holds.
+//
+// What remains is a write on a master the cache does not know yet. The
+// watcher reads the set of masters (CLUSTER SHARDS on every subscribed
+// master, masters without slots included) every Heartbeat; when the set
+// changes the cache is emptied, and with a new master it is not live until
+// that master's subscription is confirmed (then emptied again). A new
+// master is thus seen within about one Heartbeat of the masters learning
+// of it by gossip, before slots are usually moved to it (the README says to
+// wait a second); a replica promoted by a failover is seen within about one
+// Heartbeat of its promotion. A change written there before that is still
+// published over the bus to the other masters' subscriptions, so an
+// invalidation is lost only if, in that same interval, the bus fails too;
+// even then the entries are dropped when the watcher sees the new master.
+// The window is bounded by the watcher's period plus the cluster's gossip,
+// not by MaxAge. An answer of CLUSTER SHARDS that assigns no slot at all
+// (a node removed and reset, or not joined yet) is not believed; a look
+// that gets no believable answer within 2 × Heartbeat turns the cache off.
 //
 // Subjects with nothing stored are cached too (as unknown), so that a flood
 // of events for unknown subjects does not read Redis for each batch.
@@ -121,7 +153,8 @@ func NewCache(store *Store, rdb redis.UniversalClient, size int, maxAge time.Dur
 }
 
 // Start subscribes to the invalidation channel and waits (within ctx) until
-// the subscription is confirmed. The subscription runs until Close.
+// the subscription is confirmed; on a Redis Cluster, on every master (see
+// "On a Redis Cluster" above). The subscription runs until Close.
 //
 // A cluster client that reads replicas (ReadOnly, RouteByLatency or
 // RouteRandomly) is refused: a replica may answer with a state older than an

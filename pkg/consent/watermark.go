@@ -614,7 +614,7 @@ func (s *Store) queueFresh(ctx context.Context, pipe redis.Pipeliner) (*freshChe
 		// With the server's run_id, so that a node that restarted (from a
 		// snapshot, or failed over) since its watermark was set is
 		// caught at once, whatever the committed offsets last read say.
-		fc.cmds[i] = pipe.Eval(ctx, readWatermarkSrc, []string{k})
+		fc.cmds[i] = pipe.EvalRO(ctx, readWatermarkSrc, []string{k})
 	}
 	return fc, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -255,7 +256,7 @@ func (c *Cache) clusterMasters(ctx context.Context, cc *redis.ClusterClient) (ma
 	tls := cc.Options().TLSConfig != nil
 	var (
 		mu      sync.Mutex
-		answers [][]redis.ClusterShard
+		answers []shardsAnswer
 		errs    []error
 		wg      sync.WaitGroup
 	)
@@ -267,7 +268,7 @@ func (c *Cache) clusterMasters(ctx context.Context, cc *redis.ClusterClient) (ma
 			errs = append(errs, fmt.Errorf("%s: %w", cl.Options().Addr, err))
 			return
 		}
-		answers = append(answers, shards)
+		answers = append(answers, shardsAnswer{origin: cl.Options().Addr, shards: shards})
 	}
 	c.mu.Lock()
 	for _, n := range c.nodes {
@@ -297,18 +298,26 @@ func (c *Cache) clusterMasters(ctx context.Context, cc *redis.ClusterClient) (ma
 
 var errNoSlotMap = errors.New("no node answered with a cluster that has slots")
 
+// A shardsAnswer is the reply of CLUSTER SHARDS from the node at origin.
+type shardsAnswer struct {
+	origin string
+	shards []redis.ClusterShard
+}
+
 // mastersOfShards returns the addresses of the masters in the answers of
 // CLUSTER SHARDS of several nodes: every master of an answer that assigns
 // at least one slot (an answer that assigns none comes from a node outside
 // the cluster: removed and reset, or not joined yet), with slots or
 // without, except a failed master without slots (one replaced by its
 // replica, which stays listed until it comes back as a replica). tls picks
-// the TLS port. A master with slots and no address is an error: its
-// invalidations could not be received.
-func mastersOfShards(answers [][]redis.ClusterShard, tls bool) (map[string]bool, error) {
+// the TLS port. A loopback address from a node reached at another host is
+// that host's, as go-redis has it. A master with slots and no address is an
+// error: its invalidations could not be received.
+func mastersOfShards(answers []shardsAnswer, tls bool) (map[string]bool, error) {
 	out := make(map[string]bool)
 	used := false
-	for _, shards := range answers {
+	for _, ans := range answers {
+		shards := ans.shards
 		assigned := false
 		for _, sh := range shards {
 			assigned = assigned || len(sh.Slots) > 0
@@ -322,7 +331,7 @@ func mastersOfShards(answers [][]redis.ClusterShard, tls bool) (map[string]bool,
 				if n.Role != "master" || (len(sh.Slots) == 0 && n.Health == "failed") {
 					continue
 				}
-				addr := nodeAddr(n, tls)
+				addr := nodeAddr(n, tls, ans.origin)
 				if addr == "" {
 					if len(sh.Slots) > 0 {
 						return nil, fmt.Errorf("master %s holds slots and has no address", n.ID)
@@ -339,12 +348,20 @@ func mastersOfShards(answers [][]redis.ClusterShard, tls bool) (map[string]bool,
 	return out, nil
 }
 
-// nodeAddr is the address clients use for n: its preferred endpoint (or
-// IP), and its TLS port when tls (or when it has no plain port).
-func nodeAddr(n redis.Node, tls bool) string {
+// nodeAddr is the address clients use for n, as described by the node at
+// origin: its preferred endpoint (or IP), and its TLS port when tls (or
+// when it has no plain port). Like go-redis, a loopback IP described by a
+// node that was reached at a host that is not loopback (a cluster that
+// announces 127.0.0.1 behind a port mapping) means that host.
+func nodeAddr(n redis.Node, tls bool, origin string) string {
 	host := n.Endpoint
 	if host == "" || host == "?" {
 		host = n.IP
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		if oh, _, err := net.SplitHostPort(origin); err == nil && !isLoopbackHost(oh) {
+			host = oh
+		}
 	}
 	port := n.Port
 	if (tls && n.TLSPort > 0) || port <= 0 {
@@ -354,4 +371,14 @@ func nodeAddr(n redis.Node, tls bool) string {
 		return ""
 	}
 	return net.JoinHostPort(host, strconv.FormatInt(port, 10))
+}
+
+// isLoopbackHost reports whether host is a loopback IP, localhost or a
+// Docker host alias, as go-redis decides.
+func isLoopbackHost(host string) bool {
+	if ip := net.ParseIP(host); ip != nil {
+		return ip.IsLoopback()
+	}
+	h := strings.ToLower(host)
+	return h == "localhost" || strings.HasSuffix(h, ".docker.internal")
 }

@@ -29,31 +29,43 @@ func TestMastersOfShards(t *testing.T) {
 	tlsOnly := redis.ClusterShard{Slots: slots, Nodes: []redis.Node{node("t", "10.0.0.7", 0, 6380, "master", "online")}}
 	both := redis.ClusterShard{Slots: slots, Nodes: []redis.Node{node("u", "10.0.0.8", 6379, 6380, "master", "online")}}
 	noAddr := redis.ClusterShard{Slots: slots, Nodes: []redis.Node{node("n", "?", 6379, 0, "master", "online")}}
+	loop := redis.ClusterShard{Slots: slots, Nodes: []redis.Node{node("l", "127.0.0.1", 7001, 0, "master", "online")}}
 	hostname := redis.ClusterShard{Slots: slots, Nodes: []redis.Node{{ID: "h", Endpoint: "redis-1.internal", IP: "10.0.0.1", Port: 6379, Role: "master", Health: "online"}}}
 	tests := []struct {
 		name    string
 		answers [][]redis.ClusterShard
+		origin  string // of every answer; "" for 10.0.0.1:6379
 		tls     bool
 		want    []string // nil: an error
 	}{
-		{"masters with slots, not replicas", [][]redis.ClusterShard{{a, b}}, false, []string{"10.0.0.1:6379", "10.0.0.2:6379"}},
-		{"a master without slots is kept (added for a reshard)", [][]redis.ClusterShard{{a, b, empty}}, false, []string{"10.0.0.1:6379", "10.0.0.2:6379", "10.0.0.3:6379"}},
-		{"a failed master without slots is not (replaced by its replica)", [][]redis.ClusterShard{{a, b, failedEmpty}}, false, []string{"10.0.0.1:6379", "10.0.0.2:6379"}},
-		{"a failed master with slots is kept", [][]redis.ClusterShard{{failedWithSlots, b}}, false, []string{"10.0.0.2:6379", "10.0.0.6:6379"}},
-		{"a node that knows no slot is not believed (removed and reset)", [][]redis.ClusterShard{{a, b}, lonely}, false, []string{"10.0.0.1:6379", "10.0.0.2:6379"}},
-		{"the union of the answers", [][]redis.ClusterShard{{a, b}, {a, b, empty}}, false, []string{"10.0.0.1:6379", "10.0.0.2:6379", "10.0.0.3:6379"}},
-		{"only nodes that know no slot", [][]redis.ClusterShard{lonely, lonely}, false, nil},
-		{"no answer", nil, false, nil},
-		{"TLS port when the client uses TLS", [][]redis.ClusterShard{{both}}, true, []string{"10.0.0.8:6380"}},
-		{"plain port without TLS", [][]redis.ClusterShard{{both}}, false, []string{"10.0.0.8:6379"}},
-		{"TLS port when there is no plain one", [][]redis.ClusterShard{{tlsOnly}}, true, []string{"10.0.0.7:6380"}},
-		{"the preferred endpoint (a hostname)", [][]redis.ClusterShard{{hostname}}, false, []string{"redis-1.internal:6379"}},
-		{"a master with slots and no address", [][]redis.ClusterShard{{b, noAddr}}, false, nil},
+		{"masters with slots, not replicas", [][]redis.ClusterShard{{a, b}}, "", false, []string{"10.0.0.1:6379", "10.0.0.2:6379"}},
+		{"a master without slots is kept (added for a reshard)", [][]redis.ClusterShard{{a, b, empty}}, "", false, []string{"10.0.0.1:6379", "10.0.0.2:6379", "10.0.0.3:6379"}},
+		{"a failed master without slots is not (replaced by its replica)", [][]redis.ClusterShard{{a, b, failedEmpty}}, "", false, []string{"10.0.0.1:6379", "10.0.0.2:6379"}},
+		{"a failed master with slots is kept", [][]redis.ClusterShard{{failedWithSlots, b}}, "", false, []string{"10.0.0.2:6379", "10.0.0.6:6379"}},
+		{"a node that knows no slot is not believed (removed and reset)", [][]redis.ClusterShard{{a, b}, lonely}, "", false, []string{"10.0.0.1:6379", "10.0.0.2:6379"}},
+		{"the union of the answers", [][]redis.ClusterShard{{a, b}, {a, b, empty}}, "", false, []string{"10.0.0.1:6379", "10.0.0.2:6379", "10.0.0.3:6379"}},
+		{"only nodes that know no slot", [][]redis.ClusterShard{lonely, lonely}, "", false, nil},
+		{"no answer", nil, "", false, nil},
+		{"TLS port when the client uses TLS", [][]redis.ClusterShard{{both}}, "", true, []string{"10.0.0.8:6380"}},
+		{"plain port without TLS", [][]redis.ClusterShard{{both}}, "", false, []string{"10.0.0.8:6379"}},
+		{"TLS port when there is no plain one", [][]redis.ClusterShard{{tlsOnly}}, "", true, []string{"10.0.0.7:6380"}},
+		{"the preferred endpoint (a hostname)", [][]redis.ClusterShard{{hostname}}, "", false, []string{"redis-1.internal:6379"}},
+		{"a loopback address reached at another host is that host's", [][]redis.ClusterShard{{loop}}, "redis-1.internal:6379", false, []string{"redis-1.internal:7001"}},
+		{"a loopback address reached at loopback stays", [][]redis.ClusterShard{{loop}}, "127.0.0.1:6379", false, []string{"127.0.0.1:7001"}},
+		{"a master with slots and no address", [][]redis.ClusterShard{{b, noAddr}}, "", false, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := mastersOfShards(tt.answers, tt.tls)
+			origin := tt.origin
+			if origin == "" {
+				origin = "10.0.0.1:6379"
+			}
+			var answers []shardsAnswer
+			for _, a := range tt.answers {
+				answers = append(answers, shardsAnswer{origin: origin, shards: a})
+			}
+			got, err := mastersOfShards(answers, tt.tls)
 			if tt.want == nil {
 				if err == nil {
 					t.Fatalf("masters %v, want an error", got)

@@ -43,7 +43,9 @@ func (c *Cache) startCluster(ctx context.Context, cc *redis.ClusterClient) error
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	c.mu.Lock()
-	c.nodes, c.viewOK = make(map[string]*nodeSub), true
+	// Not viewOK until every master is subscribed: a listener that
+	// reconnects meanwhile must not make the cache live on a part.
+	c.nodes, c.viewOK = make(map[string]*nodeSub), false
 	c.mu.Unlock()
 	for addr := range masters {
 		n := newNodeSub(cc.Options(), addr)
@@ -64,6 +66,7 @@ func (c *Cache) startCluster(ctx context.Context, cc *redis.ClusterClient) error
 		return fmt.Errorf("subscribe to consent invalidations on master %s: %w", addr, err)
 	}
 	c.mu.Lock()
+	c.viewOK = true
 	c.updateLiveLocked(true)
 	c.mu.Unlock()
 	c.cancel, c.done = cancel, make(chan struct{})

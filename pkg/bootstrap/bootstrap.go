@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -119,12 +120,26 @@ func (c *Common) Flags(s *envflag.Set, prefix string) {
 	s.Duration(&c.DrainTimeout, "drain-timeout", prefix+"DRAIN_TIMEOUT", "on SIGTERM, how long in-flight work may take to finish")
 }
 
+// prefixGlob are the characters Redis glob patterns (ACL key and channel
+// patterns, SCAN MATCH) treat specially; CONSENT_KEY_PREFIX may hold none.
+const prefixGlob = `*?[]\\`
+
 // Validate reports every problem at once, each with what to set.
 func (c Common) Validate(prefix string) error {
 	errs := []error{c.Kafka.Validate(), c.Input.Validate(prefix), c.Redis.Validate(), c.Telemetry.Validate(prefix)}
 	errs = append(errs, ValidateSchemas(c.SchemasDir, c.RegistryURL))
 	if c.DLQSuffix == "" {
 		errs = append(errs, errors.New("empty dead-letter suffix: set DLQ_SUFFIX, e.g. .dlq"))
+	}
+	if strings.ContainsAny(c.ConsentPrefix, prefixGlob) {
+		// The documented Redis ACL lines put the prefix into key and
+		// channel patterns, where these are wildcards: "t*:" would let
+		// the service reach every prefix starting with t.
+		errs = append(errs, errors.New(`consent key prefix holds a glob character (* ? [ ] or \), which the Redis ACL patterns of the services would read as a wildcard, reaching other prefixes: set CONSENT_KEY_PREFIX without them, e.g. tenant-a:`))
+	}
+	if strings.ContainsAny(c.ConsentPrefix, "{}") {
+		// A brace would become the Redis Cluster hash tag of every key.
+		errs = append(errs, errors.New("consent key prefix holds { or }, which would change the Redis Cluster hash tag of the consent keys: set CONSENT_KEY_PREFIX without them, e.g. tenant-a:"))
 	}
 	if c.BatchSize < 1 || c.BatchSize > 100000 {
 		errs = append(errs, fmt.Errorf("batch size %d out of range: set %sBATCH_SIZE to 1..100000", c.BatchSize, prefix))

@@ -17,6 +17,13 @@ func TestCommonValidate(t *testing.T) {
 	}{
 		{"defaults with redis are fine", func(*Common) {}, nil},
 		{"no redis", func(c *Common) { c.Redis.Addrs = nil }, []string{"REDIS_ADDR"}},
+		{"a prefix with letters, digits and : - _ . is fine", func(c *Common) { c.ConsentPrefix = "tenant-a_1.x:" }, nil},
+		{"prefix with *", func(c *Common) { c.ConsentPrefix = "t*:" }, []string{"CONSENT_KEY_PREFIX"}},
+		{"prefix with ?", func(c *Common) { c.ConsentPrefix = "t?:" }, []string{"CONSENT_KEY_PREFIX"}},
+		{"prefix with [", func(c *Common) { c.ConsentPrefix = "t[ab]:" }, []string{"CONSENT_KEY_PREFIX"}},
+		{"prefix with ]", func(c *Common) { c.ConsentPrefix = "t]:" }, []string{"CONSENT_KEY_PREFIX"}},
+		{"prefix with a brace", func(c *Common) { c.ConsentPrefix = "t{a}:" }, []string{"CONSENT_KEY_PREFIX"}},
+		{"prefix with a backslash", func(c *Common) { c.ConsentPrefix = `t\:` }, []string{"CONSENT_KEY_PREFIX"}},
 		{"every problem at once", func(c *Common) {
 			c.Kafka.Brokers = nil
 			c.Input.Topics = nil

@@ -18,7 +18,8 @@ import (
 //
 // Freshness rules, all on the side of reading Redis again:
 //
-//   - an entry is used only while the invalidation subscription is live; while
+//   - an entry is used only while the invalidation subscription is live (on
+//     a Redis Cluster: the subscription on every master); while
 //     it is down (never confirmed, or broken), every lookup goes to Redis and
 //     nothing is cached, and when it is (re)established the cache is emptied,
 //     since invalidations may have been missed meanwhile;
@@ -60,8 +61,39 @@ import (
 // The argument needs reads from the primary that the store writes to (Start
 // refuses a cluster client that reads replicas), and invalidations that are
 // received at all: while a subscription is broken without go-redis noticing
-// (a half-open connection), changes are missed until it does, and MaxAge
-// bounds how long a state is kept.
+// (a half-open connection), changes are missed until the heartbeat finds
+// out (within 2 × Heartbeat), and MaxAge bounds how long a state is kept.
+//
+// # On a Redis Cluster
+//
+// The store's script PUBLISHes on the master that holds the subject. Redis
+// delivers a PUBLISH to the subscribers of that node directly and to those
+// of other nodes over the cluster bus, which can lose it without anyone
+// noticing (a partition of the bus network, a node that forgot another, a
+// node removed by a scale-in that stays up alone): a cache subscribed on one
+// node would then stay live and serve a withdrawn grant until MaxAge. So the
+// cache subscribes on every master (cache_cluster.go) and is live only while
+// every master's subscription is confirmed and answers its heartbeat, and
+// the last look at the set of masters succeeded. A change written on a
+// master M while the cache is live is then received on M's own
+// subscription, bus or not, and "received" in the argument above holds.
+//
+// What remains is a write on a master the cache does not know yet. The
+// watcher reads the set of masters (CLUSTER SHARDS on every subscribed
+// master, masters without slots included) every Heartbeat; when the set
+// changes the cache is emptied, and with a new master it is not live until
+// that master's subscription is confirmed (then emptied again). A new
+// master is thus seen within about one Heartbeat of the masters learning
+// of it by gossip, before slots are usually moved to it (the README says to
+// wait a second); a replica promoted by a failover is seen within about one
+// Heartbeat of its promotion. A change written there before that is still
+// published over the bus to the other masters' subscriptions, so an
+// invalidation is lost only if, in that same interval, the bus fails too;
+// even then the entries are dropped when the watcher sees the new master.
+// The window is bounded by the watcher's period plus the cluster's gossip,
+// not by MaxAge. An answer of CLUSTER SHARDS that assigns no slot at all
+// (a node removed and reset, or not joined yet) is not believed; a look
+// that gets no believable answer within 2 × Heartbeat turns the cache off.
 //
 // Subjects with nothing stored are cached too (as unknown), so that a flood
 // of events for unknown subjects does not read Redis for each batch.
@@ -78,6 +110,11 @@ type Cache struct {
 	resets  uint64     // times the cache was emptied
 	live    bool       // subscription confirmed and not broken since
 	fills   map[*fill]struct{}
+
+	// On a Redis Cluster (see cache_cluster.go): one subscription per
+	// master, by address; live is viewOK and every one confirmed.
+	nodes  map[string]*nodeSub
+	viewOK bool // the last look at the cluster's masters succeeded
 
 	// onInvalidate, when set before Start, is called with c.mu held after
 	// each invalidation is applied (tests observe deliveries with it).
@@ -116,7 +153,8 @@ func NewCache(store *Store, rdb redis.UniversalClient, size int, maxAge time.Dur
 }
 
 // Start subscribes to the invalidation channel and waits (within ctx) until
-// the subscription is confirmed. The subscription runs until Close.
+// the subscription is confirmed; on a Redis Cluster, on every master (see
+// "On a Redis Cluster" above). The subscription runs until Close.
 //
 // A cluster client that reads replicas (ReadOnly, RouteByLatency or
 // RouteRandomly) is refused: a replica may answer with a state older than an
@@ -126,6 +164,7 @@ func (c *Cache) Start(ctx context.Context) error {
 		if o := cc.Options(); o.ReadOnly || o.RouteByLatency || o.RouteRandomly {
 			return errors.New("consent cache: the Redis client reads replicas (ReadOnly, RouteByLatency or RouteRandomly); the cache needs reads from primaries")
 		}
+		return c.startCluster(ctx, cc)
 	}
 	sub := c.rdb.Subscribe(context.Background(), c.store.InvalidationChannel())
 	if _, err := sub.Receive(ctx); err != nil {
@@ -135,7 +174,12 @@ func (c *Cache) Start(ctx context.Context) error {
 	c.setLive(true)
 	bg, cancel := context.WithCancel(context.Background())
 	c.cancel, c.done = cancel, make(chan struct{})
-	go c.listen(bg, sub)
+	go func() {
+		defer close(c.done)
+		c.listen(bg, sub, func(ctx context.Context) *redis.PubSub {
+			return c.rdb.Subscribe(ctx, c.store.InvalidationChannel())
+		}, c.setLive)
+	}()
 	return nil
 }
 
@@ -147,11 +191,11 @@ func (c *Cache) Start(ctx context.Context) error {
 // is distrusted within 2 × Heartbeat.
 const Heartbeat = 250 * time.Millisecond
 
-// listen applies invalidations until ctx ends. Every (re)subscription
-// confirmation empties the cache; a broken or silent subscription stops
-// serving from memory (setLive(false)) until it is confirmed again.
-func (c *Cache) listen(ctx context.Context, sub *redis.PubSub) {
-	defer close(c.done)
+// listen applies the invalidations received on sub until ctx ends, and
+// closes sub. Every (re)subscription confirmation calls setLive(true); a
+// broken or silent subscription calls setLive(false) and is replaced by
+// resubscribe's, on a new connection.
+func (c *Cache) listen(ctx context.Context, sub *redis.PubSub, resubscribe func(context.Context) *redis.PubSub, setLive func(bool)) {
 	defer func() { _ = sub.Close() }()
 	awaitingPong := false
 	for {
@@ -169,7 +213,7 @@ func (c *Cache) listen(ctx context.Context, sub *redis.PubSub) {
 			}
 			// Broken, or silent for two heartbeats: distrust it and
 			// subscribe again on a new connection.
-			c.setLive(false)
+			setLive(false)
 			awaitingPong = false
 			_ = sub.Close()
 			select {
@@ -177,14 +221,14 @@ func (c *Cache) listen(ctx context.Context, sub *redis.PubSub) {
 				return
 			case <-time.After(100 * time.Millisecond):
 			}
-			sub = c.rdb.Subscribe(ctx, c.store.InvalidationChannel())
+			sub = resubscribe(ctx)
 			continue
 		}
 		awaitingPong = false
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" {
-				c.setLive(true)
+				setLive(true)
 			}
 		case *redis.Message:
 			c.invalidate(m.Payload)
@@ -328,5 +372,7 @@ func (c *Cache) Close() {
 		// the cancelled context and closes its subscription.
 		c.cancel()
 		<-c.done
+		c.cancel = nil
 	}
+	c.stopNodes() // a cluster's subscriptions, one per master
 }

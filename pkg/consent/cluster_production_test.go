@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,8 +26,9 @@ const (
 )
 
 // aclLines returns the user lines of testdata/redis-acl.conf (the lines
-// the README documents) for the key prefix, each user with password
-// passwords[user]; it fails when a user of passwords has no line.
+// the README documents) for the key prefix (written as documented: a \
+// before each glob character), each user with password passwords[user];
+// it fails when a user of passwords has no line.
 func aclLines(t testing.TB, prefix string, passwords map[string]string) []string {
 	t.Helper()
 	var out []string
@@ -40,7 +40,7 @@ func aclLines(t testing.TB, prefix string, passwords map[string]string) []string
 			t.Fatalf("%s: no password for user %s", aclFile, name)
 		}
 		seen[name] = true
-		out = append(out, strings.ReplaceAll(strings.ReplaceAll(l, "<prefix>", prefix), "<password>", pw))
+		out = append(out, strings.ReplaceAll(strings.ReplaceAll(l, "<prefix>", aclEscape(prefix)), "<password>", pw))
 	}
 	for name := range passwords {
 		if !seen[name] {
@@ -48,6 +48,19 @@ func aclLines(t testing.TB, prefix string, passwords map[string]string) []string
 		}
 	}
 	return out
+}
+
+// aclEscape writes prefix for an ACL key or channel pattern, as the
+// README says: a \ before each of * ? [ ] \.
+func aclEscape(prefix string) string {
+	var b strings.Builder
+	for _, r := range prefix {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // aclTemplate returns the "user ..." lines of the ACL file, placeholders
@@ -214,16 +227,13 @@ func TestACLLinesLetEachServiceWork(t *testing.T) {
 	if _, err := syncStore.Lookup(ctx, subjects); err != nil {
 		t.Fatalf("Lookup as %s: %v", syncUser, err)
 	}
-	// The scan consent-sync's rebuild makes first (rebuild.ExistingKeys):
-	// SCAN MATCH on every master.
-	var found atomic.Int64
-	err = p.syn.(*redis.ClusterClient).ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
-		keys, _, err := c.Scan(ctx, 0, p.prefix+"consent:{*", 1000).Result()
-		found.Add(int64(len(keys)))
-		return err
-	})
-	if err != nil || found.Load() == 0 {
-		t.Fatalf("SCAN as %s: %d keys, %v", syncUser, found.Load(), err)
+	// What consent-sync's rebuild checks first (rebuild.ExistingKeys):
+	// a watermark hash of the prefix on any node, without SCAN.
+	if used, err := syncStore.HasWatermark(ctx); err != nil || !used {
+		t.Fatalf("HasWatermark as %s: %v, %v; want true", syncUser, used, err)
+	}
+	if used, err := NewStore(p.admin, p.prefix+"unused:").HasWatermark(ctx); err != nil || used {
+		t.Fatalf("HasWatermark of an unused prefix: %v, %v; want false", used, err)
 	}
 
 	// The enforcer: gated, cached lookups.

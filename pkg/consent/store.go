@@ -61,6 +61,10 @@ type Store struct {
 	wmMu     sync.Mutex
 	wmKeys   []string
 	wmKeysAt time.Time
+
+	// inUse: the watermark hashes carry the "used" field (markInUse).
+	inUseMu sync.Mutex
+	inUse   bool
 }
 
 // NewStore returns a Store on rdb (a *redis.Client, *redis.ClusterClient or
@@ -376,6 +380,9 @@ func (s *Store) Apply(ctx context.Context, c Change) (Outcome, error) {
 // *[CorruptError].
 func (s *Store) ApplyWith(ctx context.Context, c Change, opts ApplyOptions) (Outcome, error) {
 	if err := c.Validate(); err != nil {
+		return Outcome{}, err
+	}
+	if err := s.markInUse(ctx); err != nil {
 		return Outcome{}, err
 	}
 	if c.CapturedAt.UnixMilli() > maxCapturedMS {

@@ -161,6 +161,71 @@ func (s *Store) WatermarkKeys(ctx context.Context) ([]string, error) {
 	return keys, nil
 }
 
+// wmUsedField marks a watermark hash whose prefix holds consent state: the
+// store sets it on every master before its first write ([Store.HasWatermark]
+// looks for the hash). It does not make the watermark valid.
+const wmUsedField = "used"
+
+// markInUse sets the "used" field of the watermark hash of every master,
+// once per Store, before the store's first write: consent state is then
+// never in Redis without a watermark hash of its prefix.
+func (s *Store) markInUse(ctx context.Context) error {
+	s.inUseMu.Lock()
+	defer s.inUseMu.Unlock()
+	if s.inUse {
+		return nil
+	}
+	keys, err := s.WatermarkKeys(ctx)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UnixMilli()
+	for _, k := range keys {
+		if err := s.rdb.HSetNX(ctx, k, wmUsedField, now).Err(); err != nil {
+			return fmt.Errorf("mark the consent state watermark in use: %w", err)
+		}
+	}
+	s.inUse = true
+	return nil
+}
+
+// HasWatermark reports whether any Redis node holds a watermark hash of the
+// store's prefix: the sign that consent-sync has written consent state
+// there (a store marks the hash of every master before its first write,
+// every batch raises the watermark, [Store.Advance], and every replay begins
+// by writing its token into it, [Store.BeginReplay]).
+// It reads the one watermark key of a single server, or on a Redis Cluster
+// the watermark key of every slot (16384 EXISTS in one pipeline, split per
+// master), so that a key left on another master by a reshard is found too.
+// It needs no SCAN, which Redis does not limit to an ACL user's keys.
+func (s *Store) HasWatermark(ctx context.Context) (bool, error) {
+	var keys []string
+	if _, ok := s.rdb.(*redis.ClusterClient); ok {
+		keys = make([]string, 0, clusterSlots)
+		for slot := 0; slot < clusterSlots; slot++ {
+			keys = append(keys, s.prefix+"consent:!watermark:{"+tagForSlot(slot)+"}")
+		}
+	} else {
+		keys = []string{s.prefix + "consent:!watermark"}
+	}
+	cmds := make([]*redis.IntCmd, len(keys))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.Exists(ctx, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("look for consent state watermarks: %w", err)
+	}
+	for _, c := range cmds {
+		if c.Val() > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // clusterTopologyTTL is how long the watermark keys of a cluster are reused
 // before its slots are read again (a resharding moves them).
 const clusterTopologyTTL = 10 * time.Second
@@ -549,7 +614,7 @@ func (s *Store) queueFresh(ctx context.Context, pipe redis.Pipeliner) (*freshChe
 		// With the server's run_id, so that a node that restarted (from a
 		// snapshot, or failed over) since its watermark was set is
 		// caught at once, whatever the committed offsets last read say.
-		fc.cmds[i] = pipe.Eval(ctx, readWatermarkSrc, []string{k})
+		fc.cmds[i] = pipe.EvalRO(ctx, readWatermarkSrc, []string{k})
 	}
 	return fc, nil
 }

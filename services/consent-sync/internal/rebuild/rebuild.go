@@ -38,7 +38,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -408,50 +407,16 @@ func processRetrying(ctx context.Context, log *slog.Logger, maxBackoff time.Dura
 	}
 }
 
-// ExistingKeys reports whether Redis holds any consent key under prefix
-// (keys matching prefix + "consent:{*"), scanning every master of a Redis
-// Cluster. It stops at the first key found.
+// ExistingKeys reports whether Redis holds consent state under prefix: a
+// watermark hash of the prefix on any node ([consent.Store.HasWatermark]),
+// which consent-sync writes with every batch it applies and at the start of
+// every replay. It does not SCAN: Redis does not filter SCAN by the ACL
+// user's key patterns, so consent-sync's user has no +scan (it would list
+// every key of the server, other tenants' subject ids included).
+//
+// Consent keys written without a watermark are not seen: those of a
+// consent-sync that stopped between its very first batch and that batch's
+// watermark, or written by hand.
 func ExistingKeys(ctx context.Context, rdb redis.UniversalClient, prefix string) (bool, error) {
-	pattern := escapeGlob(prefix) + "consent:{*"
-	scan := func(ctx context.Context, c redis.Cmdable) (bool, error) {
-		var cursor uint64
-		for {
-			keys, next, err := c.Scan(ctx, cursor, pattern, 1000).Result()
-			if err != nil {
-				return false, fmt.Errorf("scan for consent keys: %w", err)
-			}
-			if len(keys) > 0 {
-				return true, nil
-			}
-			if next == 0 {
-				return false, nil
-			}
-			cursor = next
-		}
-	}
-	cc, ok := rdb.(*redis.ClusterClient)
-	if !ok {
-		return scan(ctx, rdb)
-	}
-	var found atomic.Bool
-	err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
-		ok, err := scan(ctx, c)
-		if ok {
-			found.Store(true)
-		}
-		return err
-	})
-	return found.Load(), err
-}
-
-// escapeGlob escapes the characters SCAN's MATCH treats specially.
-func escapeGlob(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune(`*?[]\`, r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
+	return consent.NewStore(rdb, prefix).HasWatermark(ctx)
 }

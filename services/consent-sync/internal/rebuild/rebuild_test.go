@@ -47,18 +47,6 @@ func TestPartitionDone(t *testing.T) {
 	}
 }
 
-func TestEscapeGlob(t *testing.T) {
-	t.Parallel()
-	for in, want := range map[string]string{"": "", "t1:": "t1:", `a*b?[c]\`: `a\*b\?\[c\]\\`} {
-		t.Run(in, func(t *testing.T) {
-			t.Parallel()
-			if got := escapeGlob(in); got != want {
-				t.Errorf("escapeGlob(%q) = %q, want %q", in, got, want)
-			}
-		})
-	}
-}
-
 // TestRunStopsAtStartWatermarks replays a topic with three partitions (one
 // of them empty) against a real broker and redis-server: Run returns once
 // the records present at start are applied, without waiting for those

@@ -1,0 +1,197 @@
+package consent
+
+// Adversarial review of the consent cache on a Redis Cluster (a subscription
+// on every master, the watcher of the set of masters; cache_cluster.go).
+// Each test states what must hold; a failure is a finding of the review.
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/consentgate/consentgate/pkg/redistest"
+)
+
+// reviewFreePort returns a free loopback port (for a node's cluster bus).
+func reviewFreePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// reviewAddReplica starts a cluster-enabled redis-server and joins it to
+// the cluster as a replica of master (redis-cli --cluster add-node
+// --cluster-slave), and waits until it has synchronised with its master and
+// every node knows it.
+func reviewAddReplica(t *testing.T, ctx context.Context, c *redistest.Cluster, master *redistest.Server) *redistest.Server {
+	t.Helper()
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := redistest.StartWith(t, redistest.Options{Args: []string{"--cluster-enabled", "yes",
+		"--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
+		"--cluster-port", fmt.Sprint(reviewFreePort(t))}})
+	mcl := redis.NewClient(master.Options())
+	defer mcl.Close()
+	id, err := mcl.ClusterMyID(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.CommandContext(ctx, cli, "--cluster", "add-node", r.Addr(), master.Addr(),
+		"--cluster-slave", "--cluster-master-id", id).CombinedOutput()
+	if err != nil {
+		t.Fatalf("redis-cli --cluster add-node --cluster-slave: %v\n%s", err, out)
+	}
+	rcl := redis.NewClient(r.Options())
+	defer rcl.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		info, _ := rcl.Info(ctx, "replication").Result()
+		known := true
+		for _, n := range c.Nodes {
+			cl := redis.NewClient(n.Options())
+			ci, err := cl.ClusterInfo(ctx).Result()
+			cl.Close()
+			known = known && err == nil && strings.Contains(ci, fmt.Sprintf("cluster_known_nodes:%d", len(c.Nodes)+1))
+		}
+		if known && strings.Contains(info, "master_link_status:up") {
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the replica did not synchronise with its master: %s", info)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestReviewClusterCacheLiveAgainAfterAFailover: a master dies for good (its
+// machine is gone) and its replica takes over its slots, the failover Redis
+// Cluster exists for. Every node then lists the dead master in CLUSTER
+// SHARDS as a master without slots whose health is "fail" (Redis 7.0: the
+// word is "fail", the documentation says "failed"). mastersOfShards drops a
+// failed master without slots only when its health is "failed", so the
+// cache keeps the dead node in its set of masters, waits forever for its
+// subscription, and never serves from memory again (the enforcer's
+// readiness check "consent-cache" fails for good); and an enforcer started
+// after the failover cannot start at all: Start tries to subscribe on the
+// dead node and fails, so the pod crash-loops until an operator makes every
+// node forget the dead one.
+func TestReviewClusterCacheLiveAgainAfterAFailover(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	c := redistest.StartCluster(t, 3)
+	dead := c.Nodes[0]
+	replica := reviewAddReplica(t, ctx, c, dead)
+
+	enf := c.Client(t)
+	store := NewStore(enf, redistest.PrefixFor(t))
+	var subject string
+	for i := 0; subject == ""; i++ {
+		s := fmt.Sprintf("subj-%d", i)
+		m, err := enf.MasterForKey(ctx, store.Key(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Options().Addr == dead.Addr() {
+			subject = s
+		}
+	}
+	if _, err := store.Apply(ctx, grantAt(subject, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	cache := NewCache(store, enf, 100, time.Hour)
+	if err := cache.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+	if !cache.Live() {
+		t.Fatalf("the cache is not live after Start")
+	}
+
+	// The master dies; its replica takes over (TAKEOVER: at once, as an
+	// automatic failover does after the node timeout).
+	dead.Stop()
+	rcl := replica.Client(t)
+	others := redis.NewClient(c.Nodes[1].Options())
+	defer others.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		v, _ := others.ClusterNodes(ctx).Result()
+		if strings.Contains(v, "master,fail") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the dead master was not marked failed: %s", v)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := rcl.Do(ctx, "CLUSTER", "FAILOVER", "TAKEOVER").Err(); err != nil {
+		t.Fatalf("CLUSTER FAILOVER TAKEOVER: %v", err)
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		info, _ := others.ClusterInfo(ctx).Result()
+		role, _ := rcl.Do(ctx, "ROLE").Slice()
+		if strings.Contains(info, "cluster_state:ok") && len(role) > 0 && role[0] == "master" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the replica did not take over: %s", info)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	shards, err := others.ClusterShards(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var deadHealth string
+	for _, sh := range shards {
+		for _, n := range sh.Nodes {
+			if net.JoinHostPort(n.Endpoint, fmt.Sprint(n.Port)) == dead.Addr() {
+				deadHealth = fmt.Sprintf("role %s, %d slot ranges, health %q", n.Role, len(sh.Slots), n.Health)
+			}
+		}
+	}
+	t.Logf("CLUSTER SHARDS lists the dead master: %s", deadHealth)
+
+	// The cluster serves every slot again: within a few heartbeats the
+	// cache sees the new master, subscribes and is live.
+	deadline = time.Now().Add(15 * time.Second)
+	for !cache.Live() && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !cache.Live() {
+		cache.mu.Lock()
+		var waiting []string
+		for addr, n := range cache.nodes {
+			if !n.confirmed {
+				waiting = append(waiting, addr)
+			}
+		}
+		cache.mu.Unlock()
+		t.Errorf("15s after the replica took over the dead master's slots (cluster_state:ok), the cache is still not live: it waits for the subscriptions on %v (the dead master %s: %s)", waiting, dead.Addr(), deadHealth)
+	}
+
+	// An enforcer started now.
+	fresh := NewCache(NewStore(c.Client(t), store.prefix), c.Client(t), 100, time.Hour)
+	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+	err = fresh.Start(sctx)
+	scancel()
+	if err != nil {
+		t.Errorf("an enforcer started after the failover cannot start its cache (the enforcer exits): %v", err)
+	} else {
+		fresh.Close()
+	}
+}

@@ -195,3 +195,90 @@ func TestReviewClusterCacheLiveAgainAfterAFailover(t *testing.T) {
 		fresh.Close()
 	}
 }
+
+// TestReviewClusterCacheAfterAManualFailover: a replica is promoted while
+// its master is up (CLUSTER FAILOVER, as for maintenance): the old master,
+// now a replica, loses its subscription; the new master gets one; the cache
+// is emptied and live again; a withdrawal written on the new master right
+// after the promotion (before the watcher's next look) is never answered
+// from memory as a grant once it is in Redis. (Checked sound in the
+// review.)
+func TestReviewClusterCacheAfterAManualFailover(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	c := redistest.StartCluster(t, 3)
+	old := c.Nodes[0]
+	replica := reviewAddReplica(t, ctx, c, old)
+	enf := c.Client(t)
+	syncStore := NewStore(c.Client(t), redistest.PrefixFor(t))
+	store := NewStore(enf, syncStore.prefix)
+	ch := store.InvalidationChannel()
+	var subject string
+	for i := 0; subject == ""; i++ {
+		s := fmt.Sprintf("subj-%d", i)
+		m, err := enf.MasterForKey(ctx, store.Key(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Options().Addr == old.Addr() {
+			subject = s
+		}
+	}
+	if _, err := syncStore.Apply(ctx, grantAt(subject, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	cache := NewCache(store, enf, 100, time.Hour)
+	if err := cache.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+	if st, err := cache.Lookup(ctx, []string{subject}); err != nil || st[subject].Purposes["marketing"].Status != StatusGranted || cache.Len() != 1 {
+		t.Fatalf("fill the cache: %v %v", st, err)
+	}
+	oldCl, rcl := old.Client(t), replica.Client(t)
+	if err := rcl.Do(ctx, "CLUSTER", "FAILOVER").Err(); err != nil {
+		t.Fatalf("CLUSTER FAILOVER: %v", err)
+	}
+	for {
+		role, _ := rcl.Do(ctx, "ROLE").Slice()
+		if len(role) > 0 && role[0] == "master" {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the replica was not promoted")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// At once: the withdrawal goes to the new master.
+	w := Change{ChangeID: "w-1", SubjectID: subject, Purpose: "marketing", Action: ActionWithdraw, LegalBasis: "CONSENT", Source: "test", NoticeVersion: "v1", CapturedAt: time.UnixMilli(5000)}
+	for {
+		_, err := syncStore.Apply(ctx, w)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("withdraw: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	written := time.Now()
+	stale := 0
+	for time.Since(written) < 3*time.Second {
+		st, err := cache.Lookup(ctx, []string{subject})
+		if err == nil && st[subject] != nil && st[subject].Purposes["marketing"].Status == StatusGranted && time.Since(written) > 50*time.Millisecond {
+			stale++
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if stale > 0 {
+		t.Errorf("after a manual failover the cache served the withdrawn grant %d times, more than 50ms after the withdrawal was written on the new master", stale)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && !(cache.Live() && numSub(t, ctx, rcl, ch) == 1 && numSub(t, ctx, oldCl, ch) == 0) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !cache.Live() || numSub(t, ctx, rcl, ch) != 1 || numSub(t, ctx, oldCl, ch) != 0 {
+		t.Errorf("after the failover: live %v, %d subscriptions on the new master (want 1), %d on the demoted one (want 0)", cache.Live(), numSub(t, ctx, rcl, ch), numSub(t, ctx, oldCl, ch))
+	}
+}

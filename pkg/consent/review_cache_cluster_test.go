@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -280,5 +281,109 @@ func TestReviewClusterCacheAfterAManualFailover(t *testing.T) {
 	}
 	if !cache.Live() || numSub(t, ctx, rcl, ch) != 1 || numSub(t, ctx, oldCl, ch) != 0 {
 		t.Errorf("after the failover: live %v, %d subscriptions on the new master (want 1), %d on the demoted one (want 0)", cache.Live(), numSub(t, ctx, rcl, ch), numSub(t, ctx, oldCl, ch))
+	}
+}
+
+// reviewCacheGoroutines counts the goroutines running the cache's
+// listeners and watcher.
+func reviewCacheGoroutines() int {
+	buf := make([]byte, 1<<22)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "consent.(*Cache).listen") || strings.Contains(g, "consent.(*Cache).watchCluster") || strings.Contains(g, "consent.(*Cache).startNode") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestReviewClusterCacheLeavesNothingRunning: masters come and go (one is
+// added and removed with CLUSTER FORGET and RESET, one is added and dies);
+// after Close no listener or watcher goroutine is left and no master holds
+// a subscription of the cache. Not parallel: it counts the process's
+// goroutines. (Checked sound in the review.)
+func TestReviewClusterCacheLeavesNothingRunning(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	c := redistest.StartCluster(t, 3)
+	enf := c.Client(t)
+	store := NewStore(enf, redistest.PrefixFor(t))
+	ch := store.InvalidationChannel()
+	before := reviewCacheGoroutines()
+	cache := NewCache(store, enf, 100, time.Hour)
+	if err := cache.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := reviewCacheGoroutines(); n < before+4 {
+		t.Fatalf("the count sees %d goroutines of the cache running (watcher and three listeners), %d before", n, before)
+	}
+	var masters []*redis.Client
+	for _, n := range c.Nodes {
+		masters = append(masters, n.Client(t))
+	}
+	waitLong := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting: %s", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	addNode := func() (*redistest.Server, *redis.Client) {
+		bus := reviewFreePort(t)
+		s := redistest.StartWith(t, redistest.Options{Args: []string{"--cluster-enabled", "yes",
+			"--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000", "--cluster-port", fmt.Sprint(bus)}})
+		cl := s.Client(t)
+		host, port, _ := strings.Cut(s.Addr(), ":")
+		if err := masters[0].Do(ctx, "CLUSTER", "MEET", host, port, bus).Err(); err != nil {
+			t.Fatalf("CLUSTER MEET: %v", err)
+		}
+		waitLong("a subscription on the added master", func() bool { return numSub(t, ctx, cl, ch) == 1 })
+		waitLong("the cache live again", cache.Live)
+		return s, cl
+	}
+	// Added, then removed as redis-cli del-node does.
+	_, cl1 := addNode()
+	id, err := cl1.ClusterMyID(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLong("every master knows the added one", func() bool {
+		for _, m := range masters {
+			if v, err := m.ClusterNodes(ctx).Result(); err != nil || !strings.Contains(v, id) {
+				return false
+			}
+		}
+		return true
+	})
+	for _, m := range masters {
+		if err := m.ClusterForget(ctx, id).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cl1.Do(ctx, "CLUSTER", "RESET", "SOFT").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitLong("the removed node's subscription closed", func() bool { return numSub(t, ctx, cl1, ch) == 0 })
+	// Added, then dead.
+	s2, _ := addNode()
+	s2.Stop()
+	time.Sleep(3 * time.Second)
+
+	cache.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for reviewCacheGoroutines() > before && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := reviewCacheGoroutines(); n > before {
+		t.Errorf("after Close, %d goroutines of the cache still run (%d before Start)", n, before)
+	}
+	for _, m := range append(masters, cl1) {
+		if n := numSub(t, ctx, m, ch); n != 0 {
+			t.Errorf("after Close, %s holds %d subscriptions of the cache", m.Options().Addr, n)
+		}
 	}
 }

@@ -387,3 +387,95 @@ func TestReviewClusterCacheLeavesNothingRunning(t *testing.T) {
 		}
 	}
 }
+
+// TestReviewClusterHasWatermarkDuringAMigrationAndAnOutage: consent-sync's
+// rebuild refuses to run over existing consent state by looking for a
+// watermark hash of the prefix (Store.HasWatermark, as consent-sync's ACL
+// user). Here only one watermark hash is left and it is in flight: its slot
+// is MIGRATING and the key already moved to the importing node (the source
+// answers ASK). The hash must still be found; and with a master down the
+// look must fail, never answer "none". (Checked sound in the review.)
+func TestReviewClusterHasWatermarkDuringAMigrationAndAnOutage(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	prefix := redistest.PrefixFor(t)
+	pw := map[string]string{enforcerUser: "enf-review-pw", syncUser: "sync-review-pw"}
+	c := redistest.StartClusterWith(t, 3, redistest.Options{Users: aclLines(t, prefix, pw)})
+	admin := c.Client(t)
+	o := c.Options()
+	o.Username, o.Password, o.DisableIdentity = syncUser, pw[syncUser], true
+	syn := redis.NewClusterClient(o)
+	t.Cleanup(func() { _ = syn.Close() })
+	st := NewStore(syn, prefix)
+	if _, err := st.Apply(ctx, grantAt("someone", 1000)); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := st.WatermarkKeys(ctx)
+	if err != nil || len(keys) != 3 {
+		t.Fatalf("watermark keys %v %v", keys, err)
+	}
+	if err := admin.Del(ctx, keys[1]).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Del(ctx, keys[2]).Err(); err != nil {
+		t.Fatal(err)
+	}
+	key := keys[0]
+	slot, err := admin.ClusterKeySlot(ctx, key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srcCl, err := admin.MasterForKey(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var src, dst *redis.Client
+	for _, n := range c.Nodes {
+		cl := n.Client(t)
+		if n.Addr() == srcCl.Options().Addr {
+			src = cl
+		} else if dst == nil {
+			dst = cl
+		}
+	}
+	srcID, _ := src.ClusterMyID(ctx).Result()
+	dstID, _ := dst.ClusterMyID(ctx).Result()
+	if err := dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", srcID).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", dstID).Err(); err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := strings.Cut(dst.Options().Addr, ":")
+	ao := dst.Options()
+	if err := src.Do(ctx, "MIGRATE", host, port, "", 0, 5000, "AUTH2", ao.Username, ao.Password, "KEYS", key).Err(); err != nil {
+		t.Fatalf("MIGRATE: %v", err)
+	}
+	if n, _ := src.Exists(ctx, key).Result(); n != 0 {
+		t.Fatalf("the key is still on the source")
+	}
+	has, err := st.HasWatermark(ctx)
+	if err != nil || !has {
+		t.Errorf("with the only watermark hash in a migrating slot (moved: the source answers ASK), HasWatermark = %v, %v; want true", has, err)
+	}
+
+	// A master down (not the one holding the hash): the look fails.
+	var down *redistest.Server
+	for _, n := range c.Nodes {
+		if n.Addr() != src.Options().Addr && n.Addr() != dst.Options().Addr {
+			down = n
+		}
+	}
+	// As the administrator (consent-sync's user may not read another
+	// prefix), for a prefix that holds nothing.
+	other := NewStore(admin, "other-"+prefix)
+	if has, err := other.HasWatermark(ctx); err != nil || has {
+		t.Fatalf("control: HasWatermark of an unused prefix: %v %v", has, err)
+	}
+	down.Stop()
+	has, err = other.HasWatermark(ctx)
+	if err == nil {
+		t.Errorf("with a master down, HasWatermark of a prefix without state answered %v without an error; want an error (the down master may hold the hash)", has)
+	}
+}

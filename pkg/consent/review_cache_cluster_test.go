@@ -479,3 +479,51 @@ func TestReviewClusterHasWatermarkDuringAMigrationAndAnOutage(t *testing.T) {
 		t.Errorf("with a master down, HasWatermark of a prefix without state answered %v without an error; want an error (the down master may hold the hash)", has)
 	}
 }
+
+// TestReviewClusterCacheDistrustsOneSilentMaster: the enforcer reaches one
+// master through a custom dialer (a NAT, a tunnel: ClusterOptions.Dialer,
+// which the per-master clients must use too), and that path goes silent
+// (half-open: nothing forwarded, nothing closed) while the other masters
+// answer CLUSTER SHARDS as before. The cache must stop serving from memory
+// within a few heartbeats. (Checked sound in the review.)
+func TestReviewClusterCacheDistrustsOneSilentMaster(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := redistest.StartCluster(t, 3)
+	silent := c.Nodes[1]
+	proxy := startStallProxy(t, silent.Addr())
+	o := c.Options()
+	o.ReadTimeout, o.WriteTimeout = 300*time.Millisecond, 300*time.Millisecond
+	o.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if addr == silent.Addr() {
+			addr = proxy.ln.Addr().String()
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
+	enf := redis.NewClusterClient(o)
+	t.Cleanup(func() { _ = enf.Close() })
+	store := NewStore(enf, redistest.PrefixFor(t))
+	cache := NewCache(store, enf, 100, time.Hour)
+	if err := cache.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+	proxy.mu.Lock()
+	through := len(proxy.conns)
+	proxy.mu.Unlock()
+	if through == 0 || !cache.Live() {
+		t.Fatalf("control: %d connections through the dialer's path, live %v", through, cache.Live())
+	}
+	proxy.Stall()
+	stalled := time.Now()
+	for cache.Live() && time.Since(stalled) < 5*time.Second {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if cache.Live() {
+		t.Errorf("5s after the path to master %s went silent, the cache is still live", silent.Addr())
+	} else {
+		t.Logf("the cache stopped serving from memory %v after the path went silent", time.Since(stalled).Round(10*time.Millisecond))
+	}
+}

@@ -527,3 +527,30 @@ func TestReviewClusterCacheDistrustsOneSilentMaster(t *testing.T) {
 		t.Logf("the cache stopped serving from memory %v after the path went silent", time.Since(stalled).Round(10*time.Millisecond))
 	}
 }
+
+// TestReviewClusterACLWatermarkPatternStaysInsideThePrefix: the documented
+// ACL lines give both users the key pattern <prefix>consent:!watermark*,
+// whose trailing * also matches every key of another tenant whose prefix
+// begins with <prefix>consent:!watermark (a prefix the services accept: no
+// glob character, no brace). Tenant "tenant-a:"'s enforcer then reads, and
+// its consent-sync writes, the consent state of tenant
+// "tenant-a:consent:!watermark-b:" (the subject ids and their consent).
+func TestReviewClusterACLWatermarkPatternStaysInsideThePrefix(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const own, neighbour = "tenant-a:", "tenant-a:consent:!watermark-b:"
+	admin, enf, syn := reviewUsers(t, own)
+	if _, err := NewStore(syn, own).Apply(ctx, grantAt("bob", 1000)); err != nil {
+		t.Fatalf("consent-sync in its own prefix: %v", err)
+	}
+	other := NewStore(admin, neighbour)
+	if _, err := other.Apply(ctx, grantAt("alice", 1000)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := enf.HGetAll(ctx, other.Key("alice")).Result(); err == nil {
+		t.Errorf("the enforcer's user of prefix %s read %s's consent state of alice (%d fields); want NOPERM", own, neighbour, len(got))
+	}
+	if err := syn.HSet(ctx, other.Key("alice"), "forged", "1").Err(); err == nil {
+		t.Errorf("consent-sync's user of prefix %s wrote into %s's consent state of alice; want NOPERM", own, neighbour)
+	}
+}

@@ -554,3 +554,48 @@ func TestReviewClusterACLWatermarkPatternStaysInsideThePrefix(t *testing.T) {
 		t.Errorf("consent-sync's user of prefix %s wrote into %s's consent state of alice; want NOPERM", own, neighbour)
 	}
 }
+
+// TestReviewClusterMastersOfShardsDropsTheReplacedMaster: the answers of
+// CLUSTER SHARDS after a master died and its replica took over, as Redis
+// gives them (health "fail", never "failed"): Redis 7.0 lists the dead
+// master in a shard of its own without slots (seen on 7.0.15 in
+// TestReviewClusterCacheLiveAgainAfterAFailover); Redis 7.2 and later group
+// nodes by shard id, so the dead master stays in the shard of the replica
+// that replaced it, whose slots the shard shows (clusterGetMasterFromShard
+// takes them from the first node that is not failing). In both the set of
+// masters to subscribe on is the live ones; a dead master kept in it makes
+// the cache wait for its subscription for ever.
+func TestReviewClusterMastersOfShardsDropsTheReplacedMaster(t *testing.T) {
+	t.Parallel()
+	node := func(id, ip, role, health string) redis.Node {
+		return redis.Node{ID: id, Endpoint: ip, IP: ip, Port: 6379, Role: role, Health: health}
+	}
+	slotsA := []redis.SlotRange{{Start: 0, End: 8191}}
+	slotsB := []redis.SlotRange{{Start: 8192, End: 16383}}
+	promoted := node("r", "10.0.0.4", "master", "online")
+	dead := node("a", "10.0.0.1", "master", "fail")
+	b := redis.ClusterShard{Slots: slotsB, Nodes: []redis.Node{node("b", "10.0.0.2", "master", "online")}}
+	tests := []struct {
+		name   string
+		shards []redis.ClusterShard
+	}{
+		{"Redis 7.0: the dead master in a shard of its own", []redis.ClusterShard{
+			{Slots: slotsA, Nodes: []redis.Node{promoted}}, b, {Nodes: []redis.Node{dead}}}},
+		{"Redis 7.2 on: the dead master in the shard of its promoted replica", []redis.ClusterShard{
+			{Slots: slotsA, Nodes: []redis.Node{dead, promoted}}, b}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := mastersOfShards([]shardsAnswer{{origin: "10.0.0.2:6379", shards: tt.shards}}, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got["10.0.0.1:6379"] {
+				t.Errorf("masters %v include the dead master 10.0.0.1:6379 (health \"fail\", replaced by 10.0.0.4:6379)", got)
+			}
+			if !got["10.0.0.4:6379"] || !got["10.0.0.2:6379"] {
+				t.Errorf("masters %v miss a live one", got)
+			}
+		})
+	}
+}

@@ -47,23 +47,31 @@ func (c *Cache) startCluster(ctx context.Context, cc *redis.ClusterClient) error
 	// reconnects meanwhile must not make the cache live on a part.
 	c.nodes, c.viewOK = make(map[string]*nodeSub), false
 	c.mu.Unlock()
+	// A master whose subscription cannot be confirmed now (down, not yet
+	// failed over) does not stop the start: it is kept unconfirmed, its
+	// listener subscribes again until it answers, and the cache stays off
+	// (every lookup reads Redis) until then, which is the closed side. An
+	// enforcer that exited instead would only crash-loop until an operator
+	// repaired the cluster.
 	for addr := range masters {
 		n := newNodeSub(cc.Options(), addr)
 		sub := n.client.Subscribe(context.Background(), c.store.InvalidationChannel())
 		_, err := sub.Receive(ctx)
+		c.mu.Lock()
+		c.nodes[addr] = n
 		if err == nil {
-			c.mu.Lock()
 			n.confirmed = true
-			c.nodes[addr] = n
 			c.startNode(bg, n, sub)
-			c.mu.Unlock()
-			continue
+		} else {
+			_ = sub.Close()
+			c.startNode(bg, n, nil)
 		}
-		_ = sub.Close()
-		_ = n.client.Close()
-		cancel()
-		c.stopNodes()
-		return fmt.Errorf("subscribe to consent invalidations on master %s: %w", addr, err)
+		c.mu.Unlock()
+		if ctx.Err() != nil {
+			cancel()
+			c.stopNodes()
+			return fmt.Errorf("subscribe to consent invalidations: %w", ctx.Err())
+		}
 	}
 	c.mu.Lock()
 	c.viewOK = true
@@ -311,8 +319,7 @@ type shardsAnswer struct {
 // CLUSTER SHARDS of several nodes: every master of an answer that assigns
 // at least one slot (an answer that assigns none comes from a node outside
 // the cluster: removed and reset, or not joined yet), with slots or
-// without, except a failed master without slots (one replaced by its
-// replica, which stays listed until it comes back as a replica). tls picks
+// without, except a failed master that nothing depends on (see below). tls picks
 // the TLS port. A loopback address from a node reached at another host is
 // that host's, as go-redis has it. A master with slots and no address is an
 // error: its invalidations could not be received.
@@ -330,8 +337,20 @@ func mastersOfShards(answers []shardsAnswer, tls bool) (map[string]bool, error) 
 		}
 		used = true
 		for _, sh := range shards {
+			// A failed master is left out when nothing depends on it: it
+			// has no slots (Redis 7.0 lists a master replaced by its
+			// replica on its own, without slots), or another master of its
+			// shard is online (Redis 7.2 and later list it in the shard of
+			// the replica that replaced it, with the shard's slots). A
+			// failed master that is the only master of a shard with slots
+			// stays in: its subscription cannot be confirmed, so the cache
+			// stays off until the cluster has a master for those slots.
+			online := false
 			for _, n := range sh.Nodes {
-				if n.Role != "master" || (len(sh.Slots) == 0 && n.Health == "failed") {
+				online = online || (n.Role == "master" && !failedHealth(n.Health))
+			}
+			for _, n := range sh.Nodes {
+				if n.Role != "master" || (failedHealth(n.Health) && (len(sh.Slots) == 0 || online)) {
 					continue
 				}
 				addr := nodeAddr(n, tls, ans.origin)
@@ -350,6 +369,10 @@ func mastersOfShards(answers []shardsAnswer, tls bool) (map[string]bool, error) 
 	}
 	return out, nil
 }
+
+// failedHealth reports whether a CLUSTER SHARDS health field says the node
+// failed: Redis sends "fail" (its documentation says "failed").
+func failedHealth(h string) bool { return h == "fail" || h == "failed" }
 
 // nodeAddr is the address clients use for n, as described by the node at
 // origin: its preferred endpoint (or IP), and its TLS port when tls (or

@@ -315,6 +315,11 @@ func TestReviewClusterCacheLeavesNothingRunning(t *testing.T) {
 	if err := cache.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// The watcher's goroutine may not have run yet when Start returns
+	// (its stack shows then only the closure that calls watchCluster).
+	for deadline := time.Now().Add(2 * time.Second); reviewCacheGoroutines() < before+4 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if n := reviewCacheGoroutines(); n < before+4 {
 		t.Fatalf("the count sees %d goroutines of the cache running (watcher and three listeners), %d before", n, before)
 	}

@@ -60,7 +60,7 @@ func (o Options) apply(tc **tls.Config, user, password *string) {
 // client certificate.
 func (o Options) tlsConfig() *tls.Config {
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	pool, cert, err := o.TLS.load()
+	pool, cert, err := o.TLS.Load()
 	if err == nil {
 		tc.RootCAs, tc.Certificates = pool, []tls.Certificate{cert}
 	}

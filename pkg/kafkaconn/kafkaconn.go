@@ -23,7 +23,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,6 +35,8 @@ import (
 	"github.com/segmentio/kafka-go/sasl/scram"
 
 	"github.com/consentgate/consentgate/pkg/envflag"
+
+	"github.com/consentgate/consentgate/pkg/internal/secretfile"
 )
 
 // The SASL mechanisms, as KAFKA_SASL_MECHANISM names them.
@@ -161,7 +162,7 @@ func (c Config) load() (*tls.Config, sasl.Mechanism, error) {
 		// puts the key itself where its path goes (readPEM).
 		if c.CAFile != "" {
 			const what = "the PEM file of the CA certificates that signed the brokers' certificates"
-			if pem, err := readPEM("KAFKA_TLS_CA_FILE", c.CAFile, what); err != nil {
+			if pem, err := secretfile.ReadPEM("KAFKA_TLS_CA_FILE", c.CAFile, what); err != nil {
 				errs = append(errs, err)
 			} else {
 				pool := x509.NewCertPool()
@@ -177,8 +178,8 @@ func (c Config) load() (*tls.Config, sasl.Mechanism, error) {
 		case c.CertFile == "" && c.KeyFile != "":
 			errs = append(errs, errors.New("KAFKA_TLS_KEY_FILE is set without KAFKA_TLS_CERT_FILE: set both (the client certificate and its key) or neither"))
 		case c.CertFile != "":
-			certPEM, cerr := readPEM("KAFKA_TLS_CERT_FILE", c.CertFile, "the PEM file of the client certificate")
-			keyPEM, kerr := readPEM("KAFKA_TLS_KEY_FILE", c.KeyFile, "the PEM file of the client certificate's key")
+			certPEM, cerr := secretfile.ReadPEM("KAFKA_TLS_CERT_FILE", c.CertFile, "the PEM file of the client certificate")
+			keyPEM, kerr := secretfile.ReadPEM("KAFKA_TLS_KEY_FILE", c.KeyFile, "the PEM file of the client certificate's key")
 			if cerr != nil || kerr != nil {
 				errs = append(errs, cerr, kerr) // errors.Join drops a nil
 				break
@@ -213,7 +214,7 @@ func (c Config) load() (*tls.Config, sasl.Mechanism, error) {
 		var password string
 		if c.SASLPasswordFile == "" {
 			errs = append(errs, fmt.Errorf("KAFKA_SASL_MECHANISM is %s but KAFKA_SASL_PASSWORD_FILE is empty: set it to a file holding the password", name))
-		} else if p, err := readPassword(c.SASLPasswordFile); err != nil {
+		} else if p, err := secretfile.ReadPassword("KAFKA_SASL_PASSWORD_FILE", c.SASLPasswordFile); err != nil {
 			errs = append(errs, err)
 		} else {
 			password = p
@@ -230,56 +231,6 @@ func (c Config) load() (*tls.Config, sasl.Mechanism, error) {
 		return nil, nil, err
 	}
 	return tc, mech, nil
-}
-
-// readPassword reads the password file; trailing newlines are not part of
-// the password.
-func readPassword(file string) (string, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		// The path is not shown: an operator who put the password itself
-		// into the setting would see it printed.
-		return "", fmt.Errorf("KAFKA_SASL_PASSWORD_FILE cannot be read (%v): set it to the path of a readable file holding the password (not the password itself)", pathErr(err))
-	}
-	// A leading UTF-8 byte order mark (some editors write one) is not
-	// part of the password.
-	p := strings.TrimRight(strings.TrimPrefix(string(b), "\ufeff"), "\r\n")
-	if p == "" {
-		return "", errors.New("KAFKA_SASL_PASSWORD_FILE is empty: write the password into it")
-	}
-	return p, nil
-}
-
-// looksLikeContent reports whether the value of a setting that takes a
-// file's path looks like the file's content instead (several lines, or a
-// PEM block): a Kubernetes Secret mapped to the variable as a value rather
-// than mounted as a file. Such a value is never shown.
-func looksLikeContent(v string) bool {
-	return strings.ContainsAny(v, "\r\n") || strings.Contains(v, "-----BEGIN")
-}
-
-// readPEM reads the file of the setting name (what: the file it must be,
-// for the message). No message shows the value: it may be the content of
-// the file, a private key, instead of its path.
-func readPEM(name, path, what string) ([]byte, error) {
-	if looksLikeContent(path) {
-		return nil, fmt.Errorf("%s looks like the content of a file, not its path (the value is not shown): mount it as a file (a Kubernetes Secret as a volume, not as a variable's value) and set %s to the path of %s", name, name, what)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("%s cannot be read (%v; the value is not shown): set it to the path of a readable file, %s", name, pathErr(err), what)
-	}
-	return b, nil
-}
-
-// pathErr is the reason of a file error without the operation and path,
-// which the message already names.
-func pathErr(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 // newMechanism builds the SASL mechanism. The SCRAM library's errors quote
@@ -330,7 +281,7 @@ func (c Config) LogWarnings(log *slog.Logger) {
 func (c Config) LogAttrs() []slog.Attr {
 	attrs := []slog.Attr{slog.Bool("kafka_tls", c.TLSOn())}
 	switch {
-	case looksLikeContent(c.CAFile):
+	case secretfile.LooksLikeContent(c.CAFile):
 		// A Secret mapped as a value: the content, never logged.
 		attrs = append(attrs, slog.String("kafka_tls_ca_file", "(not a path: not shown)"))
 	case c.CAFile != "":

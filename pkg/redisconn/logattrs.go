@@ -1,6 +1,10 @@
 package redisconn
 
-import "log/slog"
+import (
+	"log/slog"
+
+	"github.com/consentgate/consentgate/pkg/internal/secretfile"
+)
 
 // LogAttrs lists the Redis settings for a start-up log: the addresses,
 // whether a URL is set, whether TLS is on, the CA file, whether a client
@@ -15,7 +19,7 @@ func (c Config) LogAttrs() []slog.Attr {
 		slog.Bool("redis_tls", c.TLSOn()),
 	}
 	switch {
-	case LooksLikeContent(c.TLSCAFile):
+	case secretfile.LooksLikeContent(c.TLSCAFile):
 		// A Secret mapped as a value: the content, never logged.
 		attrs = append(attrs, slog.String("redis_tls_ca_file", "(not a path: not shown)"))
 	case c.TLSCAFile != "":

@@ -9,11 +9,12 @@ import (
 	"io"
 	"net"
 	"net/url"
-	"os"
 	"strings"
 	"syscall"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/consentgate/consentgate/pkg/internal/secretfile"
 )
 
 // secured is what security() makes of the settings: the TLS configuration
@@ -86,7 +87,7 @@ func (c Config) security() (secured, error) {
 		// puts the key itself where its path goes (readPEM).
 		if c.TLSCAFile != "" {
 			const what = "the PEM file of the CA certificates that signed the Redis servers' certificates"
-			if pem, err := readPEM("REDIS_TLS_CA_FILE", c.TLSCAFile, what); err != nil {
+			if pem, err := secretfile.ReadPEM("REDIS_TLS_CA_FILE", c.TLSCAFile, what); err != nil {
 				errs = append(errs, err)
 			} else {
 				pool := x509.NewCertPool()
@@ -102,8 +103,8 @@ func (c Config) security() (secured, error) {
 		case c.TLSCertFile == "" && c.TLSKeyFile != "":
 			errs = append(errs, errors.New("REDIS_TLS_KEY_FILE is set without REDIS_TLS_CERT_FILE: set both (the client certificate and its key) or neither"))
 		case c.TLSCertFile != "":
-			certPEM, cerr := readPEM("REDIS_TLS_CERT_FILE", c.TLSCertFile, "the PEM file of the client certificate")
-			keyPEM, kerr := readPEM("REDIS_TLS_KEY_FILE", c.TLSKeyFile, "the PEM file of the client certificate's key")
+			certPEM, cerr := secretfile.ReadPEM("REDIS_TLS_CERT_FILE", c.TLSCertFile, "the PEM file of the client certificate")
+			keyPEM, kerr := secretfile.ReadPEM("REDIS_TLS_KEY_FILE", c.TLSKeyFile, "the PEM file of the client certificate's key")
 			if cerr != nil || kerr != nil {
 				errs = append(errs, cerr, kerr) // errors.Join drops a nil
 				break
@@ -156,56 +157,14 @@ func (c Config) security() (secured, error) {
 	return out, nil
 }
 
-// readPassword reads the password file; trailing line ends (LF or CRLF)
-// and a leading UTF-8 byte order mark (written by some Windows editors)
-// are not part of the password.
+// readPassword reads the password file (secretfile.ReadPassword), which
+// must hold one line.
 func readPassword(file string) (string, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		// The path is not shown: an operator who put the password itself
-		// into the setting would see it printed.
-		return "", fmt.Errorf("REDIS_PASSWORD_FILE cannot be read (%v): set it to the path of a readable file holding the password (not the password itself)", pathErr(err))
-	}
-	p := strings.TrimRight(strings.TrimPrefix(string(b), "\ufeff"), "\r\n")
-	switch {
-	case p == "":
-		return "", errors.New("REDIS_PASSWORD_FILE is empty: write the password into it")
-	case strings.ContainsAny(p, "\r\n"):
+	p, err := secretfile.ReadPassword("REDIS_PASSWORD_FILE", file)
+	if err == nil && strings.ContainsAny(p, "\r\n") {
 		return "", errors.New("REDIS_PASSWORD_FILE holds more than one line (not shown): write only the password into it")
 	}
-	return p, nil
-}
-
-// LooksLikeContent reports whether the value of a setting that takes a
-// file's path looks like the file's content instead (several lines, or a
-// PEM block): a Kubernetes Secret mapped to the variable as a value rather
-// than mounted as a file. Such a value is never shown.
-func LooksLikeContent(v string) bool {
-	return strings.ContainsAny(v, "\r\n") || strings.Contains(v, "-----BEGIN")
-}
-
-// readPEM reads the file of the setting name (what: the file it must be,
-// for the message). No message shows the value: it may be the content of
-// the file, a private key, instead of its path.
-func readPEM(name, path, what string) ([]byte, error) {
-	if LooksLikeContent(path) {
-		return nil, fmt.Errorf("%s looks like the content of a file, not its path (the value is not shown): mount it as a file (a Kubernetes Secret as a volume, not as a variable's value) and set %s to the path of %s", name, name, what)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("%s cannot be read (%v; the value is not shown): set it to the path of a readable file, %s", name, pathErr(err), what)
-	}
-	return b, nil
-}
-
-// pathErr is the reason of a file error without the operation and path,
-// which the message already names (or, for the password file, must not).
-func pathErr(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
+	return p, err
 }
 
 // ErrSecurity matches the errors Explain returns for a refused TLS

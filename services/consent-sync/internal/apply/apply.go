@@ -92,11 +92,23 @@ type Options struct {
 	// the first MaxUnknownPurposes purpose ids outside KnownPurposes (to
 	// log it; the id comes from the topic's producers: untrusted).
 	OnUnknownPurpose func(purpose string)
+	// Keys (optional) destroys the data keys of an erased subject
+	// (crypto-shredding, package shred): for every ERASE that owes its
+	// notice, Process marks the subject erased in the keys topic before
+	// it returns the notice, so the runner commits the change only once
+	// the mark is written. Nil: erasures destroy no keys.
+	Keys Eraser
 	// Replay makes Process apply and count only: no dead letters and no
 	// revocation notices are returned. A rebuild of the cache from the
 	// topic uses it, since both were written when the changes were first
 	// consumed.
 	Replay bool
+}
+
+// Eraser marks a subject's data keys erased; *shred.Ring fits. It returns
+// only once the mark is durably written (acks=all).
+type Eraser interface {
+	Erase(ctx context.Context, subject, changeID string) error
 }
 
 // MaxUnknownPurposes bounds the unknown purpose ids a Syncer remembers
@@ -111,6 +123,8 @@ type Syncer struct {
 	now   func() time.Time
 
 	Applied, Ignored, Invalid, UnknownPurpose, Notices atomic.Int64
+	// KeyErasures counts the subjects whose data keys were marked erased.
+	KeyErasures atomic.Int64
 	// NoticeAckErrors counts outbox entries that could not be removed
 	// after their notice was acknowledged (Redis unavailable). Such an
 	// entry only makes a redelivery of its change publish the notice again
@@ -173,7 +187,7 @@ func New(opts Options, codec Codec, store Store) *Syncer {
 
 // counts are one pass's additions to the Syncer's counters; they are added
 // once the batch is done, since a pass may be redone.
-type counts struct{ applied, ignored, invalid, unknown, notices int64 }
+type counts struct{ applied, ignored, invalid, unknown, notices, erasures int64 }
 
 // Process applies a batch in order and returns the notices and dead letters
 // to write. A store error aborts the batch (it is retried whole, which the
@@ -229,6 +243,7 @@ func (s *Syncer) finish(out []kafka.Message, n counts, err error) ([]kafka.Messa
 	s.Invalid.Add(n.invalid)
 	s.UnknownPurpose.Add(n.unknown)
 	s.Notices.Add(n.notices)
+	s.KeyErasures.Add(n.erasures)
 	return out, nil
 }
 
@@ -289,6 +304,14 @@ func (s *Syncer) pass(ctx context.Context, batch []kafka.Message, incomplete boo
 		// finds the entry), but nothing is published here.
 		if s.opts.Replay || !o.NoticeDue {
 			continue
+		}
+		if o.Notice.Action == consent.ActionErase && s.opts.Keys != nil {
+			// Before the notice: a crash in between redelivers the
+			// change, which owes its notice still and marks again.
+			if err := s.opts.Keys.Erase(ctx, c.SubjectID, o.Notice.ChangeID); err != nil {
+				return nil, n, fmt.Errorf("mark the erased subject's data keys: %w", err)
+			}
+			n.erasures++
 		}
 		msg, err := s.notice(c.SubjectID, o.Notice)
 		if err != nil {

@@ -745,6 +745,13 @@ func (r *Ring) Key(ctx context.Context, id [16]byte) (*DataKey, error) {
 			}
 		}
 	}
+	// Unknown in the topic read to its end: destroyed (compacted away).
+	// Remembered, so that the next ciphertext under it asks no broker.
+	r.mu.Lock()
+	if _, alive := r.keys[id]; !alive {
+		r.dead[id] = struct{}{}
+	}
+	r.mu.Unlock()
 	return nil, ErrErased
 }
 

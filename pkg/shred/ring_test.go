@@ -14,6 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/consentgate/consentgate/pkg/brokertest"
+	"github.com/consentgate/consentgate/pkg/internal/syncbuf"
 )
 
 const keysTopic = "consent.keys"
@@ -278,8 +279,11 @@ func tombstones(t *testing.T, b *brokertest.Broker) map[string]bool {
 func TestRingEraseAndShred(t *testing.T) {
 	b := startBroker(t, brokertest.Options{})
 	kek := testKEK(t)
-	enforcer := openRing(t, ringConfig(b, kek))
-	syncer := openRing(t, ringConfig(b, kek))
+	logs := &syncbuf.Buffer{}
+	logged := ringConfig(b, kek)
+	logged.Log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	enforcer := openRing(t, logged)
+	syncer := openRing(t, logged)
 	const alice, bob = "subject-alice-9001", "subject-bob-9002"
 	ks := mustKeys(t, enforcer, alice, bob)
 	aliceOld := ks[alice]
@@ -340,6 +344,17 @@ func TestRingEraseAndShred(t *testing.T) {
 	log.mu.Unlock()
 	if n != 1 {
 		t.Fatalf("%d keys destroyed, want 1", n)
+	}
+	// A ciphertext under a key the topic never held: erased, once read.
+	var stray [16]byte
+	stray[0] = 0x77
+	sk, _ := NewDataKey("x", stray, 1, time.Time{}, fixedDEK())
+	wantErased(t, fresh, encrypt(t, sk, "y", false))
+	if !strings.Contains(logs.String(), "data keys destroyed") {
+		t.Fatalf("nothing logged: %s", logs.String())
+	}
+	if out := logs.String(); strings.Contains(out, "alice") || strings.Contains(out, "bob") {
+		t.Fatalf("the log names a subject:\n%s", out)
 	}
 }
 

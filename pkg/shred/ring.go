@@ -178,6 +178,12 @@ func (r *Ring) Close() error {
 	return nil
 }
 
+func (r *Ring) isClosed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed
+}
+
 func (r *Ring) read(p int, rd *kafka.Reader) {
 	defer r.wg.Done()
 	defer rd.Close()
@@ -471,6 +477,9 @@ func (r *Ring) waitFirstCatchUp(ctx context.Context) error {
 // is usable (retry the whole call); nothing it created is kept in memory
 // unless it was written. It waits for the first catch-up.
 func (r *Ring) Keys(ctx context.Context, subjects []string) (map[string]*DataKey, error) {
+	if r.isClosed() {
+		return nil, ErrClosed
+	}
 	if err := r.waitFirstCatchUp(ctx); err != nil {
 		return nil, err
 	}
@@ -787,6 +796,9 @@ func (r *Ring) DecryptString(ctx context.Context, s string) (string, error) {
 // it at once: every data key of the subject written before it is dead.
 // consent-sync calls it for an ERASE before it commits the change.
 func (r *Ring) Erase(ctx context.Context, subject, changeID string) error {
+	if r.isClosed() {
+		return ErrClosed
+	}
 	now := r.cfg.Now().UTC().Truncate(time.Millisecond)
 	val, err := r.codec.encode(event{kind: KindSubjectErased, subject: subject, createdAt: now, changeID: changeID})
 	if err != nil {

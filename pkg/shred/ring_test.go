@@ -416,6 +416,20 @@ func TestRingRotation(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	cfg.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	cfg.RotateAfter = 24 * time.Hour
+	early, err := OpenRing(tctx(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if early.Ready() == nil {
+		t.Fatalf("ready before it caught up")
+	}
+	_ = early.Close()
+	if !errors.Is(early.Ready(), ErrClosed) || !errors.Is(early.WaitCaughtUp(tctx(t)), ErrClosed) {
+		t.Fatalf("a closed ring: %v", early.Ready())
+	}
+	if _, err := early.Keys(tctx(t), []string{"s"}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Keys on a closed ring: %v", err)
+	}
 	r := openRing(t, cfg)
 	const s = "subject-fay-1"
 	k1 := mustKeys(t, r, s)[s]

@@ -27,7 +27,9 @@ type RingConfig struct {
 	Transport kafka.RoundTripper
 	// Topic is the keys topic; "" is DefaultTopic. It must exist.
 	Topic string
-	// KEK wraps new data keys and unwraps the ones read. Required.
+	// KEK wraps new data keys and unwraps the ones read. nil: the ring
+	// only marks erasures and shreds (consent-sync, which needs no key
+	// material); Keys, Key and the Decrypt methods then fail with ErrNoKEK.
 	KEK KEK
 	// RotateAfter: Keys creates a new key (version+1) for a subject whose
 	// newest key is older. 0 never rotates.
@@ -102,6 +104,10 @@ type marker struct {
 	at        time.Time
 }
 
+// ErrNoKEK: the ring was opened without a KEK (RingConfig.KEK), so it
+// can mark erasures and shred, but neither make nor read data keys.
+var ErrNoKEK = errors.New("shred: no key-encryption key: set CONSENT_KEK_FILE")
+
 // ErrClosed is returned by a closed ring.
 var ErrClosed = errors.New("shred: ring closed")
 
@@ -109,9 +115,6 @@ var ErrClosed = errors.New("shred: ring closed")
 // offset. It returns once the partitions are known; WaitCaughtUp waits
 // for the records already there.
 func OpenRing(ctx context.Context, cfg RingConfig) (*Ring, error) {
-	if cfg.KEK == nil {
-		return nil, errors.New("shred: RingConfig.KEK is required")
-	}
 	if len(cfg.Brokers) == 0 {
 		return nil, errors.New("shred: RingConfig.Brokers is empty")
 	}
@@ -586,6 +589,9 @@ func (r *Ring) unwrap(ctx context.Context, k *keyRec) (*DataKey, error) {
 	if ok {
 		return dk, nil
 	}
+	if r.cfg.KEK == nil {
+		return nil, ErrNoKEK
+	}
 	dek, err := r.cfg.KEK.Unwrap(ctx, k.kekID, k.wrapped, dekAD(k.id, k.version, k.subject))
 	if err != nil {
 		return nil, fmt.Errorf("shred: data key %x does not unwrap (is the KEK the one it was wrapped with?): %w", k.id, err)
@@ -628,6 +634,9 @@ type newKey struct {
 // takes the written ones into memory and returns them; a key an erasure
 // marker read meanwhile killed is not returned.
 func (r *Ring) create(ctx context.Context, missing map[string]uint32) (map[string]*DataKey, error) {
+	if r.cfg.KEK == nil {
+		return nil, ErrNoKEK
+	}
 	now := r.cfg.Now().UTC().Truncate(time.Millisecond)
 	byPart := map[int][]newKey{}
 	for s, v := range missing {

@@ -13,6 +13,7 @@ import (
 	"github.com/consentgate/consentgate/pkg/bootstrap"
 	"github.com/consentgate/consentgate/pkg/consent"
 	"github.com/consentgate/consentgate/pkg/envflag"
+	"github.com/consentgate/consentgate/pkg/shred"
 	"github.com/consentgate/consentgate/pkg/policy"
 	"github.com/consentgate/consentgate/services/consent-sync/internal/intake"
 )
@@ -39,6 +40,9 @@ type Config struct {
 
 	// Intake is the HTTP intake for consent changes (off by default).
 	Intake intake.Config
+	// Keys is the keys topic where an erasure destroys the subject's
+	// data keys (package shred); no key material is needed for that.
+	Keys shred.Settings
 	// MaxClockSkew is the bound of the clock rule
 	// (consent.Change.BoundCapturedAt), the same for the intake and the
 	// consumer.
@@ -51,6 +55,7 @@ func DefaultConfig() Config {
 		Common:           bootstrap.DefaultCommon([]string{"consent.changes"}, "consentgate-consent-sync"),
 		RevocationsTopic: "consent.revocations",
 		Intake:           intake.DefaultConfig(),
+		Keys: shred.DefaultSettings(),
 	}
 	// Withdrawals must reach Redis fast: wait less for more changes.
 	c.Input.MaxWait = 100 * time.Millisecond
@@ -65,6 +70,7 @@ func (c *Config) flags() *envflag.Set {
 		"with --rebuild, replays the consent topic into Redis and exits; with --intake-addr, also accepts changes over HTTP (POST "+intake.Path+").")
 	c.Common.Flags(s, envPrefix)
 	s.String(&c.Policy, "policy", "POLICY_FILE", "policy file (YAML), the purpose catalogue: the intake accepts only its purposes, and consumed changes for other purposes are counted and reported")
+	c.Keys.Flags(s, false)
 	s.List(&c.Purposes, "purposes", "CONSENT_PURPOSES", "comma-separated purpose ids, the catalogue when POLICY_FILE is not set (one of the two is required with the intake)")
 	s.Duration(&c.MaxClockSkew, "max-clock-skew", "CONSENT_MAX_CLOCK_SKEW", "clock rule, for the intake and the consumer alike: a GRANT dated after its receipt counts as made at receipt, and is refused beyond this; a DENY, WITHDRAW or ERASE dated beyond this after its receipt counts as made at receipt + this (never refused)")
 	s.String(&c.RevocationsTopic, "revocations-topic", "REVOCATIONS_TOPIC", "topic of the revocation notices")
@@ -163,6 +169,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("policy_file", c.Policy),
 		slog.Any("purposes", c.Purposes),
 		slog.String("revocations_topic", c.RevocationsTopic),
+		slog.String("keys_topic", c.Keys.Topic),
 		slog.Bool("rebuild", c.Rebuild),
 		slog.Bool("rebuild_force", c.RebuildForce),
 		slog.Bool("allow_topic_retention", c.AllowTopicRetention),

@@ -13,8 +13,8 @@ import (
 	"github.com/consentgate/consentgate/pkg/bootstrap"
 	"github.com/consentgate/consentgate/pkg/consent"
 	"github.com/consentgate/consentgate/pkg/envflag"
-	"github.com/consentgate/consentgate/pkg/shred"
 	"github.com/consentgate/consentgate/pkg/policy"
+	"github.com/consentgate/consentgate/pkg/shred"
 	"github.com/consentgate/consentgate/services/consent-sync/internal/intake"
 )
 
@@ -55,7 +55,7 @@ func DefaultConfig() Config {
 		Common:           bootstrap.DefaultCommon([]string{"consent.changes"}, "consentgate-consent-sync"),
 		RevocationsTopic: "consent.revocations",
 		Intake:           intake.DefaultConfig(),
-		Keys: shred.DefaultSettings(),
+		Keys:             shred.DefaultSettings(),
 	}
 	// Withdrawals must reach Redis fast: wait less for more changes.
 	c.Input.MaxWait = 100 * time.Millisecond

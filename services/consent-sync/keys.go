@@ -18,8 +18,8 @@ import (
 // the topic is there the ring is opened and its shredder started, so an
 // erasure that follows the first key always marks it.
 type keyShredder struct {
-	log   *slog.Logger
-	open  func(ctx context.Context) (*shred.Ring, error)
+	log  *slog.Logger
+	open func(ctx context.Context) (*shred.Ring, error)
 	// ctx is the shredder's lifetime; Close cancels it.
 	ctx    context.Context
 	cancel context.CancelFunc

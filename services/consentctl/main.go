@@ -11,6 +11,7 @@
 //	consentctl prove <event id>      an inclusion proof of an event's audit record
 //	consentctl verify-proof FILE     check an inclusion proof offline
 //	consentctl audit-export          the audit records and checkpoints to a file (verify --from-file)
+//	consentctl decrypt               a topic's records with their encrypted fields decrypted ("erased" once an erasure destroyed the key)
 //	consentctl stats                 rows per table, consumed positions and held partitions of the ledger
 //	consentctl release               have a held partition read again, once an operator has decided
 //
@@ -57,6 +58,7 @@ func init() {
 		"verify":            {"recompute the audit's Merkle trees from the topic and check every checkpoint", cmdVerify},
 		"prove":             {"print an inclusion proof of an event's audit record against a signed checkpoint", cmdProve},
 		"verify-proof":      {"check an inclusion proof offline", cmdVerifyProof},
+		"decrypt":           {"print a topic's records with the fields encrypt rules encrypted decrypted (needs the key-encryption key); fields of erased subjects show as erased", cmdDecrypt},
 		"audit-export":      {"write every audit record (with its offset) and checkpoint to a file, for offline verification", cmdAuditExport},
 	}
 }

@@ -200,19 +200,11 @@ func fieldAction(st *policy.Stream, mode Mode, path string, cats []string, inher
 	case mode == ModeRemoveExcluded:
 		// Encrypt rules apply on every output.
 		if e, ok := everyOutputEncryption(st, path, cats); ok {
-			return e
+			a = e
+			break
 		}
 		a = policy.ActionKeep
-		switch {
-		case len(cats) == 0 && encrypting(inherit):
-			// Below an encrypted field: a field rule that keeps or
-			// removes it applies; other actions apply only when
-			// redacting, so the field inherits encrypt.
-			a = inherit
-			if r, ok := fieldRuleFor(st, path); ok && (r == policy.ActionKeep || r == policy.ActionRemove) {
-				a = r
-			}
-		case len(cats) == 0 && st.Unannotated == policy.UnannotatedRemove:
+		if len(cats) == 0 && st.Unannotated == policy.UnannotatedRemove {
 			a = st.TreatmentFor(path, "")
 		}
 	case len(cats) == 0 && inherit != "":
@@ -234,6 +226,12 @@ func fieldAction(st *policy.Stream, mode Mode, path string, cats []string, inher
 	}
 	if a != policy.ActionKeep && !transforming(a) {
 		return policy.ActionRemove // remove, or an action this package does not know
+	}
+	if encrypting(inherit) && a != policy.ActionRemove && !encrypting(a) {
+		// Inside an encrypted field every value is encrypted or removed,
+		// whatever its own category's rule, so that an erasure leaves
+		// nothing of it readable.
+		a = inherit
 	}
 	return a
 }

@@ -54,8 +54,9 @@
 // a number, boolean, enum, bytes or fixed; truncate_ip on a string that is
 // not an IP address (a port or a host name included); generalise_* on a
 // string, a time of day or a plain number; encrypt on anything but a
-// string or bytes (a number, boolean, enum, fixed, or any logical type:
-// timestamps, dates, decimals, uuids), or when Request.Keys is nil.
+// string or bytes (a number, boolean, enum, fixed, or a logical type that
+// goavro represents natively: timestamps, dates, times, decimals; a uuid is
+// a string), or when Request.Keys is nil.
 //
 // Strings inside unions keep their goavro wrapper ({"string": "..."}).
 //
@@ -75,10 +76,13 @@
 // closed) is encrypt; default_treatment: encrypt applies only in
 // ModeRedact. A field of an excluded category is removed, never encrypted.
 //
-// Encrypt is a rewriting action like the others: on a record, unannotated
-// sub-fields inherit it (in ModeRemoveExcluded unless a field rule for
-// their path keeps or removes them) and fields with a category of their own
-// get their own treatment; arrays and maps have every item encrypted; a
+// Encrypt is a rewriting action like the others, with one difference:
+// inside an encrypted field every value is encrypted or removed, so that an
+// erasure leaves nothing of it readable. A record's fields are visited and
+// inherit encrypt, also those with a category of their own, unless their
+// own treatment removes them (an excluded category, a remove rule when
+// redacting) or is an encrypt rule (whose mode they then take); arrays
+// and maps have every item encrypted; a
 // map's keys are encrypted deterministically (distinct keys stay distinct;
 // no pseudonymisation key is needed, so encrypt does not make NeedsKey
 // true); unions keep their wrapper. What cannot be encrypted is removed,

@@ -369,3 +369,38 @@ func TestEncryptActionsDescribe(t *testing.T) {
 		t.Errorf("order_id: %+v", a)
 	}
 }
+
+// TestEncryptRecordLeavesNothingReadable: inside an encrypted field every
+// value is encrypted or removed, also sub-fields with a category of their
+// own whose rule would keep, mask or pseudonymise them (an erasure must
+// leave nothing of the field readable); an own remove rule still removes.
+func TestEncryptRecordLeavesNothingReadable(t *testing.T) {
+	t.Parallel()
+	r := newRedactor(t)
+	s := schemaOf(t, purchaseName, 0)
+	in := purchase()
+	addr := in["shipping_address"].(map[string]any)["consentgate.events.Address"].(map[string]any)
+	stream := keepAll(
+		policy.Treatment{Field: "shipping_address", Action: policy.ActionEncrypt, Encryption: policy.EncryptRandomised},
+		categoryRule("user.name", policy.ActionKeep),
+		categoryRule("user.contact.address.city", policy.ActionMask),
+		categoryRule("user.contact.address.country", policy.ActionRemove),
+		encryptRule("user.contact.address.postal_code", policy.EncryptDeterministic),
+	)
+	for _, mode := range []Mode{ModeRemoveExcluded, ModeRedact} {
+		keys := &testKeys{tag: 5}
+		res := apply(t, r, Request{Schema: s, Value: in, Stream: stream, Mode: mode, Keys: keys})
+		out := res.Value["shipping_address"].(map[string]any)["consentgate.events.Address"].(map[string]any)
+		decrypts(t, keys, "recipient", out["recipient"], addr["recipient"], false)
+		decrypts(t, keys, "street", out["street"], addr["street"], false)
+		decrypts(t, keys, "city", out["city"], addr["city"], false)
+		decrypts(t, keys, "postal_code", out["postal_code"], addr["postal_code"], true) // its own rule's mode
+		wantCountry := any("")
+		if mode == ModeRemoveExcluded {
+			// The remove rule applies only when redacting: encrypted then.
+			decrypts(t, keys, "country", out["country"], addr["country"], false)
+		} else if out["country"] != wantCountry {
+			t.Errorf("%v: country = %v, want removed by its own rule", mode, out["country"])
+		}
+	}
+}

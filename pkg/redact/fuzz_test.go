@@ -228,6 +228,15 @@ type oracle struct {
 }
 
 func (o *oracle) expected(f *fieldNode, inherit policy.Action) policy.Action {
+	a := o.ownAction(f, inherit)
+	// Inside an encrypted field every value is encrypted or removed.
+	if inherit == policy.ActionEncrypt && a != policy.ActionRemove && a != policy.ActionEncrypt {
+		return policy.ActionEncrypt
+	}
+	return a
+}
+
+func (o *oracle) ownAction(f *fieldNode, inherit policy.Action) policy.Action {
 	cat := f.def.Category
 	for _, p := range o.req.Excluded {
 		if decision.Excludes(p, cat) {
@@ -235,18 +244,8 @@ func (o *oracle) expected(f *fieldNode, inherit policy.Action) policy.Action {
 		}
 	}
 	if o.req.Mode == ModeRemoveExcluded {
-		// Encrypt rules apply on every output; below an encrypted field
-		// an unannotated field inherits encrypt unless a field rule
-		// keeps or removes it.
+		// Encrypt rules apply on every output.
 		if _, ok := o.req.Stream.EncryptionFor(f.path, cat); ok {
-			return policy.ActionEncrypt
-		}
-		if cat == "" && inherit == policy.ActionEncrypt {
-			for _, t := range o.req.Stream.Treatments {
-				if t.Field == f.path && (t.Action == policy.ActionKeep || t.Action == policy.ActionRemove) {
-					return t.Action
-				}
-			}
 			return policy.ActionEncrypt
 		}
 		if cat == "" && o.req.Stream.Unannotated == policy.UnannotatedRemove {

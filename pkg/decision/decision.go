@@ -21,23 +21,26 @@
 //
 // PlanFor is the one function that says what must change: fields of an
 // excluded category (Excludes, the one rule of exclusion matching, also
-// used by package redact and by explain) and, on a stream whose
-// unannotated_fields is remove, every unannotated field without a field
-// rule that keeps it. Every stream setting thereby applies to every output
-// of the stream:
+// used by package redact and by explain), every field whose first
+// matching rule is encrypt (Cause CauseEncrypt: an encrypt rule applies on
+// every output) and, on a stream whose unannotated_fields is remove, every
+// unannotated field without a field rule that keeps it. Every stream
+// setting thereby applies to every output of the stream:
 //
 //   - Passed with an empty Plan: the input bytes are forwarded;
-//   - Passed with a Plan (only unannotated fields to remove: excluded
-//     fields never pass): Treatment TreatSettings, a copy re-encoded with
-//     the stream's unannotated_fields applied. The outcome stays Passed
-//     (consent allowed every purpose); the audit lists the changed fields;
+//   - Passed with a Plan (unannotated fields to remove, fields to encrypt:
+//     excluded fields never pass): Treatment TreatSettings, a copy
+//     re-encoded with the stream's unannotated_fields and encrypt rules
+//     applied, never the input bytes. The outcome stays Passed (consent
+//     allowed every purpose); the audit lists the changed fields;
 //   - consent is missing for a stream whose on_missing_consent is redact:
 //     Outcome Redacted, Treatment TreatRedact, every field treated as the
 //     stream says (treatments, default_treatment, unannotated_fields);
 //   - consent is granted but excludes data categories that the event
 //     carries, on a stream whose excluded_categories is remove: Outcome
-//     Redacted, Treatment TreatRemoveExcluded: those fields removed and the
-//     stream's unannotated_fields applied, everything else kept. With
+//     Redacted, Treatment TreatRemoveExcluded: those fields removed, the
+//     stream's encrypt rules and unannotated_fields applied, everything
+//     else kept. With
 //     excluded_categories: drop the event is dropped instead.
 //
 // In every treated case Decision.Excluded lists the excluded category
@@ -82,8 +85,9 @@ const (
 	TreatRedact                          // every field per the stream's rules
 	TreatRemoveExcluded                  // the excluded categories removed, unannotated_fields applied
 	// TreatSettings: a Passed event whose Plan is not empty, re-encoded
-	// with the stream's unannotated_fields applied (package redact treats
-	// it as TreatRemoveExcluded, with nothing excluded).
+	// with the stream's unannotated_fields and encrypt rules applied
+	// (package redact treats it as TreatRemoveExcluded, with nothing
+	// excluded).
 	TreatSettings
 )
 

@@ -17,14 +17,18 @@ const (
 	// CauseUnannotated: the field has no category and the stream's
 	// unannotated_fields is remove.
 	CauseUnannotated Cause = "unannotated_fields"
+	// CauseEncrypt: the stream's first matching rule for the field is
+	// encrypt, which applies on every output (policy.Stream.EncryptionFor).
+	CauseEncrypt Cause = "encrypt"
 )
 
 // Step is one field of the writer's bytes that must change before the
 // event may be published on a stream.
 type Step struct {
 	Field Field
-	// Action is remove for an excluded field; for an unannotated field the
-	// action of the stream's field rule for its path, else remove.
+	// Action is remove for an excluded field; encrypt for CauseEncrypt;
+	// for an unannotated field the action of the stream's field rule for
+	// its path, else remove.
 	Action policy.Action
 	Cause  Cause
 	// Pattern is the exclusion that covers the field (CauseExcluded).
@@ -33,7 +37,7 @@ type Step struct {
 
 // Plan lists the fields of an event's bytes that a stream's settings and a
 // grant's exclusions require to change, outermost first: a field below a
-// removed one is not listed. An empty Plan means the bytes may be
+// removed or an encrypted one is not listed. An empty Plan means the bytes may be
 // forwarded as they are.
 type Plan []Step
 
@@ -41,6 +45,17 @@ type Plan []Step
 func (p Plan) Excluded() bool {
 	for _, s := range p {
 		if s.Cause == CauseExcluded {
+			return true
+		}
+	}
+	return false
+}
+
+// Encrypts reports whether a step encrypts a field (CauseEncrypt): the
+// output then needs the subject's data key.
+func (p Plan) Encrypts() bool {
+	for _, s := range p {
+		if s.Cause == CauseEncrypt {
 			return true
 		}
 	}
@@ -62,6 +77,8 @@ func (p Plan) Paths() []string {
 //
 //   - every field that either schema annotates with an excluded category
 //     is removed;
+//   - every other field whose first matching rule of s is encrypt
+//     (EncryptedOnEveryOutput) is encrypted;
 //   - when s.Unannotated is remove, every field that neither schema
 //     annotates gets the stream's field rule for its path (a "keep" rule
 //     leaves it, and it is not listed), else it is removed.
@@ -79,7 +96,7 @@ func PlanFor(writer, reader *avrocodec.Schema, s policy.Stream, excluded []strin
 func computePlan(fields []Field, s policy.Stream, x Exclusions) Plan {
 	var (
 		plan    Plan
-		removed []string // writer paths removed whole
+		removed []string // writer paths removed or encrypted whole
 	)
 	for _, f := range fields {
 		if below(f.Path, removed) {
@@ -88,6 +105,8 @@ func computePlan(fields []Field, s policy.Stream, x Exclusions) Plan {
 		step := Step{Field: f}
 		if p, ok := x.CoversAny(f.Categories); ok {
 			step.Action, step.Cause, step.Pattern = policy.ActionRemove, CauseExcluded, p
+		} else if EncryptedOnEveryOutput(s, f) {
+			step.Action, step.Cause = policy.ActionEncrypt, CauseEncrypt
 		} else if !f.Annotated() && s.Unannotated == policy.UnannotatedRemove {
 			a := UnannotatedAction(s, f)
 			if a == policy.ActionKeep {
@@ -97,7 +116,7 @@ func computePlan(fields []Field, s policy.Stream, x Exclusions) Plan {
 		} else {
 			continue
 		}
-		if step.Action == policy.ActionRemove {
+		if step.Action == policy.ActionRemove || step.Action == policy.ActionEncrypt {
 			removed = append(removed, f.Path)
 		}
 		plan = append(plan, step)
@@ -116,6 +135,56 @@ func UnannotatedAction(s policy.Stream, f Field) policy.Action {
 		}
 	}
 	return policy.ActionRemove
+}
+
+// EncryptedOnEveryOutput reports whether field f is encrypted on every
+// output of stream s: the first rule of s that matches it (by its reader
+// path, or its writer path when the reader lacks it, as redaction matches
+// field rules; by each of its categories) is encrypt. A field judged by two
+// categories is encrypted when either one's first matching rule is encrypt
+// (fail closed). Exclusions are not looked at: an excluded field is
+// removed, never encrypted (PlanFor checks them first).
+func EncryptedOnEveryOutput(s policy.Stream, f Field) bool {
+	path := f.ReaderPath
+	if path == "" {
+		path = f.Path
+	}
+	if len(f.Categories) == 0 {
+		_, ok := s.EncryptionFor(path, "")
+		return ok
+	}
+	for _, c := range f.Categories {
+		if _, ok := s.EncryptionFor(path, c); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// hasEncryptRule reports whether s has an encrypt rule (its default does
+// not count: it applies only when redacting).
+func hasEncryptRule(s policy.Stream) bool {
+	for _, t := range s.Treatments {
+		if t.Action == policy.ActionEncrypt {
+			return true
+		}
+	}
+	return false
+}
+
+// NeedsDataKey reports whether the output that d describes on stream s
+// encrypts some field, so that the subject's data key is needed: a
+// redaction (TreatRedact) when the stream has an encrypt rule or default
+// (the fields the redaction visits are only known then), a passed or
+// excluded-removed output when its Plan encrypts.
+func NeedsDataKey(d Decision, s policy.Stream) bool {
+	switch {
+	case d.Outcome == Dropped:
+		return false
+	case d.Treatment == TreatRedact:
+		return s.Encrypts()
+	}
+	return d.Plan.Encrypts()
 }
 
 // below reports whether path lies inside one of the fields at prefixes.

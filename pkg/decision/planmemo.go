@@ -10,8 +10,8 @@ import (
 
 // The Plan of an event depends only on the fields its bytes carry (the
 // Carried of its writer and reader schemas, shared per pair by FieldsOf),
-// the stream's unannotated_fields and field rules, and the grant's
-// exclusions: planFields computes it once per such combination and shares
+// the stream's unannotated_fields and rules (field rules, and the category
+// rules that say encrypt), and the grant's exclusions: planFields computes it once per such combination and shares
 // it, so that deciding an event does not walk the schema's fields.
 
 // maxPlans bounds the plan memo; when it is full it is emptied (a policy
@@ -20,8 +20,9 @@ const maxPlans = 4096
 
 // planKey identifies a memoised plan. Fields slices are identified by their
 // first element and length (FieldsOf's are shared and never modified);
-// stream rules by their slice and then, on a hit, by content, so that rules
-// changed in place are not served a stale plan.
+// stream rules by their slice and then, on a hit, by content (every rule,
+// category rules and the encrypt ones included), so that rules changed in
+// place are not served a stale plan.
 type planKey struct {
 	fields      *Field
 	nfields     int
@@ -45,8 +46,8 @@ var planMemo struct {
 // planFields returns computePlan(fields, s, x), memoised. The result is
 // shared: callers must not modify it.
 func planFields(fields []Field, s policy.Stream, x Exclusions) Plan {
-	if x.Empty() && s.Unannotated != policy.UnannotatedRemove {
-		return nil // nothing excluded, nothing unannotated to remove
+	if x.Empty() && s.Unannotated != policy.UnannotatedRemove && !hasEncryptRule(s) {
+		return nil // nothing excluded, nothing unannotated to remove, nothing to encrypt
 	}
 	if len(fields) == 0 {
 		return nil

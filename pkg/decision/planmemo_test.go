@@ -10,7 +10,8 @@ import (
 
 // TestPlanMemoMatchesComputed checks the memoised planFields against
 // computePlan for the fields of every catalog schema pair, random streams
-// (unannotated_fields, field rules) and random exclusion sets, with plans
+// (unannotated_fields, field and category rules, encrypt among the
+// actions) and random exclusion sets, with plans
 // reused for repeated requests and stream rules changed in place after a
 // plan was memoised.
 func TestPlanMemoMatchesComputed(t *testing.T) {
@@ -37,7 +38,11 @@ func TestPlanMemoMatchesComputed(t *testing.T) {
 			s.Unannotated = policy.UnannotatedRemove
 		}
 		for range rnd.IntN(4) {
-			s.Treatments = append(s.Treatments, policy.Treatment{Field: pick(paths), Action: policy.Actions[rnd.IntN(len(policy.Actions))]})
+			tr := policy.Treatment{Field: pick(paths), Action: policy.Actions[rnd.IntN(len(policy.Actions))]}
+			if rnd.IntN(3) == 0 { // category rules matter to plans through encrypt
+				tr.Field, tr.Category = "", pick(pats)
+			}
+			s.Treatments = append(s.Treatments, tr)
 		}
 		var excluded []string
 		for range rnd.IntN(3) {

@@ -21,6 +21,7 @@ func FuzzParse(f *testing.F) {
 		"a: &a [*a]\n",
 		"{purposes: [{id: a}], streams: [{purposes: [a]}]}",
 		minimal + "    treatments:\n      - category: user.*\n        action: keep\n      - field: a[].b\n        action: mask\n",
+		minimal + "    treatments:\n      - category: user.contact.*\n        action: encrypt\n        encryption: deterministic\n      - field: a\n        action: mask\n        encryption: randomised\n    default_treatment: encrypt\n",
 		"purposes:\n  - id: a\n    legal_bases: [CONSENT\n",
 		"--- \n---\n",
 		"\xff\x00",

@@ -33,7 +33,7 @@ var (
 	controllerKeys = []string{"name", "contact"}
 	purposeKeys    = []string{"id", "description", "legal_bases", "opt_out"}
 	streamKeys     = []string{"topic", "description", "purposes", "recipients", "schemas", "on_missing_consent", "unannotated_fields", "excluded_categories", "treatments", "default_treatment"}
-	treatmentKeys  = []string{"category", "field", "action"}
+	treatmentKeys  = []string{"category", "field", "action", "encryption"}
 )
 
 // maxQuoted bounds how much of a bad value a message repeats.
@@ -324,6 +324,14 @@ func actionNames() []string {
 	out := make([]string, len(Actions))
 	for i, a := range Actions {
 		out[i] = string(a)
+	}
+	return out
+}
+
+func encryptionNames() []string {
+	out := make([]string, len(Encryptions))
+	for i, e := range Encryptions {
+		out[i] = string(e)
 	}
 	return out
 }
@@ -650,6 +658,18 @@ func (p *parser) treatments(n *yaml.Node) ([]Treatment, bool) {
 			ok = false
 		} else {
 			t.Action = Action(v)
+		}
+		if e, has := m["encryption"]; has {
+			if t.Action != "" && t.Action != ActionEncrypt {
+				p.nodeErrorf(e.key, "encryption is only for action encrypt, not %s: remove the key, or use action: encrypt", t.Action)
+				ok = false
+			} else if v, vok := p.oneOf(e.val, "encryption", encryptionNames()); !vok {
+				ok = false
+			} else {
+				t.Encryption = Encryption(v)
+			}
+		} else if t.Action == ActionEncrypt {
+			t.Encryption = EncryptRandomised
 		}
 		if ok {
 			out = append(out, t)

@@ -76,10 +76,33 @@ const (
 	ActionGeneraliseHour Action = "generalise_hour" // timestamps truncated to the hour
 	ActionGeneraliseDay  Action = "generalise_day"  // timestamps truncated to the day
 	ActionKeep           Action = "keep"            // pass the field unchanged
+	// ActionEncrypt encrypts the field under the subject's own data key
+	// (crypto-shredding: erasing the subject destroys the key). Unlike the
+	// other actions, an encrypt rule applies on every output of its stream
+	// (see Stream.EncryptionFor), not only when redacting.
+	ActionEncrypt Action = "encrypt"
 )
 
 // Actions lists every Action, in documentation order.
-var Actions = []Action{ActionRemove, ActionPseudonymise, ActionMask, ActionTruncateIP, ActionGeneraliseHour, ActionGeneraliseDay, ActionKeep}
+var Actions = []Action{ActionRemove, ActionPseudonymise, ActionMask, ActionTruncateIP, ActionGeneraliseHour, ActionGeneraliseDay, ActionKeep, ActionEncrypt}
+
+// Encryption is the mode of an encrypt treatment.
+type Encryption string
+
+// Encryption modes.
+const (
+	// EncryptDeterministic (AES-SIV): equal values of one subject give
+	// equal ciphertexts, so joins and group-bys on the field keep working
+	// within a subject's key; it reveals which values of that subject are
+	// equal.
+	EncryptDeterministic Encryption = "deterministic"
+	// EncryptRandomised (AES-GCM), the default: every encryption gives a
+	// new ciphertext; equal values cannot be told apart, nor joined.
+	EncryptRandomised Encryption = "randomised"
+)
+
+// Encryptions lists every Encryption, in documentation order.
+var Encryptions = []Encryption{EncryptDeterministic, EncryptRandomised}
 
 // Policy is a parsed and validated policy file. Build it with Parse or Load;
 // the zero value has no purposes and no streams, so it allows nothing.
@@ -170,7 +193,9 @@ type Stream struct {
 	// matches a field wins. Use TreatmentFor.
 	Treatments []Treatment
 	// DefaultTreatment applies to annotated fields that no rule matches
-	// (default ActionRemove).
+	// (default ActionRemove), only when the stream redacts. A default of
+	// ActionEncrypt is randomised (EncryptRandomised) and, unlike an
+	// encrypt rule, does not apply to passed events.
 	DefaultTreatment Action
 	// Line is the line of the stream in the policy file.
 	Line int
@@ -186,6 +211,9 @@ type Treatment struct {
 	Field string
 	// Action is what to do with the matching fields.
 	Action Action
+	// Encryption is the mode of an encrypt rule (EncryptRandomised when
+	// the rule does not say); empty for every other action.
+	Encryption Encryption
 	// Line is the line of the rule in the policy file.
 	Line int
 }
@@ -285,4 +313,58 @@ func (s Stream) TreatmentFor(fieldPath, category string) Action {
 		return ActionRemove
 	}
 	return s.DefaultTreatment
+}
+
+// EncryptionFor reports whether the field at fieldPath with data category
+// category ("" for an unannotated field) is encrypted on every output of
+// the stream (passed events, redacted ones, and those whose excluded
+// categories are removed), and in which mode: it is when the first rule
+// that matches the field, in TreatmentFor's order (file order; a field
+// rule by exact path, a category rule by MatchCategory), is an encrypt
+// rule. DefaultTreatment does not count: a default of encrypt applies only
+// when the stream redacts (TreatmentFor). A field of a category the grant
+// excludes is removed, never encrypted; that is for the caller to check
+// first.
+func (s Stream) EncryptionFor(fieldPath, category string) (Encryption, bool) {
+	for _, t := range s.Treatments {
+		if (t.Field != "" && t.Field == fieldPath) || (t.Category != "" && MatchCategory(t.Category, category)) {
+			if t.Action != ActionEncrypt {
+				return "", false
+			}
+			if t.Encryption == "" {
+				return EncryptRandomised, true
+			}
+			return t.Encryption, true
+		}
+	}
+	return "", false
+}
+
+// Encrypts reports whether the stream has an encrypt rule or an encrypt
+// default_treatment.
+func (s Stream) Encrypts() bool {
+	if s.DefaultTreatment == ActionEncrypt {
+		return true
+	}
+	for _, t := range s.Treatments {
+		if t.Action == ActionEncrypt {
+			return true
+		}
+	}
+	return false
+}
+
+// Encrypts reports whether some stream of the policy has an encrypt rule
+// or an encrypt default_treatment: the enforcer then needs its data keys
+// (the key-encryption key and the keys topic).
+func (p *Policy) Encrypts() bool {
+	if p == nil {
+		return false
+	}
+	for _, s := range p.Streams {
+		if s.Encrypts() {
+			return true
+		}
+	}
+	return false
 }

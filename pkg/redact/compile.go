@@ -186,29 +186,40 @@ func (s *settings) action(f *fieldNode, inherit policy.Action) policy.Action {
 	if _, ok := s.excl.CoversAny(cats); ok {
 		return policy.ActionRemove
 	}
+	return fieldAction(&s.stream, s.mode, f.path, cats, inherit)
+}
+
+// fieldAction decides the treatment of the field at path with categories
+// cats (not excluded) on stream st in mode; inherit is the transforming
+// treatment of the closest enclosing field, if any. The result is keep,
+// remove, or a transforming action (encrypt deterministic as
+// actEncryptDeterministic).
+func fieldAction(st *policy.Stream, mode Mode, path string, cats []string, inherit policy.Action) policy.Action {
 	var a policy.Action
 	switch {
-	case s.mode == ModeRemoveExcluded:
+	case mode == ModeRemoveExcluded:
+		// Encrypt rules apply on every output.
+		if e, ok := everyOutputEncryption(st, path, cats); ok {
+			a = e
+			break
+		}
 		a = policy.ActionKeep
-		if len(cats) == 0 && s.stream.Unannotated == policy.UnannotatedRemove {
-			a = s.stream.TreatmentFor(f.path, "")
+		if len(cats) == 0 && st.Unannotated == policy.UnannotatedRemove {
+			a = st.TreatmentFor(path, "")
 		}
 	case len(cats) == 0 && inherit != "":
 		a = inherit
-		for _, t := range s.stream.Treatments {
-			if t.Field != "" && t.Field == f.path {
-				a = t.Action
-				break
-			}
+		if r, ok := fieldRuleFor(st, path); ok {
+			a = r
 		}
 	case len(cats) == 0:
-		a = s.stream.TreatmentFor(f.path, "")
+		a = treatmentFor(st, path, "")
 	default:
 		// A field with two categories (the writer's and the reader's)
 		// takes the treatment both agree on, else it is removed.
-		a = s.stream.TreatmentFor(f.path, cats[0])
+		a = treatmentFor(st, path, cats[0])
 		for _, c := range cats[1:] {
-			if s.stream.TreatmentFor(f.path, c) != a {
+			if treatmentFor(st, path, c) != a {
 				a = policy.ActionRemove
 			}
 		}
@@ -216,7 +227,61 @@ func (s *settings) action(f *fieldNode, inherit policy.Action) policy.Action {
 	if a != policy.ActionKeep && !transforming(a) {
 		return policy.ActionRemove // remove, or an action this package does not know
 	}
+	if encrypting(inherit) && a != policy.ActionRemove && !encrypting(a) {
+		// Inside an encrypted field every value is encrypted or removed,
+		// whatever its own category's rule, so that an erasure leaves
+		// nothing of it readable.
+		a = inherit
+	}
 	return a
+}
+
+// treatmentFor is Stream.TreatmentFor with encrypt deterministic told
+// apart (a default_treatment of encrypt is randomised).
+func treatmentFor(st *policy.Stream, path, cat string) policy.Action {
+	a := st.TreatmentFor(path, cat)
+	if a == policy.ActionEncrypt {
+		if e, ok := st.EncryptionFor(path, cat); ok {
+			return encryptAction(a, e)
+		}
+	}
+	return a
+}
+
+// fieldRuleFor returns the action of the first field rule for exactly
+// path.
+func fieldRuleFor(st *policy.Stream, path string) (policy.Action, bool) {
+	for _, t := range st.Treatments {
+		if t.Field != "" && t.Field == path {
+			return encryptAction(t.Action, t.Encryption), true
+		}
+	}
+	return "", false
+}
+
+// everyOutputEncryption reports whether the field is encrypted on every
+// output (policy.Stream.EncryptionFor, for its path and any of its
+// categories: fail closed), and how: deterministically only when every
+// category that meets an encrypt rule first meets a deterministic one.
+func everyOutputEncryption(st *policy.Stream, path string, cats []string) (policy.Action, bool) {
+	if len(cats) == 0 {
+		e, ok := st.EncryptionFor(path, "")
+		return encryptAction(policy.ActionEncrypt, e), ok
+	}
+	found, det := false, true
+	for _, c := range cats {
+		if e, ok := st.EncryptionFor(path, c); ok {
+			found = true
+			det = det && e == policy.EncryptDeterministic
+		}
+	}
+	if !found {
+		return "", false
+	}
+	if det {
+		return actEncryptDeterministic, true
+	}
+	return policy.ActionEncrypt, true
 }
 
 // immutable reports whether the removal value of a field of type t holds

@@ -56,6 +56,11 @@ func TestCompiledMatchesReference(t *testing.T) {
 				// Rules changed in place: the program must not be reused.
 				req.Stream.Treatments[0].Action = g.action()
 			}
+			// Randomised ciphertexts carry the keys' counter, which map
+			// order makes differ between two walks: hold it still.
+			if keys, ok := req.Keys.(*testKeys); ok {
+				keys.still = true
+			}
 			got, gotErr := r.Apply(req)
 			want, wantErr := r.refApply(req)
 			if !sameErr(gotErr, wantErr) {

@@ -18,8 +18,10 @@ type FieldAction struct {
 	// read from. Empty for an unannotated field.
 	Categories []string
 	// Action is keep, remove or a rewriting action (pseudonymise, mask,
-	// truncate_ip, generalise_*).
+	// truncate_ip, generalise_*, encrypt).
 	Action policy.Action
+	// Encryption is the mode of an encrypt Action; empty for the others.
+	Encryption policy.Encryption
 	// Within is the path of the enclosing field that is removed whole when
 	// the field goes with it (Action is then remove); empty otherwise.
 	Within string
@@ -35,7 +37,8 @@ type FieldAction struct {
 //
 // The actions are those the rules choose. When Apply runs, a rewriting
 // action that does not apply to a value (pseudonymise on a number,
-// truncate_ip on a string that is no IP address, ...) falls back to remove,
+// truncate_ip on a string that is no IP address, encrypt on a number or
+// without a data key, ...) falls back to remove,
 // and a record under a rewriting action still has its unannotated
 // sub-fields listed with the inherited action. The error is ErrNoSchema,
 // ErrBadMode or ErrNotReady, as for Apply.
@@ -66,7 +69,9 @@ type lister struct {
 
 func (l *lister) add(fa FieldAction) {
 	// Union branches share paths: list a path once per action.
-	if slices.ContainsFunc(l.out, func(o FieldAction) bool { return o.Path == fa.Path && o.Action == fa.Action && o.Within == fa.Within }) {
+	if slices.ContainsFunc(l.out, func(o FieldAction) bool {
+		return o.Path == fa.Path && o.Action == fa.Action && o.Encryption == fa.Encryption && o.Within == fa.Within
+	}) {
 		return
 	}
 	l.out = append(l.out, fa)
@@ -83,7 +88,14 @@ func (l *lister) program(c *cnode) {
 		l.onPath[c.n.t] = true
 		defer delete(l.onPath, c.n.t)
 		for _, f := range c.fields {
-			l.add(FieldAction{Path: f.f.path, Categories: slices.Clone(l.set.categories(f.f)), Action: f.action})
+			fa := FieldAction{Path: f.f.path, Categories: slices.Clone(l.set.categories(f.f)), Action: f.action}
+			switch f.action {
+			case actEncryptDeterministic:
+				fa.Action, fa.Encryption = policy.ActionEncrypt, policy.EncryptDeterministic
+			case policy.ActionEncrypt:
+				fa.Encryption = policy.EncryptRandomised
+			}
+			l.add(fa)
 			if f.node != nil {
 				l.program(f.node)
 			} else {

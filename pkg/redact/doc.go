@@ -10,7 +10,8 @@
 //   - ModeRemoveExcluded: the subject granted the purposes but excluded
 //     data categories, and the stream's excluded_categories is remove; or a
 //     passed event goes to a stream whose unannotated_fields is remove. The
-//     fields of an excluded category are removed, the stream's
+//     fields of an excluded category are removed, the stream's encrypt
+//     rules apply (they apply on every output), the stream's
 //     unannotated_fields applies (with remove: an unannotated field gets
 //     its field rule, else it is removed), and everything else is kept
 //     verbatim.
@@ -45,14 +46,50 @@
 //	generalise_day   an int/long number whose      truncated in UTC to the day
 //	                 logical type is
 //	                 timestamp-millis/micros
+//	encrypt          string (no logical type)      Request.Keys.EncryptString: "cg1:" + base64url(envelope)
+//	                 bytes (no logical type)       Request.Keys.EncryptBytes: the binary envelope
 //
 // A treatment given a value it does not apply to falls back to remove: what
 // cannot be treated is not published. That covers pseudonymise and mask on
 // a number, boolean, enum, bytes or fixed; truncate_ip on a string that is
 // not an IP address (a port or a host name included); generalise_* on a
-// string, a time of day or a plain number.
+// string, a time of day or a plain number; encrypt on anything but a
+// string or bytes (a number, boolean, enum, fixed, or a logical type that
+// goavro represents natively: timestamps, dates, times, decimals; a uuid is
+// a string), or when Request.Keys is nil.
 //
 // Strings inside unions keep their goavro wrapper ({"string": "..."}).
+//
+// # Encrypt
+//
+// An encrypt treatment encrypts under the data key of the event's subject,
+// which the caller passes as Request.Keys (an Encrypter; in the enforcer a
+// *shred.DataKey, whose package describes the ciphertext format and the
+// keys topic). The rule's encryption says how: deterministic (equal values
+// of one subject give equal ciphertexts, so joins work within the
+// subject's key, and equal values are revealed as equal) or randomised
+// (the default, and the mode of default_treatment: encrypt; equal values
+// give unrelated ciphertexts, nothing joins). Unlike the other actions, an
+// encrypt rule applies in both modes: in ModeRedact as the field's
+// treatment, in ModeRemoveExcluded to every field whose first matching
+// rule (policy.Stream.EncryptionFor, for any of its categories: fail
+// closed) is encrypt; default_treatment: encrypt applies only in
+// ModeRedact. A field of an excluded category is removed, never encrypted.
+//
+// Encrypt is a rewriting action like the others, with one difference:
+// inside an encrypted field every value is encrypted or removed, so that an
+// erasure leaves nothing of it readable. A record's fields are visited and
+// inherit encrypt, also those with a category of their own, unless their
+// own treatment removes them (an excluded category, a remove rule when
+// redacting) or is an encrypt rule (whose mode they then take); arrays
+// and maps have every item encrypted; a
+// map's keys are encrypted deterministically (distinct keys stay distinct;
+// no pseudonymisation key is needed, so encrypt does not make NeedsKey
+// true); unions keep their wrapper. What cannot be encrypted is removed,
+// and so is every field to encrypt when Request.Keys is nil (the subject
+// may get no key, for example after an erasure): fail closed. An error of
+// Request.Keys makes Apply fail with ErrEncrypt (wrapping it): nothing is
+// published. Keys are per request and never part of a compiled program.
 //
 // Pseudonyms depend only on the key and the string: equal values give equal
 // pseudonyms in every field, schema and stream (joins keep working, e.g. on
@@ -80,7 +117,7 @@
 //  1. a field whose category is excluded (Request.Excluded) is removed
 //     whole;
 //  2. an unannotated field inside a field whose treatment rewrites values
-//     (pseudonymise, mask, truncate_ip, generalise_*) takes a stream rule
+//     (pseudonymise, mask, truncate_ip, generalise_*, encrypt) takes a stream rule
 //     for its exact path if there is one, else inherits that treatment;
 //  3. otherwise the treatment is Stream.TreatmentFor(path, category): field
 //     rules by exact path and category rules in file order (first match
@@ -108,9 +145,10 @@
 //   - unions are transparent: the treatment applies to the branch the value
 //     holds, keeping its wrapper; null stays null.
 //
-// ModeRemoveExcluded applies step 1 and, on a stream with
-// unannotated_fields: remove, Stream.TreatmentFor to unannotated fields:
-// every other field is kept verbatim, and records, arrays, maps and unions
+// ModeRemoveExcluded applies step 1, then the stream's encrypt rules
+// (see Encrypt) and, on a stream with unannotated_fields: remove,
+// Stream.TreatmentFor to unannotated fields: every other field is kept
+// verbatim, and records, arrays, maps and unions
 // are visited just to find the fields to treat inside them
 // (items[].health_category when user.health is excluded).
 //

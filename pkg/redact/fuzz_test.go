@@ -191,7 +191,31 @@ func (g *gen) request(s *avrocodec.Schema, root *avrocodec.Type, pats []string) 
 	if g.rnd.IntN(3) == 0 {
 		mode = ModeRemoveExcluded
 	}
-	return Request{Schema: s, Value: g.value(root).(map[string]any), Stream: st, Excluded: excluded, Mode: mode}
+	for i := range st.Treatments {
+		if st.Treatments[i].Action == policy.ActionEncrypt {
+			st.Treatments[i].Encryption = policy.Encryptions[g.rnd.IntN(len(policy.Encryptions))]
+		}
+	}
+	req := Request{Schema: s, Value: g.value(root).(map[string]any), Stream: st, Excluded: excluded, Mode: mode}
+	if g.rnd.IntN(4) > 0 { // else no data key: fields to encrypt are removed
+		req.Keys = &testKeys{tag: byte(1 + g.rnd.IntN(200))}
+	}
+	return req
+}
+
+// mapKey is the key Apply gives map key k of a map under action a
+// (inherited from the enclosing field; "" for none).
+func mapKey(r *Redactor, req Request, a policy.Action, k string) string {
+	switch {
+	case a == "":
+		return k
+	case encrypting(a):
+		if keys, ok := req.Keys.(*testKeys); ok {
+			return encKey(keys, k)
+		}
+		return k // no keys: the map was removed
+	}
+	return r.pseudonym(k)
 }
 
 // oracle checks a result against the rules as the package documentation
@@ -204,6 +228,15 @@ type oracle struct {
 }
 
 func (o *oracle) expected(f *fieldNode, inherit policy.Action) policy.Action {
+	a := o.ownAction(f, inherit)
+	// Inside an encrypted field every value is encrypted or removed.
+	if inherit == policy.ActionEncrypt && a != policy.ActionRemove && a != policy.ActionEncrypt {
+		return policy.ActionEncrypt
+	}
+	return a
+}
+
+func (o *oracle) ownAction(f *fieldNode, inherit policy.Action) policy.Action {
 	cat := f.def.Category
 	for _, p := range o.req.Excluded {
 		if decision.Excludes(p, cat) {
@@ -211,6 +244,10 @@ func (o *oracle) expected(f *fieldNode, inherit policy.Action) policy.Action {
 		}
 	}
 	if o.req.Mode == ModeRemoveExcluded {
+		// Encrypt rules apply on every output.
+		if _, ok := o.req.Stream.EncryptionFor(f.path, cat); ok {
+			return policy.ActionEncrypt
+		}
 		if cat == "" && o.req.Stream.Unannotated == policy.UnannotatedRemove {
 			return o.req.Stream.TreatmentFor(f.path, "")
 		}
@@ -239,7 +276,7 @@ func (o *oracle) record(n *node, in, out map[string]any, inherit policy.Action) 
 			}
 			o.hidden = append(o.hidden, stringsIn(iv)...)
 			continue
-		case policy.ActionPseudonymise, policy.ActionMask:
+		case policy.ActionPseudonymise, policy.ActionMask, policy.ActionEncrypt:
 			if f.node.t.Kind != avrocodec.KindRecord && !isRecordUnion(f.node.t) {
 				o.hidden = append(o.hidden, directStrings(iv)...)
 			}
@@ -300,15 +337,34 @@ func (o *oracle) descend(n *node, in, out any, inherit policy.Action) {
 		im, _ := in.(map[string]any)
 		om, _ := out.(map[string]any)
 		for k, iv := range im {
-			ok := k
-			if inherit != "" {
-				ok = o.r.pseudonym(k)
-			}
-			if ov, found := om[ok]; found {
+			if ov, found := om[mapKey(o.r, o.req, inherit, k)]; found {
 				o.descend(n.values, iv, ov, inherit)
 			}
 		}
 	}
+}
+
+// outStrings lists every string of v, values and map keys, however short.
+func outStrings(v any) []string {
+	var out []string
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case string:
+			out = append(out, x)
+		case map[string]any:
+			for k, e := range x {
+				out = append(out, k)
+				walk(e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(v)
+	return out
 }
 
 // stringsIn lists every string of v (values and map keys).
@@ -474,10 +530,13 @@ func fuzzSchemas(t testing.TB) []*avrocodec.Schema {
 }
 
 // FuzzRedactNeverLeaks generates random events of the real schemas (and of
-// the test kitchen schema) with random streams and grants, and checks that
-// no field that must be removed keeps its value, that no original string of
-// a removed, pseudonymised or masked field appears anywhere in the output,
-// that the output encodes, and that the input is left alone.
+// the test kitchen schema) with random streams (encrypt rules among them,
+// with or without the subject's keys) and grants, and checks that no field
+// that must be removed keeps its value, that no original string of a
+// removed, pseudonymised, masked or encrypted field appears anywhere in the
+// output, that every ciphertext in the output opens with the request's
+// keys to a generated input string, that the output encodes, and that the
+// input is left alone.
 func FuzzRedactNeverLeaks(f *testing.F) {
 	for i := range uint64(16) {
 		f.Add(i, i*7919+1)
@@ -519,12 +578,25 @@ func FuzzRedactNeverLeaks(f *testing.F) {
 				}
 			}
 		}
+		for _, c := range outStrings(res.Value) {
+			if !strings.HasPrefix(c, testPrefix) {
+				continue
+			}
+			keys, _ := req.Keys.(*testKeys)
+			if keys == nil {
+				t.Fatalf("a ciphertext in an output made without keys")
+			}
+			if p, _, ok := keys.openString(c); !ok || !g.made[p] {
+				t.Errorf("output of %s holds a ciphertext that does not open to an input string", s.FullName)
+			}
+		}
 		for _, p := range res.Treated {
 			if !paths[s][p] {
 				t.Errorf("treated path %q is not a field of %s", p, s.FullName)
 			}
 		}
-		if req.Mode == ModeRemoveExcluded && len(req.Excluded) == 0 && req.Stream.Unannotated != policy.UnannotatedRemove && len(res.Treated) > 0 {
+		encrypts := slices.ContainsFunc(req.Stream.Treatments, func(t policy.Treatment) bool { return t.Action == policy.ActionEncrypt })
+		if req.Mode == ModeRemoveExcluded && len(req.Excluded) == 0 && req.Stream.Unannotated != policy.UnannotatedRemove && !encrypts && len(res.Treated) > 0 {
 			t.Errorf("nothing excluded, yet treated %q", res.Treated)
 		}
 	})

@@ -66,8 +66,9 @@ type Request struct {
 	Writer *avrocodec.Schema
 	// Stream gives the treatments (Treatments, DefaultTreatment,
 	// Unannotated) used in ModeRedact. ModeRemoveExcluded uses only
-	// Unannotated and, with unannotated_fields: remove, the field rules
-	// of unannotated fields.
+	// the encrypt rules (they apply on every output), Unannotated and,
+	// with unannotated_fields: remove, the field rules of unannotated
+	// fields.
 	Stream policy.Stream
 	// Excluded are the category patterns (see decision.Excludes) that
 	// the subject's grant excludes. In both modes a field whose category
@@ -75,6 +76,21 @@ type Request struct {
 	Excluded []string
 	// Mode selects which fields are treated.
 	Mode Mode
+	// Keys encrypts the fields an encrypt treatment applies to, under the
+	// data key of the event's subject (in the enforcer a *shred.DataKey).
+	// It is per request (per subject) and never part of a compiled
+	// program. Nil means the subject may get no key (an erased subject):
+	// every field to encrypt is removed instead (fail closed).
+	Keys Encrypter
+}
+
+// Encrypter encrypts field values under one subject's data key.
+// deterministic selects deterministic encryption (equal plaintexts give
+// equal ciphertexts under one key), else randomised. Errors must not
+// quote the plaintext or key material.
+type Encrypter interface {
+	EncryptBytes(plaintext []byte, deterministic bool) ([]byte, error)
+	EncryptString(plaintext string, deterministic bool) (string, error)
 }
 
 // Result is the treated event.
@@ -100,6 +116,10 @@ var ErrShortKey = errors.New("redact: pseudonymisation key shorter than 16 bytes
 // treatment would produce a pseudonym: it has no key to make one with, and
 // a pseudonym under any other key would not join with the other instances'.
 var ErrNoKey = errors.New("redact: a pseudonym is needed but no pseudonymisation key is configured")
+
+// ErrEncrypt wraps an error of Request.Keys: Apply returns it, and nothing
+// is published. The error says at which field path, never a value.
+var ErrEncrypt = errors.New("redact: encryption failed")
 
 // ErrNoSchema is returned by Apply for a Request without a Schema, or with
 // a Schema that has no model (one not made by avrocodec).
@@ -180,9 +200,10 @@ func NewWithoutKey() *Redactor {
 // ActionNeedsKey reports whether a field treated with a may get a
 // pseudonym: pseudonymise makes one of the value, and every action that
 // rewrites a value (pseudonymise, mask, truncate_ip, generalise_*) makes
-// one of each key of a map it applies to (keys may be personal data). Keep
-// and remove never make one.
-func ActionNeedsKey(a policy.Action) bool { return transforming(a) }
+// one of each key of a map it applies to (keys may be personal data). Keep,
+// remove and encrypt never make one (encrypt encrypts a map's keys
+// deterministically under the subject's data key instead).
+func ActionNeedsKey(a policy.Action) bool { return transforming(a) && !encrypting(a) }
 
 // NeedsKey reports whether any stream of pol can make a pseudonym, so that
 // the pseudonymisation key must be configured. It looks at the actions the
@@ -212,7 +233,8 @@ func (r *Redactor) GoString() string { return r.String() }
 // applied (see the package documentation) and the paths of the fields it
 // changed. req.Value is never modified.
 //
-// The error is ErrNoSchema, ErrBadMode, ErrNotReady, ErrNoKey, or a *MismatchError
+// The error is ErrNoSchema, ErrBadMode, ErrNotReady, ErrNoKey, ErrEncrypt
+// (wrapping the error of req.Keys), or a *MismatchError
 // when the value does not fit the schema (a bug upstream: the value was not
 // decoded into req.Schema). Errors never contain field values.
 func (r *Redactor) Apply(req Request) (Result, error) {
@@ -232,7 +254,7 @@ func (r *Redactor) Apply(req Request) (Result, error) {
 	if req.Value == nil {
 		return Result{}, mismatch(p.root.n, nil)
 	}
-	w := walker{r: r, treated: make([]string, 0, 8)}
+	w := walker{r: r, keys: req.Keys, treated: make([]string, 0, 8)}
 	out, err := w.record(p.root, req.Value)
 	if err != nil {
 		return Result{}, err
@@ -262,6 +284,7 @@ func (r *Redactor) plan(s *avrocodec.Schema) (*node, error) {
 // (see compile.go) along the value.
 type walker struct {
 	r       *Redactor
+	keys    Encrypter // nil: nothing can be encrypted (fields to encrypt are removed)
 	treated []string
 }
 
@@ -272,10 +295,83 @@ func (w *walker) mark(path string) { w.treated = append(w.treated, path) }
 func transforming(a policy.Action) bool {
 	switch a {
 	case policy.ActionPseudonymise, policy.ActionMask, policy.ActionTruncateIP,
-		policy.ActionGeneraliseHour, policy.ActionGeneraliseDay:
+		policy.ActionGeneraliseHour, policy.ActionGeneraliseDay,
+		policy.ActionEncrypt, actEncryptDeterministic:
 		return true
 	}
 	return false
+}
+
+// actEncryptDeterministic is the internal action of an encrypt treatment
+// whose encryption is deterministic; policy.ActionEncrypt is randomised.
+// The policy format cannot name it (it holds a NUL).
+const actEncryptDeterministic policy.Action = "encrypt\x00deterministic"
+
+// encrypting reports whether a is one of the two encrypt actions.
+func encrypting(a policy.Action) bool {
+	return a == policy.ActionEncrypt || a == actEncryptDeterministic
+}
+
+// encryptAction is the internal action of rule action a with encryption e.
+func encryptAction(a policy.Action, e policy.Encryption) policy.Action {
+	if a == policy.ActionEncrypt && e == policy.EncryptDeterministic {
+		return actEncryptDeterministic
+	}
+	return a
+}
+
+// encryptLeaf encrypts a string or bytes value v of node n with keys
+// (deterministically when a is actEncryptDeterministic). ok is false when
+// the value cannot hold a ciphertext (any other type, a logical type) or
+// when there is no key: the enclosing field is then removed.
+func encryptLeaf(keys Encrypter, n *node, v any, a policy.Action) (out any, changed, ok bool, err error) {
+	if n.t.Logical != "" || keys == nil {
+		return nil, false, false, nil
+	}
+	det := a == actEncryptDeterministic
+	switch n.t.Kind {
+	case avrocodec.KindString:
+		s, isStr := v.(string)
+		if !isStr {
+			return nil, false, false, mismatch(n, v)
+		}
+		c, err := keys.EncryptString(s, det)
+		if err != nil {
+			return nil, false, false, encryptErr(n.path, err)
+		}
+		return c, true, true, nil
+	case avrocodec.KindBytes:
+		b, isBytes := v.([]byte)
+		if !isBytes {
+			return nil, false, false, mismatch(n, v)
+		}
+		c, err := keys.EncryptBytes(b, det)
+		if err != nil {
+			return nil, false, false, encryptErr(n.path, err)
+		}
+		return c, true, true, nil
+	}
+	return nil, false, false, nil
+}
+
+// encryptKey encrypts a map key deterministically (distinct keys stay
+// distinct). ok is false without keys.
+func encryptKey(keys Encrypter, n *node, k string) (string, bool, error) {
+	if keys == nil {
+		return "", false, nil
+	}
+	c, err := keys.EncryptString(k, true)
+	if err != nil {
+		return "", false, encryptErr(n.path, err)
+	}
+	return c, true, nil
+}
+
+func encryptErr(path string, err error) error {
+	if path == "" {
+		path = "(event)"
+	}
+	return fmt.Errorf("%w at %s: %w", ErrEncrypt, path, err)
 }
 
 // record treats every field of the record value v as c's fields say.
@@ -408,11 +504,19 @@ func (w *walker) value(c *cnode, v any) (out any, changed, ok bool, err error) {
 		}
 		c.build()
 		res := make(map[string]any, len(mv))
-		hashKeys := transforming(c.a)
+		encKeys := encrypting(c.a)
+		hashKeys := transforming(c.a) && !encKeys
 		for k, item := range mv {
 			o, ch, ok, err := w.value(c.values, item)
 			if err != nil || !ok {
 				return nil, false, ok, err
+			}
+			if encKeys {
+				ek, ok, err := encryptKey(w.keys, n, k)
+				if err != nil || !ok {
+					return nil, false, ok, err
+				}
+				k, ch = ek, true
 			}
 			if hashKeys {
 				if w.r.noKey {
@@ -425,6 +529,9 @@ func (w *walker) value(c *cnode, v any) (out any, changed, ok bool, err error) {
 			changed = changed || ch
 		}
 		return res, changed, true, nil
+	}
+	if encrypting(c.a) && n.t.Kind != avrocodec.KindNull {
+		return encryptLeaf(w.keys, n, v, c.a)
 	}
 	return leaf(w.r, n, v, c.a)
 }

@@ -75,37 +75,11 @@ func (w *refWalker) action(f *fieldNode, inherit policy.Action) policy.Action {
 	if _, ok := w.excl.CoversAny(cats); ok {
 		return policy.ActionRemove
 	}
-	var a policy.Action
-	switch {
-	case w.req.Mode == ModeRemoveExcluded:
-		a = policy.ActionKeep
-		if len(cats) == 0 && w.req.Stream.Unannotated == policy.UnannotatedRemove {
-			a = w.req.Stream.TreatmentFor(f.path, "")
-		}
-	case len(cats) == 0 && inherit != "":
-		a = inherit
-		for _, t := range w.req.Stream.Treatments {
-			if t.Field != "" && t.Field == f.path {
-				a = t.Action
-				break
-			}
-		}
-	case len(cats) == 0:
-		a = w.req.Stream.TreatmentFor(f.path, "")
-	default:
-		// A field with two categories (the writer's and the reader's)
-		// takes the treatment both agree on, else it is removed.
-		a = w.req.Stream.TreatmentFor(f.path, cats[0])
-		for _, c := range cats[1:] {
-			if w.req.Stream.TreatmentFor(f.path, c) != a {
-				a = policy.ActionRemove
-			}
-		}
-	}
-	if a != policy.ActionKeep && !transforming(a) {
-		return policy.ActionRemove // remove, or an action this package does not know
-	}
-	return a
+	// The decision of a field's action is shared with the compiled
+	// programs (fieldAction): what this reference checks is the compiled
+	// walk; the actions are checked against the documentation by the
+	// oracle of FuzzRedactNeverLeaks and by the table tests.
+	return fieldAction(&w.req.Stream, w.req.Mode, f.path, cats, inherit)
 }
 
 // record treats every field of the record value v; inherit is passed to the
@@ -231,11 +205,18 @@ func (w *refWalker) value(n *node, v any, a policy.Action) (out any, changed, ok
 		}
 		n.children()
 		res := make(map[string]any, len(mv))
-		hashKeys := transforming(a)
+		hashKeys := transforming(a) && !encrypting(a)
 		for k, item := range mv {
 			o, ch, ok, err := w.value(n.values, item, a)
 			if err != nil || !ok {
 				return nil, false, ok, err
+			}
+			if encrypting(a) {
+				ek, ok, err := encryptKey(w.req.Keys, n, k)
+				if err != nil || !ok {
+					return nil, false, ok, err
+				}
+				k, ch = ek, true
 			}
 			if hashKeys {
 				if w.r.noKey {
@@ -259,6 +240,9 @@ func (w *refWalker) leaf(n *node, v any, a policy.Action) (out any, changed, ok 
 	}
 	if n.t.Kind == avrocodec.KindNull {
 		return nil, false, true, nil
+	}
+	if encrypting(a) {
+		return encryptLeaf(w.req.Keys, n, v, a)
 	}
 	switch a {
 	case policy.ActionPseudonymise, policy.ActionMask, policy.ActionTruncateIP:

@@ -19,6 +19,7 @@ import (
 type actionsChecker struct {
 	t      *testing.T
 	r      *Redactor
+	req    Request
 	byPath map[string][]policy.Action
 	errs   []string
 	// checked counts the field occurrences compared, by listed action.
@@ -115,11 +116,7 @@ func (c *actionsChecker) descend(n *node, in, out any, inherit policy.Action, de
 		im, _ := in.(map[string]any)
 		om, _ := out.(map[string]any)
 		for k, iv := range im {
-			ok := k
-			if inherit != "" {
-				ok = c.r.pseudonym(k)
-			}
-			if ov, found := om[ok]; found {
+			if ov, found := om[mapKey(c.r, c.req, inherit, k)]; found {
 				c.descend(n.values, iv, ov, inherit, depth)
 			}
 		}
@@ -275,7 +272,7 @@ func TestReviewPropertyActionsSayWhatApplyDoes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := &actionsChecker{t: t, r: r, byPath: map[string][]policy.Action{}, checked: checked}
+		c := &actionsChecker{t: t, r: r, req: req, byPath: map[string][]policy.Action{}, checked: checked}
 		for _, a := range acts {
 			if !slices.Contains(c.byPath[a.Path], a.Action) {
 				c.byPath[a.Path] = append(c.byPath[a.Path], a.Action)

@@ -43,14 +43,20 @@ func (r CheckResult) OK() bool { return len(r.Errors) == 0 }
 //   - with haveKey false, a stream that pseudonymises is a warning: the
 //     enforcer refuses to start without PSEUDONYMISATION_KEY_FILE or
 //     PSEUDONYMISATION_KEY;
+//   - an encrypt rule that is the first matching rule of a field, in an
+//     accepted schema (any version), whose type cannot hold a ciphertext
+//     (anything but string and bytes, also in a union with null, an array,
+//     a map or a record of them) is an error: the rule cannot apply, the
+//     field would be removed (encryptErrors);
 //   - a setting that cannot take effect on any output of its stream is a
 //     warning (see ineffective): a category rule no field of an accepted
 //     schema matches, unannotated_fields: remove where no accepted schema
 //     has an unannotated field left to remove, and treatments or
 //     default_treatment on a stream that never redacts (on_missing_consent:
-//     drop), save the field rules that unannotated_fields: remove applies.
+//     drop), save the field rules that unannotated_fields: remove applies
+//     and the encrypt rules, which apply on every output.
 //
-// Findings of the last two kinds carry the line of the stream or rule and
+// Findings of the last three kinds carry the line of the stream or rule and
 // the column of the offending name when it can be found on the lines of
 // that stream, else column 1.
 func Check(data []byte, source string, cat *avrocodec.Catalog, haveKey bool) CheckResult {
@@ -105,6 +111,7 @@ func Check(data []byte, source string, cat *avrocodec.Catalog, haveKey bool) Che
 			res.Errors = append(res.Errors, at(t.Field, t.Line, "stream %s: no schema the stream accepts has the field %s, so the rule never applies%s",
 				s.Topic, t.Field, suggest(t.Field, all)))
 		}
+		res.Errors = append(res.Errors, encryptErrors(s, accepted, at)...)
 		res.Warnings = append(res.Warnings, ineffective(s, accepted, at)...)
 		if !haveKey {
 			if line, a, ok := pseudonymises(s); ok && a == policy.ActionPseudonymise {
@@ -152,6 +159,8 @@ func ineffective(s policy.Stream, accepted []*avrocodec.Schema, at func(token st
 			out = append(out, at(t.Category, t.Line, "warning: stream %s: no field of a schema the stream accepts has a category %s matches, so the rule never applies",
 				s.Topic, t.Category))
 		case redacts:
+		case t.Action == policy.ActionEncrypt:
+			// Encrypt rules apply on every output, redacting or not.
 		case t.Category != "":
 			out = append(out, at(t.Category, t.Line, "warning: stream %s: on_missing_consent is drop, so the stream never redacts and the category rule %s never applies",
 				s.Topic, t.Category))
@@ -179,6 +188,17 @@ func ineffective(s policy.Stream, accepted []*avrocodec.Schema, at func(token st
 		}
 	}
 	return out
+}
+
+// encryptRules counts the encrypt rules of s.
+func encryptRules(s policy.Stream) int {
+	n := 0
+	for _, t := range s.Treatments {
+		if t.Action == policy.ActionEncrypt {
+			n++
+		}
+	}
+	return n
 }
 
 func hasField(s *avrocodec.Schema, path string) bool {
@@ -284,6 +304,9 @@ func (r CheckResult) WriteSummary(w io.Writer) error {
 		mode := "on_missing_consent " + string(s.OnMissing) + ", excluded_categories " + s.Excluded + ", unannotated_fields " + s.Unannotated
 		if s.OnMissing == policy.OnMissingRedact {
 			mode += fmt.Sprintf(", %d treatment rules, default_treatment %s", len(s.Treatments), s.DefaultTreatment)
+		}
+		if n := encryptRules(s); n > 0 {
+			mode += fmt.Sprintf(", %d encrypt rules (every output)", n)
 		}
 		fmt.Fprintf(w, "  %s\n    purposes: %s\n    schemas:  %s\n    mode:     %s\n", s.Topic, strings.Join(s.Purposes, ", "), schemas, mode)
 	}

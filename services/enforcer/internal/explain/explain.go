@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -43,6 +44,10 @@ type Input struct {
 	Now time.Time
 	// Key is the pseudonymisation key; nil uses DemoKey.
 	Key []byte
+	// Keys encrypts the fields of encrypt rules (the subject's data key);
+	// nil uses a throwaway illustrative key drawn for this explanation
+	// (see illustrativeKey), whose ciphertexts show the format only.
+	Keys redact.Encrypter
 	// ShowValues adds the redacted events, as published, to the output.
 	ShowValues bool
 }
@@ -58,6 +63,10 @@ type Explanation struct {
 	Now           time.Time `json:"now"`
 	// Key is "demo" (DemoKey) or "given".
 	Key string `json:"pseudonymisation_key"`
+	// DataKey is "illustrative" (a throwaway key drawn for this
+	// explanation) or "given" when some stream encrypts a field; empty
+	// when none does.
+	DataKey string `json:"data_key,omitempty"`
 	// DeadLetter is the dead-letter reason when the enforcer would not
 	// decide the event at all (missing_subject_id, missing_event_id); the
 	// streams are empty then.
@@ -113,6 +122,8 @@ type Consent struct {
 type Treated struct {
 	Path   string        `json:"path"`
 	Action policy.Action `json:"action"`
+	// Encryption is the mode of an encrypt Action.
+	Encryption policy.Encryption `json:"encryption,omitempty"`
 	// Rule says which part of the policy chose the action.
 	Rule string `json:"rule"`
 }
@@ -148,6 +159,13 @@ func Explain(ctx context.Context, in Input) (*Explanation, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pseudonymisation key: %w", err)
 	}
+	keys, dataKey := in.Keys, "given"
+	if keys == nil && in.Policy.Encrypts() {
+		if keys, err = newIllustrativeKey(); err != nil {
+			return nil, err
+		}
+		dataKey = "illustrative"
+	}
 	ex := &Explanation{
 		Policy: in.Source, PolicyVersion: in.Policy.Version,
 		Schema: rec.Schema.FullName, WriterVersion: writer.Version, ReaderVersion: rec.Schema.Version,
@@ -178,7 +196,16 @@ func Explain(ctx context.Context, in Input) (*Explanation, error) {
 		d := decision.Decide(in.Policy, s, dIn)
 		out := Stream{Topic: s.Topic, Purposes: s.Purposes, OnMissing: s.OnMissing, Excluded: d.Excluded}
 		if d.Outcome != decision.Dropped {
-			p, err := enforce.Treat(ctx, codec, red, rec, data, s, d)
+			var (
+				p   enforce.Published
+				err error
+			)
+			if decision.NeedsDataKey(d, s) {
+				ex.DataKey = dataKey
+				p, err = treatWithKeys(ctx, codec, red, keys, rec, data, s, d)
+			} else {
+				p, err = enforce.Treat(ctx, codec, red, rec, data, s, d)
+			}
 			switch {
 			case err != nil:
 				// Fail closed, as the enforcer does.
@@ -190,12 +217,16 @@ func Explain(ctx context.Context, in Input) (*Explanation, error) {
 				}
 				j := judge{s: s, fields: fields, cats: carried.ReaderCategories, excl: decision.NewExclusions(d.Excluded), mode: p.Mode}
 				for _, path := range p.Treated {
-					a, rule := j.treatedBy(path)
+					a, enc, rule := j.treatedBy(path)
 					if transforming(a) && looksRemoved(fieldValue(p.Value, path)) {
-						rule += "; " + string(a) + " does not apply to this value, so it is removed"
-						a = policy.ActionRemove
+						if a == policy.ActionEncrypt {
+							rule += "; encrypt does not apply to this value (only string and bytes hold a ciphertext), or the subject has no data key, so it is removed"
+						} else {
+							rule += "; " + string(a) + " does not apply to this value, so it is removed"
+						}
+						a, enc = policy.ActionRemove, ""
 					}
-					out.Treated = append(out.Treated, Treated{Path: path, Action: a, Rule: rule})
+					out.Treated = append(out.Treated, Treated{Path: path, Action: a, Encryption: enc, Rule: rule})
 				}
 				if in.ShowValues {
 					back, err := codec.Decode(ctx, p.Bytes)
@@ -234,15 +265,80 @@ func Explain(ctx context.Context, in Input) (*Explanation, error) {
 	return ex, nil
 }
 
+// treatWithKeys is enforce.Treat with the subject's data key (keys) in
+// the redaction request, for a stream whose output encrypts fields.
+//
+// TODO(lead): once enforce.Treat takes the data key, call it instead.
+func treatWithKeys(ctx context.Context, enc enforce.Encoder, red *redact.Redactor, keys redact.Encrypter, rec *avrocodec.Record, data []byte, s policy.Stream, d decision.Decision) (enforce.Published, error) {
+	if enforce.Forwards(d) {
+		return enforce.Published{Forward: true, Bytes: data}, nil
+	}
+	mode := redact.ModeRemoveExcluded
+	if d.Treatment == decision.TreatRedact {
+		mode = redact.ModeRedact
+	}
+	res, err := red.Apply(redact.Request{Schema: rec.Schema, Writer: rec.Writer(), Value: rec.Value, Stream: s, Excluded: d.Excluded, Mode: mode, Keys: keys})
+	if err != nil {
+		return enforce.Published{}, err
+	}
+	b, err := enc.EncodeLike(ctx, rec, res.Value)
+	if err != nil {
+		return enforce.Published{}, err
+	}
+	treated := res.Treated
+	if w := rec.Writer(); w != nil && w != rec.Schema {
+		if only := decision.FieldsOf(w, rec.Schema).WriterOnly; len(only) > 0 {
+			treated = append(slices.Clone(treated), only...)
+			slices.Sort(treated)
+			treated = slices.Compact(treated)
+		}
+	}
+	return enforce.Published{Value: res.Value, Bytes: b, Mode: mode, Treated: treated}, nil
+}
+
 // transforming mirrors the treatments package redact inherits to unannotated
 // sub-fields (those that rewrite a value).
 func transforming(a policy.Action) bool {
 	switch a {
 	case policy.ActionPseudonymise, policy.ActionMask, policy.ActionTruncateIP,
-		policy.ActionGeneraliseHour, policy.ActionGeneraliseDay:
+		policy.ActionGeneraliseHour, policy.ActionGeneraliseDay, policy.ActionEncrypt:
 		return true
 	}
 	return false
+}
+
+// encryption returns the mode of the encrypt rule Stream.TreatmentFor
+// picks for the field: randomised when it is the default_treatment.
+func encryption(s policy.Stream, path, cat string) policy.Encryption {
+	if e, ok := s.EncryptionFor(path, cat); ok {
+		return e
+	}
+	return policy.EncryptRandomised
+}
+
+// everyOutput reports whether an encrypt rule is the first matching rule
+// of the field for one of its categories (it applies on every output),
+// and the mode: deterministic only when every such category says so, as
+// package redact decides.
+func everyOutput(s policy.Stream, path string, cats []string) (policy.Encryption, string, bool) {
+	cs := cats
+	if len(cs) == 0 {
+		cs = []string{""}
+	}
+	found, det, rule := false, true, ""
+	for _, c := range cs {
+		if e, ok := s.EncryptionFor(path, c); ok {
+			if !found {
+				rule = ruleFor(s, path, c)
+			}
+			found = true
+			det = det && e == policy.EncryptDeterministic
+		}
+	}
+	if det {
+		return policy.EncryptDeterministic, rule, found
+	}
+	return policy.EncryptRandomised, rule, found
 }
 
 // judge follows package redact's selection rules to say, for a field it
@@ -273,13 +369,14 @@ func (j judge) categories(path string) []string {
 // enclosing rewriting treatment, Stream.TreatmentFor otherwise. A path the
 // reader schema lacks is a writer-only field that a re-encoded copy no
 // longer carries.
-func (j judge) treatedBy(path string) (policy.Action, string) {
+func (j judge) treatedBy(path string) (policy.Action, policy.Encryption, string) {
 	if _, ok := j.fields[strings.TrimSuffix(strings.TrimSuffix(path, "[]"), "{}")]; !ok {
-		return policy.ActionRemove, "only the writer's schema has this field; the re-encoded copy does not carry it"
+		return policy.ActionRemove, "", "only the writer's schema has this field; the re-encoded copy does not carry it"
 	}
 	s := j.s
 	var (
 		inherit     policy.Action
+		inheritEnc  policy.Encryption
 		inheritFrom string
 	)
 	segs := strings.Split(path, ".")
@@ -290,25 +387,29 @@ func (j judge) treatedBy(path string) (policy.Action, string) {
 		cat := strings.Join(cats, "+")
 		var (
 			a    policy.Action
+			enc  policy.Encryption
 			rule string
 		)
 		p, excluded := j.excl.CoversAny(cats)
+		e, encRule, encrypts := everyOutput(s, fq, cats)
 		switch {
 		case excluded:
 			a, rule = policy.ActionRemove, "category "+cat+" is excluded by the grant"
 			if p != cat {
 				rule += " (" + p + ")"
 			}
+		case j.mode == redact.ModeRemoveExcluded && encrypts:
+			a, enc, rule = policy.ActionEncrypt, e, encRule+"; encrypt applies on every output"
 		case j.mode == redact.ModeRemoveExcluded && len(cats) == 0 && s.Unannotated == policy.UnannotatedRemove:
 			a = s.TreatmentFor(fq, "")
 			rule = ruleFor(s, fq, "")
 		case j.mode == redact.ModeRemoveExcluded:
-			a, rule = policy.ActionKeep, "kept: only excluded categories and unannotated_fields apply"
+			a, rule = policy.ActionKeep, "kept: only excluded categories, encrypt rules and unannotated_fields apply"
 		case len(cats) == 0 && inherit != "":
-			a, rule = inherit, "unannotated, inherits "+string(inherit)+" from "+inheritFrom
+			a, enc, rule = inherit, inheritEnc, "unannotated, inherits "+string(inherit)+" from "+inheritFrom
 			for _, t := range s.Treatments {
 				if t.Field != "" && t.Field == fq {
-					a, rule = t.Action, fmt.Sprintf("field rule, policy line %d", t.Line)
+					a, enc, rule = t.Action, t.Encryption, fmt.Sprintf("field rule, policy line %d", t.Line)
 					break
 				}
 			}
@@ -321,22 +422,34 @@ func (j judge) treatedBy(path string) (policy.Action, string) {
 			}
 			a = s.TreatmentFor(fq, c)
 			rule = ruleFor(s, fq, c)
+			if a == policy.ActionEncrypt {
+				enc = encryption(s, fq, c)
+			}
 		}
 		if a != policy.ActionKeep && !transforming(a) {
 			a = policy.ActionRemove
 		}
+		if inherit == policy.ActionEncrypt && a != policy.ActionRemove && a != policy.ActionEncrypt {
+			a, enc, rule = inherit, inheritEnc, "inside "+inheritFrom+", which is encrypted: every value in it is encrypted or removed"
+		}
+		if a == policy.ActionEncrypt && enc == "" {
+			enc = policy.EncryptRandomised
+		}
+		if a != policy.ActionEncrypt {
+			enc = ""
+		}
 		if fq == path || i == len(segs)-1 {
-			return a, rule
+			return a, enc, rule
 		}
 		if a == policy.ActionRemove {
-			return a, rule + " (on " + fq + ")"
+			return a, "", rule + " (on " + fq + ")"
 		}
-		inherit, inheritFrom = "", ""
+		inherit, inheritEnc, inheritFrom = "", "", ""
 		if transforming(a) {
-			inherit, inheritFrom = a, fq
+			inherit, inheritEnc, inheritFrom = a, enc, fq
 		}
 	}
-	return policy.ActionRemove, "unknown"
+	return policy.ActionRemove, "", "unknown"
 }
 
 // ruleFor names the rule Stream.TreatmentFor picks for the field.
@@ -473,10 +586,22 @@ func why(p *policy.Policy, s policy.Stream, d decision.Decision, st *consent.Sta
 
 // settingsNote says that a passed event is published re-encoded.
 func settingsNote(d decision.Decision) string {
-	if d.Outcome == decision.Passed && d.Treatment == decision.TreatSettings {
-		return "; the stream's unannotated_fields is remove, so a copy without the unannotated fields is published"
+	if d.Outcome != decision.Passed || d.Treatment != decision.TreatSettings {
+		return ""
 	}
-	return ""
+	var unannotated bool
+	for _, st := range d.Plan {
+		if st.Cause == decision.CauseUnannotated {
+			unannotated = true
+		}
+	}
+	switch {
+	case unannotated && d.Plan.Encrypts():
+		return "; the stream's unannotated_fields is remove and it encrypts fields on every output, so a re-encoded copy without the unannotated fields and with those fields encrypted is published"
+	case d.Plan.Encrypts():
+		return "; the stream encrypts fields on every output, so a re-encoded copy with those fields encrypted is published"
+	}
+	return "; the stream's unannotated_fields is remove, so a copy without the unannotated fields is published"
 }
 
 // WriteJSON prints the explanation as indented JSON.
@@ -498,6 +623,12 @@ func (e *Explanation) WriteText(w io.Writer) error {
 		b.WriteString("pseudonyms: computed with a fixed demo key, not your production key (--pseudonymisation-key-file to use it)\n")
 	} else {
 		b.WriteString("pseudonyms: computed with the key of --pseudonymisation-key-file\n")
+	}
+	switch e.DataKey {
+	case "illustrative":
+		b.WriteString("data key: encrypted fields use a throwaway key drawn for this explanation: the ciphertexts are illustrative (they show where and in which form fields are encrypted) and decrypt with nothing; the enforcer encrypts under each subject's own data key\n")
+	case "given":
+		b.WriteString("data key: encrypted fields use the data key given\n")
 	}
 	for _, n := range e.Notes {
 		fmt.Fprintf(&b, "note: %s\n", n)
@@ -529,7 +660,11 @@ func (e *Explanation) WriteText(w io.Writer) error {
 			b.WriteString("  treated fields:\n")
 			tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 			for _, t := range s.Treated {
-				fmt.Fprintf(tw, "    %s\t-> %s\t(%s)\n", t.Path, t.Action, t.Rule)
+				action := string(t.Action)
+				if t.Encryption != "" {
+					action += " (" + string(t.Encryption) + ")"
+				}
+				fmt.Fprintf(tw, "    %s\t-> %s\t(%s)\n", t.Path, action, t.Rule)
 			}
 			if err := tw.Flush(); err != nil {
 				return err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/consentgate/consentgate/pkg/bootstrap"
 	"github.com/consentgate/consentgate/pkg/envflag"
+	"github.com/consentgate/consentgate/pkg/shred"
 )
 
 // envPrefix names the enforcer's own variables (ENFORCER_TOPICS, …).
@@ -45,6 +46,10 @@ type Config struct {
 	// compared with.
 	ConsentGroupID string
 	ConsentTopics  []string
+	// Keys are the data keys of encrypt rules (package shred): the keys
+	// topic and the key-encryption key, needed only when the policy
+	// encrypts.
+	Keys shred.Settings
 }
 
 // DefaultConfig returns the settings used when nothing is set.
@@ -58,6 +63,7 @@ func DefaultConfig() Config {
 
 		ConsentGroupID: "consentgate-consent-sync",
 		ConsentTopics:  []string{"consent.changes"},
+		Keys:           shred.DefaultSettings(),
 	}
 	c.Telemetry.Addr = "127.0.0.1:9464"
 	return c
@@ -76,6 +82,7 @@ func (c *Config) flags() *envflag.Set {
 	s.List(&c.ConsentTopics, "consent-topics", "CONSENT_SYNC_TOPICS", "consent topics that consent-sync reads (comma-separated)")
 	s.Duration(&c.CacheMaxAge, "consent-cache-max-age", "ENFORCER_CONSENT_CACHE_MAX_AGE", "longest a cached consent state is used")
 	s.String(&c.PseudonymKeyFile, "pseudonymisation-key-file", "PSEUDONYMISATION_KEY_FILE", "file holding that key instead (surrounding whitespace ignored)")
+	c.Keys.Flags(s, true)
 	return s
 }
 
@@ -100,6 +107,7 @@ func (c Config) Validate() error {
 	if c.RequireWarm && (c.ConsentGroupID == "" || len(c.ConsentTopics) == 0) {
 		errs = append(errs, errors.New("ENFORCER_REQUIRE_WARM needs consent-sync's group and topics: set CONSENT_SYNC_GROUP_ID and CONSENT_SYNC_TOPICS, or ENFORCER_REQUIRE_WARM=false"))
 	}
+	errs = append(errs, c.Keys.Validate(false)) // the KEK is checked against the policy once it is loaded
 	if c.PseudonymKey != "" && c.PseudonymKeyFile != "" {
 		errs = append(errs, errors.New("both PSEUDONYMISATION_KEY and PSEUDONYMISATION_KEY_FILE are set: set only one"))
 	}
@@ -135,5 +143,6 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("require_warm", c.RequireWarm),
 		slog.String("consent_sync_group_id", c.ConsentGroupID),
 		slog.Any("consent_topics", c.ConsentTopics),
-		slog.Bool("pseudonymisation_key_set", c.PseudonymKey != "" || c.PseudonymKeyFile != ""))...)
+		slog.Bool("pseudonymisation_key_set", c.PseudonymKey != "" || c.PseudonymKeyFile != ""),
+		slog.Any("keys", slog.GroupValue(c.Keys.LogAttrs()...)))...)
 }

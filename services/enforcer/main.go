@@ -26,8 +26,10 @@ import (
 	"github.com/consentgate/consentgate/pkg/policy"
 	"github.com/consentgate/consentgate/pkg/redact"
 	"github.com/consentgate/consentgate/pkg/redisconn"
+	"github.com/consentgate/consentgate/pkg/shred"
 	"github.com/consentgate/consentgate/pkg/stream"
 	"github.com/consentgate/consentgate/pkg/telemetry"
+	"github.com/consentgate/consentgate/pkg/topicread"
 	"github.com/consentgate/consentgate/services/enforcer/internal/enforce"
 	"github.com/consentgate/consentgate/services/enforcer/internal/explain"
 )
@@ -92,6 +94,16 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		defer stopFresh()
 		go refreshCommitted(fctx, log, cfg, fresh)
 	}
+	var keys enforce.KeySource
+	if pol.Encrypts() {
+		ring, err := openKeys(ctx, log, cfg)
+		if err != nil {
+			return err
+		}
+		defer ring.Close()
+		tel.AddReadiness("keys", func(context.Context) error { return ring.Ready() })
+		keys = ringKeys{ring}
+	}
 	var lookup enforce.ConsentReader = store
 	if cfg.CacheSize > 0 {
 		cache := consent.NewCache(store, rdb, cfg.CacheSize, cfg.CacheMaxAge)
@@ -121,7 +133,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 
 	tel.AddReadiness("kafka", func(ctx context.Context) error { return stream.Ping(ctx, cfg.Kafka) })
 
-	e := enforce.New(enforce.Options{AuditTopic: cfg.AuditTopic, DLQSuffix: cfg.DLQSuffix, Redactor: red, Tracer: tel.Tracer(), Log: log, Workers: cfg.Workers}, codec, lookup, pol)
+	e := enforce.New(enforce.Options{AuditTopic: cfg.AuditTopic, DLQSuffix: cfg.DLQSuffix, Redactor: red, Keys: keys, Tracer: tel.Tracer(), Log: log, Workers: cfg.Workers}, codec, lookup, pol)
 	if err := e.Observe(tel.Meter()); err != nil {
 		return err
 	}
@@ -135,6 +147,48 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	log.Info("stopped", "records", runner.Records.Load(), "passed", e.Passed.Load(), "redacted", e.Redacted.Load(),
 		"dropped", e.Dropped.Load(), "dead_lettered", e.DeadLettered.Load(), "retries", runner.Retries.Load())
 	return err
+}
+
+// openKeys opens the keys topic of a policy that encrypts and reads it to
+// its end, so that the subjects' existing data keys are known before the
+// first batch.
+func openKeys(ctx context.Context, log *slog.Logger, cfg Config) (*shred.Ring, error) {
+	if err := cfg.Keys.Validate(true); err != nil {
+		return nil, err
+	}
+	kek, err := cfg.Keys.LoadKEK()
+	if err != nil {
+		return nil, err
+	}
+	ring, err := shred.OpenRing(ctx, shred.RingConfig{Brokers: cfg.Kafka.Brokers, Dialer: cfg.Kafka.Security.Dialer(cfg.Kafka.ClientID),
+		Transport: cfg.Kafka.Security.Transport(cfg.Kafka.ClientID), Topic: cfg.Keys.Topic, KEK: kek, RotateAfter: cfg.Keys.RotateAfter, Log: log})
+	if errors.Is(err, topicread.ErrNoTopic) {
+		return nil, fmt.Errorf("the policy encrypts fields, but the keys topic %s does not exist: create it, compacted (provision apply does), or set KEYS_TOPIC", cfg.Keys.Topic)
+	}
+	if err != nil {
+		return nil, err
+	}
+	log.Info("reading the keys topic", "topic", cfg.Keys.Topic)
+	if err := ring.WaitCaughtUp(ctx); err != nil {
+		ring.Close()
+		return nil, fmt.Errorf("read the keys topic %s: %w", cfg.Keys.Topic, err)
+	}
+	return ring, nil
+}
+
+// ringKeys gives the enforcer the ring's data keys.
+type ringKeys struct{ r *shred.Ring }
+
+func (k ringKeys) Encrypters(ctx context.Context, subjects []string) (map[string]redact.Encrypter, error) {
+	m, err := k.r.Keys(ctx, subjects)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]redact.Encrypter, len(m))
+	for s, dk := range m {
+		out[s] = dk
+	}
+	return out, nil
 }
 
 // newRedactor builds the redactor with the configured pseudonymisation key.

@@ -38,6 +38,14 @@ type Config struct {
 	// ConsumerPrincipals are per-topic exceptions, "topic=User:name".
 	ConsumerPrincipals []string
 
+	// KeysTopic is the compacted topic of the subjects' data keys
+	// (package shred; KEYS_TOPIC); empty: no crypto-shredding.
+	KeysTopic string
+	// KeyReaderPrincipals may read the keys topic to decrypt the fields
+	// that encrypt rules encrypt (consentctl decrypt, a consumer using
+	// package shred); they also need the key-encryption key.
+	KeyReaderPrincipals []string
+
 	// UnmanagedPrincipals are principals outside the plan (producers of
 	// the input topics, operators' tools) whose rules on the plan's topics
 	// and groups apply leaves alone: listed, neither counted beyond the
@@ -77,6 +85,7 @@ func DefaultConfig() Config {
 		AuditTopic:       "consent.audit",
 		RevocationsTopic: "consent.revocations",
 		CheckpointsTopic: "consent.audit.checkpoints",
+		KeysTopic:        "consent.keys",
 		DLQSuffix:        ".dlq",
 		EnforcerGroup:    "consentgate-enforcer",
 		ConsentSyncGroup: "consentgate-consent-sync",
@@ -121,6 +130,8 @@ func (c *Config) flags(cmd string) *envflag.Set {
 	s.String(&c.IntakeAddr, "consent-intake-addr", "CONSENT_INTAKE_ADDR", "consent-sync's intake address, when this environment is consent-sync's too: set, the intake runs, and PROVISION_CONSENT_SYNC_INTAKE must not be false")
 	s.String(&c.RevocationsTopic, "revocations-topic", "REVOCATIONS_TOPIC", "topic of the revocation notices")
 	s.String(&c.CheckpointsTopic, "checkpoints-topic", "LEDGER_CHECKPOINTS_TOPIC", "topic of the ledger's audit checkpoints")
+	s.String(&c.KeysTopic, "keys-topic", "KEYS_TOPIC", "compacted topic of the subjects' data keys (encrypt rules, crypto-shredding); empty: none")
+	s.List(&c.KeyReaderPrincipals, "key-reader-principals", "PROVISION_KEY_READER_PRINCIPALS", "principals that may read the keys topic to decrypt encrypted fields (with the key-encryption key), comma-separated")
 	s.Bool(&c.LedgerSeals, "ledger-seals", "PROVISION_LEDGER_SEALS", "the ledger seals the audit (Write on the checkpoints topic)")
 	s.String(&c.EnforcerPrincipal, "enforcer-principal", "PROVISION_ENFORCER_PRINCIPAL", "principal of the enforcers, as the brokers name it (User:<SASL user or certificate name>)")
 	s.String(&c.ConsentSyncPrincipal, "consent-sync-principal", "PROVISION_CONSENT_SYNC_PRINCIPAL", "principal of consent-sync")
@@ -177,6 +188,17 @@ func (c Config) Validate(connect bool) error {
 				errs = append(errs, fmt.Errorf("bad topic name %q: fix %s (letters, digits, '.', '_' and '-', at most 249)", t, name))
 			}
 		}
+	}
+	if c.KeysTopic != "" && !validTopic(c.KeysTopic) {
+		errs = append(errs, fmt.Errorf("bad topic name %q: fix KEYS_TOPIC", c.KeysTopic))
+	}
+	for i, p := range c.KeyReaderPrincipals {
+		if !validPrincipal(p) {
+			errs = append(errs, fmt.Errorf("PROVISION_KEY_READER_PRINCIPALS item %d is not TYPE:NAME (User:crm-decrypter; not User:*)", i+1))
+		}
+	}
+	if c.KeysTopic == "" && len(c.KeyReaderPrincipals) > 0 {
+		errs = append(errs, errors.New("PROVISION_KEY_READER_PRINCIPALS is set but KEYS_TOPIC is empty: set KEYS_TOPIC (consent.keys)"))
 	}
 	if c.IntakeTopicName != "" && !validTopic(c.IntakeTopicName) {
 		errs = append(errs, fmt.Errorf("bad topic name %q: fix CONSENT_INTAKE_TOPIC", c.IntakeTopicName))

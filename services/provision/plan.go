@@ -139,6 +139,14 @@ func Derive(pol *policy.Policy, c Config) (*Plan, error) {
 	topic(c.RevocationsTopic, c.SmallPartitions, "revocation notices (kept)", kept)
 	topic(c.AuditTopic, c.Partitions, "audit records, one per input event", audit)
 	topic(c.CheckpointsTopic, 1, "the ledger's signed audit checkpoints (kept)", kept)
+	if c.KeysTopic != "" {
+		// One record per data key and per erasure, tombstoned when an
+		// erasure destroys a key: compacted, never trimmed by time or
+		// size, and its partitions must never change (a subject's keys
+		// and erasures are ordered in one partition).
+		topic(c.KeysTopic, c.SmallPartitions, "the subjects' data keys (compacted; erasures tombstone them)",
+			map[string]string{"cleanup.policy": "compact", "retention.ms": "-1", "retention.bytes": "-1", unclean: "false"})
+	}
 	for _, s := range pol.Streams {
 		topic(s.Topic, c.Partitions, "purpose stream of "+strings.Join(s.Purposes, ", "))
 	}
@@ -171,6 +179,10 @@ func Derive(pol *policy.Policy, c Config) (*Plan, error) {
 	for _, t := range c.EnforcerTopics {
 		allow(e, OpWrite, ResourceTopic, t+c.DLQSuffix, lit, "publish dead letters")
 	}
+	if c.KeysTopic != "" && pol.Encrypts() {
+		allow(e, OpRead, ResourceTopic, c.KeysTopic, lit, "read the data keys (no consumer group)")
+		allow(e, OpWrite, ResourceTopic, c.KeysTopic, lit, "create a subject's data key on first use")
+	}
 	if c.EnforcerRequireWarm {
 		for _, t := range c.ConsentTopics {
 			allow(e, OpDescribe, ResourceTopic, t, lit, "ENFORCER_REQUIRE_WARM: the partitions of the consent topic (Metadata, OffsetFetch)")
@@ -195,6 +207,10 @@ func Derive(pol *policy.Policy, c Config) (*Plan, error) {
 	for _, t := range c.ConsentTopics {
 		allow(s, OpWrite, ResourceTopic, t+c.DLQSuffix, lit, "publish dead letters")
 	}
+	if c.KeysTopic != "" {
+		allow(s, OpRead, ResourceTopic, c.KeysTopic, lit, "read the data keys an erasure destroys (no consumer group)")
+		allow(s, OpWrite, ResourceTopic, c.KeysTopic, lit, "an erasure marks the subject erased and tombstones its data keys")
+	}
 
 	// The ledger: partition readers (no consumer group) of everything it
 	// keeps; the sealer writes the checkpoints.
@@ -212,6 +228,12 @@ func Derive(pol *policy.Policy, c Config) (*Plan, error) {
 	}
 	if c.LedgerSeals {
 		allow(l, OpWrite, ResourceTopic, c.CheckpointsTopic, lit, "the sealer publishes signed checkpoints")
+	}
+	if c.KeysTopic != "" {
+		for _, r := range c.KeyReaderPrincipals {
+			p.Principals = append(p.Principals, Principal{r, "key reader"})
+			allow(r, OpRead, ResourceTopic, c.KeysTopic, lit, "decrypt encrypted fields (no consumer group; needs the key-encryption key too)")
+		}
 	}
 
 	// One consumer principal per stream: its topic, its groups, nothing else.

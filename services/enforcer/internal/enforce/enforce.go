@@ -80,12 +80,25 @@ type ConsentReader interface {
 	Lookup(ctx context.Context, subjects []string) (map[string]*consent.State, error)
 }
 
+// KeySource gives the data keys that encrypt rules encrypt under, one per
+// subject (see package shred: the keys live in the consent.keys topic,
+// and a subject without one gets a new one, durably written before it is
+// returned). An error means no key may be used: Process fails and the
+// batch is retried, so nothing is published in clear and nothing is lost.
+type KeySource interface {
+	Encrypters(ctx context.Context, subjects []string) (map[string]redact.Encrypter, error)
+}
+
 // Options configure an Enforcer.
 type Options struct {
 	AuditTopic string
 	DLQSuffix  string
 	// Redactor treats the fields of events published redacted.
 	Redactor *redact.Redactor
+	// Keys gives the subjects' data keys when the policy encrypts
+	// (policy.Policy.Encrypts). Without it every field to encrypt is
+	// removed instead.
+	Keys KeySource
 	// Tracer (optional) traces each record whose producer's trace context
 	// is sampled, and carries it on to every record written for it.
 	Tracer trace.Tracer
@@ -346,7 +359,11 @@ func (e *Enforcer) Process(ctx context.Context, batch []kafka.Message) ([]kafka.
 		}
 	}
 	now := e.now()
-	if err := parallel(len(batch), workers, func(w, i int) error { return e.decide(ctx, &ws[w], w, &events[i], states, now) }); err != nil {
+	keys, err := e.keys(ctx, events, states, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := parallel(len(batch), workers, func(w, i int) error { return e.decide(ctx, &ws[w], w, &events[i], states, keys, now) }); err != nil {
 		return nil, err
 	}
 	n := 0
@@ -406,7 +423,7 @@ func (e *Enforcer) read(ctx context.Context, w *worker, ev *event, m kafka.Messa
 
 // decide makes ev's records on worker w (goroutine wi): a dead letter and
 // its audit record, or its outputs and its audit record.
-func (e *Enforcer) decide(ctx context.Context, w *worker, wi int, ev *event, states map[string]*consent.State, now time.Time) error {
+func (e *Enforcer) decide(ctx context.Context, w *worker, wi int, ev *event, states map[string]*consent.State, keys map[string]redact.Encrypter, now time.Time) error {
 	ev.w, ev.from = wi, len(w.out)
 	defer func() { ev.to = len(w.out) }()
 	if ev.deadLetter != "" {
@@ -429,7 +446,7 @@ func (e *Enforcer) decide(ctx context.Context, w *worker, wi int, ev *event, sta
 		d := decision.Decide(e.policy, s, in)
 		var treated []string
 		if d.Outcome != decision.Dropped {
-			m, tr, err := e.publish(ctx, w, ev, s, d)
+			m, tr, err := e.publish(ctx, w, ev, s, d, keys[ev.subject])
 			switch {
 			case err == nil:
 				w.out = append(w.out, m)
@@ -537,6 +554,12 @@ type Published struct {
 // d must not be Dropped. The error is the redaction's or the encoder's
 // (avrocodec.IsRetryable tells a registry failure from a permanent one).
 func Treat(ctx context.Context, enc Encoder, red *redact.Redactor, rec *avrocodec.Record, data []byte, s policy.Stream, d decision.Decision) (Published, error) {
+	return TreatWith(ctx, enc, red, rec, data, s, d, nil)
+}
+
+// TreatWith is Treat with the subject's data key for the fields the
+// stream encrypts; with a nil key they are removed.
+func TreatWith(ctx context.Context, enc Encoder, red *redact.Redactor, rec *avrocodec.Record, data []byte, s policy.Stream, d decision.Decision, key redact.Encrypter) (Published, error) {
 	if Forwards(d) {
 		return Published{Forward: true, Bytes: data}, nil
 	}
@@ -544,7 +567,7 @@ func Treat(ctx context.Context, enc Encoder, red *redact.Redactor, rec *avrocode
 	if d.Treatment == decision.TreatRedact {
 		mode = redact.ModeRedact
 	}
-	res, err := red.Apply(redact.Request{Schema: rec.Schema, Writer: rec.Writer(), Value: rec.Value, Stream: s, Excluded: d.Excluded, Mode: mode})
+	res, err := red.Apply(redact.Request{Schema: rec.Schema, Writer: rec.Writer(), Value: rec.Value, Stream: s, Excluded: d.Excluded, Mode: mode, Keys: key})
 	if err != nil {
 		return Published{}, err
 	}
@@ -573,7 +596,7 @@ func Forwards(d decision.Decision) bool {
 // publish returns the record decision d publishes of ev on stream s, and
 // the treated field paths. The event's value is decoded only here, the
 // first time a stream needs a treated copy of it.
-func (e *Enforcer) publish(ctx context.Context, w *worker, ev *event, s policy.Stream, d decision.Decision) (kafka.Message, []string, error) {
+func (e *Enforcer) publish(ctx context.Context, w *worker, ev *event, s policy.Stream, d decision.Decision, dk redact.Encrypter) (kafka.Message, []string, error) {
 	if Forwards(d) {
 		return e.output(w, ev, s.Topic), nil, nil
 	}
@@ -584,7 +607,7 @@ func (e *Enforcer) publish(ctx context.Context, w *worker, ev *event, s policy.S
 		}
 		ev.rec = rec
 	}
-	p, err := Treat(ctx, e.codec, e.opts.Redactor, ev.rec, ev.msg.Value, s, d)
+	p, err := TreatWith(ctx, e.codec, e.opts.Redactor, ev.rec, ev.msg.Value, s, d, dk)
 	if err != nil {
 		return kafka.Message{}, nil, err
 	}

@@ -42,7 +42,7 @@ func TestCheck(t *testing.T) {
 `,
 			errors: []string{"p.yaml:7:44: stream compliant.marketing: unknown schema consentgate.events.Purchse: the schema catalog has " +
 				"consentgate.audit.AuditRecord, consentgate.consent.ConsentChange, consentgate.consent.RevocationNotice, consentgate.events.EmailEngagement, " +
-				"consentgate.events.PageView, consentgate.events.Purchase; did you mean consentgate.events.Purchase?"},
+				"consentgate.events.PageView, consentgate.events.Purchase, consentgate.keys.KeyEvent; did you mean consentgate.events.Purchase?"},
 		},
 		{
 			name: "bad field path, and one the stream's schemas lack", policy: checkBase + `  - topic: compliant.analytics

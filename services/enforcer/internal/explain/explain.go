@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -202,7 +201,7 @@ func Explain(ctx context.Context, in Input) (*Explanation, error) {
 			)
 			if decision.NeedsDataKey(d, s) {
 				ex.DataKey = dataKey
-				p, err = treatWithKeys(ctx, codec, red, keys, rec, data, s, d)
+				p, err = enforce.TreatWith(ctx, codec, red, rec, data, s, d, keys)
 			} else {
 				p, err = enforce.Treat(ctx, codec, red, rec, data, s, d)
 			}
@@ -263,37 +262,6 @@ func Explain(ctx context.Context, in Input) (*Explanation, error) {
 		ex.Streams = append(ex.Streams, out)
 	}
 	return ex, nil
-}
-
-// treatWithKeys is enforce.Treat with the subject's data key (keys) in
-// the redaction request, for a stream whose output encrypts fields.
-//
-// TODO(lead): once enforce.Treat takes the data key, call it instead.
-func treatWithKeys(ctx context.Context, enc enforce.Encoder, red *redact.Redactor, keys redact.Encrypter, rec *avrocodec.Record, data []byte, s policy.Stream, d decision.Decision) (enforce.Published, error) {
-	if enforce.Forwards(d) {
-		return enforce.Published{Forward: true, Bytes: data}, nil
-	}
-	mode := redact.ModeRemoveExcluded
-	if d.Treatment == decision.TreatRedact {
-		mode = redact.ModeRedact
-	}
-	res, err := red.Apply(redact.Request{Schema: rec.Schema, Writer: rec.Writer(), Value: rec.Value, Stream: s, Excluded: d.Excluded, Mode: mode, Keys: keys})
-	if err != nil {
-		return enforce.Published{}, err
-	}
-	b, err := enc.EncodeLike(ctx, rec, res.Value)
-	if err != nil {
-		return enforce.Published{}, err
-	}
-	treated := res.Treated
-	if w := rec.Writer(); w != nil && w != rec.Schema {
-		if only := decision.FieldsOf(w, rec.Schema).WriterOnly; len(only) > 0 {
-			treated = append(slices.Clone(treated), only...)
-			slices.Sort(treated)
-			treated = slices.Compact(treated)
-		}
-	}
-	return enforce.Published{Value: res.Value, Bytes: b, Mode: mode, Treated: treated}, nil
 }
 
 // transforming mirrors the treatments package redact inherits to unannotated

@@ -308,6 +308,17 @@ func TestKeysTopicThroughABroker(t *testing.T) {
 		if cells < 20 {
 			t.Fatalf("only %d cells read: the check reads nothing", cells)
 		}
+		// The check finds a value where one is: a control row.
+		ctl := &Batch{Undecodable: []Undecodable{{Coord: Coord{Topic: "control", Offset: 0}, Error: "x" + hex.EncodeToString(vA)}},
+			Positions: []Position{{Topic: "control", Next: 1}}}
+		if err := s.Ingest(ctx, ctl); err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		everyCellOf(t, s, func(_, _ string, v []byte) { found = found || bytes.Contains(v, []byte(hex.EncodeToString(vA))) })
+		if !found {
+			t.Error("the check does not find a value stored in a column")
+		}
 	})
 }
 

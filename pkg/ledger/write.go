@@ -360,7 +360,7 @@ func RecordHash(m kafka.Message) []byte {
 // *PartitionError: its rows
 // could collide with rows of other records and be dropped without a word.
 // On PostgreSQL the rows go through COPY into temporary tables and one
-// INSERT … SELECT … ON CONFLICT DO NOTHING per table; on SQLite through
+// INSERT … SELECT … ON CONFLICT DO NOTHING (DO UPDATE for data_keys) per table; on SQLite through
 // prepared multi-row INSERTs, one writer at a time.
 func (s *Store) Ingest(ctx context.Context, b *Batch) error {
 	if b == nil {
@@ -514,7 +514,7 @@ func (s *Store) ingestPostgres(ctx context.Context, tabs []tableRows, positions 
 			return fmt.Errorf("%s: copy: %w", tr.t.name, err)
 		}
 		cols := strings.Join(tr.t.cols, ", ")
-		if _, err := tx.Exec(ctx, "INSERT INTO "+tr.t.name+" ("+cols+") SELECT "+cols+" FROM "+tmp+" ON CONFLICT DO NOTHING"); err != nil {
+		if _, err := tx.Exec(ctx, "INSERT INTO "+tr.t.name+" ("+cols+") SELECT "+cols+" FROM "+tmp+tr.t.onConflict()); err != nil {
 			return fmt.Errorf("%s: %w", tr.t.name, err)
 		}
 		// ON COMMIT DELETE ROWS empties it at the end; a table that

@@ -34,7 +34,7 @@ func TestAddKeyRecord(t *testing.T) {
 		{key: "key:" + id + ":subject-1", tombstone: true, keys: []DataKeyEvent{{Coord: c, KeyID: strings.ToLower(id), SubjectID: "subject-1", Destroyed: true}}},
 		{key: "key:" + id + ":a:b:c", keys: []DataKeyEvent{{Coord: c, KeyID: strings.ToLower(id), SubjectID: "a:b:c"}}},
 		{key: "erased:subject-1", erasures: []KeyErasure{{Coord: c, SubjectID: "subject-1"}}},
-		{key: "erased:subject-1", tombstone: true}, // ignored, not unknown
+		{key: "erased:subject-1", tombstone: true},  // ignored, not unknown
 		{key: "key:" + id + ":", unknown: 1},        // no subject
 		{key: "key:" + id[:31] + ":s", unknown: 1},  // 31 digits
 		{key: "key:" + id + "0:s", unknown: 1},      // 33 digits

@@ -384,3 +384,33 @@ func everyCellOf(t *testing.T, s *Store, check func(table, col string, v []byte)
 	}
 	return n
 }
+
+// TestIngestRefusesKeyRowsPastThePosition: the guard of Ingest sees the
+// rows of the keys topic (a key's record, its tombstone, an erasure
+// marker) stored past a position that was removed.
+func TestIngestRefusesKeyRowsPastThePosition(t *testing.T) {
+	eachBackend(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		id := strings.Repeat("9a", 16)
+		for i, b := range []*Batch{
+			{DataKeys: []DataKeyEvent{{Coord: Coord{Topic: "k0", Offset: 5, Time: t0}, SubjectID: "s", KeyID: id}}},
+			{DataKeys: []DataKeyEvent{{Coord: Coord{Topic: "k1", Offset: 5, Time: t0}, SubjectID: "s", KeyID: id, Destroyed: true}}},
+			{KeyErasures: []KeyErasure{{Coord: Coord{Topic: "k2", Offset: 5, Time: t0}, SubjectID: "s"}}},
+		} {
+			topic := fmt.Sprintf("k%d", i)
+			b.Positions = []Position{{Topic: topic, Next: 6}}
+			if err := s.Ingest(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.db.ExecContext(ctx, s.d.q("DELETE FROM ledger_positions WHERE topic = ?"), topic); err != nil {
+				t.Fatal(err)
+			}
+			again := &Batch{DataKeys: []DataKeyEvent{{Coord: Coord{Topic: topic, Offset: 0, Time: t0}, SubjectID: "s", KeyID: id, Destroyed: true}},
+				Positions: []Position{{Topic: topic, Next: 1}}}
+			var pe *PartitionError
+			if err := s.Ingest(ctx, again); !errors.As(err, &pe) || pe.Topic != topic {
+				t.Errorf("%s: ingest over rows past the position: %v, want a *PartitionError", topic, err)
+			}
+		}
+	})
+}

@@ -8,7 +8,9 @@
 // The ledger stores what the topics' records hold about decisions, never an
 // event's field values: an audit record holds field paths, not values, and
 // of a dead letter only its headers (reason, error code, source
-// coordinates) are kept, not its bytes.
+// coordinates) are kept, not its bytes; of the keys topic of
+// crypto-shredding only when each data key was created and destroyed (the
+// records' Kafka keys and timestamps), never a key.
 package ledger
 
 import (

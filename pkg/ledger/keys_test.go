@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -410,6 +411,94 @@ func TestIngestRefusesKeyRowsPastThePosition(t *testing.T) {
 			var pe *PartitionError
 			if err := s.Ingest(ctx, again); !errors.As(err, &pe) || pe.Topic != topic {
 				t.Errorf("%s: ingest over rows past the position: %v, want a *PartitionError", topic, err)
+			}
+		}
+	})
+}
+
+// TestDataKeysAgainstAModel ingests random sequences of key records and
+// tombstones (a few keys, odd subject ids too), cut into random batches,
+// and compares every row with a model: per key, the first record read
+// gives the creation, the first tombstone read the destruction.
+func TestDataKeysAgainstAModel(t *testing.T) {
+	type row struct{ createdAt, createdOff, destroyedAt, destroyedOff any }
+	subjects := []string{"s-1", "s\x00nul", "s-\xff-bad", strings.Repeat("long", 400)}
+	eachBackend(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		r := mrand.New(mrand.NewPCG(7, 8))
+		for round := range 6 {
+			topic := fmt.Sprintf("keys-%d", round)
+			model := map[string]*row{}
+			var events []DataKeyEvent
+			for o := range int64(40 + r.IntN(40)) {
+				id := fmt.Sprintf("%032x", r.IntN(6))
+				subj := subjects[r.IntN(len(subjects))]
+				e := DataKeyEvent{Coord: Coord{Topic: topic, Offset: o, Time: t0.Add(time.Duration(o) * time.Second)}, KeyID: id, SubjectID: subj,
+					Destroyed: r.IntN(2) == 0}
+				events = append(events, e)
+				k := id + "|" + storeText(subj)
+				m := model[k]
+				if m == nil {
+					m = &row{}
+					model[k] = m
+				}
+				if !e.Destroyed && m.createdOff == nil {
+					m.createdAt, m.createdOff = e.Time.UnixMilli(), o
+				}
+				if e.Destroyed && m.destroyedOff == nil {
+					m.destroyedAt, m.destroyedOff = e.Time.UnixMilli(), o
+				}
+			}
+			for i := 0; i < len(events); {
+				j := min(len(events), i+1+r.IntN(12))
+				b := &Batch{DataKeys: events[i:j], Positions: []Position{{Topic: topic, Next: events[j-1].Offset + 1}}}
+				if err := s.Ingest(ctx, b); err != nil {
+					t.Fatal(err)
+				}
+				i = j
+			}
+			rows, err := s.db.QueryContext(ctx, s.d.q("SELECT key_id, subject_id, created_at, created_offset, destroyed_at, destroyed_offset FROM data_keys WHERE topic = ?"), topic)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for rows.Next() {
+				var id, subj string
+				var got row
+				if err := rows.Scan(&id, &subj, &got.createdAt, &got.createdOff, &got.destroyedAt, &got.destroyedOff); err != nil {
+					t.Fatal(err)
+				}
+				n++
+				m := model[id+"|"+subj]
+				if m == nil || fmt.Sprint(*m) != fmt.Sprint(got) {
+					t.Errorf("round %d key %s of %q: row %v, model %v", round, id, subj, got, m)
+				}
+			}
+			rows.Close()
+			if n != len(model) {
+				t.Errorf("round %d: %d rows, model %d", round, n, len(model))
+			}
+			// The subject's history finds its keys by the id as given.
+			for _, subj := range subjects {
+				h, err := s.Subject(ctx, subj)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := 0
+				for k := range model {
+					if strings.HasSuffix(k, "|"+storeText(subj)) {
+						want++
+					}
+				}
+				got := 0
+				for _, k := range h.DataKeys {
+					if k.Topic == topic {
+						got++
+					}
+				}
+				if got != want {
+					t.Errorf("round %d: Subject(%q) lists %d keys of %s, want %d", round, subj, got, topic, want)
+				}
 			}
 		}
 	})

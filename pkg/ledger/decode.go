@@ -26,6 +26,10 @@ const (
 	HoldsNotices
 	HoldsDeadLetters
 	HoldsCheckpoints
+	// HoldsKeys: the keys topic of crypto-shredding (consent.keys). Only
+	// the Kafka keys and timestamps of its records are read: a value
+	// (a wrapped data key) is never decoded nor kept (see AddKeyRecord).
+	HoldsKeys
 )
 
 func (k TopicKind) String() string {
@@ -40,6 +44,8 @@ func (k TopicKind) String() string {
 		return "dead letters"
 	case HoldsCheckpoints:
 		return "checkpoints"
+	case HoldsKeys:
+		return "data keys"
 	}
 	return "unknown"
 }
@@ -157,10 +163,59 @@ func (d *Decoder) Add(ctx context.Context, b *Batch, k TopicKind, m kafka.Messag
 		}
 		cp.Coord = c
 		b.Checkpoints = append(b.Checkpoints, cp)
+	case HoldsKeys:
+		AddKeyRecord(b, c, m.Key, m.Value == nil)
 	default:
 		return bad(fmt.Errorf("topic %s is not one the ledger reads", m.Topic))
 	}
 	return nil
+}
+
+// Kafka key prefixes of the keys topic.
+const (
+	dataKeyPrefix = "key:"
+	erasedPrefix  = "erased:"
+)
+
+// AddKeyRecord adds to b what the ledger keeps of a record of the keys
+// topic at c, from its Kafka key alone (tombstone: its value is null):
+//
+//   - "key:<32 hex digits>:<subject>" with a value: the data key's
+//     creation; a tombstone: its destruction (DataKeys);
+//   - "erased:<subject>" with a value: the subject's erasure marker
+//     (KeyErasures); its tombstone is ignored;
+//   - anything else: counted in b.UnknownKeys, nothing kept.
+//
+// The value is never looked at beyond being null or not: it holds the
+// wrapped data key.
+func AddKeyRecord(b *Batch, c Coord, key []byte, tombstone bool) {
+	k := string(key)
+	switch {
+	case strings.HasPrefix(k, dataKeyPrefix):
+		rest := k[len(dataKeyPrefix):]
+		if len(rest) < 34 || rest[32] != ':' || !isHex(rest[:32]) {
+			b.UnknownKeys++
+			return
+		}
+		b.DataKeys = append(b.DataKeys, DataKeyEvent{Coord: c, KeyID: strings.ToLower(rest[:32]), SubjectID: rest[33:], Destroyed: tombstone})
+	case strings.HasPrefix(k, erasedPrefix) && len(k) > len(erasedPrefix):
+		if !tombstone {
+			b.KeyErasures = append(b.KeyErasures, KeyErasure{Coord: c, SubjectID: k[len(erasedPrefix):]})
+		}
+	default:
+		b.UnknownKeys++
+	}
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case '0' <= c && c <= '9', 'a' <= c && c <= 'f', 'A' <= c && c <= 'F':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func noticeFromNative(v map[string]any) (Notice, error) {

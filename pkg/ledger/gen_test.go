@@ -102,9 +102,9 @@ func batchOf(items []item) *Batch {
 func dump(t testing.TB, s *Store) string {
 	t.Helper()
 	var b strings.Builder
-	for _, tab := range []table{tChanges, tAudits, tOutputs, tNotices, tDeadLetters, tUndecodable, tCheckpoints,
-		{"ledger_positions", []string{"topic", "partition_id", "next_offset", "last_hash"}}, {"ledger_holds", []string{"topic", "partition_id", "next_offset", "reason"}},
-		{"ledger_hold_releases", []string{"topic", "partition_id", "next_offset", "hold_reason", "released_by", "release_reason"}}} {
+	for _, tab := range []table{tChanges, tAudits, tOutputs, tNotices, tDeadLetters, tUndecodable, tCheckpoints, tDataKeys, tKeyErasures,
+		{"ledger_positions", []string{"topic", "partition_id", "next_offset", "last_hash"}, ""}, {"ledger_holds", []string{"topic", "partition_id", "next_offset", "reason"}, ""},
+		{"ledger_hold_releases", []string{"topic", "partition_id", "next_offset", "hold_reason", "released_by", "release_reason"}, ""}} {
 		rows, err := s.db.QueryContext(context.Background(), "SELECT "+strings.Join(tab.cols, ", ")+" FROM "+tab.name+
 			" ORDER BY "+strings.Join(tab.cols, ", "))
 		if err != nil {

@@ -34,7 +34,7 @@ type HeldPartition struct {
 
 // ledgerTables are the tables of records, in the order Stats lists them.
 var ledgerTables = []string{"consent_changes", "audit_records", "audit_outputs", "revocation_notices", "dead_letters",
-	"undecodable_records", "audit_checkpoints"}
+	"undecodable_records", "audit_checkpoints", "data_keys", "key_erasures"}
 
 // Stats counts the rows of every table and lists the positions and the
 // holds, ordered by topic and partition.

@@ -28,8 +28,42 @@ type SubjectHistory struct {
 	Audits []AuditView `json:"audits"`
 	// Notices: every revocation notice, by issued_at (then coordinates).
 	Notices []NoticeView `json:"notices"`
-	// Timeline merges the three in time order.
+	// DataKeys: every data key of the subject the ledger read on the keys
+	// topic (crypto-shredding), by creation time (unknown first), then key
+	// id: when it was created and when it was destroyed. The ledger keeps
+	// what it read: compaction removes key records and tombstones from the
+	// topic, not from here. Never the key itself.
+	DataKeys []DataKeyView `json:"data_keys"`
+	// KeyErasures: every erasure marker of the subject on the keys topic,
+	// in time order: from each, the subject's keys before it are dead and
+	// are destroyed (tombstoned) by the shredder.
+	KeyErasures []KeyErasureView `json:"key_erasures"`
+	// Timeline merges them all in time order (a data key appears twice:
+	// created, destroyed).
 	Timeline []TimelineEntry `json:"timeline"`
+}
+
+// DataKeyView is one data key of a subject: where its records are on the
+// keys topic and when it was created and destroyed (the records' Kafka
+// timestamps). Nil for what the ledger did not read: CreatedAt of a key
+// whose record was compacted away before the ledger read it, DestroyedAt
+// of a key not (yet) destroyed.
+type DataKeyView struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	// KeyID is the key id of the ciphertext envelopes (32 hex digits).
+	KeyID           string     `json:"key_id"`
+	CreatedAt       *time.Time `json:"created_at"`
+	CreatedOffset   *int64     `json:"created_offset"`
+	DestroyedAt     *time.Time `json:"destroyed_at"`
+	DestroyedOffset *int64     `json:"destroyed_offset"`
+}
+
+// KeyErasureView is an erasure marker of the keys topic: At is its Kafka
+// timestamp.
+type KeyErasureView struct {
+	Coords Coords    `json:"coords"`
+	At     time.Time `json:"at"`
 }
 
 // AuditView is one audit record as the ledger returns it.
@@ -64,10 +98,18 @@ const (
 	KindConsentChange = "consent_change"
 	KindAudit         = "audit"
 	KindNotice        = "notice"
+	// KindKeysErased is an erasure marker of the keys topic; Index points
+	// into KeyErasures.
+	KindKeysErased = "keys_erased"
+	// KindKeyCreated and KindKeyDestroyed are a data key's creation and
+	// destruction; Index points into DataKeys, Ref is the key id.
+	KindKeyCreated   = "data_key_created"
+	KindKeyDestroyed = "data_key_destroyed"
 )
 
 // TimelineEntry is one line of a subject's timeline. Index points into
-// the Changes, Audits or Notices of the history, by Kind.
+// the Changes, Audits, Notices, DataKeys or KeyErasures of the history, by
+// Kind.
 type TimelineEntry struct {
 	Time    time.Time `json:"time"`
 	Kind    string    `json:"kind"`
@@ -81,7 +123,7 @@ type TimelineEntry struct {
 func (s *Store) Subject(ctx context.Context, subjectID string) (*SubjectHistory, error) {
 	stored := s.textForms(subjectID) // as the ledger stores it
 	h := &SubjectHistory{SubjectID: subjectID, AsOf: s.now().UTC(), Changes: []ChangeOutcome{}, Purposes: []PurposeOutcome{},
-		Audits: []AuditView{}, Notices: []NoticeView{}, Timeline: []TimelineEntry{}}
+		Audits: []AuditView{}, Notices: []NoticeView{}, DataKeys: []DataKeyView{}, KeyErasures: []KeyErasureView{}, Timeline: []TimelineEntry{}}
 	changes, err := s.subjectChanges(ctx, subjectID, stored)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: subject: changes: %w", err)
@@ -98,6 +140,12 @@ func (s *Store) Subject(ctx context.Context, subjectID string) (*SubjectHistory,
 	}
 	if h.Notices, err = s.subjectNotices(ctx, stored); err != nil {
 		return nil, fmt.Errorf("ledger: subject: notices: %w", err)
+	}
+	if h.DataKeys, err = s.subjectKeys(ctx, stored); err != nil {
+		return nil, fmt.Errorf("ledger: subject: data keys: %w", err)
+	}
+	if h.KeyErasures, err = s.subjectKeyErasures(ctx, stored); err != nil {
+		return nil, fmt.Errorf("ledger: subject: key erasures: %w", err)
 	}
 	for i, c := range h.Changes {
 		sum := c.Action
@@ -131,7 +179,25 @@ func (s *Store) Subject(ctx context.Context, subjectID string) (*SubjectHistory,
 		sum := n.Action + " " + strings.Join(n.Purposes, ",") + " (" + n.Reason + ")"
 		h.Timeline = append(h.Timeline, TimelineEntry{Time: n.IssuedAt, Kind: KindNotice, Index: i, Ref: n.NoticeID, Summary: sum})
 	}
-	kindOrder := map[string]int{KindConsentChange: 0, KindNotice: 1, KindAudit: 2}
+	for i, e := range h.KeyErasures {
+		h.Timeline = append(h.Timeline, TimelineEntry{Time: e.At, Kind: KindKeysErased, Index: i,
+			Ref:     fmt.Sprintf("%s/%d@%d", e.Coords.Topic, e.Coords.Partition, e.Coords.Offset),
+			Summary: "erasure marker on the keys topic: the subject's data keys before it are dead"})
+	}
+	for i, k := range h.DataKeys {
+		if k.CreatedAt != nil {
+			h.Timeline = append(h.Timeline, TimelineEntry{Time: *k.CreatedAt, Kind: KindKeyCreated, Index: i, Ref: k.KeyID,
+				Summary: fmt.Sprintf("data key created (%s/%d@%d)", k.Topic, k.Partition, *k.CreatedOffset)})
+		}
+		if k.DestroyedAt != nil {
+			sum := fmt.Sprintf("data key destroyed (tombstone %s/%d@%d): its ciphertexts can no longer be decrypted", k.Topic, k.Partition, *k.DestroyedOffset)
+			if k.CreatedAt == nil {
+				sum += "; its creation was not read by the ledger"
+			}
+			h.Timeline = append(h.Timeline, TimelineEntry{Time: *k.DestroyedAt, Kind: KindKeyDestroyed, Index: i, Ref: k.KeyID, Summary: sum})
+		}
+	}
+	kindOrder := map[string]int{KindConsentChange: 0, KindNotice: 1, KindAudit: 2, KindKeyCreated: 3, KindKeysErased: 4, KindKeyDestroyed: 5}
 	slices.SortStableFunc(h.Timeline, func(a, b TimelineEntry) int {
 		return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(kindOrder[a.Kind], kindOrder[b.Kind]), cmp.Compare(a.Index, b.Index))
 	})
@@ -254,6 +320,65 @@ reason, issued_at FROM revocation_notices WHERE `+inForms("subject_id", stored)+
 		}
 		n.Since, n.IssuedAt = fromMS(since), fromMS(issued)
 		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) subjectKeys(ctx context.Context, stored []any) ([]DataKeyView, error) {
+	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT topic, partition_id, key_id, created_at, created_offset, destroyed_at, destroyed_offset
+FROM data_keys WHERE `+inForms("subject_id", stored)+` ORDER BY CASE WHEN created_at IS NULL THEN 0 ELSE 1 END, created_at, key_id, topic, partition_id`), stored...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []DataKeyView{}
+	for rows.Next() {
+		var k DataKeyView
+		var created, createdOff, destroyed, destroyedOff sql.NullInt64
+		if err := rows.Scan(&k.Topic, &k.Partition, &k.KeyID, &created, &createdOff, &destroyed, &destroyedOff); err != nil {
+			return nil, err
+		}
+		k.CreatedAt, k.CreatedOffset = optTime(created, createdOff), optInt(createdOff)
+		k.DestroyedAt, k.DestroyedOffset = optTime(destroyed, destroyedOff), optInt(destroyedOff)
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+// optTime is the time of a record the ledger read (off valid): its
+// timestamp, the zero time when the record had none; nil when not read.
+func optTime(at, off sql.NullInt64) *time.Time {
+	if !off.Valid {
+		return nil
+	}
+	t := fromMS(at)
+	return &t
+}
+
+func optInt(v sql.NullInt64) *int64 {
+	if !v.Valid {
+		return nil
+	}
+	n := v.Int64
+	return &n
+}
+
+func (s *Store) subjectKeyErasures(ctx context.Context, stored []any) ([]KeyErasureView, error) {
+	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT topic, partition_id, record_offset, record_time FROM key_erasures WHERE `+
+		inForms("subject_id", stored)+` ORDER BY COALESCE(record_time, 0), topic, partition_id, record_offset`), stored...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []KeyErasureView{}
+	for rows.Next() {
+		var e KeyErasureView
+		var at sql.NullInt64
+		if err := rows.Scan(&e.Coords.Topic, &e.Coords.Partition, &e.Coords.Offset, &at); err != nil {
+			return nil, err
+		}
+		e.At = fromMS(at)
+		out = append(out, e)
 	}
 	return out, rows.Err()
 }

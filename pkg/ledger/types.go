@@ -8,7 +8,9 @@
 // The ledger stores what the topics' records hold about decisions, never an
 // event's field values: an audit record holds field paths, not values, and
 // of a dead letter only its headers (reason, error code, source
-// coordinates) are kept, not its bytes.
+// coordinates) are kept, not its bytes; of the keys topic of
+// crypto-shredding only when each data key was created and destroyed (the
+// records' Kafka keys and timestamps), never a key.
 package ledger
 
 import (
@@ -161,6 +163,27 @@ type Checkpoint struct {
 	Coord
 }
 
+// DataKeyEvent is a record of the keys topic about one data key (Kafka
+// key "key:<key id>:<subject>"): its creation (a record with a value;
+// the value, the wrapped key, is neither decoded nor kept) or, Destroyed,
+// its destruction (a tombstone). Both go to the key's one row of
+// data_keys.
+type DataKeyEvent struct {
+	Coord
+	SubjectID string
+	// KeyID is the key's id, 32 lowercase hex digits.
+	KeyID     string
+	Destroyed bool
+}
+
+// KeyErasure is an erasure marker of the keys topic (Kafka key
+// "erased:<subject>"): every data key of the subject at a lower offset is
+// dead from then on. Only its coordinates and timestamp are kept.
+type KeyErasure struct {
+	Coord
+	SubjectID string
+}
+
 // Batch is what one ingest transaction writes: rows of any kind, and the
 // positions that cover them. Ingest writes the rows and the positions
 // together or not at all; a row already in the ledger (same Coord) is left
@@ -172,5 +195,11 @@ type Batch struct {
 	DeadLetters []DeadLetter
 	Undecodable []Undecodable
 	Checkpoints []Checkpoint
+	DataKeys    []DataKeyEvent
+	KeyErasures []KeyErasure
 	Positions   []Position
+	// UnknownKeys counts the records of a keys topic whose Kafka key is
+	// none the ledger knows: they are skipped (nothing of them is
+	// written; their positions are).
+	UnknownKeys int
 }

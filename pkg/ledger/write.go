@@ -22,23 +22,45 @@ import (
 type table struct {
 	name string
 	cols []string
+	// conflict is what an INSERT of a row already stored does; empty: ON
+	// CONFLICT DO NOTHING.
+	conflict string
+}
+
+// onConflict is t's ON CONFLICT clause.
+func (t table) onConflict() string {
+	if t.conflict != "" {
+		return " " + t.conflict
+	}
+	return " ON CONFLICT DO NOTHING"
 }
 
 var (
 	tChanges = table{"consent_changes", []string{"topic", "partition_id", "record_offset", "record_time", "change_id", "subject_id",
-		"purpose", "action", "legal_basis", "excluded_categories", "source", "notice_version", "captured_at", "expires_at"}}
+		"purpose", "action", "legal_basis", "excluded_categories", "source", "notice_version", "captured_at", "expires_at"}, ""}
 	tAudits = table{"audit_records", []string{"topic", "partition_id", "record_offset", "record_time", "leaf_hash", "record_version",
 		"event_id", "subject_id", "outcome", "dead_letter_reason", "event_schema", "policy_version", "source_topic",
-		"source_partition", "source_offset", "processed_at", "decisions", "decision_digest"}}
+		"source_partition", "source_offset", "processed_at", "decisions", "decision_digest"}, ""}
 	tOutputs = table{"audit_outputs", []string{"processed_at", "stream", "topic", "partition_id", "record_offset", "subject_id",
-		"source_topic", "event_schema", "decision", "treated_fields"}}
+		"source_topic", "event_schema", "decision", "treated_fields"}, ""}
 	tNotices = table{"revocation_notices", []string{"topic", "partition_id", "record_offset", "record_time", "notice_id", "subject_id",
-		"purposes", "action", "since", "change_id", "reason", "issued_at"}}
+		"purposes", "action", "since", "change_id", "reason", "issued_at"}, ""}
 	tDeadLetters = table{"dead_letters", []string{"topic", "partition_id", "record_offset", "record_time", "reason", "error_code",
-		"source_topic", "source_partition", "source_offset", "event_id"}}
-	tUndecodable = table{"undecodable_records", []string{"topic", "partition_id", "record_offset", "record_time", "error", "leaf_hash"}}
+		"source_topic", "source_partition", "source_offset", "event_id"}, ""}
+	tUndecodable = table{"undecodable_records", []string{"topic", "partition_id", "record_offset", "record_time", "error", "leaf_hash"}, ""}
 	tCheckpoints = table{"audit_checkpoints", []string{"audit_topic", "audit_partition", "tree_base", "tree_size", "root_hash", "note",
-		"published_at", "topic", "partition_id", "record_offset", "record_time"}}
+		"published_at", "topic", "partition_id", "record_offset", "record_time"}, ""}
+	// A data key's row is written by its record and by its tombstone,
+	// each filling its own columns once: the first record and the first
+	// tombstone read are kept (SET reads the stored row's old values on
+	// both backends).
+	tDataKeys = table{"data_keys", []string{"topic", "partition_id", "key_id", "subject_id", "created_at", "created_offset",
+		"destroyed_at", "destroyed_offset"}, `ON CONFLICT (topic, partition_id, key_id, subject_id) DO UPDATE SET
+created_at = CASE WHEN data_keys.created_offset IS NULL THEN excluded.created_at ELSE data_keys.created_at END,
+created_offset = COALESCE(data_keys.created_offset, excluded.created_offset),
+destroyed_at = CASE WHEN data_keys.destroyed_offset IS NULL THEN excluded.destroyed_at ELSE data_keys.destroyed_at END,
+destroyed_offset = COALESCE(data_keys.destroyed_offset, excluded.destroyed_offset)`}
+	tKeyErasures = table{"key_erasures", []string{"topic", "partition_id", "record_offset", "record_time", "subject_id"}, ""}
 )
 
 // tableRows are the rows of one table in a batch.
@@ -203,7 +225,46 @@ func rowsOf(b *Batch) ([]tableRows, error) {
 			c.Coord.Partition, c.Coord.Offset, ms(c.Coord.Time)})
 	}
 	add(tCheckpoints, rows)
+
+	add(tDataKeys, dataKeyRows(b.DataKeys))
+
+	rows = nil
+	for _, e := range b.KeyErasures {
+		rows = append(rows, []any{e.Topic, e.Partition, e.Offset, ms(e.Time), storeText(e.SubjectID)})
+	}
+	add(tKeyErasures, rows)
 	return out, nil
+}
+
+// dataKeyRows merges the records of each data key in a batch into one row
+// (an INSERT … ON CONFLICT DO UPDATE may not meet a row twice on
+// PostgreSQL), keeping the first record and the first tombstone of each,
+// in the order read.
+func dataKeyRows(events []DataKeyEvent) [][]any {
+	type pk struct {
+		topic     string
+		partition int32
+		key, subj string
+	}
+	at := map[pk]int{}
+	var rows [][]any
+	for _, e := range events {
+		k := pk{e.Topic, e.Partition, e.KeyID, storeText(e.SubjectID)}
+		i, ok := at[k]
+		if !ok {
+			i = len(rows)
+			at[k] = i
+			rows = append(rows, []any{e.Topic, e.Partition, e.KeyID, k.subj, nil, nil, nil, nil})
+		}
+		col := 4 // created_at, created_offset
+		if e.Destroyed {
+			col = 6 // destroyed_at, destroyed_offset
+		}
+		if rows[i][col+1] == nil {
+			rows[i][col], rows[i][col+1] = ms(e.Time), e.Offset
+		}
+	}
+	return rows
 }
 
 // positionSQL moves a position forward, never back, with the hash of the
@@ -230,12 +291,15 @@ SELECT p.n,
     OR EXISTS (SELECT 1 FROM revocation_notices WHERE topic = ? AND partition_id = ? AND record_offset >= p.n)
     OR EXISTS (SELECT 1 FROM dead_letters WHERE topic = ? AND partition_id = ? AND record_offset >= p.n)
     OR EXISTS (SELECT 1 FROM undecodable_records WHERE topic = ? AND partition_id = ? AND record_offset >= p.n)
+    OR EXISTS (SELECT 1 FROM data_keys WHERE topic = ? AND partition_id = ? AND created_offset >= p.n)
+    OR EXISTS (SELECT 1 FROM data_keys WHERE topic = ? AND partition_id = ? AND destroyed_offset >= p.n)
+    OR EXISTS (SELECT 1 FROM key_erasures WHERE topic = ? AND partition_id = ? AND record_offset >= p.n)
   THEN 1 ELSE 0 END
 FROM p`
 
 func guardArgs(p Position) []any {
-	args := make([]any, 0, 15)
-	for i := range 7 {
+	args := make([]any, 0, 21)
+	for i := range 10 {
 		args = append(args, p.Topic, p.Partition)
 		if i == 1 {
 			args = append(args, p.Next)
@@ -296,7 +360,7 @@ func RecordHash(m kafka.Message) []byte {
 // *PartitionError: its rows
 // could collide with rows of other records and be dropped without a word.
 // On PostgreSQL the rows go through COPY into temporary tables and one
-// INSERT … SELECT … ON CONFLICT DO NOTHING per table; on SQLite through
+// INSERT … SELECT … ON CONFLICT DO NOTHING (DO UPDATE for data_keys) per table; on SQLite through
 // prepared multi-row INSERTs, one writer at a time.
 func (s *Store) Ingest(ctx context.Context, b *Batch) error {
 	if b == nil {
@@ -409,7 +473,7 @@ func multiInsertSQL(t table, n int) string {
 		}
 		b.WriteString(one)
 	}
-	b.WriteString(" ON CONFLICT DO NOTHING")
+	b.WriteString(t.onConflict())
 	return b.String()
 }
 
@@ -450,7 +514,7 @@ func (s *Store) ingestPostgres(ctx context.Context, tabs []tableRows, positions 
 			return fmt.Errorf("%s: copy: %w", tr.t.name, err)
 		}
 		cols := strings.Join(tr.t.cols, ", ")
-		if _, err := tx.Exec(ctx, "INSERT INTO "+tr.t.name+" ("+cols+") SELECT "+cols+" FROM "+tmp+" ON CONFLICT DO NOTHING"); err != nil {
+		if _, err := tx.Exec(ctx, "INSERT INTO "+tr.t.name+" ("+cols+") SELECT "+cols+" FROM "+tmp+tr.t.onConflict()); err != nil {
 			return fmt.Errorf("%s: %w", tr.t.name, err)
 		}
 		// ON COMMIT DELETE ROWS empties it at the end; a table that

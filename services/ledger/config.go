@@ -28,6 +28,10 @@ type Config struct {
 
 	ChangesTopic, AuditTopic, RevocationsTopic, CheckpointsTopic string
 	DeadLetterTopics                                             []string
+	// KeysTopic is the keys topic of crypto-shredding (consent.keys): the
+	// ledger records when each data key was created and destroyed, never
+	// the key. Empty: not read.
+	KeysTopic string
 
 	SchemasDir, RegistryURL string
 	BatchSize               int
@@ -54,6 +58,7 @@ func DefaultConfig() Config {
 		RevocationsTopic: "consent.revocations",
 		CheckpointsTopic: "consent.audit.checkpoints",
 		DeadLetterTopics: []string{"customer.events.dlq", "consent.changes.dlq"},
+		KeysTopic:        "consent.keys",
 		BatchSize:        5000,
 		Linger:           200 * time.Millisecond,
 		Refresh:          10 * time.Second,
@@ -72,6 +77,8 @@ func (c *Config) flags() *envflag.Set {
 	s.String(&c.RevocationsTopic, "revocations-topic", "REVOCATIONS_TOPIC", "topic of the revocation notices")
 	s.String(&c.CheckpointsTopic, "checkpoints-topic", envPrefix+"CHECKPOINTS_TOPIC", "topic of the audit checkpoints")
 	s.List(&c.DeadLetterTopics, "dead-letter-topics", envPrefix+"DEAD_LETTER_TOPICS", "comma-separated dead-letter topics (only their headers are kept)")
+	s.String(&c.KeysTopic, "keys-topic", KeysTopicEnv, "keys topic of crypto-shredding: when each data key was created and destroyed is recorded "+
+		"(never a key); set to empty (--keys-topic= or "+KeysTopicEnv+"=) to not read it; a topic not created yet is looked for at every refresh")
 	s.String(&c.SchemasDir, "schemas-dir", "SCHEMAS_DIR", "folder of .avsc schemas; empty uses the schemas built in")
 	s.String(&c.RegistryURL, "schema-registry-url", "SCHEMA_REGISTRY_URL", "Confluent Schema Registry for id-framed consent changes")
 	s.Int(&c.BatchSize, "batch-size", envPrefix+"BATCH_SIZE", "most records per database transaction")
@@ -100,6 +107,9 @@ func (c Config) Validate() error {
 		if t == "" || strings.ContainsAny(t, " ,/") {
 			errs = append(errs, fmt.Errorf("bad topic name %q: fix %sDEAD_LETTER_TOPICS", t, envPrefix))
 		}
+	}
+	if strings.ContainsAny(c.KeysTopic, " ,/") {
+		errs = append(errs, fmt.Errorf("bad topic name %q: set %s (empty: the keys topic is not read)", c.KeysTopic, KeysTopicEnv))
 	}
 	errs = append(errs, bootstrap.ValidateSchemas(c.SchemasDir, c.RegistryURL))
 	if c.BatchSize < 1 || c.BatchSize > 100000 {
@@ -141,6 +151,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("revocations_topic", c.RevocationsTopic),
 		slog.String("checkpoints_topic", c.CheckpointsTopic),
 		slog.Any("dead_letter_topics", c.DeadLetterTopics),
+		slog.String("keys_topic", c.KeysTopic),
 		slog.String("schemas_dir", c.SchemasDir),
 		slog.Bool("schema_registry_set", c.RegistryURL != ""),
 		slog.Int("batch_size", c.BatchSize),
@@ -161,7 +172,22 @@ func (c Config) Topics() []Topic {
 	for _, t := range c.DeadLetterTopics {
 		ts = append(ts, Topic{t, ledger.HoldsDeadLetters})
 	}
+	if c.KeysTopic != "" {
+		ts = append(ts, Topic{c.KeysTopic, ledger.HoldsKeys})
+	}
 	return ts
+}
+
+// KeysTopicEnv names the keys topic; set to empty, the topic is not read.
+const KeysTopicEnv = envPrefix + "KEYS_TOPIC"
+
+// emptyEnvTurnsOff applies the settings that an empty value turns off:
+// envflag takes an empty variable for an unset one (the default), but
+// KeysTopicEnv set to empty means "do not read the keys topic".
+func (c *Config) emptyEnvTurnsOff(lookup func(string) (string, bool)) {
+	if v, ok := lookup(KeysTopicEnv); ok && v == "" {
+		c.KeysTopic = ""
+	}
 }
 
 // Codec loads the schemas and the optional registry client.

@@ -79,7 +79,10 @@ type Consumer struct {
 // ConsumerStats are the consumer's counters since start.
 type ConsumerStats struct {
 	Batches, Records, Undecodable int64
-	LastIngest                    time.Time
+	// UnknownKeys counts the records of the keys topic with a Kafka key
+	// the ledger does not know: skipped, nothing of them stored.
+	UnknownKeys int64
+	LastIngest  time.Time
 	// LastError is what ended the last session; cleared once a new
 	// session has reached the brokers.
 	LastError string
@@ -381,7 +384,12 @@ func (c *Consumer) collect(ctx context.Context, first kafka.Message, msgs <-chan
 			// not seal over the gap).
 			msg := fmt.Sprintf("offsets %d..%d were not on the topic when the ledger read it (deleted by retention or DeleteRecords, or compacted, before it was read): not in the ledger", want, m.Offset-1)
 			b.Undecodable = append(b.Undecodable, ledger.Undecodable{Coord: ledger.Coord{Topic: m.Topic, Partition: k.partition, Offset: want}, Error: msg})
-			c.Log.Warn("records skipped: not on the topic when the ledger read it", "topic", m.Topic, "partition", k.partition, "from", want, "to", m.Offset-1)
+			// On the keys topic (compacted) gaps are the rule, not news.
+			lvl := slog.LevelWarn
+			if kinds[m.Topic] == ledger.HoldsKeys {
+				lvl = slog.LevelInfo
+			}
+			c.Log.Log(ctx, lvl, "records skipped: not on the topic when the ledger read it", "topic", m.Topic, "partition", k.partition, "from", want, "to", m.Offset-1)
 		}
 		pos[k] = m.Offset + 1
 		last[k] = m
@@ -420,8 +428,14 @@ func (c *Consumer) count(b *ledger.Batch) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.stats.Batches++
-	c.stats.Records += int64(len(b.Changes) + len(b.Audits) + len(b.Notices) + len(b.DeadLetters) + len(b.Undecodable) + len(b.Checkpoints))
+	c.stats.Records += int64(len(b.Changes) + len(b.Audits) + len(b.Notices) + len(b.DeadLetters) + len(b.Undecodable) + len(b.Checkpoints) +
+		len(b.DataKeys) + len(b.KeyErasures))
 	c.stats.Undecodable += int64(len(b.Undecodable))
+	if b.UnknownKeys > 0 {
+		c.stats.UnknownKeys += int64(b.UnknownKeys)
+		// The count only: a Kafka key may hold a subject id.
+		c.Log.Warn("records of the keys topic with a Kafka key the ledger does not know were skipped (not stored)", "records", b.UnknownKeys)
+	}
 	c.stats.LastIngest = time.Now()
 }
 

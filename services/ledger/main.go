@@ -1,5 +1,6 @@
 // Command ledger consumes the pipeline's evidence topics (consent changes,
-// audit records, revocation notices, dead letters, audit checkpoints) into
+// audit records, revocation notices, dead letters, audit checkpoints, and
+// when each data key was created and destroyed, from the keys topic) into
 // the compliance ledger, a relational database that consentctl and the
 // console query: SQLite by default (LEDGER_DSN=sqlite:<file>, nothing to
 // install), PostgreSQL in production (LEDGER_DSN=postgres://…), same
@@ -13,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -29,6 +31,7 @@ func main() { bootstrap.Main("ledger", run) }
 
 func run(ctx context.Context, log *slog.Logger, args []string) error {
 	cfg := DefaultConfig()
+	cfg.emptyEnvTurnsOff(os.LookupEnv)
 	if err := bootstrap.Parse(cfg.flags(), args, func() error { return cfg.Validate() }); err != nil {
 		return err
 	}

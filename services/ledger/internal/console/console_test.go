@@ -114,8 +114,15 @@ func newFixture(t *testing.T, tamper bool) *fixture {
 	}
 	b.Notices = []ledger.Notice{{Coord: co("consent.revocations", 0), NoticeID: "n-1", SubjectID: "alice", Purposes: []string{"marketing"},
 		Action: "WITHDRAW", Since: t0.Add(2 * time.Hour), ChangeID: "c-withdraw", Reason: "consent_withdrawn", IssuedAt: t0.Add(2*time.Hour + time.Second)}}
+	b.DataKeys = []ledger.DataKeyEvent{
+		{Coord: ledger.Coord{Topic: "consent.keys", Offset: 0, Time: t0.Add(time.Hour)}, SubjectID: "alice", KeyID: strings.Repeat("ab", 16)},
+		{Coord: ledger.Coord{Topic: "consent.keys", Offset: 2, Time: t0.Add(5 * time.Hour)}, SubjectID: "alice", KeyID: strings.Repeat("ab", 16), Destroyed: true},
+		{Coord: ledger.Coord{Topic: "consent.keys", Offset: 3, Time: t0.Add(5 * time.Hour)}, SubjectID: "alice", KeyID: strings.Repeat("cd", 16), Destroyed: true},
+	}
+	b.KeyErasures = []ledger.KeyErasure{{Coord: ledger.Coord{Topic: "consent.keys", Offset: 1, Time: t0.Add(4 * time.Hour)}, SubjectID: "alice"}}
 	b.Positions = []ledger.Position{{Topic: "consent.changes", Partition: 0, Next: 3}, {Topic: "consent.audit", Partition: 0, Next: 4},
-		{Topic: "consent.revocations", Partition: 0, Next: 1}, {Topic: "consent.audit.checkpoints", Partition: 0, Next: 2}}
+		{Topic: "consent.revocations", Partition: 0, Next: 1}, {Topic: "consent.audit.checkpoints", Partition: 0, Next: 2},
+		{Topic: "consent.keys", Partition: 0, Next: 4}}
 	if err := s.Ingest(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
@@ -430,7 +437,11 @@ func TestSubjectPage(t *testing.T) {
 		"compliant.analytics REDACTED granted_with_exclusions marketing ip_address",
 		"compliant.marketing DROPPED withdrawn",
 		"WITHDRAW marketing n-1", "consent_withdrawn", // notice
-		"consent_change c-grant", "notice n-1", "audit ev-2") // timeline
+		"consent_change c-grant", "notice n-1", "audit ev-2", // timeline
+		strings.Repeat("ab", 16)+" 2026", "consent.keys/0 key @0, tombstone @2", // a data key created and destroyed
+		strings.Repeat("cd", 16)+" not read (compacted before the ledger read it)", ", tombstone @3",
+		"Erasure markers on the keys topic", "(consent.keys/0@1)",
+		"keys_erased consent.keys/0@1", "data_key_destroyed "+strings.Repeat("ab", 16))
 	if strings.Contains(text(w), "ev-3") {
 		t.Error("alice's history shows bob's event")
 	}

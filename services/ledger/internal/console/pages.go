@@ -16,7 +16,7 @@ import (
 
 // tableOrder is the order the overview lists the ledger's tables in.
 var tableOrder = []string{"consent_changes", "audit_records", "audit_outputs", "revocation_notices", "dead_letters",
-	"undecodable_records", "audit_checkpoints"}
+	"undecodable_records", "audit_checkpoints", "data_keys", "key_erasures"}
 
 type countRow struct {
 	Name  string

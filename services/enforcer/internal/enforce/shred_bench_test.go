@@ -180,7 +180,7 @@ func BenchmarkProcessShred(b *testing.B) {
 				}
 				syscall.Getrusage(syscall.RUSAGE_SELF, &after)
 				events := float64(n * batchSize)
-				cpu := time.Duration(after.Utime.Nano()+after.Stime.Nano()-before.Utime.Nano()-before.Stime.Nano())
+				cpu := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/events, "ns/event")
 				b.ReportMetric(events/b.Elapsed().Seconds(), "events/s")
 				b.ReportMetric(float64(cpu.Nanoseconds())/events, "cpu-ns/event")

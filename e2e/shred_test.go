@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -132,6 +133,13 @@ func TestErasureShredsEncryptedFieldsEverywhere(t *testing.T) {
 	kekFile := writeKEK(t)
 	outputs := []string{"compliant.marketing", "compliant.analytics", "consent.keys"}
 	p := startPipelineWith(t, "testdata/shred_policy.yaml", outputs, "CONSENT_KEK_FILE="+kekFile)
+	// The ledger records the keys' creation and destruction.
+	ledgerDSN := "sqlite:" + filepath.Join(t.TempDir(), "ledger.db")
+	led := proctest.Start(t, "ledger", proctest.Build(t, "services/ledger"), []string{"KAFKA_BROKERS=" + p.broker.Addr,
+		"LEDGER_DSN=" + ledgerDSN, "LEDGER_LINGER=20ms", "LEDGER_REFRESH=300ms"})
+	if err := led.WaitFor(`"msg":"consuming"`, 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	now := time.Now()
 	grant := func(id, subject string) kafka.Message {
 		return p.change(t, consent.Change{ChangeID: id, SubjectID: subject, Purpose: "marketing", Action: consent.ActionGrant,
@@ -269,5 +277,45 @@ func TestErasureShredsEncryptedFieldsEverywhere(t *testing.T) {
 	}
 	if lines != 4 {
 		t.Fatalf("consentctl decrypt printed %d records, want 4:\n%s", lines, out)
+	}
+
+	// The ledger: when cust-a's key was created and destroyed, next to the
+	// ERASE; cust-b's key lives.
+	ha, err := shred.ParseString(mk["e1"].email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc := ctl{t: t, bin: c.bin, env: []string{"LEDGER_DSN=" + ledgerDSN}}
+	for subject, wantDestroyed := range map[string]bool{"cust-a": true, "cust-b": false} {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			var h struct {
+				DataKeys []struct {
+					KeyID       string     `json:"key_id"`
+					CreatedAt   *time.Time `json:"created_at"`
+					DestroyedAt *time.Time `json:"destroyed_at"`
+				} `json:"data_keys"`
+			}
+			out, _, code := lc.run("subject", subject, "--json")
+			ok := false
+			if code == 0 && json.Unmarshal([]byte(out), &h) == nil && len(h.DataKeys) > 0 {
+				ok = true
+				for _, k := range h.DataKeys {
+					if k.CreatedAt == nil || (k.DestroyedAt != nil) != wantDestroyed {
+						ok = false
+					}
+					if subject == "cust-a" && k.KeyID != hex.EncodeToString(ha.KeyID[:]) {
+						ok = false
+					}
+				}
+			}
+			if ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("ledger's data keys of %s after 30s (want destroyed %v): %s", subject, wantDestroyed, out)
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
 	}
 }

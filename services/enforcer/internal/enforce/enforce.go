@@ -41,6 +41,7 @@ import (
 	"github.com/consentgate/consentgate/pkg/decision"
 	"github.com/consentgate/consentgate/pkg/policy"
 	"github.com/consentgate/consentgate/pkg/redact"
+	"github.com/consentgate/consentgate/pkg/shred"
 	"github.com/consentgate/consentgate/pkg/telemetry"
 )
 
@@ -611,11 +612,23 @@ func (e *Enforcer) publish(ctx context.Context, w *worker, ev *event, s policy.S
 	if err != nil {
 		return kafka.Message{}, nil, err
 	}
-	// The key is the subject id as treated: a pseudonym keeps a subject's
-	// records on one partition; a removed subject id leaves no key.
+	// The key is the subject id as treated: a pseudonym or a deterministic
+	// ciphertext keeps a subject's records on one partition; a removed
+	// subject id leaves no key.
 	var key []byte
 	if subject, _ := avrocodec.StringField(p.Value, "subject_id"); subject != "" {
 		key = []byte(subject)
+		if dk != nil && shred.IsCiphertext(subject) {
+			// An encrypted subject id keys its records by its
+			// deterministic ciphertext: a randomised one differs on
+			// every record and would scatter the subject's records
+			// over the partitions.
+			det, err := dk.EncryptString(ev.subject, true)
+			if err != nil {
+				return kafka.Message{}, nil, fmt.Errorf("%w: the record key: %w", redact.ErrEncrypt, err)
+			}
+			key = []byte(det)
+		}
 	}
 	// Of the input's headers a re-encoded copy (redacted, or passed with
 	// the stream's unannotated_fields applied) keeps only its W3C trace

@@ -112,6 +112,8 @@ fuzz:
 	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzCanonicalForm -fuzztime=$(FUZZTIME) ./avrocodec
 	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./policy
 	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzRedactNeverLeaks -fuzztime=$(FUZZTIME) ./redact
+	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzOpen -fuzztime=$(FUZZTIME) ./shred
+	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzAddKeyRecord -fuzztime=$(FUZZTIME) ./ledger
 	cd services/consent-sync && $(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/intake
 	cd services/enforcer && $(GO) test -run='^$$' -fuzz=FuzzReferenceModel -fuzztime=$(FUZZTIME) ./internal/enforce
 	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzResolve -fuzztime=$(FUZZTIME) ./ledger
@@ -128,7 +130,8 @@ soak:
 		FAULT_HOT_EVENTS=$${FAULT_HOT_EVENTS:-60000} FAULT_HOT_RATE=$${FAULT_HOT_RATE:-1000} FAULT_HOT_SUBJECTS=$${FAULT_HOT_SUBJECTS:-10} \
 		$(GO) test -race -count=1 -timeout 60m -run 'TestFault' -v . > $$log 2>&1; rc=$$?; \
 		grep -E '^(=== RUN|--- |    fault_|FAIL|ok|PASS)' $$log; echo "full log: $$log"; [ $$rc = 0 ] || exit $$rc; \
-		cd ../pkg && $(GO) test -race -count=20 -timeout 60m -run '$(CLUSTER_TESTS)' ./consent/
+		cd ../pkg && $(GO) test -race -count=20 -timeout 60m -run '$(CLUSTER_TESTS)' ./consent/ && \
+		$(GO) test -race -count=20 -timeout 60m ./shred/
 
 clean:
 	rm -rf bin .data

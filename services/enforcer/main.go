@@ -179,6 +179,8 @@ func openKeys(ctx context.Context, log *slog.Logger, cfg Config) (*shred.Ring, e
 // ringKeys gives the enforcer the ring's data keys.
 type ringKeys struct{ r *shred.Ring }
 
+func (k ringKeys) ErasedBy(subject string) (string, bool) { return k.r.ErasedBy(subject) }
+
 func (k ringKeys) Encrypters(ctx context.Context, subjects []string) (map[string]redact.Encrypter, error) {
 	m, err := k.r.Keys(ctx, subjects)
 	if err != nil {

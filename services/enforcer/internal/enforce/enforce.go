@@ -88,7 +88,16 @@ type ConsentReader interface {
 // batch is retried, so nothing is published in clear and nothing is lost.
 type KeySource interface {
 	Encrypters(ctx context.Context, subjects []string) (map[string]redact.Encrypter, error)
+	// ErasedBy returns the change id of the newest erasure marker of
+	// subject in the keys topic, if any (shred.Ring.ErasedBy).
+	ErasedBy(subject string) (changeID string, ok bool)
 }
+
+// ErrConsentOlderThanErasure: the consent state of a subject knows of no
+// erasure, but the keys topic holds one (a cache entry older than the
+// ERASE). The batch is retried: a key made now would come after the
+// erasure marker and outlive it.
+var ErrConsentOlderThanErasure = errors.New("a subject's consent state is older than its erasure in the keys topic; retried until it catches up")
 
 // Options configure an Enforcer.
 type Options struct {

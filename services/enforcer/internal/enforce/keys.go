@@ -41,6 +41,12 @@ func (e *Enforcer) keys(ctx context.Context, events []event, states map[string]*
 	if e.opts.Keys == nil {
 		return nil, nil // no key source: fields to encrypt are removed (fail closed)
 	}
+	for _, subject := range subjects {
+		st := states[subject]
+		if _, erased := e.opts.Keys.ErasedBy(subject); erased && (st == nil || (st.ErasedAt.IsZero() && st.ErasedBy == "")) {
+			return nil, ErrConsentOlderThanErasure
+		}
+	}
 	keys, err := e.opts.Keys.Encrypters(ctx, subjects)
 	if err != nil {
 		return nil, fmt.Errorf("data keys: %w", err)

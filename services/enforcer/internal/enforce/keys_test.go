@@ -52,6 +52,15 @@ type memKeys struct {
 	keys  map[string]*shred.DataKey
 	fail  error
 	asked [][]string
+	// markers are the erasure markers of the keys topic, by subject.
+	markers map[string]string
+}
+
+func (m *memKeys) ErasedBy(subject string) (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.markers[subject]
+	return c, ok
 }
 
 func (m *memKeys) Encrypters(_ context.Context, subjects []string) (map[string]redact.Encrypter, error) {
@@ -186,5 +195,68 @@ func TestProcessEncryptsUnderTheSubjectsKey(t *testing.T) {
 	}
 	if len(keys.asked) != n {
 		t.Fatalf("keys asked for a batch that encrypts nothing: %v", keys.asked[n:])
+	}
+}
+
+// A consent state that knows of no erasure while the keys topic holds one
+// for the subject is older than the erasure (a stale cache entry): the
+// batch fails (retried once the state catches up) rather than give the
+// subject a key made after the marker, which the erasure would not reach.
+func TestProcessRefusesAKeyOnConsentOlderThanTheErasure(t *testing.T) {
+	ctx := context.Background()
+	pol, err := policy.Parse([]byte(keysPolicy), "keys.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := avrocodec.LoadCatalog(schemas.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec := avrocodec.New(cat, nil)
+	srv := redistest.Start(t)
+	store := consent.NewStore(srv.Client(t), redistest.PrefixFor(t))
+	red, err := redact.New([]byte("0123456789abcdef-test-key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := &memKeys{keys: map[string]*shred.DataKey{}, markers: map[string]string{"stale": "erase-1"}}
+	e := New(Options{AuditTopic: "consent.audit", DLQSuffix: ".dlq", Redactor: red, Keys: keys}, codec, store, pol)
+	at := time.Now().Add(-time.Hour)
+	// Redis still holds the grant: the ERASE is not applied there yet
+	// (as a stale cache entry would show it).
+	if _, err := store.Apply(ctx, consent.Change{ChangeID: "g1", SubjectID: "stale", Purpose: "marketing", Action: consent.ActionGrant,
+		LegalBasis: consent.BasisConsent, Source: "test", NoticeVersion: "1", CapturedAt: at}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := codec.EncodeSingle("consentgate.events.EmailEngagement", map[string]any{
+		"event_id": "e1", "subject_id": "stale", "occurred_at": time.Now(), "email": "stale@mail.example",
+		"campaign_id": "c", "message_id": "m", "action": "OPEN", "link_url": nil, "user_agent": nil, "ip_address": nil})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := []kafka.Message{{Topic: "customer.events", Key: []byte("stale"), Value: b}}
+	if out, err := e.Process(ctx, batch); err == nil || len(out) != 0 {
+		t.Fatalf("Process on consent older than the erasure = %d records, %v; want an error and nothing", len(out), err)
+	}
+	if _, made := keys.keys["stale"]; made {
+		t.Fatal("a key was made for a subject erased in the keys topic")
+	}
+	// Once the state knows the erasure, the event is decided (dropped on
+	// marketing, redacted without a key on analytics).
+	if _, err := store.Apply(ctx, consent.Change{ChangeID: "erase-1", SubjectID: "stale", Action: consent.ActionErase,
+		Source: "test", NoticeVersion: "1", CapturedAt: at.Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := e.Process(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range out {
+		if m.Topic == "compliant.marketing" {
+			t.Fatal("an erased subject's event passed")
+		}
+	}
+	if _, made := keys.keys["stale"]; made {
+		t.Fatal("a key was made for the erased subject")
 	}
 }

@@ -421,8 +421,11 @@ func TestComposeTopicsMatchThePipeline(t *testing.T) {
 	kept := func(c map[string]string) bool { return c["retention.ms"] == "-1" && c["retention.bytes"] == "-1" }
 	want := map[string]func(map[string]string) bool{
 		"consent.changes": kept, "consent.audit": kept, "consent.audit.checkpoints": kept, "consent.revocations": kept,
-		"customer.events": nil, "customer.events.dlq": nil, "consent.changes.dlq": nil,
+		"customer.events": nil, "customer.events.dlq": nil, "consent.changes.dlq": nil, "consent.keys": kept,
 	}
+	// The keys topic alone is compacted: an erasure's tombstones must
+	// remove the data keys from the brokers.
+	const keysTopic = "consent.keys"
 	for _, s := range pol.Streams {
 		want[s.Topic] = nil
 	}
@@ -436,8 +439,12 @@ func TestComposeTopicsMatchThePipeline(t *testing.T) {
 		if check != nil && !check(tp.Configs) {
 			t.Errorf("%s: configs %v, want retention.ms=-1 and retention.bytes=-1 (kept for ever)", tp.Name, tp.Configs)
 		}
-		if tp.ReplicationFactor != 3 || tp.Configs["min.insync.replicas"] != "2" || tp.Configs["cleanup.policy"] != "delete" {
-			t.Errorf("%s: replication %d, configs %v; want 3, min.insync.replicas=2, cleanup.policy=delete (never compacted)", tp.Name, tp.ReplicationFactor, tp.Configs)
+		cleanup := "delete"
+		if tp.Name == keysTopic {
+			cleanup = "compact"
+		}
+		if tp.ReplicationFactor != 3 || tp.Configs["min.insync.replicas"] != "2" || tp.Configs["cleanup.policy"] != cleanup {
+			t.Errorf("%s: replication %d, configs %v; want 3, min.insync.replicas=2, cleanup.policy=%s (only the keys topic is compacted)", tp.Name, tp.ReplicationFactor, tp.Configs, cleanup)
 		}
 	}
 	for name := range want {
@@ -446,7 +453,7 @@ func TestComposeTopicsMatchThePipeline(t *testing.T) {
 		}
 	}
 	// The services of the compose file use the plan's names.
-	for svc, vars := range map[string][]string{"enforcer": {"ENFORCER_TOPICS", "AUDIT_TOPIC"}, "consent-sync": {"CONSENT_SYNC_TOPICS", "REVOCATIONS_TOPIC"}, "ledger": {"LEDGER_CHECKPOINTS_TOPIC"}} {
+	for svc, vars := range map[string][]string{"enforcer": {"ENFORCER_TOPICS", "AUDIT_TOPIC", "KEYS_TOPIC"}, "consent-sync": {"CONSENT_SYNC_TOPICS", "REVOCATIONS_TOPIC", "KEYS_TOPIC"}, "ledger": {"LEDGER_CHECKPOINTS_TOPIC", "LEDGER_KEYS_TOPIC"}} {
 		for _, v := range vars {
 			if val := envOf(p.Services[svc], v); val != "" && !got[val] {
 				t.Errorf("%s %s=%s is not a topic of the plan", svc, v, val)
@@ -466,6 +473,25 @@ func TestComposeEnforcersShareOneGroup(t *testing.T) {
 	}
 	if envOf(e, "PSEUDONYMISATION_KEY_FILE") == "" || envOf(e, "PSEUDONYMISATION_KEY") != "" {
 		t.Error("the enforcer must read its pseudonymisation key from a file, never inline")
+	}
+	// The key-encryption key: a file init-secrets makes, mounted into the
+	// enforcer alone (consent-sync destroys keys without it, the ledger
+	// records them without it); every service names the same keys topic.
+	if kek := envOf(e, "CONSENT_KEK_FILE"); kek == "" || envOf(e, "CONSENT_KEK") != "" || !mountedSecret(e, kek, "consent.kek") {
+		t.Errorf("the enforcer must read its key-encryption key from the file consent.kek of the secrets volume, never inline: CONSENT_KEK_FILE %q", kek)
+	}
+	for name, s := range p.Services {
+		if name == "enforcer" {
+			continue
+		}
+		if envOf(s, "CONSENT_KEK_FILE") != "" || envOf(s, "CONSENT_KEK") != "" || mountedSecret(s, "", "consent.kek") {
+			t.Errorf("%s has the key-encryption key: only the enforcer needs it", name)
+		}
+	}
+	for svc, v := range map[string]string{"enforcer": "KEYS_TOPIC", "consent-sync": "KEYS_TOPIC", "ledger": "LEDGER_KEYS_TOPIC", "provision": "KEYS_TOPIC"} {
+		if got := envOf(p.Services[svc], v); got != "consent.keys" {
+			t.Errorf("%s %s=%q, want consent.keys (the same keys topic everywhere)", svc, v, got)
+		}
 	}
 	cs := p.Services["consent-sync"]
 	if envOf(cs, "CONSENT_INTAKE_ADDR") != "0.0.0.0:8080" || envOf(cs, "CONSENT_INTAKE_TOKENS_FILE") == "" || envOf(cs, "CONSENT_INTAKE_INSECURE") != "" {
@@ -561,4 +587,15 @@ func TestComposeObservability(t *testing.T) {
 	if !otel {
 		t.Error("the collector does not use deploy/otel-collector.yaml")
 	}
+}
+
+// mountedSecret reports whether s mounts the file subpath of the secrets
+// volume (at target, when target is not empty).
+func mountedSecret(s types.ServiceConfig, target, subpath string) bool {
+	for _, v := range s.Volumes {
+		if v.Type == types.VolumeTypeVolume && v.Source == "secrets" && v.Volume != nil && v.Volume.Subpath == subpath && (target == "" || v.Target == target) && v.ReadOnly {
+			return true
+		}
+	}
+	return false
 }

@@ -117,8 +117,10 @@ type SubjectExport struct {
 const exportAbout = "Everything the consentgate ledger holds about this person: every consent change they made and which one decides " +
 	"each purpose now (and why the others do not), every decision taken on their events for each purpose stream (published unchanged, " +
 	"published with the listed fields redacted, or not published, with the reason code and the policy version), and every revocation " +
-	"notice sent to downstream systems. The ledger holds no field values of the events, only field names. Reason codes are explained in " +
-	"the consentgate audit record schema (audit_record.v2.avsc)."
+	"notice sent to downstream systems; and, where fields are encrypted under a key of this person's own (crypto-shredding), when each " +
+	"such data key was created and destroyed and each erasure that destroyed them (data_keys, key_erasures: key ids and times, never a " +
+	"key; once a key is destroyed, every copy of the fields encrypted under it is unreadable). The ledger holds no field values of the " +
+	"events, only field names. Reason codes are explained in the consentgate audit record schema (audit_record.v2.avsc)."
 
 func cmdSubject(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("subject", "<subject id | - to read it from stdin>")
@@ -220,6 +222,33 @@ func printSubject(w io.Writer, h *ledger.SubjectHistory) {
 			purposes = strings.Join(n.Purposes, ", ")
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\tsince %s\t%s\n", ts(n.IssuedAt), n.Action, purposes, n.NoticeID, ts(n.Since), n.Reason)
+	}
+	tw.Flush()
+	destroyed := 0
+	for _, k := range h.DataKeys {
+		if k.DestroyedAt != nil || k.DestroyedOffset != nil {
+			destroyed++
+		}
+	}
+	fmt.Fprintf(w, "\nData keys (%d, %d destroyed; key ids, never a key):\n", len(h.DataKeys), destroyed)
+	for _, k := range h.DataKeys {
+		created := "created (not read: compacted before the ledger read it)"
+		if k.CreatedAt != nil {
+			created = "created " + ts(*k.CreatedAt)
+		}
+		state := "in use"
+		switch {
+		case k.DestroyedAt != nil:
+			state = "destroyed " + ts(*k.DestroyedAt)
+		case k.DestroyedOffset != nil:
+			state = "destroyed"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s/%d\n", k.KeyID, created, state, k.Topic, k.Partition)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nErasures of the data keys (%d):\n", len(h.KeyErasures))
+	for _, x := range h.KeyErasures {
+		fmt.Fprintf(tw, "  %s\terased: every data key before it is dead\t%s/%d@%d\n", ts(x.At), x.Coords.Topic, x.Coords.Partition, x.Coords.Offset)
 	}
 	tw.Flush()
 }

@@ -14,6 +14,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/consentgate/consentgate/pkg/envflag"
 	"github.com/consentgate/consentgate/pkg/policy"
+	"github.com/consentgate/consentgate/pkg/shred"
 )
 
 // Config is devstack's configuration.
@@ -147,10 +149,13 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
-	topics := make([]string, 0, len(pol.Streams))
+	topics := make([]string, 0, len(pol.Streams)+1)
 	for _, s := range pol.Streams {
 		topics = append(topics, s.Topic)
 	}
+	// The keys topic of encrypt rules (the devbroker does not compact:
+	// a destroyed key's tombstone is there, its record stays on disk).
+	topics = append(topics, shred.DefaultTopic)
 	brokerAddr, err := st.startBroker(cfg, topics)
 	if err != nil {
 		return err
@@ -159,13 +164,17 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
+	kekFile, err := devKEK(cfg.DataDir)
+	if err != nil {
+		return err
+	}
 	kc := brokerConfig(brokerAddr)
 	env := append([]string{"KAFKA_BROKERS=" + brokerAddr, "REDIS_ADDR=" + redisAddr, "POLICY_FILE=" + policyAbs,
-		"PSEUDONYMISATION_KEY_FILE=" + keyFile}, securityEnv(kc.Security)...)
+		"PSEUDONYMISATION_KEY_FILE=" + keyFile, "KEYS_TOPIC=" + shred.DefaultTopic}, securityEnv(kc.Security)...)
 	if err := st.startService("consent-sync", env); err != nil {
 		return err
 	}
-	if err := st.startService("enforcer", env); err != nil {
+	if err := st.startService("enforcer", enforcerEnv(env, kekFile)); err != nil {
 		return err
 	}
 	ledgerEnv, err := ledgerSetup(cfg.DataDir, cfg.ConsoleAddr)
@@ -179,6 +188,11 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	fmt.Printf("service logs: %s/*.log; producing %d events/s and %d consent changes/s for %d customers; Ctrl-C stops everything\n",
 		logDir, cfg.EventsPerSec, cfg.ChangesPerSec, cfg.Subjects)
 	ledgerEnv.describe(brokerAddr)
+	if pol.Encrypts() {
+		fmt.Printf("encrypt rules: data keys on %s, wrapped by the dev key-encryption key %s; read a stream back with\n"+
+			"       CONSENT_KEK_FILE=%s KAFKA_BROKERS=%s bin/consentctl decrypt --topic %s --max 5\n",
+			shred.DefaultTopic, kekFile, kekFile, brokerAddr, encryptingStream(pol))
+	}
 
 	purposes := make([]string, len(pol.Purposes))
 	for i, p := range pol.Purposes {
@@ -213,6 +227,52 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		return perr
 	}
 	return st.err()
+}
+
+// enforcerEnv is the enforcer's environment: the services' common one and
+// the key-encryption key, which only the enforcer reads (consent-sync
+// destroys data keys without it, the ledger records them without it).
+func enforcerEnv(common []string, kekFile string) []string {
+	return append(append([]string{}, common...), shred.EnvKEKFile+"="+kekFile)
+}
+
+// encryptingStream is the topic of the first stream with an encrypt rule.
+func encryptingStream(pol *policy.Policy) string {
+	for _, s := range pol.Streams {
+		for _, t := range s.Treatments {
+			if t.Action == policy.ActionEncrypt {
+				return s.Topic
+			}
+		}
+		if s.DefaultTreatment == policy.ActionEncrypt {
+			return s.Topic
+		}
+	}
+	return pol.Streams[0].Topic
+}
+
+// devKEK returns the dev stack's key-encryption key file (package shred's
+// format: the standard base64 of 32 random bytes), creating it on first
+// use, readable by its owner only, and keeping it across runs: a new one
+// would leave every data key on the broker unreadable. The key is never
+// printed, only the file's path.
+func devKEK(dataDir string) (string, error) {
+	path, err := filepath.Abs(filepath.Join(dataDir, "consent.kek"))
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return "", err
+	}
+	text := "# consentgate dev stack key-encryption key (make run); keep it with the broker's data\n" + base64.StdEncoding.EncodeToString(key) + "\n"
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	return path, nil
 }
 
 // devKey returns the dev stack's pseudonymisation key file, creating it with

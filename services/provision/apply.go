@@ -306,7 +306,11 @@ func compare(ctx context.Context, client *kafka.Client, topics []Topic, meta map
 			problems = append(problems, "not in the brokers' metadata: its partitions and replication factor cannot be checked")
 		} else {
 			if n := len(mt.Partitions); n != t.Partitions {
-				problems = append(problems, fmt.Sprintf("%d partitions, the plan has %d", n, t.Partitions))
+				if t.FixedPartitions {
+					problems = append(problems, fmt.Sprintf("%d partitions, the plan has %d: this topic's partition count must never change (each subject's keys and erasures are ordered in one partition); do not alter the topic, set PROVISION_SMALL_PARTITIONS=%d", n, t.Partitions, n))
+				} else {
+					problems = append(problems, fmt.Sprintf("%d partitions, the plan has %d", n, t.Partitions))
+				}
 			}
 			if rf := replication(mt); rf != t.ReplicationFactor {
 				problems = append(problems, fmt.Sprintf("replication factor %d, the plan has %d", rf, t.ReplicationFactor))

@@ -45,7 +45,7 @@ func runProvision(t *testing.T, env map[string]string, args ...string) (int, str
 	var out, errb bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	code := run(ctx, args, func(k string) string { return env[k] }, &out, &errb)
+	code := run(ctx, args, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, &out, &errb)
 	return code, out.String(), errb.String()
 }
 
@@ -82,7 +82,7 @@ func TestApplyIsIdempotent(t *testing.T) {
 	if !strings.Contains(out, "nothing to do: the cluster already matches the plan") || strings.Contains(out, "created topic") || strings.Contains(out, "added ACL") {
 		t.Errorf("second apply does not say it changed nothing:\n%s", out)
 	}
-	if !strings.Contains(out, "25 ACL(s) of the plan were present already") {
+	if !strings.Contains(out, "28 ACL(s) of the plan were present already") {
 		t.Errorf("second apply does not count the ACLs present:\n%s", out)
 	}
 

@@ -57,6 +57,9 @@ type Config struct {
 	// Set, they must name the plan's audit topic and one of its consent
 	// topics.
 	LedgerAuditTopic, LedgerChangesTopic string
+	// LedgerKeysTopic is the ledger's LEDGER_KEYS_TOPIC; empty: unset (the
+	// ledger's default is consent.keys). Set, it must be KEYS_TOPIC.
+	LedgerKeysTopic string
 	// IntakeAddr is consent-sync's CONSENT_INTAKE_ADDR, read only to
 	// refuse PROVISION_CONSENT_SYNC_INTAKE=false with the intake on.
 	IntakeAddr string
@@ -141,6 +144,7 @@ func (c *Config) flags(cmd string) *envflag.Set {
 	s.String(&c.ConsumerGroupPrefix, "consumer-group-prefix", "PROVISION_CONSUMER_GROUP_PREFIX", "prefix of the consumer groups each stream's consumers may use ({stream}, {topic} as above)")
 	s.List(&c.UnmanagedPrincipals, "unmanaged-principals", "PROVISION_UNMANAGED_PRINCIPALS", "principals outside the plan whose rules on the plan's topics and groups apply leaves alone (producers of the input topics, operators' tools), comma-separated; every other principal's rule there is beyond the plan")
 	s.String(&c.LedgerAuditTopic, "ledger-audit-topic", "LEDGER_AUDIT_TOPIC", "the ledger's audit topic; set, it must be AUDIT_TOPIC")
+	s.String(&c.LedgerKeysTopic, "ledger-keys-topic", "LEDGER_KEYS_TOPIC", "the ledger's keys topic; set, it must be KEYS_TOPIC")
 	s.String(&c.LedgerChangesTopic, "ledger-changes-topic", "LEDGER_CHANGES_TOPIC", "the ledger's consent topic; set, it must be one of CONSENT_SYNC_TOPICS, and the ledger reads only that one")
 	s.Bool(&c.Prune, "prune", "PROVISION_PRUNE", "apply deletes the ACL rules beyond the plan (on the plan's topics and groups, and of the plan's principals and User:*), printing each; without it apply never deletes")
 	s.Bool(&c.ACLs, "acls", "PROVISION_ACLS", "apply the ACLs too; false for a cluster without an authorizer (they are still printed)")
@@ -254,6 +258,9 @@ func (c Config) Validate(connect bool) error {
 	}
 	if c.LedgerAuditTopic != "" && c.LedgerAuditTopic != c.AuditTopic {
 		errs = append(errs, fmt.Errorf("LEDGER_AUDIT_TOPIC %s is not AUDIT_TOPIC %s: the ledger would keep a topic the enforcer does not write; set both to the same topic", c.LedgerAuditTopic, c.AuditTopic))
+	}
+	if c.LedgerKeysTopic != "" && c.LedgerKeysTopic != c.KeysTopic {
+		errs = append(errs, fmt.Errorf("LEDGER_KEYS_TOPIC %s is not KEYS_TOPIC %q: the ledger would record the data keys of a topic the services do not use, and lack the right to read it; set both to the same topic", c.LedgerKeysTopic, c.KeysTopic))
 	}
 	if c.LedgerChangesTopic != "" && !contains(c.ConsentTopics, c.LedgerChangesTopic) {
 		errs = append(errs, fmt.Errorf("LEDGER_CHANGES_TOPIC %s is not one of CONSENT_SYNC_TOPICS: the ledger would keep a topic consent-sync does not read; set it to a consent topic, or unset it", c.LedgerChangesTopic))

@@ -45,7 +45,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	code := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
@@ -63,7 +63,8 @@ Every setting is a flag or an environment variable (provision plan --help).
 // done (apply: the cluster matches the plan: no topic differs, no rule
 // beyond the plan is left, no deny rule takes a planned one away), 1 on an
 // error, 2 for bad usage.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+func run(ctx context.Context, args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) int {
+	getenv := func(k string) string { v, _ := lookup(k); return v }
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -82,6 +83,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	cfg := DefaultConfig()
 	set := cfg.flags(cmd)
+	// envflag takes an empty variable for an unset one (the default), but
+	// KEYS_TOPIC set to empty means "no keys topic" (as for the ledger's
+	// LEDGER_KEYS_TOPIC); --keys-topic still wins.
+	if v, ok := lookup("KEYS_TOPIC"); ok && v == "" {
+		cfg.KeysTopic = ""
+	}
 	perr := set.Parse(args[1:], getenv)
 	if errors.Is(perr, flag.ErrHelp) {
 		set.PrintUsage(stdout)

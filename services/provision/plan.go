@@ -40,6 +40,11 @@ type Topic struct {
 	Configs           map[string]string `json:"configs"`
 	// Role says what the topic holds, for people.
 	Role string `json:"role"`
+	// FixedPartitions: the topic's partition count must never change
+	// (the keys topic: a subject's records are ordered in the partition
+	// its id hashes to); a differing count is fixed in the settings, never
+	// on the topic.
+	FixedPartitions bool `json:"fixed_partitions,omitempty"`
 }
 
 // The resource types, operations and pattern types of the plan's ACLs, in
@@ -146,6 +151,7 @@ func Derive(pol *policy.Policy, c Config) (*Plan, error) {
 		// and erasures are ordered in one partition).
 		topic(c.KeysTopic, c.SmallPartitions, "the subjects' data keys (compacted; erasures tombstone them)",
 			map[string]string{"cleanup.policy": "compact", "retention.ms": "-1", "retention.bytes": "-1", unclean: "false"})
+		p.Topics[len(p.Topics)-1].FixedPartitions = true
 	}
 	for _, s := range pol.Streams {
 		topic(s.Topic, c.Partitions, "purpose stream of "+strings.Join(s.Purposes, ", "))
@@ -153,7 +159,7 @@ func Derive(pol *policy.Policy, c Config) (*Plan, error) {
 	seen := map[string]bool{}
 	for _, t := range p.Topics {
 		if seen[t.Name] {
-			return nil, fmt.Errorf("topic %s is planned twice (check ENFORCER_TOPICS, CONSENT_SYNC_TOPICS, AUDIT_TOPIC, REVOCATIONS_TOPIC, LEDGER_CHECKPOINTS_TOPIC, DLQ_SUFFIX and the policy's stream topics): every topic must have one role", t.Name)
+			return nil, fmt.Errorf("topic %s is planned twice (check ENFORCER_TOPICS, CONSENT_SYNC_TOPICS, AUDIT_TOPIC, REVOCATIONS_TOPIC, LEDGER_CHECKPOINTS_TOPIC, KEYS_TOPIC, DLQ_SUFFIX and the policy's stream topics): every topic must have one role", t.Name)
 		}
 		seen[t.Name] = true
 	}
@@ -225,6 +231,9 @@ func Derive(pol *policy.Policy, c Config) (*Plan, error) {
 	}
 	for _, t := range ledgerReads {
 		allow(l, OpRead, ResourceTopic, t, lit, "ingest into the ledger (Metadata, ListOffsets, Fetch; no consumer group)")
+	}
+	if c.KeysTopic != "" {
+		allow(l, OpRead, ResourceTopic, c.KeysTopic, lit, "record when each data key was created and destroyed (LEDGER_KEYS_TOPIC; never the key)")
 	}
 	if c.LedgerSeals {
 		allow(l, OpWrite, ResourceTopic, c.CheckpointsTopic, lit, "the sealer publishes signed checkpoints")

@@ -88,9 +88,10 @@ func TestDeriveACLsPerPrincipal(t *testing.T) {
 				"WRITE TOPIC compliant.marketing", "WRITE TOPIC compliant.analytics", "WRITE TOPIC consent.audit", "WRITE TOPIC customer.events.dlq",
 				"DESCRIBE TOPIC consent.changes", "DESCRIBE GROUP consentgate-consent-sync"),
 			"User:consent-sync": sorted("READ TOPIC consent.changes", "DESCRIBE_CONFIGS TOPIC consent.changes", "READ GROUP consentgate-consent-sync",
-				"WRITE TOPIC consent.changes", "WRITE TOPIC consent.revocations", "WRITE TOPIC consent.changes.dlq"),
+				"WRITE TOPIC consent.changes", "WRITE TOPIC consent.revocations", "WRITE TOPIC consent.changes.dlq",
+				"READ TOPIC consent.keys", "WRITE TOPIC consent.keys"),
 			"User:ledger": sorted("READ TOPIC consent.changes", "READ TOPIC consent.audit", "READ TOPIC consent.revocations", "READ TOPIC consent.audit.checkpoints",
-				"READ TOPIC customer.events.dlq", "READ TOPIC consent.changes.dlq", "WRITE TOPIC consent.audit.checkpoints"),
+				"READ TOPIC customer.events.dlq", "READ TOPIC consent.changes.dlq", "WRITE TOPIC consent.audit.checkpoints", "READ TOPIC consent.keys"),
 			"User:marketing": sorted("READ TOPIC compliant.marketing", "READ GROUP marketing. PREFIXED"),
 			"User:analytics": sorted("READ TOPIC compliant.analytics", "READ GROUP analytics. PREFIXED"),
 		}},
@@ -100,9 +101,9 @@ func TestDeriveACLsPerPrincipal(t *testing.T) {
 			"User:enforcer": sorted("READ TOPIC customer.events", "READ GROUP consentgate-enforcer",
 				"WRITE TOPIC compliant.marketing", "WRITE TOPIC compliant.analytics", "WRITE TOPIC consent.audit", "WRITE TOPIC customer.events.dlq"),
 			"User:consent-sync": sorted("READ TOPIC consent.changes", "DESCRIBE_CONFIGS TOPIC consent.changes", "READ GROUP consentgate-consent-sync",
-				"WRITE TOPIC consent.revocations", "WRITE TOPIC consent.changes.dlq"),
+				"WRITE TOPIC consent.revocations", "WRITE TOPIC consent.changes.dlq", "READ TOPIC consent.keys", "WRITE TOPIC consent.keys"),
 			"User:ledger": sorted("READ TOPIC consent.changes", "READ TOPIC consent.audit", "READ TOPIC consent.revocations", "READ TOPIC consent.audit.checkpoints",
-				"READ TOPIC customer.events.dlq", "READ TOPIC consent.changes.dlq"),
+				"READ TOPIC customer.events.dlq", "READ TOPIC consent.changes.dlq", "READ TOPIC consent.keys"),
 		}},
 		{"two input topics, named principals and groups, a stream of two purposes with its own topic", `purposes:
   - id: marketing
@@ -119,7 +120,7 @@ streams:
 			"User:CN=gate": sorted("READ TOPIC web.events", "READ TOPIC app.events", "READ GROUP gate", "WRITE TOPIC crm.feed", "WRITE TOPIC consent.audit",
 				"WRITE TOPIC web.events.dlq", "WRITE TOPIC app.events.dlq", "DESCRIBE TOPIC consent.changes", "DESCRIBE GROUP consentgate-consent-sync"),
 			"User:crm":    sorted("READ TOPIC crm.feed", "READ GROUP cg-crm.feed- PREFIXED"),
-			"User:ledger": sorted("READ TOPIC consent.changes", "READ TOPIC consent.audit", "READ TOPIC consent.revocations", "READ TOPIC consent.audit.checkpoints", "READ TOPIC web.events.dlq", "READ TOPIC app.events.dlq", "READ TOPIC consent.changes.dlq", "WRITE TOPIC consent.audit.checkpoints"),
+			"User:ledger": sorted("READ TOPIC consent.changes", "READ TOPIC consent.audit", "READ TOPIC consent.revocations", "READ TOPIC consent.audit.checkpoints", "READ TOPIC web.events.dlq", "READ TOPIC app.events.dlq", "READ TOPIC consent.changes.dlq", "WRITE TOPIC consent.audit.checkpoints", "READ TOPIC consent.keys"),
 		}},
 	}
 	for _, tt := range tests {
@@ -185,6 +186,7 @@ func TestDeriveTopics(t *testing.T) {
 	t.Parallel()
 	kept := map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "2", "retention.ms": "-1", "retention.bytes": "-1", "unclean.leader.election.enable": "false"}
 	plain := map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "2"}
+	compacted := map[string]string{"cleanup.policy": "compact", "min.insync.replicas": "2", "retention.ms": "-1", "retention.bytes": "-1", "unclean.leader.election.enable": "false"}
 	tests := []struct {
 		name string
 		edit func(*Config)
@@ -198,6 +200,7 @@ func TestDeriveTopics(t *testing.T) {
 			{Name: "consent.revocations", Partitions: 3, ReplicationFactor: 3, Configs: kept},
 			{Name: "consent.audit", Partitions: 6, ReplicationFactor: 3, Configs: kept},
 			{Name: "consent.audit.checkpoints", Partitions: 1, ReplicationFactor: 3, Configs: kept},
+			{Name: "consent.keys", Partitions: 3, ReplicationFactor: 3, Configs: compacted},
 			{Name: "compliant.marketing", Partitions: 6, ReplicationFactor: 3, Configs: plain},
 			{Name: "compliant.analytics", Partitions: 6, ReplicationFactor: 3, Configs: plain},
 		}},
@@ -205,6 +208,7 @@ func TestDeriveTopics(t *testing.T) {
 			c.ReplicationFactor, c.MinInsyncReplicas, c.Partitions, c.SmallPartitions = 1, 1, 2, 1
 			c.AuditRetentionMs = 30 * 24 * 3600 * 1000
 			c.AuditTopic, c.DLQSuffix, c.ConsentTopics = "audit", "-dead", []string{"consents"}
+			c.KeysTopic = "tenant.keys"
 		}, []Topic{
 			{Name: "customer.events", Partitions: 2, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1"}},
 			{Name: "customer.events-dead", Partitions: 1, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1"}},
@@ -213,6 +217,7 @@ func TestDeriveTopics(t *testing.T) {
 			{Name: "consent.revocations", Partitions: 1, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1", "retention.ms": "-1", "retention.bytes": "-1", "unclean.leader.election.enable": "false"}},
 			{Name: "audit", Partitions: 2, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1", "retention.ms": "2592000000", "retention.bytes": "-1", "unclean.leader.election.enable": "false"}},
 			{Name: "consent.audit.checkpoints", Partitions: 1, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1", "retention.ms": "-1", "retention.bytes": "-1", "unclean.leader.election.enable": "false"}},
+			{Name: "tenant.keys", Partitions: 1, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "compact", "min.insync.replicas": "1", "retention.ms": "-1", "retention.bytes": "-1", "unclean.leader.election.enable": "false"}},
 			{Name: "compliant.marketing", Partitions: 2, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1"}},
 			{Name: "compliant.analytics", Partitions: 2, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1"}},
 		}},
@@ -231,8 +236,10 @@ func TestDeriveTopics(t *testing.T) {
 				if g.Name != w.Name || g.Partitions != w.Partitions || g.ReplicationFactor != w.ReplicationFactor || configString(g.Configs) != configString(w.Configs) {
 					t.Errorf("topic %d: %s %d %d %s, want %s %d %d %s", i, g.Name, g.Partitions, g.ReplicationFactor, configString(g.Configs), w.Name, w.Partitions, w.ReplicationFactor, configString(w.Configs))
 				}
-				if strings.Contains(g.Configs["cleanup.policy"], "compact") {
-					t.Errorf("%s is compacted", g.Name)
+				// Only the keys topic is compacted (its tombstones are
+				// the erasure); every other topic keeps its records.
+				if isKeys := g.Name == c.KeysTopic; strings.Contains(g.Configs["cleanup.policy"], "compact") != isKeys || g.FixedPartitions != isKeys {
+					t.Errorf("%s: cleanup.policy=%s, fixed partitions %v; only the keys topic %s is compacted, with fixed partitions", g.Name, g.Configs["cleanup.policy"], g.FixedPartitions, c.KeysTopic)
 				}
 			}
 		})
@@ -323,6 +330,11 @@ func TestBadSettingsStopStartUp(t *testing.T) {
 		{map[string]string{"POLICY_FILE": pf, "PROVISION_ACL_HOST": "10.0.0.0/8"}, []string{"PROVISION_ACL_HOST \"10.0.0.0/8\" is neither * nor an IP address"}, ""},
 		{map[string]string{"POLICY_FILE": pf, "PROVISION_UNMANAGED_PRINCIPALS": "User:*"}, []string{"PROVISION_UNMANAGED_PRINCIPALS item 1"}, ""},
 		{map[string]string{"POLICY_FILE": pf, "LEDGER_AUDIT_TOPIC": "shop.audit"}, []string{"LEDGER_AUDIT_TOPIC shop.audit is not AUDIT_TOPIC consent.audit"}, ""},
+		{map[string]string{"POLICY_FILE": pf, "LEDGER_KEYS_TOPIC": "shop.keys"}, []string{"LEDGER_KEYS_TOPIC shop.keys is not KEYS_TOPIC \"consent.keys\""}, ""},
+		{map[string]string{"POLICY_FILE": pf, "KEYS_TOPIC": "", "LEDGER_KEYS_TOPIC": "consent.keys"}, []string{"LEDGER_KEYS_TOPIC consent.keys is not KEYS_TOPIC \"\""}, ""},
+		{map[string]string{"POLICY_FILE": pf, "KEYS_TOPIC": "", "PROVISION_KEY_READER_PRINCIPALS": "User:crm"}, []string{"PROVISION_KEY_READER_PRINCIPALS is set but KEYS_TOPIC is empty"}, ""},
+		{map[string]string{"POLICY_FILE": pf, "PROVISION_KEY_READER_PRINCIPALS": "User:*"}, []string{"PROVISION_KEY_READER_PRINCIPALS item 1"}, ""},
+		{map[string]string{"POLICY_FILE": pf, "KEYS_TOPIC": "bad keys"}, []string{"fix KEYS_TOPIC"}, ""},
 		{map[string]string{"POLICY_FILE": pf, "LEDGER_CHANGES_TOPIC": "shop.consent"}, []string{"LEDGER_CHANGES_TOPIC shop.consent is not one of CONSENT_SYNC_TOPICS"}, ""},
 		{map[string]string{"POLICY_FILE": pf, "PROVISION_CONSENT_SYNC_INTAKE": "false", "CONSENT_INTAKE_ADDR": ":8080"}, []string{"PROVISION_CONSENT_SYNC_INTAKE is false, but CONSENT_INTAKE_ADDR is set"}, ""},
 		{map[string]string{"POLICY_FILE": pf, "KAFKA_SASL_PASSWORD": "plan-secret-9d2c"}, []string{"KAFKA_SASL_PASSWORD is set, but the password is read only from a file"}, ""},
@@ -376,7 +388,8 @@ func TestPlanOutput(t *testing.T) {
 		"User:marketing (consumer of compliant.marketing)",
 		"allow READ  TOPIC compliant.marketing  LITERAL   from *",
 		"allow READ  GROUP marketing.           PREFIXED  from *",
-		"ACLs (25, allow only; everything not listed is denied):",
+		"consent.keys               3           3            cleanup.policy=compact min.insync.replicas=2 retention.bytes=-1 retention.ms=-1 unclean.leader.election.enable=false",
+		"ACLs (28, allow only; everything not listed is denied):",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("plan does not print %q:\n%s", want, out)
@@ -391,7 +404,7 @@ func TestPlanOutput(t *testing.T) {
 		t.Errorf("plan --json: %d topics, %d ACLs, applied %v; want %d, %d, true", len(p.Topics), len(p.ACLs), p.ACLsApplied, len(want.Topics), len(want.ACLs))
 	}
 	var help bytes.Buffer
-	if code := run(t.Context(), []string{"--help"}, func(string) string { return "" }, &help, &help); code != 0 || !strings.Contains(help.String(), "ENVIRONMENT") || !strings.Contains(help.String(), "PROVISION_REPLICATION_FACTOR") {
+	if code := run(t.Context(), []string{"--help"}, func(string) (string, bool) { return "", false }, &help, &help); code != 0 || !strings.Contains(help.String(), "ENVIRONMENT") || !strings.Contains(help.String(), "PROVISION_REPLICATION_FACTOR") {
 		t.Errorf("--help: exit %d\n%s", code, help.String())
 	}
 }

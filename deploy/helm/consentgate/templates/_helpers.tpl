@@ -85,6 +85,8 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- if and $v.redis.tls.enabled (not $v.redis.tls.existingSecret) -}}{{ fail "redis.tls.enabled needs redis.tls.existingSecret: a Secret with ca.crt (and tls.crt, tls.key with redis.tls.clientCert)" }}{{- end -}}
 {{- if and $v.redis.usernameKey (not $v.redis.existingSecret) -}}{{ fail "redis.usernameKey needs redis.existingSecret" }}{{- end -}}
+{{- if not $v.topics.keys -}}{{ fail "set topics.keys: the keys topic of crypto-shredding (consent.keys), which the enforcer, consent-sync and the ledger must name alike" }}{{- end -}}
+{{- if and $v.enforcer.kek.existingSecret (not $v.enforcer.kek.key) -}}{{ fail "enforcer.kek.existingSecret needs enforcer.kek.key: the item of the Secret that holds the key-encryption key" }}{{- end -}}
 {{- if and $v.enforcer.enabled (not $v.pseudonymisation.existingSecret) -}}{{ fail "set pseudonymisation.existingSecret: the Secret holding the pseudonymisation key (the same for every enforcer; there is no default key)" }}{{- end -}}
 {{- if and $v.consentSync.enabled $v.consentSync.intake.enabled (not (or $v.consentSync.intake.tokensSecret $v.consentSync.intake.clientCASecret)) -}}{{ fail "the intake needs consentSync.intake.tokensSecret (bearer tokens) or consentSync.intake.clientCASecret (mutual TLS)" }}{{- end -}}
 {{- if and $v.consentSync.intake.clientCASecret (not $v.consentSync.intake.tlsSecret) -}}{{ fail "consentSync.intake.clientCASecret needs consentSync.intake.tlsSecret (the intake's own certificate)" }}{{- end -}}
@@ -330,6 +332,7 @@ Deployment are added to these by consentgate.checkEnv.
     "AUDIT_TOPIC" "DLQ_SUFFIX" "CONSENT_SYNC_TOPICS" "CONSENT_SYNC_GROUP_ID" "REVOCATIONS_TOPIC"
     "CONSENT_INTAKE_ADDR" "CONSENT_INTAKE_TOKENS_FILE" "CONSENT_INTAKE_TLS_CERT_FILE" "CONSENT_INTAKE_TLS_KEY_FILE"
     "CONSENT_INTAKE_TLS_CLIENT_CA_FILE" "CONSENT_INTAKE_INSECURE"
+    "KEYS_TOPIC" "CONSENT_KEK" "CONSENT_KEK_FILE" "LEDGER_KEYS_TOPIC"
     "LEDGER_DSN" "LEDGER_AUDIT_TOPIC" "LEDGER_CHANGES_TOPIC" "LEDGER_DEAD_LETTER_TOPICS" "LEDGER_SEAL_KEY_FILE"
     "LEDGER_CONSOLE_ADDR" "LEDGER_CONSOLE_TOKENS_FILE"
     "ENFORCER_TELEMETRY_ADDR" "CONSENT_SYNC_TELEMETRY_ADDR" "LEDGER_TELEMETRY_ADDR" | toJson -}}
@@ -356,7 +359,7 @@ consentgate.deployment.
 {{- range (fromYamlArray .) -}}{{- $managed = append $managed .name -}}{{- end -}}
 {{- end -}}
 {{- range $k, $val := .values.env -}}
-{{- if and (not (hasSuffix "_FILE" $k)) (regexMatch "(PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|DSN|PRIVATE|(^|_)KEY$)" $k) -}}
+{{- if and (not (hasSuffix "_FILE" $k)) (regexMatch "(PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|DSN|PRIVATE|(^|_)KEY$|(^|_)KEK$)" $k) -}}
 {{- fail (printf "%s.env.%s looks like a secret, and %s.env is copied into the Deployment as a plain value: put it in a Secret and use the chart's setting for it (values.yaml: existingSecret, dsnSecret, tokensSecret...)" $key $k $key) -}}
 {{- end -}}
 {{- if has $k $managed -}}

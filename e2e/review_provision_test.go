@@ -66,7 +66,7 @@ func rvProvisioned(t *testing.T) *rvCluster {
 			"POLICY_FILE=" + policyFile, "PROVISION_PARTITIONS=1", "PROVISION_SMALL_PARTITIONS=1", "PROVISION_REPLICATION_FACTOR=1", "PROVISION_MIN_INSYNC_REPLICAS=1"}, provTopics...)}
 	c.adminKC = stream.DefaultConfig()
 	c.adminKC.Brokers, c.adminKC.ClientID, c.adminKC.Security = []string{b.Addr}, "e2e-rv-admin", admin
-	if code, out := c.run(t, "rv-provision-apply", "apply"); code != 0 || !strings.Contains(out, "done: 9 topic(s) created") {
+	if code, out := c.run(t, "rv-provision-apply", "apply"); code != 0 || !strings.Contains(out, "done: 10 topic(s) created") {
 		t.Fatalf("provision apply: exit %d\n%s", code, out)
 	}
 	return c
@@ -119,7 +119,7 @@ func TestReviewProvisionLookAlikeNames(t *testing.T) {
 		who   kafkaconn.Config
 		name  string
 		topic string
-	}{{market, "market", "compliant.marketing-eu"}, {eu, "marketing-eu", "compliant.market"}, {market, "market", "shop.audit"}, {market, "market", "shop.consent"}, {market, "market", "shop.revocations"}} {
+	}{{market, "market", "compliant.marketing-eu"}, {eu, "marketing-eu", "compliant.market"}, {market, "market", "shop.audit"}, {market, "market", "shop.consent"}, {market, "market", "shop.revocations"}, {market, "market", "consent.keys"}} {
 		if err := fetchAs(ctx, tt.who, c.b.Addr, tt.topic); !errors.Is(err, kafka.TopicAuthorizationFailed) {
 			t.Errorf("%s fetching %s: %v, want %v", tt.name, tt.topic, err, kafka.TopicAuthorizationFailed)
 		}

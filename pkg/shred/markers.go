@@ -1,5 +1,11 @@
 package shred
 
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
 // ErasedBy returns the change id of the newest erasure marker of subject
 // the ring has read, and whether there is one. An enforcer compares it
 // with the consent state it decides on: a state that knows of no erasure
@@ -10,4 +16,45 @@ func (r *Ring) ErasedBy(subject string) (changeID string, ok bool) {
 	defer r.mu.Unlock()
 	m, ok := r.markers[subject]
 	return m.changeID, ok
+}
+
+// kekIDs is what a KEK can say about itself: the ids of its keys (the
+// local provider's IDs). A KMS that cannot list them is not checked.
+type kekIDs interface{ IDs() []string }
+
+// CheckKEK returns an error when the keys topic holds alive data keys and
+// the ring's KEK can unwrap none of them (a stray KEK: another file, the
+// deployment's key missing from it), naming the KEK ids involved (ids are
+// fingerprints, not keys). A ring with such a KEK must not create keys:
+// the deployment's other instances and its consumers could never read
+// them. Keys under some KEK ids it lacks (alongside ones it holds) are
+// not an error here; they fail when they are unwrapped.
+func (r *Ring) CheckKEK() error {
+	ids, ok := r.cfg.KEK.(kekIDs)
+	if !ok {
+		return nil
+	}
+	have := map[string]bool{}
+	for _, id := range ids.IDs() {
+		have[id] = true
+	}
+	r.mu.Lock()
+	used := map[string]int{}
+	for _, k := range r.keys {
+		used[k.kekID]++
+	}
+	r.mu.Unlock()
+	if len(used) == 0 {
+		return nil
+	}
+	var missing []string
+	for id := range used {
+		if have[id] {
+			return nil
+		}
+		missing = append(missing, id)
+	}
+	sort.Strings(missing)
+	return fmt.Errorf("shred: the keys topic's data keys are wrapped by key-encryption keys %s, none of which this KEK (%s) holds: "+
+		"give CONSENT_KEK_FILE the deployment's key-encryption key", strings.Join(missing, ", "), strings.Join(ids.IDs(), ", "))
 }

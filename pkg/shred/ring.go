@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -79,6 +80,11 @@ type Ring struct {
 	cache    map[[16]byte]*DataKey // unwrapped, bounded by CacheSize
 	skipped  int64                 // records of another format
 	loggedSk bool
+	// lost is set for good when a partition's offsets went back below
+	// what was read (the topic deleted and created again, or replaced):
+	// the keys in memory may be in no topic any more, so none is handed
+	// out again (Keys fails) until the service restarts and reads anew.
+	lost string
 }
 
 type keyRec struct {
@@ -212,6 +218,10 @@ func (r *Ring) read(p int, rd *kafka.Reader) {
 // run. kafka-go's messages name brokers, topics and partitions only.
 func (r *Ring) readerError(p int, msg string) {
 	r.mu.Lock()
+	if strings.Contains(msg, "Offset Out Of Range") && r.lost == "" {
+		r.lost = fmt.Sprintf("keys topic partition %d no longer holds the offsets read (the topic was recreated or replaced?): restart the service to read it anew", p)
+		r.log.Error("shred: " + r.lost)
+	}
 	first := r.errAt[p].Before(r.active[p]) || r.errAt[p].IsZero()
 	r.errAt[p] = time.Now()
 	r.errMsg[p] = msg
@@ -453,6 +463,9 @@ func (r *Ring) Ready() error {
 	if !r.caught {
 		return errors.New("shred: keys topic not read to its end yet")
 	}
+	if r.lost != "" {
+		return errors.New("shred: " + r.lost)
+	}
 	for _, p := range r.parts {
 		if e := r.errAt[p]; e.After(r.active[p]) && time.Since(e) < 30*time.Second {
 			return fmt.Errorf("shred: keys topic partition %d: %s", p, r.errMsg[p])
@@ -473,19 +486,57 @@ func (r *Ring) waitFirstCatchUp(ctx context.Context) error {
 	return r.WaitCaughtUp(ctx)
 }
 
-// Keys returns the current data key of each subject, creating a key
-// (version 1, or version+1 when the newest is older than RotateAfter) for
-// each subject that has none, and producing the new keys durably (acks=all,
-// one batch per partition) before it returns them. An error means no key
-// is usable (retry the whole call); nothing it created is kept in memory
-// unless it was written. It waits for the first catch-up.
+// ErrStaleErasure: the keys topic holds an erasure marker of a subject
+// that the caller's consent state does not know (KeysKnowing): the state
+// is older than the erasure. No key is given: one made now would come
+// after the marker and outlive the erasure. Retry once the state has
+// caught up.
+var ErrStaleErasure = errors.New("shred: the keys topic holds an erasure of a subject that the consent state does not know yet; retry once it has caught up")
+
+// Keys is KeysKnowing for subjects whose consent state knows of no
+// erasure: a subject with an erasure marker gets no key (ErrStaleErasure).
 func (r *Ring) Keys(ctx context.Context, subjects []string) (map[string]*DataKey, error) {
+	want := make(map[string]string, len(subjects))
+	for _, s := range subjects {
+		want[s] = ""
+	}
+	return r.KeysKnowing(ctx, want)
+}
+
+// KeysKnowing returns the current data key of each subject of want,
+// creating a key (version 1, or version+1 when the newest is older than
+// RotateAfter) for each subject that has none, and producing the new keys
+// durably (acks=all, one batch per partition) before it returns them. An
+// error means no key is usable (retry the whole call); nothing it created
+// is kept in memory unless it was written. It waits for the first
+// catch-up, and fails for good once the topic lost records the ring had
+// read (see Ready).
+//
+// want maps each subject to the change id of the newest erasure the
+// caller's consent state knows ("" for none). When the keys topic holds an
+// erasure marker of the subject with another change id, the call fails
+// with ErrStaleErasure: before a key is chosen, and again once every new
+// key has been read back from the topic, so that a marker written before
+// a new key (by a consent-sync that applied an erasure the caller's state
+// predates) is always seen.
+func (r *Ring) KeysKnowing(ctx context.Context, want map[string]string) (map[string]*DataKey, error) {
 	if r.isClosed() {
 		return nil, ErrClosed
 	}
 	if err := r.waitFirstCatchUp(ctx); err != nil {
 		return nil, err
 	}
+	if err := r.verifyAfterError(ctx); err != nil {
+		return nil, err
+	}
+	if err := r.staleErasure(want, nil); err != nil {
+		return nil, err
+	}
+	subjects := make([]string, 0, len(want))
+	for s := range want {
+		subjects = append(subjects, s)
+	}
+	sort.Strings(subjects)
 	out := make(map[string]*DataKey, len(subjects))
 	for range 4 {
 		found, missing, err := r.current(ctx, subjects, out)
@@ -496,8 +547,17 @@ func (r *Ring) Keys(ctx context.Context, subjects []string) (map[string]*DataKey
 			out[s] = k
 		}
 		if len(missing) > 0 {
-			made, err := r.create(ctx, missing)
+			if err := r.CheckKEK(); err != nil {
+				return nil, err
+			}
+			made, written, err := r.create(ctx, missing)
 			if err != nil {
+				return nil, err
+			}
+			if err := r.waitRead(ctx, written); err != nil {
+				return nil, err
+			}
+			if err := r.staleErasure(want, made); err != nil {
 				return nil, err
 			}
 			for s, k := range made {
@@ -509,6 +569,96 @@ func (r *Ring) Keys(ctx context.Context, subjects []string) (map[string]*DataKey
 		}
 	}
 	return nil, errors.New("shred: data keys were erased as they were chosen or written; retry")
+}
+
+// verifyAfterError fails for good when the topic lost records the ring
+// read; and when a partition's reader failed since its last record (a
+// broker restarted, replaced, or the topic recreated), it asks the brokers
+// for the partitions' end offsets before any key is handed out: an end
+// below what was read means the records (keys among them) are gone, and
+// the ring is lost; otherwise the partition counts as healthy again.
+func (r *Ring) verifyAfterError(ctx context.Context) error {
+	r.mu.Lock()
+	lost := r.lost
+	var failing []int
+	for _, p := range r.parts {
+		if r.errAt[p].After(r.active[p]) {
+			failing = append(failing, p)
+		}
+	}
+	r.mu.Unlock()
+	if lost != "" {
+		return errors.New("shred: " + lost)
+	}
+	if len(failing) == 0 {
+		return nil
+	}
+	ranges, err := r.tr.Offsets(ctx, r.cfg.Topic)
+	if err != nil {
+		return fmt.Errorf("shred: keys topic: %w", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range failing {
+		rg, ok := ranges[int32(p)]
+		if !ok || rg.End < r.pos[p] {
+			if r.lost == "" {
+				r.lost = fmt.Sprintf("keys topic partition %d no longer holds the offsets read (the topic was recreated or replaced?): restart the service to read it anew", p)
+				r.log.Error("shred: " + r.lost)
+			}
+			return errors.New("shred: " + r.lost)
+		}
+		r.active[p] = time.Now()
+	}
+	return nil
+}
+
+// staleErasure returns ErrStaleErasure when a subject of want (of only, if
+// not nil) has an erasure marker whose change id the caller does not know.
+func (r *Ring) staleErasure(want map[string]string, only map[string]*DataKey) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for s, known := range want {
+		if only != nil {
+			if _, ok := only[s]; !ok {
+				continue
+			}
+		}
+		if m, ok := r.markers[s]; ok && m.changeID != known {
+			return ErrStaleErasure
+		}
+	}
+	return nil
+}
+
+// waitRead returns once every partition of written has been read past its
+// offset: every record before the written ones (an erasure marker
+// included) is then in the view.
+func (r *Ring) waitRead(ctx context.Context, written map[int]int64) error {
+	for {
+		r.mu.Lock()
+		done := true
+		for p, off := range written {
+			if r.pos[p] <= off {
+				done = false
+			}
+		}
+		wait := r.progress
+		lost := r.lost
+		r.mu.Unlock()
+		if lost != "" {
+			return errors.New("shred: " + lost)
+		}
+		if done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("shred: reading the new data keys back: %w", ctx.Err())
+		case <-wait:
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func complete(out map[string]*DataKey, subjects []string) bool {
@@ -633,9 +783,9 @@ type newKey struct {
 // create makes, wraps and produces a key for each subject of missing, then
 // takes the written ones into memory and returns them; a key an erasure
 // marker read meanwhile killed is not returned.
-func (r *Ring) create(ctx context.Context, missing map[string]uint32) (map[string]*DataKey, error) {
+func (r *Ring) create(ctx context.Context, missing map[string]uint32) (map[string]*DataKey, map[int]int64, error) {
 	if r.cfg.KEK == nil {
-		return nil, ErrNoKEK
+		return nil, nil, ErrNoKEK
 	}
 	now := r.cfg.Now().UTC().Truncate(time.Millisecond)
 	byPart := map[int][]newKey{}
@@ -643,20 +793,20 @@ func (r *Ring) create(ctx context.Context, missing map[string]uint32) (map[strin
 		var id [16]byte
 		dek := make([]byte, dekLen)
 		if _, err := rand.Read(id[:]); err != nil {
-			return nil, errors.New("shred: no randomness for a key id")
+			return nil, nil, errors.New("shred: no randomness for a key id")
 		}
 		if _, err := rand.Read(dek); err != nil {
-			return nil, errors.New("shred: no randomness for a data key")
+			return nil, nil, errors.New("shred: no randomness for a data key")
 		}
 		kekID, wrapped, err := r.cfg.KEK.Wrap(ctx, dek, dekAD(id, v, s))
 		if err != nil {
 			clear(dek)
-			return nil, fmt.Errorf("shred: wrap a new data key: %w", err)
+			return nil, nil, fmt.Errorf("shred: wrap a new data key: %w", err)
 		}
 		dk, err := NewDataKey(s, id, v, now, dek)
 		clear(dek)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		p := balance(s, r.parts)
 		byPart[p] = append(byPart[p], newKey{rec: &keyRec{subject: s, id: id, version: v, createdAt: now,
@@ -668,20 +818,22 @@ func (r *Ring) create(ctx context.Context, missing map[string]uint32) (map[strin
 			val, err := r.codec.encode(event{kind: KindDataKey, subject: k.rec.subject, keyID: k.rec.id, hasKeyID: true,
 				version: k.rec.version, createdAt: now, kekID: k.rec.kekID, wrapped: k.rec.wrapped})
 			if err != nil {
-				return nil, fmt.Errorf("shred: %w", err)
+				return nil, nil, fmt.Errorf("shred: %w", err)
 			}
 			recs[p] = append(recs[p], kafka.Record{Time: now, Key: kafka.NewBytes(dataKeyKafkaKey(k.rec.id, k.rec.subject)), Value: kafka.NewBytes(val)})
 		}
 	}
 	base, err := r.produce(ctx, recs)
 	if err != nil {
-		return nil, fmt.Errorf("shred: write %d new data keys: %w", len(missing), err)
+		return nil, nil, fmt.Errorf("shred: write %d new data keys: %w", len(missing), err)
 	}
 	made := make(map[string]*DataKey, len(missing))
+	written := make(map[int]int64, len(byPart))
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	defer r.changed()
 	for p, ks := range byPart {
+		written[p] = base[p] + int64(len(ks)) - 1
 		for i, k := range ks {
 			k.rec.offset = base[p] + int64(i)
 			r.addKey(k.rec)
@@ -691,7 +843,7 @@ func (r *Ring) create(ctx context.Context, missing map[string]uint32) (map[strin
 			}
 		}
 	}
-	return made, nil
+	return made, written, nil
 }
 
 // produce writes each partition's records as one batch, acks=all, and
@@ -804,9 +956,24 @@ func (r *Ring) DecryptString(ctx context.Context, s string) (string, error) {
 // Erase produces a SUBJECT_ERASED marker for subject (acks=all) and applies
 // it at once: every data key of the subject written before it is dead.
 // consent-sync calls it for an ERASE before it commits the change.
+//
+// It is idempotent per erasure: when the ring has read (or written) a
+// marker of the subject with this change id, nothing is written, so that
+// an ERASE delivered again (a batch retried, a crash before its commit)
+// does not kill the keys made for a grant given since. It waits for the
+// first catch-up to know.
 func (r *Ring) Erase(ctx context.Context, subject, changeID string) error {
 	if r.isClosed() {
 		return ErrClosed
+	}
+	if err := r.waitFirstCatchUp(ctx); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	m, marked := r.markers[subject]
+	r.mu.Unlock()
+	if marked && m.changeID == changeID {
+		return nil
 	}
 	now := r.cfg.Now().UTC().Truncate(time.Millisecond)
 	val, err := r.codec.encode(event{kind: KindSubjectErased, subject: subject, createdAt: now, changeID: changeID})

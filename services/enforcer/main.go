@@ -173,16 +173,18 @@ func openKeys(ctx context.Context, log *slog.Logger, cfg Config) (*shred.Ring, e
 		ring.Close()
 		return nil, fmt.Errorf("read the keys topic %s: %w", cfg.Keys.Topic, err)
 	}
+	if err := ring.CheckKEK(); err != nil {
+		ring.Close()
+		return nil, err
+	}
 	return ring, nil
 }
 
 // ringKeys gives the enforcer the ring's data keys.
 type ringKeys struct{ r *shred.Ring }
 
-func (k ringKeys) ErasedBy(subject string) (string, bool) { return k.r.ErasedBy(subject) }
-
-func (k ringKeys) Encrypters(ctx context.Context, subjects []string) (map[string]redact.Encrypter, error) {
-	m, err := k.r.Keys(ctx, subjects)
+func (k ringKeys) Encrypters(ctx context.Context, want map[string]string) (map[string]redact.Encrypter, error) {
+	m, err := k.r.KeysKnowing(ctx, want)
 	if err != nil {
 		return nil, err
 	}

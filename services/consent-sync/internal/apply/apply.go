@@ -305,9 +305,14 @@ func (s *Syncer) pass(ctx context.Context, batch []kafka.Message, incomplete boo
 		if s.opts.Replay || !o.NoticeDue {
 			continue
 		}
-		if o.Notice.Action == consent.ActionErase && s.opts.Keys != nil {
-			// Before the notice: a crash in between redelivers the
-			// change, which owes its notice still and marks again.
+		if c.Action == consent.ActionErase && (o.Erased || o.Redelivered) && s.opts.Keys != nil {
+			// Only an erasure that took effect (or its redelivery)
+			// marks: a late ERASE older than the stored one owes its
+			// notice but must not kill keys of a grant given after the
+			// newer erasure. Before the notice: a crash in between
+			// redelivers the change, which owes its notice still, and
+			// the ring writes the mark only if it has none with this
+			// change id.
 			if err := s.opts.Keys.Erase(ctx, c.SubjectID, o.Notice.ChangeID); err != nil {
 				return nil, n, fmt.Errorf("mark the erased subject's data keys: %w", err)
 			}

@@ -75,7 +75,12 @@ func TestReviewShredRedeliveredEraseKillsTheKeyOfALaterGrant(t *testing.T) {
 	if err := enforcerRing.WaitCaughtUp(ctx); err != nil {
 		t.Fatal(err)
 	}
-	ks, err := enforcerRing.Keys(ctx, []string{subject})
+	// As the enforcer asks: knowing the erasure its consent state holds.
+	states, err = f.store.Lookup(ctx, []string{subject})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := enforcerRing.KeysKnowing(ctx, map[string]string{subject: states[subject].ErasedBy})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -84,20 +84,15 @@ type ConsentReader interface {
 // KeySource gives the data keys that encrypt rules encrypt under, one per
 // subject (see package shred: the keys live in the consent.keys topic,
 // and a subject without one gets a new one, durably written before it is
-// returned). An error means no key may be used: Process fails and the
-// batch is retried, so nothing is published in clear and nothing is lost.
+// returned). want maps each subject to the change id of the newest erasure
+// its consent state knows ("" for none): a subject whose erasure in the
+// keys topic the state does not know gets no key (shred.ErrStaleErasure:
+// the state is older than the erasure). An error means no key may be
+// used: Process fails and the batch is retried, so nothing is published
+// in clear and nothing is lost.
 type KeySource interface {
-	Encrypters(ctx context.Context, subjects []string) (map[string]redact.Encrypter, error)
-	// ErasedBy returns the change id of the newest erasure marker of
-	// subject in the keys topic, if any (shred.Ring.ErasedBy).
-	ErasedBy(subject string) (changeID string, ok bool)
+	Encrypters(ctx context.Context, want map[string]string) (map[string]redact.Encrypter, error)
 }
-
-// ErrConsentOlderThanErasure: the consent state of a subject knows of no
-// erasure, but the keys topic holds one (a cache entry older than the
-// ERASE). The batch is retried: a key made now would come after the
-// erasure marker and outlive it.
-var ErrConsentOlderThanErasure = errors.New("a subject's consent state is older than its erasure in the keys topic; retried until it catches up")
 
 // Options configure an Enforcer.
 type Options struct {

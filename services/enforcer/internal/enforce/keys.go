@@ -21,33 +21,31 @@ func (e *Enforcer) keys(ctx context.Context, events []event, states map[string]*
 	if !e.policy.Encrypts() {
 		return nil, nil
 	}
-	var subjects []string
-	seen := map[string]bool{}
+	want := map[string]string{}
 	for i := range events {
 		ev := &events[i]
-		if ev.deadLetter != "" || seen[ev.subject] {
+		if ev.deadLetter != "" {
+			continue
+		}
+		if _, ok := want[ev.subject]; ok {
 			continue
 		}
 		st := states[ev.subject]
 		if !MayHaveKey(st, now) || !e.encrypts(ev, st, now) {
 			continue
 		}
-		seen[ev.subject] = true
-		subjects = append(subjects, ev.subject)
+		want[ev.subject] = ""
+		if st != nil {
+			want[ev.subject] = st.ErasedBy
+		}
 	}
-	if len(subjects) == 0 {
+	if len(want) == 0 {
 		return nil, nil
 	}
 	if e.opts.Keys == nil {
 		return nil, nil // no key source: fields to encrypt are removed (fail closed)
 	}
-	for _, subject := range subjects {
-		st := states[subject]
-		if _, erased := e.opts.Keys.ErasedBy(subject); erased && (st == nil || (st.ErasedAt.IsZero() && st.ErasedBy == "")) {
-			return nil, ErrConsentOlderThanErasure
-		}
-	}
-	keys, err := e.opts.Keys.Encrypters(ctx, subjects)
+	keys, err := e.opts.Keys.Encrypters(ctx, want)
 	if err != nil {
 		return nil, fmt.Errorf("data keys: %w", err)
 	}

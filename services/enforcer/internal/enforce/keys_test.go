@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -56,19 +57,24 @@ type memKeys struct {
 	markers map[string]string
 }
 
-func (m *memKeys) ErasedBy(subject string) (string, bool) {
+// Encrypters follows shred.Ring.KeysKnowing: a subject whose marker the
+// caller's state does not know gets no key (shred.ErrStaleErasure).
+func (m *memKeys) Encrypters(_ context.Context, want map[string]string) (map[string]redact.Encrypter, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	c, ok := m.markers[subject]
-	return c, ok
-}
-
-func (m *memKeys) Encrypters(_ context.Context, subjects []string) (map[string]redact.Encrypter, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.asked = append(m.asked, append([]string(nil), subjects...))
+	subjects := make([]string, 0, len(want))
+	for s := range want {
+		subjects = append(subjects, s)
+	}
+	sort.Strings(subjects)
+	m.asked = append(m.asked, subjects)
 	if m.fail != nil {
 		return nil, m.fail
+	}
+	for s, known := range want {
+		if c, ok := m.markers[s]; ok && c != known {
+			return nil, shred.ErrStaleErasure
+		}
 	}
 	out := map[string]redact.Encrypter{}
 	for _, s := range subjects {
@@ -235,8 +241,8 @@ func TestProcessRefusesAKeyOnConsentOlderThanTheErasure(t *testing.T) {
 		t.Fatal(err)
 	}
 	batch := []kafka.Message{{Topic: "customer.events", Key: []byte("stale"), Value: b}}
-	if out, err := e.Process(ctx, batch); err == nil || len(out) != 0 {
-		t.Fatalf("Process on consent older than the erasure = %d records, %v; want an error and nothing", len(out), err)
+	if out, err := e.Process(ctx, batch); !errors.Is(err, shred.ErrStaleErasure) || len(out) != 0 {
+		t.Fatalf("Process on consent older than the erasure = %d records, %v; want ErrStaleErasure and nothing", len(out), err)
 	}
 	if _, made := keys.keys["stale"]; made {
 		t.Fatal("a key was made for a subject erased in the keys topic")

@@ -55,10 +55,8 @@ streams:
 // ringSource gives Process the data keys of a real ring.
 type ringSource struct{ r *shred.Ring }
 
-func (s ringSource) ErasedBy(subject string) (string, bool) { return s.r.ErasedBy(subject) }
-
-func (s ringSource) Encrypters(ctx context.Context, subjects []string) (map[string]redact.Encrypter, error) {
-	m, err := s.r.Keys(ctx, subjects)
+func (s ringSource) Encrypters(ctx context.Context, want map[string]string) (map[string]redact.Encrypter, error) {
+	m, err := s.r.KeysKnowing(ctx, want)
 	if err != nil {
 		return nil, err
 	}

@@ -579,6 +579,11 @@ type leafExp struct {
 	str bool
 	// det: wantEncrypt deterministically.
 	det bool
+	// inMap: an encrypted map's value, found in the map at instance
+	// paths mapW / mapR under the deterministic ciphertext of mapKey.
+	inMap      bool
+	mapW, mapR string
+	mapKey     string
 }
 
 // treater computes the expectations of a copy.
@@ -787,6 +792,7 @@ func (t *treater) value(w, r *mType, v any, wi, ri, rs, a string) {
 				e.want, e.expect = wantKeep, nil
 			case isEncrypt(a):
 				e.want, e.det = wantEncrypt, a == encDet
+				e.inMap, e.mapW, e.mapR, e.mapKey = true, wi, ri, k
 			}
 			t.out = append(t.out, e)
 		}

@@ -888,6 +888,26 @@ func (env *refEnv) compareOne(ev *refEvent, s mStream, d mDecision, o *refOut) {
 				fail("%s (%s) should be published as its deterministic ciphertext, which is not in the published bytes", e.wInst, e.action)
 			}
 		}
+		if e.inMap {
+			// An encrypted map's value, under its encrypted key.
+			mp := e.mapW
+			if layout != ev.w.wFile {
+				mp = e.mapR
+			}
+			got, found := lookupPath(env.model[layout].root, val, mp)
+			mm, _ := got.(map[string]any)
+			v, ok := mm[env.keys.deterministic(ev.subject, e.mapKey)]
+			if u, isU := v.(map[string]any); isU && len(u) == 1 {
+				for _, inner := range u {
+					v = inner
+				}
+			}
+			if !found || !ok {
+				fail("%s (%s): no entry under the encrypted key in the published map", e.wInst, e.action)
+			} else if problem := env.keys.checkCiphertext(ev.subject, v, e.expect, e.det); problem != "" {
+				fail("%s (%s): %s", e.wInst, e.action, problem)
+			}
+		}
 		if e.noLocate {
 			continue
 		}

@@ -576,6 +576,13 @@ func (env *refEnv) round(seed, round uint64) (int, int) {
 		decisions += env.compare(w, evs, out)
 		env.sameOnOneWorker(w, g, msgs, evs)
 	}
+	// An erased subject with no grant after the erasure is given no key
+	// (one made now would outlive the erasure).
+	for _, sub := range subjects {
+		if !mayHaveKey(hists[sub], g.now) && env.keys.key(sub) != nil {
+			t.Errorf("subject %s was erased with no grant since, yet was given a data key", sub)
+		}
+	}
 	return refEventsPerRound, decisions
 }
 

@@ -190,9 +190,68 @@ type mPurpose struct {
 }
 
 type mRule struct {
-	category string // a pattern, or
-	field    string // a field path
-	action   string
+	category   string // a pattern, or
+	field      string // a field path
+	action     string
+	encryption string // action encrypt: deterministic or randomised ("" is randomised)
+}
+
+// The model's two encrypt actions (a rule's action and mode in one).
+const (
+	encDet  = "encrypt-deterministic"
+	encRand = "encrypt-randomised"
+)
+
+func isEncrypt(a string) bool { return a == encDet || a == encRand }
+
+// ruleAction is a rule's action, an encrypt rule's with its mode.
+func (r mRule) ruleAction() string {
+	if r.action != "encrypt" {
+		return r.action
+	}
+	if r.encryption == "deterministic" {
+		return encDet
+	}
+	return encRand
+}
+
+// defaultAction: default_treatment encrypt is always randomised.
+func (s mStream) defaultAction() string {
+	if s.defaultTreatment == "encrypt" {
+		return encRand
+	}
+	return s.defaultTreatment
+}
+
+// everyOutput says whether a field (rule path, categories of both
+// versions) is encrypted on every output of s: its first matching rule,
+// for its path and any of its categories, is encrypt; deterministic only
+// when every category that meets an encrypt rule first meets a
+// deterministic one (randomised otherwise: it reveals the least).
+func everyOutput(s mStream, path string, cats []string) (string, bool) {
+	cs := cats
+	if len(cs) == 0 {
+		cs = []string{""}
+	}
+	found, det := false, true
+	for _, c := range cs {
+		for _, r := range s.rules {
+			if (r.field != "" && r.field == path) || (r.category != "" && matchRule(r.category, c)) {
+				if a := r.ruleAction(); isEncrypt(a) {
+					found = true
+					det = det && a == encDet
+				}
+				break
+			}
+		}
+	}
+	switch {
+	case !found:
+		return "", false
+	case det:
+		return encDet, true
+	}
+	return encRand, true
 }
 
 type mStream struct {
@@ -419,7 +478,7 @@ func joinPath(p, name string) string {
 func fieldRule(s mStream, path string) (string, bool) {
 	for _, r := range s.rules {
 		if r.field != "" && r.field == path {
-			return r.action, true
+			return r.ruleAction(), true
 		}
 	}
 	return "", false
@@ -469,11 +528,15 @@ func decide(s mStream, schema string, fields []fieldInfo, hist []mChange, now in
 				}
 			}
 		}
+		path := f.rPath
+		if path == "" {
+			path = f.wPath
+		}
+		if _, enc := everyOutput(s, path, f.cats); enc {
+			// An encrypt rule applies on every output: no forwarding.
+			needsCopy = true
+		}
 		if len(f.cats) == 0 && s.removeUnannot {
-			path := f.rPath
-			if path == "" {
-				path = f.wPath
-			}
 			if a, ok := fieldRule(s, path); !ok || a != "keep" {
 				needsCopy = true
 			}
@@ -500,6 +563,7 @@ const (
 	wantKeep      want = iota // the value, unchanged
 	wantGone                  // not the value (removed: null, default or zero)
 	wantTransform             // changed to expect
+	wantEncrypt               // a ciphertext (det: deterministic) under the subject's key that decrypts to expect
 )
 
 // leafExp is the expectation for one leaf value of one event on one stream.
@@ -513,6 +577,13 @@ type leafExp struct {
 	noLocate bool
 	// str: an Avro string, whose bytes are searched for in the output.
 	str bool
+	// det: wantEncrypt deterministically.
+	det bool
+	// inMap: an encrypted map's value, found in the map at instance
+	// paths mapW / mapR under the deterministic ciphertext of mapKey.
+	inMap      bool
+	mapW, mapR string
+	mapKey     string
 }
 
 // treater computes the expectations of a copy.
@@ -521,12 +592,13 @@ type treater struct {
 	redact   bool
 	excluded []string
 	key      []byte
+	hasKey   bool // the subject has a data key: else every field to encrypt is removed
 	out      []leafExp
 }
 
 func rewriting(a string) bool {
 	switch a {
-	case "pseudonymise", "mask", "truncate_ip", "generalise_hour", "generalise_day":
+	case "pseudonymise", "mask", "truncate_ip", "generalise_hour", "generalise_day", encDet, encRand:
 		return true
 	}
 	return false
@@ -550,6 +622,24 @@ func (t *treater) action(rulePath string, cats []string, inherit string) string 
 		return "remove"
 	}
 	if !t.redact {
+		// Encrypt rules apply on every output; inside an encrypted field
+		// every value is encrypted (in its own rule's mode if that is
+		// encrypt) unless excluded.
+		if a, ok := everyOutput(t.s, rulePath, cats); ok {
+			return a
+		}
+		if isEncrypt(inherit) {
+			// unannotated_fields: remove, a setting of every output,
+			// still removes an unannotated field without a field rule
+			// (docs silent; the enforcer removes: fail closed).
+			if _, ok := fieldRule(t.s, rulePath); len(cats) == 0 && t.s.removeUnannot && !ok {
+				return "remove"
+			}
+			if a, ok := fieldRule(t.s, rulePath); ok && a == "remove" {
+				return "remove"
+			}
+			return inherit
+		}
 		if len(cats) == 0 && t.s.removeUnannot {
 			if a, ok := fieldRule(t.s, rulePath); ok {
 				return a
@@ -560,6 +650,9 @@ func (t *treater) action(rulePath string, cats []string, inherit string) string 
 	}
 	if len(cats) == 0 && rewriting(inherit) {
 		if a, ok := fieldRule(t.s, rulePath); ok {
+			if isEncrypt(inherit) && a != "remove" && !isEncrypt(a) {
+				return inherit
+			}
 			return a
 		}
 		return inherit
@@ -577,17 +670,20 @@ func (t *treater) action(rulePath string, cats []string, inherit string) string 
 			return "remove" // the versions' categories disagree
 		}
 	}
+	if isEncrypt(inherit) && got[0] != "remove" && !isEncrypt(got[0]) {
+		return inherit // inside an encrypted field: encrypted unless removed
+	}
 	return got[0]
 }
 
 func (t *treater) treatmentFor(path, cat string) string {
 	for _, r := range t.s.rules {
 		if (r.field != "" && r.field == path) || (r.category != "" && matchRule(r.category, cat)) {
-			return r.action
+			return r.ruleAction()
 		}
 	}
 	if cat != "" {
-		return t.s.defaultTreatment
+		return t.s.defaultAction()
 	}
 	if t.s.removeUnannot {
 		return "remove"
@@ -678,17 +774,25 @@ func (t *treater) value(w, r *mType, v any, wi, ri, rs, a string) {
 		}
 		for k, it := range m {
 			inst := wi + "{" + k + "}"
-			if rewriting(a) {
+			switch {
+			case isEncrypt(a):
+				// The keys of an encrypted map are encrypted deterministically.
+				t.out = append(t.out, leafExp{wInst: inst + "(key)", input: k, want: wantEncrypt, expect: k, action: a, noLocate: true, str: true, det: true})
+			case rewriting(a):
 				// The keys of a rewritten map are pseudonymised.
 				p, _ := t.leaf(&mType{kind: "string"}, k, "pseudonymise")
 				t.out = append(t.out, leafExp{wInst: inst + "(key)", input: k, want: wantTransform, expect: p, action: "pseudonymise", noLocate: true, str: true})
-			} else {
+			default:
 				t.out = append(t.out, leafExp{wInst: inst + "(key)", input: k, want: wantKeep, action: a, noLocate: true, str: true})
 			}
 			out, _ := t.leaf(w.items, it, a)
 			e := leafExp{wInst: inst, input: it, want: wantTransform, expect: out, action: a, noLocate: true, str: w.items.kind == "string"}
-			if a == "keep" {
+			switch {
+			case a == "keep":
 				e.want, e.expect = wantKeep, nil
+			case isEncrypt(a):
+				e.want, e.det = wantEncrypt, a == encDet
+				e.inMap, e.mapW, e.mapR, e.mapKey = true, wi, ri, k
 			}
 			t.out = append(t.out, e)
 		}
@@ -699,6 +803,8 @@ func (t *treater) value(w, r *mType, v any, wi, ri, rs, a string) {
 			t.out = append(t.out, leafExp{wInst: wi, rInst: ri, input: v, want: wantGone, action: a, str: w.kind == "string"})
 		case a == "keep":
 			t.out = append(t.out, leafExp{wInst: wi, rInst: ri, input: v, want: wantKeep, action: a, str: w.kind == "string"})
+		case isEncrypt(a):
+			t.out = append(t.out, leafExp{wInst: wi, rInst: ri, input: v, want: wantEncrypt, expect: out, action: a, str: w.kind == "string", det: a == encDet})
 		default:
 			t.out = append(t.out, leafExp{wInst: wi, rInst: ri, input: v, want: wantTransform, expect: out, action: a, str: w.kind == "string"})
 		}
@@ -771,6 +877,16 @@ func (t *treater) leaf(w *mType, v any, a string) (any, bool) {
 			return nil, false
 		}
 		return modelTruncateIPv4(s)
+	case encDet, encRand:
+		// Strings and bytes (no logical type) hold a ciphertext, and only
+		// under a key; anything else is removed.
+		switch v.(type) {
+		case string, []byte:
+			if t.hasKey && (w.kind == "string" || w.kind == "bytes") {
+				return v, true
+			}
+		}
+		return nil, false
 	case "generalise_hour", "generalise_day":
 		tm, ok := v.(time.Time)
 		if !ok || w.kind != "timestamp-millis" {
@@ -852,4 +968,19 @@ func modelTruncateIPv4(s string) (any, bool) {
 		}
 	}
 	return strings.Join(parts[:3], ".") + ".0", true
+}
+
+// mayHaveKey: a subject is given a data key unless it was erased and no
+// purpose has a grant, valid now, newer than the erasure (a key made after
+// the erasure would not be destroyed by it). A subject never seen has one.
+func mayHaveKey(hist []mChange, now int64) bool {
+	if !slices.ContainsFunc(hist, func(c mChange) bool { return c.action == "ERASE" }) {
+		return true
+	}
+	for _, c := range hist {
+		if c.action != "ERASE" && verdict(hist, c.purpose, now).allowed {
+			return true
+		}
+	}
+	return false
 }

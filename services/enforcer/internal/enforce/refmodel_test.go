@@ -35,6 +35,7 @@ import (
 	"github.com/consentgate/consentgate/pkg/redistest"
 	"github.com/consentgate/consentgate/pkg/schemaregistry"
 	"github.com/consentgate/consentgate/pkg/schemaregistry/registrytest"
+	"github.com/consentgate/consentgate/pkg/shred"
 	"github.com/consentgate/consentgate/schemas"
 )
 
@@ -72,6 +73,12 @@ type refEnv struct {
 	worlds  []*refWorld
 	writers []refWriter
 	model   map[string]*mSchema // by file
+	// The round's policy: the file's streams and random encrypt streams
+	// (refmodel_encrypt_streams_test.go), restated by streams.
+	polText []byte
+	streams []mStream
+	red     *redact.Redactor
+	keys    *memKeys // real shred data keys, shared by every enforcer
 }
 
 func schemaText(t testing.TB, file string) string {
@@ -100,7 +107,8 @@ func newRefEnv(t testing.TB) *refEnv {
 		t.Fatal(err)
 	}
 	checkRefPolicy(t, pol)
-	env := &refEnv{t: t, rdb: redistest.Start(t), model: map[string]*mSchema{}, seen: map[string]int{}}
+	env := &refEnv{t: t, rdb: redistest.Start(t), model: map[string]*mSchema{}, seen: map[string]int{},
+		polText: polText, streams: refStreams, keys: &memKeys{keys: map[string]*shred.DataKey{}}}
 	client := env.rdb.Client(t)
 	env.store = func(prefix string) *consent.Store { return consent.NewStore(client, prefix) }
 	files := []string{"page_view.v1.avsc", "page_view.v2.avsc", "purchase.v1.avsc", "email_engagement.v1.avsc",
@@ -122,6 +130,7 @@ func newRefEnv(t testing.TB) *refEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	env.red = red
 	catalog := func(files ...string) *avrocodec.Catalog {
 		m := fstest.MapFS{}
 		for _, f := range files {
@@ -145,9 +154,9 @@ func newRefEnv(t testing.TB) *refEnv {
 		// Four workers on batches of a few dozen events: chunks of one
 		// event, so that the events of a batch are decided interleaved
 		// across goroutines; seq decides the same batches on one.
-		return &refWorld{name: name, codec: codec,
-			e:   New(Options{AuditTopic: "consent.audit", DLQSuffix: ".dlq", Redactor: red, Workers: 4}, codec, nil, pol),
-			seq: New(Options{AuditTopic: "consent.audit", DLQSuffix: ".dlq", Redactor: red, Workers: 1}, codec, nil, pol)}
+		w := &refWorld{name: name, codec: codec}
+		env.build(w, pol)
+		return w
 	}
 	wFull, wOld := mk("full", full), mk("old", old)
 	env.worlds = []*refWorld{wFull, wOld}
@@ -182,6 +191,17 @@ func newRefEnv(t testing.TB) *refEnv {
 // the file: same purposes, same streams with the same settings.
 func checkRefPolicy(t testing.TB, pol *policy.Policy) {
 	t.Helper()
+	checkRefPolicyStreams(t, pol, refStreams)
+}
+
+// build (re)makes a world's enforcers on policy pol.
+func (env *refEnv) build(w *refWorld, pol *policy.Policy) {
+	w.e = New(Options{AuditTopic: "consent.audit", DLQSuffix: ".dlq", Redactor: env.red, Keys: env.keys, Workers: 4}, w.codec, nil, pol)
+	w.seq = New(Options{AuditTopic: "consent.audit", DLQSuffix: ".dlq", Redactor: env.red, Keys: env.keys, Workers: 1}, w.codec, nil, pol)
+}
+
+func checkRefPolicyStreams(t testing.TB, pol *policy.Policy, refStreams []mStream) {
+	t.Helper()
 	if len(pol.Purposes) != len(refPurposes) {
 		t.Fatalf("policy has %d purposes, the model %d", len(pol.Purposes), len(refPurposes))
 	}
@@ -198,7 +218,14 @@ func checkRefPolicy(t testing.TB, pol *policy.Policy) {
 		m := refStreams[i]
 		var rules []mRule
 		for _, r := range s.Treatments {
-			rules = append(rules, mRule{category: r.Category, field: r.Field, action: string(r.Action)})
+			m := mRule{category: r.Category, field: r.Field, action: string(r.Action)}
+			if r.Action == policy.ActionEncrypt {
+				m.encryption = string(r.Encryption)
+				if m.encryption == "randomised" {
+					m.encryption = "" // the model's default
+				}
+			}
+			rules = append(rules, m)
 		}
 		if s.Topic != m.topic || !slices.Equal(s.Purposes, m.purposes) || !slices.Equal(s.Schemas, m.schemas) ||
 			(s.OnMissing == policy.OnMissingRedact) != m.redact || (s.Unannotated == policy.UnannotatedRemove) != m.removeUnannot ||
@@ -464,6 +491,7 @@ func (env *refEnv) round(seed, round uint64) (int, int) {
 	g := &refGen{rnd: rand.New(rand.NewPCG(seed, round)), now: 1_780_000_000_000 + int64(round%1_000_000)*1000}
 	store := env.store(redistest.PrefixFor(t))
 	now := time.UnixMilli(g.now).UTC()
+	env.drawPolicy(g)
 	for _, w := range env.worlds {
 		w.e.consent, w.seq.consent = store, store
 		w.e.now = func() time.Time { return now }
@@ -546,7 +574,14 @@ func (env *refEnv) round(seed, round uint64) (int, int) {
 			t.Fatalf("Process (%s): %v", w.name, err)
 		}
 		decisions += env.compare(w, evs, out)
-		env.sameOnOneWorker(w, g, msgs)
+		env.sameOnOneWorker(w, g, msgs, evs)
+	}
+	// An erased subject with no grant after the erasure is given no key
+	// (one made now would outlive the erasure).
+	for _, sub := range subjects {
+		if !mayHaveKey(hists[sub], g.now) && env.keys.key(sub) != nil {
+			t.Errorf("subject %s was erased with no grant since, yet was given a data key", sub)
+		}
 	}
 	return refEventsPerRound, decisions
 }
@@ -555,8 +590,12 @@ func (env *refEnv) round(seed, round uint64) (int, int) {
 // exactly what one worker writes: the same records, in the same order,
 // byte for byte. The batch is msgs with undecodable records and events
 // without a subject id mixed in.
-func (env *refEnv) sameOnOneWorker(w *refWorld, g *refGen, msgs []kafka.Message) {
+func (env *refEnv) sameOnOneWorker(w *refWorld, g *refGen, msgs []kafka.Message, evs []*refEvent) {
 	t := env.t
+	subjectOf := map[string]string{}
+	for _, ev := range evs {
+		subjectOf[ev.id] = ev.subject
+	}
 	ctx := context.Background()
 	mixed := make([]kafka.Message, 0, len(msgs)+len(msgs)/4)
 	for i, m := range msgs {
@@ -592,9 +631,13 @@ func (env *refEnv) sameOnOneWorker(w *refWorld, g *refGen, msgs []kafka.Message)
 		if !sameValue && a.Topic == b.Topic && a.Topic != "consent.audit" {
 			// A treated copy is re-encoded, and goavro writes the entries
 			// of an Avro map in Go's map order: compare what it says.
+			// Randomised ciphertexts differ on every encryption: compare
+			// what they decrypt to.
 			va, erra := w.codec.Decode(ctx, a.Value)
 			vb, errb := w.codec.Decode(ctx, b.Value)
-			sameValue = erra == nil && errb == nil && reflect.DeepEqual(va.Value, vb.Value)
+			id, _ := headerOf(a, HeaderEventID)
+			k := env.keys.key(subjectOf[id])
+			sameValue = erra == nil && errb == nil && reflect.DeepEqual(decrypted(va.Value, k), decrypted(vb.Value, k))
 		}
 		if a.Topic != b.Topic || !bytes.Equal(a.Key, b.Key) || !sameValue || len(a.Headers) != len(b.Headers) {
 			t.Fatalf("%s: record %d differs between 4 workers (%s, key %q, %d bytes) and 1 worker (%s, key %q, %d bytes)",
@@ -672,7 +715,7 @@ func (env *refEnv) compare(w *refWorld, evs []*refEvent, out []kafka.Message) in
 				streams = append(streams, d.Stream)
 			}
 			var want []string
-			for _, s := range refStreams {
+			for _, s := range env.streams {
 				want = append(want, s.topic)
 			}
 			if a.Outcome != AuditDecided || a.DeadLetterReason != "" || a.EventID != ev.id || string(o.auditM.Key) != a.SubjectID ||
@@ -685,7 +728,7 @@ func (env *refEnv) compare(w *refWorld, evs []*refEvent, out []kafka.Message) in
 		}
 		var fields []fieldInfo
 		carried(env.model[ev.w.wFile].root, env.model[ev.w.rFile].root, "", "", &fields)
-		for _, s := range refStreams {
+		for _, s := range env.streams {
 			n++
 			d := decide(s, ev.w.schema, fields, ev.hist, ev.w.world.e.now().UnixMilli())
 			kind := ""
@@ -702,7 +745,7 @@ func (env *refEnv) compare(w *refWorld, evs []*refEvent, out []kafka.Message) in
 			env.compareOne(ev, s, d, o)
 		}
 		for topic := range o.outputs {
-			if !slices.ContainsFunc(refStreams, func(s mStream) bool { return s.topic == topic }) {
+			if !slices.ContainsFunc(env.streams, func(s mStream) bool { return s.topic == topic }) {
 				t.Errorf("%s: a record on %s, which is no stream of the policy", ev.id, topic)
 			}
 		}
@@ -730,6 +773,10 @@ func (ev *refEvent) describe(s mStream, d mDecision) string {
 		if len(c.excluded) > 0 {
 			fmt.Fprintf(&b, " excluded=%q", c.excluded)
 		}
+	}
+	if strings.HasPrefix(s.topic, "compliant.encrypted_") {
+		fmt.Fprintf(&b, "\n  stream: redact=%v removeUnannot=%v dropExcluded=%v schemas=%q default=%s rules=%+v",
+			s.redact, s.removeUnannot, s.dropExcluded, s.schemas, s.defaultTreatment, s.rules)
 	}
 	return b.String()
 }
@@ -806,7 +853,7 @@ func (env *refEnv) compareOne(ev *refEvent, s mStream, d mDecision, o *refOut) {
 		}
 		return
 	}
-	tr := &treater{s: s, redact: d.redact, excluded: d.excluded, key: []byte(refKey)}
+	tr := &treater{s: s, redact: d.redact, excluded: d.excluded, key: []byte(refKey), hasKey: mayHaveKey(ev.hist, ev.w.world.e.now().UnixMilli())}
 	tr.record(env.model[ev.w.wFile].root, env.model[ev.w.rFile].root, ev.value, "", "", "", "")
 	// Copies keep only the trace context of the input headers.
 	for _, h := range ev.msg.Headers {
@@ -841,6 +888,33 @@ func (env *refEnv) compareOne(ev *refEvent, s mStream, d mDecision, o *refOut) {
 		if s, ok := e.expect.(string); ok && e.str && e.want == wantTransform && !bytes.Contains(m.Value, []byte(s)) {
 			fail("%s (%s) should be published as %q, which is not in the published bytes", e.wInst, e.action, s)
 		}
+		if e.want == wantEncrypt && e.noLocate && e.det {
+			// A map's key or value, deterministically encrypted: its
+			// ciphertext is in the bytes.
+			if c := env.keys.deterministic(ev.subject, e.expect); c != "" && !bytes.Contains(m.Value, []byte(c)) {
+				fail("%s (%s) should be published as its deterministic ciphertext, which is not in the published bytes", e.wInst, e.action)
+			}
+		}
+		if e.inMap {
+			// An encrypted map's value, under its encrypted key.
+			mp := e.mapW
+			if layout != ev.w.wFile {
+				mp = e.mapR
+			}
+			got, found := lookupPath(env.model[layout].root, val, mp)
+			mm, _ := got.(map[string]any)
+			v, ok := mm[env.keys.deterministic(ev.subject, e.mapKey)]
+			if u, isU := v.(map[string]any); isU && len(u) == 1 {
+				for _, inner := range u {
+					v = inner
+				}
+			}
+			if !found || !ok {
+				fail("%s (%s): no entry under the encrypted key in the published map", e.wInst, e.action)
+			} else if problem := env.keys.checkCiphertext(ev.subject, v, e.expect, e.det); problem != "" {
+				fail("%s (%s): %s", e.wInst, e.action, problem)
+			}
+		}
 		if e.noLocate {
 			continue
 		}
@@ -862,6 +936,14 @@ func (env *refEnv) compareOne(ev *refEvent, s mStream, d mDecision, o *refOut) {
 			if path != "" && found && got != nil && sameValue(got, e.input) {
 				fail("%s (%s) should be removed, published %v", e.wInst, e.action, got)
 			}
+		case wantEncrypt:
+			if !found {
+				fail("%s (%s) should be encrypted, not found in the copy", e.wInst, e.action)
+				continue
+			}
+			if problem := env.keys.checkCiphertext(ev.subject, got, e.expect, e.det); problem != "" {
+				fail("%s (%s): %s", e.wInst, e.action, problem)
+			}
 		}
 	}
 	// The key is the subject id as treated.
@@ -873,6 +955,12 @@ func (env *refEnv) compareOne(ev *refEvent, s mStream, d mDecision, o *refOut) {
 				wantKey = e.input.(string)
 			case wantTransform:
 				wantKey = e.expect.(string)
+			case wantEncrypt:
+				// Keyed by the deterministic ciphertext of the subject id.
+				wantKey = env.keys.deterministic(ev.subject, ev.subject)
+				if wantKey == "" {
+					fail("subject_id encrypted, yet the subject has no data key")
+				}
 			}
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/consentgate/consentgate/pkg/redact"
 	"github.com/consentgate/consentgate/pkg/schemaregistry"
 	"github.com/consentgate/consentgate/pkg/schemaregistry/registrytest"
+	"github.com/consentgate/consentgate/pkg/shred"
 )
 
 // The property test of this file draws random pairs of writer and reader
@@ -279,6 +280,30 @@ func stepsIn(rec *gRec, inReader bool, x decision.Exclusions, unannotatedRemove 
 	return false
 }
 
+// encIn reports whether the writer schema has a field that an encrypt
+// rule for category pattern enc ("" none) encrypts: one of its categories
+// (the writer's, and the reader's when the reader has it) matches.
+func encIn(rec *gRec, inReader bool, enc string, seen map[*gRec]bool) bool {
+	if enc == "" || seen[rec] {
+		return false
+	}
+	seen[rec] = true
+	for _, f := range rec.fields {
+		if !f.inW {
+			continue
+		}
+		if matchRule(enc, f.wCat) || (inReader && f.inR && matchRule(enc, f.rCat)) {
+			return true
+		}
+		for _, r := range []*gRec{f.rec, f.branches[0], f.branches[1]} {
+			if r != nil && encIn(r, inReader && f.inR, enc, seen) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func TestTreatPublishesOnlyWhatTheModelAllows(t *testing.T) {
 	t.Parallel()
 	red, err := redact.New([]byte("0123456789abcdef-property-key"))
@@ -290,6 +315,10 @@ func TestTreatPublishesOnlyWhatTheModelAllows(t *testing.T) {
 	reg := registrytest.New()
 	client := schemaregistry.New(registrytest.Start(t, reg), nil)
 	r := rand.New(rand.NewPCG(10, 0))
+	dk, err := shred.NewDataKey("s", [16]byte{1}, 1, time.Now(), bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
 	const cases = 400
 	for i := range cases {
 		g := &gen{r: r, cats: cats}
@@ -333,7 +362,18 @@ func TestTreatPublishesOnlyWhatTheModelAllows(t *testing.T) {
 			excluded = append(excluded, patterns[r.IntN(len(patterns))])
 		}
 		unannotated := []string{"keep", "remove"}[r.IntN(2)]
-		pol, err := policy.Parse([]byte("purposes:\n  - id: p\nstreams:\n  - topic: out\n    purposes: [p]\n    unannotated_fields: "+unannotated+"\n"), "p.yaml")
+		// Half the cases encrypt the fields of a category pattern: their
+		// values (inside an encrypted field every value is encrypted or
+		// removed) are then published as ciphertexts, never in clear.
+		enc, treatments := "", ""
+		if r.IntN(2) == 0 {
+			enc = []string{"user.health", "user.contact.*", "user.contact.address", "user.device", "*"}[r.IntN(5)]
+			treatments = fmt.Sprintf("    treatments:\n      - category: %q\n        action: encrypt\n", enc)
+			if r.IntN(2) == 0 {
+				treatments += "        encryption: deterministic\n"
+			}
+		}
+		pol, err := policy.Parse([]byte("purposes:\n  - id: p\nstreams:\n  - topic: out\n    purposes: [p]\n    unannotated_fields: "+unannotated+"\n"+treatments), "p.yaml")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -344,7 +384,7 @@ func TestTreatPublishesOnlyWhatTheModelAllows(t *testing.T) {
 		d := decision.Decide(pol, s, decision.Input{Schema: rec.Schema.FullName, Fields: decision.FieldsOf(rec.Writer(), rec.Schema).Fields, State: state, Now: now})
 		x := decision.NewExclusions(excluded)
 		removeUnannotated := unannotated == "remove"
-		wantSteps := stepsIn(root, true, x, removeUnannotated, map[*gRec]bool{})
+		wantSteps := stepsIn(root, true, x, removeUnannotated, map[*gRec]bool{}) || encIn(root, true, enc, map[*gRec]bool{})
 		if d.Outcome == decision.Dropped {
 			t.Fatalf("case %d: dropped (%s)", i, d.Reason)
 		}
@@ -352,12 +392,19 @@ func TestTreatPublishesOnlyWhatTheModelAllows(t *testing.T) {
 			t.Errorf("case %d: plan %v, model says steps=%v\nwriter %s\nreader %s\nexcluded %v, unannotated %s", i, d.Plan.Paths(), wantSteps, wj, rj, excluded, unannotated)
 			continue
 		}
-		p, err := Treat(context.Background(), codec, red, rec, data, s, d)
+		p, err := TreatWith(context.Background(), codec, red, rec, data, s, d, dk)
 		if err != nil {
 			t.Fatalf("case %d: treat: %v", i, err)
 		}
+		// What the copy's ciphertexts hold (map keys included).
+		plain := map[string]bool{}
+		if !p.Forward {
+			if out, err := codec.Decode(context.Background(), p.Bytes); err == nil {
+				collectPlain(out.Value, dk, plain)
+			}
+		}
 		for _, sc := range secrets {
-			allowed, inReader := true, true
+			allowed, inReader, encrypted := true, true, false
 			for _, f := range sc.path {
 				inReader = inReader && f.inR
 				c := []string{}
@@ -367,9 +414,18 @@ func TestTreatPublishesOnlyWhatTheModelAllows(t *testing.T) {
 				if inReader && f.rCat != "" {
 					c = append(c, f.rCat)
 				}
+				for _, cc := range c {
+					encrypted = encrypted || (enc != "" && matchRule(enc, cc))
+				}
 				_, excl := x.CoversAny(c)
 				if excl || (!f.inR && !p.Forward) || (removeUnannotated && len(c) == 0) {
 					allowed = false
+				}
+			}
+			if allowed && encrypted && !p.Forward {
+				allowed = false // published encrypted, not in clear
+				if !plain[sc.value] {
+					t.Errorf("case %d: a value to encrypt (pattern %q) is in no ciphertext of the copy\nwriter %s\nreader %s", i, enc, wj, rj)
 				}
 			}
 			if got := bytes.Contains(p.Bytes, []byte(sc.value)); got != allowed {
@@ -377,8 +433,8 @@ func TestTreatPublishesOnlyWhatTheModelAllows(t *testing.T) {
 				for _, f := range sc.path {
 					way = append(way, fmt.Sprintf("%s(w=%q r=%q inR=%v)", f.wName, f.wCat, f.rCat, f.inR))
 				}
-				t.Errorf("case %d: value at %v published=%v, model says %v (excluded %v, unannotated %s, forward %v)\nwriter %s\nreader %s",
-					i, way, got, allowed, excluded, unannotated, p.Forward, wj, rj)
+				t.Errorf("case %d: value at %v published in clear=%v, model says %v (excluded %v, unannotated %s, encrypt %q, forward %v)\nwriter %s\nreader %s",
+					i, way, got, allowed, excluded, unannotated, enc, p.Forward, wj, rj)
 			}
 		}
 		if !p.Forward {
@@ -388,6 +444,32 @@ func TestTreatPublishesOnlyWhatTheModelAllows(t *testing.T) {
 				t.Errorf("case %d: the published copy does not decode: %v", i, err)
 			case confluent && out.WriterID != rec.WriterID:
 				t.Errorf("case %d: the copy names schema id %d, the input %d", i, out.WriterID, rec.WriterID)
+			}
+		}
+	}
+}
+
+// collectPlain adds to out what every ciphertext (string, map key) in
+// native value v decrypts to under k.
+func collectPlain(v any, k *shred.DataKey, out map[string]bool) {
+	switch x := v.(type) {
+	case map[string]any:
+		for key, val := range x {
+			if shred.IsCiphertext(key) {
+				if d, err := k.DecryptString(key); err == nil {
+					out[d] = true
+				}
+			}
+			collectPlain(val, k, out)
+		}
+	case []any:
+		for _, val := range x {
+			collectPlain(val, k, out)
+		}
+	case string:
+		if shred.IsCiphertext(x) {
+			if d, err := k.DecryptString(x); err == nil {
+				out[d] = true
 			}
 		}
 	}

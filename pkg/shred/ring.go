@@ -635,6 +635,10 @@ func (r *Ring) staleErasure(want map[string]string, only map[string]*DataKey) er
 // offset: every record before the written ones (an erasure marker
 // included) is then in the view.
 func (r *Ring) waitRead(ctx context.Context, written map[int]int64) error {
+	// Bounded: a reader that cannot fetch fails the call (retried), it
+	// does not hold the caller's batch for ever.
+	ctx, cancel := context.WithTimeout(ctx, 3*r.cfg.Timeout)
+	defer cancel()
 	for {
 		r.mu.Lock()
 		done := true

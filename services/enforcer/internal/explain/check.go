@@ -48,7 +48,9 @@ func (r CheckResult) OK() bool { return len(r.Errors) == 0 }
 //     accepted schema (any version), whose type cannot hold a ciphertext
 //     (anything but string and bytes, also in a union with null, an array,
 //     a map or a record of them) is an error: the rule cannot apply, the
-//     field would be removed (encryptErrors);
+//     field would be removed (encryptErrors); with default_treatment:
+//     encrypt on a redacting stream, such an annotated field that no rule
+//     matches is a warning;
 //   - a setting that cannot take effect on any output of its stream is a
 //     warning (see ineffective): a category rule no field of an accepted
 //     schema matches, unannotated_fields: remove where no accepted schema

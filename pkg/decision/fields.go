@@ -23,6 +23,12 @@ type Field struct {
 	// writer and in the reader schema, without duplicates: a field either
 	// version annotates is judged by both. Empty when neither annotates it.
 	Categories []string
+	// Unexpanded: the field's value holds a record whose fields are
+	// already listed above it (a recursive type, walked once), so the
+	// fields below it, at deeper paths, are not listed. They are the same
+	// record fields, with the same categories, but a field rule may name
+	// one of their deeper paths (PlanFor fails closed on such a rule).
+	Unexpanded bool
 }
 
 // Annotated reports whether either schema annotates the field.
@@ -89,13 +95,16 @@ type pairWalk struct {
 // writer-only field. emit is false on a second walk of the same writer
 // fields (a writer field that feeds two reader fields): the pairs are
 // recorded, the fields are not listed again.
-func (pw *pairWalk) record(w, r *avrocodec.Type, wp, rp string, readerKnown, emit bool) {
+//
+// It reports whether it met a record already being walked (a recursive
+// type), whose fields it did not list again at these paths.
+func (pw *pairWalk) record(w, r *avrocodec.Type, wp, rp string, readerKnown, emit bool) (unexpanded bool) {
 	if w == nil || w.Kind != avrocodec.KindRecord {
-		return
+		return false
 	}
 	k := [2]*avrocodec.Type{w, r}
 	if pw.seen[k] {
-		return // a recursive type: its pairs are recorded on the way in
+		return true // a recursive type: its pairs are recorded on the way in
 	}
 	pw.seen[k] = true
 	defer delete(pw.seen, k)
@@ -125,16 +134,25 @@ func (pw *pairWalk) record(w, r *avrocodec.Type, wp, rp string, readerKnown, emi
 			rpath := join(rp, rf.Name)
 			pw.c.ReaderCategories[rpath] = merge(pw.c.ReaderCategories[rpath], f.Categories)
 		}
+		at := -1
 		if emit {
+			at = len(pw.c.Fields)
 			pw.c.Fields = append(pw.c.Fields, f)
 		}
+		var unexp bool
 		if len(fed) == 0 {
-			pw.value(wf.Type, nil, f.Path, "", false, emit)
+			unexp = pw.value(wf.Type, nil, f.Path, "", false, emit)
 		}
 		for i, rf := range fed {
-			pw.value(wf.Type, rf.Type, f.Path, join(rp, rf.Name), true, emit && i == 0)
+			if pw.value(wf.Type, rf.Type, f.Path, join(rp, rf.Name), true, emit && i == 0) {
+				unexp = true
+			}
+		}
+		if unexp && at >= 0 {
+			pw.c.Fields[at].Unexpanded = true
 		}
 	}
+	return false
 }
 
 // merge returns the categories of have and add without duplicates, in a
@@ -157,8 +175,9 @@ func merge(have, add []string) []string {
 
 // value walks into the records that a value of writer type w holds
 // (through unions, arrays and maps), paired with reader type r as schema
-// resolution pairs them (avrocodec.ResolvedType).
-func (pw *pairWalk) value(w, r *avrocodec.Type, wp, rp string, readerKnown, emit bool) {
+// resolution pairs them (avrocodec.ResolvedType). It reports whether it
+// met a record already being walked (see record).
+func (pw *pairWalk) value(w, r *avrocodec.Type, wp, rp string, readerKnown, emit bool) (unexpanded bool) {
 	for _, wa := range alternatives(w) {
 		var ra *avrocodec.Type
 		if readerKnown {
@@ -166,21 +185,22 @@ func (pw *pairWalk) value(w, r *avrocodec.Type, wp, rp string, readerKnown, emit
 		}
 		switch wa.Kind {
 		case avrocodec.KindRecord:
-			pw.record(wa, ra, wp, rp, readerKnown && ra != nil, emit)
+			unexpanded = pw.record(wa, ra, wp, rp, readerKnown && ra != nil, emit) || unexpanded
 		case avrocodec.KindArray:
 			var items *avrocodec.Type
 			if ra != nil {
 				items = ra.Items
 			}
-			pw.value(wa.Items, items, wp+"[]", rp+"[]", ra != nil, emit)
+			unexpanded = pw.value(wa.Items, items, wp+"[]", rp+"[]", ra != nil, emit) || unexpanded
 		case avrocodec.KindMap:
 			var values *avrocodec.Type
 			if ra != nil {
 				values = ra.Values
 			}
-			pw.value(wa.Values, values, wp+"{}", rp+"{}", ra != nil, emit)
+			unexpanded = pw.value(wa.Values, values, wp+"{}", rp+"{}", ra != nil, emit) || unexpanded
 		}
 	}
+	return unexpanded
 }
 
 // alternatives returns the branches of a union, or t itself.

@@ -1,6 +1,7 @@
 package decision
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/consentgate/consentgate/pkg/avrocodec"
@@ -81,7 +82,11 @@ func (p Plan) Paths() []string {
 //     (EncryptedOnEveryOutput) is encrypted;
 //   - when s.Unannotated is remove, every field that neither schema
 //     annotates gets the stream's field rule for its path (a "keep" rule
-//     leaves it, and it is not listed), else it is removed.
+//     leaves it, and it is not listed), else it is removed;
+//   - an encrypt field rule for a path below an Unexpanded field (a depth
+//     of a recursive type the walk does not list) gets a step of its own
+//     (deeperEncrypts): the event is copied, and the copy's redaction,
+//     which follows the value to every depth, applies the rule.
 //
 // It judges the writer's fields, which is what the bytes carry, not only
 // the reader's. It is the function behind Decide's Plan. The Plan is
@@ -102,26 +107,67 @@ func computePlan(fields []Field, s policy.Stream, x Exclusions) Plan {
 		if below(f.Path, removed) {
 			continue
 		}
-		step := Step{Field: f}
-		if p, ok := x.CoversAny(f.Categories); ok {
-			step.Action, step.Cause, step.Pattern = policy.ActionRemove, CauseExcluded, p
-		} else if EncryptedOnEveryOutput(s, f) {
-			step.Action, step.Cause = policy.ActionEncrypt, CauseEncrypt
-		} else if !f.Annotated() && s.Unannotated == policy.UnannotatedRemove {
-			a := UnannotatedAction(s, f)
-			if a == policy.ActionKeep {
-				continue
+		if step, ok := fieldStep(f, s, x); ok {
+			if step.Action == policy.ActionRemove || step.Action == policy.ActionEncrypt {
+				removed = append(removed, f.Path)
 			}
-			step.Action, step.Cause = a, CauseUnannotated
-		} else {
-			continue
+			plan = append(plan, step)
 		}
-		if step.Action == policy.ActionRemove || step.Action == policy.ActionEncrypt {
-			removed = append(removed, f.Path)
+		if f.Unexpanded && !slices.Contains(removed, f.Path) {
+			plan = append(plan, deeperEncrypts(s, f)...)
 		}
-		plan = append(plan, step)
 	}
 	return plan
+}
+
+// fieldStep is the step of field f, if it needs one.
+func fieldStep(f Field, s policy.Stream, x Exclusions) (Step, bool) {
+	step := Step{Field: f}
+	if p, ok := x.CoversAny(f.Categories); ok {
+		step.Action, step.Cause, step.Pattern = policy.ActionRemove, CauseExcluded, p
+	} else if EncryptedOnEveryOutput(s, f) {
+		step.Action, step.Cause = policy.ActionEncrypt, CauseEncrypt
+	} else if !f.Annotated() && s.Unannotated == policy.UnannotatedRemove {
+		a := UnannotatedAction(s, f)
+		if a == policy.ActionKeep {
+			return Step{}, false
+		}
+		step.Action, step.Cause = a, CauseUnannotated
+	} else {
+		return Step{}, false
+	}
+	return step, true
+}
+
+// deeperEncrypts returns a step for every encrypt field rule of s whose
+// path lies below the Unexpanded field f (by its reader path, or its
+// writer path when the reader lacks it, as redaction matches field rules):
+// a field at a depth of a recursive type that the walk does not list. The
+// step's field is the rule's (ReaderPath the rule's path when f has one;
+// Path the rule's path re-rooted at f's writer path, the names below f
+// being the reader's; no categories: the walk does not know the field).
+// The rule may not be the first to match that field (a category rule
+// before it): the step fails closed, the copy's redaction decides.
+func deeperEncrypts(s policy.Stream, f Field) Plan {
+	base := f.ReaderPath
+	if base == "" {
+		base = f.Path
+	}
+	var out Plan
+	for _, t := range s.Treatments {
+		if t.Action != policy.ActionEncrypt || t.Field == "" || !below(t.Field, []string{base}) {
+			continue
+		}
+		g := Field{Path: f.Path + t.Field[len(base):]}
+		if f.ReaderPath != "" {
+			g.ReaderPath = t.Field
+		}
+		if slices.ContainsFunc(out, func(st Step) bool { return st.Field.Path == g.Path }) {
+			continue
+		}
+		out = append(out, Step{Field: g, Action: policy.ActionEncrypt, Cause: CauseEncrypt})
+	}
+	return out
 }
 
 // UnannotatedAction is the treatment of an unannotated field on a stream

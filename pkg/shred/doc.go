@@ -76,7 +76,18 @@
 //   - A ciphertext is published only after its data key was written to the
 //     keys topic with acks=all (Ring.Keys returns a key only then). So in a
 //     topic read to its end, an unknown key id means a destroyed key:
-//     Ring.Key and the Decrypt methods return ErrErased for it.
+//     Ring.Key and the Decrypt methods return ErrErased for it. The
+//     converse does not hold: an id the topic never held also gives
+//     ErrErased. Compaction removes a destroyed key's record and, after
+//     delete.retention.ms, its tombstone, so the topic keeps no trace of
+//     the ids it destroyed (only the subject's marker), and a ring cannot
+//     tell a destroyed id from one never written. A string of ciphertext
+//     form in a field nobody encrypted (a customer's value copied through
+//     a kept field, a forged one) therefore reads as erased (DecryptValue
+//     lists it in Decrypted.Erased). Which fields were encrypted is the
+//     policy's to say (its encrypt rules, the audit's treated fields);
+//     which keys were destroyed, the ledger's (the Destroyed events of
+//     Ring.Shred).
 //   - A key is never updated or reused; rotation (RotateAfter) adds a key
 //     with the next version, and the older ones keep decrypting what they
 //     encrypted until the subject is erased.

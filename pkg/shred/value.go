@@ -18,8 +18,15 @@ const Erased = "(erased)"
 type Decrypted struct {
 	// Fields were decrypted.
 	Fields []string
-	// Erased fields hold ciphertext whose subject was erased: their value
-	// is now Erased (a string field) or nil (a bytes field).
+	// Erased fields hold a value of ciphertext form whose key the ring
+	// holds as destroyed, or does not know once it read the keys topic to
+	// its end: their value is now Erased (a string field) or nil (a bytes
+	// field). A value of that form that was never a ciphertext (a
+	// customer's string in a kept field that happens to have the form,
+	// "cg1:" and base64url of a header naming an unknown key id) is listed
+	// too: a ring cannot tell an id it destroyed and compaction removed
+	// from one that was never written (package documentation,
+	// Guarantees). Do not build an erasure report on Erased alone.
 	Erased []string
 }
 
@@ -34,7 +41,9 @@ type Decrypter interface {
 // map[string]any, a union {"branch": value}), with every string and bytes
 // value that is ciphertext of this package decrypted, map keys included;
 // t is the schema's Root(). A ciphertext whose subject was erased becomes
-// Erased (or nil for bytes) and is listed in Decrypted.Erased. Any other
+// Erased (or nil for bytes) and is listed in Decrypted.Erased, and so does
+// any value of ciphertext form under a key id the ring does not know (see
+// Decrypted.Erased: a plaintext of that form is not told apart). Any other
 // error (brokers unreachable, a ciphertext that does not verify, no KEK)
 // stops the walk: nothing is returned in part. v is not modified.
 func DecryptValue(ctx context.Context, d Decrypter, t *avrocodec.Type, v any) (any, Decrypted, error) {

@@ -85,7 +85,7 @@ func TestKeysTopicACLs(t *testing.T) {
 				}
 			}
 			kt, ok := p.topic("consent.keys")
-			if !ok || kt.Partitions != c.SmallPartitions || !kt.FixedPartitions || configString(kt.Configs) != "cleanup.policy=compact min.insync.replicas=2 retention.bytes=-1 retention.ms=-1 unclean.leader.election.enable=false" {
+			if !ok || kt.Partitions != c.SmallPartitions || !kt.FixedPartitions || configString(kt.Configs) != "cleanup.policy=compact max.compaction.lag.ms=86400000 min.insync.replicas=2 retention.bytes=-1 retention.ms=-1 segment.ms=3600000 unclean.leader.election.enable=false" {
 				t.Errorf("keys topic %+v (planned %v)", kt, ok)
 			}
 		})

@@ -32,6 +32,16 @@ type Plan struct {
 	ACLsApplied bool `json:"acls_applied"`
 }
 
+// The keys topic's compaction settings (see Derive): a destroyed data
+// key's record leaves the brokers within about keysCompactionBound of its
+// tombstone.
+const (
+	keysMaxCompactionLagMs = 24 * 60 * 60 * 1000 // max.compaction.lag.ms: 1 day
+	keysSegmentMs          = 60 * 60 * 1000      // segment.ms: 1 hour
+	keysCompactionBound    = "a day"
+	keysCompactionWhy      = "max.compaction.lag.ms 1 day, segment.ms 1 hour"
+)
+
 // Topic is one topic of the plan.
 type Topic struct {
 	Name              string            `json:"name"`
@@ -149,8 +159,23 @@ func Derive(pol *policy.Policy, c Config) (*Plan, error) {
 		// erasure destroys a key: compacted, never trimmed by time or
 		// size, and its partitions must never change (a subject's keys
 		// and erasures are ordered in one partition).
-		topic(c.KeysTopic, c.SmallPartitions, "the subjects' data keys (compacted; erasures tombstone them)",
-			map[string]string{"cleanup.policy": "compact", "retention.ms": "-1", "retention.bytes": "-1", unclean: "false"})
+		//
+		// Compaction bounds how long a destroyed key's wrapped material
+		// stays on the brokers. The cleaner never touches the active
+		// segment, and by default a segment rolls after 7 days (or 1 GiB)
+		// and is cleaned only past a dirty ratio of 0.5, which a topic of
+		// mostly live keys may never reach. So: segment.ms rolls the
+		// active segment, holding the tombstone, within an hour (at the
+		// next write to the partition: brokers roll only on append), and
+		// max.compaction.lag.ms (KIP-354) makes a dirty segment cleaned
+		// within a day of its first record whatever the dirty ratio; the
+		// cleaning drops every record of a key older than its tombstone.
+		// The tombstone itself (no key material) is kept for
+		// delete.retention.ms, a day by default, so that a ring reading
+		// behind still sees the destruction.
+		topic(c.KeysTopic, c.SmallPartitions, "the subjects' data keys (compacted; erasures tombstone them; compaction removes a destroyed key within "+keysCompactionBound+" of its tombstone, once its partition has a later write: "+keysCompactionWhy+")",
+			map[string]string{"cleanup.policy": "compact", "retention.ms": "-1", "retention.bytes": "-1", unclean: "false",
+				"max.compaction.lag.ms": strconv.Itoa(keysMaxCompactionLagMs), "segment.ms": strconv.Itoa(keysSegmentMs)})
 		p.Topics[len(p.Topics)-1].FixedPartitions = true
 	}
 	for _, s := range pol.Streams {

@@ -186,7 +186,7 @@ func TestDeriveTopics(t *testing.T) {
 	t.Parallel()
 	kept := map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "2", "retention.ms": "-1", "retention.bytes": "-1", "unclean.leader.election.enable": "false"}
 	plain := map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "2"}
-	compacted := map[string]string{"cleanup.policy": "compact", "min.insync.replicas": "2", "retention.ms": "-1", "retention.bytes": "-1", "unclean.leader.election.enable": "false"}
+	compacted := map[string]string{"cleanup.policy": "compact", "min.insync.replicas": "2", "retention.ms": "-1", "retention.bytes": "-1", "unclean.leader.election.enable": "false", "max.compaction.lag.ms": "86400000", "segment.ms": "3600000"}
 	tests := []struct {
 		name string
 		edit func(*Config)
@@ -217,7 +217,7 @@ func TestDeriveTopics(t *testing.T) {
 			{Name: "consent.revocations", Partitions: 1, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1", "retention.ms": "-1", "retention.bytes": "-1", "unclean.leader.election.enable": "false"}},
 			{Name: "audit", Partitions: 2, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1", "retention.ms": "2592000000", "retention.bytes": "-1", "unclean.leader.election.enable": "false"}},
 			{Name: "consent.audit.checkpoints", Partitions: 1, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1", "retention.ms": "-1", "retention.bytes": "-1", "unclean.leader.election.enable": "false"}},
-			{Name: "tenant.keys", Partitions: 1, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "compact", "min.insync.replicas": "1", "retention.ms": "-1", "retention.bytes": "-1", "unclean.leader.election.enable": "false"}},
+			{Name: "tenant.keys", Partitions: 1, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "compact", "min.insync.replicas": "1", "retention.ms": "-1", "retention.bytes": "-1", "unclean.leader.election.enable": "false", "max.compaction.lag.ms": "86400000", "segment.ms": "3600000"}},
 			{Name: "compliant.marketing", Partitions: 2, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1"}},
 			{Name: "compliant.analytics", Partitions: 2, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1"}},
 		}},
@@ -388,7 +388,7 @@ func TestPlanOutput(t *testing.T) {
 		"User:marketing (consumer of compliant.marketing)",
 		"allow READ  TOPIC compliant.marketing  LITERAL   from *",
 		"allow READ  GROUP marketing.           PREFIXED  from *",
-		"consent.keys               3           3            cleanup.policy=compact min.insync.replicas=2 retention.bytes=-1 retention.ms=-1 unclean.leader.election.enable=false",
+		"consent.keys               3           3            cleanup.policy=compact max.compaction.lag.ms=86400000 min.insync.replicas=2 retention.bytes=-1 retention.ms=-1 segment.ms=3600000 unclean.leader.election.enable=false",
 		"ACLs (28, allow only; everything not listed is denied):",
 	} {
 		if !strings.Contains(out, want) {

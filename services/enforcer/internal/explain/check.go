@@ -38,8 +38,9 @@ func (r CheckResult) OK() bool { return len(r.Errors) == 0 }
 //     cat (a name that is not can never match, so the stream would silently
 //     receive nothing of that kind);
 //   - every field: path of a treatment exists in at least one schema the
-//     stream accepts (avrocodec.Schema.Fields, any version; every schema of
-//     cat when the stream lists none);
+//     stream accepts (avrocodec.Schema.Fields, or a deeper path of a
+//     recursive type; any version; every schema of cat when the stream
+//     lists none);
 //   - with haveKey false, a stream that pseudonymises is a warning: the
 //     enforcer refuses to start without PSEUDONYMISATION_KEY_FILE or
 //     PSEUDONYMISATION_KEY;
@@ -47,7 +48,9 @@ func (r CheckResult) OK() bool { return len(r.Errors) == 0 }
 //     accepted schema (any version), whose type cannot hold a ciphertext
 //     (anything but string and bytes, also in a union with null, an array,
 //     a map or a record of them) is an error: the rule cannot apply, the
-//     field would be removed (encryptErrors);
+//     field would be removed (encryptErrors); with default_treatment:
+//     encrypt on a redacting stream, such an annotated field that no rule
+//     matches is a warning;
 //   - a setting that cannot take effect on any output of its stream is a
 //     warning (see ineffective): a category rule no field of an accepted
 //     schema matches, unannotated_fields: remove where no accepted schema
@@ -111,7 +114,9 @@ func Check(data []byte, source string, cat *avrocodec.Catalog, haveKey bool) Che
 			res.Errors = append(res.Errors, at(t.Field, t.Line, "stream %s: no schema the stream accepts has the field %s, so the rule never applies%s",
 				s.Topic, t.Field, suggest(t.Field, all)))
 		}
-		res.Errors = append(res.Errors, encryptErrors(s, accepted, at)...)
+		encErrs, encWarns := encryptErrors(s, accepted, at)
+		res.Errors = append(res.Errors, encErrs...)
+		res.Warnings = append(res.Warnings, encWarns...)
 		res.Warnings = append(res.Warnings, ineffective(s, accepted, at)...)
 		if !haveKey {
 			if line, a, ok := pseudonymises(s); ok && a == policy.ActionPseudonymise {
@@ -201,8 +206,12 @@ func encryptRules(s policy.Stream) int {
 	return n
 }
 
+// A path at a depth of a recursive type that Fields does not list (it
+// lists such a type once) counts too: the redaction follows the value
+// there and applies the rule (fieldsAt).
 func hasField(s *avrocodec.Schema, path string) bool {
-	return slices.ContainsFunc(s.Fields, func(f avrocodec.FieldInfo) bool { return f.Path == path })
+	return slices.ContainsFunc(s.Fields, func(f avrocodec.FieldInfo) bool { return f.Path == path }) ||
+		len(fieldsAt(s.Root(), path)) > 0
 }
 
 // pseudonymises returns the line and action of the first rule of s that

@@ -2,6 +2,7 @@ package explain
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/consentgate/consentgate/pkg/avrocodec"
@@ -16,23 +17,41 @@ import (
 // fields of a record (inside an encrypted field every value is encrypted,
 // save those whose own first rule removes or encrypts them).
 // Package redact removes such a field instead, so the rule cannot apply.
-func encryptErrors(s policy.Stream, accepted []*avrocodec.Schema, at func(token string, from int, format string, args ...any) *policy.Error) []*policy.Error {
+// A field rule for a path at a depth of a recursive type the walk does not
+// reach is checked at that path (fieldsAt).
+//
+// With default_treatment: encrypt on a stream that redacts, it returns a
+// warning (not an error) for every annotated field that no rule matches
+// and whose type cannot hold a ciphertext: the default is one setting for
+// every annotated field of every accepted schema, the redaction removes
+// such a field (as default_treatment: remove would), and a rule of its own
+// says what the field gets instead and silences the warning.
+func encryptErrors(s policy.Stream, accepted []*avrocodec.Schema, at func(token string, from int, format string, args ...any) *policy.Error) (errs, warns []*policy.Error) {
 	if !s.Encrypts() {
-		return nil
+		return nil, nil
 	}
-	var (
-		out  []*policy.Error
-		seen = map[string]bool{}
-	)
+	seen := map[string]bool{}
+	byDefault := s.DefaultTreatment == policy.ActionEncrypt && s.OnMissing == policy.OnMissingRedact
 	for _, sc := range accepted {
-		walkFields(sc.Root(), "", map[*avrocodec.Type]bool{}, func(path, category string, t *avrocodec.Type) {
+		walked := map[string]bool{}
+		var whole []string // paths a redaction removes or encrypts whole
+		check := func(path, category string, t *avrocodec.Type) {
+			walked[path] = true
+			inside := slices.ContainsFunc(whole, func(p string) bool { return below(path, p) })
+			if a := s.TreatmentFor(path, category); a == policy.ActionRemove || a == policy.ActionEncrypt {
+				whole = append(whole, path)
+			}
 			rule, ok := firstRule(s, path, category)
-			if !ok || rule.Action != policy.ActionEncrypt {
+			// A field inside one a redaction removes or encrypts whole is
+			// not reached by the default (the latter's check covers it).
+			viaDefault := !ok && category != "" && byDefault && !inside
+			if !viaDefault && (!ok || rule.Action != policy.ActionEncrypt) {
 				return
 			}
 			// Inside an encrypted field every value is encrypted, save
 			// those whose own rule removes them or encrypts them (they are
-			// checked on their own).
+			// checked on their own); a default does not count, its
+			// encrypt is inherited (package redact).
 			own := func(p, c string) bool {
 				r, ok := firstRule(s, p, c)
 				return ok && (r.Action == policy.ActionRemove || r.Action == policy.ActionEncrypt)
@@ -41,13 +60,24 @@ func encryptErrors(s policy.Stream, accepted []*avrocodec.Schema, at func(token 
 			if ok {
 				return
 			}
-			token := rule.Category
-			if token == "" {
-				token = rule.Field
-			}
 			where := ""
 			if badPath != path {
 				where = fmt.Sprintf(" (its field %s is %s)", badPath, badType)
+			}
+			if viaDefault {
+				key := fmt.Sprint("default\x00", sc.FullName, "\x00", path, "\x00", describeType(t))
+				if seen[key] {
+					return
+				}
+				seen[key] = true
+				warns = append(warns, at("default_treatment", s.Line, "warning: stream %s: default_treatment is encrypt, so a redacted event encrypts field %s (%s) of %s version %d, of type %s%s, which cannot hold a ciphertext: "+
+					"only string and bytes can (also in a union with null, an array, a map, or a record of them); what cannot hold one is removed instead (give the field a rule of its own to say what it gets)",
+					s.Topic, path, category, sc.FullName, sc.Version, describeType(t), where))
+				return
+			}
+			token := rule.Category
+			if token == "" {
+				token = rule.Field
 			}
 			msg := fmt.Sprintf("stream %s: the encrypt rule (line %d) matches field %s of %s version %d, of type %s%s, which cannot hold a ciphertext: "+
 				"only string and bytes can (also in a union with null, an array, a map, or a record of them); the field would be removed instead",
@@ -57,9 +87,67 @@ func encryptErrors(s policy.Stream, accepted []*avrocodec.Schema, at func(token 
 				return
 			}
 			seen[key] = true
-			out = append(out, at(token, rule.Line, "%s", msg))
-		})
+			errs = append(errs, at(token, rule.Line, "%s", msg))
+		}
+		walkFields(sc.Root(), "", map[*avrocodec.Type]bool{}, check)
+		for _, r := range s.Treatments {
+			if r.Field == "" || r.Action != policy.ActionEncrypt || walked[r.Field] {
+				continue
+			}
+			for _, f := range fieldsAt(sc.Root(), r.Field) {
+				check(r.Field, f.Category, f.Type)
+			}
+		}
 	}
+	return errs, warns
+}
+
+// fieldsAt returns the record fields at path (the syntax of
+// avrocodec.Schema.Annotations) in the values of t, following the type
+// graph: at any depth of a recursive type, in every union branch. A path
+// avrocodec.Schema.Fields lists gives the same fields; a deeper one gives
+// the fields the redaction visits there.
+func fieldsAt(t *avrocodec.Type, path string) []*avrocodec.RecordField {
+	var out []*avrocodec.RecordField
+	var walk func(t *avrocodec.Type, rest string, depth int)
+	walk = func(t *avrocodec.Type, rest string, depth int) {
+		if t == nil || depth > 4*len(path)+8 {
+			return
+		}
+		switch t.Kind {
+		case avrocodec.KindUnion:
+			for _, b := range t.Branches {
+				walk(b, rest, depth+1)
+			}
+		case avrocodec.KindArray:
+			if r, ok := strings.CutPrefix(rest, "[]"); ok {
+				walk(t.Items, r, depth+1)
+			}
+		case avrocodec.KindMap:
+			if r, ok := strings.CutPrefix(rest, "{}"); ok {
+				walk(t.Values, r, depth+1)
+			}
+		case avrocodec.KindRecord:
+			rest = strings.TrimPrefix(rest, ".")
+			name, tail := rest, ""
+			if i := strings.IndexAny(rest, ".[{"); i >= 0 {
+				name, tail = rest[:i], rest[i:]
+			}
+			for _, f := range t.Fields {
+				if f.Name != name {
+					continue
+				}
+				if tail == "" {
+					if !slices.Contains(out, f) {
+						out = append(out, f)
+					}
+					continue
+				}
+				walk(f.Type, tail, depth+1)
+			}
+		}
+	}
+	walk(t, path, 0)
 	return out
 }
 
@@ -176,4 +264,16 @@ func describeType(t *avrocodec.Type) string {
 		d += " (" + t.Logical + ")"
 	}
 	return d
+}
+
+// below reports whether path lies inside the field at prefix.
+func below(path, prefix string) bool {
+	if len(path) <= len(prefix) || !strings.HasPrefix(path, prefix) {
+		return false
+	}
+	switch path[len(prefix)] {
+	case '.', '[', '{':
+		return true
+	}
+	return false
 }

@@ -38,8 +38,10 @@ type Step struct {
 
 // Plan lists the fields of an event's bytes that a stream's settings and a
 // grant's exclusions require to change, outermost first: a field below a
-// removed or an encrypted one is not listed. An empty Plan means the bytes may be
-// forwarded as they are.
+// removed one is not listed, and below an encrypted one only a field of an
+// excluded category is (removed, never encrypted: it decides the event as
+// any excluded field does). An empty Plan means the bytes may be forwarded
+// as they are.
 type Plan []Step
 
 // Excluded reports whether a step removes a field of an excluded category.
@@ -100,20 +102,34 @@ func PlanFor(writer, reader *avrocodec.Schema, s policy.Stream, excluded []strin
 // fields.
 func computePlan(fields []Field, s policy.Stream, x Exclusions) Plan {
 	var (
-		plan    Plan
-		removed []string // writer paths removed or encrypted whole
+		plan      Plan
+		removed   []string // writer paths removed whole
+		encrypted []string // writer paths encrypted whole
 	)
 	for _, f := range fields {
 		if below(f.Path, removed) {
 			continue
 		}
-		if step, ok := fieldStep(f, s, x); ok {
-			if step.Action == policy.ActionRemove || step.Action == policy.ActionEncrypt {
+		if below(f.Path, encrypted) {
+			// Inside an encrypted field only an exclusion still
+			// counts: the field is removed, never encrypted, and it
+			// decides the event (excluded_categories: drop drops it).
+			if p, ok := x.CoversAny(f.Categories); ok {
+				plan = append(plan, Step{Field: f, Action: policy.ActionRemove, Cause: CauseExcluded, Pattern: p})
 				removed = append(removed, f.Path)
+			}
+			continue
+		}
+		if step, ok := fieldStep(f, s, x); ok {
+			switch step.Action {
+			case policy.ActionRemove:
+				removed = append(removed, f.Path)
+			case policy.ActionEncrypt:
+				encrypted = append(encrypted, f.Path)
 			}
 			plan = append(plan, step)
 		}
-		if f.Unexpanded && !slices.Contains(removed, f.Path) {
+		if f.Unexpanded && !slices.Contains(removed, f.Path) && !slices.Contains(encrypted, f.Path) {
 			plan = append(plan, deeperEncrypts(s, f)...)
 		}
 	}

@@ -2,6 +2,7 @@ package shred
 
 import (
 	"context"
+	"encoding/base64"
 	"crypto/rand"
 	"fmt"
 	"slices"
@@ -141,9 +142,14 @@ func TestDecryptValue(t *testing.T) {
 	}
 
 	// A ciphertext that does not verify is an error, not a partial value.
-	bad := []byte(in["email"].(string))
-	bad[len(bad)-2] ^= 1
-	in["email"] = string(bad)
+	// Tamper with the envelope's bytes (not its base64 text, whose
+	// flipped character may stop being base64url and read as plaintext).
+	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(in["email"].(string), StringPrefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[len(raw)-1] ^= 1
+	in["email"] = StringPrefix + base64.RawURLEncoding.EncodeToString(raw)
 	if out, _, err := DecryptValue(context.Background(), ks, sch.Root(), in); err == nil || out != nil {
 		t.Fatalf("tampered ciphertext: %v, %v; want an error and nothing", out, err)
 	}

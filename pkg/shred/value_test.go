@@ -2,8 +2,8 @@ package shred
 
 import (
 	"context"
-	"encoding/base64"
 	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"slices"
 	"strings"

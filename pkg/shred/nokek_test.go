@@ -26,7 +26,7 @@ func TestRingWithoutKEKShredsButHoldsNoKeys(t *testing.T) {
 	}
 	var log destroyedLog
 	runShred(t, sync, &log)
-	if err := sync.Erase(tctx(t), "cust-1", "chg-erase"); err != nil {
+	if err := sync.Erase(tctx(t), "cust-1", testErasure("chg-erase")); err != nil {
 		t.Fatal(err)
 	}
 	log.waitFor(t, k.ID)

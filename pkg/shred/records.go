@@ -103,6 +103,9 @@ type event struct {
 	kekID     string
 	wrapped   []byte
 	changeID  string
+	// erasure: SUBJECT_ERASED, the ERASE; DATA_KEY, the newest erasure
+	// the consent state knew when the key was made (zero: none).
+	erasure Erasure
 }
 
 var errOtherFormat = errors.New("not a " + SchemaName)
@@ -130,6 +133,7 @@ func (c *codec) encode(e event) ([]byte, error) {
 		"kek_id":      nil,
 		"wrapped_key": nil,
 		"change_id":   nil,
+		"erasure_captured_at": nil,
 	}
 	if e.hasKeyID {
 		v["key_id"] = map[string]any{keyIDUnion: e.keyID[:]}
@@ -142,6 +146,10 @@ func (c *codec) encode(e event) ([]byte, error) {
 	}
 	if e.changeID != "" {
 		v["change_id"] = map[string]any{"string": e.changeID}
+	}
+	if !e.erasure.IsZero() {
+		v["change_id"] = map[string]any{"string": e.erasure.ChangeID}
+		v["erasure_captured_at"] = map[string]any{"long.timestamp-millis": e.erasure.At.UTC()}
 	}
 	b, err := c.c.EncodeSingle(SchemaName, v)
 	if err != nil {
@@ -180,5 +188,8 @@ func (c *codec) decode(data []byte) (event, error) {
 	e.kekID, _ = avrocodec.Unwrap(v["kek_id"]).(string)
 	e.wrapped, _ = avrocodec.Unwrap(v["wrapped_key"]).([]byte)
 	e.changeID, _ = avrocodec.Unwrap(v["change_id"]).(string)
+	if t, isTime := avrocodec.Unwrap(v["erasure_captured_at"]).(time.Time); isTime {
+		e.erasure = Erasure{At: t.UTC(), ChangeID: e.changeID}
+	}
 	return e, nil
 }

@@ -26,7 +26,7 @@ func TestReviewShredKeyMadeAfterAnErasureMarkerSurvivesIt(t *testing.T) {
 	const subject = "subject-erased-4711"
 
 	c1 := encrypt(t, mustKeys(t, enforcer, subject)[subject], "alice@example.com", false)
-	if err := sync.Erase(tctx(t), subject, "chg-erase-1"); err != nil {
+	if err := sync.Erase(tctx(t), subject, testErasure("chg-erase-1")); err != nil {
 		t.Fatal(err)
 	}
 	// Wait until the enforcer's ring has read the marker.

@@ -85,6 +85,9 @@ type Ring struct {
 	// the keys in memory may be in no topic any more, so none is handed
 	// out again (Keys fails) until the service restarts and reads anew.
 	lost string
+	// kekOK: CheckKEK found a key of the topic its KEK holds (checked
+	// once: it walks every key).
+	kekOK bool
 }
 
 type keyRec struct {
@@ -96,6 +99,9 @@ type keyRec struct {
 	wrapped   []byte
 	partition int
 	offset    int64
+	// known is the newest erasure of the subject the consent state knew
+	// when the key was made (zero: none).
+	known Erasure
 }
 
 type subjectState struct {
@@ -108,6 +114,9 @@ type marker struct {
 	offset    int64
 	changeID  string
 	at        time.Time
+	// erasure is the ERASE the marker stands for; it kills every key
+	// made knowing only an older one (keyRec.known).
+	erasure Erasure
 }
 
 // ErrNoKEK: the ring was opened without a KEK (RingConfig.KEK), so it
@@ -265,9 +274,9 @@ func (r *Ring) apply(p int, offset int64, key, value []byte) {
 	case e.kind == KindDataKey && ok && !erased && e.hasKeyID && e.keyID == id && e.subject == subject &&
 		e.version >= 1 && e.kekID != "" && len(e.wrapped) > 0:
 		r.addKey(&keyRec{subject: e.subject, id: e.keyID, version: e.version, createdAt: e.createdAt,
-			kekID: e.kekID, wrapped: e.wrapped, partition: p, offset: offset})
-	case e.kind == KindSubjectErased && ok && erased && e.subject == subject:
-		r.erase(e.subject, marker{partition: p, offset: offset, changeID: e.changeID, at: e.createdAt})
+			kekID: e.kekID, wrapped: e.wrapped, partition: p, offset: offset, known: e.erasure})
+	case e.kind == KindSubjectErased && ok && erased && e.subject == subject && !e.erasure.IsZero():
+		r.erase(e.subject, marker{partition: p, offset: offset, changeID: e.changeID, at: e.createdAt, erasure: e.erasure})
 	default:
 		r.skip(p, offset, "a "+SchemaName+" whose Kafka key or fields do not agree")
 	}
@@ -281,8 +290,8 @@ func (r *Ring) skip(p int, offset int64, what string) {
 	}
 }
 
-// addKey records an alive key. r.mu must be held. A key under an erasure
-// marker of a higher offset is dead at once.
+// addKey records an alive key. r.mu must be held. A key made without
+// knowing the subject's newest erasure marker is dead at once.
 func (r *Ring) addKey(k *keyRec) {
 	if _, gone := r.dead[k.id]; gone {
 		return
@@ -310,17 +319,21 @@ func (r *Ring) addKey(k *keyRec) {
 	}
 }
 
-// killedBy: a marker kills the keys at lower offsets of its partition, and
-// (fail closed) every key of the subject in another partition, which only
-// a wrong writer or a changed partition count can have put there.
+// killedBy: a marker kills every key of its subject that was made knowing
+// only an older erasure (or none), whatever the offsets: such a key may
+// hold data decided before the erasure. A key made knowing this erasure
+// or a newer one (a grant given after it) lives on, so an ERASE marked
+// again (redelivered, or arriving late and older) destroys nothing a later
+// grant needs.
 func killedBy(k *keyRec, m marker) bool {
-	return k.partition != m.partition || k.offset < m.offset
+	return k.known.Before(m.erasure)
 }
 
-// erase applies an erasure marker. r.mu must be held.
+// erase applies an erasure marker; the subject keeps its newest one (the
+// consent store's order of erasures). r.mu must be held.
 func (r *Ring) erase(subject string, m marker) {
-	if old, ok := r.markers[subject]; ok && old.partition == m.partition && old.offset >= m.offset {
-		return
+	if old, ok := r.markers[subject]; ok && !old.erasure.Before(m.erasure) {
+		return // kills no key the newer marker did not
 	}
 	r.markers[subject] = m
 	s := r.subjects[subject]
@@ -496,9 +509,9 @@ var ErrStaleErasure = errors.New("shred: the keys topic holds an erasure of a su
 // Keys is KeysKnowing for subjects whose consent state knows of no
 // erasure: a subject with an erasure marker gets no key (ErrStaleErasure).
 func (r *Ring) Keys(ctx context.Context, subjects []string) (map[string]*DataKey, error) {
-	want := make(map[string]string, len(subjects))
+	want := make(map[string]Erasure, len(subjects))
 	for _, s := range subjects {
-		want[s] = ""
+		want[s] = Erasure{}
 	}
 	return r.KeysKnowing(ctx, want)
 }
@@ -512,14 +525,17 @@ func (r *Ring) Keys(ctx context.Context, subjects []string) (map[string]*DataKey
 // catch-up, and fails for good once the topic lost records the ring had
 // read (see Ready).
 //
-// want maps each subject to the change id of the newest erasure the
-// caller's consent state knows ("" for none). When the keys topic holds an
-// erasure marker of the subject with another change id, the call fails
-// with ErrStaleErasure: before a key is chosen, and again once every new
-// key has been read back from the topic, so that a marker written before
-// a new key (by a consent-sync that applied an erasure the caller's state
-// predates) is always seen.
-func (r *Ring) KeysKnowing(ctx context.Context, want map[string]string) (map[string]*DataKey, error) {
+// want maps each subject to the newest erasure the caller's consent state
+// knows (State.ErasedAt and ErasedBy; zero for none). A key is handed out
+// only if it was made knowing at least that erasure (else a new one is
+// made, recording it), and a new key records it, so that any erasure
+// marker newer than what the caller knew kills the key, wherever it lies
+// in the topic. When the ring holds a newer marker than the caller knows,
+// the call fails with ErrStaleErasure: before a key is chosen, and again
+// once every new key has been read back from the topic (a marker written
+// meanwhile by a consent-sync that applied an erasure the caller's state
+// predates is then in the view).
+func (r *Ring) KeysKnowing(ctx context.Context, want map[string]Erasure) (map[string]*DataKey, error) {
 	if r.isClosed() {
 		return nil, ErrClosed
 	}
@@ -539,7 +555,7 @@ func (r *Ring) KeysKnowing(ctx context.Context, want map[string]string) (map[str
 	sort.Strings(subjects)
 	out := make(map[string]*DataKey, len(subjects))
 	for range 4 {
-		found, missing, err := r.current(ctx, subjects, out)
+		found, missing, err := r.current(ctx, subjects, want, out)
 		if err != nil {
 			return nil, err
 		}
@@ -550,19 +566,23 @@ func (r *Ring) KeysKnowing(ctx context.Context, want map[string]string) (map[str
 			if err := r.CheckKEK(); err != nil {
 				return nil, err
 			}
-			made, written, err := r.create(ctx, missing)
+			made, written, err := r.create(ctx, missing, want)
 			if err != nil {
 				return nil, err
 			}
 			if err := r.waitRead(ctx, written); err != nil {
 				return nil, err
 			}
-			if err := r.staleErasure(want, made); err != nil {
+			if err := r.staleErasure(want, nil); err != nil {
 				return nil, err
 			}
+			r.mu.Lock()
 			for s, k := range made {
-				out[s] = k
+				if _, alive := r.keys[k.ID]; alive {
+					out[s] = k
+				}
 			}
+			r.mu.Unlock()
 		}
 		if complete(out, subjects) {
 			return out, nil
@@ -614,8 +634,8 @@ func (r *Ring) verifyAfterError(ctx context.Context) error {
 }
 
 // staleErasure returns ErrStaleErasure when a subject of want (of only, if
-// not nil) has an erasure marker whose change id the caller does not know.
-func (r *Ring) staleErasure(want map[string]string, only map[string]*DataKey) error {
+// not nil) has an erasure marker newer than the erasure the caller knows.
+func (r *Ring) staleErasure(want map[string]Erasure, only map[string]*DataKey) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for s, known := range want {
@@ -624,7 +644,7 @@ func (r *Ring) staleErasure(want map[string]string, only map[string]*DataKey) er
 				continue
 			}
 		}
-		if m, ok := r.markers[s]; ok && m.changeID != known {
+		if m, ok := r.markers[s]; ok && known.Before(m.erasure) {
 			return ErrStaleErasure
 		}
 	}
@@ -676,7 +696,7 @@ func complete(out map[string]*DataKey, subjects []string) bool {
 
 // current finds the usable key of each subject not yet in have; missing
 // lists the subjects that need a new key, with its version.
-func (r *Ring) current(ctx context.Context, subjects []string, have map[string]*DataKey) (map[string]*DataKey, map[string]uint32, error) {
+func (r *Ring) current(ctx context.Context, subjects []string, want map[string]Erasure, have map[string]*DataKey) (map[string]*DataKey, map[string]uint32, error) {
 	now := r.cfg.Now()
 	chosen := map[string]*keyRec{}
 	missing := map[string]uint32{}
@@ -695,6 +715,12 @@ func (r *Ring) current(ctx context.Context, subjects []string, have map[string]*
 		var best *keyRec
 		if st != nil {
 			for _, k := range st.keys {
+				// Only a key made knowing the caller's erasure: an
+				// older one may hold data from before it, and the
+				// marker that kills it may not be read yet.
+				if k.known.Before(want[s]) {
+					continue
+				}
 				if best == nil || newer(k, best) {
 					best = k
 				}
@@ -787,7 +813,7 @@ type newKey struct {
 // create makes, wraps and produces a key for each subject of missing, then
 // takes the written ones into memory and returns them; a key an erasure
 // marker read meanwhile killed is not returned.
-func (r *Ring) create(ctx context.Context, missing map[string]uint32) (map[string]*DataKey, map[int]int64, error) {
+func (r *Ring) create(ctx context.Context, missing map[string]uint32, want map[string]Erasure) (map[string]*DataKey, map[int]int64, error) {
 	if r.cfg.KEK == nil {
 		return nil, nil, ErrNoKEK
 	}
@@ -814,13 +840,13 @@ func (r *Ring) create(ctx context.Context, missing map[string]uint32) (map[strin
 		}
 		p := balance(s, r.parts)
 		byPart[p] = append(byPart[p], newKey{rec: &keyRec{subject: s, id: id, version: v, createdAt: now,
-			kekID: kekID, wrapped: wrapped, partition: p, offset: -1}, dk: dk})
+			kekID: kekID, wrapped: wrapped, partition: p, offset: -1, known: want[s]}, dk: dk})
 	}
 	recs := map[int][]kafka.Record{}
 	for p, ks := range byPart {
 		for _, k := range ks {
 			val, err := r.codec.encode(event{kind: KindDataKey, subject: k.rec.subject, keyID: k.rec.id, hasKeyID: true,
-				version: k.rec.version, createdAt: now, kekID: k.rec.kekID, wrapped: k.rec.wrapped})
+				version: k.rec.version, createdAt: now, kekID: k.rec.kekID, wrapped: k.rec.wrapped, erasure: k.rec.known})
 			if err != nil {
 				return nil, nil, fmt.Errorf("shred: %w", err)
 			}
@@ -957,30 +983,34 @@ func (r *Ring) DecryptString(ctx context.Context, s string) (string, error) {
 	return k.DecryptString(s)
 }
 
-// Erase produces a SUBJECT_ERASED marker for subject (acks=all) and applies
-// it at once: every data key of the subject written before it is dead.
-// consent-sync calls it for an ERASE before it commits the change.
+// Erase produces a SUBJECT_ERASED marker for the erasure e of subject
+// (acks=all) and applies it at once: every data key of the subject made
+// without knowing e (or a newer erasure) is dead. consent-sync calls it
+// for every ERASE it consumes, before it commits the change.
 //
-// It is idempotent per erasure: when the ring has read (or written) a
-// marker of the subject with this change id, nothing is written, so that
-// an ERASE delivered again (a batch retried, a crash before its commit)
-// does not kill the keys made for a grant given since. It waits for the
-// first catch-up to know.
-func (r *Ring) Erase(ctx context.Context, subject, changeID string) error {
+// It is idempotent: when the ring has read (or written) a marker of the
+// subject for e or a newer erasure, nothing is written. Marking an
+// erasure again is harmless anyway: it kills only keys made without
+// knowing it. It waits for the first catch-up.
+func (r *Ring) Erase(ctx context.Context, subject string, e Erasure) error {
 	if r.isClosed() {
 		return ErrClosed
 	}
 	if err := r.waitFirstCatchUp(ctx); err != nil {
 		return err
 	}
+	if e.IsZero() {
+		return errors.New("shred: Erase of no erasure")
+	}
+	e.At = e.At.UTC().Truncate(time.Millisecond)
 	r.mu.Lock()
 	m, marked := r.markers[subject]
 	r.mu.Unlock()
-	if marked && m.changeID == changeID {
+	if marked && !m.erasure.Before(e) {
 		return nil
 	}
 	now := r.cfg.Now().UTC().Truncate(time.Millisecond)
-	val, err := r.codec.encode(event{kind: KindSubjectErased, subject: subject, createdAt: now, changeID: changeID})
+	val, err := r.codec.encode(event{kind: KindSubjectErased, subject: subject, createdAt: now, erasure: e})
 	if err != nil {
 		return fmt.Errorf("shred: %w", err)
 	}
@@ -990,7 +1020,7 @@ func (r *Ring) Erase(ctx context.Context, subject, changeID string) error {
 		return fmt.Errorf("shred: write an erasure marker: %w", err)
 	}
 	r.mu.Lock()
-	r.erase(subject, marker{partition: p, offset: base[p], changeID: changeID, at: now})
+	r.erase(subject, marker{partition: p, offset: base[p], changeID: e.ChangeID, at: now, erasure: e})
 	r.changed()
 	r.mu.Unlock()
 	return nil

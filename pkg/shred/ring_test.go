@@ -293,7 +293,7 @@ func TestRingEraseAndShred(t *testing.T) {
 
 	log := &destroyedLog{}
 	runShred(t, syncer, log)
-	if err := syncer.Erase(tctx(t), alice, "chg-erase-1"); err != nil {
+	if err := syncer.Erase(tctx(t), alice, testErasure("chg-erase-1")); err != nil {
 		t.Fatal(err)
 	}
 	// The erasing ring knows at once.
@@ -331,7 +331,7 @@ func TestRingEraseAndShred(t *testing.T) {
 	if _, err := enforcer.Keys(tctx(t), []string{alice}); !errors.Is(err, ErrStaleErasure) {
 		t.Fatalf("Keys for an erased subject without knowing the erasure = %v, want ErrStaleErasure", err)
 	}
-	known, err := enforcer.KeysKnowing(tctx(t), map[string]string{alice: "chg-erase-1"})
+	known, err := enforcer.KeysKnowing(tctx(t), map[string]Erasure{alice: testErasure("chg-erase-1")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,7 +386,7 @@ func TestShredFinishesAfterACrash(t *testing.T) {
 	_ = r0.Close()
 	c1, c2 := encrypt(t, k1, "v1", false), encrypt(t, k2, "v2", false)
 	// The marker is written; the process dies before any tombstone.
-	if err := r1.Erase(tctx(t), erin, "chg-7"); err != nil {
+	if err := r1.Erase(tctx(t), erin, testErasure("chg-7")); err != nil {
 		t.Fatal(err)
 	}
 	_ = r1.Close()
@@ -527,3 +527,9 @@ func TestRingBrokerDown(t *testing.T) {
 		t.Fatalf("not ready again after the broker came back: %v", err)
 	}
 }
+
+// erasureEpoch is the captured_at of the tests' erasures.
+var erasureEpoch = time.UnixMilli(1_790_000_000_000).UTC()
+
+// testErasure is an erasure captured at erasureEpoch with change id id.
+func testErasure(id string) Erasure { return Erasure{At: erasureEpoch, ChangeID: id} }

@@ -87,6 +87,11 @@ func (c Config) Validate() error {
 	if c.RevocationsTopic == "" {
 		errs = append(errs, errors.New("empty revocations topic: set REVOCATIONS_TOPIC"))
 	}
+	if c.Keys.Topic == "" {
+		// No off switch: an erasure must reach the data keys of every
+		// encrypted field (when the topic does not exist, none exists).
+		errs = append(errs, errors.New("empty keys topic: set KEYS_TOPIC to the keys topic (consent.keys), the one the enforcers use; an erasure marks it"))
+	}
 	if c.MaxClockSkew <= 0 {
 		errs = append(errs, errors.New("CONSENT_MAX_CLOCK_SKEW must be positive, e.g. 15m"))
 	}

@@ -76,12 +76,12 @@ func (k *keyShredder) get(ctx context.Context) (*shred.Ring, error) {
 }
 
 // Erase marks the subject erased (apply.Eraser).
-func (k *keyShredder) Erase(ctx context.Context, subject, changeID string) error {
+func (k *keyShredder) Erase(ctx context.Context, subject string, e shred.Erasure) error {
 	r, err := k.get(ctx)
 	if err != nil || r == nil {
 		return err
 	}
-	return r.Erase(ctx, subject, changeID)
+	return r.Erase(ctx, subject, e)
 }
 
 // Ready is nil while the ring (if open) reads its topic.

@@ -101,23 +101,18 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 
 	// Crypto-shredding: an erasure marks the subject in the keys topic and
 	// the shredder tombstones its data keys.
-	var keys *keyShredder
-	if cfg.Keys.Topic != "" {
-		keys = newKeyShredder(log, func(ctx context.Context) (*shred.Ring, error) {
-			return shred.OpenRing(ctx, shred.RingConfig{Brokers: cfg.Kafka.Brokers, Dialer: cfg.Kafka.Security.Dialer(cfg.Kafka.ClientID),
-				Transport: cfg.Kafka.Security.Transport(cfg.Kafka.ClientID), Topic: cfg.Keys.Topic, Log: log})
-		})
-		defer keys.Close()
-		opts.Keys = keys
-		if ring, err := keys.get(ctx); err != nil {
-			// Erasures retry it (and wait for it): none is committed
-			// before its mark is written.
-			log.Warn("keys topic cannot be read yet; erasures wait for it", "error", err)
-		} else if ring == nil {
-			log.Info("keys topic does not exist yet: no data key exists, erasures have none to destroy (looked at again on every erasure)")
-		}
-	} else {
-		log.Warn("KEYS_TOPIC is empty: erasures destroy no data keys (crypto-shredding off); fields encrypted by the enforcer would stay readable")
+	keys := newKeyShredder(log, func(ctx context.Context) (*shred.Ring, error) {
+		return shred.OpenRing(ctx, shred.RingConfig{Brokers: cfg.Kafka.Brokers, Dialer: cfg.Kafka.Security.Dialer(cfg.Kafka.ClientID),
+			Transport: cfg.Kafka.Security.Transport(cfg.Kafka.ClientID), Topic: cfg.Keys.Topic, Log: log})
+	})
+	defer keys.Close()
+	opts.Keys = keys
+	if ring, err := keys.get(ctx); err != nil {
+		// Erasures retry it (and wait for it): none is committed
+		// before its mark is written.
+		log.Warn("keys topic cannot be read yet; erasures wait for it", "error", err)
+	} else if ring == nil {
+		log.Info("keys topic does not exist yet: no data key exists, erasures have none to destroy (looked at again on every erasure)")
 	}
 
 	tel, stopTelemetry, err := cfg.StartTelemetry(ctx, "consent-sync", log)
@@ -127,9 +122,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	defer stopTelemetry()
 	tel.AddReadiness("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
 	tel.AddReadiness("kafka", func(ctx context.Context) error { return stream.Ping(ctx, cfg.Kafka) })
-	if keys != nil {
-		tel.AddReadiness("keys", func(context.Context) error { return keys.Ready() })
-	}
+	tel.AddReadiness("keys", func(context.Context) error { return keys.Ready() })
 	tel.AddReadiness("consent-state", func(ctx context.Context) error {
 		need, _, err := replayDue(ctx, cfg, store)
 		if err == nil && need {
@@ -219,9 +212,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	err = errors.Join(err, <-intakeDone)
 	attrs := []any{"records", runner.Records.Load(), "applied", s.Applied.Load(), "ignored", s.Ignored.Load(),
 		"invalid", s.Invalid.Load(), "unknown_purpose", s.UnknownPurpose.Load(), "notices", s.Notices.Load(), "notice_ack_errors", s.NoticeAckErrors.Load(), "key_erasures", s.KeyErasures.Load()}
-	if keys != nil {
-		attrs = append(attrs, "data_keys_destroyed", keys.Destroyed())
-	}
+	attrs = append(attrs, "data_keys_destroyed", keys.Destroyed())
 	if h != nil {
 		attrs = append(attrs, "intake_accepted", h.Accepted.Load(), "intake_rejected", h.Rejected.Load(),
 			"intake_unauthorized", h.Unauthorized.Load(), "intake_unavailable", h.Unavailable.Load(),

@@ -183,7 +183,7 @@ func openKeys(ctx context.Context, log *slog.Logger, cfg Config) (*shred.Ring, e
 // ringKeys gives the enforcer the ring's data keys.
 type ringKeys struct{ r *shred.Ring }
 
-func (k ringKeys) Encrypters(ctx context.Context, want map[string]string) (map[string]redact.Encrypter, error) {
+func (k ringKeys) Encrypters(ctx context.Context, want map[string]shred.Erasure) (map[string]redact.Encrypter, error) {
 	m, err := k.r.KeysKnowing(ctx, want)
 	if err != nil {
 		return nil, err

@@ -34,6 +34,7 @@ import (
 
 	"github.com/consentgate/consentgate/pkg/avrocodec"
 	"github.com/consentgate/consentgate/pkg/consent"
+	"github.com/consentgate/consentgate/pkg/shred"
 	"github.com/consentgate/consentgate/pkg/stream"
 	"github.com/consentgate/consentgate/pkg/telemetry"
 )
@@ -93,10 +94,11 @@ type Options struct {
 	// log it; the id comes from the topic's producers: untrusted).
 	OnUnknownPurpose func(purpose string)
 	// Keys (optional) destroys the data keys of an erased subject
-	// (crypto-shredding, package shred): for every ERASE that owes its
-	// notice, Process marks the subject erased in the keys topic before
-	// it returns the notice, so the runner commits the change only once
-	// the mark is written. Nil: erasures destroy no keys.
+	// (crypto-shredding, package shred): for every ERASE it consumes
+	// (not in replay mode), Process marks the subject erased in the keys
+	// topic before it returns the batch's records, so the runner commits
+	// the change only once the mark is written. Nil: erasures destroy no
+	// keys.
 	Keys Eraser
 	// Replay makes Process apply and count only: no dead letters and no
 	// revocation notices are returned. A rebuild of the cache from the
@@ -105,10 +107,12 @@ type Options struct {
 	Replay bool
 }
 
-// Eraser marks a subject's data keys erased; *shred.Ring fits. It returns
-// only once the mark is durably written (acks=all).
+// Eraser marks a subject's data keys erased by an ERASE (*shred.Ring and
+// consent-sync's keyShredder fit). It returns only once the mark is
+// durably written (acks=all); marking an erasure again is harmless (it
+// kills only keys made without knowing it).
 type Eraser interface {
-	Erase(ctx context.Context, subject, changeID string) error
+	Erase(ctx context.Context, subject string, e shred.Erasure) error
 }
 
 // MaxUnknownPurposes bounds the unknown purpose ids a Syncer remembers
@@ -298,25 +302,25 @@ func (s *Syncer) pass(ctx context.Context, batch []kafka.Message, incomplete boo
 		} else {
 			n.ignored++
 		}
+		if c.Action == consent.ActionErase && !s.opts.Replay && s.opts.Keys != nil {
+			// Every ERASE consumed marks its subject's data keys, applied
+			// or not, owing its notice or not, before the batch's
+			// records are returned (so before its commit): a crash in
+			// between, or an outbox entry gone, never leaves an erasure
+			// unmarked. A mark again, or of a late, older erasure, kills
+			// only keys made without knowing it, which the newer erasure
+			// kills anyway.
+			if err := s.opts.Keys.Erase(ctx, c.SubjectID, shred.Erasure{At: c.CapturedAt, ChangeID: c.ChangeID}); err != nil {
+				return nil, n, fmt.Errorf("mark the erased subject's data keys: %w", err)
+			}
+			n.erasures++
+		}
 		// In replay mode the store records the outbox entries all the
 		// same (a change above the live service's committed offset may
 		// owe a notice that was never acknowledged, and its redelivery
 		// finds the entry), but nothing is published here.
 		if s.opts.Replay || !o.NoticeDue {
 			continue
-		}
-		if c.Action == consent.ActionErase && (o.Erased || o.Redelivered) && s.opts.Keys != nil {
-			// Only an erasure that took effect (or its redelivery)
-			// marks: a late ERASE older than the stored one owes its
-			// notice but must not kill keys of a grant given after the
-			// newer erasure. Before the notice: a crash in between
-			// redelivers the change, which owes its notice still, and
-			// the ring writes the mark only if it has none with this
-			// change id.
-			if err := s.opts.Keys.Erase(ctx, c.SubjectID, o.Notice.ChangeID); err != nil {
-				return nil, n, fmt.Errorf("mark the erased subject's data keys: %w", err)
-			}
-			n.erasures++
 		}
 		msg, err := s.notice(c.SubjectID, o.Notice)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/consentgate/consentgate/pkg/consent"
+	"github.com/consentgate/consentgate/pkg/shred"
 )
 
 // recordingEraser records the erasure marks it is asked for; fail makes
@@ -18,17 +19,17 @@ type recordingEraser struct {
 	fail  error
 }
 
-func (r *recordingEraser) Erase(_ context.Context, subject, changeID string) error {
+func (r *recordingEraser) Erase(_ context.Context, subject string, e shred.Erasure) error {
 	if r.fail != nil {
 		return r.fail
 	}
-	r.marks = append(r.marks, subject+"/"+changeID)
+	r.marks = append(r.marks, subject+"/"+e.ChangeID)
 	return nil
 }
 
 // An ERASE marks the subject's data keys erased before its notice is
-// returned, on every delivery that owes the notice; other changes mark
-// nothing; a mark that cannot be written fails the batch (retried, nothing
+// returned, on every delivery (a redelivery too, whether it owes its
+// notice or not); other changes mark nothing; a mark that cannot be written fails the batch (retried, nothing
 // committed), so no erasure leaves the keys alive.
 func TestEraseMarksTheSubjectsKeys(t *testing.T) {
 	f := newFixture(t)

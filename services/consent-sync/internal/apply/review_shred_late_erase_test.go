@@ -78,7 +78,7 @@ func TestReviewShredLateOlderEraseKillsTheKeyOfALaterGrant(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ks, err := enforcerRing.KeysKnowing(ctx, map[string]string{subject: states[subject].ErasedBy})
+	ks, err := enforcerRing.KeysKnowing(ctx, map[string]shred.Erasure{subject: {At: states[subject].ErasedAt, ChangeID: states[subject].ErasedBy}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -84,14 +84,15 @@ type ConsentReader interface {
 // KeySource gives the data keys that encrypt rules encrypt under, one per
 // subject (see package shred: the keys live in the consent.keys topic,
 // and a subject without one gets a new one, durably written before it is
-// returned). want maps each subject to the change id of the newest erasure
-// its consent state knows ("" for none): a subject whose erasure in the
-// keys topic the state does not know gets no key (shred.ErrStaleErasure:
-// the state is older than the erasure). An error means no key may be
+// returned). want maps each subject to the newest erasure its consent
+// state knows (zero for none): a key is one made knowing at least that
+// erasure, and a subject whose erasure in the keys topic is newer than
+// what the state knows gets no key (shred.ErrStaleErasure: the state is
+// older than the erasure). An error means no key may be
 // used: Process fails and the batch is retried, so nothing is published
 // in clear and nothing is lost.
 type KeySource interface {
-	Encrypters(ctx context.Context, want map[string]string) (map[string]redact.Encrypter, error)
+	Encrypters(ctx context.Context, want map[string]shred.Erasure) (map[string]redact.Encrypter, error)
 }
 
 // Options configure an Enforcer.

@@ -8,6 +8,7 @@ import (
 	"github.com/consentgate/consentgate/pkg/consent"
 	"github.com/consentgate/consentgate/pkg/decision"
 	"github.com/consentgate/consentgate/pkg/redact"
+	"github.com/consentgate/consentgate/pkg/shred"
 )
 
 // keys returns the data keys of the batch's subjects that some output of
@@ -21,7 +22,7 @@ func (e *Enforcer) keys(ctx context.Context, events []event, states map[string]*
 	if !e.policy.Encrypts() {
 		return nil, nil
 	}
-	want := map[string]string{}
+	want := map[string]shred.Erasure{}
 	for i := range events {
 		ev := &events[i]
 		if ev.deadLetter != "" {
@@ -34,9 +35,9 @@ func (e *Enforcer) keys(ctx context.Context, events []event, states map[string]*
 		if !MayHaveKey(st, now) || !e.encrypts(ev, st, now) {
 			continue
 		}
-		want[ev.subject] = ""
+		want[ev.subject] = shred.Erasure{}
 		if st != nil {
-			want[ev.subject] = st.ErasedBy
+			want[ev.subject] = shred.Erasure{At: st.ErasedAt, ChangeID: st.ErasedBy}
 		}
 	}
 	if len(want) == 0 {

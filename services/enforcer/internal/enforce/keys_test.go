@@ -54,12 +54,12 @@ type memKeys struct {
 	fail  error
 	asked [][]string
 	// markers are the erasure markers of the keys topic, by subject.
-	markers map[string]string
+	markers map[string]shred.Erasure
 }
 
 // Encrypters follows shred.Ring.KeysKnowing: a subject whose marker the
 // caller's state does not know gets no key (shred.ErrStaleErasure).
-func (m *memKeys) Encrypters(_ context.Context, want map[string]string) (map[string]redact.Encrypter, error) {
+func (m *memKeys) Encrypters(_ context.Context, want map[string]shred.Erasure) (map[string]redact.Encrypter, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	subjects := make([]string, 0, len(want))
@@ -72,7 +72,7 @@ func (m *memKeys) Encrypters(_ context.Context, want map[string]string) (map[str
 		return nil, m.fail
 	}
 	for s, known := range want {
-		if c, ok := m.markers[s]; ok && c != known {
+		if c, ok := m.markers[s]; ok && known.Before(c) {
 			return nil, shred.ErrStaleErasure
 		}
 	}
@@ -225,7 +225,7 @@ func TestProcessRefusesAKeyOnConsentOlderThanTheErasure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := &memKeys{keys: map[string]*shred.DataKey{}, markers: map[string]string{"stale": "erase-1"}}
+	keys := &memKeys{keys: map[string]*shred.DataKey{}, markers: map[string]shred.Erasure{"stale": {At: time.Now().Add(-time.Hour).Add(time.Minute), ChangeID: "erase-1"}}}
 	e := New(Options{AuditTopic: "consent.audit", DLQSuffix: ".dlq", Redactor: red, Keys: keys}, codec, store, pol)
 	at := time.Now().Add(-time.Hour)
 	// Redis still holds the grant: the ERASE is not applied there yet

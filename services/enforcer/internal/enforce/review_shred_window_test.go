@@ -35,7 +35,7 @@ streams:
 // reviewRingKeys is the enforcer's adapter of main.go (ringKeys).
 type reviewRingKeys struct{ r *shred.Ring }
 
-func (k reviewRingKeys) Encrypters(ctx context.Context, want map[string]string) (map[string]redact.Encrypter, error) {
+func (k reviewRingKeys) Encrypters(ctx context.Context, want map[string]shred.Erasure) (map[string]redact.Encrypter, error) {
 	m, err := k.r.KeysKnowing(ctx, want)
 	if err != nil {
 		return nil, err
@@ -63,11 +63,12 @@ func (e *eraseAfterLookup) Lookup(ctx context.Context, subjects []string) (map[s
 	if err != nil {
 		return nil, err
 	}
+	at := time.Now()
 	if _, err := e.store.Apply(ctx, consent.Change{ChangeID: "erase-1", SubjectID: e.subject, Action: consent.ActionErase,
-		LegalBasis: consent.BasisConsent, Source: "test", NoticeVersion: "1", CapturedAt: time.Now()}); err != nil {
+		LegalBasis: consent.BasisConsent, Source: "test", NoticeVersion: "1", CapturedAt: at}); err != nil {
 		e.t.Fatal(err)
 	}
-	if err := e.sync.Erase(ctx, e.subject, "erase-1"); err != nil {
+	if err := e.sync.Erase(ctx, e.subject, shred.Erasure{At: at, ChangeID: "erase-1"}); err != nil {
 		e.t.Fatal(err)
 	}
 	return st, nil

@@ -55,7 +55,7 @@ streams:
 // ringSource gives Process the data keys of a real ring.
 type ringSource struct{ r *shred.Ring }
 
-func (s ringSource) Encrypters(ctx context.Context, want map[string]string) (map[string]redact.Encrypter, error) {
+func (s ringSource) Encrypters(ctx context.Context, want map[string]shred.Erasure) (map[string]redact.Encrypter, error) {
 	m, err := s.r.KeysKnowing(ctx, want)
 	if err != nil {
 		return nil, err

@@ -49,15 +49,25 @@
 //     that create a first key for one subject at the same moment both
 //     write theirs; both stay valid, so no ciphertext is ever orphaned.
 //   - SUBJECT_ERASED, Kafka key "erased:" + subject: the subject was
-//     erased (change_id is the ERASE consent change). Every DATA_KEY of the
-//     subject at a lower offset is dead from the moment the marker is read.
+//     erased (change_id and erasure_captured_at name the ERASE consent
+//     change). Every DATA_KEY of the subject made without knowing this
+//     erasure is dead from the moment the marker is read: a DATA_KEY
+//     records the newest erasure the consent state it was made for knew
+//     (its change_id and erasure_captured_at, none for a subject never
+//     erased), and erasures are ordered as the consent store orders them
+//     (captured_at to the millisecond, then change id byte-wise), not by
+//     offset. A key made for a grant given after the erasure (knowing it)
+//     lives on, so an erasure marked again (a redelivery, a late and older
+//     ERASE, a replay) destroys nothing a later grant needs.
 //   - a tombstone (null value) with a DATA_KEY's Kafka key destroys that
 //     key for good; compaction then removes its material from the broker.
 //
 // Every record of a subject goes to partition murmur2(subject) mod the
 // partition count (Balancer, Partition; the hash of the Java client and of
-// kafka-go's Murmur2Balancer), so a subject's keys and markers are ordered.
-// The partition count must never change. Records of any other format in
+// kafka-go's Murmur2Balancer), so that one partition holds a subject's keys
+// and markers (a ring reads a new key back from its partition before it
+// uses it, and so sees every marker written before it). The partition
+// count must never change. Records of any other format in
 // the topic are skipped and counted (Ring.Skipped), never used.
 //
 // The KEK: LoadLocalKEK/ParseLocalKEK read a file of lines, each the
@@ -96,8 +106,13 @@
 //
 // # What an erasure does
 //
-// consent-sync applies the customer's ERASE by writing a SUBJECT_ERASED
-// marker (Ring.Erase) before it commits the change. From then on:
+// consent-sync marks every ERASE it consumes with a SUBJECT_ERASED marker
+// (Ring.Erase; skipped when the ring holds this erasure or a newer one)
+// before it commits the change. An enforcer asks for keys with the erasure
+// its consent state knows (Ring.KeysKnowing): it gets only a key made
+// knowing at least that erasure, and ErrStaleErasure when the ring holds a
+// newer marker than the state knows (the state is older than the erasure;
+// the batch is retried until it catches up). From the marker on:
 //
 //  1. every ring that has read the marker drops the subject's older keys
 //     from memory at once: their ciphertexts give ErrErased everywhere the

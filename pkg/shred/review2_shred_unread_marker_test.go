@@ -28,13 +28,13 @@ func TestReview2ShredKeyFromBeforeAKnownErasureIsHandedOut(t *testing.T) {
 
 	// The consent state now holds erasure e1 (and a newer grant): the
 	// enforcer asks, knowing e1; the marker is not in the topic yet.
-	ks, err := enforcer.KeysKnowing(tctx(t), map[string]string{subject: "e1"})
+	ks, err := enforcer.KeysKnowing(tctx(t), map[string]Erasure{subject: testErasure("e1")})
 	if err != nil {
 		return // refused until the ring has read e1: nothing encrypted under a doomed key
 	}
 	got := ks[subject]
 	c := encrypt(t, got, "consented-after-erasure@example.com", false)
-	if err := syncer.Erase(tctx(t), subject, "e1"); err != nil {
+	if err := syncer.Erase(tctx(t), subject, testErasure("e1")); err != nil {
 		t.Fatal(err)
 	}
 	fresh := openRing(t, ringConfig(b, kek))

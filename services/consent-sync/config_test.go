@@ -83,3 +83,15 @@ func TestLogSafe(t *testing.T) {
 		}
 	}
 }
+
+// Crypto-shredding has no off switch in consent-sync: with KEYS_TOPIC
+// empty an erasure would mark no data key, and a key made before it would
+// outlive it (the second review's TestReview2ShredEraseWhileKeysTopicWasOffIsNeverMarked).
+func TestKeysTopicCannotBeTurnedOff(t *testing.T) {
+	c := DefaultConfig()
+	c.Keys.Topic = ""
+	err := c.Validate()
+	if err == nil || !strings.Contains(err.Error(), "set KEYS_TOPIC") {
+		t.Fatalf("Validate with KEYS_TOPIC empty = %v, want a refusal saying to set KEYS_TOPIC", err)
+	}
+}

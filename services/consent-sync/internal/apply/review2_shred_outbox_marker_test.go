@@ -69,7 +69,7 @@ func TestReview2ShredEraseRetriedAfterItsOutboxEntryExpiredIsNeverMarked(t *test
 	}, len(grant))); err != nil {
 		t.Fatal(err)
 	}
-	ks, err := enforcerRing.KeysKnowing(ctx, map[string]string{subject: ""})
+	ks, err := enforcerRing.KeysKnowing(ctx, map[string]shred.Erasure{subject: {}})
 	if err != nil {
 		t.Fatal(err)
 	}

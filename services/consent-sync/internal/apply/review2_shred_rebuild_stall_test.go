@@ -94,7 +94,7 @@ func TestReview2ShredLateEraseDuringRebuildStallsForEver(t *testing.T) {
 	}
 
 	enforcerRing := open(kek)
-	want := map[string]string{subject: st.ErasedBy}
+	want := map[string]shred.Erasure{subject: {At: st.ErasedAt, ChangeID: st.ErasedBy}}
 	var lastErr error
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {

@@ -63,8 +63,9 @@ func TestReview2ShredOneStaleSubjectStallsThePartitionForEver(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, id := range []string{"e1", "e0"} {
-		if err := syncRing.Erase(ctx, stuck, id); err != nil {
+	// e0: a late ERASE captured before e1, marked after it.
+	for _, er := range []shred.Erasure{{At: now.Add(-2 * time.Minute), ChangeID: "e1"}, {At: now.Add(-3 * time.Minute), ChangeID: "e0"}} {
+		if err := syncRing.Erase(ctx, stuck, er); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -275,8 +275,16 @@ func (r *Ring) apply(p int, offset int64, key, value []byte) {
 		e.version >= 1 && e.kekID != "" && len(e.wrapped) > 0:
 		r.addKey(&keyRec{subject: e.subject, id: e.keyID, version: e.version, createdAt: e.createdAt,
 			kekID: e.kekID, wrapped: e.wrapped, partition: p, offset: offset, known: e.erasure})
-	case e.kind == KindSubjectErased && ok && erased && e.subject == subject && !e.erasure.IsZero():
-		r.erase(e.subject, marker{partition: p, offset: offset, changeID: e.changeID, at: e.createdAt, erasure: e.erasure})
+	case e.kind == KindSubjectErased && ok && erased && e.subject == subject:
+		er := e.erasure
+		if er.IsZero() {
+			// A marker without its ERASE's captured_at (written before
+			// the field existed): ordered by when it was written, which
+			// is no earlier than the erasure was captured, so it kills
+			// at least every key it must (fail closed).
+			er = Erasure{At: e.createdAt, ChangeID: e.changeID}
+		}
+		r.erase(e.subject, marker{partition: p, offset: offset, changeID: e.changeID, at: e.createdAt, erasure: er})
 	default:
 		r.skip(p, offset, "a "+SchemaName+" whose Kafka key or fields do not agree")
 	}

@@ -108,11 +108,15 @@
 //
 // consent-sync marks every ERASE it consumes with a SUBJECT_ERASED marker
 // (Ring.Erase; skipped when the ring holds this erasure or a newer one)
-// before it commits the change. An enforcer asks for keys with the erasure
-// its consent state knows (Ring.KeysKnowing): it gets only a key made
-// knowing at least that erasure, and ErrStaleErasure when the ring holds a
-// newer marker than the state knows (the state is older than the erasure;
-// the batch is retried until it catches up). From the marker on:
+// before it commits the change (reading the topic to its end first, so a
+// newer marker another instance wrote is known). An enforcer asks for keys
+// with the erasure its consent state knows (Ring.KeysKnowing): it gets only
+// a key made knowing exactly that erasure (a new one when there is none),
+// and ErrStaleErasure when the ring holds a newer marker, or a key made
+// knowing a newer erasure, than the state knows (the state is older than
+// another's; the batch is retried until it catches up). A marker written
+// without the erasure's captured_at kills every key of the subject read
+// before it. From the marker on:
 //
 //  1. every ring that has read the marker drops the subject's older keys
 //     from memory at once: their ciphertexts give ErrErased everywhere the

@@ -125,14 +125,14 @@ func newCodec() (*codec, error) {
 
 func (c *codec) encode(e event) ([]byte, error) {
 	v := map[string]any{
-		"kind":        e.kind,
-		"subject_id":  e.subject,
-		"key_id":      nil,
-		"version":     int32(e.version),
-		"created_at":  e.createdAt,
-		"kek_id":      nil,
-		"wrapped_key": nil,
-		"change_id":   nil,
+		"kind":                e.kind,
+		"subject_id":          e.subject,
+		"key_id":              nil,
+		"version":             int32(e.version),
+		"created_at":          e.createdAt,
+		"kek_id":              nil,
+		"wrapped_key":         nil,
+		"change_id":           nil,
 		"erasure_captured_at": nil,
 	}
 	if e.hasKeyID {

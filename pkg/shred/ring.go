@@ -276,15 +276,16 @@ func (r *Ring) apply(p int, offset int64, key, value []byte) {
 		r.addKey(&keyRec{subject: e.subject, id: e.keyID, version: e.version, createdAt: e.createdAt,
 			kekID: e.kekID, wrapped: e.wrapped, partition: p, offset: offset, known: e.erasure})
 	case e.kind == KindSubjectErased && ok && erased && e.subject == subject:
-		er := e.erasure
-		if er.IsZero() {
-			// A marker without its ERASE's captured_at (written before
-			// the field existed): ordered by when it was written, which
-			// is no earlier than the erasure was captured, so it kills
-			// at least every key it must (fail closed).
-			er = Erasure{At: e.createdAt, ChangeID: e.changeID}
+		if e.erasure.IsZero() {
+			// A marker without its ERASE's captured_at (a writer that
+			// does not set it): it kills every key of the subject read
+			// so far (all at lower offsets, or in another partition:
+			// fail closed), and is not taken as the subject's newest
+			// erasure (it cannot be ordered against the others).
+			r.killAll(e.subject)
+			return
 		}
-		r.erase(e.subject, marker{partition: p, offset: offset, changeID: e.changeID, at: e.createdAt, erasure: er})
+		r.erase(e.subject, marker{partition: p, offset: offset, changeID: e.changeID, at: e.createdAt, erasure: e.erasure})
 	default:
 		r.skip(p, offset, "a "+SchemaName+" whose Kafka key or fields do not agree")
 	}
@@ -353,6 +354,18 @@ func (r *Ring) erase(subject string, m marker) {
 			r.destroy(id)
 			r.pending[id] = k
 		}
+	}
+}
+
+// killAll kills every key of subject in memory. r.mu must be held.
+func (r *Ring) killAll(subject string) {
+	s := r.subjects[subject]
+	if s == nil {
+		return
+	}
+	for id, k := range s.keys {
+		r.destroy(id)
+		r.pending[id] = k
 	}
 }
 
@@ -706,6 +719,7 @@ func complete(out map[string]*DataKey, subjects []string) bool {
 // lists the subjects that need a new key, with its version.
 func (r *Ring) current(ctx context.Context, subjects []string, want map[string]Erasure, have map[string]*DataKey) (map[string]*DataKey, map[string]uint32, error) {
 	now := r.cfg.Now()
+	stale := false
 	chosen := map[string]*keyRec{}
 	missing := map[string]uint32{}
 	r.mu.Lock()
@@ -723,11 +737,18 @@ func (r *Ring) current(ctx context.Context, subjects []string, want map[string]E
 		var best *keyRec
 		if st != nil {
 			for _, k := range st.keys {
-				// Only a key made knowing the caller's erasure: an
-				// older one may hold data from before it, and the
-				// marker that kills it may not be read yet.
+				// Only a key made knowing exactly the caller's
+				// erasure: an older one may hold data from before it
+				// (its marker may not be read yet); a newer one means
+				// the caller's state is older than another caller's,
+				// and its data would live under a key that the marker
+				// of the erasure the caller missed spares.
 				if k.known.Before(want[s]) {
 					continue
+				}
+				if want[s].Before(k.known) {
+					stale = true
+					break
 				}
 				if best == nil || newer(k, best) {
 					best = k
@@ -745,6 +766,9 @@ func (r *Ring) current(ctx context.Context, subjects []string, want map[string]E
 		missing[s] = v
 	}
 	r.mu.Unlock()
+	if stale {
+		return nil, nil, ErrStaleErasure
+	}
 	found := make(map[string]*DataKey, len(chosen))
 	for s, k := range chosen {
 		dk, err := r.unwrap(ctx, k)
@@ -1004,11 +1028,15 @@ func (r *Ring) Erase(ctx context.Context, subject string, e Erasure) error {
 	if r.isClosed() {
 		return ErrClosed
 	}
-	if err := r.waitFirstCatchUp(ctx); err != nil {
-		return err
-	}
 	if e.IsZero() {
 		return errors.New("shred: Erase of no erasure")
+	}
+	// Read to the topic's end first: a newer marker of the subject
+	// written by another instance (a rebalance) is then known, and this
+	// one is not written after it (all markers of a subject share one
+	// Kafka key: compaction keeps the last written).
+	if err := r.WaitCaughtUp(ctx); err != nil {
+		return err
 	}
 	e.At = e.At.UTC().Truncate(time.Millisecond)
 	r.mu.Lock()

@@ -566,7 +566,7 @@ func (r *Ring) KeysKnowing(ctx context.Context, want map[string]Erasure) (map[st
 	if err := r.verifyAfterError(ctx); err != nil {
 		return nil, err
 	}
-	if err := r.staleErasure(want, nil); err != nil {
+	if err := r.staleErasure(want); err != nil {
 		return nil, err
 	}
 	subjects := make([]string, 0, len(want))
@@ -594,7 +594,7 @@ func (r *Ring) KeysKnowing(ctx context.Context, want map[string]Erasure) (map[st
 			if err := r.waitRead(ctx, written); err != nil {
 				return nil, err
 			}
-			if err := r.staleErasure(want, nil); err != nil {
+			if err := r.staleErasure(want); err != nil {
 				return nil, err
 			}
 			r.mu.Lock()
@@ -654,17 +654,12 @@ func (r *Ring) verifyAfterError(ctx context.Context) error {
 	return nil
 }
 
-// staleErasure returns ErrStaleErasure when a subject of want (of only, if
-// not nil) has an erasure marker newer than the erasure the caller knows.
-func (r *Ring) staleErasure(want map[string]Erasure, only map[string]*DataKey) error {
+// staleErasure returns ErrStaleErasure when a subject of want has an
+// erasure marker newer than the erasure the caller knows.
+func (r *Ring) staleErasure(want map[string]Erasure) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for s, known := range want {
-		if only != nil {
-			if _, ok := only[s]; !ok {
-				continue
-			}
-		}
 		if m, ok := r.markers[s]; ok && known.Before(m.erasure) {
 			return ErrStaleErasure
 		}

@@ -2,7 +2,6 @@ package shred
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -64,24 +63,23 @@ func (c Settings) Validate(needKEK bool) error {
 // HasKEK reports whether a key-encryption key is set.
 func (c Settings) HasKEK() bool { return c.KEKFile != "" || c.KEK != "" }
 
-// LoadKEK returns the local key-encryption keys, nil when none is set. No
-// error shows the file's content or the inline value.
+// LoadKEK returns the local key-encryption keys, nil when none is set
+// (LocalKEKFromEnv over the settings). No error shows the file's content
+// or the inline value.
 func (c Settings) LoadKEK() (KEK, error) {
-	switch {
-	case c.KEK != "":
-		k, err := ParseLocalKEK([]byte(c.KEK))
-		if err != nil {
-			return nil, fmt.Errorf("CONSENT_KEK: %w", err)
+	k, ok, err := LocalKEKFromEnv(func(name string) string {
+		switch name {
+		case EnvKEKFile:
+			return c.KEKFile
+		case EnvKEK:
+			return c.KEK
 		}
-		return k, nil
-	case c.KEKFile != "":
-		k, err := LoadLocalKEK(c.KEKFile)
-		if err != nil {
-			return nil, fmt.Errorf("CONSENT_KEK_FILE: %w", err)
-		}
-		return k, nil
+		return ""
+	})
+	if err != nil || !ok {
+		return nil, err // never a nil *LocalKEK in a non-nil KEK
 	}
-	return nil, nil
+	return k, nil
 }
 
 // LogAttrs describes the settings for the start-up log, secrets masked.

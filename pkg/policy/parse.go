@@ -29,7 +29,7 @@ const maxText = 1000
 
 // Keys allowed in each mapping, in documentation order.
 var (
-	topKeys        = []string{"controller", "purposes", "streams"}
+	topKeys        = []string{"controller", "purposes", "streams", "signals"}
 	controllerKeys = []string{"name", "contact"}
 	purposeKeys    = []string{"id", "description", "legal_bases", "opt_out"}
 	streamKeys     = []string{"topic", "description", "purposes", "recipients", "schemas", "on_missing_consent", "unannotated_fields", "excluded_categories", "treatments", "default_treatment"}
@@ -364,6 +364,13 @@ func (p *parser) parse() *Policy {
 		p.nodeErrorf(e.key, "no streams: declare at least one under streams: (a topic and its purposes)")
 	} else {
 		pol.Streams = p.streams(e.val, purposeLines)
+	}
+	if e, ok := top["signals"]; ok {
+		byID := make(map[string]Purpose, len(pol.Purposes))
+		for _, pu := range pol.Purposes {
+			byID[pu.ID] = pu
+		}
+		pol.Signals = p.signals(e.key, e.val, purposeLines, byID)
 	}
 	return pol
 }

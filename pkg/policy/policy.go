@@ -116,6 +116,10 @@ type Policy struct {
 	// Streams in file order; topics are unique and every purpose they name
 	// is in Purposes.
 	Streams []Stream
+	// Signals maps consent signals (TCF, GPP, USP, GPC, Consent Mode) to
+	// the purposes and data categories; the zero value when the file has no
+	// signals section.
+	Signals Signals
 	// Version identifies the policy content: "sha256:" followed by the first
 	// 16 hex digits of the SHA-256 of the file's bytes. It is recorded in
 	// every audit record, and changes whenever one byte of the file does.

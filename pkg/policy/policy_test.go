@@ -45,7 +45,7 @@ func TestParseBad(t *testing.T) {
 		{"alias used", "purposes:\n  - &p\n    id: a\n  - *p\nstreams:\n  - purposes: [a]\n", []string{"4:5: YAML aliases (*name) are not supported"}},
 		{"two documents", minimal + "---\npurposes: []\n", []string{"6:1: a second YAML document"}},
 		{"not a mapping", "- a\n- b\n", []string{"1:1: the policy must be a mapping with keys controller, purposes, streams"}},
-		{"unknown top key", minimal + "purpose: []\n", []string{`5:1: unknown key "purpose" in the policy; did you mean purposes? (allowed: controller, purposes, streams)`}},
+		{"unknown top key", minimal + "purpose: []\n", []string{`5:1: unknown key "purpose" in the policy; did you mean purposes? (allowed: controller, purposes, streams, signals)`}},
 		{"duplicate top key", minimal + "streams:\n  - purposes: [marketing]\n", []string{"5:1: duplicate key streams in the policy (first at line 3)"}},
 		{"no purposes key", "streams:\n  - purposes: [a]\n", []string{"1:1: no purposes", `2:16: stream names unknown purpose "a"`}},
 		{"empty purposes", "purposes: []\nstreams:\n  - purposes: [a]\n", []string{"1:1: no purposes", `3:16: stream names unknown purpose "a"`}},

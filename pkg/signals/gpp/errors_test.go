@@ -58,6 +58,7 @@ func TestParseErrors(t *testing.T) {
 		{"usnat version 3", hdr(7) + "~DAAAAAAAAABA", "usnat", 0, "unsupported version 3"},
 		{"usnat version 0", hdr(7) + "~AAAAAAAAAABA", "usnat", 0, "unsupported version 0"},
 		{"usnat v1 label on the v2 layout (iabgpp-es BVVVkkkkkpFY)", hdr(7) + "~BVVVkkkkkpFY", "usnat", 60, "trailing data"},
+		{"iabgpp-es all-sections string with a usnat v1 label on 72 bits", "DBACOcGA~CPSG_8APSG_8ANwAAAENAAFgAAAAAAAAAAAAAAAAAAAA.IAAA.YAAAAAAAAAAA~BPSG_8APSG_8AAAAAAENAACAAAAAAAAAAAAAAAAAAA.YAAAAAAAAAA~1---~BAAAAAAAAABA.QA~BAAAAABA.QA~BAAAABA~BAAAAEA.QA~BAAAAAQA~BAAAAAEA.QA~BAAAAABA~BAAAAABA.QA~BAAAAAABAA.QA~BAAAAAQA.QA~BAAAAAABAA.QA~BAAAAAQA.QA~BAAAAAQA.QA~BAAAAABA.QA~BAAAAAAAQA.QA~BAAAAAQA.QA~BAAAAAQA.QA~BQAA.QA~BQAA.AAA~BQAA.AAA~BQAA.AAA", "usnat", 54, "invalid value 0 for mspa_covered_transaction"},
 		{"usnat v2 label on the v1 layout (iabgpp-es CVQqAAAACg)", hdr(7) + "~CVQqAAAACg", "usnat", 60, "truncated"},
 		{"usnat v2 label, v1 layout, 8-bit padding (iabgpp-es CAAAAAAAAQA)", hdr(7) + "~CAAAAAAAAQA.QA", "usnat", 64, "invalid value 0 for mspa_covered_transaction"},
 		{"usnat sale_opt_out 3", hdr(7) + "~" + bitsText(2, 0, 0, 0, 0, 0, 0, 3), "usnat", 18, "invalid value 3 for sale_opt_out"},

@@ -45,8 +45,8 @@ const (
 	tcfC = "BPSG_8APSG_8AAyACAENGdCgf_gfgAfgfgBhADVqxGAD0AILVgAA.fHHHA4444ao"
 )
 
-// allSet is the reference implementation's "all fields set" vector: every
-// notice and opt-out 1, MspaCoveredTransaction 1, MspaOptOutOptionMode 1,
+// mspa112 is the MSPA part of the reference implementation's "all fields
+// set" vectors: MspaCoveredTransaction 1, MspaOptOutOptionMode 1,
 // MspaServiceProviderMode 2.
 func mspa112() fv {
 	return fv{"mspa_covered_transaction": 1, "mspa_opt_out_option_mode": 1, "mspa_service_provider_mode": 2}

@@ -1,6 +1,7 @@
 package tcf
 
 import (
+	"fmt"
 	"strings"
 	"time"
 )
@@ -386,14 +387,45 @@ func readRestrictions(r *reader) ([]Restriction, error) {
 		if err != nil {
 			return nil, err
 		}
-		for j, o := range out {
-			if o.Purpose == int(p) && o.Type != RestrictionType(typ) && o.Vendors.intersects(vendors) {
-				return nil, errorf(r.seg, entry, "publisher restriction %d gives a vendor of restriction %d a second restriction type for purpose %d", i, j+1, p)
-			}
-		}
 		out = append(out, Restriction{Purpose: int(p), Type: RestrictionType(typ), Vendors: vendors})
 	}
+	if err := checkConflicts(out); err != nil {
+		err.Segment, err.Bit = r.seg, at
+		return nil, err
+	}
 	return out, nil
+}
+
+// checkConflicts rejects restrictions that give one vendor two different
+// restriction types for the same purpose: the string would not say which
+// legal basis applies. It costs O(n log n) in the number of ranges, however
+// the entries are arranged.
+func checkConflicts(rs []Restriction) *ParseError {
+	var byKey [64][3][]span // purpose, type -> ranges
+	for _, r := range rs {
+		byKey[r.Purpose][r.Type] = append(byKey[r.Purpose][r.Type], r.Vendors.spans...)
+	}
+	for p := range byKey {
+		var union [3]Set
+		n := 0
+		for typ := range byKey[p] {
+			if len(byKey[p][typ]) > 0 {
+				union[typ] = newSet(byKey[p][typ])
+				n++
+			}
+		}
+		if n < 2 {
+			continue
+		}
+		for a := 0; a < 3; a++ {
+			for b := a + 1; b < 3; b++ {
+				if v, ok := union[a].firstCommon(union[b]); ok {
+					return &ParseError{Reason: fmt.Sprintf("publisher restrictions give vendor %d both %q and %q for purpose %d", v, RestrictionType(a), RestrictionType(b), p)}
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // parsePublisher decodes a publisher TC segment after its segment type.

@@ -199,7 +199,19 @@ func TestParseErrors(t *testing.T) {
 			w.put(2, 6)
 			w.put(2, 2)
 			w.ranges([]entry{{false, 15, 15}})
-		}), "core", bitRestrictions + 20 + 33, "publisher restriction 2 gives a vendor of restriction 1 a second restriction type for purpose 2"},
+		}), "core", bitRestrictions - 12, `publisher restrictions give vendor 15 both "require consent" and "require legitimate interest" for purpose 2`},
+		{"conflicting restriction types, not allowed and require consent", restrictionCore(func(w *bitWriter) {
+			w.put(3, 12)
+			w.put(5, 6)
+			w.put(0, 2)
+			w.ranges([]entry{{true, 100, 200}})
+			w.put(6, 6)
+			w.put(1, 2)
+			w.ranges([]entry{{true, 1, 300}})
+			w.put(5, 6)
+			w.put(1, 2)
+			w.ranges([]entry{{false, 7, 7}, {true, 150, 160}})
+		}), "core", bitRestrictions - 12, `publisher restrictions give vendor 150 both "not allowed" and "require consent" for purpose 5`},
 		{"restriction count larger than the bits left", restrictionCore(func(w *bitWriter) {
 			w.put(4095, 12)
 			w.put(0, 60)

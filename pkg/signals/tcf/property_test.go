@@ -2,6 +2,7 @@ package tcf
 
 import (
 	"math/rand/v2"
+	"sort"
 	"testing"
 )
 
@@ -40,20 +41,81 @@ func TestRestrictionModel(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		ids := make([][]int, len(tc.PublisherRestrictions))
+		for k, r := range tc.PublisherRestrictions {
+			ids[k] = r.Vendors.IDs()
+		}
 		for j := 0; j < 200; j++ {
 			v, p := rnd.IntN(70000), rnd.IntN(30)
+			if j%2 == 0 && len(ids) > 0 && len(ids[0]) > 0 {
+				v, p = ids[0][rnd.IntN(len(ids[0]))], tc.PublisherRestrictions[0].Purpose
+			}
 			var wantType RestrictionType
 			wantOK := false
-			for _, r := range tc.PublisherRestrictions {
-				for _, id := range r.Vendors.IDs() {
-					if id == v && r.Purpose == p {
-						wantType, wantOK = r.Type, true
-					}
+			for k, r := range tc.PublisherRestrictions {
+				if i := sort.SearchInts(ids[k], v); r.Purpose == p && i < len(ids[k]) && ids[k][i] == v {
+					wantType, wantOK = r.Type, true
 				}
 			}
 			if typ, ok := got.Restriction(v, p); ok != wantOK || typ != wantType {
 				t.Fatalf("Restriction(%d, %d) = %v %v, want %v %v", v, p, typ, ok, wantType, wantOK)
 			}
+		}
+	}
+}
+
+// worstRestrictions is a core segment close to MaxLength with 4095
+// publisher restrictions for one purpose, alternating between two types,
+// with disjoint vendor ranges: the conflict check must stay cheap.
+func worstRestrictions() string {
+	var w bitWriter
+	w.coreHeader(baseTC(4))
+	w.vendorsBitField(Set{}, 0)
+	w.vendorsBitField(Set{}, 0)
+	w.put(4095, 12)
+	next := 1
+	for i := 0; i < 4095; i++ {
+		w.put(1, 6)
+		w.put(uint64(1+i%2), 2)
+		var es []entry
+		for k := 0; k < 4 && next < 0xFFFF; k++ {
+			es = append(es, entry{false, next, next})
+			next += 3
+		}
+		w.ranges(es)
+	}
+	return w.text(0)
+}
+
+func TestWorstCaseRestrictions(t *testing.T) {
+	s := worstRestrictions()
+	if len(s) > MaxLength {
+		t.Fatalf("test string is %d bytes", len(s))
+	}
+	got, err := Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.PublisherRestrictions) != 4095 {
+		t.Fatalf("%d restrictions", len(got.PublisherRestrictions))
+	}
+}
+
+func BenchmarkParseWorstCaseRestrictions(b *testing.B) {
+	s := worstRestrictions()
+	b.SetBytes(int64(len(s)))
+	for b.Loop() {
+		if _, err := Parse(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParseSpecExample(b *testing.B) {
+	s := fuzzSeeds[0]
+	for b.Loop() {
+		if _, err := Parse(s); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -157,20 +157,21 @@ func (s Set) String() string {
 	return b.String()
 }
 
-// intersects reports whether s and o share an id.
-func (s Set) intersects(o Set) bool {
+// firstCommon returns the smallest id in both s and o.
+func (s Set) firstCommon(o Set) (int, bool) {
 	i, j := 0, 0
 	for i < len(s.spans) && j < len(o.spans) {
 		a, b := s.spans[i], o.spans[j]
-		if a.hi < b.lo {
+		switch {
+		case a.hi < b.lo:
 			i++
-		} else if b.hi < a.lo {
+		case b.hi < a.lo:
 			j++
-		} else {
-			return true
+		default:
+			return int(max(a.lo, b.lo)), true
 		}
 	}
-	return false
+	return 0, false
 }
 
 // newSet builds the canonical Set of the given ranges (in any order, possibly

@@ -121,13 +121,16 @@ func (c Config) Validate() error {
 var purposeIDSyntax = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
 
 // catalogue returns the known purposes: those of the policy file, or
-// CONSENT_PURPOSES; nil when neither is set.
-func (c Config) catalogue() (map[string]bool, error) {
+// CONSENT_PURPOSES; nil when neither is set. The policy is returned too
+// (nil without POLICY_FILE): its signals section drives the signals intake.
+func (c Config) catalogue() (map[string]bool, *policy.Policy, error) {
 	ids := c.Purposes
+	var pol *policy.Policy
 	if c.Policy != "" {
-		pol, err := policy.Load(c.Policy)
+		var err error
+		pol, err = policy.Load(c.Policy)
 		if err != nil {
-			return nil, fmt.Errorf("load policy:\n%w", err)
+			return nil, nil, fmt.Errorf("load policy:\n%w", err)
 		}
 		ids = nil
 		for _, p := range pol.Purposes {
@@ -135,13 +138,13 @@ func (c Config) catalogue() (map[string]bool, error) {
 		}
 	}
 	if len(ids) == 0 {
-		return nil, nil
+		return nil, pol, nil
 	}
 	known := make(map[string]bool, len(ids))
 	for _, id := range ids {
 		known[id] = true
 	}
-	return known, nil
+	return known, pol, nil
 }
 
 // logSafe renders an untrusted string (a purpose id read from the consent

@@ -23,6 +23,7 @@ import (
 
 	"github.com/consentgate/consentgate/pkg/bootstrap"
 	"github.com/consentgate/consentgate/pkg/consent"
+	"github.com/consentgate/consentgate/pkg/policy"
 	"github.com/consentgate/consentgate/pkg/redisconn"
 	"github.com/consentgate/consentgate/pkg/shred"
 	"github.com/consentgate/consentgate/pkg/stream"
@@ -41,7 +42,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	log.Info("starting", "config", cfg)
 	cfg.Kafka.Security.LogWarnings(log)
 
-	known, err := cfg.catalogue()
+	known, pol, err := cfg.catalogue()
 	if err != nil {
 		return err
 	}
@@ -149,7 +150,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		tel.AddReadiness("intake-credentials", func(context.Context) error { return auth.Ready() })
 		iopts := intake.Options{
 			Topic: cfg.IntakeTopic(), MaxBodyBytes: int64(cfg.Intake.MaxBodyBytes), ProduceTimeout: cfg.Kafka.WriteTimeout, Log: log,
-			Auth: auth, Purposes: known, MaxClockSkew: cfg.MaxClockSkew,
+			Auth: auth, Purposes: known, MaxClockSkew: cfg.MaxClockSkew, Policy: pol,
 		}
 		if !cfg.Intake.Authenticated() {
 			log.Warn("intake without authentication (CONSENT_INTAKE_INSECURE=true): anyone who reaches it can grant consent; set CONSENT_INTAKE_TOKENS_FILE or mutual TLS outside development")
@@ -163,7 +164,8 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 			return err
 		}
 		log.Info("intake listening", "addr", srv.Addr().String(), "path", intake.Path, "topic", cfg.IntakeTopic(),
-			"tls", auth.TLSConfig() != nil, "mutual_tls", auth.MutualTLS(), "tokens", auth.Tokens(), "purposes", len(known))
+			"tls", auth.TLSConfig() != nil, "mutual_tls", auth.MutualTLS(), "tokens", auth.Tokens(), "purposes", len(known),
+			"signals_path", intake.SignalsPath, "signal_rules", signalRules(pol))
 	}
 	intakeDone := make(chan error, 1)
 	go func() {
@@ -220,4 +222,13 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	log.Info("stopped", attrs...)
 	return err
+}
+
+// signalRules is the number of signal rules of the policy (0 without one):
+// the signals intake answers 404 when it is 0.
+func signalRules(pol *policy.Policy) int {
+	if pol == nil {
+		return 0
+	}
+	return len(pol.Signals.Rules)
 }

@@ -47,12 +47,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"mime"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -62,6 +59,7 @@ import (
 
 	"github.com/consentgate/consentgate/pkg/consent"
 	"github.com/consentgate/consentgate/pkg/envflag"
+	"github.com/consentgate/consentgate/pkg/policy"
 	"github.com/consentgate/consentgate/pkg/stream"
 )
 
@@ -183,6 +181,9 @@ type Options struct {
 	MaxClockSkew time.Duration
 	// Now is the receive clock (time.Now when nil).
 	Now func() time.Time
+	// Policy maps consent signals to changes ([SignalsPath]); nil, or a
+	// policy without a signals section, answers that path 404.
+	Policy *policy.Policy
 }
 
 // HeaderClaimedCapturedAt is the header of a produced record whose
@@ -206,6 +207,10 @@ type Handler struct {
 	// ClockAdjusted accepted changes whose captured_at the clock rule
 	// moved.
 	Accepted, Rejected, Unauthorized, Unavailable, CredentialsUnavailable, ClockAdjusted atomic.Int64
+	// SignalChanges counts the changes produced from accepted signal
+	// submissions; SignalsIgnored the submissions that decided nothing
+	// (200).
+	SignalChanges, SignalsIgnored atomic.Int64
 }
 
 type ack struct {
@@ -278,33 +283,11 @@ type Accepted struct {
 // ServeHTTP implements the contract of the package documentation.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	received := h.opts.Now().Truncate(time.Millisecond)
-	if !h.admit(w, r) {
-		return
-	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		h.fail(w, http.StatusMethodNotAllowed, "method not allowed: use POST")
-		return
-	}
-	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/json" || (params["charset"] != "" && !strings.EqualFold(params["charset"], "utf-8")) {
-		h.fail(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json (UTF-8)")
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opts.MaxBodyBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			h.fail(w, http.StatusRequestEntityTooLarge, "body is larger than "+strconv.FormatInt(h.opts.MaxBodyBytes, 10)+" bytes")
-			return
-		}
-		h.fail(w, http.StatusBadRequest, "body could not be read")
-		return
-	}
-	// The credentials are checked again once the body is in: a client
-	// that trickles its body must not outlive its token's revocation (or
-	// its CA's withdrawal) read while it was sending.
-	if !h.admit(w, r) {
+	// The credentials are checked before and again once the body is in: a
+	// client that trickles its body must not outlive its token's
+	// revocation (or its CA's withdrawal) read while it was sending.
+	body, ok := h.readBody(w, r)
+	if !ok {
 		return
 	}
 	c, problems := Parse(body, h.opts.Purposes)
@@ -457,6 +440,9 @@ func Start(addr string, h http.Handler, tlsConf *tls.Config, produceTimeout time
 	}
 	mux := http.NewServeMux()
 	mux.Handle(Path, h)
+	if sh, ok := h.(*Handler); ok {
+		mux.Handle(SignalsPath, sh.Signals())
+	}
 	s := &Server{
 		ln:   ln,
 		errc: make(chan error, 1),

@@ -209,17 +209,22 @@ func (p *problems) body(reason string) []Problem {
 
 // sorted orders the problems: the body first, then the fields in schema
 // order, then unknown fields by name.
-func (p *problems) sorted() []Problem {
+func (p *problems) sorted() []Problem { return p.sortedBy(fieldOrder) }
+
+// sortedBy orders the problems: the body first, then the fields in the
+// given order (a field "x[i]" with x), then unknown fields by name.
+func (p *problems) sortedBy(order []string) []Problem {
 	rank := func(f string) int {
 		if f == "" {
 			return -1
 		}
-		for i, n := range fieldOrder {
-			if n == f {
+		base, _, _ := strings.Cut(f, "[")
+		for i, n := range order {
+			if n == base {
 				return i
 			}
 		}
-		return len(fieldOrder)
+		return len(order)
 	}
 	out := append([]Problem(nil), p.list...)
 	sort.SliceStable(out, func(i, j int) bool {

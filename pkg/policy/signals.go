@@ -134,6 +134,10 @@ type SignalField struct {
 	// custom publisher purposes also take a basis and have TCFCustom set.
 	TCFPurpose int
 	TCFCustom  bool
+	// Flag marks an objection flag (GPC, a GPP section's GPC subsection):
+	// set, it refuses; unset, it is no signal at all, so it neither holds
+	// back a grant of its source nor excludes a category.
+	Flag bool
 }
 
 // TakesBasis reports whether a rule on the field may have a basis.
@@ -176,10 +180,10 @@ var catalogue = sync.OnceValues(func() ([]SignalField, map[string]int) {
 			if k == gpp.Consent {
 				kind = SignalOptIn
 			}
-			out = append(out, SignalField{Name: "gpp." + sec + "." + f, Source: "gpp." + sec, Kind: kind})
+			out = append(out, SignalField{Name: "gpp." + sec + "." + f, Source: "gpp." + sec, Kind: kind, Flag: k == gpp.Flag})
 		}
 	}
-	out = append(out, SignalField{Name: "gpc", Source: "gpc", Kind: SignalOptOut})
+	out = append(out, SignalField{Name: "gpc", Source: "gpc", Kind: SignalOptOut, Flag: true})
 	for _, s := range ConsentModeStates {
 		out = append(out, SignalField{Name: "consent_mode." + s, Source: "consent_mode", Kind: SignalOptIn})
 	}

@@ -111,6 +111,9 @@ func Evaluate(pol *policy.Policy, d *Decoded, jurisdiction string) []Outcome {
 			}
 			rd := read(d, f, r.Basis, sig.TCFVendorID)
 			v := rd.Value
+			if f.Flag && v == Absent {
+				continue // an unset objection flag is no signal: it holds nothing back
+			}
 			if v == Allow && f.Kind == policy.SignalOptOut && !pu.OptOut {
 				v = Absent // no objection is no consent to an opt-in purpose
 			}
@@ -275,6 +278,13 @@ func excluded(d *Decoded, sig policy.Signals, pu policy.Purpose, jurisdiction st
 		v := Absent
 		if d.Present(f.Source) {
 			v = read(d, f, r.Basis, sig.TCFVendorID).Value
+		}
+		if f.Flag {
+			// An objection flag excludes when set, and only then.
+			if v == Refuse {
+				cats = append(cats, r.Categories...)
+			}
+			continue
 		}
 		if v == Allow && f.Kind == policy.SignalOptOut && !pu.OptOut {
 			v = Absent

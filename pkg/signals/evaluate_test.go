@@ -50,6 +50,8 @@ signals:
       categories: [user.health]
     - signal: gpc
       purposes: [sale]
+    - signal: gpp.usnat.gpc
+      purposes: [sale]
     - signal: consent_mode.ad_user_data
       purposes: [marketing]
     - signal: consent_mode.analytics_storage
@@ -120,6 +122,10 @@ func TestEvaluate(t *testing.T) {
 		{"gpc withdraws sale", &Decoded{GPC: true}, "US-CA", []string{"sale:WITHDRAW(gpc)"}},
 		{"gpc in an unknown jurisdiction still withdraws", &Decoded{GPC: true}, "", []string{"sale:WITHDRAW(gpc)"}},
 		{"usnat did not opt out grants the opt-out purpose only", &Decoded{GPP: []gpp.Section{usnat(map[string]int{"sale_opt_out": 2, "targeted_advertising_opt_out": 2})}}, "US",
+			[]string{"sale:GRANT/CONSENT-user.health(gpp.usnat)"}},
+		{"usnat GPC subsection set withdraws", &Decoded{GPP: []gpp.Section{{ID: 7, Name: "usnat", Version: 1, Fields: map[string]int{"sale_opt_out": 2}, GPC: ptr(true)}}}, "US",
+			[]string{"sale:WITHDRAW(gpp.usnat)"}},
+		{"usnat GPC subsection unset holds nothing back", &Decoded{GPP: []gpp.Section{{ID: 7, Name: "usnat", Version: 1, Fields: map[string]int{"sale_opt_out": 2}, GPC: ptr(false)}}}, "US",
 			[]string{"sale:GRANT/CONSENT-user.health(gpp.usnat)"}},
 		{"usnat opt-outs withdraw", &Decoded{GPP: []gpp.Section{usnat(map[string]int{"sale_opt_out": 1, "targeted_advertising_opt_out": 1})}}, "US",
 			[]string{"marketing:WITHDRAW(gpp.usnat)", "sale:WITHDRAW(gpp.usnat)"}},
@@ -345,3 +351,5 @@ func TestDecodeErrors(t *testing.T) {
 		})
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

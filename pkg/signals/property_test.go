@@ -74,6 +74,9 @@ func applyingRules(pol *policy.Policy, d *Decoded, pu policy.Purpose, j string) 
 			continue
 		}
 		v := read(d, f, r.Basis, pol.Signals.TCFVendorID).Value
+		if f.Flag && v == Absent {
+			continue
+		}
 		if v == Allow && f.Kind == policy.SignalOptOut && !pu.OptOut {
 			v = Absent
 		}

@@ -54,3 +54,27 @@ func TestReviewSignalsRestrictiveWinsSameMillisecondTie(t *testing.T) {
 		t.Errorf("%d of %d subjects keep a same-millisecond GRANT over the DENY", lost, subjects)
 	}
 }
+
+// TestReviewSignalsGrantIDsDoNotOutrankIntakeWithdrawals shows the same tie
+// across the two intakes, and there it is not even a coin toss: every
+// signal change id starts with "sig-", and 's' sorts above every character
+// of a UUID or hex id ('0'-'9', 'a'-'f', '-'), the usual ids of changes
+// posted to /v1/consent-changes. So a GRANT made from signals wins every
+// same-millisecond tie against a WITHDRAW with such an id: a customer who
+// withdraws in the preference centre at the second their page posts its
+// (still granting) TC string or Consent Mode states keeps the grant.
+func TestReviewSignalsGrantIDsDoNotOutrankIntakeWithdrawals(t *testing.T) {
+	t.Parallel()
+	pol := mustPolicy(t, testPolicy)
+	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	cs, err := Changes(pol, Submission{SubjectID: "customer-x", CapturedAt: at, Jurisdiction: "US-CA",
+		Signals: []Signal{{Type: TypeConsentMode, States: map[string]string{"ad_user_data": Granted}}}})
+	if err != nil || len(cs) != 1 || cs[0].Action != consent.ActionGrant {
+		t.Fatalf("changes %+v, %v", cs, err)
+	}
+	for _, withdrawID := range []string{"f47ac10b-58cc-4372-a567-0e02b2c3d479", "ffffffff-ffff-4fff-bfff-ffffffffffff", "01HZY3W5Q7"} {
+		if cs[0].ChangeID > withdrawID {
+			t.Errorf("signal GRANT %s beats a same-millisecond WITHDRAW %s from the change intake", cs[0].ChangeID, withdrawID)
+		}
+	}
+}

@@ -1,7 +1,9 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -224,10 +226,46 @@ func SignalSources() []string {
 	return out
 }
 
-// EEA lists the ISO 3166-1 alpha-2 codes of the European Economic Area (the
-// 27 EU member states, Iceland, Liechtenstein and Norway): the jurisdiction
-// EEA covers them.
-var EEA = []string{"AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT", "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE", "IS", "LI", "NO"}
+// EEA lists the ISO 3166-1 alpha-2 codes the jurisdiction EEA covers: the
+// 27 EU member states, Iceland, Liechtenstein and Norway, and the parts of
+// EU member states that ISO codes apart but where the GDPR applies as in
+// the rest of the Union: the French outermost regions (Guadeloupe GP,
+// French Guiana GF, Martinique MQ, Réunion RE, Mayotte YT, Saint-Martin MF)
+// and the Åland Islands (AX).
+var EEA = []string{"AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT", "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE", "IS", "LI", "NO",
+	"GP", "GF", "MQ", "RE", "YT", "MF", "AX"}
+
+// isoCountries are the ISO 3166-1 alpha-2 codes officially assigned.
+var isoCountries = strings.Fields(`AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY BZ
+CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL
+GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR
+LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK
+PL PM PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR
+TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW`)
+
+// CheckJurisdiction reports whether j is a customer jurisdiction a signal
+// submission may name: an ISO 3166-1 alpha-2 code that is assigned ("DE",
+// "GB", never "UK" or "EU"), optionally with an ISO 3166-2 subdivision
+// ("US-CA"). An unknown code is refused rather than matched by no rule, so
+// that a typo cannot silently put a customer outside every jurisdiction
+// (where the rules of the other jurisdictions, refusals included, do not
+// apply). The error says what is wrong without repeating j.
+func CheckJurisdiction(j string) error {
+	country, sub, hasSub := strings.Cut(j, "-")
+	switch {
+	case country == "UK":
+		return errors.New(`is "UK": the ISO 3166-1 code of the United Kingdom is GB`)
+	case country == "EU" || country == "EEA":
+		return errors.New("names a region: give the customer's country (ISO 3166-1 alpha-2, e.g. DE)")
+	case !slices.Contains(isoCountries, country):
+		return errors.New("is not an assigned ISO 3166-1 alpha-2 country code (upper case, e.g. DE, US), optionally with an ISO 3166-2 subdivision (US-CA)")
+	case hasSub && !subdivisionSyntax.MatchString(sub):
+		return errors.New("has a subdivision that is not 1 to 3 upper case letters or digits, as in US-CA")
+	}
+	return nil
+}
+
+var subdivisionSyntax = regexp.MustCompile(`^[A-Z0-9]{1,3}$`)
 
 // MatchJurisdiction reports whether a rule jurisdiction covers the
 // jurisdiction of a signal. Jurisdictions are ISO 3166-1 alpha-2 country
@@ -252,18 +290,52 @@ func MatchJurisdiction(rule, signal string) bool {
 // AppliesIn reports whether the rule applies to a signal of the given
 // jurisdiction ("" when not known): a rule without jurisdictions applies
 // everywhere; otherwise one of its jurisdictions must cover the signal's.
-// For a signal of unknown jurisdiction, package signals still applies what
-// such a rule takes away (fail closed), never what it grants.
+// See Coverage for the case in between.
 func (r SignalRule) AppliesIn(jurisdiction string) bool {
+	return r.Coverage(jurisdiction) == CoverFull
+}
+
+// Cover says how far a rule's jurisdictions cover a customer's.
+type Cover int
+
+// Cover values.
+const (
+	// CoverNone: the customer is known to be elsewhere; the rule does not
+	// apply.
+	CoverNone Cover = iota
+	// CoverPartial: the rule may apply, as far as the jurisdiction is
+	// known: it is not known at all, or only at a coarser level than the
+	// rule's ("US" for a rule limited to US-CA). Package signals then lets
+	// the rule take consent away (and exclude categories), never grant.
+	CoverPartial
+	// CoverFull: the rule applies.
+	CoverFull
+)
+
+// Coverage says whether the rule applies to a customer of the given
+// jurisdiction ("" when not known).
+func (r SignalRule) Coverage(jurisdiction string) Cover {
 	if len(r.Jurisdictions) == 0 {
-		return true
+		return CoverFull
 	}
+	if jurisdiction == "" {
+		return CoverPartial
+	}
+	partial := false
 	for _, j := range r.Jurisdictions {
 		if MatchJurisdiction(j, jurisdiction) {
-			return true
+			return CoverFull
+		}
+		// The rule names a part of the customer's jurisdiction: the
+		// customer may be in it.
+		if strings.HasPrefix(j, jurisdiction+"-") {
+			partial = true
 		}
 	}
-	return false
+	if partial {
+		return CoverPartial
+	}
+	return CoverNone
 }
 
 // Unmapped returns the catalogue fields that no rule maps, for every

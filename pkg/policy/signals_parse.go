@@ -175,6 +175,9 @@ func (p *parser) signalRule(it *yaml.Node, m map[string]entry, purposes map[stri
 			} else if !jurisdictionSyntax.MatchString(j) {
 				p.nodeErrorf(nodes[i], "bad jurisdiction %s: an ISO 3166-1 country code (DE, US), an ISO 3166-2 subdivision (US-CA), or EEA; upper case", quote(j))
 				good = false
+			} else if err := CheckJurisdiction(j); j != "EEA" && err != nil {
+				p.nodeErrorf(nodes[i], "bad jurisdiction %s: it %v", quote(j), err)
+				good = false
 			}
 		}
 		if ok && len(js) == 0 {

@@ -211,6 +211,8 @@ func TestMatchJurisdiction(t *testing.T) {
 		{"DE", "", false},
 		{"EEA", "", false},
 		{"GB", "GB", true},
+		{"EEA", "RE", true},
+		{"EEA", "AX", true},
 	}
 	for _, tt := range tests {
 		if got := MatchJurisdiction(tt.rule, tt.signal); got != tt.want {
@@ -276,4 +278,27 @@ func mustField(t *testing.T, name string) SignalField {
 		t.Fatalf("no catalogue field %s", name)
 	}
 	return f
+}
+
+func TestCheckJurisdictionAndCoverage(t *testing.T) {
+	t.Parallel()
+	for _, ok := range []string{"DE", "GB", "US", "US-CA", "FR-75", "RE", "AX"} {
+		if err := CheckJurisdiction(ok); err != nil {
+			t.Errorf("CheckJurisdiction(%q) = %v", ok, err)
+		}
+	}
+	for bad, want := range map[string]string{"UK": "GB", "EU": "region", "EEA": "region", "XX": "not an assigned", "de": "not an assigned", "US-": "subdivision", "US-CALI": "subdivision", "": "not an assigned"} {
+		if err := CheckJurisdiction(bad); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("CheckJurisdiction(%q) = %v, want %q", bad, err, want)
+		}
+	}
+	r := SignalRule{Jurisdictions: []string{"US-CA", "EEA"}}
+	for j, want := range map[string]Cover{"US-CA": CoverFull, "US": CoverPartial, "": CoverPartial, "US-CO": CoverNone, "DE": CoverFull, "GB": CoverNone} {
+		if got := r.Coverage(j); got != want {
+			t.Errorf("Coverage(%q) = %v, want %v", j, got, want)
+		}
+	}
+	if (SignalRule{}).Coverage("") != CoverFull {
+		t.Error("a rule without jurisdictions covers everything")
+	}
 }

@@ -45,7 +45,8 @@ type Error struct {
 	// Index is the position of the signal in the submission (0-based), -1
 	// for a problem of the submission as a whole.
 	Index int
-	// Type is the signal's type, as sent.
+	// Type is the signal's type, as sent (Error shows it only when it is
+	// one of Types).
 	Type string
 	// Err says what is wrong (for TCF and GPP strings, the decoder's
 	// *tcf.ParseError / *gpp.ParseError).
@@ -56,7 +57,11 @@ func (e *Error) Error() string {
 	if e.Index < 0 {
 		return "signals: " + e.Err.Error()
 	}
-	return fmt.Sprintf("signals[%d] (%s): %v", e.Index, e.Type, e.Err)
+	typ := e.Type
+	if !slices.Contains(Types, typ) {
+		typ = "unknown type" // never repeat what was sent
+	}
+	return fmt.Sprintf("signals[%d] (%s): %v", e.Index, typ, e.Err)
 }
 
 func (e *Error) Unwrap() error { return e.Err }
@@ -227,6 +232,8 @@ func (d *Decoded) add(s Signal) error {
 // consent would grant on a signal the framework itself says is void.
 func checkTCF(t *tcf.TCString) error {
 	switch {
+	case t.PolicyVersion > 5:
+		return fmt.Errorf("tcf: unknown TCF policy version %d: this build reads versions 4 (TCF v2.2) and 5 (TCF v2.3)", t.PolicyVersion)
 	case t.PolicyVersion < 4:
 		return fmt.Errorf("tcf: TCF policy version %d: strings before version 4 (TCF v2.2) carry no valid consent; the CMP must be updated", t.PolicyVersion)
 	case !t.IsServiceSpecific:

@@ -4,11 +4,13 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/consentgate/consentgate/pkg/consent"
 	"github.com/consentgate/consentgate/pkg/policy"
@@ -68,6 +70,14 @@ type Outcome struct {
 	// Fields are the deciding fields with what they said, as
 	// "tcf.purpose.1=refuse", sorted.
 	Fields []string
+	// At is when the customer made the choice the outcome records: the
+	// submission's captured time, or for a decision read from TC strings
+	// their LastUpdated when it is earlier (a TC string kept in a cookie
+	// and sent again months later records a decision of back then). A
+	// GRANT takes the earliest time of its deciding sources, a DENY or
+	// WITHDRAW the latest of its refusing ones. Zero means the submission's
+	// time (Evaluate does not know it).
+	At time.Time
 }
 
 // Evaluate applies the policy's signals section to decoded signals and
@@ -117,22 +127,22 @@ func Evaluate(pol *policy.Policy, d *Decoded, jurisdiction string) []Outcome {
 			if v == Allow && f.Kind == policy.SignalOptOut && !pu.OptOut {
 				v = Absent // no objection is no consent to an opt-in purpose
 			}
-			if !r.AppliesIn(jurisdiction) {
-				if jurisdiction != "" || v != Refuse {
-					continue
-				}
+			cover := r.Coverage(jurisdiction)
+			if cover == policy.CoverNone {
+				continue
 			}
 			sv := bySource[f.Source]
 			if sv == nil {
 				sv = &sourceVote{source: f.Source, all: true}
 				bySource[f.Source] = sv
 			}
-			sv.add(rd.Field, v, f.Kind, rd.LegalBasis)
+			sv.add(rd.Field, v, f.Kind, rd.LegalBasis, cover == policy.CoverFull)
 		}
 		o, ok := decide(pu, sig, bySource)
 		if !ok {
 			continue
 		}
+		o.At = decidedAt(d, o)
 		if o.Action == consent.ActionGrant {
 			o.Excluded = excluded(d, sig, pu, jurisdiction)
 		}
@@ -143,17 +153,21 @@ func Evaluate(pol *policy.Policy, d *Decoded, jurisdiction string) []Outcome {
 
 // sourceVote collects what one source's rules say about one purpose.
 type sourceVote struct {
-	source  string
-	refuse  bool
-	optOut  bool // a refusing field is an opt-out (WITHDRAW, not DENY)
-	all     bool // every field read allows
-	n       int
-	li      bool // some allowing field rests on legitimate interest
-	fields  []string
-	refused []string
+	source    string
+	refuse    bool
+	optOut    bool // a refusing field is an opt-out (WITHDRAW, not DENY)
+	all       bool // every field read allows
+	n         int
+	fullAllow int  // allowing fields of rules that fully apply
+	li        bool // some allowing field rests on legitimate interest
+	fields    []string
+	refused   []string
 }
 
-func (s *sourceVote) add(field string, v Value, kind policy.SignalKind, basis string) {
+// add counts one rule's reading. full is false for a rule that only may
+// apply (policy.CoverPartial): it can refuse, and its absence holds a
+// grant back, but it never grants by itself.
+func (s *sourceVote) add(field string, v Value, kind policy.SignalKind, basis string, full bool) {
 	s.n++
 	switch v {
 	case Refuse:
@@ -163,19 +177,25 @@ func (s *sourceVote) add(field string, v Value, kind policy.SignalKind, basis st
 	case Allow:
 		s.li = s.li || basis == policy.LegalBasisLegitimateInterest
 		s.fields = append(s.fields, field+"=allow")
+		if full {
+			s.fullAllow++
+		}
 	default:
 		s.all = false
 	}
 }
 
-// says reports what the source decides: Refuse, Allow or Absent.
+// says reports what the source decides: Refuse, Allow or Absent. It allows
+// only when every rule read allows and at least one of them fully applies,
+// so that a customer of unknown (or coarser) jurisdiction is never granted
+// what some jurisdiction they may be in would not grant.
 func (s *sourceVote) says() Value {
 	switch {
 	case s == nil || s.n == 0:
 		return Absent
 	case s.refuse:
 		return Refuse
-	case s.all:
+	case s.all && s.fullAllow > 0:
 		return Allow
 	}
 	return Absent
@@ -267,7 +287,7 @@ func excluded(d *Decoded, sig policy.Signals, pu policy.Purpose, jurisdiction st
 		if !r.IsCategoryRule() || (len(r.Purposes) > 0 && !slices.Contains(r.Purposes, pu.ID)) {
 			continue
 		}
-		if jurisdiction != "" && !r.AppliesIn(jurisdiction) {
+		if r.Coverage(jurisdiction) == policy.CoverNone {
 			continue
 		}
 		f, ok := policy.LookupSignalField(r.Signal)
@@ -343,6 +363,34 @@ func read(d *Decoded, f policy.SignalField, basis policy.Basis, vendor int) Read
 	return worst
 }
 
+// decidedAt is when the choice an outcome records was made (Outcome.At):
+// TC strings carry their LastUpdated; every other source is as old as the
+// submission (zero here).
+func decidedAt(d *Decoded, o Outcome) time.Time {
+	if !slices.Contains(o.Sources, "tcf") {
+		return time.Time{}
+	}
+	var at time.Time
+	for _, t := range d.TCF {
+		lu := t.LastUpdated
+		if lu.IsZero() {
+			return time.Time{} // a string that does not say: the submission's time
+		}
+		switch {
+		case at.IsZero():
+			at = lu
+		case o.Action == consent.ActionGrant && lu.Before(at):
+			at = lu // a grant is as old as its oldest string
+		case o.Action != consent.ActionGrant && lu.After(at):
+			at = lu // a refusal as new as its newest
+		}
+	}
+	if o.Action != consent.ActionGrant && len(o.Sources) > 1 {
+		return time.Time{} // another refusing source is as new as the submission
+	}
+	return at
+}
+
 // rank orders values by restrictiveness: allow < absent < refuse.
 func rank(v Value) int {
 	switch v {
@@ -385,6 +433,11 @@ func readTCF(t *tcf.TCString, f policy.SignalField, basis policy.Basis, vendor i
 		}
 		return Reading{Value: Refuse}
 	case strings.HasPrefix(f.Name, "tcf.purpose."):
+		if n == 1 && t.PurposeOneTreatment {
+			// Purpose 1 was not disclosed (PurposeOneTreatment): its bit
+			// records no choice of the customer.
+			return Reading{Value: Absent}
+		}
 		return bits(t.PurposesConsent.Has(n) && vendorMay(t, vendor, n, tcf.RequireConsent),
 			t.PurposesLITransparency.Has(n) && vendorMay(t, vendor, n, tcf.RequireLegitimateInterest), basis)
 	case strings.HasPrefix(f.Name, "tcf.publisher.purpose."):
@@ -503,31 +556,36 @@ func ChangesFrom(pol *policy.Policy, sub Submission, d *Decoded) []consent.Chang
 	if len(outcomes) == 0 {
 		return nil
 	}
-	base := submissionDigest(sub)
+	base := SubmissionDigest(sub)
 	out := make([]consent.Change, 0, len(outcomes))
 	for _, o := range outcomes {
-		purpose := o.Purpose
 		c := consent.Change{
-			ChangeID:      ChangeID(base, o.Purpose),
 			SubjectID:     sub.SubjectID,
-			Purpose:       purpose,
+			Purpose:       o.Purpose,
 			Action:        o.Action,
 			LegalBasis:    consent.BasisConsent,
 			Source:        "signal:" + strings.Join(o.Sources, "+"),
 			NoticeVersion: NoticeVersion(sub, d, o.Sources),
 			CapturedAt:    sub.CapturedAt,
 		}
+		if !o.At.IsZero() && o.At.Before(sub.CapturedAt) {
+			c.CapturedAt = o.At.Truncate(time.Millisecond)
+		}
 		if o.Action == consent.ActionGrant {
 			c.LegalBasis = consent.LegalBasis(o.LegalBasis)
 			c.ExcludedCategories = o.Excluded
 		}
+		c.ChangeID = ChangeID(base, c)
 		out = append(out, c)
 	}
 	return out
 }
 
-// submissionDigest hashes what identifies a submission.
-func submissionDigest(sub Submission) []byte {
+// SubmissionDigest hashes what identifies a submission: its subject,
+// captured time, jurisdiction, notice version and signals (Consent Mode
+// states in key order). Its first 8 bytes in hex are the
+// consentgate.intake.signal_submission header of the changes it makes.
+func SubmissionDigest(sub Submission) []byte {
 	h := sha256.New()
 	field := func(s string) {
 		var n [8]byte
@@ -555,12 +613,66 @@ func submissionDigest(sub Submission) []byte {
 	return h.Sum(nil)
 }
 
-// ChangeID is the change id of the change a submission (by its digest)
-// makes for a purpose: "sig-" and 32 hex digits.
-func ChangeID(digest []byte, purpose string) string {
+// Change id prefixes: ties between changes captured in the same
+// millisecond go to the greater change id (byte-wise), so the id of a
+// change made from signals orders it in a tie: a DENY or WITHDRAW starts
+// with "~" (above every letter and digit: it wins the tie against a grant
+// with an ordinary id), a GRANT with "+" (below them: it loses the tie).
+const (
+	RestrictivePrefix = "~sig-"
+	GrantPrefix       = "+sig-"
+)
+
+// ChangeID is the change id of a change a submission (by its digest)
+// makes: RestrictivePrefix or GrantPrefix and 32 hex digits of a hash of
+// the digest and everything the change says (purpose, action, legal basis,
+// exclusions, source, notice version, captured time), so that a resend
+// gives the same id and a different change (the same submission under
+// another policy) another one.
+func ChangeID(digest []byte, c consent.Change) string {
 	h := sha256.New()
 	h.Write(digest)
-	h.Write([]byte{0})
-	h.Write([]byte(purpose))
-	return "sig-" + hex.EncodeToString(h.Sum(nil))[:32]
+	for _, part := range []string{c.Purpose, string(c.Action), string(c.LegalBasis), strings.Join(c.ExcludedCategories, ","),
+		c.Source, c.NoticeVersion, strconv.FormatInt(c.CapturedAt.UnixMilli(), 10)} {
+		h.Write([]byte{0})
+		h.Write([]byte(part))
+	}
+	prefix := GrantPrefix
+	if c.Action.Restrictive() {
+		prefix = RestrictivePrefix
+	}
+	return prefix + hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+// Refused is a change that the clock rule refused: its purpose and why.
+type Refused struct {
+	Purpose string
+	Reason  string
+}
+
+// BoundChanges applies the clock rule ([consent.Change.BoundCapturedAt])
+// to each change of one submission against its receive time. A change the
+// rule refuses (a GRANT dated too far ahead) is left out and reported; the
+// others are kept, a DENY or WITHDRAW moved back as the rule says: one
+// wrong clock must not cost an objection that came with a refused grant.
+// The intake and the signals topic consumer both call it.
+func BoundChanges(cs []consent.Change, received time.Time, skew time.Duration) (kept []consent.Change, refused []Refused) {
+	for _, c := range cs {
+		b, err := c.BoundCapturedAt(received, skew)
+		if err != nil {
+			refused = append(refused, Refused{Purpose: c.Purpose, Reason: clockReason(err)})
+			continue
+		}
+		kept = append(kept, b)
+	}
+	return kept, refused
+}
+
+// clockReason is the field problem of a clock rule error, without values.
+func clockReason(err error) string {
+	var fe *consent.FieldError
+	if errors.As(err, &fe) {
+		return fe.Field + " " + fe.Problem
+	}
+	return "captured_at is refused by the clock rule"
 }

@@ -249,7 +249,11 @@ func TestChangesIdempotentIDs(t *testing.T) {
 		if err := c.Validate(); err != nil {
 			t.Errorf("change for %s invalid: %v", c.Purpose, err)
 		}
-		if !strings.HasPrefix(c.ChangeID, "sig-") || len(c.ChangeID) != 36 || ids[c.ChangeID] {
+		prefix := GrantPrefix
+		if c.Action.Restrictive() {
+			prefix = RestrictivePrefix
+		}
+		if !strings.HasPrefix(c.ChangeID, prefix) || len(c.ChangeID) != 37 || ids[c.ChangeID] {
 			t.Errorf("change id %q", c.ChangeID)
 		}
 		ids[c.ChangeID] = true
@@ -320,7 +324,7 @@ func TestDecodeErrors(t *testing.T) {
 	}{
 		{"no signals", Submission{}, "signals: no signals"},
 		{"too many", Submission{Signals: make([]Signal, MaxSignals+1)}, "at most 16"},
-		{"unknown type", Submission{Signals: []Signal{{Type: "tcf2", Value: "x"}}}, "signals[0] (tcf2): unknown signal type"},
+		{"unknown type", Submission{Signals: []Signal{{Type: "tcf2", Value: "x"}}}, "signals[0] (unknown type): unknown signal type"},
 		{"bad tc string", Submission{Signals: []Signal{{Type: TypeGPC, Value: "1"}, {Type: TypeTCF, Value: "not a tc string!"}}}, "signals[1] (tcf): tcf:"},
 		{"empty tc string", Submission{Signals: []Signal{{Type: TypeTCF}}}, "signals[0] (tcf): tcf:"},
 		{"bad gpp string", Submission{Signals: []Signal{{Type: TypeGPP, Value: "DBAB"}}}, "signals[0] (gpp): gpp:"},
@@ -353,3 +357,35 @@ func TestDecodeErrors(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestPurposeOneTreatmentIsNoConsent(t *testing.T) {
+	t.Parallel()
+	pol := mustPolicy(t, testPolicy)
+	all := []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}
+	s := tc(all, nil, []int{1})
+	s.PurposeOneTreatment = true
+	// Purpose 1 was not disclosed: its bit is no consent, so nothing that
+	// needs it is granted (analytics needs only purpose 8).
+	if got, want := brief(Evaluate(pol, &Decoded{TCF: []*tcf.TCString{s}}, "DE")), []string{"analytics:GRANT/CONSENT(tcf)"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+func TestBoundChangesKeepsRestrictive(t *testing.T) {
+	t.Parallel()
+	pol := mustPolicy(t, testPolicy)
+	received := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	future := received.Add(48 * time.Hour)
+	cs, err := Changes(pol, Submission{SubjectID: "s", CapturedAt: future, Jurisdiction: "US", Signals: []Signal{
+		{Type: TypeGPC, Value: "1"}, {Type: TypeConsentMode, States: map[string]string{"ad_user_data": Granted}}}})
+	if err != nil || len(cs) != 2 {
+		t.Fatalf("changes %+v %v", cs, err)
+	}
+	kept, refused := BoundChanges(cs, received, 15*time.Minute)
+	if len(kept) != 1 || kept[0].Purpose != "sale" || kept[0].Action != consent.ActionWithdraw || kept[0].CapturedAt.After(received.Add(15*time.Minute)) {
+		t.Errorf("kept %+v, want the WITHDRAW of sale, moved back", kept)
+	}
+	if len(refused) != 1 || refused[0].Purpose != "marketing" || !strings.Contains(refused[0].Reason, "captured_at") {
+		t.Errorf("refused %+v, want the marketing GRANT", refused)
+	}
+}

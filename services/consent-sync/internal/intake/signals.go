@@ -3,13 +3,13 @@ package intake
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +19,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/consentgate/consentgate/pkg/consent"
+	"github.com/consentgate/consentgate/pkg/policy"
 	"github.com/consentgate/consentgate/pkg/signals"
 	"github.com/consentgate/consentgate/pkg/stream"
 )
@@ -67,8 +68,6 @@ const SignalsPath = "/v1/consent-signals"
 // personal data: a hash over the submission, subject included, truncated.
 const HeaderSignalSubmission = "consentgate.intake.signal_submission"
 
-var subjectJurisdiction = regexp.MustCompile(`^[A-Z]{2}(-[A-Z0-9]{1,3})?$`)
-
 // signalFields are the members of a signals body, in report order.
 var signalFields = []string{"subject_id", "captured_at", "jurisdiction", "notice_version", "signals"}
 
@@ -92,6 +91,15 @@ type SignalsAccepted struct {
 	// catalogue has no field of (tcfcav1, say).
 	IgnoredSections []int  `json:"ignored_sections,omitempty"`
 	Reason          string `json:"reason,omitempty"`
+	// Refused are the grants the clock rule refused (dated too far
+	// ahead): not recorded, while the submission's other changes were.
+	Refused []RefusedChange `json:"refused,omitempty"`
+}
+
+// RefusedChange is a change of a submission that was not recorded.
+type RefusedChange struct {
+	Purpose string `json:"purpose"`
+	Reason  string `json:"reason"`
 }
 
 // Signals returns the handler of [SignalsPath]. It shares the handler's
@@ -151,9 +159,11 @@ func (h *Handler) serveSignals(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	var changes []consent.Change
-	adjusted := false
+	var refused []signals.Refused
+	var made []consent.Change
 	if len(problems) == 0 {
-		for _, c := range signals.ChangesFrom(pol, sub, d) {
+		made = signals.ChangesFrom(pol, sub, d)
+		for _, c := range made {
 			if err := c.Validate(); err != nil {
 				// The policy made a change the consent schema refuses: a
 				// bug, never produced.
@@ -161,19 +171,28 @@ func (h *Handler) serveSignals(w http.ResponseWriter, r *http.Request) {
 				writeJSON(w, http.StatusInternalServerError, map[string]any{"errors": []Problem{{Reason: "the signals made a consent change that is not valid; nothing was recorded"}}})
 				return
 			}
-			bound, err := c.BoundCapturedAt(received, h.opts.MaxClockSkew)
-			if err != nil {
-				problems = problemsOf(err)
-				break
+		}
+		// The clock rule per change: a grant dated too far ahead is
+		// refused, the objections that came with it are kept.
+		changes, refused = signals.BoundChanges(made, received, h.opts.MaxClockSkew)
+		if len(changes) == 0 && len(refused) > 0 {
+			for _, r := range refused {
+				problems = append(problems, Problem{Field: "captured_at", Reason: "the " + r.Purpose + " grant: " + r.Reason})
 			}
-			adjusted = adjusted || !bound.CapturedAt.Equal(c.CapturedAt)
-			changes = append(changes, bound)
 		}
 	}
 	if len(problems) > 0 {
 		h.Rejected.Add(1)
 		writeJSON(w, http.StatusBadRequest, map[string]any{"errors": problems})
 		return
+	}
+	adjusted := false
+	for i, c := range changes {
+		for _, m := range made {
+			if m.ChangeID == c.ChangeID {
+				adjusted = adjusted || !m.CapturedAt.Equal(changes[i].CapturedAt)
+			}
+		}
 	}
 	if len(changes) == 0 {
 		h.SignalsIgnored.Add(1)
@@ -184,7 +203,7 @@ func (h *Handler) serveSignals(w http.ResponseWriter, r *http.Request) {
 
 	msgs := make([]kafka.Message, 0, len(changes))
 	acks := make([]*ack, 0, len(changes))
-	digest := strings.TrimPrefix(changes[0].ChangeID, "sig-")[:16]
+	digest := hex.EncodeToString(signals.SubmissionDigest(sub)[:8])
 	for _, c := range changes {
 		value, err := h.enc.EncodeSingle(ChangeSchema, c.Native())
 		if err != nil {
@@ -194,8 +213,11 @@ func (h *Handler) serveSignals(w http.ResponseWriter, r *http.Request) {
 		}
 		msg := kafka.Message{Topic: h.opts.Topic, Key: []byte(c.SubjectID), Value: value, Time: received,
 			Headers: []kafka.Header{{Key: HeaderSignalSubmission, Value: []byte(digest)}}}
-		if !c.CapturedAt.Equal(sub.CapturedAt) {
-			msg.Headers = append(msg.Headers, kafka.Header{Key: HeaderClaimedCapturedAt, Value: []byte(sub.CapturedAt.UTC().Format(rfc3339Milli))})
+		for _, m := range made {
+			if m.ChangeID == c.ChangeID && !m.CapturedAt.Equal(c.CapturedAt) {
+				// The clock rule moved it: the date the signals gave.
+				msg.Headers = append(msg.Headers, kafka.Header{Key: HeaderClaimedCapturedAt, Value: []byte(m.CapturedAt.UTC().Format(rfc3339Milli))})
+			}
 		}
 		msgs = append(msgs, msg)
 		acks = append(acks, &ack{})
@@ -233,6 +255,9 @@ func (h *Handler) serveSignals(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := SignalsAccepted{Topic: h.opts.Topic, CapturedAt: sub.CapturedAt.UTC().Format(rfc3339Milli), CapturedAtAdjusted: adjusted, IgnoredSections: d.Ignored}
+	for _, r := range refused {
+		out.Refused = append(out.Refused, RefusedChange{Purpose: r.Purpose, Reason: r.Reason})
+	}
 	h.mu.Lock()
 	for i, c := range changes {
 		a := *acks[i]
@@ -292,8 +317,10 @@ func ParseSignals(body []byte) (signals.Submission, []Problem) {
 	}
 	sub.CapturedAt = ps.time(raw, "captured_at", true, false)
 	sub.Jurisdiction = ps.str(raw, "jurisdiction", false, true)
-	if sub.Jurisdiction != "" && !subjectJurisdiction.MatchString(sub.Jurisdiction) {
-		ps.add("jurisdiction", "is not an ISO 3166-1 alpha-2 country code (DE) or ISO 3166-2 subdivision (US-CA), upper case")
+	if sub.Jurisdiction != "" {
+		if err := policy.CheckJurisdiction(sub.Jurisdiction); err != nil {
+			ps.add("jurisdiction", err.Error())
+		}
 	}
 	sub.NoticeVersion = ps.str(raw, "notice_version", false, true)
 	if len(sub.NoticeVersion) > 256 {
@@ -325,9 +352,9 @@ func parseSignalList(raw json.RawMessage, ps *problems) []signals.Signal {
 	out := make([]signals.Signal, 0, len(items))
 	for i, it := range items {
 		field := fmt.Sprintf("signals[%d]", i)
-		var m map[string]json.RawMessage
-		if err := json.Unmarshal(it, &m); err != nil || m == nil {
-			ps.add(field, "must be an object with type and value (or states)")
+		m, err := strictObject(it)
+		if err != nil {
+			ps.add(field, err.Error())
 			continue
 		}
 		var s signals.Signal
@@ -339,7 +366,20 @@ func parseSignalList(raw json.RawMessage, ps *problems) []signals.Signal {
 			case "value":
 				err = json.Unmarshal(v, &s.Value)
 			case "states":
-				err = json.Unmarshal(v, &s.States)
+				var states map[string]json.RawMessage
+				if states, err = strictObject(v); err == nil {
+					s.States = make(map[string]string, len(states))
+					for sk, sv := range states {
+						var str string
+						if err = json.Unmarshal(sv, &str); err != nil {
+							break
+						}
+						s.States[sk] = str
+					}
+				} else if !strings.HasPrefix(err.Error(), "must be") {
+					ps.add(field, "states "+err.Error())
+					err = nil
+				}
 			default:
 				ps.add(field, "has a member other than type, value and (consent_mode only) states")
 			}
@@ -353,4 +393,35 @@ func parseSignalList(raw json.RawMessage, ps *problems) []signals.Signal {
 		out = append(out, s)
 	}
 	return out
+}
+
+// strictObject reads one JSON object into its raw members, refusing a
+// member that appears twice: last-wins would let a "denied" be overridden
+// by a "granted" in the same object. Its errors repeat no value.
+func strictObject(raw json.RawMessage) (map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, errors.New("must be a JSON object")
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, errors.New("must be a JSON object with type and value (or states)")
+	}
+	out := map[string]json.RawMessage{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, errors.New("must be a JSON object")
+		}
+		key, _ := tok.(string)
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, errors.New("must be a JSON object")
+		}
+		if _, dup := out[key]; dup {
+			return nil, errors.New("has a member that appears more than once")
+		}
+		out[key] = v
+	}
+	return out, nil
 }

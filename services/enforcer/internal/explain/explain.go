@@ -80,7 +80,7 @@ type Explanation struct {
 	// Signals says what the signals of Input.Signals decide; nil without
 	// signals. The streams are decided on the state they produce.
 	Signals *SignalsReport `json:"signals,omitempty"`
-	Streams []Stream `json:"streams"`
+	Streams []Stream       `json:"streams"`
 }
 
 // Stream is the decision for one purpose stream.

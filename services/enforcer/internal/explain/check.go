@@ -37,16 +37,13 @@ func (r CheckResult) OK() bool { return len(r.Errors) == 0 }
 //   - every name under a stream's schemas: is the full name of a schema in
 //     cat (a name that is not can never match, so the stream would silently
 //     receive nothing of that kind);
-//
 //   - every field: path of a treatment exists in at least one schema the
 //     stream accepts (avrocodec.Schema.Fields, or a deeper path of a
 //     recursive type; any version; every schema of cat when the stream
 //     lists none);
-//
 //   - with haveKey false, a stream that pseudonymises is a warning: the
 //     enforcer refuses to start without PSEUDONYMISATION_KEY_FILE or
 //     PSEUDONYMISATION_KEY;
-//
 //   - an encrypt rule that is the first matching rule of a field, in an
 //     accepted schema (any version), whose type cannot hold a ciphertext
 //     (anything but string and bytes, also in a union with null, an array,
@@ -54,7 +51,6 @@ func (r CheckResult) OK() bool { return len(r.Errors) == 0 }
 //     field would be removed (encryptErrors); with default_treatment:
 //     encrypt on a redacting stream, such an annotated field that no rule
 //     matches is a warning;
-//
 //   - a setting that cannot take effect on any output of its stream is a
 //     warning (see ineffective): a category rule no field of an accepted
 //     schema matches, unannotated_fields: remove where no accepted schema
@@ -62,7 +58,6 @@ func (r CheckResult) OK() bool { return len(r.Errors) == 0 }
 //     default_treatment on a stream that never redacts (on_missing_consent:
 //     drop), save the field rules that unannotated_fields: remove applies
 //     and the encrypt rules, which apply on every output.
-//
 //   - in the signals section, a rule that can never grant (an opt-out
 //     field mapped only to opt-in purposes: it can only take consent
 //     away) is a warning, and so is a category rule on an opt-out field

@@ -205,7 +205,7 @@ func Explain(ctx context.Context, in Input) (*Explanation, error) {
 			return nil, err
 		}
 		if len(in.Policy.Signals.Rules) == 0 {
-			ex.Notes = append(ex.Notes, "the policy has no signals section: signals change no consent")
+			ex.Notes = append(ex.Notes, "the policy has no signals section: signals change no consent (consent-sync refuses them: 404)")
 		}
 	}
 	fields := make(map[string]avrocodec.FieldInfo, len(rec.Schema.Fields))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -404,4 +405,32 @@ func TestParseConsentModeFlag(t *testing.T) {
 			t.Errorf("%q: %v, %v; want %s", tc.in, got, err, tc.want)
 		}
 	}
+}
+
+// FuzzParseConsentModeFlag: never panics; what it accepts has no empty
+// state or value, and written back as state=value pairs reads the same.
+func FuzzParseConsentModeFlag(f *testing.F) {
+	for _, s := range []string{"ad_user_data=granted", "ad_user_data=granted,ad_personalization=denied", " a = b ,c=d", "a=b,a=c", "=", ",", "a==b", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := ParseConsentModeFlag(s)
+		if err != nil {
+			if got != nil {
+				t.Fatalf("%q: a result with the error %v", s, err)
+			}
+			return
+		}
+		var parts []string
+		for k, v := range got {
+			if k == "" || v == "" || strings.ContainsAny(k, ",=") || strings.Contains(v, ",") {
+				t.Fatalf("%q: state %q value %q", s, k, v)
+			}
+			parts = append(parts, k+"="+v)
+		}
+		again, err := ParseConsentModeFlag(strings.Join(parts, ","))
+		if err != nil || !reflect.DeepEqual(again, got) {
+			t.Fatalf("%q: %v reads back as %v, %v", s, got, again, err)
+		}
+	})
 }

@@ -54,8 +54,12 @@ func signalWarnings(pol *policy.Policy, lines []string, source string) []*policy
 				}
 			}
 			if in := optIn(ids); len(in) == len(ids) && len(in) > 0 {
-				out = append(out, at("warning: signals rule %s always excludes %s from grants of %s: it reads an opt-out field, and not opting out is no consent to an opt-in purpose",
-					r.Signal, strings.Join(r.Categories, ", "), strings.Join(in, ", ")))
+				where := ""
+				if len(r.Jurisdictions) > 0 {
+					where = " (in " + strings.Join(r.Jurisdictions, ", ") + ", and where the jurisdiction is not known)"
+				}
+				out = append(out, at("warning: signals rule %s always excludes %s from grants of %s%s: it reads an opt-out field, and not opting out is no consent to an opt-in purpose",
+					r.Signal, strings.Join(r.Categories, ", "), strings.Join(in, ", "), where))
 			}
 		}
 	}

@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/consentgate/consentgate/pkg/consent"
+	"github.com/consentgate/consentgate/pkg/policy"
+	"github.com/consentgate/consentgate/pkg/signals"
 )
 
 // TestCheckSignals: the signals findings and summary of check, for small
@@ -40,6 +44,10 @@ streams:
       purposes: [marketing]
     - signal: gpp.usnat.sharing_opt_out
       categories: [user.location.precise]
+    - signal: gpp.usnat.targeted_advertising_opt_out
+      categories: [user.location.precise]
+      purposes: [analytics]
+      jurisdictions: [US]
     - signal: consent_mode.ad_user_data
       purposes: [marketing]
 `,
@@ -47,11 +55,12 @@ streams:
 				"p.yaml:10:15: warning: signals rule gpc can only take consent away, never grant: it reads an opt-out field and maps only opt-in purposes (marketing, analytics); " +
 					"an opt-out withdraws them, not opting out is no consent to them",
 				"p.yaml:16:15: warning: signals rule gpp.usnat.sale_opt_out always excludes user.health from grants of marketing: it reads an opt-out field, and not opting out is no consent to an opt-in purpose",
+				"p.yaml:21:15: warning: signals rule gpp.usnat.targeted_advertising_opt_out always excludes user.location.precise from grants of analytics (in US, and where the jurisdiction is not known): it reads an opt-out field, and not opting out is no consent to an opt-in purpose",
 			},
-			summary: "signals (6 rules, precedence most_restrictive):\n" +
+			summary: "signals (7 rules, precedence most_restrictive):\n" +
 				"  sources no rule maps (their signals change no consent): tcf, gpp.usca, gpp.usva, gpp.usco, gpp.usut, gpp.usct, gpp.usfl, gpp.usmt, gpp.usor, gpp.ustx, gpp.usde, gpp.usia, gpp.usne, gpp.usnh, gpp.usnj, gpp.ustn, gpp.usmn, gpp.usmd, gpp.usin, gpp.usky, gpp.usri\n" +
 				"  fields no rule maps, of the sources mapped:\n" +
-				"    gpp.usnat: gpp.usnat.targeted_advertising_opt_out, gpp.usnat.sensitive_data_processing.{1-16}, gpp.usnat.known_child_sensitive_data_consents.{1-3}, gpp.usnat.personal_data_consents, gpp.usnat.gpc\n" +
+				"    gpp.usnat: gpp.usnat.sensitive_data_processing.{1-16}, gpp.usnat.known_child_sensitive_data_consents.{1-3}, gpp.usnat.personal_data_consents, gpp.usnat.gpc\n" +
 				"    consent_mode: consent_mode.ad_storage, consent_mode.analytics_storage, consent_mode.ad_personalization\n",
 		},
 		{
@@ -111,6 +120,45 @@ streams:
 				t.Errorf("summary from signals on:\n%s\nwant:\n%s", got, tc.summary)
 			}
 		})
+	}
+}
+
+// The engine does what the warnings say: with no opt-out at all (usnat
+// "did not opt out" everywhere), the sale_opt_out rule grants nothing, and the
+// category rules on opt-out fields exclude their categories from the grant
+// of marketing that Consent Mode makes.
+func TestCheckSignalsWarningsHold(t *testing.T) {
+	t.Parallel()
+	pol, err := policy.Parse([]byte(`purposes:
+  - id: marketing
+  - id: analytics
+streams:
+  - purposes: [marketing]
+signals:
+  rules:
+    - signal: gpp.usnat.sale_opt_out
+      purposes: [marketing, analytics]
+    - signal: gpp.usnat.sharing_opt_out
+      categories: [user.health]
+    - signal: consent_mode.ad_user_data
+      purposes: [marketing]
+`), "p.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := signalWarnings(pol, nil, "p.yaml"); len(w) != 2 {
+		t.Fatalf("warnings %v", w)
+	}
+	sub := signals.Submission{SubjectID: "c-1", CapturedAt: goldenNow, Jurisdiction: "US", Signals: []signals.Signal{
+		{Type: signals.TypeGPP, Value: gppNoOptOut},
+		{Type: signals.TypeConsentMode, States: map[string]string{"ad_user_data": "granted"}}}}
+	changes, err := signals.Changes(pol, sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) != 1 || changes[0].Purpose != "marketing" || changes[0].Action != consent.ActionGrant ||
+		strings.Join(changes[0].ExcludedCategories, ",") != "user.health" || changes[0].Source != "signal:consent_mode" {
+		t.Errorf("changes %+v", changes)
 	}
 }
 

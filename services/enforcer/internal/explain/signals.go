@@ -284,7 +284,7 @@ func undecidedNote(pu policy.Purpose, st *consent.State) string {
 	return none + ", deny by default"
 }
 
-// writeSignals prints the report for people.
+// writeText prints the report for people, before the streams.
 func (r *SignalsReport) writeText(b *strings.Builder) {
 	fmt.Fprintf(b, "\nconsent from signals: %s", strings.Join(r.Types, ", "))
 	if r.Jurisdiction != "" {

@@ -7,7 +7,8 @@
 // Two offline subcommands help write and debug the policy: "enforcer check
 // POLICY_FILE" validates it, and "enforcer explain --policy FILE --event
 // EVENT.json --consent CONSENT.json" says what the enforcer does with one
-// event (see package internal/explain, and --help of each).
+// event, for a consent state or for consent signals (--tcf, --gpp, --usp,
+// --gpc, --consent-mode; see package internal/explain, and --help of each).
 package main
 
 import (

@@ -58,8 +58,13 @@ func (r CheckResult) OK() bool { return len(r.Errors) == 0 }
 //     default_treatment on a stream that never redacts (on_missing_consent:
 //     drop), save the field rules that unannotated_fields: remove applies
 //     and the encrypt rules, which apply on every output.
+//   - in the signals section, a rule that can never grant (an opt-out
+//     field mapped only to opt-in purposes: it can only take consent
+//     away) is a warning, and so is a category rule on an opt-out field
+//     for opt-in purposes only, which always excludes its categories
+//     (signalWarnings). A policy without a signals section has none.
 //
-// Findings of the last three kinds carry the line of the stream or rule and
+// Findings of the last four kinds carry the line of the stream or rule and
 // the column of the offending name when it can be found on the lines of
 // that stream, else column 1.
 func Check(data []byte, source string, cat *avrocodec.Catalog, haveKey bool) CheckResult {
@@ -128,6 +133,7 @@ func Check(data []byte, source string, cat *avrocodec.Catalog, haveKey bool) Che
 			}
 		}
 	}
+	res.Warnings = append(res.Warnings, signalWarnings(pol, lines, source)...)
 	sortFindings(res.Errors)
 	sortFindings(res.Warnings)
 	return res
@@ -285,7 +291,9 @@ func suggest(s string, candidates []string) string {
 	return "; did you mean " + best + "?"
 }
 
-// WriteSummary prints a valid policy: its version, purposes and streams.
+// WriteSummary prints a valid policy: its version, purposes and streams,
+// and for a policy with a signals section the signal sources no rule maps
+// and the unmapped fields of the sources it maps (writeSignalsSummary).
 func (r CheckResult) WriteSummary(w io.Writer) error {
 	pol := r.Policy
 	if pol == nil {
@@ -319,5 +327,6 @@ func (r CheckResult) WriteSummary(w io.Writer) error {
 		}
 		fmt.Fprintf(w, "  %s\n    purposes: %s\n    schemas:  %s\n    mode:     %s\n", s.Topic, strings.Join(s.Purposes, ", "), schemas, mode)
 	}
+	writeSignalsSummary(w, pol)
 	return nil
 }

@@ -191,11 +191,20 @@ func TestCheckShippedPolicies(t *testing.T) {
 		t.Run(rel, func(t *testing.T) {
 			t.Parallel()
 			res := Check(repoFile(t, rel), rel, cat, true)
-			// The one warning: a rule for a category that no built-in
-			// schema carries (it applies to registry schemas that do).
-			want := rel + ":39:19: warning: stream compliant.analytics: no field of a schema the stream accepts has a category user.location.precise matches, so the rule never applies"
-			if !res.OK() || len(res.Warnings) != 1 || res.Warnings[0].Error() != want {
-				t.Fatalf("errors %v, warnings %v", res.Errors, res.Warnings)
+			// A rule for a category that no built-in schema carries (it
+			// applies to registry schemas that do), and for the example's
+			// signals section, its rule that can only take consent away.
+			want := []string{rel + ":39:19: warning: stream compliant.analytics: no field of a schema the stream accepts has a category user.location.precise matches, so the rule never applies"}
+			if rel == "pkg/policy/testdata/example.yaml" {
+				want = append(want, rel+":96:15: warning: signals rule gpp.usnat.targeted_advertising_opt_out can only take consent away, never grant: "+
+					"it reads an opt-out field and maps only opt-in purposes (marketing); an opt-out withdraws them, not opting out is no consent to them")
+			}
+			var got []string
+			for _, w := range res.Warnings {
+				got = append(got, w.Error())
+			}
+			if !res.OK() || strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Fatalf("errors %v, warnings:\n%s\nwant:\n%s", res.Errors, strings.Join(got, "\n"), strings.Join(want, "\n"))
 			}
 			var b bytes.Buffer
 			if err := res.WriteSummary(&b); err != nil {
@@ -205,6 +214,10 @@ func TestCheckShippedPolicies(t *testing.T) {
 				if !strings.Contains(b.String(), want) {
 					t.Errorf("summary lacks %q:\n%s", want, b.String())
 				}
+			}
+			// deploy/policy.yaml has no signals section: nothing about signals.
+			if hasSignals := strings.Contains(b.String(), "\nsignals ("); hasSignals != (rel == "pkg/policy/testdata/example.yaml") {
+				t.Errorf("signals in the summary: %v:\n%s", hasSignals, b.String())
 			}
 		})
 	}

@@ -42,7 +42,10 @@ every field: path of a treatment exists in a schema the stream accepts.
 Prints a summary and exits 0 when the policy is valid; prints every problem
 as file:line:col: problem and exits 1 otherwise. A stream that pseudonymises
 without a key configured is a warning (the enforcer will not start without
-PSEUDONYMISATION_KEY_FILE or PSEUDONYMISATION_KEY).
+PSEUDONYMISATION_KEY_FILE or PSEUDONYMISATION_KEY). For a policy with a
+signals section, the summary lists the signal sources no rule maps and the
+unmapped fields of the sources it maps, and a rule that can only take
+consent away (an opt-out field mapped only to opt-in purposes) is a warning.
 
 The policy is the argument, --policy, or POLICY_FILE; "-" reads standard input.
 
@@ -112,7 +115,9 @@ func RunCheck(args []string, env Env, stdio IO) int {
 	return ExitOK
 }
 
-const explainUsage = `usage: enforcer explain --policy FILE --event EVENT.json [--consent CONSENT.json] [flags]
+const explainUsage = `usage: enforcer explain --policy FILE --event EVENT.json [--consent CONSENT.json]
+                        [--tcf TC] [--gpp GPP] [--usp USP] [--gpc] [--consent-mode STATES]
+                        [--jurisdiction CODE] [--captured-at TIME] [flags]
 
 Says what the enforcer does with one event for one customer's consent, stream
 by stream: PASSED, REDACTED or DROPPED, the reason code and what it means, the
@@ -145,6 +150,24 @@ and erased_by are optional. Example:
                               "legal_basis": "CONSENT", "excluded_categories": ["user.health"]}},
    "erased_at": null}
 
+Instead of (or on top of) a consent file, the consent can come from consent
+signals, as consent-sync's POST /v1/consent-signals receives them: --tcf,
+--gpp, --usp, --gpc (the header Sec-GPC: 1) and --consent-mode, in any
+combination, make one submission. It is decoded (a malformed signal fails
+with the reason) and evaluated by the policy's signals section; explain
+prints, per purpose, the change the signals make (GRANT, DENY or WITHDRAW,
+legal basis, excluded categories, the deciding sources and fields, the
+change id) or that no signal decides it, and then decides the event on the
+consent state those changes leave. With --consent too, the changes apply on
+top of the file's state: the newest captured_at wins, as in the store.
+--jurisdiction is where the customer is (DE, US-CA; omitted: not known, so
+rules limited to jurisdictions only take consent away), --captured-at when
+the signals were given (default: the decision time). Example:
+
+  enforcer explain --policy policy.yaml --event purchase.json --jurisdiction DE \
+    --tcf CPTtLAAPTtLAAAKAAAENAAFgALwAAEAAAAAAAOgAgABgAAAA.IAoAAgABgAAEAQAAEAAA.d4AACEAAAAAA \
+    --consent-mode ad_user_data=granted,ad_personalization=denied
+
 Pseudonyms are computed with a fixed demo key unless
 --pseudonymisation-key-file is given.
 
@@ -159,10 +182,19 @@ func RunExplain(args []string, env Env, stdio IO) int {
 	var (
 		policyFile, eventFile, consentFile, schemaName, now, schemasDir, keyFile string
 		asJSON, showValues                                                       bool
+		sig                                                                      SignalFlags
+		capturedAt                                                               string
 	)
 	fs.StringVar(&policyFile, "policy", env("POLICY_FILE"), "policy `FILE` (- for standard input); default POLICY_FILE")
 	fs.StringVar(&eventFile, "event", "", "the event as a plain JSON object (`FILE`, or -)")
 	fs.StringVar(&consentFile, "consent", "", "the subject's consent state as JSON (`FILE`, or -); omitted: unknown subject")
+	fs.StringVar(&sig.TCF, "tcf", "", "a consent signal: an IAB TCF v2.2/v2.3 TC `STRING`")
+	fs.StringVar(&sig.GPP, "gpp", "", "a consent signal: an IAB GPP `STRING`")
+	fs.StringVar(&sig.USP, "usp", "", "a consent signal: an IAB US Privacy `STRING`, such as 1YNN")
+	fs.BoolVar(&sig.GPC, "gpc", false, "a consent signal: the header Sec-GPC: 1")
+	fs.StringVar(&sig.ConsentMode, "consent-mode", "", "a consent signal: Google Consent Mode v2 `STATES`, such as ad_user_data=granted,ad_personalization=denied")
+	fs.StringVar(&sig.Jurisdiction, "jurisdiction", "", "where the customer giving the signals is: a country or subdivision `CODE` such as DE or US-CA; default: not known")
+	fs.StringVar(&capturedAt, "captured-at", "", "when the signals were given, an RFC 3339 `TIME` (default: the decision time)")
 	fs.StringVar(&schemaName, "schema", "", "full name of the event's schema, e.g. consentgate.events.Purchase; default: guessed")
 	fs.StringVar(&now, "now", "", "time of the decision, RFC 3339 (default: now)")
 	fs.BoolVar(&asJSON, "json", false, "print JSON instead of text")
@@ -205,12 +237,30 @@ func RunExplain(args []string, env Env, stdio IO) int {
 		}
 		at = t
 	}
+	if !sig.Any() && (sig.Jurisdiction != "" || capturedAt != "") {
+		return usage("--jurisdiction and --captured-at describe signals: give at least one of --tcf, --gpp, --usp, --gpc, --consent-mode")
+	}
+	if capturedAt != "" {
+		t, err := time.Parse(time.RFC3339Nano, capturedAt)
+		if err != nil {
+			return usage("bad --captured-at: want an RFC 3339 time such as 2026-11-22T08:00:00Z")
+		}
+		sig.CapturedAt = t
+	}
 	fail := func(err error) int {
 		fmt.Fprintf(stdio.Stderr, "enforcer explain: %v\n", err)
 		return ExitFail
 	}
 	in := Input{Now: at, SchemaName: schemaName, ShowValues: showValues}
 	var err error
+	if sig.Any() {
+		// The subject is the event's: Explain sets it.
+		sub, err := sig.Submission("", at)
+		if err != nil {
+			return usage("bad signal: " + err.Error())
+		}
+		in.Signals = &sub
+	}
 	if keyFile != "" {
 		if in.Key, err = readKey(keyFile); err != nil {
 			return fail(err)

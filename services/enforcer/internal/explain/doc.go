@@ -9,7 +9,10 @@
 //   - enforcer explain: Explain takes one event (plain JSON, converted to
 //     goavro's native form by ToNative), one subject's consent state
 //     (ParseConsent) and the policy, and says for every stream what the
-//     enforcer does and why.
+//     enforcer does and why. The consent may also come from consent
+//     signals (SignalFlags, EvaluateSignals): they are decoded and
+//     evaluated by package signals, as consent-sync does, and their
+//     changes applied on top of the consent state given.
 //
 // Explain does not re-implement the enforcer: it encodes the event, decodes
 // it with avrocodec into the reader schema, and runs decision.Decide and a

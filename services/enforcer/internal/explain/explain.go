@@ -16,6 +16,7 @@ import (
 	"github.com/consentgate/consentgate/pkg/decision"
 	"github.com/consentgate/consentgate/pkg/policy"
 	"github.com/consentgate/consentgate/pkg/redact"
+	"github.com/consentgate/consentgate/pkg/signals"
 	"github.com/consentgate/consentgate/services/enforcer/internal/enforce"
 )
 
@@ -39,6 +40,10 @@ type Input struct {
 	// State is the subject's consent (ParseConsent); nil for a subject
 	// about whom nothing is stored.
 	State *consent.State
+	// Signals, when set, are consent signals whose changes apply on top
+	// of State (EvaluateSignals), as consent-sync would store them; their
+	// SubjectID is set to the event's subject.
+	Signals *signals.Submission
 	// Now is the time of the decision (expiry is checked against it).
 	Now time.Time
 	// Key is the pseudonymisation key; nil uses DemoKey.
@@ -71,8 +76,11 @@ type Explanation struct {
 	// streams are empty then.
 	DeadLetter string `json:"dead_letter,omitempty"`
 	// Notes point out things in the input worth knowing.
-	Notes   []string `json:"notes,omitempty"`
-	Streams []Stream `json:"streams"`
+	Notes []string `json:"notes,omitempty"`
+	// Signals says what the signals of Input.Signals decide; nil without
+	// signals. The streams are decided on the state they produce.
+	Signals *SignalsReport `json:"signals,omitempty"`
+	Streams []Stream       `json:"streams"`
 }
 
 // Stream is the decision for one purpose stream.
@@ -137,6 +145,12 @@ func Explain(ctx context.Context, in Input) (*Explanation, error) {
 	if in.Policy == nil || in.Catalog == nil {
 		return nil, errors.New("explain: policy and catalog are required")
 	}
+	if in.Signals != nil {
+		// A malformed signal fails the request, whatever the event.
+		if _, err := signals.Decode(*in.Signals); err != nil {
+			return nil, err
+		}
+	}
 	writer, native, err := ResolveSchema(in.Catalog, in.Event, in.SchemaName)
 	if err != nil {
 		return nil, err
@@ -183,6 +197,17 @@ func Explain(ctx context.Context, in Input) (*Explanation, error) {
 	if in.State != nil && in.State.SubjectID != "" && in.State.SubjectID != subject {
 		ex.Notes = append(ex.Notes, "the consent's subject_id is not the event's: the enforcer would look up the event's subject instead")
 	}
+	state := in.State
+	if in.Signals != nil {
+		sub := *in.Signals
+		sub.SubjectID = subject
+		if ex.Signals, state, err = EvaluateSignals(in.Policy, sub, in.State, in.Now); err != nil {
+			return nil, err
+		}
+		if len(in.Policy.Signals.Rules) == 0 {
+			ex.Notes = append(ex.Notes, "the policy has no signals section: signals change no consent (consent-sync refuses them: 404)")
+		}
+	}
 	fields := make(map[string]avrocodec.FieldInfo, len(rec.Schema.Fields))
 	for _, f := range rec.Schema.Fields {
 		fields[f.Path] = f
@@ -190,7 +215,7 @@ func Explain(ctx context.Context, in Input) (*Explanation, error) {
 	carried := decision.FieldsOf(rec.Writer(), rec.Schema)
 
 	// The same input and loop as enforce.Enforcer.Process.
-	dIn := decision.Input{Schema: rec.Schema.FullName, Fields: carried.Fields, State: in.State, Now: in.Now}
+	dIn := decision.Input{Schema: rec.Schema.FullName, Fields: carried.Fields, State: state, Now: in.Now}
 	for _, s := range in.Policy.Streams {
 		d := decision.Decide(in.Policy, s, dIn)
 		out := Stream{Topic: s.Topic, Purposes: s.Purposes, OnMissing: s.OnMissing, Excluded: d.Excluded}
@@ -252,7 +277,7 @@ func Explain(ctx context.Context, in Input) (*Explanation, error) {
 			}
 			out.Consents = append(out.Consents, pc)
 		}
-		out.Why = why(in.Policy, s, d, in.State, rec.Schema.FullName)
+		out.Why = why(in.Policy, s, d, state, rec.Schema.FullName)
 		if d.Outcome != decision.Redacted {
 			out.Excluded = nil
 			if d.Reason == decision.ReasonExcludedCategory {
@@ -600,6 +625,9 @@ func (e *Explanation) WriteText(w io.Writer) error {
 	}
 	for _, n := range e.Notes {
 		fmt.Fprintf(&b, "note: %s\n", n)
+	}
+	if e.Signals != nil {
+		e.Signals.writeText(&b)
 	}
 	if e.DeadLetter != "" {
 		fmt.Fprintf(&b, "\nDEAD-LETTERED (%s): the enforcer decides nothing for an event without %s; it goes to the dead-letter topic\n",

@@ -1,0 +1,328 @@
+package explain
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/consentgate/consentgate/pkg/consent"
+	"github.com/consentgate/consentgate/pkg/policy"
+	"github.com/consentgate/consentgate/pkg/signals"
+)
+
+// SignalFlags are the consent signals of one explain request as the
+// command line gives them: any combination of them makes one
+// signals.Submission (Submission).
+type SignalFlags struct {
+	// TCF is an IAB TCF v2.2 / v2.3 TC string (--tcf).
+	TCF string
+	// GPP is an IAB GPP string (--gpp).
+	GPP string
+	// USP is an IAB US Privacy string such as 1YNN (--usp).
+	USP string
+	// GPC is true for the header Sec-GPC: 1 (--gpc).
+	GPC bool
+	// ConsentMode are Google Consent Mode v2 states as
+	// "ad_user_data=granted,ad_personalization=denied" (--consent-mode).
+	ConsentMode string
+	// Jurisdiction is where the customer is ("DE", "US-CA"); empty when
+	// not known (--jurisdiction).
+	Jurisdiction string
+	// CapturedAt is when the customer gave the signals; zero means the
+	// decision time (--captured-at).
+	CapturedAt time.Time
+}
+
+// Any reports whether at least one signal is given.
+func (f SignalFlags) Any() bool {
+	return f.TCF != "" || f.GPP != "" || f.USP != "" || f.GPC || f.ConsentMode != ""
+}
+
+// jurisdictionPattern is the form of a customer's jurisdiction that
+// consent-sync's POST /v1/consent-signals accepts: an ISO 3166-1 alpha-2
+// country code, optionally with an ISO 3166-2 subdivision.
+var jurisdictionPattern = regexp.MustCompile(`^[A-Z]{2}(-[A-Z0-9]{1,3})?$`)
+
+// Submission builds the signals.Submission of the flags, for subject, with
+// captured_at defaulting to now. The signals come in a fixed order (tcf,
+// gpp, usp, gpc, consent_mode), so that the same flags make the same change
+// ids. A Consent Mode list that does not read, or a jurisdiction that is
+// not a country or subdivision code, is an error; the signals themselves
+// are decoded by signals.Decode.
+func (f SignalFlags) Submission(subject string, now time.Time) (signals.Submission, error) {
+	sub := signals.Submission{SubjectID: subject, CapturedAt: f.CapturedAt, Jurisdiction: f.Jurisdiction}
+	if sub.CapturedAt.IsZero() {
+		sub.CapturedAt = now
+	}
+	sub.CapturedAt = time.UnixMilli(sub.CapturedAt.UnixMilli()).UTC()
+	if f.Jurisdiction != "" && !jurisdictionPattern.MatchString(f.Jurisdiction) {
+		return sub, errors.New("jurisdiction: want an ISO 3166-1 country code such as DE, or a subdivision such as US-CA")
+	}
+	if f.TCF != "" {
+		sub.Signals = append(sub.Signals, signals.Signal{Type: signals.TypeTCF, Value: f.TCF})
+	}
+	if f.GPP != "" {
+		sub.Signals = append(sub.Signals, signals.Signal{Type: signals.TypeGPP, Value: f.GPP})
+	}
+	if f.USP != "" {
+		sub.Signals = append(sub.Signals, signals.Signal{Type: signals.TypeUSP, Value: f.USP})
+	}
+	if f.GPC {
+		sub.Signals = append(sub.Signals, signals.Signal{Type: signals.TypeGPC, Value: "1"})
+	}
+	if f.ConsentMode != "" {
+		states, err := ParseConsentModeFlag(f.ConsentMode)
+		if err != nil {
+			return sub, err
+		}
+		sub.Signals = append(sub.Signals, signals.Signal{Type: signals.TypeConsentMode, States: states})
+	}
+	return sub, nil
+}
+
+// ParseConsentModeFlag reads Consent Mode states written as
+// "state=value,state=value" (spaces around the parts are ignored). A part
+// without "=", or a state given twice, is an error; the state names and
+// values are checked by signals.Decode. Errors name the state, never a
+// value.
+func ParseConsentModeFlag(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for i, part := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(part, "=")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		switch {
+		case !ok || k == "" || v == "":
+			return nil, fmt.Errorf("consent mode: part %d: want state=granted or state=denied, such as ad_user_data=granted", i+1)
+		case out[k] != "":
+			if !slices.Contains(policy.ConsentModeStates, k) {
+				return nil, fmt.Errorf("consent mode: part %d: a state given twice", i+1)
+			}
+			return nil, fmt.Errorf("consent mode: state %s given twice", k)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// SignalsReport is what the signals of an explain request decide, before
+// the streams' decisions (which use the consent state they produce).
+type SignalsReport struct {
+	// Types are the signal types sent, in submission order.
+	Types        []string  `json:"types"`
+	Jurisdiction string    `json:"jurisdiction,omitempty"`
+	CapturedAt   time.Time `json:"captured_at"`
+	// IgnoredSections are GPP section ids that were read but that no
+	// catalogue field covers.
+	IgnoredSections []int `json:"ignored_gpp_sections,omitempty"`
+	// Purposes has one entry per purpose of the policy, in its order.
+	Purposes []SignalPurpose `json:"purposes"`
+}
+
+// SignalPurpose is what the signals decide for one purpose.
+type SignalPurpose struct {
+	Purpose string `json:"purpose"`
+	// Decided is false when no signal decides the purpose: its consent
+	// stays what it was (the consent file's, or none).
+	Decided bool `json:"decided"`
+	// Action is GRANT, DENY or WITHDRAW.
+	Action     consent.Action `json:"action,omitempty"`
+	LegalBasis string         `json:"legal_basis,omitempty"`
+	// Excluded are the categories a GRANT leaves out.
+	Excluded []string `json:"excluded_categories,omitempty"`
+	// Sources and Fields are the deciding sources and fields
+	// ("tcf.purpose.1=allow").
+	Sources []string `json:"sources,omitempty"`
+	Fields  []string `json:"fields,omitempty"`
+	// ChangeID is the id of the consent change consent-sync would produce.
+	ChangeID   string     `json:"change_id,omitempty"`
+	CapturedAt *time.Time `json:"captured_at,omitempty"`
+	// Applied is false when the consent state already holds a newer
+	// change for the purpose, or an erasure newer than the change: the
+	// change then does not alter the state (newest captured_at wins).
+	Applied bool `json:"applied"`
+	// Note says what the state keeps when the signals decide nothing or
+	// the change loses, and when the clock rule moved the change's time.
+	Note string `json:"note,omitempty"`
+}
+
+// EvaluateSignals decodes sub, evaluates it by the policy's signals
+// section (signals.Evaluate, signals.ChangesFrom: the change ids
+// consent-sync gives) and returns the report and the consent state the
+// enforcer would see once consent-sync stored the changes on top of base
+// (the consent file's state; nil for none). A signal that does not decode
+// is an error and nothing is returned. The changes pass consent-sync's
+// checks (consent.Change.Validate, and the clock rule
+// consent.Change.BoundCapturedAt with now as the time they reach the
+// pipeline); a change those refuse is an error too. base is not modified.
+func EvaluateSignals(pol *policy.Policy, sub signals.Submission, base *consent.State, now time.Time) (*SignalsReport, *consent.State, error) {
+	d, err := signals.Decode(sub)
+	if err != nil {
+		return nil, nil, err
+	}
+	rep := &SignalsReport{Jurisdiction: sub.Jurisdiction, CapturedAt: sub.CapturedAt.UTC(), IgnoredSections: d.Ignored, Purposes: []SignalPurpose{}}
+	for _, s := range sub.Signals {
+		rep.Types = append(rep.Types, s.Type)
+	}
+	outcomes := signals.Evaluate(pol, d, sub.Jurisdiction)
+	changes := signals.ChangesFrom(pol, sub, d)
+	if len(changes) != len(outcomes) {
+		return nil, nil, fmt.Errorf("signals: %d outcomes but %d changes", len(outcomes), len(changes))
+	}
+	st := cloneState(base, sub.SubjectID)
+	byPurpose := map[string]int{}
+	for i, o := range outcomes {
+		byPurpose[o.Purpose] = i
+	}
+	for _, pu := range pol.Purposes {
+		i, ok := byPurpose[pu.ID]
+		if !ok {
+			rep.Purposes = append(rep.Purposes, SignalPurpose{Purpose: pu.ID, Note: undecidedNote(pu, st)})
+			continue
+		}
+		o, c := outcomes[i], changes[i]
+		if c.Purpose != o.Purpose {
+			return nil, nil, fmt.Errorf("signals: change %d is for %s, outcome for %s", i, c.Purpose, o.Purpose)
+		}
+		sp := SignalPurpose{Purpose: pu.ID, Decided: true, Action: o.Action, LegalBasis: o.LegalBasis, Excluded: o.Excluded,
+			Sources: o.Sources, Fields: o.Fields, ChangeID: c.ChangeID}
+		if err := c.Validate(); err != nil {
+			return nil, nil, fmt.Errorf("signals: the change for %s is not valid: %w", pu.ID, err)
+		}
+		bound, err := c.BoundCapturedAt(now, consent.DefaultMaxClockSkew)
+		if err != nil {
+			return nil, nil, fmt.Errorf("signals: the change for %s: %w (consent-sync refuses it)", pu.ID, err)
+		}
+		if !bound.CapturedAt.Equal(c.CapturedAt) {
+			sp.Note = "captured_at lies after the decision time: consent-sync's clock rule moves it to " + bound.CapturedAt.UTC().Format(timeMilli)
+		}
+		t := bound.CapturedAt.UTC()
+		sp.CapturedAt = &t
+		if lost := apply(st, bound); lost != "" {
+			sp.Note = joinNote(sp.Note, lost)
+		} else {
+			sp.Applied = true
+		}
+		rep.Purposes = append(rep.Purposes, sp)
+	}
+	if len(st.Purposes) == 0 && st.ErasedAt.IsZero() && st.ErasedBy == "" {
+		st = nil // nothing stored: unknown subject, as before
+	}
+	return rep, st, nil
+}
+
+const timeMilli = "2006-01-02T15:04:05.000Z07:00"
+
+func joinNote(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+// cloneState copies base (nil: an empty state of subject), so that the
+// changes apply to a copy.
+func cloneState(base *consent.State, subject string) *consent.State {
+	if base == nil {
+		return &consent.State{SubjectID: subject, Purposes: map[string]consent.PurposeState{}}
+	}
+	st := *base
+	st.Purposes = maps.Clone(base.Purposes)
+	if st.Purposes == nil {
+		st.Purposes = map[string]consent.PurposeState{}
+	}
+	return &st
+}
+
+// apply stores change c in st as consent.Store.ApplyWith does: the state
+// the change leaves (consent.PurposeStateOf) replaces the purpose's when c
+// is newer than it and than the erasure tombstone (later captured_at in
+// milliseconds, ties broken by the greater change id). It returns why the
+// change lost, or "" when it was applied.
+//
+// The order is restated here because package consent keeps it unexported
+// (its store applies it in Redis); see newerChange.
+func apply(st *consent.State, c consent.Change) string {
+	ps, ok := consent.PurposeStateOf(c)
+	if !ok {
+		return "not a purpose change"
+	}
+	if (!st.ErasedAt.IsZero() || st.ErasedBy != "") && !newerChange(ps.CapturedAt, ps.ChangeID, st.ErasedAt, st.ErasedBy) {
+		return "not applied: the erasure " + st.ErasedBy + " (captured " + st.ErasedAt.UTC().Format(timeMilli) + ") is newer"
+	}
+	if old, ok := st.Purposes[c.Purpose]; ok && !newerChange(ps.CapturedAt, ps.ChangeID, old.CapturedAt, old.ChangeID) {
+		return "not applied: the consent file's change " + old.ChangeID + " (" + string(old.Status) + ", captured " +
+			old.CapturedAt.UTC().Format(timeMilli) + ") is newer and stays"
+	}
+	st.Purposes[c.Purpose] = ps
+	return ""
+}
+
+// newerChange reports whether change (t1, id1) wins over (t2, id2): a
+// later captured_at in milliseconds, or the same millisecond and a greater
+// change id byte-wise — the order of package consent (State.Check, the
+// store's script).
+func newerChange(t1 time.Time, id1 string, t2 time.Time, id2 string) bool {
+	if a, b := t1.UnixMilli(), t2.UnixMilli(); a != b {
+		return a > b
+	}
+	return id1 > id2
+}
+
+// undecidedNote says what a purpose no signal decides keeps.
+func undecidedNote(pu policy.Purpose, st *consent.State) string {
+	const none = "no signal decides it: consent unchanged"
+	if ps, ok := st.Purposes[pu.ID]; ok {
+		return none + " (" + string(ps.Status) + " by the consent file's change " + ps.ChangeID + ")"
+	}
+	if pu.OptOut {
+		return none + ", opt-out purpose: allowed until the customer objects"
+	}
+	return none + ", deny by default"
+}
+
+// writeText prints the report for people, before the streams.
+func (r *SignalsReport) writeText(b *strings.Builder) {
+	fmt.Fprintf(b, "\nconsent from signals: %s", strings.Join(r.Types, ", "))
+	if r.Jurisdiction != "" {
+		fmt.Fprintf(b, " (jurisdiction %s", r.Jurisdiction)
+	} else {
+		b.WriteString(" (jurisdiction not known: rules limited to jurisdictions only take consent away")
+	}
+	fmt.Fprintf(b, "; captured %s)\n", r.CapturedAt.Format(timeMilli))
+	if len(r.IgnoredSections) > 0 {
+		ids := make([]string, len(r.IgnoredSections))
+		for i, id := range r.IgnoredSections {
+			ids[i] = fmt.Sprint(id)
+		}
+		fmt.Fprintf(b, "  note: GPP sections %s were read but no signals rule can map them\n", strings.Join(ids, ", "))
+	}
+	for _, p := range r.Purposes {
+		if !p.Decided {
+			fmt.Fprintf(b, "  %s: %s\n", p.Purpose, p.Note)
+			continue
+		}
+		fmt.Fprintf(b, "  %s: %s", p.Purpose, p.Action)
+		if p.Action == consent.ActionGrant {
+			fmt.Fprintf(b, ", legal basis %s", p.LegalBasis)
+			if len(p.Excluded) > 0 {
+				fmt.Fprintf(b, ", excluded categories %s", strings.Join(p.Excluded, ", "))
+			} else {
+				b.WriteString(", no excluded categories")
+			}
+		}
+		b.WriteString("\n")
+		fmt.Fprintf(b, "    decided by: %s (%s)\n", strings.Join(p.Sources, ", "), strings.Join(p.Fields, ", "))
+		fmt.Fprintf(b, "    change:     %s", p.ChangeID)
+		if p.CapturedAt != nil {
+			fmt.Fprintf(b, ", captured %s", p.CapturedAt.Format(timeMilli))
+		}
+		b.WriteString("\n")
+		if p.Note != "" {
+			fmt.Fprintf(b, "    note:       %s\n", p.Note)
+		}
+	}
+}

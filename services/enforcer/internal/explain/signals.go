@@ -1,10 +1,8 @@
 package explain
 
 import (
-	"errors"
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -42,11 +40,6 @@ func (f SignalFlags) Any() bool {
 	return f.TCF != "" || f.GPP != "" || f.USP != "" || f.GPC || f.ConsentMode != ""
 }
 
-// jurisdictionPattern is the form of a customer's jurisdiction that
-// consent-sync's POST /v1/consent-signals accepts: an ISO 3166-1 alpha-2
-// country code, optionally with an ISO 3166-2 subdivision.
-var jurisdictionPattern = regexp.MustCompile(`^[A-Z]{2}(-[A-Z0-9]{1,3})?$`)
-
 // Submission builds the signals.Submission of the flags, for subject, with
 // captured_at defaulting to now. The signals come in a fixed order (tcf,
 // gpp, usp, gpc, consent_mode), so that the same flags make the same change
@@ -59,8 +52,11 @@ func (f SignalFlags) Submission(subject string, now time.Time) (signals.Submissi
 		sub.CapturedAt = now
 	}
 	sub.CapturedAt = time.UnixMilli(sub.CapturedAt.UnixMilli()).UTC()
-	if f.Jurisdiction != "" && !jurisdictionPattern.MatchString(f.Jurisdiction) {
-		return sub, errors.New("jurisdiction: want an ISO 3166-1 country code such as DE, or a subdivision such as US-CA")
+	if f.Jurisdiction != "" {
+		// The check consent-sync's POST /v1/consent-signals makes.
+		if err := policy.CheckJurisdiction(f.Jurisdiction); err != nil {
+			return sub, fmt.Errorf("jurisdiction %v", err)
+		}
 	}
 	if f.TCF != "" {
 		sub.Signals = append(sub.Signals, signals.Signal{Type: signals.TypeTCF, Value: f.TCF})

@@ -165,7 +165,7 @@ func TestExplainSignalsCLI(t *testing.T) {
 			name: "signals on top of a consent file: an older signal loses",
 			args: []string{"--consent", filepath.Join("testdata", "consent", "marketing_granted.json"), "--consent-mode", "ad_user_data=denied", "--captured-at", "2026-01-01T00:00:00Z"},
 			stdout: []string{
-				"  marketing: DENY\n    decided by: consent_mode (consent_mode.ad_user_data=refuse)\n    change:     sig-",
+				"  marketing: DENY\n    decided by: consent_mode (consent_mode.ad_user_data=refuse)\n    change:     ~sig-",
 				", captured 2026-01-01T00:00:00.000Z\n    note:       not applied: the consent file's change chg-1 (granted, captured 2026-01-10T09:00:00.000Z) is newer and stays\n",
 				"compliant.marketing (purposes: marketing; on_missing_consent: drop)\n  decision:       PASSED\n  reason:         granted: the customer granted marketing\n  consent change: chg-1",
 			},
@@ -185,7 +185,7 @@ func TestExplainSignalsCLI(t *testing.T) {
 			name: "a restrictive change dated ahead is moved back by the clock rule",
 			args: []string{"--consent-mode", "ad_user_data=denied", "--captured-at", "2026-06-01T13:00:00Z"},
 			stdout: []string{"  marketing: DENY", ", captured 2026-06-01T12:15:00.000Z\n    note:       captured_at lies after the decision time: consent-sync's clock rule moves it to 2026-06-01T12:15:00.000Z\n",
-				"consent change: sig-"},
+				"consent change: ~sig-"},
 		},
 		{
 			name:     "malformed tc string",
@@ -234,7 +234,7 @@ func TestExplainSignalsCLI(t *testing.T) {
 		{
 			name:     "jurisdiction that is not a code",
 			args:     []string{"--gpc", "--jurisdiction", "Germany"},
-			wantCode: ExitUsage, stderr: []string{"enforcer explain: bad signal: jurisdiction: want an ISO 3166-1 country code"},
+			wantCode: ExitUsage, stderr: []string{"enforcer explain: bad signal: jurisdiction is not an assigned ISO 3166-1 alpha-2 country code"},
 			absent: []string{"Germany"},
 		},
 		{
@@ -307,7 +307,7 @@ func TestExplainSignalsJSONAndNoSection(t *testing.T) {
 	p := s.Purposes[2]
 	if p.Purpose != "personalisation" || !p.Decided || !p.Applied || p.Action != consent.ActionGrant || p.LegalBasis != "CONSENT" ||
 		strings.Join(p.Excluded, ",") != "user.location.precise" || strings.Join(p.Sources, ",") != "tcf" ||
-		strings.Join(p.Fields, ",") != "tcf.purpose.1=allow,tcf.purpose.5=allow,tcf.purpose.6=allow" || !strings.HasPrefix(p.ChangeID, "sig-") {
+		strings.Join(p.Fields, ",") != "tcf.purpose.1=allow,tcf.purpose.5=allow,tcf.purpose.6=allow" || !strings.HasPrefix(p.ChangeID, "+sig-") {
 		t.Errorf("personalisation %+v", p)
 	}
 	if p := s.Purposes[3]; p.Purpose != "sale" || p.Decided || p.Applied || p.ChangeID != "" || !strings.Contains(p.Note, "no signal decides it") {

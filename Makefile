@@ -111,10 +111,15 @@ fuzz:
 	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzEnvelopeMatchesDecode -fuzztime=$(FUZZTIME) ./avrocodec
 	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzCanonicalForm -fuzztime=$(FUZZTIME) ./avrocodec
 	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./policy
+	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./signals/tcf
+	cd pkg && $(GO) test -run='^$$' -fuzz='FuzzParse$$' -fuzztime=$(FUZZTIME) ./signals/gpp
+	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzParseUSP -fuzztime=$(FUZZTIME) ./signals/gpp
+	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzChanges -fuzztime=$(FUZZTIME) ./signals
+	cd services/consent-sync && $(GO) test -run='^$$' -fuzz=FuzzParseSignals -fuzztime=$(FUZZTIME) ./internal/intake
 	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzRedactNeverLeaks -fuzztime=$(FUZZTIME) ./redact
 	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzOpen -fuzztime=$(FUZZTIME) ./shred
 	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzAddKeyRecord -fuzztime=$(FUZZTIME) ./ledger
-	cd services/consent-sync && $(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/intake
+	cd services/consent-sync && $(GO) test -run='^$$' -fuzz='FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/intake
 	cd services/enforcer && $(GO) test -run='^$$' -fuzz=FuzzReferenceModel -fuzztime=$(FUZZTIME) ./internal/enforce
 	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzResolve -fuzztime=$(FUZZTIME) ./ledger
 	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzStoreText -fuzztime=$(FUZZTIME) ./ledger

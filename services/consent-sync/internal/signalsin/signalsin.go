@@ -405,3 +405,36 @@ func cutLast(s string) (before, after string, ok bool) {
 	}
 	return s[:i], s[i+1:], true
 }
+
+// ReaderConfig returns the consumer-group reader settings of the signals
+// topic: those of input (consent-sync's, for the waits and timeouts) with
+// c's topic and group, from the beginning of the topic when the group has
+// no committed offset (a new group misses nothing).
+func (c Config) ReaderConfig(input stream.ReaderConfig) stream.ReaderConfig {
+	input.Topics = []string{c.Topic}
+	input.GroupID = c.GroupID
+	input.FromBeginning = true
+	return input
+}
+
+// RunnerSettings are the batching settings of a signals runner.
+type RunnerSettings struct {
+	BatchSize    int
+	Linger       time.Duration
+	DrainTimeout time.Duration
+	MaxBackoff   time.Duration // 0: the runner's default
+	Log          *slog.Logger
+}
+
+// NewRunner returns the stream.Runner that drives c: it fetches from src
+// (the signals topic's reader), writes what Process returns to sink
+// (acks=all) and only then commits, dead-letters to <topic><DLQSuffix> and
+// ties a refused change to its signal record with [Origin].
+func (c *Consumer) NewRunner(src stream.Source, sink stream.Writer, s RunnerSettings) *stream.Runner {
+	log := s.Log
+	if log == nil {
+		log = c.opts.Log
+	}
+	return &stream.Runner{Source: src, Sink: sink, Process: c.Process, BatchSize: s.BatchSize, Linger: s.Linger,
+		DrainTimeout: s.DrainTimeout, MaxBackoff: s.MaxBackoff, Log: log, DLQSuffix: c.opts.DLQSuffix, Origin: Origin}
+}

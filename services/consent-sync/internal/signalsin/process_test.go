@@ -394,7 +394,7 @@ func TestNewRefusesAPolicyWithoutSignals(t *testing.T) {
 		if err == nil {
 			t.Fatalf("%s: accepted", name)
 		}
-		for _, w := range []string{"CONSENT_SIGNALS_TOPIC", "set POLICY_FILE to a policy with a signals: section", "CONSENT_SIGNALS_TOPIC to empty"} {
+		for _, w := range []string{"CONSENT_SIGNALS_TOPIC", "set POLICY_FILE to a policy with a signals: section", "CONSENT_SIGNALS_TOPIC=off"} {
 			if !strings.Contains(err.Error(), w) {
 				t.Errorf("%s: %q does not say %q", name, err, w)
 			}
@@ -413,8 +413,8 @@ func TestConfigValidate(t *testing.T) {
 		want string // "" valid
 	}{
 		{"defaults", DefaultConfig(), ""},
-		{"off", Config{}, ""},
-		{"off with a bad group", Config{GroupID: "a b"}, ""},
+		{"empty", Config{}, ""},
+		{"off with a bad group", Config{Topic: Off, GroupID: "a b"}, ""},
 		{"bad topic", Config{Topic: "a,b", GroupID: "g"}, "fix CONSENT_SIGNALS_TOPIC"},
 		{"no group", Config{Topic: "consent.signals"}, "set CONSENT_SIGNALS_GROUP_ID"},
 	} {

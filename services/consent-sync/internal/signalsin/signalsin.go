@@ -108,9 +108,14 @@ const (
 	MetricSignalChanges = "consentgate.consent.signal_changes"
 )
 
+// Off is the value of CONSENT_SIGNALS_TOPIC that turns the consumer off
+// (an empty environment variable counts as not set, so the default would
+// apply; the flag may also be given empty, --signals-topic=).
+const Off = "off"
+
 // Config is the signals consumer's part of consent-sync's configuration.
 type Config struct {
-	// Topic is the signals topic; empty turns the consumer off.
+	// Topic is the signals topic; empty or Off turns the consumer off.
 	Topic string
 	// GroupID is the consumer's own group (never consent-sync's group of
 	// the consent topic: the two commit different topics' offsets).
@@ -120,15 +125,19 @@ type Config struct {
 // DefaultConfig returns the defaults: on, DefaultTopic, DefaultGroupID.
 func DefaultConfig() Config { return Config{Topic: DefaultTopic, GroupID: DefaultGroupID} }
 
+// Enabled reports whether the consumer is on: Topic is neither empty nor
+// Off.
+func (c Config) Enabled() bool { return c.Topic != "" && c.Topic != Off }
+
 // Flags declares the settings (CONSENT_SIGNALS_*) on s.
 func (c *Config) Flags(s *envflag.Set) {
-	s.String(&c.Topic, "signals-topic", "CONSENT_SIGNALS_TOPIC", "topic of consent signal submissions (schema consentgate.consent.ConsentSignal, key = subject id) that consent-sync maps by the policy's signals section to consent changes; needs POLICY_FILE with a signals section; empty: off")
+	s.String(&c.Topic, "signals-topic", "CONSENT_SIGNALS_TOPIC", "topic of consent signal submissions (schema consentgate.consent.ConsentSignal, key = subject id) that consent-sync maps by the policy's signals section to consent changes; needs POLICY_FILE with a signals section; off (or the flag given empty): no signals consumer")
 	s.String(&c.GroupID, "signals-group-id", "CONSENT_SIGNALS_GROUP_ID", "consumer group of the signals topic (its own: not CONSENT_SYNC_GROUP_ID)")
 }
 
 // Validate reports every problem of c alone at once, each with what to set.
 func (c Config) Validate() error {
-	if c.Topic == "" {
+	if !c.Enabled() {
 		return nil
 	}
 	var errs []error
@@ -153,7 +162,7 @@ func CheckPolicy(pol *policy.Policy) error {
 	}
 	return fmt.Errorf("the consent signals topic (CONSENT_SIGNALS_TOPIC) is on, but %s, so nothing maps signals to purposes: "+
 		"set POLICY_FILE to a policy with a signals: section (pkg/policy/README.md, Signals), "+
-		"or set CONSENT_SIGNALS_TOPIC to empty to turn the signals consumer off", what)
+		"or set CONSENT_SIGNALS_TOPIC=off to turn the signals consumer off", what)
 }
 
 // Codec decodes signal records and encodes changes; *avrocodec.Codec fits.

@@ -79,7 +79,8 @@ func (wd *world) committed(t *testing.T, group string) int64 {
 // running is a signals runner at work.
 type running struct {
 	runner *stream.Runner
-	stop   func() error
+	cancel context.CancelFunc // ends Run's context (SIGTERM)
+	stop   func() error       // cancel and wait for Run
 }
 
 // run starts a runner of a new Consumer on src, writing to sink.
@@ -99,7 +100,7 @@ func (wd *world) run(t *testing.T, src stream.Source, sink stream.Writer) (*Cons
 		return err
 	}
 	t.Cleanup(func() { _ = stop() })
-	return c, &running{runner: r, stop: stop}
+	return c, &running{runner: r, cancel: cancel, stop: stop}
 }
 
 // until polls cond for up to 30 s.
@@ -312,5 +313,54 @@ func TestBrokerDownPausesAndNeverSkips(t *testing.T) {
 	got := slices.Compact(slices.Sorted(slices.Values(ids)))
 	if !slices.Equal(got, slices.Sorted(slices.Values(want))) {
 		t.Fatalf("consent topic holds %v, want %v", ids, want)
+	}
+}
+
+// gate holds the first write until released.
+type gate struct {
+	w       stream.Writer
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (g *gate) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
+	g.once.Do(func() {
+		close(g.entered)
+		<-g.release
+	})
+	return g.w.WriteMessages(ctx, msgs...)
+}
+
+// TestStopDrainsAndCommits: a stop (SIGTERM) while a batch is being written
+// lets the batch finish: its changes are written and its offsets
+// committed before Run returns.
+func TestStopDrainsAndCommits(t *testing.T) {
+	t.Parallel()
+	wd := newWorld(t, brokertest.Options{})
+	wd.produce(t,
+		record(0, "sig-subject-1", encode(t, wd.codec, submission(t, decidingJSON)), received),
+		record(0, "sig-subject-3", encode(t, wd.codec, submission(t, gpcJSON)), received),
+	)
+	const group = "signals-drain"
+	r := stream.NewReader(wd.kc, readerConfig(group))
+	defer r.Close()
+	g := &gate{w: wd.w, entered: make(chan struct{}), release: make(chan struct{})}
+	_, run := wd.run(t, r, g)
+	select {
+	case <-g.entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the runner never wrote")
+	}
+	run.cancel()
+	close(g.release)
+	if err := run.stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if got := wd.committed(t, group); got != 2 {
+		t.Fatalf("committed offset %d after the drain, want 2", got)
+	}
+	if _, ids := wd.changes(t); !slices.Equal(ids, wantIDs(t, decidingJSON, gpcJSON)) {
+		t.Fatalf("consent topic holds %v", ids)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strconv"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/consentgate/consentgate/pkg/policy"
 	"github.com/consentgate/consentgate/pkg/shred"
 	"github.com/consentgate/consentgate/services/consent-sync/internal/intake"
+	"github.com/consentgate/consentgate/services/consent-sync/internal/signalsin"
 )
 
 // envPrefix names consent-sync's own variables (CONSENT_SYNC_TOPICS, …).
@@ -40,6 +42,9 @@ type Config struct {
 
 	// Intake is the HTTP intake for consent changes (off by default).
 	Intake intake.Config
+	// Signals is the consumer of the consent signals topic (on by
+	// default; it needs POLICY_FILE with a signals section).
+	Signals signalsin.Config
 	// Keys is the keys topic where an erasure destroys the subject's
 	// data keys (package shred); no key material is needed for that.
 	Keys shred.Settings
@@ -55,6 +60,7 @@ func DefaultConfig() Config {
 		Common:           bootstrap.DefaultCommon([]string{"consent.changes"}, "consentgate-consent-sync"),
 		RevocationsTopic: "consent.revocations",
 		Intake:           intake.DefaultConfig(),
+		Signals:          signalsin.DefaultConfig(),
 		Keys:             shred.DefaultSettings(),
 	}
 	// Withdrawals must reach Redis fast: wait less for more changes.
@@ -78,12 +84,15 @@ func (c *Config) flags() *envflag.Set {
 	s.Bool(&c.RebuildForce, "rebuild-force", envPrefix+"REBUILD_FORCE", "let --rebuild write into a prefix that already holds consent keys (meant for an empty Redis or a fresh prefix)")
 	s.Bool(&c.AllowTopicRetention, "allow-topic-retention", envPrefix+"ALLOW_TOPIC_RETENTION", "start even when a consent topic is compacted or has time or size retention (the topic is the system of record: a replay from it must find every change)")
 	c.Intake.Flags(s)
+	c.Signals.Flags(s)
 	return s
 }
 
 // Validate reports every problem at once, each with what to set.
 func (c Config) Validate() error {
 	errs := []error{c.Common.Validate(envPrefix), c.Intake.Validate()}
+	errs = append(errs, c.Signals.Validate())
+	errs = append(errs, c.validateSignals()...)
 	if c.RevocationsTopic == "" {
 		errs = append(errs, errors.New("empty revocations topic: set REVOCATIONS_TOPIC"))
 	}
@@ -114,6 +123,32 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("CONSENT_INTAKE_ADDR is set with CONSENT_SYNC_REBUILD: a rebuild serves no intake; unset one of them"))
 	}
 	return errors.Join(errs...)
+}
+
+// validateSignals checks the signals topic and group against the other
+// topics and groups: the signals topic is read by its own group and holds
+// only signal records.
+func (c Config) validateSignals() []error {
+	t := c.Signals.Topic
+	if !c.Signals.Enabled() || c.Rebuild {
+		return nil
+	}
+	var errs []error
+	for name, other := range map[string][]string{"CONSENT_SYNC_TOPICS": c.Input.Topics, "CONSENT_INTAKE_TOPIC": {c.IntakeTopic()},
+		"REVOCATIONS_TOPIC": {c.RevocationsTopic}, "KEYS_TOPIC": {c.Keys.Topic}} {
+		if slices.Contains(other, t) {
+			errs = append(errs, fmt.Errorf("CONSENT_SIGNALS_TOPIC %s is also %s: the signals topic holds signal submissions only; give it a topic of its own (consent.signals), or set it to off to turn the signals consumer off", t, name))
+		}
+	}
+	for _, in := range c.Input.Topics {
+		if t == in+c.DLQSuffix || in == t+c.DLQSuffix {
+			errs = append(errs, fmt.Errorf("CONSENT_SIGNALS_TOPIC %s and CONSENT_SYNC_TOPICS %s would share dead letters (DLQ_SUFFIX): give the signals topic another name", t, in))
+		}
+	}
+	if c.Signals.GroupID == c.Input.GroupID {
+		errs = append(errs, fmt.Errorf("CONSENT_SIGNALS_GROUP_ID is CONSENT_SYNC_GROUP_ID (%s): the signals consumer needs a group of its own, e.g. %s", c.Input.GroupID, signalsin.DefaultGroupID))
+	}
+	return errs
 }
 
 // purposeIDSyntax is the shape of a purpose id, as pkg/policy checks it
@@ -189,5 +224,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("intake_tls_cert_file", c.Intake.TLSCertFile),
 		slog.String("intake_tls_client_ca_file", c.Intake.TLSClientCAFile),
 		slog.Bool("intake_insecure", c.Intake.Insecure),
+		slog.String("signals_topic", c.Signals.Topic),
+		slog.String("signals_group_id", c.Signals.GroupID),
 		slog.Duration("max_clock_skew", c.MaxClockSkew))...)
 }

@@ -5,11 +5,14 @@
 // With --rebuild it instead replays the consent topic from the beginning into
 // Redis and exits (internal/rebuild). With --intake-addr it also serves an
 // HTTP intake that produces consent changes to the consent topic
-// (internal/intake).
+// (internal/intake). With CONSENT_SIGNALS_TOPIC (on by default; off: off) it also
+// consumes consent signal submissions from that topic and produces the
+// consent changes they make to the consent topic (internal/signalsin).
 //
 // Shutdown order on SIGTERM: the intake stops accepting requests and answers
 // those in flight (each produced or answered 503) first; then the consumer
-// stops fetching, finishes and commits its batch; then the writers, the
+// stops fetching, finishes and commits its batch (and so does the signals
+// consumer, whose changes are written before its commit); then the writers, the
 // reader and Redis are closed. Records the intake produced just before are
 // in the topic: this or the next instance applies them.
 package main
@@ -30,6 +33,7 @@ import (
 	"github.com/consentgate/consentgate/services/consent-sync/internal/apply"
 	"github.com/consentgate/consentgate/services/consent-sync/internal/intake"
 	"github.com/consentgate/consentgate/services/consent-sync/internal/rebuild"
+	"github.com/consentgate/consentgate/services/consent-sync/internal/signalsin"
 )
 
 func main() { bootstrap.Main("consent-sync", run) }
@@ -45,6 +49,13 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	known, pol, err := cfg.catalogue()
 	if err != nil {
 		return err
+	}
+	if cfg.Signals.Enabled() && !cfg.Rebuild {
+		// Before anything connects: the signals consumer maps nothing
+		// without the policy's signals section.
+		if err := signalsin.CheckPolicy(pol); err != nil {
+			return err
+		}
 	}
 	codec, err := cfg.Codec()
 	if err != nil {
@@ -208,10 +219,48 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The signals consumer: its own group and runner on the signals
+	// topic, producing with the shared writer (acks=all) to the intake's
+	// topic; it stops with the consumer, and stops it when it fails.
+	var sc *signalsin.Consumer
+	signalsDone := make(chan error, 1)
+	if !cfg.Signals.Enabled() {
+		signalsDone <- nil
+	} else {
+		sc, err = signalsin.New(signalsin.Options{ChangesTopic: cfg.IntakeTopic(), DLQSuffix: cfg.DLQSuffix, Policy: pol,
+			MaxClockSkew: cfg.MaxClockSkew, Log: log}, codec)
+		if err != nil {
+			return err
+		}
+		if err := sc.Observe(tel.Meter()); err != nil {
+			return err
+		}
+		sr := stream.NewReader(cfg.Kafka, cfg.Signals.ReaderConfig(cfg.Input))
+		defer sr.Close()
+		signalsRunner := sc.NewRunner(sr, w, signalsin.RunnerSettings{BatchSize: cfg.BatchSize, Linger: cfg.Linger, DrainTimeout: cfg.DrainTimeout, Log: log})
+		signalsRunner.Tracer = tel.Tracer()
+		tel.AddReadiness("signals-processing", func(context.Context) error {
+			if signalsRunner.Paused() {
+				return errors.New("signals consumer paused, failing closed: a batch of the signals topic cannot be processed (see the logs)")
+			}
+			return nil
+		})
+		log.Info("consuming consent signals", "topic", cfg.Signals.Topic, "group_id", cfg.Signals.GroupID,
+			"produces_to", cfg.IntakeTopic(), "dead_letters", cfg.Signals.Topic+cfg.DLQSuffix, "signal_rules", signalRules(pol))
+		go func() {
+			err := signalsRunner.Run(consumeCtx)
+			if err != nil {
+				err = fmt.Errorf("signals consumer: %w", err)
+				stopConsuming()
+			}
+			signalsDone <- err
+		}()
+	}
 	log.Info("syncing consent")
 	err = runner.Run(consumeCtx)
 	stopConsuming()
 	err = errors.Join(err, <-intakeDone)
+	err = errors.Join(err, <-signalsDone)
 	attrs := []any{"records", runner.Records.Load(), "applied", s.Applied.Load(), "ignored", s.Ignored.Load(),
 		"invalid", s.Invalid.Load(), "unknown_purpose", s.UnknownPurpose.Load(), "notices", s.Notices.Load(), "notice_ack_errors", s.NoticeAckErrors.Load(), "key_erasures", s.KeyErasures.Load()}
 	attrs = append(attrs, "data_keys_destroyed", keys.Destroyed())
@@ -219,6 +268,10 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		attrs = append(attrs, "intake_accepted", h.Accepted.Load(), "intake_rejected", h.Rejected.Load(),
 			"intake_unauthorized", h.Unauthorized.Load(), "intake_unavailable", h.Unavailable.Load(),
 			"intake_credentials_unavailable", h.CredentialsUnavailable.Load(), "intake_clock_adjusted", h.ClockAdjusted.Load())
+	}
+	if sc != nil {
+		attrs = append(attrs, "signal_records_decided", sc.Decided.Load(), "signal_records_ignored", sc.Ignored.Load(),
+			"signal_records_dead_lettered", sc.DeadLettered.Load(), "signal_changes", sc.Changes.Load(), "signal_clock_adjusted", sc.ClockAdjusted.Load())
 	}
 	log.Info("stopped", attrs...)
 	return err

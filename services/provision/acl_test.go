@@ -171,8 +171,8 @@ func TestApplyPruneDeletesExactlyTheRulesBeyond(t *testing.T) {
 			t.Errorf("--prune deleted %s, which is not beyond the plan", a)
 		}
 	}
-	if n := len(have.allow); n != 28+2 {
-		t.Errorf("after --prune the brokers hold %d allow rules, want the plan's 28 and the 2 not judged", n)
+	if n := len(have.allow); n != 31+2 {
+		t.Errorf("after --prune the brokers hold %d allow rules, want the plan's 31 and the 2 not judged", n)
 	}
 	if code, out, errOut := runProvision(t, env, "apply"); code != 0 || !strings.Contains(out, "nothing to do: the cluster already matches the plan") {
 		t.Errorf("apply after --prune: exit %d\n%s\n%s", code, out, errOut)

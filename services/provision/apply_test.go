@@ -82,7 +82,7 @@ func TestApplyIsIdempotent(t *testing.T) {
 	if !strings.Contains(out, "nothing to do: the cluster already matches the plan") || strings.Contains(out, "created topic") || strings.Contains(out, "added ACL") {
 		t.Errorf("second apply does not say it changed nothing:\n%s", out)
 	}
-	if !strings.Contains(out, "28 ACL(s) of the plan were present already") {
+	if !strings.Contains(out, "31 ACL(s) of the plan were present already") {
 		t.Errorf("second apply does not count the ACLs present:\n%s", out)
 	}
 

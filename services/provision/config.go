@@ -60,6 +60,12 @@ type Config struct {
 	// LedgerKeysTopic is the ledger's LEDGER_KEYS_TOPIC; empty: unset (the
 	// ledger's default is consent.keys). Set, it must be KEYS_TOPIC.
 	LedgerKeysTopic string
+	// SignalsTopic is consent-sync's topic of consent signal submissions
+	// (CONSENT_SIGNALS_TOPIC); empty or "off": none. SignalsGroup is its
+	// consumer group (CONSENT_SIGNALS_GROUP_ID); SignalsRetentionMs the
+	// topic's retention.ms (-1 keeps every record).
+	SignalsTopic, SignalsGroup string
+	SignalsRetentionMs         int
 	// IntakeAddr is consent-sync's CONSENT_INTAKE_ADDR, read only to
 	// refuse PROVISION_CONSENT_SYNC_INTAKE=false with the intake on.
 	IntakeAddr string
@@ -92,6 +98,10 @@ func DefaultConfig() Config {
 		DLQSuffix:        ".dlq",
 		EnforcerGroup:    "consentgate-enforcer",
 		ConsentSyncGroup: "consentgate-consent-sync",
+
+		SignalsTopic:       "consent.signals",
+		SignalsGroup:       "consentgate-consent-sync-signals",
+		SignalsRetentionMs: 7 * 24 * 60 * 60 * 1000,
 
 		EnforcerRequireWarm: true,
 		Intake:              true,
@@ -131,6 +141,9 @@ func (c *Config) flags(cmd string) *envflag.Set {
 	s.String(&c.IntakeTopicName, "intake-topic", "CONSENT_INTAKE_TOPIC", "topic consent-sync's HTTP intake produces to; empty: the first consent topic")
 	s.Bool(&c.Intake, "consent-sync-intake", "PROVISION_CONSENT_SYNC_INTAKE", "consent-sync runs the HTTP intake (Write on the intake topic); false is refused with CONSENT_INTAKE_ADDR set")
 	s.String(&c.IntakeAddr, "consent-intake-addr", "CONSENT_INTAKE_ADDR", "consent-sync's intake address, when this environment is consent-sync's too: set, the intake runs, and PROVISION_CONSENT_SYNC_INTAKE must not be false")
+	s.String(&c.SignalsTopic, "signals-topic", "CONSENT_SIGNALS_TOPIC", "consent-sync's topic of consent signal submissions (and its dead letters); off: none")
+	s.String(&c.SignalsGroup, "signals-group-id", "CONSENT_SIGNALS_GROUP_ID", "consent-sync's consumer group of the signals topic")
+	s.Int(&c.SignalsRetentionMs, "signals-retention-ms", "PROVISION_SIGNALS_RETENTION_MS", "retention.ms of the signals topic (the changes made from its records are kept on the consent topic; a signal not consumed within it is lost); -1 keeps every record")
 	s.String(&c.RevocationsTopic, "revocations-topic", "REVOCATIONS_TOPIC", "topic of the revocation notices")
 	s.String(&c.CheckpointsTopic, "checkpoints-topic", "LEDGER_CHECKPOINTS_TOPIC", "topic of the ledger's audit checkpoints")
 	s.String(&c.KeysTopic, "keys-topic", "KEYS_TOPIC", "compacted topic of the subjects' data keys (encrypt rules, crypto-shredding); empty: none")
@@ -203,6 +216,17 @@ func (c Config) Validate(connect bool) error {
 	}
 	if c.KeysTopic == "" && len(c.KeyReaderPrincipals) > 0 {
 		errs = append(errs, errors.New("PROVISION_KEY_READER_PRINCIPALS is set but KEYS_TOPIC is empty: set KEYS_TOPIC (consent.keys)"))
+	}
+	if st := c.signalsTopic(); st != "" {
+		if !validTopic(st) {
+			errs = append(errs, fmt.Errorf("bad topic name %q: fix CONSENT_SIGNALS_TOPIC (or set it to off)", st))
+		}
+		if g := c.SignalsGroup; g == "" || strings.ContainsAny(g, " ,") || g == c.ConsentSyncGroup || g == c.EnforcerGroup {
+			errs = append(errs, fmt.Errorf("bad consumer group %q: set CONSENT_SIGNALS_GROUP_ID to a group of its own (not CONSENT_SYNC_GROUP_ID or ENFORCER_GROUP_ID), e.g. consentgate-consent-sync-signals", g))
+		}
+		if c.SignalsRetentionMs != -1 && c.SignalsRetentionMs < 1 {
+			errs = append(errs, fmt.Errorf("PROVISION_SIGNALS_RETENTION_MS is %d: set -1 (keep every record) or a positive number of milliseconds", c.SignalsRetentionMs))
+		}
 	}
 	if c.IntakeTopicName != "" && !validTopic(c.IntakeTopicName) {
 		errs = append(errs, fmt.Errorf("bad topic name %q: fix CONSENT_INTAKE_TOPIC", c.IntakeTopicName))
@@ -277,6 +301,15 @@ func (c Config) intakeTopic() string {
 		return c.IntakeTopicName
 	}
 	return c.ConsentTopics[0]
+}
+
+// signalsTopic is consent-sync's signals topic, "" when it has none
+// (CONSENT_SIGNALS_TOPIC empty or off).
+func (c Config) signalsTopic() string {
+	if c.SignalsTopic == "off" {
+		return ""
+	}
+	return c.SignalsTopic
 }
 
 // consumerOf returns the consumer principal and consumer group prefix of

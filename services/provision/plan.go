@@ -151,6 +151,15 @@ func Derive(pol *policy.Policy, c Config) (*Plan, error) {
 		topic(t, c.Partitions, "consent changes: the system of record (no retention limit, no compaction)", kept)
 		topic(t+c.DLQSuffix, c.SmallPartitions, "dead letters of "+t)
 	}
+	if st := c.signalsTopic(); st != "" {
+		// An intake queue: the changes made from its records are the
+		// record (on the consent topic); its own records are kept for
+		// PROVISION_SIGNALS_RETENTION_MS, never trimmed by size, never
+		// lost to an unclean election before consent-sync reads them.
+		topic(st, c.Partitions, "consent signal submissions (key: subject id) that consent-sync maps by the policy's signals section to consent changes",
+			map[string]string{"retention.ms": strconv.Itoa(c.SignalsRetentionMs), "retention.bytes": "-1", unclean: "false"})
+		topic(st+c.DLQSuffix, c.SmallPartitions, "dead letters of "+st)
+	}
 	topic(c.RevocationsTopic, c.SmallPartitions, "revocation notices (kept)", kept)
 	topic(c.AuditTopic, c.Partitions, "audit records, one per input event", audit)
 	topic(c.CheckpointsTopic, 1, "the ledger's signed audit checkpoints (kept)", kept)
@@ -184,7 +193,7 @@ func Derive(pol *policy.Policy, c Config) (*Plan, error) {
 	seen := map[string]bool{}
 	for _, t := range p.Topics {
 		if seen[t.Name] {
-			return nil, fmt.Errorf("topic %s is planned twice (check ENFORCER_TOPICS, CONSENT_SYNC_TOPICS, AUDIT_TOPIC, REVOCATIONS_TOPIC, LEDGER_CHECKPOINTS_TOPIC, KEYS_TOPIC, DLQ_SUFFIX and the policy's stream topics): every topic must have one role", t.Name)
+			return nil, fmt.Errorf("topic %s is planned twice (check ENFORCER_TOPICS, CONSENT_SYNC_TOPICS, CONSENT_SIGNALS_TOPIC, AUDIT_TOPIC, REVOCATIONS_TOPIC, LEDGER_CHECKPOINTS_TOPIC, KEYS_TOPIC, DLQ_SUFFIX and the policy's stream topics): every topic must have one role", t.Name)
 		}
 		seen[t.Name] = true
 	}
@@ -232,7 +241,15 @@ func Derive(pol *policy.Policy, c Config) (*Plan, error) {
 	}
 	allow(s, OpRead, ResourceGroup, c.ConsentSyncGroup, lit, "its consumer group")
 	if c.Intake {
-		allow(s, OpWrite, ResourceTopic, c.intakeTopic(), lit, "the HTTP intake produces consent changes")
+		allow(s, OpWrite, ResourceTopic, c.intakeTopic(), lit, "the HTTP intake (and the signals consumer) produce consent changes")
+	}
+	if st := c.signalsTopic(); st != "" {
+		allow(s, OpRead, ResourceTopic, st, lit, "consume the consent signal submissions")
+		allow(s, OpRead, ResourceGroup, c.SignalsGroup, lit, "the signals consumer's group")
+		if !c.Intake {
+			allow(s, OpWrite, ResourceTopic, c.intakeTopic(), lit, "the signals consumer produces consent changes")
+		}
+		allow(s, OpWrite, ResourceTopic, st+c.DLQSuffix, lit, "publish dead letters of the signals")
 	}
 	allow(s, OpWrite, ResourceTopic, c.RevocationsTopic, lit, "publish revocation notices")
 	for _, t := range c.ConsentTopics {
@@ -327,7 +344,11 @@ func Derive(pol *policy.Policy, c Config) (*Plan, error) {
 				return nil, fmt.Errorf("the consumer group prefixes %q (stream %s) and %q (stream %s) overlap, so one stream's consumers could join the other's groups: set PROVISION_CONSUMER_GROUP_PREFIX to a pattern that keeps them apart (such as {stream}.)", o.prefix, o.topic, group, st.Topic)
 			}
 		}
-		for _, g := range []string{c.EnforcerGroup, c.ConsentSyncGroup} {
+		groups := []string{c.EnforcerGroup, c.ConsentSyncGroup}
+		if c.signalsTopic() != "" {
+			groups = append(groups, c.SignalsGroup)
+		}
+		for _, g := range groups {
 			if strings.HasPrefix(g, group) {
 				return nil, fmt.Errorf("the consumer group prefix %q of stream %s covers the service group %s: set PROVISION_CONSUMER_GROUP_PREFIX so that it does not", group, st.Topic, g)
 			}

@@ -89,7 +89,8 @@ func TestDeriveACLsPerPrincipal(t *testing.T) {
 				"DESCRIBE TOPIC consent.changes", "DESCRIBE GROUP consentgate-consent-sync"),
 			"User:consent-sync": sorted("READ TOPIC consent.changes", "DESCRIBE_CONFIGS TOPIC consent.changes", "READ GROUP consentgate-consent-sync",
 				"WRITE TOPIC consent.changes", "WRITE TOPIC consent.revocations", "WRITE TOPIC consent.changes.dlq",
-				"READ TOPIC consent.keys", "WRITE TOPIC consent.keys"),
+				"READ TOPIC consent.keys", "WRITE TOPIC consent.keys",
+				"READ TOPIC consent.signals", "READ GROUP consentgate-consent-sync-signals", "WRITE TOPIC consent.signals.dlq"),
 			"User:ledger": sorted("READ TOPIC consent.changes", "READ TOPIC consent.audit", "READ TOPIC consent.revocations", "READ TOPIC consent.audit.checkpoints",
 				"READ TOPIC customer.events.dlq", "READ TOPIC consent.changes.dlq", "WRITE TOPIC consent.audit.checkpoints", "READ TOPIC consent.keys"),
 			"User:marketing": sorted("READ TOPIC compliant.marketing", "READ GROUP marketing. PREFIXED"),
@@ -101,7 +102,10 @@ func TestDeriveACLsPerPrincipal(t *testing.T) {
 			"User:enforcer": sorted("READ TOPIC customer.events", "READ GROUP consentgate-enforcer",
 				"WRITE TOPIC compliant.marketing", "WRITE TOPIC compliant.analytics", "WRITE TOPIC consent.audit", "WRITE TOPIC customer.events.dlq"),
 			"User:consent-sync": sorted("READ TOPIC consent.changes", "DESCRIBE_CONFIGS TOPIC consent.changes", "READ GROUP consentgate-consent-sync",
-				"WRITE TOPIC consent.revocations", "WRITE TOPIC consent.changes.dlq", "READ TOPIC consent.keys", "WRITE TOPIC consent.keys"),
+				"WRITE TOPIC consent.revocations", "WRITE TOPIC consent.changes.dlq", "READ TOPIC consent.keys", "WRITE TOPIC consent.keys",
+				// Without the HTTP intake the signals consumer still produces
+				// consent changes.
+				"READ TOPIC consent.signals", "READ GROUP consentgate-consent-sync-signals", "WRITE TOPIC consent.signals.dlq", "WRITE TOPIC consent.changes"),
 			"User:ledger": sorted("READ TOPIC consent.changes", "READ TOPIC consent.audit", "READ TOPIC consent.revocations", "READ TOPIC consent.audit.checkpoints",
 				"READ TOPIC customer.events.dlq", "READ TOPIC consent.changes.dlq", "READ TOPIC consent.keys"),
 		}},
@@ -186,6 +190,9 @@ func TestDeriveTopics(t *testing.T) {
 	t.Parallel()
 	kept := map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "2", "retention.ms": "-1", "retention.bytes": "-1", "unclean.leader.election.enable": "false"}
 	plain := map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "2"}
+	// The signals topic: an intake queue, kept a week, never trimmed by
+	// size, no unclean election.
+	signalsCfg := map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "2", "retention.ms": "604800000", "retention.bytes": "-1", "unclean.leader.election.enable": "false"}
 	compacted := map[string]string{"cleanup.policy": "compact", "min.insync.replicas": "2", "retention.ms": "-1", "retention.bytes": "-1", "unclean.leader.election.enable": "false", "max.compaction.lag.ms": "86400000", "segment.ms": "3600000"}
 	tests := []struct {
 		name string
@@ -197,6 +204,8 @@ func TestDeriveTopics(t *testing.T) {
 			{Name: "customer.events.dlq", Partitions: 3, ReplicationFactor: 3, Configs: plain},
 			{Name: "consent.changes", Partitions: 6, ReplicationFactor: 3, Configs: kept},
 			{Name: "consent.changes.dlq", Partitions: 3, ReplicationFactor: 3, Configs: plain},
+			{Name: "consent.signals", Partitions: 6, ReplicationFactor: 3, Configs: signalsCfg},
+			{Name: "consent.signals.dlq", Partitions: 3, ReplicationFactor: 3, Configs: plain},
 			{Name: "consent.revocations", Partitions: 3, ReplicationFactor: 3, Configs: kept},
 			{Name: "consent.audit", Partitions: 6, ReplicationFactor: 3, Configs: kept},
 			{Name: "consent.audit.checkpoints", Partitions: 1, ReplicationFactor: 3, Configs: kept},
@@ -209,11 +218,14 @@ func TestDeriveTopics(t *testing.T) {
 			c.AuditRetentionMs = 30 * 24 * 3600 * 1000
 			c.AuditTopic, c.DLQSuffix, c.ConsentTopics = "audit", "-dead", []string{"consents"}
 			c.KeysTopic = "tenant.keys"
+			c.SignalsTopic, c.SignalsRetentionMs = "shop.signals", -1
 		}, []Topic{
 			{Name: "customer.events", Partitions: 2, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1"}},
 			{Name: "customer.events-dead", Partitions: 1, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1"}},
 			{Name: "consents", Partitions: 2, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1", "retention.ms": "-1", "retention.bytes": "-1", "unclean.leader.election.enable": "false"}},
 			{Name: "consents-dead", Partitions: 1, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1"}},
+			{Name: "shop.signals", Partitions: 2, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1", "retention.ms": "-1", "retention.bytes": "-1", "unclean.leader.election.enable": "false"}},
+			{Name: "shop.signals-dead", Partitions: 1, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1"}},
 			{Name: "consent.revocations", Partitions: 1, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1", "retention.ms": "-1", "retention.bytes": "-1", "unclean.leader.election.enable": "false"}},
 			{Name: "audit", Partitions: 2, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1", "retention.ms": "2592000000", "retention.bytes": "-1", "unclean.leader.election.enable": "false"}},
 			{Name: "consent.audit.checkpoints", Partitions: 1, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1", "retention.ms": "-1", "retention.bytes": "-1", "unclean.leader.election.enable": "false"}},
@@ -389,7 +401,7 @@ func TestPlanOutput(t *testing.T) {
 		"allow READ  TOPIC compliant.marketing  LITERAL   from *",
 		"allow READ  GROUP marketing.           PREFIXED  from *",
 		"consent.keys               3           3            cleanup.policy=compact max.compaction.lag.ms=86400000 min.insync.replicas=2 retention.bytes=-1 retention.ms=-1 segment.ms=3600000 unclean.leader.election.enable=false",
-		"ACLs (28, allow only; everything not listed is denied):",
+		"ACLs (31, allow only; everything not listed is denied):",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("plan does not print %q:\n%s", want, out)
@@ -426,5 +438,66 @@ func TestLedgerReadsItsOwnChangesTopic(t *testing.T) {
 	}
 	if want := sorted("consent.changes.eu", "consent.changes.dlq", "consent.changes.eu.dlq"); !slices.Equal(sorted(reads...), want) {
 		t.Errorf("the ledger reads %v of the consent topics, want %v", sorted(reads...), want)
+	}
+}
+
+// The signals topic: off plans neither it nor its ACLs; on, consent-sync
+// reads it with its own group, dead-letters next to it, and produces
+// consent changes even without the HTTP intake; clashes and bad settings
+// are refused, saying what to set.
+func TestSignalsTopicPlan(t *testing.T) {
+	t.Parallel()
+	off := DefaultConfig()
+	off.SignalsTopic = "off"
+	p := derive(t, twoStreams, off)
+	for _, tp := range p.Topics {
+		if strings.Contains(tp.Name, "signals") {
+			t.Errorf("signals off plans topic %s", tp.Name)
+		}
+	}
+	for _, a := range p.ACLs {
+		if strings.Contains(a.ResourceName, "signals") {
+			t.Errorf("signals off plans %s", a)
+		}
+	}
+	if on := derive(t, twoStreams, DefaultConfig()); len(on.ACLs) != len(p.ACLs)+3 || len(on.Topics) != len(p.Topics)+2 {
+		t.Errorf("signals on: %d ACLs %d topics, off: %d %d; want 3 ACLs and 2 topics more", len(on.ACLs), len(on.Topics), len(p.ACLs), len(p.Topics))
+	}
+	env := map[string]string{"CONSENT_SIGNALS_TOPIC": "off"}
+	if c := testConfig(env); c.signalsTopic() != "" {
+		t.Errorf("CONSENT_SIGNALS_TOPIC=off gives topic %q", c.signalsTopic())
+	}
+
+	for _, tc := range []struct {
+		name string
+		edit func(*Config)
+		want string
+	}{
+		{"bad name", func(c *Config) { c.SignalsTopic = "a b" }, "fix CONSENT_SIGNALS_TOPIC"},
+		{"consent-sync's group", func(c *Config) { c.SignalsGroup = c.ConsentSyncGroup }, "set CONSENT_SIGNALS_GROUP_ID to a group of its own"},
+		{"no group", func(c *Config) { c.SignalsGroup = "" }, "set CONSENT_SIGNALS_GROUP_ID"},
+		{"bad retention", func(c *Config) { c.SignalsRetentionMs = 0 }, "PROVISION_SIGNALS_RETENTION_MS is 0"},
+	} {
+		c := DefaultConfig()
+		c.Policy = "p.yaml"
+		tc.edit(&c)
+		if err := c.Validate(false); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	pol, err := policy.Parse([]byte(twoStreams), "policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := DefaultConfig()
+	same.SignalsTopic = "consent.changes"
+	if _, err := Derive(pol, same); err == nil || !strings.Contains(err.Error(), "topic consent.changes is planned twice") || !strings.Contains(err.Error(), "CONSENT_SIGNALS_TOPIC") {
+		t.Errorf("signals topic = consent topic: %v", err)
+	}
+	prefix := DefaultConfig()
+	prefix.ConsumerGroupPrefix = "consentgate-consent-sync-{stream}"
+	prefix.SignalsGroup = "consentgate-consent-sync-marketing-x"
+	if _, err := Derive(pol, prefix); err == nil || !strings.Contains(err.Error(), "covers the service group consentgate-consent-sync-marketing-x") {
+		t.Errorf("a stream's group prefix covering the signals group: %v", err)
 	}
 }

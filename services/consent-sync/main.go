@@ -52,9 +52,14 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	if cfg.Signals.Enabled() && !cfg.Rebuild {
 		// Before anything connects: the signals consumer maps nothing
-		// without the policy's signals section.
+		// without the policy's signals section. On its default topic it is
+		// then simply off; a topic set by hand is an error.
 		if err := signalsin.CheckPolicy(pol); err != nil {
-			return err
+			if cfg.Signals.Topic != signalsin.DefaultTopic {
+				return err
+			}
+			log.Info("the policy has no signals section: the consent signals consumer is off (" + signalsin.DefaultTopic + " is not read)")
+			cfg.Signals.Topic = signalsin.Off
 		}
 	}
 	codec, err := cfg.Codec()

@@ -59,9 +59,9 @@ func TestConfigValidateSignals(t *testing.T) {
 	}
 }
 
-// With the signals topic on, consent-sync does not start without a policy
-// that has a signals section, and says what to set; off, or with such a
-// policy, it goes on (here to Redis, which the cancelled context makes
+// With a signals topic set by hand, consent-sync does not start without a
+// policy that has a signals section, and says what to set; on the default
+// topic the consumer is then off; off, or with such a policy, it goes on (here to Redis, which the cancelled context makes
 // fail at once); a rebuild does not need it.
 func TestStartRequiresSignalsPolicy(t *testing.T) {
 	t.Parallel()
@@ -79,8 +79,10 @@ func TestStartRequiresSignalsPolicy(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"policy without signals", []string{"--policy", noSignals}, "the policy (POLICY_FILE) has no signals section"},
-		{"no policy", []string{"--purposes", "marketing"}, "POLICY_FILE is not set"},
+		{"policy without signals, default topic: the consumer is off", []string{"--policy", noSignals}, "connect to redis"},
+		{"no policy, default topic: the consumer is off", []string{"--purposes", "marketing"}, "connect to redis"},
+		{"policy without signals, topic set", []string{"--policy", noSignals, "--signals-topic", "web.signals"}, "the policy (POLICY_FILE) has no signals section"},
+		{"no policy, topic set", []string{"--purposes", "marketing", "--signals-topic", "web.signals"}, "POLICY_FILE is not set"},
 		{"off", []string{"--policy", noSignals, "--signals-topic", "off"}, "connect to redis"},
 		{"policy with signals", []string{"--policy", example}, "connect to redis"},
 		{"rebuild", []string{"--policy", noSignals, "--rebuild"}, "connect to redis"},

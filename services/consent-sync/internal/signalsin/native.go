@@ -3,23 +3,19 @@ package signalsin
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"sort"
 	"time"
 	"unicode/utf8"
 
 	"github.com/consentgate/consentgate/pkg/avrocodec"
 	"github.com/consentgate/consentgate/pkg/consent"
+	"github.com/consentgate/consentgate/pkg/policy"
 	"github.com/consentgate/consentgate/pkg/signals"
 )
 
 // MaxNoticeVersionBytes bounds a submission's notice_version, as the HTTP
 // intake does.
 const MaxNoticeVersionBytes = 256
-
-// jurisdictionSyntax is an ISO 3166-1 alpha-2 country or an ISO 3166-2
-// subdivision, upper case: the HTTP intake's rule.
-var jurisdictionSyntax = regexp.MustCompile(`^[A-Z]{2}(-[A-Z0-9]{1,3})?$`)
 
 // SubmissionFromNative reads a decoded ConsentSignal record (goavro's native
 // form, as avrocodec.Codec.Decode returns it) into a submission, checking
@@ -71,8 +67,10 @@ func SubmissionFromNative(m map[string]any) (signals.Submission, error) {
 		bad("captured_at", fmt.Sprintf("has type %T, want timestamp-millis", v))
 	}
 	sub.Jurisdiction, _ = str("jurisdiction", false)
-	if sub.Jurisdiction != "" && !jurisdictionSyntax.MatchString(sub.Jurisdiction) {
-		bad("jurisdiction", "is not an ISO 3166-1 alpha-2 country code (DE) or ISO 3166-2 subdivision (US-CA), upper case")
+	if sub.Jurisdiction != "" {
+		if err := policy.CheckJurisdiction(sub.Jurisdiction); err != nil {
+			bad("jurisdiction", err.Error())
+		}
 	}
 	sub.NoticeVersion, _ = str("notice_version", false)
 	if len(sub.NoticeVersion) > MaxNoticeVersionBytes {

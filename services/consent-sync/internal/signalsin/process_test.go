@@ -183,7 +183,7 @@ func TestSubmissionFromNativeRefuses(t *testing.T) {
 		{"long subject", func(m map[string]any) { m["subject_id"] = strings.Repeat("s", consent.MaxIDBytes+1) }, []string{"subject_id is longer than 256 bytes"}},
 		{"subject not UTF-8", func(m map[string]any) { m["subject_id"] = "subject-\xff" }, []string{"subject_id is not valid UTF-8"}},
 		{"no captured_at", func(m map[string]any) { delete(m, "captured_at") }, []string{"captured_at is missing"}},
-		{"lower-case jurisdiction", func(m map[string]any) { m["jurisdiction"] = map[string]any{"string": "california"} }, []string{"jurisdiction is not an ISO 3166-1"}},
+		{"lower-case jurisdiction", func(m map[string]any) { m["jurisdiction"] = map[string]any{"string": "california"} }, []string{"jurisdiction is not an assigned ISO 3166-1"}},
 		{"long notice version", func(m map[string]any) {
 			m["notice_version"] = map[string]any{"string": strings.Repeat("n", MaxNoticeVersionBytes+1)}
 		}, []string{"notice_version is longer than 256 bytes"}},
@@ -284,7 +284,7 @@ func TestProcess(t *testing.T) {
 		if ch.ChangeID != want[i].ChangeID || !ch.CapturedAt.Equal(t0) || string(m.Key) != "sig-subject-1" || !m.Time.Equal(received) {
 			t.Errorf("change %d: %+v key %q time %v, want id %s captured %v key sig-subject-1 time %v", i, ch, m.Key, m.Time, want[i].ChangeID, t0, received)
 		}
-		if got := header(m, intake.HeaderSignalSubmission); got != strings.TrimPrefix(want[0].ChangeID, "sig-")[:16] {
+		if got := header(m, intake.HeaderSignalSubmission); len(got) != 16 || got != header(changes[0], intake.HeaderSignalSubmission) {
 			t.Errorf("change %d: %s = %q", i, intake.HeaderSignalSubmission, got)
 		}
 		if got := header(m, HeaderSignalSource); got != "consent.signals/0/0" {
@@ -321,7 +321,7 @@ func TestProcess(t *testing.T) {
 		{3, ReasonWrongSchema, "consentgate.consent.ConsentChange"},
 		{4, ReasonInvalidSubmission, "subject_id is empty"},
 		{5, ReasonMalformedSignal, "signals[1] (tcf)"},
-		{6, ReasonInvalidChange, "a GRANT dated that far ahead is refused"},
+		{6, ReasonRefusedGrant, "a GRANT dated that far ahead is refused"},
 	}
 	if len(letters) != len(wantLetters) {
 		t.Fatalf("%d dead letters, want %d", len(letters), len(wantLetters))
@@ -348,6 +348,9 @@ func TestProcess(t *testing.T) {
 		t.Errorf("counters decided %d ignored %d dead-lettered %d changes %d adjusted %d", c.Decided.Load(), c.Ignored.Load(), c.DeadLettered.Load(), c.Changes.Load(), c.ClockAdjusted.Load())
 	}
 	for _, r := range Reasons {
+		if r == ReasonInvalidChange {
+			continue // a bug's reason: no record of the batch makes an invalid change
+		}
 		if c.DeadLetteredBy(r) != 1 {
 			t.Errorf("dead-lettered for %s: %d, want 1", r, c.DeadLetteredBy(r))
 		}

@@ -37,6 +37,7 @@ package signalsin
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -90,15 +91,18 @@ const (
 	// ReasonMalformedSignal: a signal does not decode (signals.Decode:
 	// a bad TC, GPP or USP string, an unknown type or Consent Mode state).
 	ReasonMalformedSignal = "malformed_signal"
-	// ReasonInvalidChange: a change made from the signals fails the clock
-	// rule (a GRANT dated beyond CONSENT_MAX_CLOCK_SKEW after the record's
-	// timestamp) or consent.Change.Validate; no change of the record is
-	// produced, as the HTTP intake answers 400.
+	// ReasonInvalidChange: a change made from the signals fails
+	// consent.Change.Validate or cannot be encoded (a bug); no change of
+	// the record is produced.
 	ReasonInvalidChange = "invalid_change"
+	// ReasonRefusedGrant: the clock rule refused a GRANT of the record (dated
+	// too far ahead); the record's other changes were produced, and the
+	// record is kept in the dead letters for the record.
+	ReasonRefusedGrant = "grant_refused"
 )
 
 // Reasons lists the dead-letter reasons, in documentation order.
-var Reasons = []string{ReasonUndecodable, ReasonWrongSchema, ReasonInvalidSubmission, ReasonMalformedSignal, ReasonInvalidChange}
+var Reasons = []string{ReasonUndecodable, ReasonWrongSchema, ReasonInvalidSubmission, ReasonMalformedSignal, ReasonInvalidChange, ReasonRefusedGrant}
 
 // MetricSignalRecords is the counter of signal records consumed, by result
 // (decided, ignored, and each dead-letter reason); MetricSignalChanges the
@@ -288,6 +292,12 @@ func (c *Consumer) Process(ctx context.Context, batch []kafka.Message) ([]kafka.
 		case err != nil:
 			n.letters[reason]++
 			out = append(out, c.deadLetter(m, reason, err))
+			if len(changes) > 0 { // a refused grant: the other changes are produced
+				n.decided++
+				n.changes += int64(len(changes))
+				n.adjusted += adjusted
+				out = append(out, changes...)
+			}
 		case len(changes) == 0:
 			n.ignored++
 		default:
@@ -333,12 +343,9 @@ func (c *Consumer) record(ctx context.Context, m kafka.Message) ([]kafka.Message
 	if len(changes) == 0 {
 		return nil, 0, "", nil
 	}
-	// The HTTP intake's header: the first change id's digits.
-	digest := strings.TrimPrefix(changes[0].ChangeID, "sig-")
-	digest = digest[:min(16, len(digest))]
+	// The HTTP intake's header: the submission's digest.
+	digest := hex.EncodeToString(signals.SubmissionDigest(sub)[:8])
 	source := m.Topic + "/" + strconv.Itoa(m.Partition) + "/" + strconv.FormatInt(m.Offset, 10)
-	out := make([]kafka.Message, 0, len(changes))
-	var adjusted int64
 	for _, ch := range changes {
 		if err := ch.Validate(); err != nil {
 			// The policy made a change the consent schema refuses: a bug,
@@ -346,22 +353,43 @@ func (c *Consumer) record(ctx context.Context, m kafka.Message) ([]kafka.Message
 			c.opts.Log.Error("signals consumer: a signal made an invalid change; dead-lettered", "purpose", ch.Purpose, "error", err.Error())
 			return nil, 0, ReasonInvalidChange, fmt.Errorf("a change made from the signals is not valid: %w", err)
 		}
-		bound, err := ch.BoundCapturedAt(m.Time, c.opts.MaxClockSkew)
-		if err != nil {
-			return nil, 0, ReasonInvalidChange, fmt.Errorf("the change for purpose %s: %w", ch.Purpose, err)
+	}
+	// The clock rule per change, as the HTTP intake: a grant dated too far
+	// ahead is refused (and its record dead-lettered, for the record),
+	// while the objections that came with it are produced.
+	kept, refused := signals.BoundChanges(changes, m.Time, c.opts.MaxClockSkew)
+	var refusedErr error
+	if len(refused) > 0 {
+		parts := make([]string, len(refused))
+		for i, r := range refused {
+			parts[i] = "the " + r.Purpose + " grant: " + r.Reason
+		}
+		refusedErr = fmt.Errorf("the clock rule refused %s; the record's other changes (%d) were produced", strings.Join(parts, "; "), len(kept))
+	}
+	out := make([]kafka.Message, 0, len(kept))
+	var adjusted int64
+	for _, bound := range kept {
+		made := changes[0]
+		for _, ch := range changes {
+			if ch.ChangeID == bound.ChangeID {
+				made = ch
+			}
 		}
 		value, err := c.codec.EncodeSingle(ChangeSchema, bound.Native())
 		if err != nil {
-			c.opts.Log.Error("signals consumer: encode a valid change; dead-lettered", "purpose", ch.Purpose, "error", err.Error())
-			return nil, 0, ReasonInvalidChange, fmt.Errorf("the change for purpose %s could not be encoded: %w", ch.Purpose, err)
+			c.opts.Log.Error("signals consumer: encode a valid change; dead-lettered", "purpose", bound.Purpose, "error", err.Error())
+			return nil, 0, ReasonInvalidChange, fmt.Errorf("the change for purpose %s could not be encoded: %w", bound.Purpose, err)
 		}
 		msg := kafka.Message{Topic: c.opts.ChangesTopic, Key: []byte(bound.SubjectID), Value: value, Time: m.Time,
 			Headers: []kafka.Header{{Key: intake.HeaderSignalSubmission, Value: []byte(digest)}, {Key: HeaderSignalSource, Value: []byte(source)}}}
-		if !bound.CapturedAt.Equal(sub.CapturedAt) {
+		if !bound.CapturedAt.Equal(made.CapturedAt) {
 			adjusted++
-			msg.Headers = append(msg.Headers, kafka.Header{Key: intake.HeaderClaimedCapturedAt, Value: []byte(sub.CapturedAt.UTC().Format(rfc3339Milli))})
+			msg.Headers = append(msg.Headers, kafka.Header{Key: intake.HeaderClaimedCapturedAt, Value: []byte(made.CapturedAt.UTC().Format(rfc3339Milli))})
 		}
 		out = append(out, msg)
+	}
+	if refusedErr != nil {
+		return out, adjusted, ReasonRefusedGrant, refusedErr
 	}
 	return out, adjusted, "", nil
 }

@@ -138,7 +138,7 @@ func TestConsentContextHeaders(t *testing.T) {
 		// Marketing was granted, but the record is redacted without
 		// analytics: it lists no purpose.
 		{"e-partial", "compliant.both"}: missing,
-		{"e-partial", "google.ads"}: {"REDACTED", "", "", "", RedactionMissingConsent, "denied", "denied"},
+		{"e-partial", "google.ads"}:     {"REDACTED", "", "", "", RedactionMissingConsent, "denied", "denied"},
 
 		{"e-excl", "compliant.both"}: {"REDACTED", "marketing,analytics", "marketing=CONSENT,analytics=CONSENT", "marketing=c-m-4,analytics=c-a-4",
 			RedactionExcludedCategories, absent, absent},

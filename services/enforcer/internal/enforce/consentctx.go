@@ -96,6 +96,9 @@ const maxChangeIDHeader = MaxIDBytes
 type streamContext struct {
 	purposes []byte
 	google   bool
+	// of are the stream's purposes as the policy declares them; nil when
+	// one is unknown (a policy that Parse returned has none).
+	of []policy.Purpose
 }
 
 // consentValues are the values shared by every record's consent context.
@@ -111,9 +114,22 @@ func newConsentValues() consentValues {
 func newStreamContexts(pol *policy.Policy) []streamContext {
 	out := make([]streamContext, len(pol.Streams))
 	for i, s := range pol.Streams {
-		out[i] = streamContext{purposes: []byte(strings.Join(s.Purposes, ",")), google: s.GoogleConsentMode}
+		out[i] = newStreamContext(pol, s)
 	}
 	return out
+}
+
+func newStreamContext(pol *policy.Policy, s policy.Stream) streamContext {
+	sc := streamContext{purposes: []byte(strings.Join(s.Purposes, ",")), google: s.GoogleConsentMode, of: make([]policy.Purpose, len(s.Purposes))}
+	for i, id := range s.Purposes {
+		p, ok := pol.Purpose(id)
+		if !ok {
+			sc.of = nil
+			break
+		}
+		sc.of[i] = p
+	}
+	return sc
 }
 
 // consentHeaderCount is how many consent context headers a record of
@@ -155,19 +171,21 @@ func (e *Enforcer) appendConsent(w *worker, h []kafka.Header, sc *streamContext,
 		}
 		return h, nil
 	}
-	basisCap, idsCap := 0, 0
+	basisCap := 0
 	for _, p := range s.Purposes {
 		basisCap += len(p) + 2 + len(LegalBasisOptOutNotObjected)
-		idsCap += len(p) + 2 + maxChangeIDHeader // an escaped id is at most maxChangeIDHeader bytes
 	}
-	vs := w.verdicts[:0]
+	// The bases are written straight into the arena, the change ids into
+	// the worker's scratch (bytes only: no write barriers) and copied
+	// after them.
 	basis := w.ar.start(basisCap)
+	ids := w.idScratch[:0]
 	consented := d.Outcome == decision.Passed
+	if len(sc.of) != len(s.Purposes) {
+		return h, fmt.Errorf("consent context: stream %s names an unknown purpose", s.Topic)
+	}
 	for i, p := range s.Purposes {
-		pur, ok := e.policy.Purpose(p)
-		if !ok {
-			return h, fmt.Errorf("consent context: stream %s names unknown purpose %s", s.Topic, p)
-		}
+		pur := &sc.of[i]
 		v := st.Check(p, now)
 		if i > 0 {
 			basis = append(basis, ',')
@@ -178,33 +196,27 @@ func (e *Enforcer) appendConsent(w *worker, h []kafka.Header, sc *streamContext,
 		case v.Allowed && pur.Allows(string(v.LegalBasis)):
 			basis = append(basis, v.LegalBasis...)
 			consented = consented && v.LegalBasis == consent.BasisConsent
+			if v.ChangeID != "" {
+				if len(ids) > 0 {
+					ids = append(ids, ',')
+				}
+				ids = append(ids, p...)
+				ids = append(ids, '=')
+				ids = appendChangeID(ids, v.ChangeID, subject)
+			}
 		case !v.Allowed && pur.OptOut && (v.Reason == consent.ReasonNeverAsked || v.Reason == consent.ReasonUnknownSubject):
 			basis = append(basis, LegalBasisOptOutNotObjected...)
 			consented = false
 		default:
 			return h, fmt.Errorf("consent context: purpose %s of stream %s is not allowed (%s), yet the decision is %s", p, s.Topic, v.Reason, d.Outcome)
 		}
-		vs = append(vs, v)
 	}
-	w.verdicts = vs[:0]
+	w.idScratch = ids[:0]
 	basis = w.ar.commit(basis)
-	ids := w.ar.start(idsCap)
-	n := 0
-	for i, p := range s.Purposes {
-		if v := &vs[i]; v.Allowed && v.ChangeID != "" {
-			if n > 0 {
-				ids = append(ids, ',')
-			}
-			n++
-			ids = append(ids, p...)
-			ids = append(ids, '=')
-			ids = appendChangeID(ids, v.ChangeID, subject)
-		}
-	}
-	if n == 0 {
+	if len(ids) == 0 {
 		ids = cv.empty
 	} else {
-		ids = w.ar.commit(ids)
+		ids = w.ar.commit(append(w.ar.start(len(ids)), ids...))
 	}
 	h = append(h, kafka.Header{Key: HeaderConsentPurposes, Value: sc.purposes},
 		kafka.Header{Key: HeaderConsentLegalBasis, Value: basis},
@@ -233,7 +245,7 @@ func ConsentHeaders(pol *policy.Policy, s policy.Stream, d decision.Decision, st
 		return nil, nil
 	}
 	e := &Enforcer{policy: pol, consentB: newConsentValues()}
-	sc := streamContext{purposes: []byte(strings.Join(s.Purposes, ",")), google: s.GoogleConsentMode}
+	sc := newStreamContext(pol, s)
 	var w worker
 	return e.appendConsent(&w, make([]kafka.Header, 0, consentHeaderCount(&sc, &d)), &sc, s, &d, st, subject, now)
 }
@@ -257,25 +269,17 @@ func appendChangeID(b []byte, id, subject string) []byte {
 	if subject != "" && strings.Contains(id, subject) {
 		return append(b, ChangeIDWithheld...)
 	}
-	n := 0
-	for i := 0; i < len(id); i++ {
-		if plainIDByte(id[i]) {
-			n++
-		} else {
-			n += 3
-		}
-	}
-	if n > maxChangeIDHeader {
-		sum := sha256.Sum256([]byte(id))
-		b = append(b, changeIDDigest...)
-		return hex.AppendEncode(b, sum[:])
-	}
 	const digits = "0123456789ABCDEF"
+	start := len(b)
 	for i := 0; i < len(id); i++ {
 		if c := id[i]; plainIDByte(c) {
 			b = append(b, c)
 		} else {
 			b = append(b, '%', digits[c>>4], digits[c&15])
+		}
+		if len(b)-start > maxChangeIDHeader {
+			sum := sha256.Sum256([]byte(id))
+			return hex.AppendEncode(append(b[:start], changeIDDigest...), sum[:])
 		}
 	}
 	return b

@@ -396,3 +396,34 @@ func TestConsentContextAllocations(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkConsentContext is the cost of one record's consent context on
+// a stream of two purposes granted on consent, with the Consent Mode
+// headers: two verdicts, two values carved from the arena.
+func BenchmarkConsentContext(b *testing.B) {
+	pol, err := policy.Parse([]byte(contextPolicy+`  - topic: google.both
+    purposes: [marketing, analytics]
+    google_consent_mode: true
+`), "p.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := &Enforcer{policy: pol, streamCtx: newStreamContexts(pol), consentB: newConsentValues()}
+	now := time.Now()
+	st := &consent.State{Purposes: map[string]consent.PurposeState{
+		"marketing": {Status: consent.StatusGranted, ChangeID: "c-m-0001", LegalBasis: consent.BasisConsent, CapturedAt: now.Add(-time.Hour)},
+		"analytics": {Status: consent.StatusGranted, ChangeID: "sig-0123456789abcdef0123456789abcdef", LegalBasis: consent.BasisConsent, CapturedAt: now.Add(-time.Hour)},
+	}}
+	si := len(pol.Streams) - 1
+	s := pol.Streams[si]
+	d := decision.Decide(pol, s, decision.Input{Schema: "consentgate.events.EmailEngagement", State: st, Now: now})
+	sc := &e.streamCtx[si]
+	var w worker
+	b.ReportAllocs()
+	for b.Loop() {
+		h := w.hdr.take(consentHeaderCount(sc, &d))
+		if _, err := e.appendConsent(&w, h, sc, s, &d, st, "subject-1", now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

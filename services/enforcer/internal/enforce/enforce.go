@@ -318,8 +318,8 @@ type worker struct {
 	ar   arena
 	hdr  headerArena
 	decs []StreamDecision
-	// verdicts is appendConsent's scratch.
-	verdicts []consent.Verdict
+	// idScratch is appendConsent's scratch.
+	idScratch []byte
 	// The last source topic and its bytes: a batch rarely has more than one.
 	topic  string
 	topicB []byte

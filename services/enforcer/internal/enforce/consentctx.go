@@ -157,7 +157,9 @@ func missingConsent(d *decision.Decision) bool {
 // now are what d was decided on, subject the event's subject id (withheld
 // from change ids). The verdict of every purpose is read again from st
 // (consent.State.Check is pure: the verdict Decide had); an error means
-// it does not agree with d, and nothing may be published.
+// it does not agree with d, and nothing may be published: decide then
+// drops the record (ReasonRedactionFailed), as it does any output it
+// cannot make.
 func (e *Enforcer) appendConsent(w *worker, h []kafka.Header, sc *streamContext, s policy.Stream, d *decision.Decision,
 	st *consent.State, subject string, now time.Time) ([]kafka.Header, error) {
 	cv := &e.consentB

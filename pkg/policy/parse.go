@@ -32,7 +32,7 @@ var (
 	topKeys        = []string{"controller", "purposes", "streams", "signals"}
 	controllerKeys = []string{"name", "contact"}
 	purposeKeys    = []string{"id", "description", "legal_bases", "opt_out"}
-	streamKeys     = []string{"topic", "description", "purposes", "recipients", "schemas", "on_missing_consent", "unannotated_fields", "excluded_categories", "treatments", "default_treatment"}
+	streamKeys     = []string{"topic", "description", "purposes", "recipients", "schemas", "on_missing_consent", "unannotated_fields", "excluded_categories", "treatments", "default_treatment", "google_consent_mode"}
 	treatmentKeys  = []string{"category", "field", "action", "encryption"}
 )
 
@@ -305,6 +305,20 @@ func (p *parser) stringList(n *yaml.Node, what string) ([]string, []*yaml.Node, 
 		nodes = append(nodes, it)
 	}
 	return vals, nodes, good
+}
+
+// boolean reads a true/false value: a plain YAML boolean, never a string
+// ("true" in quotes), a number, yes/no, a list or a mapping.
+func (p *parser) boolean(n *yaml.Node, what string) (bool, bool) {
+	if !p.usable(n) {
+		return false, false
+	}
+	var b bool
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" || n.Decode(&b) != nil {
+		p.nodeErrorf(n, "%s must be true or false", what)
+		return false, false
+	}
+	return b, true
 }
 
 // oneOf reads an enumerated value.
@@ -618,6 +632,11 @@ func (p *parser) stream(it *yaml.Node, m map[string]entry, purposes map[string]i
 		v, ok := p.oneOf(e.val, "default_treatment", actionNames())
 		good = good && ok
 		s.DefaultTreatment = Action(v)
+	}
+	if e, ok := m["google_consent_mode"]; ok {
+		b, ok := p.boolean(e.val, "google_consent_mode")
+		good = good && ok
+		s.GoogleConsentMode = b
 	}
 	if e, ok := m["treatments"]; ok {
 		ts, ok := p.treatments(e.val)

@@ -201,6 +201,15 @@ type Stream struct {
 	// ActionEncrypt is randomised (EncryptRandomised) and, unlike an
 	// encrypt rule, does not apply to passed events.
 	DefaultTreatment Action
+	// GoogleConsentMode marks a stream whose consumers are Google
+	// connectors (google_consent_mode: true; default false): besides the
+	// consent context every output of a purpose stream carries, its
+	// outputs carry the Google Consent Mode v2 signals ad_user_data and
+	// ad_personalization, granted only when every purpose of the stream
+	// is allowed by a valid grant given as consent (see the enforcer's
+	// README section on output headers). Nothing else about the stream
+	// changes: what is published, and how it is treated, is the same.
+	GoogleConsentMode bool
 	// Line is the line of the stream in the policy file.
 	Line int
 }

@@ -45,7 +45,8 @@ import (
 	"github.com/consentgate/consentgate/pkg/telemetry"
 )
 
-// Header names set on every output and dead-letter record.
+// Header names set on every output and dead-letter record (outputs carry
+// the consent context too: see HeaderConsentPurposes).
 const (
 	HeaderEventID       = "consentgate.event_id"
 	HeaderSourceTopic   = "consentgate.source.topic"
@@ -162,6 +163,10 @@ type Enforcer struct {
 	// only reads header values).
 	policyVersion                []byte
 	passedB, redactedB, droppedB []byte
+	// The consent context of each stream (in the policy's order) and the
+	// header values every record's shares (see HeaderConsentPurposes).
+	streamCtx []streamContext
+	consentB  consentValues
 }
 
 // metrics are the enforcer's instruments (see Observe).
@@ -265,7 +270,8 @@ func (e *Enforcer) record(ctx context.Context, t *tally) {
 // otherwise through goavro, which New logs once.
 func New(opts Options, codec Decoder, cr ConsentReader, pol *policy.Policy) *Enforcer {
 	e := &Enforcer{opts: opts, codec: codec, consent: cr, policy: pol, now: time.Now,
-		policyVersion: []byte(pol.Version), passedB: []byte(decision.Passed), redactedB: []byte(decision.Redacted), droppedB: []byte(decision.Dropped)}
+		policyVersion: []byte(pol.Version), passedB: []byte(decision.Passed), redactedB: []byte(decision.Redacted), droppedB: []byte(decision.Dropped),
+		streamCtx: newStreamContexts(pol), consentB: newConsentValues()}
 	var why string
 	e.fastAudit, why = auditFastPath(codec)
 	if !e.fastAudit {
@@ -312,6 +318,8 @@ type worker struct {
 	ar   arena
 	hdr  headerArena
 	decs []StreamDecision
+	// idScratch is appendConsent's scratch.
+	idScratch []byte
 	// The last source topic and its bytes: a batch rarely has more than one.
 	topic  string
 	topicB []byte
@@ -448,11 +456,11 @@ func (e *Enforcer) decide(ctx context.Context, w *worker, wi int, ev *event, sta
 	// decs holds the event's decisions until its audit record is encoded;
 	// it is reused for the worker's next event.
 	decs := w.decs[:0]
-	for _, s := range e.policy.Streams {
+	for si, s := range e.policy.Streams {
 		d := decision.Decide(e.policy, s, in)
 		var treated []string
 		if d.Outcome != decision.Dropped {
-			m, tr, err := e.publish(ctx, w, ev, s, d, keys[ev.subject])
+			m, tr, err := e.publish(ctx, w, ev, si, s, d, keys[ev.subject], in.State, now)
 			switch {
 			case err == nil:
 				w.out = append(w.out, m)
@@ -525,15 +533,23 @@ func (e *Enforcer) decisionBytes(o decision.Outcome) []byte {
 	return []byte(o)
 }
 
-func (e *Enforcer) output(w *worker, ev *event, topic string) kafka.Message {
-	h := w.hdr.take(len(ev.msg.Headers) + 6 + traceHeaders(ev))
+// output returns the record of ev that passed decision d forwards on
+// stream s (index si): the input's key, value and headers, and the
+// enforcer's.
+func (e *Enforcer) output(w *worker, ev *event, si int, s policy.Stream, d *decision.Decision, st *consent.State, now time.Time) (kafka.Message, error) {
+	sc := &e.streamCtx[si]
+	h := w.hdr.take(len(ev.msg.Headers) + 6 + consentHeaderCount(sc, d) + traceHeaders(ev))
 	h = append(h, ev.msg.Headers...)
 	h = append(h, kafka.Header{Key: HeaderEventID, Value: ev.idBytes})
 	h = append(h, ev.src...)
 	h = append(h, kafka.Header{Key: HeaderPolicyVersion, Value: e.policyVersion},
 		kafka.Header{Key: HeaderDecision, Value: e.passedB})
+	h, err := e.appendConsent(w, h, sc, s, d, st, ev.subject, now)
+	if err != nil {
+		return kafka.Message{}, err
+	}
 	ev.inject(&h)
-	return kafka.Message{Topic: topic, Key: ev.msg.Key, Value: ev.msg.Value, Headers: h}
+	return kafka.Message{Topic: s.Topic, Key: ev.msg.Key, Value: ev.msg.Value, Headers: h}, nil
 }
 
 // Published is what Treat says goes to a stream.
@@ -599,12 +615,15 @@ func Forwards(d decision.Decision) bool {
 	return d.Outcome == decision.Passed && len(d.Plan) == 0
 }
 
-// publish returns the record decision d publishes of ev on stream s, and
-// the treated field paths. The event's value is decoded only here, the
-// first time a stream needs a treated copy of it.
-func (e *Enforcer) publish(ctx context.Context, w *worker, ev *event, s policy.Stream, d decision.Decision, dk redact.Encrypter) (kafka.Message, []string, error) {
+// publish returns the record decision d publishes of ev on stream s (index
+// si), and the treated field paths; st and now are what d was decided on
+// (the record's consent context is read from them). The event's value is
+// decoded only here, the first time a stream needs a treated copy of it.
+func (e *Enforcer) publish(ctx context.Context, w *worker, ev *event, si int, s policy.Stream, d decision.Decision, dk redact.Encrypter,
+	st *consent.State, now time.Time) (kafka.Message, []string, error) {
 	if Forwards(d) {
-		return e.output(w, ev, s.Topic), nil, nil
+		m, err := e.output(w, ev, si, s, &d, st, now)
+		return m, nil, err
 	}
 	if ev.rec == nil {
 		rec, err := e.codec.DecodeEnvelope(&ev.env)
@@ -639,12 +658,17 @@ func (e *Enforcer) publish(ctx context.Context, w *worker, ev *event, s policy.S
 	// the stream's unannotated_fields applied) keeps only its W3C trace
 	// context (re-encoded, never baggage): others may carry personal data
 	// the policy knows nothing about.
-	h := w.hdr.take(8 + traceHeaders(ev))
+	sc := &e.streamCtx[si]
+	h := w.hdr.take(8 + consentHeaderCount(sc, &d) + traceHeaders(ev))
 	telemetry.CopyTraceContext(&h, ev.msg.Headers)
 	h = append(h, kafka.Header{Key: HeaderEventID, Value: ev.idBytes})
 	h = append(h, ev.src...)
 	h = append(h, kafka.Header{Key: HeaderPolicyVersion, Value: e.policyVersion},
 		kafka.Header{Key: HeaderDecision, Value: e.decisionBytes(d.Outcome)})
+	h, err = e.appendConsent(w, h, sc, s, &d, st, ev.subject, now)
+	if err != nil {
+		return kafka.Message{}, nil, err
+	}
 	ev.inject(&h)
 	return kafka.Message{Topic: s.Topic, Key: key, Value: p.Bytes, Headers: h}, p.Treated, nil
 }

@@ -87,6 +87,13 @@ func (g *refGen) encStream(topic string) (mStream, string) {
 	}
 	s.defaultTreatment = []string{"remove", "mask", "encrypt", "encrypt", "keep"}[g.rnd.IntN(5)]
 	fmt.Fprintf(&b, "    default_treatment: %s\n", s.defaultTreatment)
+	switch g.rnd.IntN(4) {
+	case 0:
+		s.google = true
+		b.WriteString("    google_consent_mode: true\n")
+	case 1:
+		b.WriteString("    google_consent_mode: false\n")
+	}
 	return s, b.String()
 }
 

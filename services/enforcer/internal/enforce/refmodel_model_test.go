@@ -263,6 +263,7 @@ type mStream struct {
 	dropExcluded     bool     // excluded_categories: drop
 	rules            []mRule
 	defaultTreatment string
+	google           bool // google_consent_mode: true
 }
 
 var refPurposes = map[string]mPurpose{
@@ -277,7 +278,7 @@ var refStreams = []mStream{
 	{topic: "compliant.marketing", purposes: []string{"marketing"}, defaultTreatment: "remove"},
 	{topic: "compliant.marketing_strict", purposes: []string{"marketing"}, dropExcluded: true, defaultTreatment: "remove",
 		schemas: []string{"consentgate.events.EmailEngagement", "consentgate.events.Purchase"}},
-	{topic: "compliant.analytics", purposes: []string{"analytics"}, redact: true, removeUnannot: true, defaultTreatment: "remove",
+	{topic: "compliant.analytics", purposes: []string{"analytics"}, redact: true, removeUnannot: true, defaultTreatment: "remove", google: true,
 		rules: []mRule{
 			{field: "event_id", action: "keep"},
 			{field: "occurred_at", action: "generalise_hour"},
@@ -288,7 +289,7 @@ var refStreams = []mStream{
 		}},
 	{topic: "compliant.sale", purposes: []string{"sale"}, removeUnannot: true, defaultTreatment: "remove",
 		rules: []mRule{{field: "event_id", action: "keep"}, {field: "occurred_at", action: "generalise_day"}}},
-	{topic: "compliant.ads", purposes: []string{"ads", "personalisation"}, redact: true, defaultTreatment: "mask",
+	{topic: "compliant.ads", purposes: []string{"ads", "personalisation"}, redact: true, defaultTreatment: "mask", google: true,
 		rules: []mRule{
 			{category: "user.location.*", action: "generalise_day"},
 			{category: "user.device", action: "pseudonymise"},
@@ -410,7 +411,13 @@ type mDecision struct {
 	forward  bool     // the input bytes, unchanged
 	redact   bool     // a copy, every field per the stream's rules; else excluded removed + unannotated_fields
 	excluded []string // the exclusions of every allowed purpose
+	// allowed: every purpose allowed, in the stream's order, with the
+	// legal basis of its grant (or OPT_OUT_NOT_OBJECTED) and the grant's
+	// change id ("" for an opt-out never objected to)
+	allowed []mAllowed
 }
+
+type mAllowed struct{ purpose, basis, changeID string }
 
 func accepts(s mStream, schema string) bool {
 	return len(s.schemas) == 0 || slices.Contains(s.schemas, schema)
@@ -511,6 +518,11 @@ func decide(s mStream, schema string, fields []fieldInfo, hist []mChange, now in
 		}
 		if allowed {
 			d.excluded = append(d.excluded, v.excluded...)
+			if reason == "opt_out_not_exercised" {
+				d.allowed = append(d.allowed, mAllowed{purpose: p, basis: "OPT_OUT_NOT_OBJECTED"})
+			} else {
+				d.allowed = append(d.allowed, mAllowed{purpose: p, basis: v.basis, changeID: v.changeID})
+			}
 		}
 	}
 	if missing {

@@ -230,7 +230,7 @@ func checkRefPolicyStreams(t testing.TB, pol *policy.Policy, refStreams []mStrea
 		if s.Topic != m.topic || !slices.Equal(s.Purposes, m.purposes) || !slices.Equal(s.Schemas, m.schemas) ||
 			(s.OnMissing == policy.OnMissingRedact) != m.redact || (s.Unannotated == policy.UnannotatedRemove) != m.removeUnannot ||
 			(s.Excluded == policy.ExcludedDrop) != m.dropExcluded || string(s.DefaultTreatment) != m.defaultTreatment ||
-			!slices.Equal(rules, m.rules) {
+			!slices.Equal(rules, m.rules) || s.GoogleConsentMode != m.google {
 			t.Fatalf("stream %d: the model (%+v) does not restate the policy (%+v)", i, m, s)
 		}
 	}
@@ -274,7 +274,7 @@ func exclusionNodes() []string {
 var (
 	refNodes      = exclusionNodes()
 	refBadExclude = []string{"health", "User.Health", "*", "user.*.email", "user.contact.*.city", "user.healt", ""}
-	refIDChars    = []string{"a", "A", "z", "Z", "0", "9", "é", "~", "_", "-", "ü"}
+	refIDChars    = []string{"a", "A", "z", "Z", "0", "9", "é", "~", "_", "-", "ü", ",", "=", "%", " ", ":"}
 )
 
 // history returns the changes to apply (in the order drawn: the caller
@@ -293,6 +293,11 @@ func (g *refGen) history(n int, counter *int) []refChange {
 		id := ""
 		for range 1 + g.rnd.IntN(2) {
 			id += refIDChars[g.rnd.IntN(len(refIDChars))]
+		}
+		if g.rnd.IntN(16) == 0 {
+			// A long id (at most 158 bytes and the counter): written
+			// escaped, or past 256 escaped bytes as its digest.
+			id = strings.Repeat(refIDChars[g.rnd.IntN(len(refIDChars))], 30+g.rnd.IntN(50))
 		}
 		c := mChange{id: id + strconv.Itoa(*counter), purpose: purposes[g.rnd.IntN(len(purposes))],
 			at: g.now + offsets[g.rnd.IntN(len(offsets))]}
@@ -514,6 +519,10 @@ func (env *refEnv) round(seed, round uint64) (int, int) {
 			n = 0 // always one unknown subject
 		}
 		for _, rc := range g.history(n, &counter) {
+			if g.rnd.IntN(8) == 0 {
+				// An id that holds the subject id: never in a header.
+				rc.c.id = "for-" + subjects[i] + "-" + rc.c.id
+			}
 			todo = append(todo, applied{subjects[i], rc})
 			if rc.valid {
 				hists[subjects[i]] = append(hists[subjects[i]], rc.c)
@@ -842,6 +851,7 @@ func (env *refEnv) compareOne(ev *refEvent, s mStream, d mDecision, o *refOut) {
 	if h, _ := headerOf(m, HeaderDecision); h != d.outcome {
 		fail("decision header %q", h)
 	}
+	checkConsentHeaders(ev, s, d, m, o.auditM, fail)
 	if d.forward {
 		if !bytes.Equal(m.Value, ev.msg.Value) || !bytes.Equal(m.Key, ev.msg.Key) {
 			fail("not forwarded byte for byte")

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,17 +15,79 @@ import (
 	"github.com/consentgate/consentgate/pkg/proctest"
 )
 
-// Signals of the e2e test. The TC strings are published test strings of
-// the IAB reference implementations (TCF policy version 5, service
-// specific): tcfAll consents to every purpose and special feature, tcfNone
-// to nothing. The GPP strings carry a US national v1 section whose opt-outs
+// GPP strings of the e2e test: a US national v1 section whose opt-outs
 // are all 2 (did not opt out), and the same with a GPC subsection saying 1.
 const (
-	tcfAll      = "CQd924AQd924AASACCENCNFsAP_gAEIAACiQL6QBAAGAAOANmAcAF9IAIADgAA.IL6AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA.YIAAAAAAAAAA"
-	tcfNone     = "CPSG_8APSG_8AAAAAAENAAFgAAAAAAAAAAAAAAAAAAAA.IAAA.YAAAAAAAAAAA"
 	gppUsnatOK  = "DBABLA~BVVqAAAAAV"
 	gppUsnatGPC = "DBABLA~BVVqAAAAAV.YA"
 )
+
+// tcString encodes a TCF v2.3 TC string (policy version 5, service
+// specific, no vendors, an empty disclosed-vendors segment) with the given
+// purpose consents and special feature opt-ins, last updated at lastUpdated:
+// the engine dates what a TC string decides by its LastUpdated.
+func tcString(lastUpdated time.Time, purposes, features []int) string {
+	var bits strings.Builder
+	put := func(v int64, n int) { bits.WriteString(fmt.Sprintf("%0*b", n, v)) }
+	set := func(ids []int, n int) {
+		for i := 1; i <= n; i++ {
+			b := int64(0)
+			for _, id := range ids {
+				if id == i {
+					b = 1
+				}
+			}
+			put(b, 1)
+		}
+	}
+	ds := lastUpdated.UnixMilli() / 100
+	put(2, 6)         // Version
+	put(ds, 36)       // Created
+	put(ds, 36)       // LastUpdated
+	put(10, 12)       // CmpId
+	put(1, 12)        // CmpVersion
+	put(1, 6)         // ConsentScreen
+	put(4, 6)         // ConsentLanguage "EN"
+	put(13, 6)        //
+	put(100, 12)      // VendorListVersion
+	put(5, 6)         // TcfPolicyVersion
+	put(1, 1)         // IsServiceSpecific
+	put(0, 1)         // UseNonStandardTexts
+	set(features, 12) // SpecialFeatureOptIns
+	set(purposes, 24) // PurposesConsent
+	set(nil, 24)      // PurposesLITransparency
+	put(0, 1)         // PurposeOneTreatment
+	put(3, 6)         // PublisherCC "DE"
+	put(4, 6)         //
+	put(0, 16)        // vendor consents: MaxVendorId 0
+	put(0, 1)         //   bit field
+	put(0, 16)        // vendor LI: MaxVendorId 0
+	put(0, 1)         //   bit field
+	put(0, 12)        // NumPubRestrictions
+	core := b64(bits.String())
+	bits.Reset()
+	put(1, 3)  // SegmentType: disclosed vendors
+	put(0, 16) // MaxVendorId 0
+	put(0, 1)  // bit field
+	return core + "." + b64(bits.String())
+}
+
+// b64 packs bits into base64url characters, zero padded.
+func b64(bits string) string {
+	const al = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	for len(bits)%6 != 0 {
+		bits += "0"
+	}
+	var b strings.Builder
+	for i := 0; i < len(bits); i += 6 {
+		v := 0
+		for _, c := range bits[i : i+6] {
+			v = v*2 + int(c-'0')
+		}
+		b.WriteByte(al[v])
+	}
+	return b.String()
+}
 
 // TestSignalsThroughIntakeDecideStreams sends TC strings, Consent Mode
 // states, GPP and USP strings and GPC through consent-sync's signals
@@ -45,7 +108,7 @@ func TestSignalsThroughIntakeDecideStreams(t *testing.T) {
 	if err := p.sync.WaitFor(`"msg":"intake listening"`, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	url := "http://" + addr + "/v1/consent-signals"
+	intakeURL := "http://" + addr + "/v1/consent-signals"
 	at := time.Now().Add(-time.Minute).UTC()
 	post := func(subject, jurisdiction string, captured time.Time, signals string) map[string]string {
 		t.Helper()
@@ -53,7 +116,7 @@ func TestSignalsThroughIntakeDecideStreams(t *testing.T) {
 		if jurisdiction != "" {
 			j = `"jurisdiction":"` + jurisdiction + `",`
 		}
-		code, ans := csPost(t, url, "application/json", `{"subject_id":"`+subject+`",`+j+`"captured_at":"`+captured.Format(time.RFC3339Nano)+`","signals":[`+signals+`]}`)
+		code, ans := csPost(t, intakeURL, "application/json", `{"subject_id":"`+subject+`",`+j+`"captured_at":"`+captured.Format(time.RFC3339Nano)+`","signals":[`+signals+`]}`)
 		if code != 202 {
 			t.Fatalf("%s: status %d (%v), want 202", subject, code, ans)
 		}
@@ -67,12 +130,13 @@ func TestSignalsThroughIntakeDecideStreams(t *testing.T) {
 	action := func(s string) string { a, _, _ := strings.Cut(s, " "); return a }
 
 	// A malformed signal: 400 naming it, nothing produced.
-	code, ans := csPost(t, url, "application/json", `{"subject_id":"sig-bad","captured_at":"`+at.Format(time.RFC3339)+`","signals":[{"type":"gpc","value":"1"},{"type":"tcf","value":"CPxx-not-a-tc-string"}]}`)
+	code, ans := csPost(t, intakeURL, "application/json", `{"subject_id":"sig-bad","captured_at":"`+at.Format(time.RFC3339)+`","signals":[{"type":"gpc","value":"1"},{"type":"tcf","value":"CPxx-not-a-tc-string"}]}`)
 	if code != 400 || fmt.Sprint(csErrorFields(ans)) != "[signals[1]]" {
 		t.Fatalf("malformed TC string: %d %v, want 400 naming signals[1]", code, ans)
 	}
 
-	tcfGrant := post("sig-tcf", "DE", at, `{"type":"tcf","value":"`+tcfAll+`"}`)
+	all := []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}
+	tcfGrant := post("sig-tcf", "DE", at, `{"type":"tcf","value":"`+tcString(at, all, []int{1, 2})+`"}`)
 	cmGrant := post("sig-cm", "", at, `{"type":"consent_mode","states":{"ad_user_data":"granted","analytics_storage":"denied"}}`)
 	usGrant := post("sig-us", "US-CA", at, `{"type":"gpp","value":"`+gppUsnatOK+`"}`)
 	gpcOut := post("sig-gpc", "US", at, `{"type":"usp","value":"1YNN"},{"type":"gpc","value":"1"}`)
@@ -108,11 +172,33 @@ func TestSignalsThroughIntakeDecideStreams(t *testing.T) {
 	}
 	checkDecisions(t, p, want)
 
+	// The outputs say under which consent they were published: purposes,
+	// legal basis and deciding change ids; the Google stream also the
+	// Consent Mode values; a redaction says it is one.
+	heads := outputHeaders(t, p, "compliant.marketing")
+	_, tcfMarketingID, _ := strings.Cut(tcfGrant["marketing"], " ")
+	for k, v := range map[string]string{
+		"consentgate.consent.purposes": "marketing", "consentgate.consent.legal_basis": "marketing=CONSENT",
+		"consentgate.consent.change_ids":        "marketing=" + url.QueryEscape(tcfMarketingID),
+		"consentgate.consent_mode.ad_user_data": "granted", "consentgate.consent_mode.ad_personalization": "granted",
+	} {
+		if got := heads["e-tcf-1"][k]; got != v {
+			t.Errorf("e-tcf-1 on compliant.marketing: %s = %q, want %q", k, got, v)
+		}
+	}
+	an := outputHeaders(t, p, "compliant.analytics")
+	if got := an["e-cm-1"]["consentgate.consent.redaction"]; got != "missing_consent" {
+		t.Errorf("e-cm-1 on compliant.analytics (redacted): redaction header %q, want missing_consent", got)
+	}
+	if _, ok := an["e-cm-1"]["consentgate.consent_mode.ad_user_data"]; ok {
+		t.Error("compliant.analytics is no Google stream but carries Consent Mode headers")
+	}
+
 	// Signals that take consent away: a TC string with no consent and a GPP
 	// string whose GPC subsection is set. Each withdraws what was granted,
 	// with a revocation notice; a resend changes nothing.
 	later := at.Add(30 * time.Second)
-	tcfOff := post("sig-tcf", "DE", later, `{"type":"tcf","value":"`+tcfNone+`"}`)
+	tcfOff := post("sig-tcf", "DE", later, `{"type":"tcf","value":"`+tcString(later, nil, nil)+`"}`)
 	if action(tcfOff["marketing"]) != "DENY" || action(tcfOff["analytics"]) != "DENY" {
 		t.Fatalf("tcf without consent: %v, want DENY for marketing and analytics", tcfOff)
 	}
@@ -157,7 +243,7 @@ func TestSignalsThroughIntakeDecideStreams(t *testing.T) {
 		if err := proc.Stop(30 * time.Second); err != nil {
 			t.Errorf("%s did not stop cleanly: %v", proc.Name, err)
 		}
-		for _, secret := range []string{"sig-tcf", "sig-cm", "sig-us", "sig-gpc", "CQd924", "BVVqAAAAAV"} {
+		for _, secret := range []string{"sig-tcf", "sig-cm", "sig-us", "sig-gpc", "BVVqAAAAAV"} {
 			if strings.Contains(proc.Output(), secret) {
 				t.Errorf("%s logged a subject id or a signal (%q)", proc.Name, secret)
 			}
@@ -179,4 +265,19 @@ func checkDecisions(t *testing.T, p *pipeline, want map[string]string) {
 			t.Errorf("%s: %q, want %s", k, got[k], w)
 		}
 	}
+}
+
+// outputHeaders reads a purpose stream and returns each record's headers
+// by event id.
+func outputHeaders(t *testing.T, p *pipeline, topic string) map[string]map[string]string {
+	t.Helper()
+	out := map[string]map[string]string{}
+	for _, m := range p.broker.ReadAll(t, topic, 500*time.Millisecond, 10*time.Second) {
+		h := map[string]string{}
+		for _, kv := range m.Headers {
+			h[kv.Key] = string(kv.Value)
+		}
+		out[h["consentgate.event_id"]] = h
+	}
+	return out
 }

@@ -92,7 +92,7 @@ func TestParseBad(t *testing.T) {
 		{"bad schema name", minimal + "  - topic: x\n    purposes: [marketing]\n    schemas: [Purchase, consentgate.events.Page-View]\n",
 			[]string{`7:25: bad schema name "consentgate.events.Page-View"`}},
 		{"typo on_missing_consent", minimal + "    on_mising_consent: drop\n",
-			[]string{`5:5: unknown key "on_mising_consent" in stream; did you mean on_missing_consent? (allowed: topic, description, purposes, recipients, schemas, on_missing_consent, unannotated_fields, excluded_categories, treatments, default_treatment)`}},
+			[]string{`5:5: unknown key "on_mising_consent" in stream; did you mean on_missing_consent? (allowed: topic, description, purposes, recipients, schemas, on_missing_consent, unannotated_fields, excluded_categories, treatments, default_treatment, google_consent_mode)`}},
 		{"bad on_missing_consent", minimal + "    on_missing_consent: pass\n",
 			[]string{`5:25: bad on_missing_consent "pass": allowed values are drop, redact`}},
 		{"empty on_missing_consent", minimal + "    on_missing_consent:\n", []string{"5:24: on_missing_consent is empty"}},

@@ -104,7 +104,7 @@ func TestProvisionLeastPrivilege(t *testing.T) {
 	first := apply("provision-apply")
 	for _, want := range []string{"created topic shop.consent", "created topic compliant.analytics",
 		"added ACL User:marketing allow READ TOPIC compliant.marketing LITERAL from *", "added ACL User:marketing allow READ GROUP marketing. PREFIXED from *",
-		"done: 10 topic(s) created, 28 ACL(s) added"} {
+		"done: 12 topic(s) created, 31 ACL(s) added"} {
 		if !strings.Contains(first, want) {
 			t.Errorf("the first apply does not say %q:\n%s", want, first)
 		}

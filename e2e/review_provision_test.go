@@ -66,7 +66,7 @@ func rvProvisioned(t *testing.T) *rvCluster {
 			"POLICY_FILE=" + policyFile, "PROVISION_PARTITIONS=1", "PROVISION_SMALL_PARTITIONS=1", "PROVISION_REPLICATION_FACTOR=1", "PROVISION_MIN_INSYNC_REPLICAS=1"}, provTopics...)}
 	c.adminKC = stream.DefaultConfig()
 	c.adminKC.Brokers, c.adminKC.ClientID, c.adminKC.Security = []string{b.Addr}, "e2e-rv-admin", admin
-	if code, out := c.run(t, "rv-provision-apply", "apply"); code != 0 || !strings.Contains(out, "done: 10 topic(s) created") {
+	if code, out := c.run(t, "rv-provision-apply", "apply"); code != 0 || !strings.Contains(out, "done: 12 topic(s) created") {
 		t.Fatalf("provision apply: exit %d\n%s", code, out)
 	}
 	return c

@@ -81,8 +81,8 @@ streams:
 		{
 			name: "the dev stack's example", policy: string(repoFile(t, "pkg/policy/testdata/example.yaml")),
 			warnings: []string{
-				"p.yaml:39:19: warning: stream compliant.analytics: no field of a schema the stream accepts has a category user.location.precise matches, so the rule never applies",
-				"p.yaml:96:15: warning: signals rule gpp.usnat.targeted_advertising_opt_out can only take consent away, never grant: it reads an opt-out field and maps only opt-in purposes (marketing); " +
+				"p.yaml:40:19: warning: stream compliant.analytics: no field of a schema the stream accepts has a category user.location.precise matches, so the rule never applies",
+				"p.yaml:97:15: warning: signals rule gpp.usnat.targeted_advertising_opt_out can only take consent away, never grant: it reads an opt-out field and maps only opt-in purposes (marketing); " +
 					"an opt-out withdraws them, not opting out is no consent to them",
 			},
 			summary: "signals (19 rules, precedence most_restrictive):\n" +
@@ -174,7 +174,7 @@ func TestRunCheckSignals(t *testing.T) {
 	if !strings.Contains(out.String(), "\nsignals (19 rules, precedence most_restrictive):\n  sources no rule maps") {
 		t.Errorf("stdout:\n%s", out.String())
 	}
-	if !strings.Contains(errs.String(), examplePolicy+":96:15: warning: signals rule gpp.usnat.targeted_advertising_opt_out can only take consent away") ||
+	if !strings.Contains(errs.String(), examplePolicy+":97:15: warning: signals rule gpp.usnat.targeted_advertising_opt_out can only take consent away") ||
 		strings.Contains(out.String(), "warning") {
 		t.Errorf("stderr:\n%s", errs.String())
 	}

@@ -176,7 +176,7 @@ func EvaluateSignals(pol *policy.Policy, sub signals.Submission, base *consent.S
 	for _, pu := range pol.Purposes {
 		i, ok := byPurpose[pu.ID]
 		if !ok {
-			rep.Purposes = append(rep.Purposes, SignalPurpose{Purpose: pu.ID, Note: undecidedNote(pu, st)})
+			rep.Purposes = append(rep.Purposes, SignalPurpose{Purpose: pu.ID, Note: undecidedNote(pu, st, now)})
 			continue
 		}
 		o, c := outcomes[i], changes[i]
@@ -268,16 +268,36 @@ func newerChange(t1 time.Time, id1 string, t2 time.Time, id2 string) bool {
 	return id1 > id2
 }
 
-// undecidedNote says what a purpose no signal decides keeps.
-func undecidedNote(pu policy.Purpose, st *consent.State) string {
+// undecidedNote says what a purpose no signal decides keeps, as the
+// engine reads the state at now (consent.State.Check): the consent file's
+// change for it, or, when there is none or an erasure hides it, never
+// asked (an opt-out purpose is then allowed until the customer objects,
+// decision.ReasonOptOutNotExercised) or erased (not allowed, opt-out or
+// not: the erasure takes the objection-free default away too).
+func undecidedNote(pu policy.Purpose, st *consent.State, now time.Time) string {
 	const none = "no signal decides it: consent unchanged"
-	if ps, ok := st.Purposes[pu.ID]; ok {
-		return none + " (" + string(ps.Status) + " by the consent file's change " + ps.ChangeID + ")"
+	v := st.Check(pu.ID, now)
+	ps, has := st.Purposes[pu.ID]
+	switch v.Reason {
+	case consent.ReasonErased:
+		note := none + ", not allowed: the erasure " + st.ErasedBy + " (captured " + st.ErasedAt.UTC().Format(timeMilli) + ") is newer than any consent to it"
+		if has {
+			note += " (the consent file's change " + ps.ChangeID + ", " + string(ps.Status) + ", is older and hidden)"
+		}
+		return note
+	case consent.ReasonNeverAsked, consent.ReasonUnknownSubject:
+		if pu.OptOut {
+			return none + ", opt-out purpose: allowed until the customer objects"
+		}
+		return none + ", deny by default"
+	case consent.ReasonChangeIDTooLong:
+		return none + ", not allowed: the stored change id is longer than consent-sync accepts"
 	}
-	if pu.OptOut {
-		return none + ", opt-out purpose: allowed until the customer objects"
+	note := none + " (" + string(ps.Status) + " by the consent file's change " + ps.ChangeID
+	if v.Reason == consent.ReasonExpired {
+		note += ", expired " + ps.ExpiresAt.UTC().Format(timeMilli)
 	}
-	return none + ", deny by default"
+	return note + ")"
 }
 
 // writeText prints the report for people, before the streams.

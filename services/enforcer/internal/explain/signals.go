@@ -138,8 +138,14 @@ type SignalPurpose struct {
 	CapturedAt *time.Time `json:"captured_at,omitempty"`
 	// Applied is false when the consent state already holds a newer
 	// change for the purpose, or an erasure newer than the change: the
-	// change then does not alter the state (newest captured_at wins).
+	// change then does not alter the state (newest captured_at wins); and
+	// when consent-sync's clock rule refuses the change (Refused).
 	Applied bool `json:"applied"`
+	// Refused says why consent-sync's clock rule refuses the change (a
+	// GRANT dated too far ahead of the decision time, signals.BoundChanges):
+	// it is not recorded, while the submission's other changes are.
+	// CapturedAt is then the time the signals claim.
+	Refused string `json:"refused,omitempty"`
 	// Note says what the state keeps when the signals decide nothing or
 	// the change loses, and when the clock rule moved the change's time.
 	Note string `json:"note,omitempty"`
@@ -151,9 +157,13 @@ type SignalPurpose struct {
 // enforcer would see once consent-sync stored the changes on top of base
 // (the consent file's state; nil for none). A signal that does not decode
 // is an error and nothing is returned. The changes pass consent-sync's
-// checks (consent.Change.Validate, and the clock rule
-// consent.Change.BoundCapturedAt with now as the time they reach the
-// pipeline); a change those refuse is an error too. base is not modified.
+// checks as its intake makes them: consent.Change.Validate, then the clock
+// rule per change (signals.BoundChanges, with now as the time they reach
+// the pipeline): a GRANT dated too far ahead is refused and reported
+// (SignalPurpose.Refused), the other changes are kept and applied, a
+// restrictive change dated ahead moved back. When the rule refuses every
+// change, consent-sync refuses the submission (400) and so does
+// EvaluateSignals (an error). base is not modified.
 func EvaluateSignals(pol *policy.Policy, sub signals.Submission, base *consent.State, now time.Time) (*SignalsReport, *consent.State, error) {
 	d, err := signals.Decode(sub)
 	if err != nil {
@@ -168,6 +178,30 @@ func EvaluateSignals(pol *policy.Policy, sub signals.Submission, base *consent.S
 	if len(changes) != len(outcomes) {
 		return nil, nil, fmt.Errorf("signals: %d outcomes but %d changes", len(outcomes), len(changes))
 	}
+	for i, c := range changes {
+		if c.Purpose != outcomes[i].Purpose {
+			return nil, nil, fmt.Errorf("signals: change %d is for %s, outcome for %s", i, c.Purpose, outcomes[i].Purpose)
+		}
+		if err := c.Validate(); err != nil {
+			return nil, nil, fmt.Errorf("signals: the change for %s is not valid: %w", c.Purpose, err)
+		}
+	}
+	kept, refused := signals.BoundChanges(changes, now, consent.DefaultMaxClockSkew)
+	if len(kept) == 0 && len(refused) > 0 {
+		var why []string
+		for _, r := range refused {
+			why = append(why, "the "+r.Purpose+" grant: "+r.Reason)
+		}
+		return nil, nil, fmt.Errorf("signals: consent-sync refuses the submission (400), its clock rule refuses every change: %s", strings.Join(why, "; "))
+	}
+	bound := map[string]consent.Change{}
+	for _, c := range kept {
+		bound[c.Purpose] = c
+	}
+	refusedWhy := map[string]string{}
+	for _, r := range refused {
+		refusedWhy[r.Purpose] = r.Reason
+	}
 	st := cloneState(base, sub.SubjectID)
 	byPurpose := map[string]int{}
 	for i, o := range outcomes {
@@ -180,24 +214,23 @@ func EvaluateSignals(pol *policy.Policy, sub signals.Submission, base *consent.S
 			continue
 		}
 		o, c := outcomes[i], changes[i]
-		if c.Purpose != o.Purpose {
-			return nil, nil, fmt.Errorf("signals: change %d is for %s, outcome for %s", i, c.Purpose, o.Purpose)
-		}
 		sp := SignalPurpose{Purpose: pu.ID, Decided: true, Action: o.Action, LegalBasis: o.LegalBasis, Excluded: o.Excluded,
 			Sources: o.Sources, Fields: o.Fields, ChangeID: c.ChangeID}
-		if err := c.Validate(); err != nil {
-			return nil, nil, fmt.Errorf("signals: the change for %s is not valid: %w", pu.ID, err)
+		b, ok := bound[pu.ID]
+		if !ok {
+			sp.Refused = refusedWhy[pu.ID]
+			t := c.CapturedAt.UTC()
+			sp.CapturedAt = &t
+			sp.Note = "not applied: consent-sync's clock rule refuses this change (" + sp.Refused + "); the submission's other changes are recorded"
+			rep.Purposes = append(rep.Purposes, sp)
+			continue
 		}
-		bound, err := c.BoundCapturedAt(now, consent.DefaultMaxClockSkew)
-		if err != nil {
-			return nil, nil, fmt.Errorf("signals: the change for %s: %w (consent-sync refuses it)", pu.ID, err)
+		if !b.CapturedAt.Equal(c.CapturedAt) {
+			sp.Note = "captured_at lies after the decision time: consent-sync's clock rule moves it to " + b.CapturedAt.UTC().Format(timeMilli)
 		}
-		if !bound.CapturedAt.Equal(c.CapturedAt) {
-			sp.Note = "captured_at lies after the decision time: consent-sync's clock rule moves it to " + bound.CapturedAt.UTC().Format(timeMilli)
-		}
-		t := bound.CapturedAt.UTC()
+		t := b.CapturedAt.UTC()
 		sp.CapturedAt = &t
-		if lost := apply(st, bound); lost != "" {
+		if lost := apply(st, b); lost != "" {
 			sp.Note = joinNote(sp.Note, lost)
 		} else {
 			sp.Applied = true

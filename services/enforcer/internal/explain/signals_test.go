@@ -179,7 +179,15 @@ func TestExplainSignalsCLI(t *testing.T) {
 			name:   "a grant dated too far ahead is refused as consent-sync refuses it",
 			args:   []string{"--consent-mode", "ad_user_data=granted,ad_personalization=granted", "--captured-at", "2026-06-01T13:00:00Z"},
 			stdout: nil, wantCode: ExitFail,
-			stderr: []string{"enforcer explain: signals: the change for marketing: captured_at: lies more than 15m0s after the change reached the pipeline"},
+			stderr: []string{"enforcer explain: signals: consent-sync refuses the submission (400), its clock rule refuses every change: the marketing grant: captured_at lies more than 15m0s after the change reached the pipeline"},
+		},
+		{
+			name: "the clock rule per change: the grant dated too far ahead is refused, the withdrawal with it recorded",
+			args: []string{"--usp", "1YYN", "--consent-mode", "ad_user_data=granted,ad_personalization=granted", "--captured-at", "2026-06-01T13:00:00Z"},
+			stdout: []string{"  marketing: GRANT", ", captured 2026-06-01T13:00:00.000Z\n    note:       not applied: consent-sync's clock rule refuses this change (captured_at lies more than 15m0s after",
+				"  sale: WITHDRAW", ", captured 2026-06-01T12:15:00.000Z\n    note:       captured_at lies after the decision time",
+				"compliant.marketing (purposes: marketing; on_missing_consent: drop)\n  decision:       DROPPED\n  reason:         never_asked",
+				"compliant.partners (purposes: sale, marketing; on_missing_consent: drop)\n  decision:       DROPPED\n  reason:         withdrawn: the customer withdrew consent for sale"},
 		},
 		{
 			name: "a restrictive change dated ahead is moved back by the clock rule",

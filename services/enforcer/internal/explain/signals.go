@@ -33,19 +33,37 @@ type SignalFlags struct {
 	// CapturedAt is when the customer gave the signals; zero means the
 	// decision time (--captured-at).
 	CapturedAt time.Time
+	// Repeated are the values of --tcf, --gpp, --usp and --consent-mode
+	// given more than once, after the first (which is TCF, GPP, USP or
+	// ConsentMode), by signal type (signals.TypeTCF, TypeGPP, TypeUSP,
+	// TypeConsentMode) in command-line order. consent-sync reads several
+	// signals of one type in a submission together (a refusal in any of
+	// them wins), and so does explain: none is dropped. An empty value here
+	// is an error (an empty field means the flag was not given).
+	Repeated map[string][]string
 }
+
+// repeatable are the signal types whose flag may be given more than once,
+// in the order Submission lists them.
+var repeatable = []string{signals.TypeTCF, signals.TypeGPP, signals.TypeUSP, signals.TypeConsentMode}
 
 // Any reports whether at least one signal is given.
 func (f SignalFlags) Any() bool {
+	for _, vs := range f.Repeated {
+		if len(vs) > 0 {
+			return true
+		}
+	}
 	return f.TCF != "" || f.GPP != "" || f.USP != "" || f.GPC || f.ConsentMode != ""
 }
 
 // Submission builds the signals.Submission of the flags, for subject, with
 // captured_at defaulting to now. The signals come in a fixed order (tcf,
-// gpp, usp, gpc, consent_mode), so that the same flags make the same change
-// ids. A Consent Mode list that does not read, or a jurisdiction that is
-// not a country or subdivision code, is an error; the signals themselves
-// are decoded by signals.Decode.
+// gpp, usp, gpc, consent_mode; of one type the field's value, then its
+// Repeated values), so that the same flags make the same submission. A
+// Consent Mode list that does not read, an empty or misfiled Repeated
+// value, or a jurisdiction that is not a country or subdivision code, is
+// an error; the signals themselves are decoded by signals.Decode.
 func (f SignalFlags) Submission(subject string, now time.Time) (signals.Submission, error) {
 	sub := signals.Submission{SubjectID: subject, CapturedAt: f.CapturedAt, Jurisdiction: f.Jurisdiction}
 	if sub.CapturedAt.IsZero() {
@@ -58,24 +76,42 @@ func (f SignalFlags) Submission(subject string, now time.Time) (signals.Submissi
 			return sub, fmt.Errorf("jurisdiction %v", err)
 		}
 	}
-	if f.TCF != "" {
-		sub.Signals = append(sub.Signals, signals.Signal{Type: signals.TypeTCF, Value: f.TCF})
+	for typ := range f.Repeated {
+		if !slices.Contains(repeatable, typ) {
+			return sub, fmt.Errorf("signal type %q cannot be repeated: the repeatable types are %s", typ, strings.Join(repeatable, ", "))
+		}
 	}
-	if f.GPP != "" {
-		sub.Signals = append(sub.Signals, signals.Signal{Type: signals.TypeGPP, Value: f.GPP})
+	add := func(typ, first string) error {
+		values := f.Repeated[typ]
+		if first != "" {
+			values = append([]string{first}, values...)
+		}
+		for _, v := range values {
+			if v == "" {
+				return fmt.Errorf("an empty %s signal", typ)
+			}
+			sig := signals.Signal{Type: typ, Value: v}
+			if typ == signals.TypeConsentMode {
+				states, err := ParseConsentModeFlag(v)
+				if err != nil {
+					return err
+				}
+				sig = signals.Signal{Type: typ, States: states}
+			}
+			sub.Signals = append(sub.Signals, sig)
+		}
+		return nil
 	}
-	if f.USP != "" {
-		sub.Signals = append(sub.Signals, signals.Signal{Type: signals.TypeUSP, Value: f.USP})
+	for _, field := range []struct{ typ, first string }{{signals.TypeTCF, f.TCF}, {signals.TypeGPP, f.GPP}, {signals.TypeUSP, f.USP}} {
+		if err := add(field.typ, field.first); err != nil {
+			return sub, err
+		}
 	}
 	if f.GPC {
 		sub.Signals = append(sub.Signals, signals.Signal{Type: signals.TypeGPC, Value: "1"})
 	}
-	if f.ConsentMode != "" {
-		states, err := ParseConsentModeFlag(f.ConsentMode)
-		if err != nil {
-			return sub, err
-		}
-		sub.Signals = append(sub.Signals, signals.Signal{Type: signals.TypeConsentMode, States: states})
+	if err := add(signals.TypeConsentMode, f.ConsentMode); err != nil {
+		return sub, err
 	}
 	return sub, nil
 }

@@ -73,7 +73,10 @@ func TestExplainSignalsCLI(t *testing.T) {
 	optedOut := wantChangeIDs(t, "US", signals.Signal{Type: signals.TypeGPP, Value: gppOptedOut}, signals.Signal{Type: signals.TypeGPC, Value: "1"})
 	usp := wantChangeIDs(t, "", signals.Signal{Type: signals.TypeUSP, Value: "1YYN"})
 	cmDenied := wantChangeIDs(t, "", signals.Signal{Type: signals.TypeConsentMode, States: map[string]string{"ad_user_data": "denied"}})
-	for _, ids := range []map[string]string{tcfDE, tcfAllDE, gppUS, optedOut, usp, cmDenied} {
+	twice := wantChangeIDs(t, "", signals.Signal{Type: signals.TypeUSP, Value: "1YNN"}, signals.Signal{Type: signals.TypeUSP, Value: "1YYN"},
+		signals.Signal{Type: signals.TypeConsentMode, States: map[string]string{"ad_user_data": "granted"}},
+		signals.Signal{Type: signals.TypeConsentMode, States: map[string]string{"ad_user_data": "denied"}})
+	for _, ids := range []map[string]string{tcfDE, tcfAllDE, gppUS, optedOut, usp, cmDenied, twice} {
 		if len(ids) == 0 {
 			t.Fatal("a reference submission decides nothing")
 		}
@@ -194,6 +197,29 @@ func TestExplainSignalsCLI(t *testing.T) {
 			args: []string{"--consent-mode", "ad_user_data=denied", "--captured-at", "2026-06-01T13:00:00Z"},
 			stdout: []string{"  marketing: DENY", ", captured 2026-06-01T12:15:00.000Z\n    note:       captured_at lies after the decision time: consent-sync's clock rule moves it to 2026-06-01T12:15:00.000Z\n",
 				"consent change: ~sig-"},
+		},
+		{
+			name: "signal flags given twice make several signals of the submission, as consent-sync reads them",
+			args: []string{"--consent-mode", "ad_user_data=granted", "--usp", "1YNN", "--consent-mode", "ad_user_data=denied", "--usp", "1YYN"},
+			stdout: []string{"consent from signals: usp, usp, consent_mode, consent_mode (",
+				"  marketing: DENY\n    decided by: consent_mode (consent_mode.ad_user_data=refuse)\n    change:     " + twice["marketing"],
+				"  sale: WITHDRAW\n    decided by: gpp.uspv1 (gpp.uspv1.sale_opt_out=refuse)\n    change:     " + twice["sale"]},
+		},
+		{
+			name:     "an empty tc string is refused, not left out",
+			args:     []string{"--tcf", "", "--usp", "1YYN"},
+			wantCode: ExitUsage, stderr: []string{`invalid value "" for flag -tcf: empty: give a TC string, or leave the flag out`},
+			absent: []string{"consent from signals", "compliant."},
+		},
+		{
+			name:     "an empty repeated signal flag is refused",
+			args:     []string{"--gpp", gppOptedOut, "--gpp", ""},
+			wantCode: ExitUsage, stderr: []string{`invalid value "" for flag -gpp: empty: give a GPP string`},
+		},
+		{
+			name:     "empty consent mode states are refused",
+			args:     []string{"--usp", "1YYN", "--consent-mode", ""},
+			wantCode: ExitUsage, stderr: []string{`invalid value "" for flag -consent-mode: empty`},
 		},
 		{
 			name:     "malformed tc string",
@@ -441,4 +467,35 @@ func FuzzParseConsentModeFlag(f *testing.F) {
 			t.Fatalf("%q: %v reads back as %v, %v", s, got, again, err)
 		}
 	})
+}
+
+// SignalFlags.Submission lists every value of a repeated flag after the
+// field's own, refuses an empty one (an empty field means "not given") and
+// a type that is not a repeatable flag's.
+func TestSignalFlagsRepeated(t *testing.T) {
+	t.Parallel()
+	f := SignalFlags{TCF: tcfAll, USP: "1YNN", GPC: true, Repeated: map[string][]string{
+		signals.TypeTCF: {tcfP13456}, signals.TypeConsentMode: {"ad_user_data=denied"}}}
+	sub, err := f.Submission("c-1", goldenNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []signals.Signal{{Type: signals.TypeTCF, Value: tcfAll}, {Type: signals.TypeTCF, Value: tcfP13456}, {Type: signals.TypeUSP, Value: "1YNN"},
+		{Type: signals.TypeGPC, Value: "1"}, {Type: signals.TypeConsentMode, States: map[string]string{"ad_user_data": "denied"}}}
+	if !reflect.DeepEqual(sub.Signals, want) {
+		t.Errorf("signals %+v, want %+v", sub.Signals, want)
+	}
+	if !(SignalFlags{Repeated: map[string][]string{signals.TypeGPP: {gppOptedOut}}}).Any() {
+		t.Error("a repeated value alone is no signal")
+	}
+	for _, bad := range []SignalFlags{
+		{Repeated: map[string][]string{signals.TypeUSP: {""}}},
+		{TCF: tcfAll, Repeated: map[string][]string{signals.TypeTCF: {""}}},
+		{Repeated: map[string][]string{signals.TypeGPC: {"1"}}},
+		{Repeated: map[string][]string{signals.TypeConsentMode: {"ad_user_data"}}},
+	} {
+		if sub, err := bad.Submission("c-1", goldenNow); err == nil {
+			t.Errorf("%+v: submission %+v, want an error", bad.Repeated, sub.Signals)
+		}
+	}
 }

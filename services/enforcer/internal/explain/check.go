@@ -134,6 +134,7 @@ func Check(data []byte, source string, cat *avrocodec.Catalog, haveKey bool) Che
 		}
 	}
 	res.Warnings = append(res.Warnings, signalWarnings(pol, lines, source)...)
+	res.Warnings = append(res.Warnings, signalCategoryWarnings(pol, cat, lines, source)...)
 	sortFindings(res.Errors)
 	sortFindings(res.Warnings)
 	return res
@@ -146,27 +147,13 @@ func ineffective(s policy.Stream, accepted []*avrocodec.Schema, at func(token st
 	if len(accepted) == 0 {
 		return nil
 	}
-	var (
-		out         []*policy.Error
-		categories  []string
-		unannotated []string // paths of unannotated fields
-	)
-	for _, sc := range accepted {
-		for _, f := range sc.Fields {
-			if f.Category == "" {
-				if !slices.Contains(unannotated, f.Path) {
-					unannotated = append(unannotated, f.Path)
-				}
-			} else if !slices.Contains(categories, f.Category) {
-				categories = append(categories, f.Category)
-			}
-		}
-	}
+	var out []*policy.Error
+	categories, unannotated := fieldCategories(accepted)
 	redacts := s.OnMissing == policy.OnMissingRedact
 	removesUnannotated := s.Unannotated == policy.UnannotatedRemove
 	for _, t := range s.Treatments {
 		switch {
-		case t.Category != "" && !slices.ContainsFunc(categories, func(c string) bool { return policy.MatchCategory(t.Category, c) }):
+		case t.Category != "" && !matchesCategory(t.Category, categories):
 			out = append(out, at(t.Category, t.Line, "warning: stream %s: no field of a schema the stream accepts has a category %s matches, so the rule never applies",
 				s.Topic, t.Category))
 		case redacts:
@@ -199,6 +186,29 @@ func ineffective(s policy.Stream, accepted []*avrocodec.Schema, at func(token st
 		}
 	}
 	return out
+}
+
+// fieldCategories returns the categories the fields of schemas carry and
+// the paths of their unannotated fields, each once.
+func fieldCategories(schemas []*avrocodec.Schema) (categories, unannotated []string) {
+	for _, sc := range schemas {
+		for _, f := range sc.Fields {
+			if f.Category == "" {
+				if !slices.Contains(unannotated, f.Path) {
+					unannotated = append(unannotated, f.Path)
+				}
+			} else if !slices.Contains(categories, f.Category) {
+				categories = append(categories, f.Category)
+			}
+		}
+	}
+	return categories, unannotated
+}
+
+// matchesCategory reports whether the rule category (a category or a
+// broader one, policy.MatchCategory) matches one of categories.
+func matchesCategory(rule string, categories []string) bool {
+	return slices.ContainsFunc(categories, func(c string) bool { return policy.MatchCategory(rule, c) })
 }
 
 // encryptRules counts the encrypt rules of s.

@@ -385,6 +385,9 @@ func (r *SignalsReport) writeText(b *strings.Builder) {
 		}
 		fmt.Fprintf(b, "  note: GPP sections %s were read but no signals rule can map them\n", strings.Join(ids, ", "))
 	}
+	if !slices.ContainsFunc(r.Purposes, func(p SignalPurpose) bool { return p.Decided }) {
+		b.WriteString("  note: the signals decide no purpose: consent-sync records nothing (200)\n")
+	}
 	for _, p := range r.Purposes {
 		if !p.Decided {
 			fmt.Fprintf(b, "  %s: %s\n", p.Purpose, p.Note)

@@ -76,10 +76,13 @@ func TestExplainSignalsCLI(t *testing.T) {
 	twice := wantChangeIDs(t, "", signals.Signal{Type: signals.TypeUSP, Value: "1YNN"}, signals.Signal{Type: signals.TypeUSP, Value: "1YYN"},
 		signals.Signal{Type: signals.TypeConsentMode, States: map[string]string{"ad_user_data": "granted"}},
 		signals.Signal{Type: signals.TypeConsentMode, States: map[string]string{"ad_user_data": "denied"}})
-	for _, ids := range []map[string]string{tcfDE, tcfAllDE, gppUS, optedOut, usp, cmDenied, twice} {
+	for _, ids := range []map[string]string{tcfDE, tcfAllDE, optedOut, usp, cmDenied, twice} {
 		if len(ids) == 0 {
 			t.Fatal("a reference submission decides nothing")
 		}
+	}
+	if len(gppUS) != 0 {
+		t.Fatalf("reference: a GPP string without objection decides %v", gppUS)
 	}
 	cases := []struct {
 		name     string
@@ -130,13 +133,17 @@ func TestExplainSignalsCLI(t *testing.T) {
 			},
 		},
 		{
-			name: "gpp usnat without opt-outs in California: only the opt-out purpose is granted",
+			// "Did not opt out" is no consent: it decides nothing, and sale,
+			// opt-out and never asked, is allowed anyway.
+			name: "gpp usnat without opt-outs in California decides nothing",
 			args: []string{"--gpp", gppNoOptOut, "--jurisdiction", "US-CA"},
 			stdout: []string{
+				"consent from signals: gpp (jurisdiction US-CA; captured 2026-06-01T12:00:00.000Z)\n  note: the signals decide no purpose: consent-sync records nothing (200)\n",
 				"  marketing: no signal decides it: consent unchanged, deny by default\n",
-				"  sale: GRANT, legal basis CONSENT, excluded categories user.health, user.location.precise\n    decided by: gpp.usnat (gpp.usnat.sale_opt_out=allow, gpp.usnat.sharing_opt_out=allow)\n    change:     " + gppUS["sale"],
-				"compliant.partners (purposes: sale, marketing; on_missing_consent: drop)\n  decision:       DROPPED\n  reason:         never_asked: the customer was never asked for marketing",
+				"  sale: no signal decides it: consent unchanged, opt-out purpose: allowed until the customer objects\n",
+				"compliant.partners (purposes: sale, marketing; on_missing_consent: drop)\n  decision:       DROPPED\n  reason:         unknown_subject",
 			},
+			absent: []string{"GRANT", "change:     "},
 		},
 		{
 			name: "gpp opt-outs and gpc withdraw",

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -504,5 +505,64 @@ func TestSignalFlagsRepeated(t *testing.T) {
 		if sub, err := bad.Submission("c-1", goldenNow); err == nil {
 			t.Errorf("%+v: submission %+v, want an error", bad.Repeated, sub.Signals)
 		}
+	}
+}
+
+// The change ids explain shows are the intake's for the same signals sent
+// in any order (signals.SubmissionDigest sorts them): every order of five
+// signals, two of them of one type, against explain's fixed order.
+func TestExplainChangeIDsAnyOrder(t *testing.T) {
+	t.Parallel()
+	pol := mustExample(t)
+	flags := SignalFlags{TCF: tcfP13456, USP: "1YNN", GPC: true, ConsentMode: "ad_user_data=granted,ad_personalization=granted",
+		Jurisdiction: "DE", Repeated: map[string][]string{signals.TypeUSP: {"1YYN"}}}
+	sub, err := flags.Submission("c-1001", goldenNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, _, err := EvaluateSignals(pol, sub, nil, goldenNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	explained := map[string]string{}
+	for _, p := range rep.Purposes {
+		if p.Decided {
+			explained[p.Purpose] = p.ChangeID
+		}
+	}
+	if len(explained) < 3 {
+		t.Fatalf("only %v decided: not a useful case", explained)
+	}
+	var permute func(k int)
+	orders := 0
+	sigs := slices.Clone(sub.Signals)
+	permute = func(k int) {
+		if k == len(sigs) {
+			orders++
+			body := sub
+			body.Signals = slices.Clone(sigs)
+			changes, err := signals.Changes(pol, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(changes) != len(explained) {
+				t.Fatalf("order %v: %d changes, explain decides %d purposes", body.Signals, len(changes), len(explained))
+			}
+			for _, c := range changes {
+				if explained[c.Purpose] != c.ChangeID {
+					t.Fatalf("order %v: %s is %s at the intake, %s in explain", body.Signals, c.Purpose, c.ChangeID, explained[c.Purpose])
+				}
+			}
+			return
+		}
+		for i := k; i < len(sigs); i++ {
+			sigs[k], sigs[i] = sigs[i], sigs[k]
+			permute(k + 1)
+			sigs[k], sigs[i] = sigs[i], sigs[k]
+		}
+	}
+	permute(0)
+	if orders != 120 {
+		t.Fatalf("%d orders", orders)
 	}
 }

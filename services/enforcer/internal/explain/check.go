@@ -58,11 +58,15 @@ func (r CheckResult) OK() bool { return len(r.Errors) == 0 }
 //     default_treatment on a stream that never redacts (on_missing_consent:
 //     drop), save the field rules that unannotated_fields: remove applies
 //     and the encrypt rules, which apply on every output.
-//   - in the signals section, a rule that can never grant (an opt-out
-//     field mapped only to opt-in purposes: it can only take consent
-//     away) is a warning, and so is a category rule on an opt-out field
-//     for opt-in purposes only, which always excludes its categories
-//     (signalWarnings). A policy without a signals section has none.
+//   - in the signals section, a category rule that never applies (no rule
+//     that can grant maps its purposes: a category rule only narrows a
+//     GRANT) is a warning, and so is a category rule on an opt-out field
+//     that is not an objection flag, which always excludes its categories
+//     (signalWarnings), and a category of a signals rule that no field of
+//     any schema of cat matches (signalCategoryWarnings). The rules on
+//     opt-out fields that decide purposes only take consent away; the
+//     summary lists them (WriteSummary), they are no warning. A policy
+//     without a signals section has none of these.
 //
 // Findings of the last four kinds carry the line of the stream or rule and
 // the column of the offending name when it can be found on the lines of
@@ -302,8 +306,9 @@ func suggest(s string, candidates []string) string {
 }
 
 // WriteSummary prints a valid policy: its version, purposes and streams,
-// and for a policy with a signals section the signal sources no rule maps
-// and the unmapped fields of the sources it maps (writeSignalsSummary).
+// and for a policy with a signals section the signal sources no rule maps,
+// the rules that only take consent away and the unmapped fields of the
+// sources it maps (writeSignalsSummary).
 func (r CheckResult) WriteSummary(w io.Writer) error {
 	pol := r.Policy
 	if pol == nil {

@@ -44,9 +44,12 @@ Prints a summary and exits 0 when the policy is valid; prints every problem
 as file:line:col: problem and exits 1 otherwise. A stream that pseudonymises
 without a key configured is a warning (the enforcer will not start without
 PSEUDONYMISATION_KEY_FILE or PSEUDONYMISATION_KEY). For a policy with a
-signals section, the summary lists the signal sources no rule maps and the
-unmapped fields of the sources it maps, and a rule that can only take
-consent away (an opt-out field mapped only to opt-in purposes) is a warning.
+signals section, the summary lists the signal sources no rule maps, the
+rules that only take consent away (on opt-out fields: not objecting grants
+nothing) and the unmapped fields of the sources it maps; a category rule
+that never applies (no rule that can grant maps its purposes), one on an
+opt-out field (it always excludes its categories) and a category no
+catalog schema carries are warnings.
 
 The policy is the argument, --policy, or POLICY_FILE; "-" reads standard input.
 

@@ -58,11 +58,15 @@ func (r CheckResult) OK() bool { return len(r.Errors) == 0 }
 //     default_treatment on a stream that never redacts (on_missing_consent:
 //     drop), save the field rules that unannotated_fields: remove applies
 //     and the encrypt rules, which apply on every output.
-//   - in the signals section, a rule that can never grant (an opt-out
-//     field mapped only to opt-in purposes: it can only take consent
-//     away) is a warning, and so is a category rule on an opt-out field
-//     for opt-in purposes only, which always excludes its categories
-//     (signalWarnings). A policy without a signals section has none.
+//   - in the signals section, a category rule that never applies (no rule
+//     that can grant maps its purposes: a category rule only narrows a
+//     GRANT) is a warning, and so is a category rule on an opt-out field
+//     that is not an objection flag, which always excludes its categories
+//     (signalWarnings), and a category of a signals rule that no field of
+//     any schema of cat matches (signalCategoryWarnings). The rules on
+//     opt-out fields that decide purposes only take consent away; the
+//     summary lists them (WriteSummary), they are no warning. A policy
+//     without a signals section has none of these.
 //
 // Findings of the last four kinds carry the line of the stream or rule and
 // the column of the offending name when it can be found on the lines of
@@ -134,6 +138,7 @@ func Check(data []byte, source string, cat *avrocodec.Catalog, haveKey bool) Che
 		}
 	}
 	res.Warnings = append(res.Warnings, signalWarnings(pol, lines, source)...)
+	res.Warnings = append(res.Warnings, signalCategoryWarnings(pol, cat, lines, source)...)
 	sortFindings(res.Errors)
 	sortFindings(res.Warnings)
 	return res
@@ -146,27 +151,13 @@ func ineffective(s policy.Stream, accepted []*avrocodec.Schema, at func(token st
 	if len(accepted) == 0 {
 		return nil
 	}
-	var (
-		out         []*policy.Error
-		categories  []string
-		unannotated []string // paths of unannotated fields
-	)
-	for _, sc := range accepted {
-		for _, f := range sc.Fields {
-			if f.Category == "" {
-				if !slices.Contains(unannotated, f.Path) {
-					unannotated = append(unannotated, f.Path)
-				}
-			} else if !slices.Contains(categories, f.Category) {
-				categories = append(categories, f.Category)
-			}
-		}
-	}
+	var out []*policy.Error
+	categories, unannotated := fieldCategories(accepted)
 	redacts := s.OnMissing == policy.OnMissingRedact
 	removesUnannotated := s.Unannotated == policy.UnannotatedRemove
 	for _, t := range s.Treatments {
 		switch {
-		case t.Category != "" && !slices.ContainsFunc(categories, func(c string) bool { return policy.MatchCategory(t.Category, c) }):
+		case t.Category != "" && !matchesCategory(t.Category, categories):
 			out = append(out, at(t.Category, t.Line, "warning: stream %s: no field of a schema the stream accepts has a category %s matches, so the rule never applies",
 				s.Topic, t.Category))
 		case redacts:
@@ -199,6 +190,29 @@ func ineffective(s policy.Stream, accepted []*avrocodec.Schema, at func(token st
 		}
 	}
 	return out
+}
+
+// fieldCategories returns the categories the fields of schemas carry and
+// the paths of their unannotated fields, each once.
+func fieldCategories(schemas []*avrocodec.Schema) (categories, unannotated []string) {
+	for _, sc := range schemas {
+		for _, f := range sc.Fields {
+			if f.Category == "" {
+				if !slices.Contains(unannotated, f.Path) {
+					unannotated = append(unannotated, f.Path)
+				}
+			} else if !slices.Contains(categories, f.Category) {
+				categories = append(categories, f.Category)
+			}
+		}
+	}
+	return categories, unannotated
+}
+
+// matchesCategory reports whether the rule category (a category or a
+// broader one, policy.MatchCategory) matches one of categories.
+func matchesCategory(rule string, categories []string) bool {
+	return slices.ContainsFunc(categories, func(c string) bool { return policy.MatchCategory(rule, c) })
 }
 
 // encryptRules counts the encrypt rules of s.
@@ -292,8 +306,9 @@ func suggest(s string, candidates []string) string {
 }
 
 // WriteSummary prints a valid policy: its version, purposes and streams,
-// and for a policy with a signals section the signal sources no rule maps
-// and the unmapped fields of the sources it maps (writeSignalsSummary).
+// and for a policy with a signals section the signal sources no rule maps,
+// the rules that only take consent away and the unmapped fields of the
+// sources it maps (writeSignalsSummary).
 func (r CheckResult) WriteSummary(w io.Writer) error {
 	pol := r.Policy
 	if pol == nil {

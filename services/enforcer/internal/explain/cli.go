@@ -14,6 +14,7 @@ import (
 	"github.com/consentgate/consentgate/pkg/avrocodec"
 	"github.com/consentgate/consentgate/pkg/policy"
 	"github.com/consentgate/consentgate/pkg/redact"
+	"github.com/consentgate/consentgate/pkg/signals"
 	"github.com/consentgate/consentgate/schemas"
 )
 
@@ -43,9 +44,12 @@ Prints a summary and exits 0 when the policy is valid; prints every problem
 as file:line:col: problem and exits 1 otherwise. A stream that pseudonymises
 without a key configured is a warning (the enforcer will not start without
 PSEUDONYMISATION_KEY_FILE or PSEUDONYMISATION_KEY). For a policy with a
-signals section, the summary lists the signal sources no rule maps and the
-unmapped fields of the sources it maps, and a rule that can only take
-consent away (an opt-out field mapped only to opt-in purposes) is a warning.
+signals section, the summary lists the signal sources no rule maps, the
+rules that only take consent away (on opt-out fields: not objecting grants
+nothing) and the unmapped fields of the sources it maps; a category rule
+that never applies (no rule that can grant maps its purposes), one on an
+opt-out field (it always excludes its categories) and a category no
+catalog schema carries are warnings.
 
 The policy is the argument, --policy, or POLICY_FILE; "-" reads standard input.
 
@@ -153,12 +157,18 @@ and erased_by are optional. Example:
 Instead of (or on top of) a consent file, the consent can come from consent
 signals, as consent-sync's POST /v1/consent-signals receives them: --tcf,
 --gpp, --usp, --gpc (the header Sec-GPC: 1) and --consent-mode, in any
-combination, make one submission. It is decoded (a malformed signal fails
-with the reason) and evaluated by the policy's signals section; explain
-prints, per purpose, the change the signals make (GRANT, DENY or WITHDRAW,
-legal basis, excluded categories, the deciding sources and fields, the
-change id) or that no signal decides it, and then decides the event on the
-consent state those changes leave. With --consent too, the changes apply on
+combination, make one submission. --tcf, --gpp, --usp and --consent-mode
+may be repeated: several signals of one type are read together, as
+consent-sync reads them (a refusal in any of them wins); an empty value is
+refused. The submission is decoded (a malformed signal fails with the
+reason) and evaluated by the policy's signals section; explain prints, per
+purpose, the change the signals make (GRANT, DENY or WITHDRAW, legal basis,
+excluded categories, the deciding sources and fields, the change id) or
+that no signal decides it, and then decides the event on the consent state
+those changes leave. consent-sync's clock rule applies per change, with the
+decision time as the time they arrive: a GRANT dated too far ahead is shown
+refused and the other changes apply (all of them refused: exit 1, as
+consent-sync answers 400). With --consent too, the changes apply on
 top of the file's state: the newest captured_at wins, as in the store.
 --jurisdiction is where the customer is (DE, US-CA; omitted: not known, so
 rules limited to jurisdictions only take consent away), --captured-at when
@@ -188,11 +198,16 @@ func RunExplain(args []string, env Env, stdio IO) int {
 	fs.StringVar(&policyFile, "policy", env("POLICY_FILE"), "policy `FILE` (- for standard input); default POLICY_FILE")
 	fs.StringVar(&eventFile, "event", "", "the event as a plain JSON object (`FILE`, or -)")
 	fs.StringVar(&consentFile, "consent", "", "the subject's consent state as JSON (`FILE`, or -); omitted: unknown subject")
-	fs.StringVar(&sig.TCF, "tcf", "", "a consent signal: an IAB TCF v2.2/v2.3 TC `STRING`")
-	fs.StringVar(&sig.GPP, "gpp", "", "a consent signal: an IAB GPP `STRING`")
-	fs.StringVar(&sig.USP, "usp", "", "a consent signal: an IAB US Privacy `STRING`, such as 1YNN")
+	sig.Repeated = map[string][]string{}
+	fs.Var(&signalFlag{first: &sig.TCF, more: sig.Repeated, typ: signals.TypeTCF, what: "a TC string"}, "tcf",
+		"a consent signal: an IAB TCF v2.2/v2.3 TC `STRING`; repeat for several")
+	fs.Var(&signalFlag{first: &sig.GPP, more: sig.Repeated, typ: signals.TypeGPP, what: "a GPP string"}, "gpp",
+		"a consent signal: an IAB GPP `STRING`; repeat for several")
+	fs.Var(&signalFlag{first: &sig.USP, more: sig.Repeated, typ: signals.TypeUSP, what: "a US Privacy string"}, "usp",
+		"a consent signal: an IAB US Privacy `STRING`, such as 1YNN; repeat for several")
 	fs.BoolVar(&sig.GPC, "gpc", false, "a consent signal: the header Sec-GPC: 1")
-	fs.StringVar(&sig.ConsentMode, "consent-mode", "", "a consent signal: Google Consent Mode v2 `STATES`, such as ad_user_data=granted,ad_personalization=denied")
+	fs.Var(&signalFlag{first: &sig.ConsentMode, more: sig.Repeated, typ: signals.TypeConsentMode, what: "Consent Mode states"}, "consent-mode",
+		"a consent signal: Google Consent Mode v2 `STATES`, such as ad_user_data=granted,ad_personalization=denied; repeat for several")
 	fs.StringVar(&sig.Jurisdiction, "jurisdiction", "", "where the customer giving the signals is: a country or subdivision `CODE` such as DE or US-CA; default: not known")
 	fs.StringVar(&capturedAt, "captured-at", "", "when the signals were given, an RFC 3339 `TIME` (default: the decision time)")
 	fs.StringVar(&schemaName, "schema", "", "full name of the event's schema, e.g. consentgate.events.Purchase; default: guessed")
@@ -306,6 +321,39 @@ func RunExplain(args []string, env Env, stdio IO) int {
 		return fail(err)
 	}
 	return ExitOK
+}
+
+// signalFlag is a signal flag (--tcf, --gpp, --usp, --consent-mode): the
+// first value goes to *first, the next ones to more[typ], so that a flag
+// given twice makes two signals of the submission, as consent-sync reads
+// them, instead of the last one alone. An empty value (an unset shell
+// variable, say) is refused: consent-sync refuses an empty signal, and
+// explain must not explain the submission without it.
+type signalFlag struct {
+	first *string
+	more  map[string][]string
+	typ   string
+	what  string
+	set   bool
+}
+
+func (f *signalFlag) String() string {
+	if f == nil || f.first == nil {
+		return ""
+	}
+	return *f.first
+}
+
+func (f *signalFlag) Set(v string) error {
+	if v == "" {
+		return fmt.Errorf("empty: give %s, or leave the flag out", f.what)
+	}
+	if !f.set {
+		*f.first, f.set = v, true
+		return nil
+	}
+	f.more[f.typ] = append(f.more[f.typ], v)
+	return nil
 }
 
 // parseFlags parses args; done is true when the command should stop with

@@ -5,7 +5,8 @@
 //   - enforcer check: Check validates a policy file as the enforcer loads it
 //     and against the schema catalog (unknown schema names, field rules
 //     that match no field, encrypt rules on fields whose type cannot hold
-//     a ciphertext), reporting problems as file:line:col.
+//     a ciphertext, signals rules that cannot take effect), reporting
+//     problems as file:line:col.
 //   - enforcer explain: Explain takes one event (plain JSON, converted to
 //     goavro's native form by ToNative), one subject's consent state
 //     (ParseConsent) and the policy, and says for every stream what the

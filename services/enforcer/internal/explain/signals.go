@@ -33,19 +33,37 @@ type SignalFlags struct {
 	// CapturedAt is when the customer gave the signals; zero means the
 	// decision time (--captured-at).
 	CapturedAt time.Time
+	// Repeated are the values of --tcf, --gpp, --usp and --consent-mode
+	// given more than once, after the first (which is TCF, GPP, USP or
+	// ConsentMode), by signal type (signals.TypeTCF, TypeGPP, TypeUSP,
+	// TypeConsentMode) in command-line order. consent-sync reads several
+	// signals of one type in a submission together (a refusal in any of
+	// them wins), and so does explain: none is dropped. An empty value here
+	// is an error (an empty field means the flag was not given).
+	Repeated map[string][]string
 }
+
+// repeatable are the signal types whose flag may be given more than once,
+// in the order Submission lists them.
+var repeatable = []string{signals.TypeTCF, signals.TypeGPP, signals.TypeUSP, signals.TypeConsentMode}
 
 // Any reports whether at least one signal is given.
 func (f SignalFlags) Any() bool {
+	for _, vs := range f.Repeated {
+		if len(vs) > 0 {
+			return true
+		}
+	}
 	return f.TCF != "" || f.GPP != "" || f.USP != "" || f.GPC || f.ConsentMode != ""
 }
 
 // Submission builds the signals.Submission of the flags, for subject, with
 // captured_at defaulting to now. The signals come in a fixed order (tcf,
-// gpp, usp, gpc, consent_mode), so that the same flags make the same change
-// ids. A Consent Mode list that does not read, or a jurisdiction that is
-// not a country or subdivision code, is an error; the signals themselves
-// are decoded by signals.Decode.
+// gpp, usp, gpc, consent_mode; of one type the field's value, then its
+// Repeated values), so that the same flags make the same submission. A
+// Consent Mode list that does not read, an empty or misfiled Repeated
+// value, or a jurisdiction that is not a country or subdivision code, is
+// an error; the signals themselves are decoded by signals.Decode.
 func (f SignalFlags) Submission(subject string, now time.Time) (signals.Submission, error) {
 	sub := signals.Submission{SubjectID: subject, CapturedAt: f.CapturedAt, Jurisdiction: f.Jurisdiction}
 	if sub.CapturedAt.IsZero() {
@@ -58,24 +76,42 @@ func (f SignalFlags) Submission(subject string, now time.Time) (signals.Submissi
 			return sub, fmt.Errorf("jurisdiction %v", err)
 		}
 	}
-	if f.TCF != "" {
-		sub.Signals = append(sub.Signals, signals.Signal{Type: signals.TypeTCF, Value: f.TCF})
+	for typ := range f.Repeated {
+		if !slices.Contains(repeatable, typ) {
+			return sub, fmt.Errorf("signal type %q cannot be repeated: the repeatable types are %s", typ, strings.Join(repeatable, ", "))
+		}
 	}
-	if f.GPP != "" {
-		sub.Signals = append(sub.Signals, signals.Signal{Type: signals.TypeGPP, Value: f.GPP})
+	add := func(typ, first string) error {
+		values := f.Repeated[typ]
+		if first != "" {
+			values = append([]string{first}, values...)
+		}
+		for _, v := range values {
+			if v == "" {
+				return fmt.Errorf("an empty %s signal", typ)
+			}
+			sig := signals.Signal{Type: typ, Value: v}
+			if typ == signals.TypeConsentMode {
+				states, err := ParseConsentModeFlag(v)
+				if err != nil {
+					return err
+				}
+				sig = signals.Signal{Type: typ, States: states}
+			}
+			sub.Signals = append(sub.Signals, sig)
+		}
+		return nil
 	}
-	if f.USP != "" {
-		sub.Signals = append(sub.Signals, signals.Signal{Type: signals.TypeUSP, Value: f.USP})
+	for _, field := range []struct{ typ, first string }{{signals.TypeTCF, f.TCF}, {signals.TypeGPP, f.GPP}, {signals.TypeUSP, f.USP}} {
+		if err := add(field.typ, field.first); err != nil {
+			return sub, err
+		}
 	}
 	if f.GPC {
 		sub.Signals = append(sub.Signals, signals.Signal{Type: signals.TypeGPC, Value: "1"})
 	}
-	if f.ConsentMode != "" {
-		states, err := ParseConsentModeFlag(f.ConsentMode)
-		if err != nil {
-			return sub, err
-		}
-		sub.Signals = append(sub.Signals, signals.Signal{Type: signals.TypeConsentMode, States: states})
+	if err := add(signals.TypeConsentMode, f.ConsentMode); err != nil {
+		return sub, err
 	}
 	return sub, nil
 }
@@ -138,8 +174,14 @@ type SignalPurpose struct {
 	CapturedAt *time.Time `json:"captured_at,omitempty"`
 	// Applied is false when the consent state already holds a newer
 	// change for the purpose, or an erasure newer than the change: the
-	// change then does not alter the state (newest captured_at wins).
+	// change then does not alter the state (newest captured_at wins); and
+	// when consent-sync's clock rule refuses the change (Refused).
 	Applied bool `json:"applied"`
+	// Refused says why consent-sync's clock rule refuses the change (a
+	// GRANT dated too far ahead of the decision time, signals.BoundChanges):
+	// it is not recorded, while the submission's other changes are.
+	// CapturedAt is then the time the signals claim.
+	Refused string `json:"refused,omitempty"`
 	// Note says what the state keeps when the signals decide nothing or
 	// the change loses, and when the clock rule moved the change's time.
 	Note string `json:"note,omitempty"`
@@ -151,9 +193,13 @@ type SignalPurpose struct {
 // enforcer would see once consent-sync stored the changes on top of base
 // (the consent file's state; nil for none). A signal that does not decode
 // is an error and nothing is returned. The changes pass consent-sync's
-// checks (consent.Change.Validate, and the clock rule
-// consent.Change.BoundCapturedAt with now as the time they reach the
-// pipeline); a change those refuse is an error too. base is not modified.
+// checks as its intake makes them: consent.Change.Validate, then the clock
+// rule per change (signals.BoundChanges, with now as the time they reach
+// the pipeline): a GRANT dated too far ahead is refused and reported
+// (SignalPurpose.Refused), the other changes are kept and applied, a
+// restrictive change dated ahead moved back. When the rule refuses every
+// change, consent-sync refuses the submission (400) and so does
+// EvaluateSignals (an error). base is not modified.
 func EvaluateSignals(pol *policy.Policy, sub signals.Submission, base *consent.State, now time.Time) (*SignalsReport, *consent.State, error) {
 	d, err := signals.Decode(sub)
 	if err != nil {
@@ -168,6 +214,30 @@ func EvaluateSignals(pol *policy.Policy, sub signals.Submission, base *consent.S
 	if len(changes) != len(outcomes) {
 		return nil, nil, fmt.Errorf("signals: %d outcomes but %d changes", len(outcomes), len(changes))
 	}
+	for i, c := range changes {
+		if c.Purpose != outcomes[i].Purpose {
+			return nil, nil, fmt.Errorf("signals: change %d is for %s, outcome for %s", i, c.Purpose, outcomes[i].Purpose)
+		}
+		if err := c.Validate(); err != nil {
+			return nil, nil, fmt.Errorf("signals: the change for %s is not valid: %w", c.Purpose, err)
+		}
+	}
+	kept, refused := signals.BoundChanges(changes, now, consent.DefaultMaxClockSkew)
+	if len(kept) == 0 && len(refused) > 0 {
+		var why []string
+		for _, r := range refused {
+			why = append(why, "the "+r.Purpose+" grant: "+r.Reason)
+		}
+		return nil, nil, fmt.Errorf("signals: consent-sync refuses the submission (400), its clock rule refuses every change: %s", strings.Join(why, "; "))
+	}
+	bound := map[string]consent.Change{}
+	for _, c := range kept {
+		bound[c.Purpose] = c
+	}
+	refusedWhy := map[string]string{}
+	for _, r := range refused {
+		refusedWhy[r.Purpose] = r.Reason
+	}
 	st := cloneState(base, sub.SubjectID)
 	byPurpose := map[string]int{}
 	for i, o := range outcomes {
@@ -176,28 +246,27 @@ func EvaluateSignals(pol *policy.Policy, sub signals.Submission, base *consent.S
 	for _, pu := range pol.Purposes {
 		i, ok := byPurpose[pu.ID]
 		if !ok {
-			rep.Purposes = append(rep.Purposes, SignalPurpose{Purpose: pu.ID, Note: undecidedNote(pu, st)})
+			rep.Purposes = append(rep.Purposes, SignalPurpose{Purpose: pu.ID, Note: undecidedNote(pu, st, now)})
 			continue
 		}
 		o, c := outcomes[i], changes[i]
-		if c.Purpose != o.Purpose {
-			return nil, nil, fmt.Errorf("signals: change %d is for %s, outcome for %s", i, c.Purpose, o.Purpose)
-		}
 		sp := SignalPurpose{Purpose: pu.ID, Decided: true, Action: o.Action, LegalBasis: o.LegalBasis, Excluded: o.Excluded,
 			Sources: o.Sources, Fields: o.Fields, ChangeID: c.ChangeID}
-		if err := c.Validate(); err != nil {
-			return nil, nil, fmt.Errorf("signals: the change for %s is not valid: %w", pu.ID, err)
+		b, ok := bound[pu.ID]
+		if !ok {
+			sp.Refused = refusedWhy[pu.ID]
+			t := c.CapturedAt.UTC()
+			sp.CapturedAt = &t
+			sp.Note = "not applied: consent-sync's clock rule refuses this change (" + sp.Refused + "); the submission's other changes are recorded"
+			rep.Purposes = append(rep.Purposes, sp)
+			continue
 		}
-		bound, err := c.BoundCapturedAt(now, consent.DefaultMaxClockSkew)
-		if err != nil {
-			return nil, nil, fmt.Errorf("signals: the change for %s: %w (consent-sync refuses it)", pu.ID, err)
+		if !b.CapturedAt.Equal(c.CapturedAt) {
+			sp.Note = "captured_at lies after the decision time: consent-sync's clock rule moves it to " + b.CapturedAt.UTC().Format(timeMilli)
 		}
-		if !bound.CapturedAt.Equal(c.CapturedAt) {
-			sp.Note = "captured_at lies after the decision time: consent-sync's clock rule moves it to " + bound.CapturedAt.UTC().Format(timeMilli)
-		}
-		t := bound.CapturedAt.UTC()
+		t := b.CapturedAt.UTC()
 		sp.CapturedAt = &t
-		if lost := apply(st, bound); lost != "" {
+		if lost := apply(st, b); lost != "" {
 			sp.Note = joinNote(sp.Note, lost)
 		} else {
 			sp.Applied = true
@@ -268,16 +337,36 @@ func newerChange(t1 time.Time, id1 string, t2 time.Time, id2 string) bool {
 	return id1 > id2
 }
 
-// undecidedNote says what a purpose no signal decides keeps.
-func undecidedNote(pu policy.Purpose, st *consent.State) string {
+// undecidedNote says what a purpose no signal decides keeps, as the
+// engine reads the state at now (consent.State.Check): the consent file's
+// change for it, or, when there is none or an erasure hides it, never
+// asked (an opt-out purpose is then allowed until the customer objects,
+// decision.ReasonOptOutNotExercised) or erased (not allowed, opt-out or
+// not: the erasure takes the objection-free default away too).
+func undecidedNote(pu policy.Purpose, st *consent.State, now time.Time) string {
 	const none = "no signal decides it: consent unchanged"
-	if ps, ok := st.Purposes[pu.ID]; ok {
-		return none + " (" + string(ps.Status) + " by the consent file's change " + ps.ChangeID + ")"
+	v := st.Check(pu.ID, now)
+	ps, has := st.Purposes[pu.ID]
+	switch v.Reason {
+	case consent.ReasonErased:
+		note := none + ", not allowed: the erasure " + st.ErasedBy + " (captured " + st.ErasedAt.UTC().Format(timeMilli) + ") is newer than any consent to it"
+		if has {
+			note += " (the consent file's change " + ps.ChangeID + ", " + string(ps.Status) + ", is older and hidden)"
+		}
+		return note
+	case consent.ReasonNeverAsked, consent.ReasonUnknownSubject:
+		if pu.OptOut {
+			return none + ", opt-out purpose: allowed until the customer objects"
+		}
+		return none + ", deny by default"
+	case consent.ReasonChangeIDTooLong:
+		return none + ", not allowed: the stored change id is longer than consent-sync accepts"
 	}
-	if pu.OptOut {
-		return none + ", opt-out purpose: allowed until the customer objects"
+	note := none + " (" + string(ps.Status) + " by the consent file's change " + ps.ChangeID
+	if v.Reason == consent.ReasonExpired {
+		note += ", expired " + ps.ExpiresAt.UTC().Format(timeMilli)
 	}
-	return none + ", deny by default"
+	return note + ")"
 }
 
 // writeText prints the report for people, before the streams.
@@ -295,6 +384,9 @@ func (r *SignalsReport) writeText(b *strings.Builder) {
 			ids[i] = fmt.Sprint(id)
 		}
 		fmt.Fprintf(b, "  note: GPP sections %s were read but no signals rule can map them\n", strings.Join(ids, ", "))
+	}
+	if !slices.ContainsFunc(r.Purposes, func(p SignalPurpose) bool { return p.Decided }) {
+		b.WriteString("  note: the signals decide no purpose: consent-sync records nothing (200)\n")
 	}
 	for _, p := range r.Purposes {
 		if !p.Decided {

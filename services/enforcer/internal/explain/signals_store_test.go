@@ -19,9 +19,12 @@ import (
 // denials, withdrawals and erasures, with captured_at ties) are applied to
 // a consent.Store in Redis, the stored state is what explain gets as the
 // consent file, and then the signals' changes are applied to the store as
-// consent-sync applies them (after the clock rule). The state
-// EvaluateSignals returns must be the one the store then holds, and every
-// purpose's Applied must be what the store's Apply said.
+// consent-sync applies them (the clock rule per change, signals.BoundChanges:
+// a grant dated too far ahead is left out, the other changes applied). The
+// state EvaluateSignals returns must be the one the store then holds, every
+// purpose's Applied what the store's Apply said and its Refused set for
+// exactly the changes the clock rule refuses; a submission whose every
+// change is refused (consent-sync answers 400) must be an error.
 func TestEvaluateSignalsMatchesStore(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -43,7 +46,7 @@ func TestEvaluateSignalsMatchesStore(t *testing.T) {
 	actions := []consent.Action{consent.ActionGrant, consent.ActionDeny, consent.ActionWithdraw, consent.ActionErase}
 	cmStates := []string{"ad_user_data", "ad_personalization", "analytics_storage", "ad_storage"}
 	const trials = 150
-	checked, lost, refusals := 0, 0, 0
+	checked, lost, refusals, partial := 0, 0, 0, 0
 	for trial := range trials {
 		subject := fmt.Sprintf("s-%d", trial)
 		for k := range rng.IntN(5) {
@@ -94,37 +97,41 @@ func TestEvaluateSignalsMatchesStore(t *testing.T) {
 		if cerr != nil {
 			t.Fatal(cerr)
 		}
-		// The reference: consent-sync's path into the store.
-		applied := map[string]bool{}
-		var refused error
+		// The reference: consent-sync's path into the store (the intake's
+		// and the signals consumer's): the clock rule per change, the kept
+		// changes applied, the refused grants left out.
 		for _, c := range changes {
 			if err := c.Validate(); err != nil {
 				t.Fatal(err)
 			}
-			bound, err := c.BoundCapturedAt(now, consent.DefaultMaxClockSkew)
-			if err != nil {
-				refused = err
-				break
-			}
-			out, err := store.Apply(ctx, bound)
-			if err != nil {
-				t.Fatal(err)
-			}
-			applied[c.Purpose] = out.Applied
 		}
-		if refused != nil {
-			// consent-sync refuses the submission (400) before any change
-			// is produced; explain must refuse it too. (The store already
-			// holds the changes before the refused one: the subject is not
-			// used again.)
+		kept, refusedChanges := signals.BoundChanges(changes, now, consent.DefaultMaxClockSkew)
+		if len(kept) == 0 && len(refusedChanges) > 0 {
+			// consent-sync refuses the submission (400): nothing is
+			// recorded, and explain must refuse it too.
 			if err == nil {
-				t.Fatalf("trial %d: consent-sync refuses the submission (%v), explain does not", trial, refused)
+				t.Fatalf("trial %d: consent-sync refuses the submission (%+v), explain does not", trial, refusedChanges)
 			}
 			refusals++
 			continue
 		}
 		if err != nil {
 			t.Fatalf("trial %d: %v", trial, err)
+		}
+		applied := map[string]bool{}
+		for _, c := range kept {
+			out, err := store.Apply(ctx, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			applied[c.Purpose] = out.Applied
+		}
+		refused := map[string]bool{}
+		for _, r := range refusedChanges {
+			refused[r.Purpose] = true
+		}
+		if len(refused) > 0 {
+			partial++
 		}
 		after, err := store.Lookup(ctx, []string{subject})
 		if err != nil {
@@ -144,6 +151,9 @@ func TestEvaluateSignalsMatchesStore(t *testing.T) {
 			if p.Applied != applied[p.Purpose] {
 				t.Errorf("trial %d: %s applied %v, the store says %v", trial, p.Purpose, p.Applied, applied[p.Purpose])
 			}
+			if (p.Refused != "") != refused[p.Purpose] {
+				t.Errorf("trial %d: %s refused %q, consent-sync refuses it: %v", trial, p.Purpose, p.Refused, refused[p.Purpose])
+			}
 			checked++
 			if !p.Applied {
 				lost++
@@ -151,8 +161,10 @@ func TestEvaluateSignalsMatchesStore(t *testing.T) {
 		}
 	}
 	// The histories must exercise both sides of the order.
-	if checked < trials || lost == 0 || lost == checked || refusals == 0 {
-		t.Errorf("%d decided purposes checked, %d lost to a newer change, %d submissions refused: not a useful sample", checked, lost, refusals)
+	if checked < trials || lost == 0 || lost == checked || refusals == 0 || partial == 0 {
+		t.Errorf("%d decided purposes checked, %d lost to a newer change, %d submissions refused, %d with a grant refused and other changes kept: not a useful sample",
+			checked, lost, refusals, partial)
 	}
-	t.Logf("%d decided purposes checked, %d lost to a newer change or erasure; %d submissions refused by the clock rule", checked, lost, refusals)
+	t.Logf("%d decided purposes checked, %d lost to a newer change or erasure; %d submissions refused by the clock rule, %d with only some changes refused",
+		checked, lost, refusals, partial)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -73,10 +74,16 @@ func TestExplainSignalsCLI(t *testing.T) {
 	optedOut := wantChangeIDs(t, "US", signals.Signal{Type: signals.TypeGPP, Value: gppOptedOut}, signals.Signal{Type: signals.TypeGPC, Value: "1"})
 	usp := wantChangeIDs(t, "", signals.Signal{Type: signals.TypeUSP, Value: "1YYN"})
 	cmDenied := wantChangeIDs(t, "", signals.Signal{Type: signals.TypeConsentMode, States: map[string]string{"ad_user_data": "denied"}})
-	for _, ids := range []map[string]string{tcfDE, tcfAllDE, gppUS, optedOut, usp, cmDenied} {
+	twice := wantChangeIDs(t, "", signals.Signal{Type: signals.TypeUSP, Value: "1YNN"}, signals.Signal{Type: signals.TypeUSP, Value: "1YYN"},
+		signals.Signal{Type: signals.TypeConsentMode, States: map[string]string{"ad_user_data": "granted"}},
+		signals.Signal{Type: signals.TypeConsentMode, States: map[string]string{"ad_user_data": "denied"}})
+	for _, ids := range []map[string]string{tcfDE, tcfAllDE, optedOut, usp, cmDenied, twice} {
 		if len(ids) == 0 {
 			t.Fatal("a reference submission decides nothing")
 		}
+	}
+	if len(gppUS) != 0 {
+		t.Fatalf("reference: a GPP string without objection decides %v", gppUS)
 	}
 	cases := []struct {
 		name     string
@@ -127,13 +134,17 @@ func TestExplainSignalsCLI(t *testing.T) {
 			},
 		},
 		{
-			name: "gpp usnat without opt-outs in California: only the opt-out purpose is granted",
+			// "Did not opt out" is no consent: it decides nothing, and sale,
+			// opt-out and never asked, is allowed anyway.
+			name: "gpp usnat without opt-outs in California decides nothing",
 			args: []string{"--gpp", gppNoOptOut, "--jurisdiction", "US-CA"},
 			stdout: []string{
+				"consent from signals: gpp (jurisdiction US-CA; captured 2026-06-01T12:00:00.000Z)\n  note: the signals decide no purpose: consent-sync records nothing (200)\n",
 				"  marketing: no signal decides it: consent unchanged, deny by default\n",
-				"  sale: GRANT, legal basis CONSENT, excluded categories user.health, user.location.precise\n    decided by: gpp.usnat (gpp.usnat.sale_opt_out=allow, gpp.usnat.sharing_opt_out=allow)\n    change:     " + gppUS["sale"],
-				"compliant.partners (purposes: sale, marketing; on_missing_consent: drop)\n  decision:       DROPPED\n  reason:         never_asked: the customer was never asked for marketing",
+				"  sale: no signal decides it: consent unchanged, opt-out purpose: allowed until the customer objects\n",
+				"compliant.partners (purposes: sale, marketing; on_missing_consent: drop)\n  decision:       DROPPED\n  reason:         unknown_subject",
 			},
+			absent: []string{"GRANT", "change:     "},
 		},
 		{
 			name: "gpp opt-outs and gpc withdraw",
@@ -179,13 +190,44 @@ func TestExplainSignalsCLI(t *testing.T) {
 			name:   "a grant dated too far ahead is refused as consent-sync refuses it",
 			args:   []string{"--consent-mode", "ad_user_data=granted,ad_personalization=granted", "--captured-at", "2026-06-01T13:00:00Z"},
 			stdout: nil, wantCode: ExitFail,
-			stderr: []string{"enforcer explain: signals: the change for marketing: captured_at: lies more than 15m0s after the change reached the pipeline"},
+			stderr: []string{"enforcer explain: signals: consent-sync refuses the submission (400), its clock rule refuses every change: the marketing grant: captured_at lies more than 15m0s after the change reached the pipeline"},
+		},
+		{
+			name: "the clock rule per change: the grant dated too far ahead is refused, the withdrawal with it recorded",
+			args: []string{"--usp", "1YYN", "--consent-mode", "ad_user_data=granted,ad_personalization=granted", "--captured-at", "2026-06-01T13:00:00Z"},
+			stdout: []string{"  marketing: GRANT", ", captured 2026-06-01T13:00:00.000Z\n    note:       not applied: consent-sync's clock rule refuses this change (captured_at lies more than 15m0s after",
+				"  sale: WITHDRAW", ", captured 2026-06-01T12:15:00.000Z\n    note:       captured_at lies after the decision time",
+				"compliant.marketing (purposes: marketing; on_missing_consent: drop)\n  decision:       DROPPED\n  reason:         never_asked",
+				"compliant.partners (purposes: sale, marketing; on_missing_consent: drop)\n  decision:       DROPPED\n  reason:         withdrawn: the customer withdrew consent for sale"},
 		},
 		{
 			name: "a restrictive change dated ahead is moved back by the clock rule",
 			args: []string{"--consent-mode", "ad_user_data=denied", "--captured-at", "2026-06-01T13:00:00Z"},
 			stdout: []string{"  marketing: DENY", ", captured 2026-06-01T12:15:00.000Z\n    note:       captured_at lies after the decision time: consent-sync's clock rule moves it to 2026-06-01T12:15:00.000Z\n",
 				"consent change: ~sig-"},
+		},
+		{
+			name: "signal flags given twice make several signals of the submission, as consent-sync reads them",
+			args: []string{"--consent-mode", "ad_user_data=granted", "--usp", "1YNN", "--consent-mode", "ad_user_data=denied", "--usp", "1YYN"},
+			stdout: []string{"consent from signals: usp, usp, consent_mode, consent_mode (",
+				"  marketing: DENY\n    decided by: consent_mode (consent_mode.ad_user_data=refuse)\n    change:     " + twice["marketing"],
+				"  sale: WITHDRAW\n    decided by: gpp.uspv1 (gpp.uspv1.sale_opt_out=refuse)\n    change:     " + twice["sale"]},
+		},
+		{
+			name:     "an empty tc string is refused, not left out",
+			args:     []string{"--tcf", "", "--usp", "1YYN"},
+			wantCode: ExitUsage, stderr: []string{`invalid value "" for flag -tcf: empty: give a TC string, or leave the flag out`},
+			absent: []string{"consent from signals", "compliant."},
+		},
+		{
+			name:     "an empty repeated signal flag is refused",
+			args:     []string{"--gpp", gppOptedOut, "--gpp", ""},
+			wantCode: ExitUsage, stderr: []string{`invalid value "" for flag -gpp: empty: give a GPP string`},
+		},
+		{
+			name:     "empty consent mode states are refused",
+			args:     []string{"--usp", "1YYN", "--consent-mode", ""},
+			wantCode: ExitUsage, stderr: []string{`invalid value "" for flag -consent-mode: empty`},
 		},
 		{
 			name:     "malformed tc string",
@@ -433,4 +475,94 @@ func FuzzParseConsentModeFlag(f *testing.F) {
 			t.Fatalf("%q: %v reads back as %v, %v", s, got, again, err)
 		}
 	})
+}
+
+// SignalFlags.Submission lists every value of a repeated flag after the
+// field's own, refuses an empty one (an empty field means "not given") and
+// a type that is not a repeatable flag's.
+func TestSignalFlagsRepeated(t *testing.T) {
+	t.Parallel()
+	f := SignalFlags{TCF: tcfAll, USP: "1YNN", GPC: true, Repeated: map[string][]string{
+		signals.TypeTCF: {tcfP13456}, signals.TypeConsentMode: {"ad_user_data=denied"}}}
+	sub, err := f.Submission("c-1", goldenNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []signals.Signal{{Type: signals.TypeTCF, Value: tcfAll}, {Type: signals.TypeTCF, Value: tcfP13456}, {Type: signals.TypeUSP, Value: "1YNN"},
+		{Type: signals.TypeGPC, Value: "1"}, {Type: signals.TypeConsentMode, States: map[string]string{"ad_user_data": "denied"}}}
+	if !reflect.DeepEqual(sub.Signals, want) {
+		t.Errorf("signals %+v, want %+v", sub.Signals, want)
+	}
+	if !(SignalFlags{Repeated: map[string][]string{signals.TypeGPP: {gppOptedOut}}}).Any() {
+		t.Error("a repeated value alone is no signal")
+	}
+	for _, bad := range []SignalFlags{
+		{Repeated: map[string][]string{signals.TypeUSP: {""}}},
+		{TCF: tcfAll, Repeated: map[string][]string{signals.TypeTCF: {""}}},
+		{Repeated: map[string][]string{signals.TypeGPC: {"1"}}},
+		{Repeated: map[string][]string{signals.TypeConsentMode: {"ad_user_data"}}},
+	} {
+		if sub, err := bad.Submission("c-1", goldenNow); err == nil {
+			t.Errorf("%+v: submission %+v, want an error", bad.Repeated, sub.Signals)
+		}
+	}
+}
+
+// The change ids explain shows are the intake's for the same signals sent
+// in any order (signals.SubmissionDigest sorts them): every order of five
+// signals, two of them of one type, against explain's fixed order.
+func TestExplainChangeIDsAnyOrder(t *testing.T) {
+	t.Parallel()
+	pol := mustExample(t)
+	flags := SignalFlags{TCF: tcfP13456, USP: "1YNN", GPC: true, ConsentMode: "ad_user_data=granted,ad_personalization=granted",
+		Jurisdiction: "DE", Repeated: map[string][]string{signals.TypeUSP: {"1YYN"}}}
+	sub, err := flags.Submission("c-1001", goldenNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, _, err := EvaluateSignals(pol, sub, nil, goldenNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	explained := map[string]string{}
+	for _, p := range rep.Purposes {
+		if p.Decided {
+			explained[p.Purpose] = p.ChangeID
+		}
+	}
+	if len(explained) < 3 {
+		t.Fatalf("only %v decided: not a useful case", explained)
+	}
+	var permute func(k int)
+	orders := 0
+	sigs := slices.Clone(sub.Signals)
+	permute = func(k int) {
+		if k == len(sigs) {
+			orders++
+			body := sub
+			body.Signals = slices.Clone(sigs)
+			changes, err := signals.Changes(pol, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(changes) != len(explained) {
+				t.Fatalf("order %v: %d changes, explain decides %d purposes", body.Signals, len(changes), len(explained))
+			}
+			for _, c := range changes {
+				if explained[c.Purpose] != c.ChangeID {
+					t.Fatalf("order %v: %s is %s at the intake, %s in explain", body.Signals, c.Purpose, c.ChangeID, explained[c.Purpose])
+				}
+			}
+			return
+		}
+		for i := k; i < len(sigs); i++ {
+			sigs[k], sigs[i] = sigs[i], sigs[k]
+			permute(k + 1)
+			sigs[k], sigs[i] = sigs[i], sigs[k]
+		}
+	}
+	permute(0)
+	if orders != 120 {
+		t.Fatalf("%d orders", orders)
+	}
 }

@@ -387,7 +387,7 @@ func TestConsentContextAllocations(t *testing.T) {
 		sc := &e.streamCtx[si]
 		n := testing.AllocsPerRun(1000, func() {
 			h := w.hdr.take(consentHeaderCount(sc, &d))
-			if _, err := e.appendConsent(&w, h, sc, s, &d, st, "subject-1", now); err != nil {
+			if _, err := e.appendConsent(&w, h, sc, s, &d, st, "subject-1", true, now); err != nil {
 				panic(fmt.Sprint(err))
 			}
 		})
@@ -422,7 +422,7 @@ func BenchmarkConsentContext(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		h := w.hdr.take(consentHeaderCount(sc, &d))
-		if _, err := e.appendConsent(&w, h, sc, s, &d, st, "subject-1", now); err != nil {
+		if _, err := e.appendConsent(&w, h, sc, s, &d, st, "subject-1", true, now); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -138,7 +138,13 @@ func TestSignalsThroughIntakeDecideStreams(t *testing.T) {
 	all := []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}
 	tcfGrant := post("sig-tcf", "DE", at, `{"type":"tcf","value":"`+tcString(at, all, []int{1, 2})+`"}`)
 	cmGrant := post("sig-cm", "", at, `{"type":"consent_mode","states":{"ad_user_data":"granted","analytics_storage":"denied"}}`)
-	usGrant := post("sig-us", "US-CA", at, `{"type":"gpp","value":"`+gppUsnatOK+`"}`)
+	// "Did not opt out" is no consent: the GPP string decides nothing (200),
+	// the preference centre's grant of sale stands until an objection.
+	if code, ans := csPost(t, intakeURL, "application/json", `{"subject_id":"sig-us","jurisdiction":"US-CA","captured_at":"`+at.Format(time.RFC3339Nano)+`","signals":[{"type":"gpp","value":"`+gppUsnatOK+`"}]}`); code != 200 || len(ans["changes"].([]any)) != 0 {
+		t.Fatalf("GPP without an objection: %d %v, want 200 with no change", code, ans)
+	}
+	p.produce(t, p.change(t, consent.Change{ChangeID: "pc-sale-us", SubjectID: "sig-us", Purpose: "sale", Action: consent.ActionGrant,
+		LegalBasis: consent.BasisConsent, Source: "preference-centre", NoticeVersion: "1", CapturedAt: at}))
 	gpcOut := post("sig-gpc", "US", at, `{"type":"usp","value":"1YNN"},{"type":"gpc","value":"1"}`)
 	for name, c := range map[string]struct {
 		got  map[string]string
@@ -146,7 +152,6 @@ func TestSignalsThroughIntakeDecideStreams(t *testing.T) {
 	}{
 		"tcf": {tcfGrant, map[string]string{"marketing": "GRANT", "analytics": "GRANT"}},
 		"cm":  {cmGrant, map[string]string{"marketing": "GRANT", "analytics": "DENY"}},
-		"us":  {usGrant, map[string]string{"sale": "GRANT"}},
 		"gpc": {gpcOut, map[string]string{"sale": "WITHDRAW"}},
 	} {
 		if len(c.got) != len(c.want) {

@@ -261,9 +261,18 @@ func CheckJurisdiction(j string) error {
 		return errors.New("is not an assigned ISO 3166-1 alpha-2 country code (upper case, e.g. DE, US), optionally with an ISO 3166-2 subdivision (US-CA)")
 	case hasSub && !subdivisionSyntax.MatchString(sub):
 		return errors.New("has a subdivision that is not 1 to 3 upper case letters or digits, as in US-CA")
+	case hasSub && country == "US" && !slices.Contains(usSubdivisions, sub):
+		// US state law is where signal rules differ by subdivision: a typo
+		// there would put the customer outside every state's rules.
+		return errors.New("has a US subdivision that is not a state, DC or a territory (ISO 3166-2:US, e.g. US-CA)")
 	}
 	return nil
 }
+
+// usSubdivisions are the ISO 3166-2:US codes: the states, DC and the
+// outlying areas.
+var usSubdivisions = strings.Fields(`AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND OH
+OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY DC AS GU MP PR UM VI`)
 
 var subdivisionSyntax = regexp.MustCompile(`^[A-Z0-9]{1,3}$`)
 
@@ -280,12 +289,19 @@ func MatchJurisdiction(rule, signal string) bool {
 	if rule == signal || strings.HasPrefix(signal, rule+"-") {
 		return true
 	}
+	country, _, _ := strings.Cut(signal, "-")
 	if rule == "EEA" {
-		country, _, _ := strings.Cut(signal, "-")
 		return slices.Contains(EEA, country)
 	}
-	return false
+	// A territory that ISO codes apart but that is part of a country for
+	// its privacy law: a rule for the country covers it.
+	return partOf[country] != "" && (rule == partOf[country] || rule == partOf[country]+"-"+country)
 }
+
+// partOf maps ISO 3166-1 codes of territories that are part of an EU
+// member state (and under the GDPR as it) to that state: the French
+// outermost regions and the Åland Islands. A rule for FR covers GF.
+var partOf = map[string]string{"GP": "FR", "GF": "FR", "MQ": "FR", "RE": "FR", "YT": "FR", "MF": "FR", "AX": "FI"}
 
 // AppliesIn reports whether the rule applies to a signal of the given
 // jurisdiction ("" when not known): a rule without jurisdictions applies

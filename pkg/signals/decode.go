@@ -236,11 +236,18 @@ func checkTCF(t *tcf.TCString) error {
 		return fmt.Errorf("tcf: unknown TCF policy version %d: this build reads versions 4 (TCF v2.2) and 5 (TCF v2.3)", t.PolicyVersion)
 	case t.PolicyVersion < 4:
 		return fmt.Errorf("tcf: TCF policy version %d: strings before version 4 (TCF v2.2) carry no valid consent; the CMP must be updated", t.PolicyVersion)
+	case t.Created.Before(tcfEpoch) || t.LastUpdated.Before(tcfEpoch):
+		return errors.New("tcf: Created or LastUpdated is before 2019, when TCF v2 did not exist: the string's dates are wrong")
 	case !t.IsServiceSpecific:
 		return errors.New("tcf: a global-scope TC string (IsServiceSpecific 0) carries no valid consent since TCF v2.2")
 	}
 	return nil
 }
+
+// tcfEpoch bounds the dates of a TC string from below: TCF v2 was
+// published in 2019. A decision read from a TC string is dated by its
+// LastUpdated, so an impossible date is refused rather than used.
+var tcfEpoch = time.Date(2019, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // uspSection gives a USP string the shape of the GPP section that carries
 // it (uspv1), so that gpp.uspv1.* rules read both alike.

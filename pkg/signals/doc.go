@@ -17,16 +17,20 @@
 // it away; between sources the policy's precedence decides (the most
 // restrictive by default). Absence is never a grant: a purpose whose fields
 // are all absent, not applicable, or outside their rules' jurisdictions gets
-// no change at all. An opt-out field's "did not opt out" grants only
-// purposes declared opt_out. When the customer's jurisdiction is not known,
-// rules limited to jurisdictions may take consent away but never grant.
+// no change at all. An opt-out field's "did not opt out" grants nothing (no
+// objection is no consent). When the customer's jurisdiction is not known
+// (or known only coarser than a rule's), rules limited to jurisdictions may
+// take consent away but never grant.
 //
 // [Changes] makes one consent change per decided purpose: GRANT (with the
 // legal basis and the excluded categories of the category rules whose field
 // did not allow), DENY for a refused opt-in field, WITHDRAW for an opt-out.
 // A DENY or WITHDRAW that replaces a grant owes a revocation notice like any
 // other (consent-sync sends it). Change ids are derived from the submission
-// and the purpose ("sig-" and 32 hex digits), so a resend is idempotent;
+// (its signals in any order) and what the change says ("~sig-" for a
+// refusal, "+sig-" for a grant, so that a refusal wins a same-millisecond
+// tie, and 32 hex digits), so a resend is idempotent; a GRANT read from TC
+// strings is dated by their LastUpdated (a refusal never is);
 // source names the deciding sources ("signal:tcf", "signal:gpc+gpp.usca"),
 // and notice_version what they say of the notice shown (CMP id and version
 // and TCF policy version for TCF).

@@ -124,8 +124,11 @@ func Evaluate(pol *policy.Policy, d *Decoded, jurisdiction string) []Outcome {
 			if f.Flag && v == Absent {
 				continue // an unset objection flag is no signal: it holds nothing back
 			}
-			if v == Allow && f.Kind == policy.SignalOptOut && !pu.OptOut {
-				v = Absent // no objection is no consent to an opt-in purpose
+			if v == Allow && f.Kind == policy.SignalOptOut {
+				// No objection is no consent: it grants nothing (an opt-out
+				// purpose never asked is allowed anyway; a recorded objection
+				// stays until the customer grants).
+				v = Absent
 			}
 			cover := r.Coverage(jurisdiction)
 			if cover == policy.CoverNone {
@@ -306,8 +309,8 @@ func excluded(d *Decoded, sig policy.Signals, pu policy.Purpose, jurisdiction st
 			}
 			continue
 		}
-		if v == Allow && f.Kind == policy.SignalOptOut && !pu.OptOut {
-			v = Absent
+		if v == Allow && f.Kind == policy.SignalOptOut {
+			v = Absent // no objection is no consent to the category
 		}
 		if v != Allow {
 			cats = append(cats, r.Categories...)
@@ -367,7 +370,10 @@ func read(d *Decoded, f policy.SignalField, basis policy.Basis, vendor int) Read
 // TC strings carry their LastUpdated; every other source is as old as the
 // submission (zero here).
 func decidedAt(d *Decoded, o Outcome) time.Time {
-	if !slices.Contains(o.Sources, "tcf") {
+	// Only a grant is backdated: CMPs write LastUpdated rounded to the day,
+	// and a refusal dated back to midnight would lose to a grant made
+	// earlier that day. A refusal is as new as the submission.
+	if o.Action != consent.ActionGrant || !slices.Contains(o.Sources, "tcf") {
 		return time.Time{}
 	}
 	var at time.Time
@@ -376,17 +382,9 @@ func decidedAt(d *Decoded, o Outcome) time.Time {
 		if lu.IsZero() {
 			return time.Time{} // a string that does not say: the submission's time
 		}
-		switch {
-		case at.IsZero():
-			at = lu
-		case o.Action == consent.ActionGrant && lu.Before(at):
+		if at.IsZero() || lu.Before(at) {
 			at = lu // a grant is as old as its oldest string
-		case o.Action != consent.ActionGrant && lu.After(at):
-			at = lu // a refusal as new as its newest
 		}
-	}
-	if o.Action != consent.ActionGrant && len(o.Sources) > 1 {
-		return time.Time{} // another refusing source is as new as the submission
 	}
 	return at
 }
@@ -593,22 +591,38 @@ func SubmissionDigest(sub Submission) []byte {
 		h.Write(n[:])
 		h.Write([]byte(s))
 	}
-	field("consentgate signal submission v1")
+	field("consentgate signal submission v2")
 	field(sub.SubjectID)
 	field(strconv.FormatInt(sub.CapturedAt.UnixMilli(), 10))
 	field(sub.Jurisdiction)
 	field(sub.NoticeVersion)
+	// The signals in a canonical order: the same signals listed in another
+	// order are the same submission (and the engine's outcome does not
+	// depend on the order either).
+	canon := make([]string, 0, len(sub.Signals))
 	for _, s := range sub.Signals {
-		field(s.Type)
-		field(s.Value)
+		var b strings.Builder
+		for _, part := range []string{s.Type, s.Value} {
+			b.WriteString(strconv.Itoa(len(part)))
+			b.WriteByte(':')
+			b.WriteString(part)
+		}
 		keys := make([]string, 0, len(s.States))
 		for k := range s.States {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			field(k + "=" + s.States[k])
+			kv := k + "=" + s.States[k]
+			b.WriteString(strconv.Itoa(len(kv)))
+			b.WriteByte(':')
+			b.WriteString(kv)
 		}
+		canon = append(canon, b.String())
+	}
+	sort.Strings(canon)
+	for _, c := range canon {
+		field(c)
 	}
 	return h.Sum(nil)
 }

@@ -210,6 +210,7 @@ func TestTCFStringsEndToEnd(t *testing.T) {
 // but are refused, never read as consent.
 func TestDecodeRefusesVoidTCStrings(t *testing.T) {
 	t.Parallel()
+	dated := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
 	// The TCF v2.0 example of the specification (policy version 2).
 	_, err := Decode(Submission{Signals: []Signal{{Type: TypeTCF, Value: "COvFyGBOvFyGBAbAAAENAPCAAOAAAAAAAAAAAEEUACCKAAA.IFoEUQQgAIQwgIwQABAEAAAAOIAACAIAAAAQAIAgEAACEAAAAAgAQBAAAAAAAGBAAgAAAAAAAFAAECAAAgAAQARAEQAAAAAJAAIAAgAAAYQEAAAQmAgBC3ZAYzUw"}}})
 	if err == nil || !strings.Contains(err.Error(), "TCF policy version 2") {
@@ -220,14 +221,16 @@ func TestDecodeRefusesVoidTCStrings(t *testing.T) {
 		want string
 	}{
 		{tcf.TCString{PolicyVersion: 3, IsServiceSpecific: true}, "policy version 3"},
-		{tcf.TCString{PolicyVersion: 4}, "global-scope"},
-		{tcf.TCString{PolicyVersion: 5}, "global-scope"},
+		{tcf.TCString{PolicyVersion: 4, Created: dated, LastUpdated: dated}, "global-scope"},
+		{tcf.TCString{PolicyVersion: 5, Created: dated, LastUpdated: dated}, "global-scope"},
+		{tcf.TCString{PolicyVersion: 5, IsServiceSpecific: true, Created: time.Unix(0, 0), LastUpdated: dated}, "before 2019"},
+		{tcf.TCString{PolicyVersion: 5, IsServiceSpecific: true, Created: dated}, "before 2019"},
 	} {
 		if err := checkTCF(&tt.t); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("checkTCF(%+v) = %v, want %q", tt.t, err, tt.want)
 		}
 	}
-	if err := checkTCF(&tcf.TCString{PolicyVersion: 4, IsServiceSpecific: true}); err != nil {
+	if err := checkTCF(&tcf.TCString{PolicyVersion: 4, IsServiceSpecific: true, Created: dated, LastUpdated: dated}); err != nil {
 		t.Errorf("a v2.2 service-specific string refused: %v", err)
 	}
 }

@@ -157,7 +157,10 @@ func Derive(pol *policy.Policy, c Config) (*Plan, error) {
 		// PROVISION_SIGNALS_RETENTION_MS, never trimmed by size, never
 		// lost to an unclean election before consent-sync reads them.
 		topic(st, c.Partitions, "consent signal submissions (key: subject id) that consent-sync maps by the policy's signals section to consent changes",
-			map[string]string{"retention.ms": strconv.Itoa(c.SignalsRetentionMs), "retention.bytes": "-1", unclean: "false"})
+			// LogAppendTime: the clock rule bounds each change by its
+			// record's timestamp, which must be the broker's receive time,
+			// not a producer's clock that may run ahead.
+			map[string]string{"retention.ms": strconv.Itoa(c.SignalsRetentionMs), "retention.bytes": "-1", unclean: "false", "message.timestamp.type": "LogAppendTime"})
 		topic(st+c.DLQSuffix, c.SmallPartitions, "dead letters of "+st)
 	}
 	topic(c.RevocationsTopic, c.SmallPartitions, "revocation notices (kept)", kept)

@@ -192,7 +192,7 @@ func TestDeriveTopics(t *testing.T) {
 	plain := map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "2"}
 	// The signals topic: an intake queue, kept a week, never trimmed by
 	// size, no unclean election.
-	signalsCfg := map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "2", "retention.ms": "604800000", "retention.bytes": "-1", "unclean.leader.election.enable": "false"}
+	signalsCfg := map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "2", "retention.ms": "604800000", "retention.bytes": "-1", "unclean.leader.election.enable": "false", "message.timestamp.type": "LogAppendTime"}
 	compacted := map[string]string{"cleanup.policy": "compact", "min.insync.replicas": "2", "retention.ms": "-1", "retention.bytes": "-1", "unclean.leader.election.enable": "false", "max.compaction.lag.ms": "86400000", "segment.ms": "3600000"}
 	tests := []struct {
 		name string
@@ -224,7 +224,7 @@ func TestDeriveTopics(t *testing.T) {
 			{Name: "customer.events-dead", Partitions: 1, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1"}},
 			{Name: "consents", Partitions: 2, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1", "retention.ms": "-1", "retention.bytes": "-1", "unclean.leader.election.enable": "false"}},
 			{Name: "consents-dead", Partitions: 1, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1"}},
-			{Name: "shop.signals", Partitions: 2, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1", "retention.ms": "-1", "retention.bytes": "-1", "unclean.leader.election.enable": "false"}},
+			{Name: "shop.signals", Partitions: 2, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1", "retention.ms": "-1", "retention.bytes": "-1", "unclean.leader.election.enable": "false", "message.timestamp.type": "LogAppendTime"}},
 			{Name: "shop.signals-dead", Partitions: 1, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1"}},
 			{Name: "consent.revocations", Partitions: 1, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1", "retention.ms": "-1", "retention.bytes": "-1", "unclean.leader.election.enable": "false"}},
 			{Name: "audit", Partitions: 2, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "delete", "min.insync.replicas": "1", "retention.ms": "2592000000", "retention.bytes": "-1", "unclean.leader.election.enable": "false"}},

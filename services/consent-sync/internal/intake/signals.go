@@ -316,6 +316,9 @@ func ParseSignals(body []byte) (signals.Submission, []Problem) {
 		ps.add("subject_id", fmt.Sprintf("is longer than %d bytes", consent.MaxIDBytes))
 	}
 	sub.CapturedAt = ps.time(raw, "captured_at", true, false)
+	if _, ok := raw["captured_at"]; ok && !sub.CapturedAt.IsZero() && sub.CapturedAt.UnixMilli() <= 0 {
+		ps.add("captured_at", "is not after 1970-01-01: send the time the customer gave the signals, "+timeExample)
+	}
 	sub.Jurisdiction = ps.str(raw, "jurisdiction", false, true)
 	if sub.Jurisdiction != "" {
 		if err := policy.CheckJurisdiction(sub.Jurisdiction); err != nil {

@@ -317,7 +317,7 @@ func TestProcess(t *testing.T) {
 		reason string
 		says   string
 	}{
-		{2, ReasonUndecodable, "first byte"},
+		{2, ReasonUndecodable, "single-object"},
 		{3, ReasonWrongSchema, "consentgate.consent.ConsentChange"},
 		{4, ReasonInvalidSubmission, "subject_id is empty"},
 		{5, ReasonMalformedSignal, "signals[1] (tcf)"},

@@ -192,6 +192,9 @@ type Options struct {
 	// Log receives the rare internal errors (never a subject id or a
 	// signal's text); nil discards them.
 	Log *slog.Logger
+	// Now is the consumer's clock (time.Now when nil): the clock rule
+	// never takes a record's timestamp later than it.
+	Now func() time.Time
 }
 
 // Consumer turns signal records into consent changes; its Process is a
@@ -230,6 +233,9 @@ func New(opts Options, codec Codec) (*Consumer, error) {
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	c := &Consumer{opts: opts, codec: codec, deadLettered: map[string]*atomic.Int64{}}
 	for _, r := range Reasons {
@@ -327,7 +333,9 @@ func (c *Consumer) record(ctx context.Context, m kafka.Message) ([]kafka.Message
 		if !avrocodec.IsPermanent(err) {
 			return nil, 0, "", err
 		}
-		return nil, 0, ReasonUndecodable, err
+		// The codec's error may quote bytes of the record: the dead letter
+		// says only what kind of failure it was (the record is kept whole).
+		return nil, 0, ReasonUndecodable, errors.New("the record is not a single-object or registry-framed Avro record of a known schema that decodes")
 	}
 	if rec.Schema.FullName != SubmissionSchema {
 		return nil, 0, ReasonWrongSchema, fmt.Errorf("record has schema %s, want %s", rec.Schema.FullName, SubmissionSchema)
@@ -357,7 +365,15 @@ func (c *Consumer) record(ctx context.Context, m kafka.Message) ([]kafka.Message
 	// The clock rule per change, as the HTTP intake: a grant dated too far
 	// ahead is refused (and its record dead-lettered, for the record),
 	// while the objections that came with it are produced.
-	kept, refused := signals.BoundChanges(changes, m.Time, c.opts.MaxClockSkew)
+	// The receive time is the record's timestamp (LogAppendTime, as
+	// provision plans the topic), but never later than this consumer's own
+	// clock: a producer's clock running ahead must not carry a grant past
+	// the rule.
+	received := m.Time
+	if now := c.opts.Now(); received.IsZero() || now.Before(received) {
+		received = now
+	}
+	kept, refused := signals.BoundChanges(changes, received, c.opts.MaxClockSkew)
 	var refusedErr error
 	if len(refused) > 0 {
 		parts := make([]string, len(refused))

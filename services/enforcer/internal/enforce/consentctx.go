@@ -35,7 +35,13 @@ import (
 //     id of that grant ("marketing=c-17,analytics=sig-…"), as the audit
 //     record's consent_change_id; a purpose allowed without a change (an
 //     opt-out never objected to) is not listed. See appendChangeID for
-//     how an id is written (escaped, bounded, withheld).
+//     how an id is written (escaped, bounded, withheld). On a copy that
+//     does not carry the subject id as it came in (its subject_id
+//     removed, pseudonymised, masked or encrypted, whether by a rule or
+//     by an exclusion of its category) every id is ChangeIDWithheld
+//     ("marketing=~withheld"): the ids are unique to the subject's
+//     changes, and its audit records name them, so they would tie the
+//     record back to the subject the treatment took out.
 //
 // On a record redacted because consent is missing (on_missing_consent:
 // redact) the record was published without the consent of its stream:
@@ -48,13 +54,25 @@ import (
 //
 // On a stream with google_consent_mode: true (policy.Stream.
 // GoogleConsentMode) every output also carries HeaderAdUserData and
-// HeaderAdPersonalization, both ConsentModeGranted only when the record
-// passed and every purpose of the stream is allowed by a grant under
-// CONSENT; otherwise both are ConsentModeDenied (fail closed): a
-// redacted record (whichever the reason), an opt-out purpose allowed
-// only because the subject never objected, and a grant under another
-// legal basis (LEGITIMATE_INTEREST, CONTRACT: Consent Mode signals
-// consent) all deny.
+// HeaderAdPersonalization, each derived on its own. One is
+// ConsentModeGranted only when the record passed, every purpose of the
+// stream is allowed by a grant under CONSENT, and, when the policy's
+// signals rules map any Consent Mode state (a rule on a consent_mode.*
+// field), every purpose that the purpose rules on its state
+// (consent_mode.ad_user_data, consent_mode.ad_personalization; rules of
+// every jurisdiction) map to is allowed (unexpired, unerased) by a grant
+// under CONSENT too; a state no purpose rule maps is always denied.
+// Otherwise it is ConsentModeDenied (fail closed): a redacted record
+// (whichever the reason), an opt-out purpose allowed only because the
+// subject never objected, and a grant under another legal basis
+// (LEGITIMATE_INTEREST, CONTRACT: Consent Mode signals consent) all deny,
+// and a state the customer refused is never sent as granted because
+// another one was granted. A policy that maps no Consent Mode state
+// derives both from the stream's purposes alone.
+//
+// Every key is in the enforcer's namespace (EnforcerHeader): a record
+// forwarded as it came keeps none of the input's headers in it, so these
+// headers are the enforcer's, each once.
 const (
 	HeaderConsentPurposes   = "consentgate.consent.purposes"
 	HeaderConsentLegalBasis = "consentgate.consent.legal_basis"

@@ -144,7 +144,8 @@ signals:
 // namespace: the decision, policy version, event id and source
 // coordinates (by which the runner ties a record to its input) are the
 // enforcer's, once. A dead letter keeps every input header, the forged
-// ones too, ahead of the enforcer's.
+// ones too, ahead of the enforcer's, and is tied to its input by the
+// enforcer's coordinates.
 func TestForwardedRecordDropsEnforcerNamespace(t *testing.T) {
 	t.Parallel()
 	f := newFixtureWith(t, contextPolicy)
@@ -156,6 +157,7 @@ func TestForwardedRecordDropsEnforcerNamespace(t *testing.T) {
 		{Key: HeaderPolicyVersion, Value: []byte("v-forged")},
 		{Key: HeaderEventID, Value: []byte("e-forged")},
 		{Key: HeaderSourceOffset, Value: []byte("999")},
+		{Key: HeaderSourcePart, Value: []byte("not-a-number")},
 		{Key: HeaderConsentRedaction, Value: []byte("none")},
 		{Key: HeaderDLQReason, Value: []byte("forged")},
 		{Key: "consentgate.future", Value: []byte("forged")},
@@ -213,8 +215,10 @@ func TestForwardedRecordDropsEnforcerNamespace(t *testing.T) {
 					t.Errorf("dead letter header %d = %s, want the input's %s", i, m.Headers[i].Key, h.Key)
 				}
 			}
-			if c, ok := stream.SourceCoordinates(m); !ok || c.Offset != 8 {
-				t.Errorf("dead letter source coordinates %+v %v, want offset 8 (the enforcer's, after the input's)", c, ok)
+			// The runner ties it to its input by the enforcer's
+			// coordinates, never the forged (even malformed) ones.
+			if c, ok := f.e.origin(m); !ok || c != (stream.Coordinates{Topic: "customer.events", Partition: 0, Offset: 8}) {
+				t.Errorf("dead letter origin %+v %v, want customer.events/0/8 (the enforcer's, after the input's)", c, ok)
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,7 +35,13 @@ import (
 //     id of that grant ("marketing=c-17,analytics=sig-…"), as the audit
 //     record's consent_change_id; a purpose allowed without a change (an
 //     opt-out never objected to) is not listed. See appendChangeID for
-//     how an id is written (escaped, bounded, withheld).
+//     how an id is written (escaped, bounded, withheld). On a copy that
+//     does not carry the subject id as it came in (its subject_id
+//     removed, pseudonymised, masked or encrypted, whether by a rule or
+//     by an exclusion of its category) every id is ChangeIDWithheld
+//     ("marketing=~withheld"): the ids are unique to the subject's
+//     changes, and its audit records name them, so they would tie the
+//     record back to the subject the treatment took out.
 //
 // On a record redacted because consent is missing (on_missing_consent:
 // redact) the record was published without the consent of its stream:
@@ -47,13 +54,25 @@ import (
 //
 // On a stream with google_consent_mode: true (policy.Stream.
 // GoogleConsentMode) every output also carries HeaderAdUserData and
-// HeaderAdPersonalization, both ConsentModeGranted only when the record
-// passed and every purpose of the stream is allowed by a grant under
-// CONSENT; otherwise both are ConsentModeDenied (fail closed): a
-// redacted record (whichever the reason), an opt-out purpose allowed
-// only because the subject never objected, and a grant under another
-// legal basis (LEGITIMATE_INTEREST, CONTRACT: Consent Mode signals
-// consent) all deny.
+// HeaderAdPersonalization, each derived on its own. One is
+// ConsentModeGranted only when the record passed, every purpose of the
+// stream is allowed by a grant under CONSENT, and, when the policy's
+// signals rules map any Consent Mode state (a rule on a consent_mode.*
+// field), every purpose that the purpose rules on its state
+// (consent_mode.ad_user_data, consent_mode.ad_personalization; rules of
+// every jurisdiction) map to is allowed (unexpired, unerased) by a grant
+// under CONSENT too; a state no purpose rule maps is always denied.
+// Otherwise it is ConsentModeDenied (fail closed): a redacted record
+// (whichever the reason), an opt-out purpose allowed only because the
+// subject never objected, and a grant under another legal basis
+// (LEGITIMATE_INTEREST, CONTRACT: Consent Mode signals consent) all deny,
+// and a state the customer refused is never sent as granted because
+// another one was granted. A policy that maps no Consent Mode state
+// derives both from the stream's purposes alone.
+//
+// Every key is in the enforcer's namespace (EnforcerHeader): a record
+// forwarded as it came keeps none of the input's headers in it, so these
+// headers are the enforcer's, each once.
 const (
 	HeaderConsentPurposes   = "consentgate.consent.purposes"
 	HeaderConsentLegalBasis = "consentgate.consent.legal_basis"
@@ -99,6 +118,75 @@ type streamContext struct {
 	// of are the stream's purposes as the policy declares them; nil when
 	// one is unknown (a policy that Parse returned has none).
 	of []policy.Purpose
+	// userData and personalization say how HeaderAdUserData and
+	// HeaderAdPersonalization are derived (only when google).
+	userData, personalization modeRule
+}
+
+// modeRule is how the policy derives one Consent Mode header (see
+// HeaderAdUserData): from the stream's purposes alone when the policy's
+// signals rules map no Consent Mode state at all (mapped, of empty), else
+// also from the purposes its purpose rules map from the state (of); a
+// state no purpose rule maps, or one naming an unknown purpose, is not
+// mapped and always denied.
+type modeRule struct {
+	mapped bool
+	of     []policy.Purpose
+}
+
+// Consent Mode states of the two headers, as the signals rules name them.
+const (
+	signalAdUserData        = "consent_mode.ad_user_data"
+	signalAdPersonalization = "consent_mode.ad_personalization"
+)
+
+// newModeRule returns how pol derives the Consent Mode header of signal
+// field state ("consent_mode.ad_user_data").
+func newModeRule(pol *policy.Policy, state string) modeRule {
+	source := false
+	for _, r := range pol.Signals.Rules {
+		source = source || strings.HasPrefix(r.Signal, "consent_mode.")
+	}
+	if !source {
+		return modeRule{mapped: true}
+	}
+	var m modeRule
+	for _, r := range pol.Signals.Rules {
+		if r.Signal != state || r.IsCategoryRule() {
+			continue
+		}
+		for _, id := range r.Purposes {
+			p, ok := pol.Purpose(id)
+			if !ok {
+				return modeRule{}
+			}
+			if !slices.ContainsFunc(m.of, func(q policy.Purpose) bool { return q.ID == id }) {
+				m.of = append(m.of, p)
+			}
+		}
+	}
+	m.mapped = len(m.of) > 0
+	return m
+}
+
+// granted reports whether the Consent Mode header that m derives is
+// ConsentModeGranted, for a record whose stream purposes all rest on
+// CONSENT (consented: it passed, and every purpose of the stream is
+// allowed by a grant under CONSENT): every purpose the rules map from the
+// state must be allowed by st at now by a grant under CONSENT that its
+// declaration accepts.
+func (m *modeRule) granted(consented bool, st *consent.State, now time.Time) bool {
+	if !consented || !m.mapped {
+		return false
+	}
+	for i := range m.of {
+		p := &m.of[i]
+		v := st.Check(p.ID, now)
+		if !v.Allowed || v.LegalBasis != consent.BasisConsent || !p.Allows(string(consent.BasisConsent)) {
+			return false
+		}
+	}
+	return true
 }
 
 // consentValues are the values shared by every record's consent context.
@@ -121,6 +209,9 @@ func newStreamContexts(pol *policy.Policy) []streamContext {
 
 func newStreamContext(pol *policy.Policy, s policy.Stream) streamContext {
 	sc := streamContext{purposes: []byte(strings.Join(s.Purposes, ",")), google: s.GoogleConsentMode, of: make([]policy.Purpose, len(s.Purposes))}
+	if sc.google {
+		sc.userData, sc.personalization = newModeRule(pol, signalAdUserData), newModeRule(pol, signalAdPersonalization)
+	}
 	for i, id := range s.Purposes {
 		p, ok := pol.Purpose(id)
 		if !ok {
@@ -161,7 +252,7 @@ func missingConsent(d *decision.Decision) bool {
 // drops the record (ReasonRedactionFailed), as it does any output it
 // cannot make.
 func (e *Enforcer) appendConsent(w *worker, h []kafka.Header, sc *streamContext, s policy.Stream, d *decision.Decision,
-	st *consent.State, subject string, now time.Time) ([]kafka.Header, error) {
+	st *consent.State, subject string, carried bool, now time.Time) ([]kafka.Header, error) {
 	cv := &e.consentB
 	if missingConsent(d) {
 		h = append(h, kafka.Header{Key: HeaderConsentPurposes, Value: cv.empty},
@@ -204,7 +295,11 @@ func (e *Enforcer) appendConsent(w *worker, h []kafka.Header, sc *streamContext,
 				}
 				ids = append(ids, p...)
 				ids = append(ids, '=')
-				ids = appendChangeID(ids, v.ChangeID, subject)
+				if carried {
+					ids = appendChangeID(ids, v.ChangeID, subject)
+				} else {
+					ids = append(ids, ChangeIDWithheld...)
+				}
 			}
 		case !v.Allowed && pur.OptOut && (v.Reason == consent.ReasonNeverAsked || v.Reason == consent.ReasonUnknownSubject):
 			basis = append(basis, LegalBasisOptOutNotObjected...)
@@ -227,11 +322,14 @@ func (e *Enforcer) appendConsent(w *worker, h []kafka.Header, sc *streamContext,
 		h = append(h, kafka.Header{Key: HeaderConsentRedaction, Value: cv.excluded})
 	}
 	if sc.google {
-		mode := cv.denied
-		if consented {
-			mode = cv.granted
+		ud, ap := cv.denied, cv.denied
+		if sc.userData.granted(consented, st, now) {
+			ud = cv.granted
 		}
-		h = append(h, kafka.Header{Key: HeaderAdUserData, Value: mode}, kafka.Header{Key: HeaderAdPersonalization, Value: mode})
+		if sc.personalization.granted(consented, st, now) {
+			ap = cv.granted
+		}
+		h = append(h, kafka.Header{Key: HeaderAdUserData, Value: ud}, kafka.Header{Key: HeaderAdPersonalization, Value: ap})
 	}
 	return h, nil
 }
@@ -239,17 +337,27 @@ func (e *Enforcer) appendConsent(w *worker, h []kafka.Header, sc *streamContext,
 // ConsentHeaders returns the consent context headers (see
 // HeaderConsentPurposes) of the record that decision d, made with policy
 // pol on stream s for subject subject whose consent state was st at now,
-// publishes: none for a Dropped decision. It is what the enforcer adds to
-// the record's other headers, for explain and tests; the error is
-// appendConsent's.
+// publishes with the subject id as it came in (a forwarded record, or a
+// copy whose subject_id is kept): none for a Dropped decision. It is what
+// the enforcer adds to the record's other headers, for explain and tests;
+// the error is appendConsent's. See ConsentHeadersOf for a copy that does
+// not carry the subject id as it came in.
 func ConsentHeaders(pol *policy.Policy, s policy.Stream, d decision.Decision, st *consent.State, subject string, now time.Time) ([]kafka.Header, error) {
+	return ConsentHeadersOf(pol, s, d, st, subject, true, now)
+}
+
+// ConsentHeadersOf is ConsentHeaders for a record that carries the
+// subject id as it came in (carried) or not (its subject_id removed,
+// pseudonymised, masked or encrypted): then every change id listed is
+// ChangeIDWithheld.
+func ConsentHeadersOf(pol *policy.Policy, s policy.Stream, d decision.Decision, st *consent.State, subject string, carried bool, now time.Time) ([]kafka.Header, error) {
 	if d.Outcome == decision.Dropped {
 		return nil, nil
 	}
 	e := &Enforcer{policy: pol, consentB: newConsentValues()}
 	sc := newStreamContext(pol, s)
 	var w worker
-	return e.appendConsent(&w, make([]kafka.Header, 0, consentHeaderCount(&sc, &d)), &sc, s, &d, st, subject, now)
+	return e.appendConsent(&w, make([]kafka.Header, 0, consentHeaderCount(&sc, &d)), &sc, s, &d, st, subject, carried, now)
 }
 
 // appendChangeID appends change id id to b as HeaderConsentChangeIDs

@@ -365,34 +365,49 @@ func TestConsentHeadersRefuseDisagreement(t *testing.T) {
 	}
 }
 
+// contextSignalsRules maps both Consent Mode states of contextPolicy's
+// purposes (appended to it).
+const contextSignalsRules = `signals:
+  rules:
+    - signal: consent_mode.ad_user_data
+      purposes: [marketing]
+    - signal: consent_mode.ad_personalization
+      purposes: [marketing, analytics]
+`
+
 // TestConsentContextAllocations: once the worker's arenas are warm, the
-// consent context of a record costs no allocation of its own.
+// consent context of a record costs no allocation of its own: with or
+// without Consent Mode rules, with the change ids listed or withheld.
 func TestConsentContextAllocations(t *testing.T) {
-	pol, err := policy.Parse([]byte(contextPolicy), "p.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &Enforcer{policy: pol, streamCtx: newStreamContexts(pol), consentB: newConsentValues()}
-	now := time.Now()
-	st := &consent.State{Purposes: map[string]consent.PurposeState{
-		"marketing": {Status: consent.StatusGranted, ChangeID: "c-m-0001", LegalBasis: consent.BasisConsent, CapturedAt: now.Add(-time.Hour)},
-		"analytics": {Status: consent.StatusGranted, ChangeID: "sig-0123456789abcdef0123456789abcdef", LegalBasis: consent.BasisConsent, CapturedAt: now.Add(-time.Hour)},
-	}}
-	var w worker
-	for si, s := range pol.Streams {
-		d := decision.Decide(pol, s, decision.Input{Schema: "consentgate.events.EmailEngagement", State: st, Now: now})
-		if d.Outcome == decision.Dropped {
-			continue
+	for _, text := range []string{contextPolicy, contextPolicy + contextSignalsRules} {
+		pol, err := policy.Parse([]byte(text), "p.yaml")
+		if err != nil {
+			t.Fatal(err)
 		}
-		sc := &e.streamCtx[si]
-		n := testing.AllocsPerRun(1000, func() {
-			h := w.hdr.take(consentHeaderCount(sc, &d))
-			if _, err := e.appendConsent(&w, h, sc, s, &d, st, "subject-1", now); err != nil {
-				panic(fmt.Sprint(err))
+		e := &Enforcer{policy: pol, streamCtx: newStreamContexts(pol), consentB: newConsentValues()}
+		now := time.Now()
+		st := &consent.State{Purposes: map[string]consent.PurposeState{
+			"marketing": {Status: consent.StatusGranted, ChangeID: "c-m-0001", LegalBasis: consent.BasisConsent, CapturedAt: now.Add(-time.Hour)},
+			"analytics": {Status: consent.StatusGranted, ChangeID: "sig-0123456789abcdef0123456789abcdef", LegalBasis: consent.BasisConsent, CapturedAt: now.Add(-time.Hour)},
+		}}
+		var w worker
+		for si, s := range pol.Streams {
+			d := decision.Decide(pol, s, decision.Input{Schema: "consentgate.events.EmailEngagement", State: st, Now: now})
+			if d.Outcome == decision.Dropped {
+				continue
 			}
-		})
-		if n != 0 {
-			t.Errorf("%s (%s): %v allocations per record", s.Topic, d.Outcome, n)
+			sc := &e.streamCtx[si]
+			for _, carried := range []bool{true, false} {
+				n := testing.AllocsPerRun(1000, func() {
+					h := w.hdr.take(consentHeaderCount(sc, &d))
+					if _, err := e.appendConsent(&w, h, sc, s, &d, st, "subject-1", carried, now); err != nil {
+						panic(fmt.Sprint(err))
+					}
+				})
+				if n != 0 {
+					t.Errorf("%s (%s, subject carried %v): %v allocations per record", s.Topic, d.Outcome, carried, n)
+				}
+			}
 		}
 	}
 }
@@ -401,10 +416,21 @@ func TestConsentContextAllocations(t *testing.T) {
 // a stream of two purposes granted on consent, with the Consent Mode
 // headers: two verdicts, two values carved from the arena.
 func BenchmarkConsentContext(b *testing.B) {
+	benchmarkConsentContext(b, "")
+}
+
+// BenchmarkConsentContextSignalsRules is BenchmarkConsentContext on a
+// policy whose signals rules map both Consent Mode states (three more
+// verdicts).
+func BenchmarkConsentContextSignalsRules(b *testing.B) {
+	benchmarkConsentContext(b, contextSignalsRules)
+}
+
+func benchmarkConsentContext(b *testing.B, rules string) {
 	pol, err := policy.Parse([]byte(contextPolicy+`  - topic: google.both
     purposes: [marketing, analytics]
     google_consent_mode: true
-`), "p.yaml")
+`+rules), "p.yaml")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -422,7 +448,7 @@ func BenchmarkConsentContext(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		h := w.hdr.take(consentHeaderCount(sc, &d))
-		if _, err := e.appendConsent(&w, h, sc, s, &d, st, "subject-1", now); err != nil {
+		if _, err := e.appendConsent(&w, h, sc, s, &d, st, "subject-1", true, now); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -46,7 +47,8 @@ import (
 )
 
 // Header names set on every output and dead-letter record (outputs carry
-// the consent context too: see HeaderConsentPurposes).
+// the consent context too: see HeaderConsentPurposes). They are all in
+// the enforcer's namespace (EnforcerHeader).
 const (
 	HeaderEventID       = "consentgate.event_id"
 	HeaderSourceTopic   = "consentgate.source.topic"
@@ -57,6 +59,23 @@ const (
 	HeaderDLQReason     = "consentgate.dlq.reason"
 	HeaderDLQError      = "consentgate.dlq.error"
 )
+
+// EnforcerHeader reports whether key is in the header namespace of
+// consentgate ("consentgate.", HeaderNamespace): the enforcer's headers
+// (HeaderEventID, the source coordinates, HeaderPolicyVersion,
+// HeaderDecision, the consent context), the dead-letter headers, and any
+// the enforcer may add later. A record forwarded on a purpose stream
+// keeps none of the input's headers in the namespace: a producer could
+// otherwise forge the consent context (or the source coordinates the
+// runner ties records to their input by) ahead of the enforcer's own,
+// where a reader that takes the first value would read the forgery. Dead
+// letters keep the input's headers as they were, these included: on a
+// dead letter only the headers after the input's are the enforcer's.
+func EnforcerHeader(key string) bool { return strings.HasPrefix(key, HeaderNamespace) }
+
+// HeaderNamespace starts the key of every header the enforcer (and the
+// rest of consentgate) writes.
+const HeaderNamespace = "consentgate."
 
 // AuditSchema is the full name of the audit record schema.
 const AuditSchema = audit.Schema
@@ -534,17 +553,21 @@ func (e *Enforcer) decisionBytes(o decision.Outcome) []byte {
 }
 
 // output returns the record of ev that passed decision d forwards on
-// stream s (index si): the input's key, value and headers, and the
-// enforcer's.
+// stream s (index si): the input's key, value and headers (but those in
+// the enforcer's namespace: see EnforcerHeader), and the enforcer's.
 func (e *Enforcer) output(w *worker, ev *event, si int, s policy.Stream, d *decision.Decision, st *consent.State, now time.Time) (kafka.Message, error) {
 	sc := &e.streamCtx[si]
 	h := w.hdr.take(len(ev.msg.Headers) + 6 + consentHeaderCount(sc, d) + traceHeaders(ev))
-	h = append(h, ev.msg.Headers...)
+	for _, x := range ev.msg.Headers {
+		if !EnforcerHeader(x.Key) {
+			h = append(h, x)
+		}
+	}
 	h = append(h, kafka.Header{Key: HeaderEventID, Value: ev.idBytes})
 	h = append(h, ev.src...)
 	h = append(h, kafka.Header{Key: HeaderPolicyVersion, Value: e.policyVersion},
 		kafka.Header{Key: HeaderDecision, Value: e.passedB})
-	h, err := e.appendConsent(w, h, sc, s, d, st, ev.subject, now)
+	h, err := e.appendConsent(w, h, sc, s, d, st, ev.subject, true, now)
 	if err != nil {
 		return kafka.Message{}, err
 	}
@@ -640,7 +663,8 @@ func (e *Enforcer) publish(ctx context.Context, w *worker, ev *event, si int, s 
 	// ciphertext keeps a subject's records on one partition; a removed
 	// subject id leaves no key.
 	var key []byte
-	if subject, _ := avrocodec.StringField(p.Value, "subject_id"); subject != "" {
+	subject, _ := avrocodec.StringField(p.Value, "subject_id")
+	if subject != "" {
 		key = []byte(subject)
 		if dk != nil && shred.IsCiphertext(subject) {
 			// An encrypted subject id keys its records by its
@@ -665,7 +689,10 @@ func (e *Enforcer) publish(ctx context.Context, w *worker, ev *event, si int, s 
 	h = append(h, ev.src...)
 	h = append(h, kafka.Header{Key: HeaderPolicyVersion, Value: e.policyVersion},
 		kafka.Header{Key: HeaderDecision, Value: e.decisionBytes(d.Outcome)})
-	h, err = e.appendConsent(w, h, sc, s, &d, st, ev.subject, now)
+	// A copy that does not carry the subject id as it came in (removed,
+	// pseudonymised, masked, encrypted) lists no change id: the ids would
+	// tie it back to the subject (see HeaderConsentChangeIDs).
+	h, err = e.appendConsent(w, h, sc, s, &d, st, ev.subject, subject == ev.subject, now)
 	if err != nil {
 		return kafka.Message{}, nil, err
 	}

@@ -35,8 +35,10 @@ func modelChangeID(id, subject string) string {
 }
 
 // modelConsentHeaders is every consent header a record of decision d (not
-// DROPPED) on stream s carries, by key.
-func modelConsentHeaders(s mStream, d mDecision, subject string) map[string]string {
+// DROPPED) on stream s carries, by key; carried says whether the record
+// carries the subject id as it came in (else every change id is
+// withheld: the ids would tie the record back to the subject).
+func modelConsentHeaders(s mStream, d mDecision, subject string, carried bool) map[string]string {
 	h := map[string]string{}
 	mode := "denied"
 	if d.redact {
@@ -50,7 +52,11 @@ func modelConsentHeaders(s mStream, d mDecision, subject string) map[string]stri
 			purposes = append(purposes, a.purpose)
 			bases = append(bases, a.purpose+"="+a.basis)
 			if a.changeID != "" {
-				ids = append(ids, a.purpose+"="+modelChangeID(a.changeID, subject))
+				id := "~withheld"
+				if carried {
+					id = modelChangeID(a.changeID, subject)
+				}
+				ids = append(ids, a.purpose+"="+id)
 			}
 			consented = consented && a.basis == "CONSENT"
 		}
@@ -73,11 +79,11 @@ func modelConsentHeaders(s mStream, d mDecision, subject string) map[string]stri
 // checkConsentHeaders compares the consent headers of m, the record of ev
 // on s, with the model's; the event's audit record carries none. No
 // consent header holds the subject id.
-func checkConsentHeaders(ev *refEvent, s mStream, d mDecision, m, audit kafka.Message, fail func(string, ...any)) {
+func checkConsentHeaders(ev *refEvent, s mStream, d mDecision, m, audit kafka.Message, carried bool, fail func(string, ...any)) {
 	if !d.redact && len(d.allowed) != len(s.purposes) {
 		fail("model: a %s decision with %d of %d purposes allowed", d.outcome, len(d.allowed), len(s.purposes))
 	}
-	want := modelConsentHeaders(s, d, ev.subject)
+	want := modelConsentHeaders(s, d, ev.subject, carried)
 	got := map[string]string{}
 	for _, h := range m.Headers {
 		if !strings.HasPrefix(h.Key, "consentgate.consent") {

@@ -851,7 +851,20 @@ func (env *refEnv) compareOne(ev *refEvent, s mStream, d mDecision, o *refOut) {
 	if h, _ := headerOf(m, HeaderDecision); h != d.outcome {
 		fail("decision header %q", h)
 	}
-	checkConsentHeaders(ev, s, d, m, o.auditM, fail)
+	// The copy is treated as the model says; its consent headers list
+	// change ids only when it carries the subject id as it came in.
+	var tr *treater
+	carried := d.forward
+	if !d.forward {
+		tr = &treater{s: s, redact: d.redact, excluded: d.excluded, key: []byte(refKey), hasKey: mayHaveKey(ev.hist, ev.w.world.e.now().UnixMilli())}
+		tr.record(env.model[ev.w.wFile].root, env.model[ev.w.rFile].root, ev.value, "", "", "", "")
+		for _, e := range tr.out {
+			if e.wInst == "subject_id" {
+				carried = e.want == wantKeep
+			}
+		}
+	}
+	checkConsentHeaders(ev, s, d, m, o.auditM, carried, fail)
 	if d.forward {
 		if !bytes.Equal(m.Value, ev.msg.Value) || !bytes.Equal(m.Key, ev.msg.Key) {
 			fail("not forwarded byte for byte")
@@ -863,8 +876,6 @@ func (env *refEnv) compareOne(ev *refEvent, s mStream, d mDecision, o *refOut) {
 		}
 		return
 	}
-	tr := &treater{s: s, redact: d.redact, excluded: d.excluded, key: []byte(refKey), hasKey: mayHaveKey(ev.hist, ev.w.world.e.now().UnixMilli())}
-	tr.record(env.model[ev.w.wFile].root, env.model[ev.w.rFile].root, ev.value, "", "", "", "")
 	// Copies keep only the trace context of the input headers.
 	for _, h := range ev.msg.Headers {
 		v, has := headerOf(m, h.Key)

@@ -84,8 +84,17 @@ func review3Output(t *testing.T, f *fixture, topic string, in kafka.Message) kaf
 func TestReview3SignalNoOptOutIsNotConsentMode(t *testing.T) {
 	t.Parallel()
 	f := newFixtureWith(t, review3SignalsPolicy)
-	review3ApplySignals(t, f, signals.Submission{SubjectID: "s1", CapturedAt: time.Now().Add(-time.Minute).UTC(), Jurisdiction: "US-CA",
+	// Since pkg/signals' fix at the source ("did not opt out" grants
+	// nothing), the string makes no change at all: sale stays never asked,
+	// an opt-out not objected to. The headers must still say so.
+	changes, err := signals.Changes(f.e.policy, signals.Submission{SubjectID: "s1", CapturedAt: time.Now().Add(-time.Minute).UTC(), Jurisdiction: "US-CA",
 		Signals: []signals.Signal{{Type: signals.TypeUSP, Value: "1YNN"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) != 0 {
+		t.Fatalf("a USP \"did not opt out\" makes changes %+v", changes)
+	}
 	m := review3Output(t, f, "google.sale", f.email(t, 1, "e1", "s1"))
 	basis, _ := stream.Header(m, HeaderConsentLegalBasis)
 	ud, _ := stream.Header(m, HeaderAdUserData)

@@ -34,10 +34,12 @@ func (e *Enforcer) isAudit(m kafka.Message) bool { return m.Topic == e.opts.Audi
 
 // origin ties a record the enforcer wrote to its input: an audit record by
 // its source coordinates (it carries no consentgate.source.* headers), the
-// others by those headers.
+// others by those headers, the last of each key: on a dead letter the
+// enforcer's come after the input's, which a producer may have forged
+// (an output keeps none of them: see EnforcerHeader).
 func (e *Enforcer) origin(m kafka.Message) (stream.Coordinates, bool) {
 	if !e.isAudit(m) {
-		return stream.SourceCoordinates(m)
+		return lastSourceCoordinates(m)
 	}
 	cat, err := e.catalog()
 	if err != nil {
@@ -93,4 +95,28 @@ func (e *Enforcer) amend(m kafka.Message, u stream.Undelivered) (kafka.Message, 
 	}
 	m.Value = b
 	return m, nil
+}
+
+// lastSourceCoordinates is stream.SourceCoordinates read from the last
+// header of each of the three keys, so that earlier copies (a dead
+// letter's input headers) are never read, malformed or not.
+func lastSourceCoordinates(m kafka.Message) (stream.Coordinates, bool) {
+	var last [3]int
+	for i := range last {
+		last[i] = -1
+	}
+	for i, h := range m.Headers {
+		switch h.Key {
+		case HeaderSourceTopic:
+			last[0] = i
+		case HeaderSourcePart:
+			last[1] = i
+		case HeaderSourceOffset:
+			last[2] = i
+		}
+	}
+	if last[0] < 0 || last[1] < 0 || last[2] < 0 {
+		return stream.Coordinates{}, false
+	}
+	return stream.SourceCoordinates(kafka.Message{Headers: []kafka.Header{m.Headers[last[0]], m.Headers[last[1]], m.Headers[last[2]]}})
 }

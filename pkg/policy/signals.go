@@ -108,7 +108,7 @@ const (
 	SignalOptIn SignalKind = iota + 1
 	// SignalOptOut: the field records an objection (GPC, GPP and USP
 	// opt-outs). Opting out withdraws a purpose; "did not opt out" grants
-	// only purposes declared opt_out, and is no grant for opt-in purposes.
+	// nothing (no objection is no consent).
 	SignalOptOut
 )
 

@@ -56,7 +56,7 @@ streams:
 			want: []string{"compliant.marketing (purposes: marketing", "decision:       REDACTED", "items[].health_category  -> remove", "consent change: chg-4"}},
 		{name: "check the example policy's signals", args: []string{"check", filepath.Join(root, "pkg", "policy", "testdata", "example.yaml")}, wantCode: 0,
 			want: []string{"signals (19 rules, precedence most_restrictive):", "tcf: tcf.purpose.{2,7,9-11}",
-				"example.yaml:96:15: warning: signals rule gpp.usnat.targeted_advertising_opt_out can only take consent away, never grant"}},
+				"example.yaml:89:15: warning: signals rule tcf.special_feature.1: no field of a schema in the catalog has a category user.location.precise", "rules that only take consent away (opt-out fields: an objection withdraws, not objecting grants nothing): gpp.usnat.sale_opt_out"}},
 		{name: "explain with signals", wantCode: 0, args: []string{"explain", "--policy", filepath.Join(root, "pkg", "policy", "testdata", "example.yaml"),
 			"--event", filepath.Join(testdata, "events", "purchase.json"), "--now", "2026-06-01T12:00:00Z", "--jurisdiction", "DE",
 			"--tcf", "CPTtLAAPTtLAAAKAAAENAAFgALwAAEAAAAAAAOgAgABgAAAA.IAoAAgABgAAEAQAAEAAA.d4AACEAAAAAA"},

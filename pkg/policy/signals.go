@@ -298,10 +298,13 @@ func MatchJurisdiction(rule, signal string) bool {
 	return partOf[country] != "" && (rule == partOf[country] || rule == partOf[country]+"-"+country)
 }
 
-// partOf maps ISO 3166-1 codes of territories that are part of an EU
-// member state (and under the GDPR as it) to that state: the French
-// outermost regions and the Åland Islands. A rule for FR covers GF.
-var partOf = map[string]string{"GP": "FR", "GF": "FR", "MQ": "FR", "RE": "FR", "YT": "FR", "MF": "FR", "AX": "FI"}
+// partOf maps ISO 3166-1 codes of territories that are part of a country
+// for its privacy law to that country: the French outermost regions and
+// the Åland Islands (under the GDPR as France and Finland), and the US
+// territories. A rule for FR covers GF; a rule for US covers PR.
+var partOf = map[string]string{"GP": "FR", "GF": "FR", "MQ": "FR", "RE": "FR", "YT": "FR", "MF": "FR", "AX": "FI",
+	// US territories, coded apart by ISO 3166-1 and as US-xx by 3166-2.
+	"PR": "US", "GU": "US", "VI": "US", "AS": "US", "MP": "US", "UM": "US"}
 
 // AppliesIn reports whether the rule applies to a signal of the given
 // jurisdiction ("" when not known): a rule without jurisdictions applies
@@ -342,9 +345,10 @@ func (r SignalRule) Coverage(jurisdiction string) Cover {
 		if MatchJurisdiction(j, jurisdiction) {
 			return CoverFull
 		}
-		// The rule names a part of the customer's jurisdiction: the
-		// customer may be in it.
-		if strings.HasPrefix(j, jurisdiction+"-") {
+		// The rule names a part of the customer's jurisdiction (a
+		// subdivision, or a territory coded apart): the customer may be
+		// in it.
+		if strings.HasPrefix(j, jurisdiction+"-") || partOf[strings.SplitN(j, "-", 2)[0]] == jurisdiction {
 			partial = true
 		}
 	}

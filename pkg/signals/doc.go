@@ -29,8 +29,9 @@
 // other (consent-sync sends it). Change ids are derived from the submission
 // (its signals in any order) and what the change says ("~sig-" for a
 // refusal, "+sig-" for a grant, so that a refusal wins a same-millisecond
-// tie, and 32 hex digits), so a resend is idempotent; a GRANT read from TC
-// strings is dated by their LastUpdated (a refusal never is);
+// tie, and 32 hex digits), so a resend is idempotent; a decision read from
+// TC strings is dated no later than the end of the day of their
+// LastUpdated;
 // source names the deciding sources ("signal:tcf", "signal:gpc+gpp.usca"),
 // and notice_version what they say of the notice shown (CMP id and version
 // and TCF policy version for TCF).

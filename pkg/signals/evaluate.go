@@ -366,24 +366,36 @@ func read(d *Decoded, f policy.SignalField, basis policy.Basis, vendor int) Read
 	return worst
 }
 
-// decidedAt is when the choice an outcome records was made (Outcome.At):
-// TC strings carry their LastUpdated; every other source is as old as the
-// submission (zero here).
+// decidedAt is when the choice an outcome records was made (Outcome.At),
+// for decisions read from TC strings: no later than the end of the day
+// the string was last updated (CMPs write LastUpdated rounded down to the
+// day, so the decision was made within that day). A TC string kept in a
+// cookie and sent again months later thus records a decision of back then,
+// whether it grants or refuses, while two decisions of one day keep the
+// order they were sent in. A grant takes the earliest end of day of its
+// strings, a refusal the latest; a refusal that another source shares is
+// as new as the submission. Zero means the submission's time.
 func decidedAt(d *Decoded, o Outcome) time.Time {
-	// Only a grant is backdated: CMPs write LastUpdated rounded to the day,
-	// and a refusal dated back to midnight would lose to a grant made
-	// earlier that day. A refusal is as new as the submission.
-	if o.Action != consent.ActionGrant || !slices.Contains(o.Sources, "tcf") {
+	if !slices.Contains(o.Sources, "tcf") {
+		return time.Time{}
+	}
+	grant := o.Action == consent.ActionGrant
+	if !grant && len(o.Sources) > 1 {
 		return time.Time{}
 	}
 	var at time.Time
 	for _, t := range d.TCF {
-		lu := t.LastUpdated
-		if lu.IsZero() {
+		if t.LastUpdated.IsZero() {
 			return time.Time{} // a string that does not say: the submission's time
 		}
-		if at.IsZero() || lu.Before(at) {
-			at = lu // a grant is as old as its oldest string
+		end := t.LastUpdated.Add(24 * time.Hour)
+		switch {
+		case at.IsZero():
+			at = end
+		case grant && end.Before(at):
+			at = end
+		case !grant && end.After(at):
+			at = end
 		}
 	}
 	return at
@@ -671,7 +683,20 @@ type Refused struct {
 // wrong clock must not cost an objection that came with a refused grant.
 // The intake and the signals topic consumer both call it.
 func BoundChanges(cs []consent.Change, received time.Time, skew time.Duration) (kept []consent.Change, refused []Refused) {
+	return BoundChangesAt(cs, received, received, skew)
+}
+
+// BoundChangesAt is BoundChanges with a receive time for grants and
+// another for DENY and WITHDRAW: a consumer that cannot trust one clock
+// takes the earlier candidate for grants (a grant dated ahead is refused
+// sooner) and the later for refusals (an objection is never moved back
+// behind a grant it came after).
+func BoundChangesAt(cs []consent.Change, grantsReceived, refusalsReceived time.Time, skew time.Duration) (kept []consent.Change, refused []Refused) {
 	for _, c := range cs {
+		received := grantsReceived
+		if c.Action.Restrictive() {
+			received = refusalsReceived
+		}
 		b, err := c.BoundCapturedAt(received, skew)
 		if err != nil {
 			refused = append(refused, Refused{Purpose: c.Purpose, Reason: clockReason(err)})

@@ -366,14 +366,21 @@ func (c *Consumer) record(ctx context.Context, m kafka.Message) ([]kafka.Message
 	// ahead is refused (and its record dead-lettered, for the record),
 	// while the objections that came with it are produced.
 	// The receive time is the record's timestamp (LogAppendTime, as
-	// provision plans the topic), but never later than this consumer's own
-	// clock: a producer's clock running ahead must not carry a grant past
-	// the rule.
-	received := m.Time
-	if now := c.opts.Now(); received.IsZero() || now.Before(received) {
-		received = now
+	// provision plans the topic), checked against this consumer's own
+	// clock, which a producer's clock on a CreateTime topic may be off
+	// from either way: a grant is bounded by the earlier of the two (a
+	// clock running ahead must not carry it past the rule), an objection
+	// by the later (a clock running behind must not move it back behind
+	// a grant it came after).
+	now := c.opts.Now()
+	grants, refusals := m.Time, m.Time
+	if grants.IsZero() || now.Before(grants) {
+		grants = now
 	}
-	kept, refused := signals.BoundChanges(changes, received, c.opts.MaxClockSkew)
+	if refusals.IsZero() || now.After(refusals) {
+		refusals = now
+	}
+	kept, refused := signals.BoundChangesAt(changes, grants, refusals, c.opts.MaxClockSkew)
 	var refusedErr error
 	if len(refused) > 0 {
 		parts := make([]string, len(refused))

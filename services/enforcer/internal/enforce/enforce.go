@@ -71,7 +71,11 @@ const (
 // where a reader that takes the first value would read the forgery. Dead
 // letters keep the input's headers as they were, these included: on a
 // dead letter only the headers after the input's are the enforcer's.
-func EnforcerHeader(key string) bool { return strings.HasPrefix(key, HeaderNamespace) }
+func EnforcerHeader(key string) bool {
+	// In any letter case: a sink that folds header names (to HTTP headers,
+	// say) must not meet a forged ConsentGate.consent_mode.* first.
+	return len(key) >= len(HeaderNamespace) && strings.EqualFold(key[:len(HeaderNamespace)], HeaderNamespace)
+}
 
 // HeaderNamespace starts the key of every header the enforcer (and the
 // rest of consentgate) writes.

@@ -185,7 +185,9 @@ func TestSignalsThroughIntakeDecideStreams(t *testing.T) {
 	for k, v := range map[string]string{
 		"consentgate.consent.purposes": "marketing", "consentgate.consent.legal_basis": "marketing=CONSENT",
 		"consentgate.consent.change_ids":        "marketing=" + url.QueryEscape(tcfMarketingID),
-		"consentgate.consent_mode.ad_user_data": "granted", "consentgate.consent_mode.ad_personalization": "granted",
+		// ad_user_data follows the marketing grant its rule maps; no rule
+		// maps ad_personalization, so it is denied (fail closed).
+		"consentgate.consent_mode.ad_user_data": "granted", "consentgate.consent_mode.ad_personalization": "denied",
 	} {
 		if got := heads["e-tcf-1"][k]; got != v {
 			t.Errorf("e-tcf-1 on compliant.marketing: %s = %q, want %q", k, got, v)

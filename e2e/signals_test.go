@@ -184,7 +184,7 @@ func TestSignalsThroughIntakeDecideStreams(t *testing.T) {
 	_, tcfMarketingID, _ := strings.Cut(tcfGrant["marketing"], " ")
 	for k, v := range map[string]string{
 		"consentgate.consent.purposes": "marketing", "consentgate.consent.legal_basis": "marketing=CONSENT",
-		"consentgate.consent.change_ids":        "marketing=" + url.QueryEscape(tcfMarketingID),
+		"consentgate.consent.change_ids": "marketing=" + url.QueryEscape(tcfMarketingID),
 		// ad_user_data follows the marketing grant its rule maps; no rule
 		// maps ad_personalization, so it is denied (fail closed).
 		"consentgate.consent_mode.ad_user_data": "granted", "consentgate.consent_mode.ad_personalization": "denied",

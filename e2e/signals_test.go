@@ -244,7 +244,7 @@ func TestSignalsThroughIntakeDecideStreams(t *testing.T) {
 		if id == mustID(tcfOff["marketing"]) || id == mustID(tcfOff["analytics"]) || id == mustID(usOff["sale"]) {
 			continue
 		}
-		if !strings.Contains(n, "(state_incomplete)") && !strings.Contains(n, "(late_change)") {
+		if !strings.Contains(n, "(state_incomplete") && !strings.Contains(n, "(late_change") {
 			t.Errorf("notice %s (%s) for a change that replaced no grant, and not a precautionary one", id, n)
 		}
 	}

@@ -186,13 +186,14 @@ func (h *Handler) serveSignals(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"errors": problems})
 		return
 	}
+	// The date each change had before the clock rule, by change id.
+	claimed := make(map[string]time.Time, len(made))
+	for _, m := range made {
+		claimed[m.ChangeID] = m.CapturedAt
+	}
 	adjusted := false
-	for i, c := range changes {
-		for _, m := range made {
-			if m.ChangeID == c.ChangeID {
-				adjusted = adjusted || !m.CapturedAt.Equal(changes[i].CapturedAt)
-			}
-		}
+	for _, c := range changes {
+		adjusted = adjusted || !claimed[c.ChangeID].Equal(c.CapturedAt)
 	}
 	if len(changes) == 0 {
 		h.SignalsIgnored.Add(1)
@@ -213,11 +214,9 @@ func (h *Handler) serveSignals(w http.ResponseWriter, r *http.Request) {
 		}
 		msg := kafka.Message{Topic: h.opts.Topic, Key: []byte(c.SubjectID), Value: value, Time: received,
 			Headers: []kafka.Header{{Key: HeaderSignalSubmission, Value: []byte(digest)}}}
-		for _, m := range made {
-			if m.ChangeID == c.ChangeID && !m.CapturedAt.Equal(c.CapturedAt) {
-				// The clock rule moved it: the date the signals gave.
-				msg.Headers = append(msg.Headers, kafka.Header{Key: HeaderClaimedCapturedAt, Value: []byte(m.CapturedAt.UTC().Format(rfc3339Milli))})
-			}
+		if at := claimed[c.ChangeID]; !at.Equal(c.CapturedAt) {
+			// The clock rule moved it: the date the signals gave.
+			msg.Headers = append(msg.Headers, kafka.Header{Key: HeaderClaimedCapturedAt, Value: []byte(at.UTC().Format(rfc3339Milli))})
 		}
 		msgs = append(msgs, msg)
 		acks = append(acks, &ack{})

@@ -391,13 +391,11 @@ func (c *Consumer) record(ctx context.Context, m kafka.Message) ([]kafka.Message
 	}
 	out := make([]kafka.Message, 0, len(kept))
 	var adjusted int64
+	claimed := make(map[string]time.Time, len(changes)) // the dates before the clock rule
+	for _, ch := range changes {
+		claimed[ch.ChangeID] = ch.CapturedAt
+	}
 	for _, bound := range kept {
-		made := changes[0]
-		for _, ch := range changes {
-			if ch.ChangeID == bound.ChangeID {
-				made = ch
-			}
-		}
 		value, err := c.codec.EncodeSingle(ChangeSchema, bound.Native())
 		if err != nil {
 			c.opts.Log.Error("signals consumer: encode a valid change; dead-lettered", "purpose", bound.Purpose, "error", err.Error())
@@ -405,9 +403,9 @@ func (c *Consumer) record(ctx context.Context, m kafka.Message) ([]kafka.Message
 		}
 		msg := kafka.Message{Topic: c.opts.ChangesTopic, Key: []byte(bound.SubjectID), Value: value, Time: m.Time,
 			Headers: []kafka.Header{{Key: intake.HeaderSignalSubmission, Value: []byte(digest)}, {Key: HeaderSignalSource, Value: []byte(source)}}}
-		if !bound.CapturedAt.Equal(made.CapturedAt) {
+		if at := claimed[bound.ChangeID]; !bound.CapturedAt.Equal(at) {
 			adjusted++
-			msg.Headers = append(msg.Headers, kafka.Header{Key: intake.HeaderClaimedCapturedAt, Value: []byte(made.CapturedAt.UTC().Format(rfc3339Milli))})
+			msg.Headers = append(msg.Headers, kafka.Header{Key: intake.HeaderClaimedCapturedAt, Value: []byte(at.UTC().Format(rfc3339Milli))})
 		}
 		out = append(out, msg)
 	}
